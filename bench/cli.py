@@ -1,0 +1,204 @@
+"""`python -m bench`: list, show-config, run, finetune, status, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+
+from bench.errors import BenchError
+
+log = logging.getLogger("bench")
+
+EXAMPLES = {
+    "list": "python -m bench list",
+    "show-config": "python -m bench show-config --suite tofu-mini --methods ihl+fila,ga+lora --ranks 4,8",
+    "run": "python -m bench run --suite tofu-mini --methods all",
+    "finetune": "python -m bench finetune --suite tofu --model phi-1.5 --split full --data-dir ~/data/TOFU",
+    "status": "python -m bench status --suite tofu-mini",
+    "report": "python -m bench report --suite tofu-mini",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m bench", description="unlearning-bench: compare LLM unlearning methods.",
+                                  epilog="example: " + EXAMPLES["run"])
+    top.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    top.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name, help_text):
+        p = sub.add_parser(name, help=help_text, description=help_text, epilog=f"example: {EXAMPLES[name]}",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="only warnings and errors")
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
+        return p
+
+    def results(p):
+        p.add_argument("--results", default="results", metavar="DIR", help="results directory (default: results/)")
+
+    def grid(p):
+        p.add_argument("--suite", required=True, help="suite name (see `list`)")
+        p.add_argument("--methods", default="all",
+                       help="comma-separated OBJECTIVE[+ADAPTER] (ihl+fila, gd+lora, npo), `all` (every objective "
+                            "with the suite's default adapters) or `paper` (GA, GD, IHL x full, LoRA, FILA)")
+        p.add_argument("--models", help="comma-separated registry names, hub ids or directories (default: the suite's)")
+        p.add_argument("--splits", help="comma-separated forget splits, or `all` (default: the suite's)")
+        p.add_argument("--ranks", help="LoRA / FILA ranks, e.g. 4,8,16,32 (default: the suite's)")
+        p.add_argument("--seeds", help="comma-separated seeds (default: 0)")
+        p.add_argument("--lr", help="learning rate (overrides the suite's per-model default)")
+        p.add_argument("--epochs", help="unlearning epochs")
+        p.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
+                       help="any hyperparameter, e.g. --set retain_weight=0.5 (repeatable)")
+        p.add_argument("--option", action="append", metavar="NAME=VALUE", default=[],
+                       help="a suite option, e.g. --option max_items=300 (repeatable; `show-config` lists them)")
+
+    def runtime(p):
+        p.add_argument("--data-dir", metavar="DIR", help="local copies of the suite's data files (no hub access)")
+        p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+        p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1 on CPU; see README)")
+        p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
+
+    command("list", "list suites, methods and models, one line each")
+    p = command("show-config", "print the fully resolved run specs a command line would produce")
+    grid(p)
+    results(p)
+    p = command("run", "run a grid of unlearning runs; finished runs are skipped")
+    grid(p)
+    results(p)
+    runtime(p)
+    p.add_argument("--force", action="store_true", help="recompute runs that are already finished")
+    p = command("finetune", "fine-tune a reference model (TOFU target on `full`, or retain-only)")
+    p.add_argument("--suite", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--split", required=True, help="full, retain99, retain95 or retain90")
+    results(p)
+    runtime(p)
+    p = command("status", "show every run of a suite: pending, running, finished, failed")
+    p.add_argument("--suite", help="only this suite")
+    results(p)
+    p = command("report", "leaderboards (Markdown, CSV, LaTeX) from every run.json of a suite")
+    p.add_argument("--suite", required=True)
+    results(p)
+    return top
+
+
+def _specs(args):
+    from bench.grid import expand, parse_assignments
+
+    hp = parse_assignments(args.set, "--set")
+    if args.lr is not None:
+        hp["lr"] = args.lr
+    if args.epochs is not None:
+        hp["epochs"] = args.epochs
+    return expand(args.suite, args.methods, args.models, args.splits, args.ranks, args.seeds, hp,
+                  parse_assignments(args.option, "--option"))
+
+
+def _context(args):
+    import torch
+
+    from bench.store import ResultStore
+    from suites import Context
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        # Tiny models on a shared 2-core machine ran 3-8x slower with 2 threads than with 1.
+        torch.set_num_threads(args.threads or 1)
+    elif args.threads:
+        torch.set_num_threads(args.threads)
+    return Context(store=ResultStore(args.results), log=log.info, data_dir=args.data_dir, device=device,
+                   trust_remote_code=args.trust_remote_code)
+
+
+def cmd_list(args) -> int:
+    from bench.models import MODELS
+    from methods import ADAPTERS, OBJECTIVES
+    from suites import SUITES
+
+    for name, suite in SUITES.items():
+        print(f"suite      {name:14s} {suite.summary}; splits {','.join(suite.splits)}; models {','.join(suite.models)}")
+    for name, obj in OBJECTIVES.items():
+        print(f"objective  {name:14s} {obj.summary}")
+    for name, ad in ADAPTERS.items():
+        print(f"adapter    {name:14s} {ad.summary}")
+    for name, info in MODELS.items():
+        print(f"model      {name:14s} {info.hub_id} (unlearning lr {info.unlearn_lr:g}){'; ' + info.note if info.note else ''}")
+    return 0
+
+
+def cmd_show_config(args) -> int:
+    specs = _specs(args)
+    print(json.dumps([{"run_id": s.run_id, **s.to_dict()} for s in specs], indent=1))
+    print(f"# {len(specs)} runs", file=sys.stderr)
+    return 0
+
+
+def cmd_run(args) -> int:
+    from bench.runner import run_grid
+
+    specs = _specs(args)
+    ctx = _context(args)
+    log.info(f"{len(specs)} runs in suite {args.suite}; results in {ctx.store.suite_dir(args.suite)}")
+    outcome = run_grid(specs, ctx, force=args.force, show_progress=not args.quiet)
+    print(f"{len(outcome.finished)} finished, {len(outcome.skipped)} already done, {len(outcome.busy)} busy elsewhere, "
+          f"{len(outcome.failed)} failed; results in {ctx.store.suite_dir(args.suite) / 'runs'}")
+    for run_id, reason in outcome.failed:
+        print(f"failed: {run_id}: {reason}")
+    from bench.report import print_leaderboard
+
+    print_leaderboard(args.suite, ctx.store)
+    return 1 if outcome.failed else 0
+
+
+def cmd_finetune(args) -> int:
+    from suites import SUITES
+
+    suite = SUITES[args.suite]
+    if not hasattr(suite, "finetune"):
+        raise BenchError(f"suite {args.suite} has no reference models to fine-tune")
+    suite.check_model(args.model)
+    ctx = _context(args)
+    ctx.store.check_writable()
+    out = suite.finetune(args.model, args.split, ctx)
+    print(f"{args.split} model of {args.model}: {out}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from bench.report import status_table
+
+    print(status_table(args.suite, args.results))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from bench.report import write_report
+    from bench.store import ResultStore
+    from suites import SUITES
+
+    SUITES[args.suite]
+    for path in write_report(args.suite, ResultStore(args.results)):
+        print(f"wrote {path}")
+    return 0
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    level = logging.WARNING if getattr(args, "quiet", False) else logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("transformers", "datasets", "accelerate", "peft", "lm_eval", "httpx", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.ERROR if not getattr(args, "verbose", False) else logging.INFO)
+    handler = {"list": cmd_list, "show-config": cmd_show_config, "run": cmd_run, "finetune": cmd_finetune,
+               "status": cmd_status, "report": cmd_report}[args.command]
+    try:
+        return handler(args)
+    except BenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; finished runs are kept, unfinished ones resume on the next `run`", file=sys.stderr)
+        return 130

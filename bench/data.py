@@ -1,0 +1,60 @@
+"""Tokenised examples and batches. An example is {"input_ids": [int], "labels": [int]} where
+labels are -100 wherever the loss must not count (the prompt, padding)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from methods.losses import IGNORE
+
+Example = dict
+
+
+def qa_example(tokenizer, prompt: str, answer: str, max_length: int) -> Example:
+    """Prompt tokens (with the tokenizer's special prefix, e.g. Llama's BOS), then answer + EOS;
+    only the answer and the EOS are labelled."""
+    prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    ids = (prompt_ids + answer_ids)[:max_length]
+    labels = ([IGNORE] * len(prompt_ids) + answer_ids)[:max_length]
+    return {"input_ids": ids, "labels": labels}
+
+
+def collate(examples: Sequence[Example], pad_id: int, side: str = "right") -> dict[str, torch.Tensor]:
+    """Pad to the longest example; padded positions get attention 0 and label -100."""
+    width = max(len(e["input_ids"]) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for i, e in enumerate(examples):
+        n = len(e["input_ids"])
+        cols = slice(width - n, width) if side == "left" else slice(0, n)
+        ids[i, cols] = torch.tensor(e["input_ids"])
+        labels[i, cols] = torch.tensor(e.get("labels", e["input_ids"]))
+        mask[i, cols] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def to_device(batch: dict, device) -> dict:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def epoch_pairing(n_forget: int, n_retain: int, seed: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forget order for this epoch and, for each forget example, a uniformly random retain partner.
+    A function of (seed, epoch) only, so a resumed run sees exactly the batches it would have seen."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(n_forget, generator=g)
+    partners = torch.randint(n_retain, (n_forget,), generator=g) if n_retain else torch.empty(0, dtype=torch.long)
+    return order, partners
+
+
+def paired_batches(forget: Sequence[Example], retain: Sequence[Example], batch_size: int, pad_id: int,
+                   seed: int, epoch: int = 0):
+    """(forget batch, paired retain batch) over one pass of the forget set."""
+    order, partners = epoch_pairing(len(forget), len(retain), seed, epoch)
+    for start in range(0, len(forget), batch_size):
+        idx = order[start:start + batch_size]
+        yield (collate([forget[i] for i in idx], pad_id),
+               collate([retain[partners[i]] for i in idx], pad_id) if len(retain) else None)

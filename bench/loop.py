@@ -1,0 +1,125 @@
+"""The unlearning loop: one function, top to bottom.
+
+AdamW; linear warm-up for `warmup_epochs` then linear decay to 0; each optimiser step sees
+`effective_batch` forget examples (each with a uniformly random retain partner) in micro-batches of
+`batch_size`, gradients accumulated; optional clipping; after every epoch a hook evaluates,
+checkpoints and may stop the run (the suite's stopping rule).
+
+It runs under Accelerate: `accelerate launch --num_processes N` splits every optimiser step's
+examples across processes and DDP averages the gradients, so the update equals the one-process one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+from bench.data import Example, collate, epoch_pairing, to_device
+from bench.spec import Hyperparams
+from methods.objective import LossInputs, Objective
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    loss: float
+    parts: dict[str, float]
+    steps: int
+    seconds: float
+
+
+@dataclass
+class LoopState:
+    """What the epoch hook may checkpoint, and what a resumed run passes back in."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    history: list[EpochStats] = field(default_factory=list)
+
+
+def steps_per_epoch(n_forget: int, hp: Hyperparams) -> int:
+    return math.ceil(n_forget / hp.effective_batch)
+
+
+def make_optimizer(model: torch.nn.Module, hp: Hyperparams, n_forget: int):
+    from transformers import get_linear_schedule_with_warmup
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
+    per_epoch = steps_per_epoch(n_forget, hp)
+    scheduler = get_linear_schedule_with_warmup(optimizer, round(hp.warmup_epochs * per_epoch), hp.epochs * per_epoch)
+    return optimizer, scheduler
+
+
+def train(model: torch.nn.Module, objective: Objective, forget: Sequence[Example], retain: Sequence[Example],
+            hp: Hyperparams, *, pad_id: int, seed: int, reference: torch.nn.Module | None = None,
+            accelerator=None, start_epoch: int = 0, state: LoopState | None = None,
+            on_epoch_end: Callable[[EpochStats, LoopState], bool] | None = None,
+            progress: Callable[[str], None] | None = None) -> LoopState:
+    """Train (unlearn, or fine-tune with an NLL objective) epochs start_epoch+1 .. hp.epochs; return the optimiser state and per-epoch stats.
+
+    `on_epoch_end(stats, state)` runs after each epoch (evaluate, checkpoint) and returns True to stop.
+    """
+    from accelerate import Accelerator
+
+    accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+    world, rank = accelerator.num_processes, accelerator.process_index
+    if state is None:
+        state = LoopState(*make_optimizer(model, hp, len(forget)))
+    ddp_model = accelerator.prepare_model(model)
+    if reference is not None:
+        reference.to(accelerator.device).eval().requires_grad_(False)
+    micro_batches = 0
+    for epoch in range(start_epoch + 1, hp.epochs + 1):
+        ddp_model.train()
+        start = time.perf_counter()
+        order, partners = epoch_pairing(len(forget), len(retain), seed, epoch)
+        losses, parts_sum, n_steps = [], {}, 0
+        for step_start in range(0, len(forget), hp.effective_batch):
+            step_items = order[step_start:step_start + hp.effective_batch]
+            mine = step_items[rank::world]  # this process's share of the optimiser step
+            chunks = [mine[i:i + hp.batch_size] for i in range(0, len(mine), hp.batch_size)]
+            step_loss = 0.0
+            for k, idx in enumerate(chunks):
+                weight = len(idx) / len(step_items) * world  # DDP averages over processes
+                inputs = LossInputs(
+                    model=ddp_model,
+                    forget=to_device(collate([forget[i] for i in idx], pad_id), accelerator.device),
+                    retain=(to_device(collate([retain[partners[i]] for i in idx], pad_id), accelerator.device)
+                            if objective.needs_retain else None),
+                    reference=reference, hp=hp)
+                last = k == len(chunks) - 1
+                with (accelerator.no_sync(ddp_model) if not last else contextlib.nullcontext()):
+                    loss, parts = objective.loss(inputs)
+                    if not torch.isfinite(loss):
+                        raise NonFiniteLoss(f"loss is {loss.item()} at epoch {epoch}, step {n_steps + 1}")
+                    accelerator.backward(loss * weight)
+                step_loss += loss.item() * len(idx) / len(mine)
+                for name, value in parts.items():
+                    parts_sum[name] = parts_sum.get(name, 0.0) + value * len(idx) / len(mine)
+                micro_batches += 1
+            if hp.max_grad_norm > 0:
+                accelerator.clip_grad_norm_(ddp_model.parameters(), hp.max_grad_norm)
+            state.optimizer.step()
+            state.scheduler.step()
+            state.optimizer.zero_grad(set_to_none=True)
+            losses.append(step_loss)
+            n_steps += 1
+        stats = EpochStats(epoch=epoch, loss=sum(losses) / len(losses),
+                           parts={k: v / n_steps for k, v in parts_sum.items()}, steps=n_steps,
+                           seconds=time.perf_counter() - start)
+        state.history.append(stats)
+        if progress:
+            progress(f"epoch {epoch}/{hp.epochs} loss {stats.loss:.4f} ({stats.seconds:.1f}s)")
+        if on_epoch_end is not None and on_epoch_end(stats, state):
+            break
+    return state

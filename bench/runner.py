@@ -1,0 +1,190 @@
+"""Run one RunSpec end to end, and a grid of them: prepare -> adapt -> unlearn -> evaluate -> store."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import os
+import resource
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+from bench.data import paired_batches
+from bench.environment import environment
+from bench.errors import BenchError
+from bench.loop import EpochStats, LoopState, NonFiniteLoss, train
+from bench.models import count_parameters, load_model
+from bench.spec import RunSpec
+from bench.store import ResultStore, Run, write_json_atomic
+from methods import ADAPTERS, OBJECTIVES, AdapterInputs, fila
+from suites import SUITES, Context
+
+
+class NonFiniteMetric(RuntimeError):
+    pass
+
+
+@dataclass
+class GridOutcome:
+    finished: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)  # claimed by another process
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def fisher_cache(ctx: Context, suite: str, key: str, forget, retain, batch_size: int, pad_id: int
+                 ) -> Callable[[torch.nn.Module, list[str]], dict[str, torch.Tensor]]:
+    """FILA's row weights for (model, forget data): computed once, stored as safetensors, reused
+    by every rank and every objective."""
+    from safetensors.torch import load_file, save_file
+
+    def row_weights(model, names):
+        path = ctx.store.artefact_dir(suite) / "fisher" / f"{key}-b{batch_size}.safetensors"
+        if path.exists():
+            cached = load_file(path)
+            if set(cached) == set(names):
+                return cached
+        ctx.log(f"FILA: Fisher pass over {len(forget)} forget examples (cached at {path})")
+        weights = fila.row_weights(*fila.fisher_diagonals(
+            model, names, paired_batches(forget, retain, batch_size, pad_id, seed=0)))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        save_file({n: w.contiguous().cpu() for n, w in weights.items()}, str(tmp))
+        os.replace(tmp, path)
+        return weights
+
+    return row_weights
+
+
+def peak_memory_mb(device: str) -> float:
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB; process-wide high-water mark
+
+
+def _check_finite(metrics: dict, epoch: int) -> None:
+    for name, value in metrics.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise NonFiniteMetric(f"metric {name} is {value} at epoch {epoch}")
+
+
+def run_one(spec: RunSpec, ctx: Context, force: bool = False) -> str:
+    """Run `spec` unless it is finished (or `force`). Returns finished | skipped | busy | failed."""
+    with ctx.store.claim(spec) as run:
+        if run is None:
+            ctx.log(f"{spec.run_id}: being computed by another process, skipped")
+            return "busy"
+        if run.status == "finished" and not force:
+            ctx.log(f"{spec.run_id}: finished already, skipped ({run.dir}; --force recomputes)")
+            return "skipped"
+        if force or run.status != "finished":
+            run.record.update(status="running", reason=None, epochs=[], started_at=time.time(),
+                              host=socket.gethostname(), pid=os.getpid(),
+                              slurm_job_id=os.environ.get("SLURM_JOB_ID"))
+            run.save()
+        try:
+            _execute(spec, ctx, run)
+        except (NonFiniteLoss, NonFiniteMetric) as e:
+            _fail(run, str(e))
+            ctx.log(f"{spec.run_id}: FAILED: {e}")
+            return "failed"
+        except BenchError as e:
+            _fail(run, str(e))
+            raise
+        except Exception as e:
+            _fail(run, f"{type(e).__name__}: {e}")
+            (run.dir / "traceback.txt").write_text(traceback.format_exc())
+            ctx.log(f"{spec.run_id}: FAILED: {type(e).__name__}: {e} (traceback in {run.dir / 'traceback.txt'})")
+            return "failed"
+        ctx.log(f"{spec.run_id}: finished -> {run.dir / 'run.json'}")
+        return "finished"
+
+
+def _fail(run: Run, reason: str) -> None:
+    run.record.update(status="failed", reason=reason, finished_at=time.time())
+    run.save()
+
+
+def _execute(spec: RunSpec, ctx: Context, run: Run) -> None:
+    suite, objective, adapter = SUITES[spec.suite], OBJECTIVES[spec.objective], ADAPTERS[spec.adapter]
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    prepared = suite.prepare(spec, ctx)
+    timings["prepare"] = time.perf_counter() - t0
+    run.record["suite_records"] = prepared.records
+    run.record["environment"] = environment(ctx.device, spec.hparams.dtype, spec.seed)
+
+    t0 = time.perf_counter()
+    torch.manual_seed(spec.seed)
+    model, tokenizer = load_model(prepared.model_path, dtype=spec.hparams.dtype,
+                                  trust_remote_code=ctx.trust_remote_code, device=ctx.device)
+    reference = copy.deepcopy(model).eval().requires_grad_(False) if objective.needs_reference else None
+    timings["load"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    row_weights = fisher_cache(ctx, spec.suite, hashlib.sha256(
+        json.dumps([prepared.data_key, prepared.model_path, spec.hparams.dtype]).encode()).hexdigest()[:16],
+        prepared.forget, prepared.retain, spec.hparams.batch_size, tokenizer.pad_token_id)
+    model = adapter.apply(model, AdapterInputs(rank=spec.rank, fisher_row_weights=row_weights))
+    timings["adapter"] = time.perf_counter() - t0
+    run.record["parameters"] = count_parameters(model)
+
+    epochs: list[dict] = []
+    if "target_metrics" in prepared.records:  # epoch 0: the model before unlearning
+        epochs.append({"epoch": 0, "metrics": prepared.records["target_metrics"]})
+    run.record["epochs"] = epochs
+    eval_seconds = 0.0
+    items_dir = run.dir / "items"
+
+    def on_epoch_end(stats: EpochStats, state: LoopState) -> bool:
+        nonlocal eval_seconds
+        t = time.perf_counter()
+        evaluation = prepared.evaluate(model, tokenizer)
+        eval_seconds += time.perf_counter() - t
+        entry = {"epoch": stats.epoch, "train": {"loss": stats.loss, **stats.parts, "steps": stats.steps,
+                                                  "seconds": stats.seconds},
+                 "metrics": evaluation.metrics, "eval_seconds": time.perf_counter() - t}
+        epochs.append(entry)
+        write_json_atomic(items_dir / f"epoch-{stats.epoch}.json", evaluation.items)
+        run.save()
+        _check_finite(evaluation.metrics, stats.epoch)
+        stop = bool(prepared.should_stop and prepared.should_stop(evaluation.metrics))
+        if stop:
+            run.record["stopped_at_epoch"] = stats.epoch
+        return stop
+
+    t0 = time.perf_counter()
+    try:
+        train(model, objective, prepared.forget, prepared.retain, spec.hparams, pad_id=tokenizer.pad_token_id,
+              seed=spec.seed, reference=reference, on_epoch_end=on_epoch_end,
+              progress=lambda msg: ctx.log(f"  {spec.method_label} {spec.split}: {msg}"))
+    finally:
+        timings["train"] = time.perf_counter() - t0 - eval_seconds
+        timings["evaluate"] = eval_seconds
+        run.record["timings"] = timings
+        run.record["peak_memory_mb"] = peak_memory_mb(ctx.device)
+    run.record.update(status="finished", finished_at=time.time())
+    run.save()
+
+
+def run_grid(specs: Sequence[RunSpec], ctx: Context, force: bool = False, show_progress: bool = True) -> GridOutcome:
+    from tqdm import tqdm
+
+    outcome = GridOutcome()
+    ctx.store.check_writable()
+    bar = tqdm(specs, desc="grid", unit="run", disable=not show_progress)
+    for spec in bar:
+        bar.set_postfix_str(f"{spec.split} {spec.method_label} s{spec.seed}")
+        status = run_one(spec, ctx, force=force)
+        if status == "failed":
+            outcome.failed.append((spec.run_id, ctx.store.load(ctx.store.run_dir(spec)).get("reason")))
+        else:
+            getattr(outcome, status).append(spec.run_id)
+    return outcome

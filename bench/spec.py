@@ -1,0 +1,122 @@
+"""RunSpec: everything that determines one unlearning run, and the stable id that names it.
+
+The id is a hash of the spec's canonical JSON (sorted keys, no Python-specific reprs), so the same
+spec maps to the same results directory in every process, on every Python version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.errors import BenchError, unknown
+
+
+@dataclass(frozen=True)
+class Hyperparams:
+    """Training settings of one unlearning run. Suites provide per-model defaults."""
+
+    lr: float = 1e-4
+    epochs: int = 5
+    batch_size: int = 8  # examples per forward pass (micro-batch)
+    effective_batch: int = 32  # examples per optimiser step; accumulation = effective / micro
+    warmup_epochs: float = 1.0  # linear warm-up, then linear decay to 0
+    weight_decay: float = 0.01
+    retain_weight: float = 1.0  # lambda of GD / KL / NPO / IHL
+    npo_beta: float = 0.1
+    max_grad_norm: float = 0.0  # 0 = no clipping
+    dtype: str = "fp32"  # fp32 | bf16
+
+    def __post_init__(self):
+        checks = {
+            "lr": self.lr > 0,
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "effective_batch": self.effective_batch >= 1,
+            "warmup_epochs": self.warmup_epochs >= 0,
+            "weight_decay": self.weight_decay >= 0,
+            "retain_weight": self.retain_weight >= 0,
+            "npo_beta": self.npo_beta > 0,
+            "max_grad_norm": self.max_grad_norm >= 0,
+            "dtype": self.dtype in ("fp32", "bf16"),
+        }
+        for name, ok in checks.items():
+            if not ok:
+                valid = "fp32 or bf16" if name == "dtype" else "a positive number"
+                raise BenchError(f"bad hyperparameter {name}={getattr(self, name)!r} (expected {valid})")
+
+    def replace(self, **changes: Any) -> "Hyperparams":
+        """Return a copy with `changes` applied; values given as strings are converted."""
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        typed = {}
+        for name, value in changes.items():
+            if name not in fields:
+                raise unknown("hyperparameter", name, fields)
+            typed[name] = _convert(name, value, type(getattr(self, name)))
+        return dataclasses.replace(self, **typed)
+
+
+def _convert(name: str, value: Any, kind: type) -> Any:
+    if not isinstance(value, str) or kind is str:
+        return kind(value)
+    try:
+        return int(value) if kind is int else float(value)
+    except ValueError:
+        raise BenchError(f"bad hyperparameter {name}={value!r} (expected a {kind.__name__})") from None
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One cell of a grid. `rank` is 0 for full fine-tuning. `options` holds suite settings
+    that change results (item caps, generation length, reference choice) as sorted pairs."""
+
+    suite: str
+    model: str
+    split: str
+    objective: str
+    adapter: str
+    rank: int
+    seed: int
+    hparams: Hyperparams = field(default_factory=Hyperparams)
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def method(self) -> str:
+        """The name users type: `ihl+fila`, `gd+lora`, `npo` (full)."""
+        return self.objective if self.adapter == "full" else f"{self.objective}+{self.adapter}"
+
+    @property
+    def method_label(self) -> str:
+        return self.method if self.adapter == "full" else f"{self.method}-r{self.rank}"
+
+    def option(self, name: str, default: Any = None) -> Any:
+        return dict(self.options).get(name, default)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["options"] = dict(self.options)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunSpec":
+        d = dict(d)
+        d["hparams"] = Hyperparams(**d["hparams"])
+        d["options"] = tuple(sorted(d.get("options", {}).items()))
+        return cls(**d)
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+    @property
+    def run_id(self) -> str:
+        """Readable prefix for humans, hash suffix for uniqueness: `forget10__ihl+fila-r8__phi-1.5__s0__3fa2c1d09b`."""
+        model = re.sub(r"[^A-Za-z0-9._-]+", "-", self.model.rstrip("/").split("/")[-1])
+        return f"{self.split}__{self.method_label}__{model}__s{self.seed}__{self.hash[:10]}"

@@ -1,0 +1,170 @@
+"""The result store: one directory per run, `results/<suite>/runs/<run-id>/run.json`.
+
+Every write is atomic (temporary file in the same directory + fsync + rename), so a reader, or a
+process killed mid-write, never sees half a file. A run is claimed with an exclusive flock on its
+`lock` file, so two processes working through overlapping grids on one results directory compute
+each run exactly once; the lock dies with its process, so a killed run can be claimed again.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from bench.errors import BenchError
+from bench.spec import RunSpec
+
+SCHEMA_VERSION = 1
+
+
+def _json_safe(obj: Any) -> Any:
+    """NaN and inf are not JSON: store them as strings so a failed run's last numbers survive."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(_json_safe(obj), f, indent=1, sort_keys=False, allow_nan=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_json(path: Path) -> Any:
+    with open(path) as f:
+        return json.load(f)
+
+
+class CorruptRun(Exception):
+    pass
+
+
+@dataclass
+class Run:
+    """A claimed run: its directory and its record, saved atomically on every change."""
+
+    dir: Path
+    record: dict
+
+    @property
+    def status(self) -> str:
+        return self.record.get("status", "missing")
+
+    def save(self) -> None:
+        self.record["updated_at"] = time.time()
+        write_json_atomic(self.dir / "run.json", self.record)
+
+
+class ResultStore:
+    def __init__(self, root: str | os.PathLike = "results"):
+        self.root = Path(root)
+
+    def suite_dir(self, suite: str) -> Path:
+        return self.root / suite
+
+    def run_dir(self, spec: RunSpec) -> Path:
+        return self.suite_dir(spec.suite) / "runs" / spec.run_id
+
+    def artefact_dir(self, suite: str) -> Path:
+        """Reference models, Fisher tensors, thresholds: shared by every run of a suite."""
+        return self.suite_dir(suite) / "artefacts"
+
+    def check_writable(self) -> None:
+        """Fail before any work starts, not after hours of training."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=self.root, prefix=".probe.")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            raise BenchError(f"results directory '{self.root}' is not writable ({e.strerror}); "
+                             "choose another with --results DIR") from None
+
+    def load(self, run_dir: Path) -> dict | None:
+        """The run's record, None if it has none yet; CorruptRun if run.json cannot be read."""
+        path = Path(run_dir) / "run.json"
+        if not path.exists():
+            return None
+        try:
+            record = read_json(path)
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
+            raise CorruptRun(f"{path}: {e}") from None
+        if not isinstance(record, dict) or "spec" not in record or "status" not in record:
+            raise CorruptRun(f"{path}: not a run record")
+        return record
+
+    def status(self, spec: RunSpec) -> str:
+        try:
+            record = self.load(self.run_dir(spec))
+        except CorruptRun:
+            return "corrupt"
+        return record["status"] if record else "missing"
+
+    def iter_records(self, suite: str | None = None) -> Iterator[tuple[Path, dict | None, str | None]]:
+        """(run dir, record or None, error or None) for every run directory, sorted."""
+        suites = [suite] if suite else sorted(p.name for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []
+        for s in suites:
+            runs = self.suite_dir(s) / "runs"
+            if not runs.is_dir():
+                continue
+            for d in sorted(runs.iterdir()):
+                if not d.is_dir():
+                    continue
+                try:
+                    yield d, self.load(d), None
+                except CorruptRun as e:
+                    yield d, None, str(e)
+
+    @contextmanager
+    def claim(self, spec: RunSpec) -> Iterator[Run | None]:
+        """Yield the run under an exclusive lock, or None if another process holds it."""
+        d = self.run_dir(spec)
+        d.mkdir(parents=True, exist_ok=True)
+        with open(d / "lock", "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield None
+                return
+            try:
+                try:
+                    record = self.load(d)
+                except CorruptRun:
+                    record = None  # we hold the lock: a corrupt record is recomputed
+                yield Run(d, record or new_record(spec))
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def new_record(spec: RunSpec) -> dict:
+    return {
+        "schema": SCHEMA_VERSION,
+        "run_id": spec.run_id,
+        "spec_hash": spec.hash,
+        "spec": spec.to_dict(),
+        "status": "pending",
+        "reason": None,
+        "epochs": [],
+    }

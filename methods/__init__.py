@@ -1,0 +1,48 @@
+"""Unlearning methods = an objective (what to minimise) x an adapter (what trains).
+
+Users type `ihl+fila`, `gd+lora`, `npo` (full fine-tuning when no adapter is named)."""
+
+from __future__ import annotations
+
+from bench.errors import BenchError
+from bench.registry import Registry
+from methods import fila, full, ga, gd, ihl, kl, lora, npo
+from methods.adapter import Adapter, AdapterInputs
+from methods.objective import LossInputs, Objective
+
+OBJECTIVES: Registry[Objective] = Registry("objective")
+ADAPTERS: Registry[Adapter] = Registry("adapter")
+for _module in (ga, gd, kl, npo, ihl):
+    OBJECTIVES.register(_module.OBJECTIVE.name, _module.OBJECTIVE)
+for _module in (full, lora, fila):
+    ADAPTERS.register(_module.ADAPTER.name, _module.ADAPTER)
+
+# The paper's grid: each of GA, GD and IHL with full fine-tuning, LoRA and FILA.
+PAPER_OBJECTIVES = ("ga", "gd", "ihl")
+PAPER_ADAPTERS = ("full", "lora", "fila")
+
+
+def parse_method(text: str) -> tuple[str, str]:
+    """`ihl+fila` -> ('ihl', 'fila'); `npo` -> ('npo', 'full'). Unknown names raise with a suggestion."""
+    parts = text.strip().lower().split("+")
+    if len(parts) > 2 or not all(parts):
+        raise BenchError(f"bad method '{text}' (expected OBJECTIVE or OBJECTIVE+ADAPTER, e.g. ihl+fila)")
+    objective, adapter = parts[0], parts[1] if len(parts) == 2 else "full"
+    OBJECTIVES[objective], ADAPTERS[adapter]  # raise with did-you-mean
+    return objective, adapter
+
+
+def expand_methods(text: str, default_adapters: tuple[str, ...]) -> list[tuple[str, str]]:
+    """`all` = every objective with the suite's default adapters; `paper` = the paper's 3x3 grid;
+    otherwise a comma-separated list of method names."""
+    out: list[tuple[str, str]] = []
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        if item == "all":
+            out += [(o, a) for o in OBJECTIVES.names() for a in default_adapters]
+        elif item == "paper":
+            out += [(o, a) for o in PAPER_OBJECTIVES for a in PAPER_ADAPTERS]
+        else:
+            out.append(parse_method(item))
+    if not out:
+        raise BenchError("no method given (e.g. --methods all, --methods paper, --methods ihl+fila,ga+lora)")
+    return list(dict.fromkeys(out))

@@ -1,0 +1,25 @@
+"""What an adapter is: a way to choose (and initialise) the trainable parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+
+@dataclass
+class AdapterInputs:
+    """`fisher_row_weights` is called only by adapters that need it (FILA); it returns the
+    per-layer row weights w_i = sqrt(sum_j F_f/(F_r+eps)), computed once and cached by the caller."""
+
+    rank: int
+    fisher_row_weights: Callable[[torch.nn.Module, list[str]], dict[str, torch.Tensor]] | None = None
+
+
+@dataclass(frozen=True)
+class Adapter:
+    name: str
+    apply: Callable[[torch.nn.Module, AdapterInputs], torch.nn.Module]
+    uses_rank: bool
+    summary: str

@@ -1,0 +1,13 @@
+"""Gradient ascent: minimise -NLL(forget)."""
+
+from methods.losses import nll_of
+from methods.objective import LossInputs, Objective
+
+
+def loss(x: LossInputs):
+    forget = nll_of(x.model, x.forget)
+    return -forget, {"forget_nll": forget.item()}
+
+
+OBJECTIVE = Objective("ga", loss, needs_retain=False, needs_reference=False,
+                      summary="gradient ascent on the forget set")

@@ -1,0 +1,31 @@
+"""Inverted hinge loss (Cha et al., ICLR 2025):
+mean over counted forget tokens of [1 + p_t(y_t) - max_{v != y_t} p_t(v)] + lambda * NLL(retain).
+
+The bracket lies in [0, 2] (the paper's max(0, .) never clips). It lowers the true token's
+probability only until another token overtakes it, so it does not push probability mass into
+nonsense the way unbounded gradient ascent does. Softmax in float32 even under bf16."""
+
+import torch
+
+from methods.losses import logits_of, nll_of, shifted
+from methods.objective import LossInputs, Objective
+
+
+def inverted_hinge(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    lg, targets, mask = shifted(logits, labels)
+    probs = lg.softmax(-1)
+    index = targets.unsqueeze(-1)
+    p_true = probs.gather(-1, index).squeeze(-1)
+    p_best_other = probs.scatter(-1, index, float("-inf")).amax(-1)
+    bracket = 1.0 + p_true - p_best_other
+    return (bracket * mask).sum() / mask.sum().clamp(min=1)
+
+
+def loss(x: LossInputs):
+    forget = inverted_hinge(logits_of(x.model, x.forget), x.forget["labels"])
+    retain = nll_of(x.model, x.retain)
+    return forget + x.hp.retain_weight * retain, {"ihl": forget.item(), "retain_nll": retain.item()}
+
+
+OBJECTIVE = Objective("ihl", loss, needs_retain=True, needs_reference=False,
+                      summary="inverted hinge loss on forget + retain NLL")

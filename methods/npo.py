@@ -1,0 +1,28 @@
+"""Negative preference optimisation (Zhang et al. 2024), with a retain NLL term:
+-(2/beta) * mean_batch log sigmoid(beta * (S_theta - S_ref)) + lambda * NLL(retain),
+S = summed token NLL of each forget sequence. As beta -> 0 the forget term's gradient tends to
+that of -mean_batch S_theta (gradient ascent on sequence-summed NLL)."""
+
+import torch
+import torch.nn.functional as F
+
+from methods.losses import logits_of, nll_of, sequence_nll
+from methods.objective import LossInputs, Objective
+
+
+def npo_term(s_theta: torch.Tensor, s_ref: torch.Tensor, beta: float) -> torch.Tensor:
+    return -(2.0 / beta) * F.logsigmoid(beta * (s_theta - s_ref)).mean()
+
+
+def loss(x: LossInputs):
+    labels = x.forget["labels"]
+    s_theta = sequence_nll(logits_of(x.model, x.forget), labels)
+    with torch.no_grad():
+        s_ref = sequence_nll(logits_of(x.reference, x.forget), labels)
+    forget = npo_term(s_theta, s_ref, x.hp.npo_beta)
+    retain = nll_of(x.model, x.retain)
+    return forget + x.hp.retain_weight * retain, {"npo": forget.item(), "retain_nll": retain.item()}
+
+
+OBJECTIVE = Objective("npo", loss, needs_retain=True, needs_reference=True,
+                      summary="negative preference optimisation + retain NLL")

@@ -1,0 +1,94 @@
+"""What a suite is: data, models, the references it needs, an evaluator and a stopping rule."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from bench.errors import BenchError, unknown
+from bench.spec import Hyperparams, RunSpec
+from bench.store import ResultStore
+
+
+@dataclass
+class Context:
+    """Runtime settings that do not change results, so they stay out of the RunSpec."""
+
+    store: ResultStore
+    log: Callable[[str], None] = print
+    data_dir: str | None = None  # local copies of the suite's data files instead of the hub
+    device: str = "cpu"
+    trust_remote_code: bool = False
+    eval_batch_size: int = 64
+
+
+@dataclass
+class Evaluation:
+    """One evaluation of one model: aggregate metrics (flat name -> number) and per-item values."""
+
+    metrics: dict[str, float]
+    items: dict[str, list] = field(default_factory=dict)
+
+
+@dataclass
+class Prepared:
+    """Everything the runner needs for one spec, built by the suite."""
+
+    model_path: str  # the model to unlearn (TOFU: the target fine-tuned on `full`)
+    forget: list[dict]  # tokenised examples: input_ids, labels (-100 = not counted)
+    retain: list[dict]
+    evaluate: Callable[[Any, Any], Evaluation]  # (model, tokenizer) -> Evaluation
+    should_stop: Callable[[dict], bool] | None = None  # the suite's stopping rule on an epoch's metrics
+    data_key: str = ""  # identifies the forget / retain data, for the Fisher cache
+    records: dict = field(default_factory=dict)  # settings and references to write into run.json
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    higher_is_better: bool
+    summary: str
+
+
+class Suite(ABC):
+    name: str
+    summary: str
+    models: tuple[str, ...]  # defaults for --models
+    splits: tuple[str, ...]  # every forget split the suite knows
+    default_splits: tuple[str, ...]
+    default_adapters: tuple[str, ...]  # what `--methods all` pairs every objective with
+    default_ranks: tuple[int, ...]
+    metrics: tuple[Metric, ...]
+    headline: tuple[str, ...]  # metric names for leaderboards, most important first
+    options: dict[str, Any] = {}  # suite settings that change results; recorded in the RunSpec
+
+    def check_split(self, split: str) -> str:
+        if split not in self.splits:
+            raise unknown(f"split of suite {self.name}", split, self.splits)
+        return split
+
+    def check_options(self, given: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+        merged = dict(self.options)
+        for key, value in given.items():
+            if key not in self.options:
+                raise unknown(f"option of suite {self.name}", key, self.options)
+            merged[key] = type(self.options[key])(value) if self.options[key] is not None else value
+        return tuple(sorted(merged.items()))
+
+    @abstractmethod
+    def hparams(self, model: str) -> Hyperparams:
+        """The published (or, for mini suites, measured) unlearning settings for `model`."""
+
+    @abstractmethod
+    def prepare(self, spec: RunSpec, ctx: Context) -> Prepared:
+        """Build data, make sure references exist (or fail naming the command that makes them)."""
+
+    def check_model(self, model: str) -> None:
+        from bench.models import check_model_name
+
+        check_model_name(model)
+
+
+class MissingReference(BenchError):
+    pass

@@ -1,0 +1,265 @@
+"""TOFU (Maini et al. 2024): unlearn fictitious authors from a model fine-tuned on all of them.
+
+Data: the locuslab/TOFU hub dataset, one config per file, or a local directory holding the same
+`<config>.json` files (`--data-dir`). The model to unlearn is the *target* (fine-tuned on `full`);
+forget quality compares its forget-set truth ratios after unlearning with those of the *reference*
+model fine-tuned on the matching retain split only. Both are produced by
+`python -m bench finetune --suite tofu --model M --split full|retain99|retain95|retain90`, or named
+with `--option target=...` / `--option reference=...` (a directory, a hub id, or `published`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from bench.data import qa_example
+from bench.errors import BenchError
+from bench.models import MODELS, hub_reachable, load_model
+from bench.spec import Hyperparams, RunSpec
+from bench.store import read_json, write_json_atomic
+from suites.base import Context, Evaluation, Metric, MissingReference, Prepared, Suite
+from suites.tofu_eval import FORMATS, EvalSet, QAFormat, evaluate_sets, forget_quality
+
+HUB_DATASET = "locuslab/TOFU"
+RETAIN_OF = {"forget01": "retain99", "forget05": "retain95", "forget10": "retain90"}
+FINETUNE_SPLITS = ("full", "retain99", "retain95", "retain90")
+
+# Fine-tuned TOFU checkpoints published on the hub (not pinned to a revision by their authors;
+# pass a directory or `--option target=org/name` to pin your own copy).
+PUBLISHED = {
+    ("phi-1.5", "full"): "locuslab/tofu_ft_phi-1.5",
+    ("llama2-7b", "full"): "open-unlearning/tofu_Llama-2-7b-chat-hf_full",
+    ("llama2-7b", "retain90"): "open-unlearning/tofu_Llama-2-7b-chat-hf_retain90",
+    ("llama2-7b", "retain95"): "open-unlearning/tofu_Llama-2-7b-chat-hf_retain95",
+    ("llama2-7b", "retain99"): "open-unlearning/tofu_Llama-2-7b-chat-hf_retain99",
+}
+
+METRICS = (
+    Metric("forget_quality", True, "KS-test p-value of forget-set truth ratios vs the retain-only model"),
+    Metric("model_utility", True, "harmonic mean of probability, ROUGE-L recall and truth ratio on retain, real authors, world facts"),
+    Metric("forget_prob", False, "mean P(answer) on the forget set"),
+    Metric("forget_rouge", False, "ROUGE-L recall of greedy answers on the forget set"),
+    Metric("forget_truth_ratio", True, "mean min(R, 1/R) on the forget set"),
+    Metric("forget_ks_stat", False, "KS statistic behind forget quality"),
+) + tuple(Metric(f"{s}_{m}", True, f"{m} on {s}") for s in ("retain", "real_authors", "world_facts")
+          for m in ("prob", "rouge", "truth_ratio"))
+
+
+def _key(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def publish_dir(tmp: Path, out: Path) -> None:
+    """Make a finished directory visible in one step; if another process won the race, keep theirs."""
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name.rstrip("/").split("/")[-1])
+
+
+class Tofu(Suite):
+    name = "tofu"
+    summary = "TOFU forget 1/5/10 % on Phi-1.5 and Llama-2-7B-chat (GPU)"
+    models = ("phi-1.5", "llama2-7b")
+    splits = ("forget01", "forget05", "forget10")
+    default_splits = splits
+    default_adapters = ("lora", "fila")
+    default_ranks = (4, 8, 16, 32)
+    metrics = METRICS
+    headline = ("forget_quality", "model_utility")
+    options = {
+        "max_items": 0,  # 0 = every item (open-unlearning); 300 = the original TOFU code
+        "generation": "new:200",  # `new:N` new tokens, or `total:N` tokens with the prompt (original TOFU)
+        "reference_split": "standard",  # standard: retain99/95/90 for forget01/05/10; or a fixed retainXX
+        "target": "",  # "" = our fine-tuned artefact; a directory, a hub id, or `published`
+        "reference": "",
+        "max_length": 512,
+        "prompt": "auto",  # auto | qa | llama2-chat | chat-template
+    }
+
+    # -- settings ------------------------------------------------------------------------------
+    def hparams(self, model: str) -> Hyperparams:
+        lr = MODELS[model].unlearn_lr if model in MODELS else 1e-4
+        return Hyperparams(lr=lr, epochs=5, batch_size=4, effective_batch=32, warmup_epochs=1.0, weight_decay=0.01)
+
+    def finetune_hparams(self, model: str) -> Hyperparams:
+        lr = MODELS[model].finetune_lr if model in MODELS else 1e-5
+        return Hyperparams(lr=lr, epochs=5, batch_size=4, effective_batch=32, warmup_epochs=1.0, weight_decay=0.01)
+
+    def reference_split(self, spec: RunSpec) -> str:
+        choice = spec.option("reference_split", "standard")
+        if choice == "standard":
+            return RETAIN_OF[spec.split]
+        if choice not in FINETUNE_SPLITS[1:]:
+            raise BenchError(f"bad reference_split '{choice}' (expected standard, retain99, retain95 or retain90)")
+        return choice
+
+    def qa_format(self, spec: RunSpec, tokenizer) -> QAFormat:
+        choice = spec.option("prompt", "auto")
+        if choice == "auto":
+            family = MODELS[spec.model].family if spec.model in MODELS else None
+            choice = {"phi": "qa", "llama2-chat": "llama2-chat"}.get(family) or (
+                "chat-template" if getattr(tokenizer, "chat_template", None) else "qa")
+        if choice == "chat-template":
+            return QAFormat("chat-template", "", " {a}", chat_tokenizer=tokenizer)
+        if choice not in FORMATS:
+            raise BenchError(f"bad prompt format '{choice}' (expected auto, qa, llama2-chat or chat-template)")
+        return FORMATS[choice]
+
+    # -- data ----------------------------------------------------------------------------------
+    def data_dir(self, ctx: Context) -> str | None:
+        return ctx.data_dir
+
+    def load_config(self, config: str, ctx: Context) -> list[dict]:
+        from datasets import load_dataset
+
+        local = self.data_dir(ctx)
+        if local:
+            path = Path(local) / f"{config}.json"
+            if not path.is_file():
+                raise BenchError(f"missing data file {path} (a TOFU data directory holds {config}.json and the other configs)")
+            return list(load_dataset("json", data_files=str(path), split="train"))
+        if not hub_reachable() and os.environ.get("HF_DATASETS_OFFLINE", "0") in ("0", ""):
+            raise BenchError(f"the Hugging Face hub cannot be reached to load {HUB_DATASET}; download its JSON files "
+                             f"(full.json, forget10.json, ...) elsewhere and pass --data-dir DIR, and the models as "
+                             f"--model DIR / --option target=DIR")
+        try:
+            return list(load_dataset(HUB_DATASET, config, split="train"))
+        except Exception as e:  # datasets raises many types when offline and uncached
+            raise BenchError(f"could not load {HUB_DATASET}/{config} ({type(e).__name__}); pass --data-dir DIR "
+                             f"holding {config}.json") from None
+
+    def eval_sets(self, spec: RunSpec, ctx: Context) -> list[EvalSet]:
+        cap = int(spec.option("max_items", 0))
+
+        def take(config):
+            items = self.load_config(config, ctx)
+            return items[:cap] if cap else items
+
+        return [EvalSet("forget", take(f"{spec.split}_perturbed"), "paraphrased_answer", False),
+                EvalSet("retain", take("retain_perturbed"), "paraphrased_answer", False),
+                EvalSet("real_authors", take("real_authors_perturbed"), "answer", True),
+                EvalSet("world_facts", take("world_facts_perturbed"), "answer", True)]
+
+    def finetune_items(self, split: str, ctx: Context) -> list[dict]:
+        return self.load_config(split, ctx)
+
+    # -- reference models ------------------------------------------------------------------------
+    def artefact_model_dir(self, model: str, split: str, ctx: Context) -> Path:
+        recipe = self.finetune_hparams(model)
+        return ctx.store.artefact_dir(self.name) / "models" / f"{_slug(model)}-{_key([model, recipe.__dict__])}" / split
+
+    def base_model(self, model: str, ctx: Context) -> str:
+        """What fine-tuning starts from."""
+        return model
+
+    def reference_model(self, spec: RunSpec, role: str, split: str, ctx: Context) -> str:
+        """The target (role `target`, split `full`) or retain-only model (role `reference`)."""
+        named = spec.option(role, "")
+        if named == "published":
+            if (spec.model, split) not in PUBLISHED:
+                raise MissingReference(f"no published TOFU {split} checkpoint for '{spec.model}' "
+                                       f"(published: {', '.join(f'{m}/{s}' for m, s in PUBLISHED)})")
+            return PUBLISHED[(spec.model, split)]
+        if named:
+            return named
+        path = self.artefact_model_dir(spec.model, split, ctx)
+        if not (path / "config.json").exists():
+            self.missing_reference(spec, split, path, ctx)
+        return str(path)
+
+    def missing_reference(self, spec: RunSpec, split: str, path: Path, ctx: Context) -> None:
+        hint = f" or --option {'target' if split == 'full' else 'reference'}=published" if (spec.model, split) in PUBLISHED else ""
+        raise MissingReference(
+            f"no {split} model of {spec.model} for suite {self.name} at {path}; produce it with: python -m bench "
+            f"finetune --suite {self.name} --model {spec.model} --split {split} --results {ctx.store.root}{hint}")
+
+    def finetune(self, model: str, split: str, ctx: Context, seed: int = 0) -> Path:
+        """Fine-tune `model` on `split` with the paper's recipe; cached by (model, recipe, split)."""
+        from bench.finetune import finetune
+
+        if split not in FINETUNE_SPLITS:
+            from bench.errors import unknown
+            raise unknown("fine-tune split", split, FINETUNE_SPLITS)
+        out = self.artefact_model_dir(model, split, ctx)
+        if (out / "config.json").exists():
+            return out
+        hp = self.finetune_hparams(model)
+        net, tokenizer = load_model(self.base_model(model, ctx), trust_remote_code=ctx.trust_remote_code, device=ctx.device)
+        fmt = self.qa_format(RunSpec(self.name, model, "forget10", "ga", "full", 0, seed), tokenizer)
+        examples = [qa_example(tokenizer, fmt.prompt(it["question"]), fmt.answer(it["answer"]), 512)
+                    for it in self.finetune_items(split, ctx)]
+        ctx.log(f"fine-tuning {model} on {self.name}/{split}: {len(examples)} examples, {hp.epochs} epochs")
+        finetune(net, examples, hp, pad_id=tokenizer.pad_token_id, seed=seed, progress=ctx.log)
+        tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+        net.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_json_atomic(tmp / "recipe.json", {"model": model, "split": split, "hparams": hp.__dict__, "seed": seed})
+        publish_dir(tmp, out)
+        return out
+
+    def evaluation_of(self, model_path: str, spec: RunSpec, ctx: Context) -> Evaluation:
+        """Evaluation of a fixed model on this spec's eval sets, computed once and stored as JSON."""
+        options = {k: v for k, v in spec.options if k in ("max_items", "generation", "max_length", "prompt")}
+        path = ctx.store.artefact_dir(self.name) / "evals" / f"{_key([model_path, spec.split, spec.model, options])}.json"
+        if path.exists():
+            cached = read_json(path)
+            return Evaluation(cached["metrics"], cached["items"])
+        net, tokenizer = load_model(model_path, trust_remote_code=ctx.trust_remote_code, device=ctx.device)
+        metrics, items = evaluate_sets(net, tokenizer, self.eval_sets(spec, ctx), self.qa_format(spec, tokenizer),
+                                       spec.option("generation"), int(spec.option("max_length")), ctx.eval_batch_size)
+        write_json_atomic(path, {"model": model_path, "split": spec.split, "options": options,
+                                 "metrics": metrics, "items": items})
+        return Evaluation(metrics, items)
+
+    # -- one run -------------------------------------------------------------------------------
+    def prepare(self, spec: RunSpec, ctx: Context) -> Prepared:
+        target = self.reference_model(spec, "target", "full", ctx)
+        ref_split = self.reference_split(spec)
+        reference = self.reference_model(spec, "reference", ref_split, ctx)
+        ref_eval = self.evaluation_of(reference, spec, ctx)
+        ref_ratios = ref_eval.items["forget"]["truth_ratio"]
+
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(target, trust_remote_code=ctx.trust_remote_code)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        fmt = self.qa_format(spec, tokenizer)
+        max_length = int(spec.option("max_length"))
+
+        def encode(items):
+            return [qa_example(tokenizer, fmt.prompt(it["question"]), fmt.answer(it["answer"]), max_length) for it in items]
+
+        forget = encode(self.load_config(spec.split, ctx))
+        retain = encode(self.load_config(RETAIN_OF[spec.split], ctx))
+        if not forget:
+            raise BenchError(f"the forget set {spec.split} is empty")
+        sets = self.eval_sets(spec, ctx)
+
+        def evaluate(model, tok) -> Evaluation:
+            metrics, items = evaluate_sets(model, tok, sets, fmt, spec.option("generation"), max_length, ctx.eval_batch_size)
+            metrics["forget_quality"], metrics["forget_ks_stat"] = forget_quality(items["forget"]["truth_ratio"], ref_ratios)
+            return Evaluation(metrics, items)
+
+        target_eval = self.evaluation_of(target, spec, ctx)
+        target_metrics = dict(target_eval.metrics)
+        target_metrics["forget_quality"], target_metrics["forget_ks_stat"] = forget_quality(
+            target_eval.items["forget"]["truth_ratio"], ref_ratios)
+        ref_metrics = dict(ref_eval.metrics, forget_quality=1.0, forget_ks_stat=0.0)
+        return Prepared(model_path=target, forget=forget, retain=retain, evaluate=evaluate, should_stop=None,
+                        data_key=_key([target, spec.split, max_length, fmt.name]),
+                        records={"target": target, "reference": reference, "reference_split": ref_split,
+                                 "target_metrics": target_metrics, "reference_metrics": ref_metrics,
+                                 "eval_items": {s.name: len(s.items) for s in sets}})

@@ -1,0 +1,172 @@
+"""TOFU's metrics (Maini et al. 2024), per item and aggregated. See SPEC.md section 3.
+
+Teacher-forced scoring puts every candidate answer of every item of every eval set into shared,
+length-sorted batches: one forward pass per batch, never one per answer string. Generation is
+greedy and batched with left padding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from scipy import stats
+
+from bench.data import collate, qa_example, to_device
+from methods.losses import logits_of, sequence_mean_nll
+
+
+
+@dataclass(frozen=True)
+class QAFormat:
+    """How a question and an answer become one sequence: prompt(q) + answer(a)."""
+
+    name: str
+    prompt_template: str
+    answer_template: str
+    chat_tokenizer: object = None  # set for `chat-template`: the tokenizer's own template
+
+    def prompt(self, question: str) -> str:
+        if self.chat_tokenizer is not None:
+            return self.chat_tokenizer.apply_chat_template([{"role": "user", "content": question}],
+                                                           tokenize=False, add_generation_prompt=True)
+        return self.prompt_template.format(q=question)
+
+    def answer(self, answer: str) -> str:
+        return self.answer_template.format(a=answer.strip())
+
+
+FORMATS = {
+    "qa": QAFormat("qa", "Question: {q}\nAnswer:", " {a}"),  # Phi-1.5 in TOFU, and the tiny models
+    "llama2-chat": QAFormat("llama2-chat", "[INST] {q} [/INST]", "{a}"),
+}
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """One TOFU evaluation set. `base` is the answer field the truth ratio compares against."""
+
+    name: str  # forget | retain | real_authors | world_facts
+    items: Sequence[dict]  # question, answer, paraphrased_answer, perturbed_answer (list)
+    base: str  # paraphrased_answer (forget, retain) or answer (real authors, world facts)
+    normalised_probability: bool  # P(a) / (P(a) + sum P(perturbed)) for real authors / world facts
+
+
+@torch.no_grad()
+def answer_nll(model, examples: Sequence[dict], pad_id: int, batch_size: int = 64) -> np.ndarray:
+    """Mean answer-token NLL of each example, batched by length (longest first)."""
+    device = next(model.parameters()).device
+    order = sorted(range(len(examples)), key=lambda i: -len(examples[i]["input_ids"]))
+    out = np.empty(len(examples), dtype=np.float64)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        batch = to_device(collate([examples[i] for i in idx], pad_id), device)
+        out[idx] = sequence_mean_nll(logits_of(model, batch), batch["labels"]).double().cpu().numpy()
+    return out
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: Sequence[str], generation: str, batch_size: int = 32) -> list[str]:
+    """Greedy continuations. `generation` is `new:N` (N new tokens, open-unlearning) or `total:N`
+    (at most N tokens including the prompt, as the original TOFU code)."""
+    kind, limit = generation.split(":")
+    limit = int(limit)
+    device = next(model.parameters()).device
+    encoded = [tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+    out: list[str] = [""] * len(prompts)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        batch = to_device(collate([{"input_ids": encoded[i]} for i in idx], tokenizer.pad_token_id, side="left"), device)
+        width = batch["input_ids"].shape[1]
+        new = limit if kind == "new" else max(limit - width, 1)
+        tokens = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                max_new_tokens=new, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                                eos_token_id=tokenizer.eos_token_id)
+        for row, i in enumerate(idx):
+            out[i] = tokenizer.decode(tokens[row, width:], skip_special_tokens=True).strip()
+    return out
+
+
+def rouge_l_recall(golds: Sequence[str], predictions: Sequence[str]) -> np.ndarray:
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return np.array([scorer.score(g, p)["rougeL"].recall for g, p in zip(golds, predictions)])
+
+
+def truth_ratios(base_nll: np.ndarray, perturbed_nll: np.ndarray) -> np.ndarray:
+    """R_i = geometric mean_j P(perturbed_ij) / P(base_i), with P = exp(-mean token NLL).
+    base_nll [N], perturbed_nll [N, K]."""
+    return np.exp(base_nll - perturbed_nll.mean(axis=1))
+
+
+def forget_truth_score(r: np.ndarray) -> float:
+    return float(np.mean(np.minimum(r, 1.0 / r)))
+
+
+def other_truth_score(r: np.ndarray) -> float:
+    return float(np.mean(np.maximum(0.0, 1.0 - r)))
+
+
+def forget_quality(unlearned_ratios, reference_ratios) -> tuple[float, float]:
+    """(p-value, statistic) of the two-sample KS test between the forget-set truth ratios of the
+    unlearned model and of the reference (retain-only) model."""
+    result = stats.ks_2samp(np.asarray(unlearned_ratios), np.asarray(reference_ratios))
+    return float(result.pvalue), float(result.statistic)
+
+
+UTILITY_PARTS = tuple(f"{s}_{m}" for s in ("retain", "real_authors", "world_facts")
+                      for m in ("prob", "rouge", "truth_ratio"))
+
+
+def model_utility(metrics: dict[str, float]) -> float:
+    """Harmonic mean of the 9 non-forget numbers; 0 if any of them is 0."""
+    values = [metrics[k] for k in UTILITY_PARTS]
+    return 0.0 if min(values) <= 0 else float(stats.hmean(values))
+
+
+def evaluate_sets(model, tokenizer, sets: Sequence[EvalSet], fmt: QAFormat, generation: str,
+                  max_length: int = 512, batch_size: int = 64) -> tuple[dict[str, float], dict[str, list]]:
+    """Every TOFU number of `sets` (except forget quality, which needs the reference).
+    Returns (metrics, per-item values)."""
+    was_training = model.training
+    model.eval()
+    examples, where = [], []  # where[k] = (set index, item index, candidate slot)
+    for s, es in enumerate(sets):
+        for i, item in enumerate(es.items):
+            prompt = fmt.prompt(item["question"])
+            candidates = [item["answer"], item[es.base]] + list(item["perturbed_answer"])
+            for slot, answer in enumerate(candidates):
+                examples.append(qa_example(tokenizer, prompt, fmt.answer(answer), max_length))
+                where.append((s, i, slot))
+    nll = answer_nll(model, examples, tokenizer.pad_token_id, batch_size)
+    per_set: list[dict[int, dict[int, float]]] = [dict() for _ in sets]
+    for value, (s, i, slot) in zip(nll, where):
+        per_set[s].setdefault(i, {})[slot] = value
+    generations = generate(model, tokenizer, [fmt.prompt(it["question"]) for es in sets for it in es.items], generation)
+    metrics, items, offset = {}, {}, 0
+    for s, es in enumerate(sets):
+        n = len(es.items)
+        answer = np.array([per_set[s][i][0] for i in range(n)])
+        base = np.array([per_set[s][i][1] for i in range(n)])
+        perturbed = np.array([[per_set[s][i][k] for k in sorted(per_set[s][i]) if k >= 2] for i in range(n)])
+        p_answer = np.exp(-answer)
+        if es.normalised_probability:
+            p_item = p_answer / (p_answer + np.exp(-perturbed).sum(axis=1))
+        else:
+            p_item = p_answer
+        ratios = truth_ratios(base, perturbed)
+        rouge = rouge_l_recall([it["answer"] for it in es.items], generations[offset:offset + n])
+        offset += n
+        metrics[f"{es.name}_prob"] = float(p_item.mean())
+        metrics[f"{es.name}_rouge"] = float(rouge.mean())
+        metrics[f"{es.name}_truth_ratio"] = (forget_truth_score(ratios) if es.name == "forget"
+                                             else other_truth_score(ratios))
+        items[es.name] = {"prob": p_item.tolist(), "truth_ratio": ratios.tolist(), "rouge": rouge.tolist()}
+    if all(k in metrics for k in UTILITY_PARTS):
+        metrics["model_utility"] = model_utility(metrics)
+    model.train(was_training)
+    return metrics, items

@@ -1,0 +1,95 @@
+"""tofu-mini: TOFU's pipeline, metrics and schema at laptop size.
+
+100 generated authors x 10 QA, a 0.65M-parameter model with its own tokenizer, trained on the CPU:
+stage A teaches the base model the "real authors" and "world facts"; stage B fine-tunes it on all
+authors (the target) or on a retain split (the reference), replaying stage A's facts so they are not
+forgotten, with one recipe for both. Everything is generated and cached under the results
+directory on first use. The recipe follows the measured study in
+../shared/notes/tofu-mini-feasibility.md.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from bench.errors import unknown
+from bench.models import load_model
+from bench.spec import Hyperparams, RunSpec
+from bench.store import read_json, write_json_atomic
+from suites.base import Context
+from suites.tofu import Tofu, _key, publish_dir
+from suites.tofu_mini_data import generate
+
+ARCH_OF = {"tiny-llama": "llama", "tiny-phi": "phi", "tiny-gpt-neo": "gpt-neo"}
+DATA = dict(n_authors=100, n_attributes=10, seed=0)
+
+
+class TofuMini(Tofu):
+    name = "tofu-mini"
+    summary = "TOFU's twin on CPU: 100 generated authors, a 0.65M-parameter model, references built on first use"
+    models = ("tiny-llama",)
+    default_splits = ("forget10",)
+    default_adapters = ("lora", "fila")
+    default_ranks = (4,)
+    options = {**Tofu.options, "generation": "new:32", "max_length": 128}
+
+    def check_model(self, model: str) -> None:
+        if model not in ARCH_OF:
+            raise unknown(f"model of suite {self.name}", model, ARCH_OF)
+
+    def hparams(self, model: str) -> Hyperparams:
+        return Hyperparams(lr=1e-3, epochs=5, batch_size=32, effective_batch=32, warmup_epochs=1.0, weight_decay=0.01)
+
+    def finetune_hparams(self, model: str) -> Hyperparams:
+        return Hyperparams(lr=3e-3, epochs=20, batch_size=32, effective_batch=32, warmup_epochs=0.5,
+                           weight_decay=0.01, max_grad_norm=1.0)
+
+    def stage_a_hparams(self) -> Hyperparams:
+        return Hyperparams(lr=3e-3, epochs=30, batch_size=32, effective_batch=32, warmup_epochs=1.0,
+                           weight_decay=0.01, max_grad_norm=1.0)
+
+    def data_dir(self, ctx: Context) -> str:
+        """The generated configs, written once as `<config>.json` files in the hub's schema."""
+        out = ctx.store.artefact_dir(self.name) / f"data-{_key(DATA)}"
+        if not (out / "full.json").exists():
+            tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+            for config, rows in generate(**DATA).items():
+                write_json_atomic(tmp / f"{config}.json", rows)
+            publish_dir(tmp, out)
+        return str(out)
+
+    def artefact_model_dir(self, model: str, split: str, ctx: Context) -> Path:
+        recipe = [model, DATA, self.finetune_hparams(model).__dict__, self.stage_a_hparams().__dict__]
+        return ctx.store.artefact_dir(self.name) / "models" / f"{model}-{_key(recipe)}" / split
+
+    def finetune_items(self, split: str, ctx: Context) -> list[dict]:
+        replay = self.load_config("real_authors", ctx) + self.load_config("world_facts", ctx)
+        return self.load_config(split, ctx) + replay
+
+    def base_model(self, model: str, ctx: Context) -> str:
+        """Stage A, cached: tokenizer trained on disjoint authors, then the known facts learnt."""
+        from bench.finetune import finetune
+        from bench.tiny import build_tiny, train_tokenizer
+
+        out = self.artefact_model_dir(model, "base", ctx)
+        if (out / "config.json").exists():
+            return str(out)
+        corpus = [row["text"] for row in read_json(Path(self.data_dir(ctx)) / "tokenizer_corpus.json")]
+        tokenizer = train_tokenizer(corpus, vocab_size=2000)
+        net = build_tiny(ARCH_OF[model], tokenizer)
+        fmt = self.qa_format(RunSpec(self.name, model, "forget10", "ga", "full", 0, 0), tokenizer)
+        from bench.data import qa_example
+
+        items = self.load_config("real_authors", ctx) + self.load_config("world_facts", ctx)
+        examples = [qa_example(tokenizer, fmt.prompt(it["question"]), fmt.answer(it["answer"]), 128) for it in items]
+        ctx.log(f"stage A: teaching {model} {len(examples)} known facts")
+        finetune(net, examples, self.stage_a_hparams(), pad_id=tokenizer.pad_token_id, seed=0)
+        tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+        net.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        publish_dir(tmp, out)
+        return str(out)
+
+    def missing_reference(self, spec: RunSpec, split: str, path: Path, ctx: Context) -> None:
+        self.finetune(spec.model, split, ctx)  # mini references are cheap: build them on first use
