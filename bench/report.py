@@ -6,6 +6,8 @@ running and corrupt runs appear as such, never as zeros and never silently dropp
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +27,12 @@ def _metrics_at(record: dict, epoch: str = "last") -> tuple[int | None, dict]:
     return (chosen["epoch"], chosen["metrics"]) if chosen else (None, {})
 
 
+def _config_key(spec: dict) -> str:
+    """Runs that differ only by seed share this key; anything else is a different leaderboard row."""
+    rest = {k: v for k, v in spec.items() if k != "seed"}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()[:6]
+
+
 def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFrame:
     rows = []
     for run_dir, record, error in store.iter_records(suite):
@@ -40,7 +48,8 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
         timings = record.get("timings", {})
         rows.append({
             "run_id": record["run_id"], "status": record["status"], "reason": record.get("reason"),
-            "model": spec["model"], "split": spec["split"], "method": label, "objective": spec["objective"],
+            "model": spec["model"], "split": spec["split"], "method": label, "lr": spec["hparams"]["lr"],
+            "config": _config_key(spec), "objective": spec["objective"],
             "adapter": spec["adapter"], "rank": spec["rank"], "seed": spec["seed"], "epoch": at,
             **metrics,
             "wall_s": sum(timings.values()) if timings else None,
@@ -71,7 +80,7 @@ def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last") -> pd.
     runs = load_runs(suite_name, store, epoch)
     if runs.empty:
         return runs
-    keys = ["model", "split", "method"]
+    keys = ["model", "split", "method", "lr", "config"]
     finished = runs[runs["status"] == "finished"]
     table = []
     metric_cols = [m for m in suite.headline if m in runs.columns]

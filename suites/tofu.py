@@ -257,7 +257,8 @@ class Tofu(Suite):
         target_metrics = dict(target_eval.metrics)
         target_metrics["forget_quality"], target_metrics["forget_ks_stat"] = forget_quality(
             target_eval.items["forget"]["truth_ratio"], ref_ratios)
-        ref_metrics = dict(ref_eval.metrics, forget_quality=1.0, forget_ks_stat=0.0)
+        ref_metrics = dict(ref_eval.metrics)
+        ref_metrics["forget_quality"], ref_metrics["forget_ks_stat"] = forget_quality(ref_ratios, ref_ratios)
         return Prepared(model_path=target, forget=forget, retain=retain, evaluate=evaluate, should_stop=None,
                         data_key=_key([target, spec.split, max_length, fmt.name]),
                         records={"target": target, "reference": reference, "reference_split": ref_split,

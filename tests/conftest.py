@@ -1,0 +1,39 @@
+import os
+
+# Hub calls must fail fast, never hang: every test runs offline on local files.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import random
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    from bench.tiny import train_tokenizer
+
+    rng = random.Random(0)
+    syl = ["ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "zu", "pe", "qua", "dor", "fen", "gil"]
+    texts = [" ".join("".join(rng.choice(syl) for _ in range(rng.randint(1, 3))) for _ in range(30)) for _ in range(300)]
+    texts += ["Question: Where was Kalo born?\nAnswer: Kalo was born in Mine."] * 5
+    return train_tokenizer(texts, vocab_size=400)
+
+
+@pytest.fixture
+def batch(tokenizer):
+    from bench.data import collate, qa_example
+
+    examples = [qa_example(tokenizer, f"Question: who is {w}?\nAnswer:", f" {w} is a kalo mine", 64)
+                for w in ("Ruto", "Sapequa", "Dorfen", "Gil")]
+    return collate(examples, tokenizer.pad_token_id)
+
+
+def tiny(arch, tokenizer, seed=0):
+    from bench.tiny import TinyShape, build_tiny
+
+    return build_tiny(arch, tokenizer, TinyShape(hidden=32, layers=2, heads=2, intermediate=64, max_positions=128), seed=seed)

@@ -1,0 +1,38 @@
+import pytest
+
+from bench.cli import main
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["show-config", "--suite", "tofu-mimi"], "unknown suite 'tofu-mimi'; did you mean 'tofu-mini'?"),
+    (["show-config", "--suite", "tofu-mini", "--methods", "ihl+fil"], "unknown adapter 'fil'; did you mean 'fila'?"),
+    (["show-config", "--suite", "tofu-mini", "--methods", "nop"], "unknown objective 'nop'; did you mean 'npo'?"),
+    (["show-config", "--suite", "tofu-mini", "--models", "tiny-lama"], "did you mean 'tiny-llama'?"),
+    (["show-config", "--suite", "tofu", "--models", "phi15"], "unknown model 'phi15'; did you mean 'phi-1.5'?"),
+    (["show-config", "--suite", "tofu-mini", "--splits", "forget5"], "did you mean 'forget05'?"),
+    (["show-config", "--suite", "tofu-mini", "--ranks", "4,x"], "bad rank 'x'"),
+    (["show-config", "--suite", "tofu-mini", "--ranks", "-4"], "bad LoRA rank -4"),
+    (["show-config", "--suite", "tofu-mini", "--option", "max_item=3"], "did you mean 'max_items'?"),
+    (["show-config", "--suite", "tofu-mini", "--set", "lr=-1"], "bad hyperparameter lr=-1.0"),
+    (["report", "--suite", "tdex"], "unknown suite 'tdex'"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_show_config_resolves_the_grid(capsys):
+    assert main(["show-config", "--suite", "tofu-mini", "--methods", "paper", "--ranks", "4,8", "--seeds", "0,1"]) == 0
+    out = capsys.readouterr().out
+    # GA, GD, IHL x (full + LoRA r4, r8 + FILA r4, r8) x 2 seeds
+    assert out.count('"run_id"') == 3 * 5 * 2
+    assert '"rank": 8' in out and '"lr": 0.003' in out
+
+
+def test_every_help_has_an_example(capsys):
+    for command in ("list", "show-config", "run", "finetune", "status", "report"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert "example: python -m bench" in capsys.readouterr().out

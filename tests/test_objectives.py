@@ -1,0 +1,143 @@
+import copy
+import math
+
+import pytest
+import torch
+
+from bench.spec import Hyperparams
+from methods import OBJECTIVES, LossInputs
+from methods.ihl import inverted_hinge
+from methods.kl import retain_kl
+from methods.losses import mean_nll, sequence_nll
+from methods.npo import npo_term
+from tests.conftest import tiny
+
+PROBS = torch.tensor([0.5, 0.3, 0.2])
+
+
+def hand_logits():
+    """Two counted positions, both with p = (0.5, 0.3, 0.2); targets 0 then 2."""
+    logits = PROBS.log().repeat(1, 3, 1).clone()
+    labels = torch.tensor([[-100, 0, 2]])
+    return logits, labels
+
+
+def test_ihl_equals_the_hand_computed_value():
+    logits, labels = hand_logits()
+    # position 1: 1 + 0.5 - 0.3 = 1.2; position 2: 1 + 0.2 - 0.5 = 0.7
+    assert inverted_hinge(logits, labels).item() == pytest.approx(0.95, abs=1e-6)
+
+
+def test_ihl_gradient_lowers_the_target_and_raises_the_runner_up():
+    logits, labels = hand_logits()
+    logits.requires_grad_(True)
+    inverted_hinge(logits, labels).backward()
+    with torch.no_grad():
+        after = (logits - 1.0 * logits.grad).softmax(-1)[0, 0]  # position 0 predicts label 0
+    assert after[0] < 0.5  # target
+    assert after[1] > 0.3  # runner-up
+
+
+def test_masked_nll_and_sequence_nll_by_hand():
+    logits, labels = hand_logits()
+    assert mean_nll(logits, labels).item() == pytest.approx((-math.log(0.5) - math.log(0.2)) / 2, rel=1e-6)
+    assert sequence_nll(logits, labels).item() == pytest.approx(-math.log(0.5) - math.log(0.2), rel=1e-6)
+
+
+def test_npo_equals_its_closed_form():
+    s_theta, s_ref, beta = torch.tensor([2.0, 3.0]), torch.tensor([2.5, 2.5]), 0.1
+    sig = lambda x: 1 / (1 + math.exp(-x))
+    expected = -(2 / beta) * (math.log(sig(beta * -0.5)) + math.log(sig(beta * 0.5))) / 2
+    assert npo_term(s_theta, s_ref, beta).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_npo_gradient_tends_to_gradient_ascent_as_beta_vanishes():
+    s_ref = torch.tensor([2.5, 1.0, 4.0])
+    for beta, tol in ((1.0, None), (1e-4, 1e-4)):
+        s = torch.tensor([2.0, 3.0, 1.0], requires_grad=True)
+        npo_term(s, s_ref, beta).backward()
+        ga = torch.full_like(s, -1 / 3)  # d/ds of -mean(s)
+        if tol:
+            assert torch.allclose(s.grad, ga, atol=tol)
+        else:
+            assert not torch.allclose(s.grad, ga, atol=1e-2)
+
+
+@pytest.fixture
+def model(tokenizer):
+    return tiny("llama", tokenizer)
+
+
+def test_kl_retain_term_is_zero_before_the_first_step(model, batch):
+    reference = copy.deepcopy(model)
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    with torch.no_grad():
+        ref = reference(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    assert retain_kl(logits, ref, batch["labels"]).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_gd_with_retain_weight_zero_equals_ga(model, batch):
+    retain = {k: v.flip(0) for k, v in batch.items()}
+
+    def grads(name):
+        model.zero_grad()
+        loss, _ = OBJECTIVES[name].loss(LossInputs(model, batch, retain, None, Hyperparams(retain_weight=0.0)))
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters()]
+
+    (ga_loss, ga_grads), (gd_loss, gd_grads) = grads("ga"), grads("gd")
+    assert ga_loss == gd_loss
+    assert all(torch.equal(a, b) for a, b in zip(ga_grads, gd_grads))
+
+
+def test_ihl_stays_bounded_where_ga_grows_without_bound(tokenizer, batch):
+    bounded, unbounded = [], []
+    for name, out in (("ihl", bounded), ("ga", unbounded)):
+        net = tiny("gpt-neo", tokenizer)
+        opt = torch.optim.SGD(net.parameters(), lr=0.5)
+        for _ in range(15):
+            logits = net(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            loss = inverted_hinge(logits, batch["labels"]) if name == "ihl" else -mean_nll(logits, batch["labels"])
+            out.append(loss.item())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    assert all(0.0 <= v <= 2.0 for v in bounded)
+    assert unbounded[-1] < -3 * abs(unbounded[0])  # -NLL keeps falling: the NLL explodes
+
+
+@pytest.fixture(scope="module")
+def memorised(tokenizer):
+    """A tiny model that has memorised four short answers."""
+    from bench.data import collate, qa_example
+    from bench.finetune import finetune
+
+    forget = [qa_example(tokenizer, f"Question: who is {w}?\nAnswer:", f" {w} is a kalo mine", 64)
+              for w in ("Ruto", "Sapequa", "Dorfen", "Gil")]
+    retain = [qa_example(tokenizer, f"Question: where is {w}?\nAnswer:", f" in {w} vi", 64)
+              for w in ("Zupe", "Nesa", "Tovi", "Lomi")]
+    net = tiny("llama", tokenizer)
+    finetune(net, forget + retain, Hyperparams(lr=1e-2, epochs=60, batch_size=8, effective_batch=8,
+                                               warmup_epochs=0), pad_id=tokenizer.pad_token_id, seed=0)
+    return net, forget, retain, collate(forget, tokenizer.pad_token_id)
+
+
+@pytest.mark.parametrize("objective", ["ga", "gd", "kl", "npo", "ihl"])
+def test_a_few_steps_lower_the_forget_likelihood(memorised, objective, tokenizer):
+    from bench.loop import train
+
+    net, forget, retain, forget_batch = memorised
+    net = copy.deepcopy(net)
+
+    def forget_nll():
+        with torch.no_grad():
+            logits = net(input_ids=forget_batch["input_ids"], attention_mask=forget_batch["attention_mask"]).logits
+        return mean_nll(logits, forget_batch["labels"]).item()
+
+    before = forget_nll()
+    assert before < 0.5  # memorised
+    reference = copy.deepcopy(net) if OBJECTIVES[objective].needs_reference else None
+    train(net, OBJECTIVES[objective], forget, retain, Hyperparams(lr=3e-3, epochs=3, batch_size=4, effective_batch=4,
+                                                                  warmup_epochs=0), pad_id=tokenizer.pad_token_id,
+          seed=0, reference=reference)
+    assert forget_nll() > before + 0.1

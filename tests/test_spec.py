@@ -1,0 +1,45 @@
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+from bench.errors import BenchError
+from bench.spec import Hyperparams, RunSpec
+
+SPEC = RunSpec("tofu-mini", "tiny-llama", "forget10", "ihl", "fila", 4, 0, Hyperparams(lr=1e-3),
+               (("generation", "new:32"), ("max_items", 0)))
+
+
+def test_same_spec_same_id_in_a_fresh_process():
+    code = ("from bench.spec import *; print(RunSpec('tofu-mini', 'tiny-llama', 'forget10', 'ihl', 'fila', 4, 0, "
+            "Hyperparams(lr=1e-3), (('generation', 'new:32'), ('max_items', 0))).run_id)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONHASHSEED": "123", "PATH": ""})
+    assert out.stdout.strip() == SPEC.run_id
+    assert SPEC.run_id.startswith("forget10__ihl+fila-r4__tiny-llama__s0__")
+
+
+@pytest.mark.parametrize("change", [
+    dict(suite="tofu"), dict(model="tiny-phi"), dict(split="forget05"), dict(objective="ga"),
+    dict(adapter="lora"), dict(rank=8), dict(seed=1), dict(hparams=Hyperparams(lr=2e-3)),
+    dict(hparams=Hyperparams(lr=1e-3, retain_weight=0.5)), dict(options=(("generation", "new:200"), ("max_items", 0))),
+])
+def test_any_field_change_gives_a_new_id(change):
+    assert dataclasses.replace(SPEC, **change).run_id != SPEC.run_id
+
+
+def test_round_trip_through_json():
+    assert RunSpec.from_dict(SPEC.to_dict()) == SPEC
+    assert RunSpec.from_dict(SPEC.to_dict()).run_id == SPEC.run_id
+
+
+def test_hyperparameter_overrides_are_typed_and_checked():
+    hp = Hyperparams().replace(lr="3e-4", epochs="7")
+    assert hp.lr == 3e-4 and hp.epochs == 7
+    with pytest.raises(BenchError, match="unknown hyperparameter 'retain_wieght'; did you mean 'retain_weight'"):
+        Hyperparams().replace(retain_wieght="1")
+    with pytest.raises(BenchError, match="bad hyperparameter lr='fast'"):
+        Hyperparams().replace(lr="fast")
+    with pytest.raises(BenchError, match="bad hyperparameter dtype='fp16'"):
+        Hyperparams(dtype="fp16")

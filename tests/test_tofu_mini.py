@@ -1,0 +1,80 @@
+"""tofu-mini end to end: references built from nothing, unlearning, evaluation, store, report.
+The references take about 3 CPU-minutes to build; every test of this module shares them."""
+
+import json
+
+import pytest
+
+from bench.cli import main
+from bench.grid import expand
+from bench.runner import run_one
+from bench.store import ResultStore
+from suites import Context
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    assert main(["-q", "run", "--suite", "tofu-mini", "--methods", "ihl+fila", "--epochs", "2",
+                 "--results", str(root)]) == 0
+    return root
+
+
+def records(root):
+    return [json.loads(p.read_text()) for p in sorted(root.glob("tofu-mini/runs/*/run.json"))]
+
+
+def test_target_and_retain_models_discriminate(results):
+    [record] = records(results)
+    target, retain = record["suite_records"]["target_metrics"], record["suite_records"]["reference_metrics"]
+    assert target["forget_quality"] < 0.01
+    assert retain["forget_quality"] == 1.0
+    assert target["forget_prob"] > 0.9 > 0.2 > retain["forget_prob"]
+    assert record["suite_records"]["eval_items"] == {"forget": 100, "retain": 100, "real_authors": 40, "world_facts": 50}
+
+
+def test_run_record_says_where_every_number_came_from(results):
+    [record] = records(results)
+    assert record["status"] == "finished"
+    assert [e["epoch"] for e in record["epochs"]] == [0, 1, 2]
+    assert record["spec"]["options"]["generation"] == "new:32" and record["spec"]["options"]["max_items"] == 0
+    env = record["environment"]
+    assert env["packages"]["torch"] and env["device"] == "cpu" and env["seed"] == 0
+    assert 0 < record["parameters"]["trainable"] < record["parameters"]["total"]
+    assert set(record["timings"]) == {"prepare", "load", "adapter", "train", "evaluate"}
+    assert record["peak_memory_mb"] > 0
+    assert (results / "tofu-mini/artefacts/fisher").is_dir()
+
+
+def test_skip_force_and_determinism(results):
+    ctx = Context(store=ResultStore(results), log=lambda msg: None)
+    [spec] = expand("tofu-mini", "ihl+fila", hparams={"epochs": 2})
+    first = records(results)[0]["epochs"][-1]["metrics"]
+    assert run_one(spec, ctx) == "skipped"
+    assert run_one(spec, ctx, force=True) == "finished"
+    assert records(results)[0]["epochs"][-1]["metrics"] == first  # same spec and seed, same numbers
+
+
+def test_gradient_ascent_long_enough_destroys_utility(results):
+    ctx = Context(store=ResultStore(results), log=lambda msg: None)
+    [spec] = expand("tofu-mini", "ga", hparams={"epochs": 6, "lr": 1e-3})
+    assert run_one(spec, ctx) == "finished"
+    record = json.loads((ctx.store.run_dir(spec) / "run.json").read_text())
+    before, after = record["epochs"][0]["metrics"], record["epochs"][-1]["metrics"]
+    assert after["model_utility"] < 0.5 * before["model_utility"]
+    assert after["forget_prob"] < 0.1 * before["forget_prob"]
+
+
+def test_report_lists_reference_rows_and_failed_runs(results, capsys):
+    ctx = Context(store=ResultStore(results), log=lambda msg: None)
+    [spec] = expand("tofu-mini", "ga+lora", hparams={"epochs": 1, "lr": 1e6})  # diverges
+    assert run_one(spec, ctx) == "failed"
+    record = json.loads((ctx.store.run_dir(spec) / "run.json").read_text())
+    assert record["status"] == "failed" and "epoch 1" in record["reason"]
+    assert main(["report", "--suite", "tofu-mini", "--results", str(results)]) == 0
+    board = (results / "tofu-mini/leaderboard.md").read_text()
+    assert "(target)" in board and "(retain)" in board
+    assert "| failed" in board
+    assert (results / "tofu-mini/leaderboard.csv").exists() and (results / "tofu-mini/leaderboard.tex").exists()
