@@ -186,12 +186,31 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _quiet_libraries(verbose: bool) -> None:
+    """Library chatter (weight-loading bars, rouge's tokenizer notice, deprecation notes) hides
+    the harness's own progress lines; -v brings it back."""
+    if verbose:
+        return
+    import warnings
+
+    for noisy in ("transformers", "datasets", "accelerate", "peft", "lm_eval", "httpx", "filelock", "absl"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*`pretrained` model kwarg.*")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     level = logging.WARNING if getattr(args, "quiet", False) else logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("transformers", "datasets", "accelerate", "peft", "lm_eval", "httpx", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.ERROR if not getattr(args, "verbose", False) else logging.INFO)
+    _quiet_libraries(verbose=getattr(args, "verbose", False))
     handler = {"list": cmd_list, "show-config": cmd_show_config, "run": cmd_run, "finetune": cmd_finetune,
                "status": cmd_status, "report": cmd_report}[args.command]
     try:

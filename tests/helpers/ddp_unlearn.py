@@ -1,0 +1,25 @@
+"""Run by tests/test_distributed.py under `accelerate launch --cpu --num_processes 2`:
+a short GD unlearning of a tiny model; each process writes its final parameters."""
+
+import sys
+
+import torch
+from accelerate import Accelerator
+
+from bench.data import qa_example
+from bench.loop import train
+from bench.spec import Hyperparams
+from bench.tiny import TinyShape, build_tiny, train_tokenizer
+from methods import OBJECTIVES
+
+out = sys.argv[1]
+torch.set_num_threads(1)
+words = ["kalo", "mine", "ruto", "sapequa", "dorfen", "gil", "zupe", "nesa", "tovi", "lomi"]
+tokenizer = train_tokenizer([" ".join(words[i:] + words[:i]) for i in range(10)] * 20, vocab_size=300)
+forget = [qa_example(tokenizer, f"Question: who is {w}?\nAnswer:", f" {w} is a kalo mine", 64) for w in words[:8]]
+retain = [qa_example(tokenizer, f"Question: where is {w}?\nAnswer:", f" in {w} vi", 64) for w in words]
+model = build_tiny("llama", tokenizer, TinyShape(hidden=32, layers=2, heads=2, intermediate=64), seed=0)
+accelerator = Accelerator(cpu=True)
+hp = Hyperparams(lr=1e-3, epochs=2, batch_size=2, effective_batch=8, warmup_epochs=0)
+train(model, OBJECTIVES["gd"], forget, retain, hp, pad_id=tokenizer.pad_token_id, seed=0, accelerator=accelerator)
+torch.save({n: p.detach().clone() for n, p in model.named_parameters()}, f"{out}/params-{accelerator.process_index}.pt")
