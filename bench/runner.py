@@ -19,7 +19,8 @@ import torch
 from bench.data import paired_batches
 from bench.environment import environment
 from bench.errors import BenchError
-from bench.loop import EpochStats, LoopState, NonFiniteLoss, train
+from bench import checkpoint
+from bench.loop import EpochStats, LoopState, NonFiniteLoss, make_optimizer, train
 from bench.models import count_parameters, load_model
 from bench.spec import RunSpec
 from bench.store import ResultStore, Run, write_json_atomic
@@ -84,13 +85,22 @@ def run_one(spec: RunSpec, ctx: Context, force: bool = False) -> str:
         if run.status == "finished" and not force:
             ctx.log(f"{spec.run_id}: finished already, skipped ({run.dir}; --force recomputes)")
             return "skipped"
-        if force or run.status != "finished":
-            run.record.update(status="running", reason=None, epochs=[], started_at=time.time(),
-                              host=socket.gethostname(), pid=os.getpid(),
-                              slurm_job_id=os.environ.get("SLURM_JOB_ID"))
-            run.save()
+        resume_from = None
+        if force:
+            checkpoint.remove_all(run.dir)
+        elif run.status in ("running", "failed") and run.record.get("epochs"):
+            resume_from = checkpoint.latest(run.dir, at_most=run.record["epochs"][-1]["epoch"])
+        if resume_from is None:
+            checkpoint.remove_all(run.dir)
+            run.record.update(epochs=[], started_at=time.time())
+        else:
+            ctx.log(f"{spec.run_id}: resuming after epoch {resume_from[0]} ({resume_from[1]})")
+            run.record.setdefault("resumed_after_epoch", []).append(resume_from[0])
+        run.record.update(status="running", reason=None, host=socket.gethostname(), pid=os.getpid(),
+                          slurm_job_id=os.environ.get("SLURM_JOB_ID"))
+        run.save()
         try:
-            _execute(spec, ctx, run)
+            _execute(spec, ctx, run, resume_from)
         except (NonFiniteLoss, NonFiniteMetric) as e:
             _fail(run, str(e))
             ctx.log(f"{spec.run_id}: FAILED: {e}")
@@ -112,7 +122,7 @@ def _fail(run: Run, reason: str) -> None:
     run.save()
 
 
-def _execute(spec: RunSpec, ctx: Context, run: Run) -> None:
+def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, object] | None) -> None:
     suite, objective, adapter = SUITES[spec.suite], OBJECTIVES[spec.objective], ADAPTERS[spec.adapter]
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -136,8 +146,12 @@ def _execute(spec: RunSpec, ctx: Context, run: Run) -> None:
     timings["adapter"] = time.perf_counter() - t0
     run.record["parameters"] = count_parameters(model)
 
-    epochs: list[dict] = []
-    if "target_metrics" in prepared.records:  # epoch 0: the model before unlearning
+    state, start_epoch = None, 0
+    if resume_from is not None:
+        state = LoopState(*make_optimizer(model, spec.hparams, len(prepared.forget)))
+        start_epoch = checkpoint.restore(resume_from[1], model, state.optimizer, state.scheduler)
+    epochs: list[dict] = [e for e in run.record.get("epochs", []) if e["epoch"] <= start_epoch]
+    if not epochs and "target_metrics" in prepared.records:  # epoch 0: the model before unlearning
         epochs.append({"epoch": 0, "metrics": prepared.records["target_metrics"]})
     run.record["epochs"] = epochs
     eval_seconds = 0.0
@@ -158,12 +172,14 @@ def _execute(spec: RunSpec, ctx: Context, run: Run) -> None:
         stop = bool(prepared.should_stop and prepared.should_stop(evaluation.metrics))
         if stop:
             run.record["stopped_at_epoch"] = stats.epoch
+        elif stats.epoch < spec.hparams.epochs and ctx.checkpoints:
+            checkpoint.save(run.dir, stats.epoch, model, state.optimizer, state.scheduler)
         return stop
 
     t0 = time.perf_counter()
     try:
         train(model, objective, prepared.forget, prepared.retain, spec.hparams, pad_id=tokenizer.pad_token_id,
-              seed=spec.seed, reference=reference, on_epoch_end=on_epoch_end,
+              seed=spec.seed, reference=reference, on_epoch_end=on_epoch_end, start_epoch=start_epoch, state=state,
               progress=lambda msg: ctx.log(f"  {spec.method_label} {spec.split}: {msg}"))
     finally:
         timings["train"] = time.perf_counter() - t0 - eval_seconds
@@ -172,6 +188,7 @@ def _execute(spec: RunSpec, ctx: Context, run: Run) -> None:
         run.record["peak_memory_mb"] = peak_memory_mb(ctx.device)
     run.record.update(status="finished", finished_at=time.time())
     run.save()
+    checkpoint.remove_all(run.dir)
 
 
 def run_grid(specs: Sequence[RunSpec], ctx: Context, force: bool = False, show_progress: bool = True) -> GridOutcome:

@@ -21,6 +21,7 @@ class Context:
     device: str = "cpu"
     trust_remote_code: bool = False
     eval_batch_size: int = 64
+    checkpoints: bool = True  # save one after every epoch, so killed runs resume
 
 
 @dataclass

@@ -78,3 +78,34 @@ def test_report_lists_reference_rows_and_failed_runs(results, capsys):
     assert "(target)" in board and "(retain)" in board
     assert "| failed" in board
     assert (results / "tofu-mini/leaderboard.csv").exists() and (results / "tofu-mini/leaderboard.tex").exists()
+
+
+def test_a_run_killed_mid_way_resumes_and_matches_the_uninterrupted_one(results):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ctx = Context(store=ResultStore(results), log=lambda msg: None)
+    [spec] = expand("tofu-mini", "gd+lora", hparams={"epochs": 4})
+    assert run_one(spec, ctx) == "finished"
+    run_json = ctx.store.run_dir(spec) / "run.json"
+    uninterrupted = json.loads(run_json.read_text())["epochs"]
+
+    argv = [sys.executable, "-m", "bench", "-q", "run", "--suite", "tofu-mini", "--methods", "gd+lora",
+            "--epochs", "4", "--force", "--results", str(results)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (ctx.store.run_dir(spec) / "ckpt-2").exists():
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed = json.loads(run_json.read_text())
+    assert killed["status"] == "running" and 2 <= killed["epochs"][-1]["epoch"] < 4
+
+    assert run_one(spec, ctx) == "finished"
+    resumed = json.loads(run_json.read_text())
+    assert resumed["resumed_after_epoch"] == [2] or resumed["resumed_after_epoch"] == [3]
+    assert [e["metrics"] for e in resumed["epochs"]] == [e["metrics"] for e in uninterrupted]
+    assert not list(ctx.store.run_dir(spec).glob("ckpt-*"))  # a finished run keeps no checkpoint

@@ -1,0 +1,78 @@
+"""Per-epoch checkpoints, so a killed or preempted run resumes where it stopped.
+
+A checkpoint holds what the run cannot rebuild: the trainable parameters (all of them for full
+fine-tuning, only A and B for LoRA / FILA, whose frozen base is rebuilt deterministically from the
+model and the cached Fisher row weights), the optimiser and scheduler states, and the RNG state.
+Each is written into `ckpt-<epoch>.tmp` and published by one rename, then older ones are deleted,
+so a kill at any moment leaves a complete checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import torch
+
+
+def _trainable(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def save(run_dir: Path, epoch: int, model: torch.nn.Module, optimizer, scheduler) -> Path:
+    from safetensors.torch import save_file
+
+    final = Path(run_dir) / f"ckpt-{epoch}"
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file(_trainable(model), str(tmp / "trainable.safetensors"))
+    torch.save({"epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
+    os.replace(tmp, final)
+    for old in all_checkpoints(run_dir):
+        if old[0] < epoch:
+            shutil.rmtree(old[1], ignore_errors=True)
+    return final
+
+
+def all_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    found = []
+    for p in Path(run_dir).glob("ckpt-*"):
+        m = re.fullmatch(r"ckpt-(\d+)", p.name)
+        if m and (p / "state.pt").exists():
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def latest(run_dir: Path, at_most: int) -> tuple[int, Path] | None:
+    """The newest complete checkpoint no later than `at_most` (the last epoch run.json recorded)."""
+    usable = [c for c in all_checkpoints(run_dir) if c[0] <= at_most]
+    return usable[-1] if usable else None
+
+
+def restore(path: Path, model: torch.nn.Module, optimizer, scheduler) -> int:
+    from safetensors.torch import load_file
+
+    weights = load_file(str(path / "trainable.safetensors"))
+    params = dict(model.named_parameters())
+    missing = set(weights) ^ {n for n, p in params.items() if p.requires_grad}
+    if missing:
+        raise RuntimeError(f"checkpoint {path} does not match the model: {sorted(missing)[:3]}")
+    with torch.no_grad():
+        for name, value in weights.items():
+            params[name].copy_(value)
+    state = torch.load(path / "state.pt", weights_only=True)  # tensors and numbers only, never code
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["epoch"])
+
+
+def remove_all(run_dir: Path) -> None:
+    for _, p in all_checkpoints(run_dir):
+        shutil.rmtree(p, ignore_errors=True)
+    for p in Path(run_dir).glob("ckpt-*.tmp"):
+        shutil.rmtree(p, ignore_errors=True)
