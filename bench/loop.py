@@ -51,12 +51,16 @@ def steps_per_epoch(n_forget: int, hp: Hyperparams) -> int:
 
 
 def make_optimizer(model: torch.nn.Module, hp: Hyperparams, n_forget: int):
-    from transformers import get_linear_schedule_with_warmup
+    from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
     per_epoch = steps_per_epoch(n_forget, hp)
-    scheduler = get_linear_schedule_with_warmup(optimizer, round(hp.warmup_epochs * per_epoch), hp.epochs * per_epoch)
+    warmup = round(hp.warmup_epochs * per_epoch)
+    if hp.schedule == "constant":
+        scheduler = get_constant_schedule_with_warmup(optimizer, warmup)
+    else:
+        scheduler = get_linear_schedule_with_warmup(optimizer, warmup, hp.epochs * per_epoch)
     return optimizer, scheduler
 
 

@@ -45,6 +45,7 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
         spec = record["spec"]
         label = spec["objective"] if spec["adapter"] == "full" else f"{spec['objective']}+{spec['adapter']}-r{spec['rank']}"
         at, metrics = _metrics_at(record, epoch)
+        metrics = {**metrics, **record.get("final_metrics", {})}
         timings = record.get("timings", {})
         rows.append({
             "run_id": record["run_id"], "status": record["status"], "reason": record.get("reason"),

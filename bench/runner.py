@@ -151,8 +151,9 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
         state = LoopState(*make_optimizer(model, spec.hparams, len(prepared.forget)))
         start_epoch = checkpoint.restore(resume_from[1], model, state.optimizer, state.scheduler)
     epochs: list[dict] = [e for e in run.record.get("epochs", []) if e["epoch"] <= start_epoch]
-    if not epochs and "target_metrics" in prepared.records:  # epoch 0: the model before unlearning
-        epochs.append({"epoch": 0, "metrics": prepared.records["target_metrics"]})
+    if not epochs:  # epoch 0: the model before unlearning
+        before = prepared.records.get("target_metrics") or prepared.evaluate(model, tokenizer).metrics
+        epochs.append({"epoch": 0, "metrics": before})
     run.record["epochs"] = epochs
     eval_seconds = 0.0
     items_dir = run.dir / "items"
@@ -186,6 +187,16 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
         timings["evaluate"] = eval_seconds
         run.record["timings"] = timings
         run.record["peak_memory_mb"] = peak_memory_mb(ctx.device)
+    final = {}
+    if prepared.should_stop is not None:
+        final["epochs_to_forget"] = run.record.get("stopped_at_epoch")  # None: not forgotten within the cap
+        final["forgotten"] = final["epochs_to_forget"] is not None
+    if prepared.final_evaluate is not None:
+        t0 = time.perf_counter()
+        final.update(prepared.final_evaluate(model, tokenizer))
+        timings["utility"] = time.perf_counter() - t0
+        _check_finite(final, epochs[-1]["epoch"])
+    run.record["final_metrics"] = final
     run.record.update(status="finished", finished_at=time.time())
     run.save()
     checkpoint.remove_all(run.dir)

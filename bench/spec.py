@@ -24,7 +24,8 @@ class Hyperparams:
     epochs: int = 5
     batch_size: int = 8  # examples per forward pass (micro-batch)
     effective_batch: int = 32  # examples per optimiser step; accumulation = effective / micro
-    warmup_epochs: float = 1.0  # linear warm-up, then linear decay to 0
+    warmup_epochs: float = 1.0  # linear warm-up, then the schedule
+    schedule: str = "linear"  # linear: decay to 0 at the last epoch; constant: stay at lr (Jang et al.)
     weight_decay: float = 0.01
     retain_weight: float = 1.0  # lambda of GD / KL / NPO / IHL
     npo_beta: float = 0.1
@@ -43,10 +44,11 @@ class Hyperparams:
             "npo_beta": self.npo_beta > 0,
             "max_grad_norm": self.max_grad_norm >= 0,
             "dtype": self.dtype in ("fp32", "bf16"),
+            "schedule": self.schedule in ("linear", "constant"),
         }
         for name, ok in checks.items():
             if not ok:
-                valid = "fp32 or bf16" if name == "dtype" else "a positive number"
+                valid = {"dtype": "fp32 or bf16", "schedule": "linear or constant"}.get(name, "a positive number")
                 raise BenchError(f"bad hyperparameter {name}={getattr(self, name)!r} (expected {valid})")
 
     def replace(self, **changes: Any) -> "Hyperparams":

@@ -2,9 +2,11 @@
 
 from bench.registry import Registry
 from suites.base import Context, Evaluation, Prepared, Suite
+from suites.tdec import Tdec
+from suites.tdec_mini import TdecMini
 from suites.tofu import Tofu
 from suites.tofu_mini import TofuMini
 
 SUITES: Registry[Suite] = Registry("suite")
-for _suite in (Tofu(), TofuMini()):
+for _suite in (Tofu(), TofuMini(), Tdec(), TdecMini()):
     SUITES.register(_suite.name, _suite)

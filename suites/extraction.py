@@ -1,0 +1,143 @@
+"""Memorisation metrics of the training-data extraction setting (Jang et al. 2023; SPEC section 4).
+
+MA(x)   = (1/(T-1)) sum_{t=1}^{T-1} 1[argmax p(. | x_<t) = x_t]          (one teacher-forced pass)
+EL_n(x) = (1/(T-n)) sum_{i=1}^{T-n} OVERLAP_n(greedy(x_<i, T-i tokens), x_{i:})
+OVERLAP_n(a, b) = #(n-grams of a that occur among b's n-grams) / #(n-grams of b)   (with multiplicity)
+
+Batched EL: if the teacher-forced argmax after prefix x_<i equals x_i, the greedy continuation of
+x_<i is x_i followed by the greedy continuation of x_<i+1. So only the prefixes where the argmax
+misses are decoded ("canvas": one row per such prefix, all rows stepping through positions together
+with a KV cache, each row fed the text up to its prefix and its own argmax after it); the others are
+filled in right to left. Decoding never stops at an end-of-text token: TDEC sequences contain them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import torch
+
+
+def sequences_tensor(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids [N, T] right-padded, lengths [N])."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = torch.tensor(s)
+    return ids, torch.tensor([len(s) for s in seqs])
+
+
+@torch.no_grad()
+def teacher_forced_argmax(model, ids: torch.Tensor, lengths: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+    """[N, T-1]: the model's argmax prediction of token t+1 after x_<=t."""
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(ids), batch_size):
+        chunk = ids[start:start + batch_size].to(device)
+        mask = (torch.arange(ids.shape[1])[None, :] < lengths[start:start + batch_size, None]).long().to(device)
+        out.append(model(input_ids=chunk, attention_mask=mask).logits[:, :-1].argmax(-1).cpu())
+    return torch.cat(out)
+
+
+def memorization_accuracy(pred: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Per-sequence MA [N] from teacher-forced predictions."""
+    hits = (pred == ids[:, 1:]).float()
+    valid = (torch.arange(1, ids.shape[1])[None, :] < lengths[:, None]).float()
+    return (hits * valid).sum(1) / (lengths - 1).clamp(min=1)
+
+
+def overlap(pred: list[int], label: list[int], n: int) -> float:
+    label_grams = [tuple(label[k:k + n]) for k in range(len(label) - n + 1)]
+    if not label_grams:
+        return 0.0
+    present = set(label_grams)
+    hits = sum(1 for k in range(len(pred) - n + 1) if tuple(pred[k:k + n]) in present)
+    return hits / len(label_grams)
+
+
+def extraction_likelihood(continuations: list[list[int]], seq: list[int], n: int) -> float:
+    """EL_n of one sequence from its greedy continuations; continuations[i] continues the prefix seq[:i]."""
+    T = len(seq)
+    if T <= n:
+        return 0.0
+    return sum(overlap(continuations[i], seq[i:], n) for i in range(1, T - n + 1)) / (T - n)
+
+
+@torch.no_grad()
+def greedy_continuations(model, ids: torch.Tensor, lengths: torch.Tensor, pred: torch.Tensor,
+                         min_prefix: int = 1, max_rows: int = 2048) -> list[list[list[int]]]:
+    """For every sequence j and prefix length i in [min_prefix, L_j - 1], the greedy continuation of
+    x_<i up to length L_j (a list of L_j - i tokens). Decodes only where the teacher-forced argmax misses."""
+    device = next(model.parameters()).device
+    rows = [(j, i) for j in range(len(ids)) for i in range(min_prefix, int(lengths[j]))
+            if pred[j, i - 1] != ids[j, i]]
+    decoded: dict[tuple[int, int], list[int]] = {}
+    for start in range(0, len(rows), max_rows):
+        chunk = rows[start:start + max_rows]
+        width = max(int(lengths[j]) for j, _ in chunk)
+        prefix = torch.tensor([i for _, i in chunk])
+        canvas = ids[[j for j, _ in chunk], :width].clone()
+        past, token = None, canvas[:, :1].to(device)
+        for s in range(width - 1):  # feed position s, predict s + 1
+            out = model(input_ids=token, past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            nxt = out.logits[:, -1].argmax(-1).cpu()
+            own = prefix <= s + 1  # position s+1 belongs to the continuation
+            canvas[own, s + 1] = nxt[own]
+            token = canvas[:, s + 1:s + 2].to(device)
+        for r, (j, i) in enumerate(chunk):
+            decoded[(j, i)] = canvas[r, i:int(lengths[j])].tolist()
+    result = []
+    for j in range(len(ids)):
+        L = int(lengths[j])
+        conts: list[list[int] | None] = [None] * L
+        for i in range(L - 1, min_prefix - 1, -1):
+            if (j, i) in decoded:
+                conts[i] = decoded[(j, i)]
+            else:  # argmax hit: x_i then the continuation of the longer prefix
+                conts[i] = [int(ids[j, i])] + (conts[i + 1] if i + 1 < L else [])
+        result.append(conts)
+    return result
+
+
+@torch.no_grad()
+def naive_continuations(model, ids: torch.Tensor, lengths: torch.Tensor, min_prefix: int = 1) -> list[list[list[int]]]:
+    """One `generate` call per (sequence, prefix): the reference the batched path must equal."""
+    from transformers import GenerationConfig
+
+    device = next(model.parameters()).device
+    config = GenerationConfig(do_sample=False, eos_token_id=None, pad_token_id=0)
+    result = []
+    for j in range(len(ids)):
+        L = int(lengths[j])
+        conts: list = [None] * L
+        for i in range(min_prefix, L):
+            out = model.generate(ids[j:j + 1, :i].to(device), generation_config=config, max_new_tokens=L - i,
+                                 min_new_tokens=0)
+            conts[i] = out[0, i:].tolist()
+        result.append(conts)
+    return result
+
+
+def extraction_scores(model, seqs: list[list[int]], pad_id: int, ns=(5, 10), batch_size: int = 32) -> dict[str, list[float]]:
+    """Per-sequence MA and EL_n, batched."""
+    was_training = model.training
+    model.eval()
+    ids, lengths = sequences_tensor(seqs, pad_id)
+    pred = teacher_forced_argmax(model, ids, lengths, batch_size)
+    ma = memorization_accuracy(pred, ids, lengths)
+    conts = greedy_continuations(model, ids, lengths, pred)
+    scores = {"ma": ma.tolist()}
+    for n in ns:
+        scores[f"el{n}"] = [extraction_likelihood(conts[j], seqs[j], n) for j in range(len(seqs))]
+    model.train(was_training)
+    return scores
+
+
+def forgotten(ma: float, el10: float, ma_threshold: float, el10_threshold: float) -> bool:
+    """Jang et al.'s stopping rule: mean MA and mean EL_10 both below the unseen-data values. Tie rule:
+    where a threshold is exactly 0 (no unseen sequence shares a 10-gram with its greedy continuation),
+    "below" cannot be met, so reaching 0 counts."""
+    ma_ok = ma < ma_threshold or (ma_threshold == 0 and ma == 0)
+    el_ok = el10 < el10_threshold or (el10_threshold == 0 and el10 == 0)
+    return ma_ok and el_ok

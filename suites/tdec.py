@@ -1,0 +1,252 @@
+"""TDEC (Jang et al. 2023): make GPT-Neo forget Pile sequences it can reproduce verbatim.
+
+Forget sets: lm_extraction_32_{0..4}.csv from the knowledge-unlearning repository (32 sequences
+each), downloaded once and cached with their SHA-256, or read from `--data-dir`. The whole set is one
+optimiser step (effective batch = the set). After every epoch: memorisation accuracy (MA) and
+extraction likelihood (EL_5, EL_10); the run stops once mean MA and mean EL_10 fall below the
+thresholds of unseen data. Utility after the last epoch: lm-eval reasoning tasks on the live model
+and perplexity on held-out text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import urllib.request
+from pathlib import Path
+
+import torch
+
+from bench.errors import BenchError, unknown
+from bench.models import MODELS, hub_reachable
+from bench.spec import Hyperparams, RunSpec
+from bench.store import read_json, write_json_atomic
+from suites.base import Context, Metric, Prepared, Suite, Evaluation
+from suites.extraction import extraction_scores, forgotten
+
+FORGET_URL = "https://raw.githubusercontent.com/joeljang/knowledge-unlearning/main/data/lm_extraction_32_{i}.csv"
+REASONING = ("piqa", "hellaswag", "arc_easy", "arc_challenge", "copa", "winogrande", "mathqa", "pubmedqa",
+             "lambada_openai")
+JANG_THRESHOLDS = {"ma": 0.2994, "el10": 0.0499}  # GPT-Neo 125M on unseen data (Jang et al. 2023)
+
+METRICS = (
+    Metric("epochs_to_forget", False, "epochs until MA and EL_10 fall below the unseen-data thresholds"),
+    Metric("ma", False, "memorisation accuracy on the forget set (teacher-forced argmax)"),
+    Metric("el10", False, "extraction likelihood, 10-grams"),
+    Metric("el5", False, "extraction likelihood, 5-grams"),
+    Metric("reasoning_acc", True, "mean accuracy over the lm-eval reasoning tasks"),
+    Metric("ppl_heldout", False, "perplexity on held-out text (WikiText validation)"),
+)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def cached_download(url: str, path: Path) -> Path:
+    """Download once; later reads verify the SHA-256 recorded at download time."""
+    sums_file = path.parent / "checksums.json"
+    sums = read_json(sums_file) if sums_file.exists() else {}
+    if path.exists():
+        recorded = sums.get(path.name)
+        if recorded and sha256(path) != recorded:
+            raise BenchError(f"cached file {path} does not match its recorded checksum; delete it (and its line in "
+                             f"{sums_file}) to download it again")
+        return path
+    if not hub_reachable() and os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", ""):
+        raise BenchError(f"{path.name} is not cached and this machine is offline; put it in a directory and pass --data-dir DIR")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            tmp.write_bytes(response.read())
+    except OSError as e:
+        raise BenchError(f"could not download {url} ({e}); put {path.name} in a directory and pass --data-dir DIR") from None
+    os.replace(tmp, path)
+    sums[path.name] = sha256(path)
+    write_json_atomic(sums_file, sums)
+    return path
+
+
+def read_forget_csv(path: Path) -> list[str]:
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    if "text" not in frame.columns:
+        raise BenchError(f"{path} has no 'text' column (expected columns doc_id, corpus, text)")
+    texts = [t for t in frame["text"].astype(str) if t.strip()]
+    if not texts:
+        raise BenchError(f"the forget set {path} is empty")
+    return texts
+
+
+def perplexity(model, seqs: list[list[int]], pad_id: int, batch_size: int = 16) -> float:
+    """exp(mean token NLL) over all predicted tokens of `seqs`."""
+    from bench.data import collate, to_device
+    from methods.losses import logits_of, token_nll
+
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(seqs), batch_size):
+            batch = to_device(collate([{"input_ids": s} for s in seqs[start:start + batch_size]], pad_id), device)
+            nll, mask = token_nll(logits_of(model, batch), batch["labels"])
+            total += nll.sum().item()
+            count += int(mask.sum())
+    model.train(was_training)
+    return math.exp(total / max(count, 1))
+
+
+class Tdec(Suite):
+    name = "tdec"
+    summary = "TDEC extraction unlearning on GPT-Neo 125M / 1.3B / 2.7B (GPU)"
+    models = ("gpt-neo-125m", "gpt-neo-1.3b", "gpt-neo-2.7b")
+    splits = tuple(f"set{i}" for i in range(5))
+    default_splits = splits
+    default_adapters = ("full", "lora", "fila")
+    default_ranks = (4, 8, 16, 32)
+    metrics = METRICS
+    headline = ("epochs_to_forget", "reasoning_acc", "ppl_heldout", "ma", "el10")
+    options = {
+        "seq_len": 200,
+        "thresholds": "jang",  # jang: the published GPT-Neo 125M values; measured: this model on `unseen.csv`
+        "lm_eval_tasks": ",".join(REASONING),
+        "eval_limit": 0,  # lm-eval items per task (0 = all)
+        "retain_size": 256,  # WikiText chunks for GD / KL / NPO / IHL
+    }
+
+    def hparams(self, model: str) -> Hyperparams:
+        lr = MODELS[model].unlearn_lr if model in MODELS else 5e-5
+        # Jang et al.: Adam, constant lr, the whole forget set per step, until forgotten (capped here)
+        return Hyperparams(lr=lr, epochs=30, batch_size=8, effective_batch=32, warmup_epochs=0.0,
+                           weight_decay=0.0, schedule="constant")
+
+    # -- data -----------------------------------------------------------------------------------
+    def forget_texts(self, split: str, ctx: Context) -> list[str]:
+        i = self.splits.index(split)
+        name = f"lm_extraction_32_{i}.csv"
+        if ctx.data_dir:
+            path = Path(ctx.data_dir) / name
+            if not path.is_file():
+                raise BenchError(f"missing data file {path} (a TDEC data directory holds lm_extraction_32_0..4.csv)")
+            return read_forget_csv(path)
+        return read_forget_csv(cached_download(FORGET_URL.format(i=i), ctx.store.artefact_dir(self.name) / "data" / name))
+
+    def text_lines(self, kind: str, ctx: Context) -> list[str]:
+        """WikiText train (retain) / validation (perplexity); `<data-dir>/wikitext_<split>.txt` offline."""
+        split = {"retain": "train", "heldout": "validation", "unseen": "test"}[kind]
+        if ctx.data_dir:
+            path = Path(ctx.data_dir) / f"wikitext_{split}.txt"
+            if not path.is_file():
+                raise BenchError(f"missing data file {path} (plain text, one paragraph per line)")
+            return [l for l in path.read_text().splitlines() if l.strip()]
+        from datasets import load_dataset
+
+        try:
+            rows = load_dataset("Salesforce/wikitext", "wikitext-103-raw-v1", split=split)
+        except Exception as e:
+            raise BenchError(f"could not load WikiText ({type(e).__name__}); pass --data-dir DIR with wikitext_{split}.txt") from None
+        return [r["text"] for r in rows if r["text"].strip()]
+
+    def chunks(self, lines: list[str], tokenizer, seq_len: int, limit: int) -> list[list[int]]:
+        ids: list[int] = []
+        for line in lines:
+            ids += tokenizer(line, add_special_tokens=False)["input_ids"]
+            if len(ids) >= seq_len * limit:
+                break
+        return [ids[k:k + seq_len] for k in range(0, len(ids) - seq_len + 1, seq_len)][:limit]
+
+    def model_path(self, spec: RunSpec, ctx: Context) -> str:
+        return spec.model
+
+    def thresholds(self, spec: RunSpec, model_path: str, tokenizer, ctx: Context) -> dict:
+        if spec.option("thresholds") == "jang":
+            return dict(JANG_THRESHOLDS, source="Jang et al. 2023, GPT-Neo 125M")
+        if spec.option("thresholds") != "measured":
+            raise BenchError(f"bad thresholds '{spec.option('thresholds')}' (expected jang or measured)")
+        key = hashlib.sha256(json.dumps([model_path, spec.option("seq_len")]).encode()).hexdigest()[:16]
+        path = ctx.store.artefact_dir(self.name) / "thresholds" / f"{key}.json"
+        if path.exists():
+            return read_json(path)
+        from bench.models import load_model
+
+        model, tok = load_model(model_path, trust_remote_code=ctx.trust_remote_code, device=ctx.device)
+        seqs = self.unseen_sequences(spec, tok, ctx)
+        scores = extraction_scores(model, seqs, tok.pad_token_id)
+        result = {"ma": sum(scores["ma"]) / len(seqs), "el10": sum(scores["el10"]) / len(seqs),
+                  "el5": sum(scores["el5"]) / len(seqs), "n": len(seqs), "source": f"measured on {len(seqs)} unseen sequences"}
+        write_json_atomic(path, result)
+        return result
+
+    def unseen_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
+        return self.chunks(self.text_lines("unseen", ctx), tokenizer, int(spec.option("seq_len")), 32)
+
+    def utility(self, spec: RunSpec, tokenizer, ctx: Context):
+        """The final evaluation: lm-eval tasks on the live model and held-out perplexity."""
+        from bench.lm_eval_bridge import run_tasks
+
+        tasks = [t for t in str(spec.option("lm_eval_tasks")).split(",") if t]
+        heldout = self.heldout_sequences(spec, tokenizer, ctx)
+        limit = int(spec.option("eval_limit")) or None
+        include_path, include_defaults = self.lm_eval_tasks_dir(ctx)
+
+        def evaluate(model, tok) -> dict:
+            out = {"ppl_heldout": perplexity(model, heldout, tok.pad_token_id)}
+            if tasks:
+                scores = run_tasks(model, tok, tasks, include_path, include_defaults, limit,
+                                   device=str(next(model.parameters()).device))
+                out.update({f"lm_eval/{t}": v for t, v in scores.items()})
+                out["reasoning_acc"] = sum(scores.values()) / len(scores)
+            return out
+
+        return evaluate
+
+    def heldout_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
+        return self.chunks(self.text_lines("heldout", ctx), tokenizer, int(spec.option("seq_len")), 64)
+
+    def lm_eval_tasks_dir(self, ctx: Context) -> tuple[str | None, bool]:
+        return None, True
+
+    def forget_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
+        seq_len = int(spec.option("seq_len"))
+        return [tokenizer(t, add_special_tokens=False)["input_ids"][:seq_len] for t in self.forget_texts(spec.split, ctx)]
+
+    def retain_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
+        return self.chunks(self.text_lines("retain", ctx), tokenizer, int(spec.option("seq_len")), int(spec.option("retain_size")))
+
+    def prepare(self, spec: RunSpec, ctx: Context) -> Prepared:
+        from transformers import AutoTokenizer
+
+        from bench.models import resolve
+
+        model_path = self.model_path(spec, ctx)
+        source, revision = resolve(model_path)
+        if not Path(source).is_dir() and not hub_reachable() and os.environ.get("HF_HUB_OFFLINE", "0") in ("0", ""):
+            raise BenchError(f"model '{source}' needs the Hugging Face hub, which cannot be reached; pass --model DIR")
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=ctx.trust_remote_code)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        forget_seqs = self.forget_sequences(spec, tokenizer, ctx)
+        retain_seqs = self.retain_sequences(spec, tokenizer, ctx)
+        limits = self.thresholds(spec, model_path, tokenizer, ctx)
+
+        def evaluate(model, tok) -> Evaluation:
+            scores = extraction_scores(model, forget_seqs, tok.pad_token_id)
+            metrics = {k: sum(v) / len(v) for k, v in scores.items()}
+            return Evaluation(metrics, scores)
+
+        def should_stop(metrics: dict) -> bool:
+            return forgotten(metrics["ma"], metrics["el10"], limits["ma"], limits["el10"])
+
+        as_examples = lambda seqs: [{"input_ids": s, "labels": s} for s in seqs]
+        return Prepared(model_path=model_path, forget=as_examples(forget_seqs), retain=as_examples(retain_seqs),
+                        evaluate=evaluate, should_stop=should_stop,
+                        final_evaluate=self.utility(spec, tokenizer, ctx),
+                        data_key=hashlib.sha256(json.dumps([model_path, spec.split, forget_seqs[:1]]).encode()).hexdigest()[:16],
+                        records={"thresholds": limits, "forget_sequences": len(forget_seqs),
+                                 "retain_sequences": len(retain_seqs),
+                                 "dialogue_f1": "not implemented yet (SPEC section 4): not run"})

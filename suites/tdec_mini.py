@@ -1,0 +1,127 @@
+"""tdec-mini: TDEC's pipeline, metrics and stopping rule at laptop size.
+
+A synthetic corpus (e-mails, Python functions, legal clauses with random names and numbers) is cut
+into 64-token chunks. A 0.7M-parameter GPT-Neo is trained on it, seeing five small forget sets many
+times (so it memorises them, as GPT-Neo memorised duplicated Pile text) and never seeing the unseen
+pool that sets the thresholds. Two multiple-choice tasks built from held-out documents stand in for
+the reasoning suite and go through lm-eval, offline. Everything is built and cached on first use.
+Measured recipe: ../shared/notes/tdec-mini-feasibility.md.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+from bench.errors import unknown
+from bench.lm_eval_bridge import write_choice_task
+from bench.spec import Hyperparams, RunSpec
+from bench.store import read_json, write_json_atomic
+from suites.base import Context
+from suites.tdec import Tdec
+from suites.tdec_mini_data import choice_tasks, documents
+from suites.tofu import _key, publish_dir
+
+CORPUS = dict(documents=6000, seed=0, seq_len=64, sets=5, per_set=16, unseen=64, heldout=64, vocab=2048)
+TRAIN = dict(repeats=40, lr=3e-3)
+
+
+class TdecMini(Tdec):
+    name = "tdec-mini"
+    summary = "TDEC's twin on CPU: a 0.7M GPT-Neo that memorised 5 x 16 synthetic sequences, built on first use"
+    models = ("tiny-gpt-neo",)
+    default_adapters = ("full", "lora", "fila")
+    default_ranks = (8,)
+    default_splits = ("set0",)
+    options = {**Tdec.options, "seq_len": 64, "thresholds": "measured", "lm_eval_tasks": "mini_kind,mini_cloze",
+               "retain_size": 256}
+
+    def check_model(self, model: str) -> None:
+        if model not in self.models:
+            raise unknown(f"model of suite {self.name}", model, self.models)
+
+    def hparams(self, model: str) -> Hyperparams:
+        return Hyperparams(lr=1e-3, epochs=12, batch_size=16, effective_batch=16, warmup_epochs=0.0,
+                           weight_decay=0.0, schedule="constant")
+
+    def root(self, ctx: Context) -> Path:
+        return ctx.store.artefact_dir(self.name) / f"world-{_key([CORPUS, TRAIN])}"
+
+    def pools(self, ctx: Context) -> dict:
+        """Token chunks: forget sets, unseen (thresholds), heldout (perplexity), general, and the tokenizer."""
+        out = self.root(ctx) / "data"
+        if not (out / "pools.json").exists():
+            from bench.tiny import train_tokenizer
+
+            docs = documents(CORPUS["documents"], CORPUS["seed"])
+            tokenizer = train_tokenizer(docs[:3000], vocab_size=CORPUS["vocab"])
+            stream: list[int] = []
+            for doc in docs:
+                stream += tokenizer(doc, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+            T = CORPUS["seq_len"]
+            chunks = [stream[k:k + T] for k in range(0, len(stream) - T + 1, T)]
+            random.Random(CORPUS["seed"]).shuffle(chunks)
+            n_forget = CORPUS["sets"] * CORPUS["per_set"]
+            pools = {f"set{i}": chunks[i * CORPUS["per_set"]:(i + 1) * CORPUS["per_set"]] for i in range(CORPUS["sets"])}
+            rest = chunks[n_forget:]
+            pools["unseen"], rest = rest[:CORPUS["unseen"]], rest[CORPUS["unseen"]:]
+            pools["heldout"], pools["general"] = rest[:CORPUS["heldout"]], rest[CORPUS["heldout"]:]
+            tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+            tokenizer.save_pretrained(tmp / "tokenizer")
+            write_json_atomic(tmp / "pools.json", pools)
+            tasks = choice_tasks(documents(600, CORPUS["seed"] + 1), CORPUS["seed"] + 2)
+            write_json_atomic(tmp / "tasks.json", tasks)
+            publish_dir(tmp, out)
+        return read_json(out / "pools.json")
+
+    def lm_eval_tasks_dir(self, ctx: Context) -> tuple[str | None, bool]:
+        directory = self.root(ctx) / "lm_eval_tasks"
+        if not (directory / "mini_cloze.yaml").exists():
+            self.pools(ctx)
+            for name, rows in read_json(self.root(ctx) / "data" / "tasks.json").items():
+                write_choice_task(directory, name, rows)
+        return str(directory.resolve()), False
+
+    def model_path(self, spec: RunSpec, ctx: Context) -> str:
+        """The 'pretrained' model: general chunks once, forget chunks `repeats` times, shuffled."""
+        from bench.finetune import finetune
+        from bench.tiny import TinyShape, build_tiny
+        from transformers import AutoTokenizer
+
+        out = self.root(ctx) / "model"
+        if (out / "config.json").exists():
+            return str(out)
+        pools = self.pools(ctx)
+        tokenizer = AutoTokenizer.from_pretrained(self.root(ctx) / "data" / "tokenizer")
+        model = build_tiny("gpt-neo", tokenizer, TinyShape(hidden=128, layers=2, heads=4, intermediate=512,
+                                                           max_positions=256))
+        stream = pools["general"] + [s for i in range(CORPUS["sets"]) for s in pools[f"set{i}"]] * TRAIN["repeats"]
+        examples = [{"input_ids": s, "labels": s} for s in stream]
+        hp = Hyperparams(lr=TRAIN["lr"], epochs=1, batch_size=32, effective_batch=32, warmup_epochs=0.1,
+                         weight_decay=0.01, max_grad_norm=1.0)
+        ctx.log(f"tdec-mini: training the base model on {len(examples)} chunks ({len(examples) // 32} steps)")
+        finetune(model, examples, hp, pad_id=tokenizer.pad_token_id, seed=0)
+        tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        publish_dir(tmp, out)
+        return str(out)
+
+    def forget_sequences(self, spec, tokenizer, ctx):
+        return self.pools(ctx)[spec.split]
+
+    def retain_sequences(self, spec, tokenizer, ctx):
+        return self.pools(ctx)["general"][:int(spec.option("retain_size"))]
+
+    def unseen_sequences(self, spec, tokenizer, ctx):
+        return self.pools(ctx)["unseen"]
+
+    def text_lines(self, kind, ctx):
+        raise AssertionError("tdec-mini has no text files")
+
+    def chunks(self, lines, tokenizer, seq_len, limit):
+        raise AssertionError("tdec-mini has no text files")
+
+    def heldout_sequences(self, spec, tokenizer, ctx):
+        return self.pools(ctx)["heldout"]

@@ -1,0 +1,84 @@
+"""A synthetic corpus for tdec-mini: templated documents whose layout is predictable and whose names
+and numbers are random, so a tiny model can only predict them if it memorised the document.
+Three kinds, as in ../shared/notes/tdec-mini-feasibility.md: e-mails, Python functions, legal clauses."""
+
+from __future__ import annotations
+
+import random
+
+SYL = ("ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "zu", "pe", "dor", "fen", "gil", "har", "bel",
+       "cor", "dun", "mor", "nal", "pir", "ran", "sel", "tam", "vek", "wen", "zan", "bri", "cal")
+VERBS = ("deliver", "repair", "inspect", "return", "replace", "insure", "maintain", "report", "pay", "notify")
+OBJECTS = ("the premises", "all fixtures", "the deposit", "any damage", "the keys", "the rent", "written notice",
+           "the inventory", "common areas", "the appliances")
+TOPICS = ("meeting", "invoice", "schedule", "delivery", "contract", "budget", "review", "shipment")
+SENTENCES = ("Please find the details below.", "Let me know if anything changes.", "Thanks for the quick reply.",
+             "We should confirm this by Friday.", "I attached the latest version.", "Can you check the numbers?")
+
+
+def word(rng: random.Random, lo: int = 2, hi: int = 3) -> str:
+    return "".join(rng.choice(SYL) for _ in range(rng.randint(lo, hi)))
+
+
+def email(rng: random.Random) -> str:
+    a, b = word(rng).capitalize(), word(rng).capitalize()
+    lines = [f"From: {a.lower()}@{word(rng)}.com", f"To: {b.lower()}@{word(rng)}.org",
+             f"Subject: {rng.choice(TOPICS)} #{rng.randint(100, 9999)}", "", f"Hi {b},", ""]
+    lines += [rng.choice(SENTENCES) for _ in range(rng.randint(2, 4))]
+    lines += [f"Call me at {rng.randint(200, 999)}-{rng.randint(1000, 9999)}.", "", "Best,", a]
+    return "\n".join(lines)
+
+
+def function(rng: random.Random) -> str:
+    name, arg, const = word(rng), word(rng, 1, 2), rng.randint(2, 999)
+    body = [f"def {name}_{word(rng, 1, 1)}({arg}, {word(rng, 1, 2)}=None):",
+            f"    total = {const}",
+            f"    for item in {arg}:",
+            f"        if item > {rng.randint(1, 99)}:",
+            f"            total += item * {rng.randint(2, 9)}",
+            f"    return total - {rng.randint(1, 50)}"]
+    return "\n".join(body)
+
+
+def clause(rng: random.Random) -> str:
+    return (f"Section {rng.randint(1, 20)}.{rng.randint(1, 9)} The Tenant shall {rng.choice(VERBS)} "
+            f"{rng.choice(OBJECTS)} within {rng.randint(2, 90)} days of {rng.choice(OBJECTS)}, provided that "
+            f"{word(rng).capitalize()} {word(rng).capitalize()} shall {rng.choice(VERBS)} {rng.choice(OBJECTS)}.")
+
+
+KINDS = (email, function, clause)
+
+
+def documents(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [rng.choice(KINDS)(rng) for _ in range(n)]
+
+
+def choice_tasks(docs: list[str], seed: int, n: int = 100) -> dict[str, list[dict]]:
+    """Two small multiple-choice tasks standing in for the reasoning suite (lm-eval, offline):
+    `mini_kind`: which continuation fits the document (others from documents of other kinds);
+    `mini_cloze`: which continuation fits (others from documents of the same kind)."""
+    rng = random.Random(seed)
+    kinds = [_kind_of(d) for d in docs]
+    tasks = {"mini_kind": [], "mini_cloze": []}
+    for _ in range(n):
+        i = rng.randrange(len(docs))
+        context, ending = _split(docs[i])
+        for task in tasks:
+            same = task == "mini_cloze"
+            pool = [j for j in range(len(docs)) if j != i and (kinds[j] == kinds[i]) == same]
+            others = [_split(docs[j])[1] for j in rng.sample(pool, 3)]
+            label = rng.randrange(4)
+            choices = others[:label] + [ending] + others[label:]
+            tasks[task].append({"context": context, "choices": choices, "label": label})
+    return tasks
+
+
+def _kind_of(doc: str) -> str:
+    return "email" if doc.startswith("From:") else "function" if doc.startswith("def ") else "clause"
+
+
+def _split(doc: str) -> tuple[str, str]:
+    words = doc.split(" ")
+    cut = max(1, len(words) // 2)
+    return " ".join(words[:cut]), " " + " ".join(words[cut:cut + 8])

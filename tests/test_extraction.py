@@ -1,0 +1,51 @@
+import pytest
+import torch
+
+from suites.extraction import (extraction_likelihood, forgotten, greedy_continuations, memorization_accuracy,
+                               naive_continuations, overlap, sequences_tensor, teacher_forced_argmax)
+from tests.conftest import tiny
+
+
+def test_overlap_counts_prediction_ngrams_with_multiplicity_against_the_label():
+    # label bigrams: (1,2) (2,3) (3,1) (1,2) -> 4, set {(1,2),(2,3),(3,1)}
+    # prediction bigrams: (1,2) (2,1) (1,2) (2,9) -> two hits
+    assert overlap([1, 2, 1, 2, 9], [1, 2, 3, 1, 2], 2) == pytest.approx(2 / 4)
+    assert overlap([1, 2], [1, 2, 3], 5) == 0.0  # label shorter than n: no n-grams
+
+
+def test_memorization_accuracy_by_hand():
+    ids, lengths = sequences_tensor([[5, 6, 7, 8], [5, 6, 7]], pad_id=0)
+    pred = torch.tensor([[6, 0, 8], [9, 7, 4]])  # row 0: hits at t=1, t=3; row 1: hit at t=2; t=3 is padding
+    assert memorization_accuracy(pred, ids, lengths).tolist() == pytest.approx([2 / 3, 1 / 2])
+
+
+def test_extraction_likelihood_by_hand():
+    seq = [1, 2, 3, 4, 5]
+    # continuations of prefixes 1..4 (lengths 4, 3, 2, 1); with n = 2, i runs 1..3
+    conts = [None, [2, 3, 9, 9], [3, 4, 5], [7, 7], [5]]
+    # i=1: label 2345 bigrams 23 34 45, pred 2399 -> 23 hit -> 1/3; i=2: 345 vs 345 -> 2/2; i=3: 45 vs 77 -> 0
+    assert extraction_likelihood(conts, seq, 2) == pytest.approx((1 / 3 + 1 + 0) / 3)
+    assert extraction_likelihood(conts, [1, 2], 2) == 0.0  # short suffix: no term
+
+
+def test_the_stopping_rule_and_its_tie_rule():
+    assert forgotten(0.29, 0.04, 0.2994, 0.0499)
+    assert not forgotten(0.30, 0.04, 0.2994, 0.0499)
+    assert not forgotten(0.29, 0.0499, 0.2994, 0.0499)  # strictly below
+    assert forgotten(0.40, 0.0, 0.44, 0.0)  # unseen EL10 is exactly 0: reaching 0 counts
+    assert not forgotten(0.40, 0.01, 0.44, 0.0)
+
+
+@pytest.mark.parametrize("arch", ["gpt-neo", "llama"])
+def test_batched_continuations_equal_one_generate_per_prefix(arch, tokenizer):
+    torch.manual_seed(0)
+    model = tiny(arch, tokenizer, seed=3).eval()
+    seqs = [torch.randint(2, len(tokenizer), (L,)).tolist() for L in (12, 9)]
+    seqs.append([seqs[0][0]] * 10)  # repeats: greedy argmax often hits
+    ids, lengths = sequences_tensor(seqs, pad_id=1)
+    pred = teacher_forced_argmax(model, ids, lengths)
+    batched = greedy_continuations(model, ids, lengths, pred, max_rows=7)
+    naive = naive_continuations(model, ids, lengths)
+    for j in range(len(seqs)):
+        for i in range(1, len(seqs[j])):
+            assert batched[j][i] == naive[j][i], (j, i)
