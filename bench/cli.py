@@ -55,8 +55,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="any hyperparameter, e.g. --set retain_weight=0.5 (repeatable)")
         p.add_argument("--option", action="append", metavar="NAME=VALUE", default=[],
                        help="a suite option, e.g. --option max_items=300 (repeatable; `show-config` lists them)")
+        p.add_argument("--lm-eval-tasks", metavar="A,B", help="lm-eval tasks added to the final evaluation of every run")
 
     def runtime(p):
+        p.add_argument("--lm-eval-include", metavar="DIR", help="a directory of local lm-eval task YAMLs (for --lm-eval-tasks)")
         p.add_argument("--data-dir", metavar="DIR", help="local copies of the suite's data files (no hub access)")
         p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
         p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1 on CPU; see README)")
@@ -94,8 +96,10 @@ def _specs(args):
         hp["lr"] = args.lr
     if args.epochs is not None:
         hp["epochs"] = args.epochs
-    return expand(args.suite, args.methods, args.models, args.splits, args.ranks, args.seeds, hp,
-                  parse_assignments(args.option, "--option"))
+    options = parse_assignments(args.option, "--option")
+    if args.lm_eval_tasks:
+        options["lm_eval_extra"] = args.lm_eval_tasks
+    return expand(args.suite, args.methods, args.models, args.splits, args.ranks, args.seeds, hp, options)
 
 
 def _context(args):
@@ -111,7 +115,7 @@ def _context(args):
     elif args.threads:
         torch.set_num_threads(args.threads)
     return Context(store=ResultStore(args.results), log=log.info, data_dir=args.data_dir, device=device,
-                   trust_remote_code=args.trust_remote_code)
+                   trust_remote_code=args.trust_remote_code, lm_eval_include=args.lm_eval_include)
 
 
 def cmd_list(args) -> int:

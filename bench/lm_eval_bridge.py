@@ -35,8 +35,8 @@ def write_choice_task(directory: Path, name: str, rows: Sequence[dict]) -> None:
 
 def run_tasks(model, tokenizer, tasks: Sequence[str], include_path: str | None = None,
               include_defaults: bool = True, limit: int | None = None, batch_size: int = 32,
-              device: str = "cpu") -> dict[str, float]:
-    """{task: accuracy} (acc_norm where a task reports it, else acc, else its first metric)."""
+              device: str = "cpu", metric: str = "auto") -> dict[str, float]:
+    """{task: score}: `metric` if given, else acc_norm where a task reports it, else acc, else its first metric."""
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
@@ -60,7 +60,7 @@ def run_tasks(model, tokenizer, tasks: Sequence[str], include_path: str | None =
     scores = {}
     for task, metrics in out["results"].items():
         numbers = {k.split(",")[0]: v for k, v in metrics.items() if isinstance(v, (int, float)) and "stderr" not in k}
-        for key in ("acc_norm", "acc", "exact_match", "f1"):
+        for key in ((metric,) if metric != "auto" else ("acc_norm", "acc", "exact_match", "f1")):
             if key in numbers:
                 scores[task] = float(numbers[key])
                 break

@@ -92,6 +92,8 @@ def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last") -> pd.
         row["runs"] = f"{len(done)}/{len(group)}"
         statuses = sorted(set(group["status"]) - {"finished"})
         row["status"] = "ok" if not statuses else ",".join(statuses)
+        if "forgotten" in done and len(done):  # TDEC: how many runs reached the thresholds within the cap
+            row["forgotten"] = f"{int(done['forgotten'].fillna(False).astype(bool).sum())}/{len(done)}"
         for col in metric_cols + extra_cols[:4] + list(COST):
             values = done[col].dropna() if col in done else pd.Series(dtype=float)
             row[col] = values.mean() if len(values) else None

@@ -196,6 +196,15 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
         final.update(prepared.final_evaluate(model, tokenizer))
         timings["utility"] = time.perf_counter() - t0
         _check_finite(final, epochs[-1]["epoch"])
+    extra = [t for t in str(spec.option("lm_eval_extra", "")).split(",") if t]
+    if extra:
+        from bench.lm_eval_bridge import run_tasks
+
+        t0 = time.perf_counter()
+        scores = run_tasks(model, tokenizer, extra, ctx.lm_eval_include, include_defaults=True, device=ctx.device)
+        final.update({f"lm_eval/{t}": v for t, v in scores.items()})
+        timings["lm_eval_extra"] = time.perf_counter() - t0
+        run.record["lm_eval_include"] = ctx.lm_eval_include
     run.record["final_metrics"] = final
     run.record.update(status="finished", finished_at=time.time())
     run.save()

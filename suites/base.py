@@ -22,6 +22,7 @@ class Context:
     trust_remote_code: bool = False
     eval_batch_size: int = 64
     checkpoints: bool = True  # save one after every epoch, so killed runs resume
+    lm_eval_include: str | None = None  # a directory of local lm-eval task YAMLs
 
 
 @dataclass
@@ -70,12 +71,19 @@ class Suite(ABC):
             raise unknown(f"split of suite {self.name}", split, self.splits)
         return split
 
+    def all_options(self) -> dict[str, Any]:
+        # lm_eval_extra: lm-eval tasks added to any suite's final evaluation (`--lm-eval-tasks a,b`)
+        return {**self.options, "lm_eval_extra": ""}
+
     def check_options(self, given: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-        merged = dict(self.options)
+        merged = self.all_options()
         for key, value in given.items():
-            if key not in self.options:
-                raise unknown(f"option of suite {self.name}", key, self.options)
-            merged[key] = type(self.options[key])(value) if self.options[key] is not None else value
+            if key not in merged:
+                raise unknown(f"option of suite {self.name}", key, merged)
+            try:
+                merged[key] = type(merged[key])(value)
+            except ValueError:
+                raise BenchError(f"bad option {key}={value!r} (expected a {type(merged[key]).__name__})") from None
         return tuple(sorted(merged.items()))
 
     @abstractmethod

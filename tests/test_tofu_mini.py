@@ -109,3 +109,15 @@ def test_a_run_killed_mid_way_resumes_and_matches_the_uninterrupted_one(results)
     assert resumed["resumed_after_epoch"] == [2] or resumed["resumed_after_epoch"] == [3]
     assert [e["metrics"] for e in resumed["epochs"]] == [e["metrics"] for e in uninterrupted]
     assert not list(ctx.store.run_dir(spec).glob("ckpt-*"))  # a finished run keeps no checkpoint
+
+
+def test_lm_eval_tasks_join_any_suites_final_evaluation(results, tmp_path):
+    from bench.lm_eval_bridge import write_choice_task
+
+    rows = [{"context": f"Question: Where was {w} born?\nAnswer:", "choices": [" Kalo", " Mine"], "label": i % 2}
+            for i, w in enumerate(["Ruto", "Gil", "Nesa", "Tovi"])]
+    write_choice_task(tmp_path, "toy_tofu_choice", rows)
+    assert main(["-q", "run", "--suite", "tofu-mini", "--methods", "ga+lora", "--epochs", "1", "--results", str(results),
+                 "--lm-eval-tasks", "toy_tofu_choice", "--lm-eval-include", str(tmp_path)]) == 0
+    [record] = [r for r in records(results) if r["spec"]["options"]["lm_eval_extra"] == "toy_tofu_choice"]
+    assert 0 <= record["final_metrics"]["lm_eval/toy_tofu_choice"] <= 1

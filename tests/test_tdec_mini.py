@@ -1,0 +1,52 @@
+"""tdec-mini end to end: a memorising base model built from nothing, thresholds on unseen data,
+unlearning until the stopping rule, lm-eval utility on the live model (about a minute)."""
+
+import json
+
+import pytest
+
+from bench.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    assert main(["-q", "run", "--suite", "tdec-mini", "--methods", "ga,ihl+lora", "--ranks", "8", "--epochs", "6",
+                 "--results", str(root)]) == 0
+    return root
+
+
+def record(root, method):
+    [path] = root.glob(f"tdec-mini/runs/set0__{method}__*/run.json")
+    return json.loads(path.read_text())
+
+
+def test_the_base_model_memorised_the_forget_set_far_above_unseen_text(results):
+    r = record(results, "ga")
+    before, limits = r["epochs"][0]["metrics"], r["suite_records"]["thresholds"]
+    assert before["ma"] > limits["ma"] + 0.15
+    assert before["el10"] > limits["el10"] + 0.1
+
+
+def test_gradient_ascent_crosses_the_thresholds_within_a_few_epochs(results):
+    r = record(results, "ga")
+    final, limits = r["final_metrics"], r["suite_records"]["thresholds"]
+    assert final["forgotten"] and final["epochs_to_forget"] <= 4
+    last = r["epochs"][-1]
+    assert last["epoch"] == final["epochs_to_forget"] == r["stopped_at_epoch"]
+    assert last["metrics"]["ma"] < limits["ma"] and last["metrics"]["el10"] <= limits["el10"]
+
+
+def test_utility_goes_through_lm_eval_and_perplexity(results):
+    for method in ("ga", "ihl+lora-r8"):
+        final = record(results, method)["final_metrics"]
+        assert set(final) >= {"lm_eval/mini_kind", "lm_eval/mini_cloze", "reasoning_acc", "ppl_heldout"}
+        assert 0 <= final["reasoning_acc"] <= 1 and final["ppl_heldout"] > 1
+
+
+def test_a_run_that_does_not_forget_says_so(results):
+    r = record(results, "ihl+lora-r8")
+    assert r["final_metrics"]["forgotten"] is False and r["final_metrics"]["epochs_to_forget"] is None
+    assert len(r["epochs"]) == 7  # epoch 0 and the 6-epoch cap
