@@ -19,6 +19,7 @@ EXAMPLES = {
     "run": "python -m bench run --suite tofu-mini --methods all",
     "finetune": "python -m bench finetune --suite tofu --model phi-1.5 --split full --data-dir ~/data/TOFU",
     "status": "python -m bench status --suite tofu-mini",
+    "cancel": "python -m bench cancel --suite tdec --sweep 20261123-101500-4242",
     "report": "python -m bench report --suite tofu-mini",
 }
 
@@ -73,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     results(p)
     runtime(p)
     p.add_argument("--force", action="store_true", help="recompute runs that are already finished")
+    p.add_argument("--launcher", default="local", choices=("local", "local-jobs", "slurm"),
+                   help="local: in this process (default); local-jobs: parallel processes through submitit; "
+                        "slurm: one SLURM job per run, as job arrays")
+    p.add_argument("--profile", metavar="YAML", help="cluster profile for --launcher slurm, e.g. slurm/a100.yaml")
     p = command("finetune", "fine-tune a reference model (TOFU target on `full`, or retain-only)")
     p.add_argument("--suite", required=True)
     p.add_argument("--model", required=True)
@@ -81,6 +86,10 @@ def _parser() -> argparse.ArgumentParser:
     runtime(p)
     p = command("status", "show every run of a suite: pending, running, finished, failed")
     p.add_argument("--suite", help="only this suite")
+    results(p)
+    p = command("cancel", "cancel the SLURM jobs of a sweep (the newest, or --sweep ID)")
+    p.add_argument("--suite", required=True)
+    p.add_argument("--sweep", help="sweep id (see `status`)")
     results(p)
     p = command("report", "leaderboards (Markdown, CSV, LaTeX) from every run.json of a suite")
     p.add_argument("--suite", required=True)
@@ -145,6 +154,8 @@ def cmd_run(args) -> int:
     from bench.runner import run_grid
 
     specs = _specs(args)
+    if args.launcher != "local":
+        return _dispatch(args, specs)
     ctx = _context(args)
     log.info(f"{len(specs)} runs in suite {args.suite}; results in {ctx.store.suite_dir(args.suite)}")
     outcome = run_grid(specs, ctx, force=args.force, show_progress=not args.quiet)
@@ -156,6 +167,31 @@ def cmd_run(args) -> int:
 
     print_leaderboard(args.suite, ctx.store)
     return 1 if outcome.failed else 0
+
+
+def _dispatch(args, specs) -> int:
+    from bench.dispatch import Runtime, load_profile, submit
+
+    profile = load_profile(args.profile) if args.profile else None
+    runtime = Runtime(results=os.path.abspath(args.results), data_dir=args.data_dir and os.path.abspath(args.data_dir),
+                      device=args.device, threads=args.threads or (profile.resources(specs[0].model).cpus if profile else 1),
+                      trust_remote_code=args.trust_remote_code, lm_eval_include=args.lm_eval_include)
+    sweep = submit(specs, runtime, args.launcher, profile, force=args.force)
+    runs = [j for j in sweep["jobs"] if j["kind"] == "run"]
+    print(f"sweep {sweep['sweep_id']}: {len(runs)} run jobs submitted ({sweep['skipped_finished']} already finished); "
+          f"follow with: python -m bench status --suite {args.suite} --results {args.results}")
+    return 0
+
+
+def cmd_cancel(args) -> int:
+    from bench.dispatch import cancel
+    from bench.store import ResultStore
+    from suites import SUITES
+
+    SUITES[args.suite]
+    ids = cancel(ResultStore(args.results), args.suite, args.sweep)
+    print(f"cancelled {len(ids)} jobs" if ids else "no SLURM jobs to cancel")
+    return 0
 
 
 def cmd_finetune(args) -> int:
@@ -216,7 +252,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     _quiet_libraries(verbose=getattr(args, "verbose", False))
     handler = {"list": cmd_list, "show-config": cmd_show_config, "run": cmd_run, "finetune": cmd_finetune,
-               "status": cmd_status, "report": cmd_report}[args.command]
+               "status": cmd_status, "cancel": cmd_cancel, "report": cmd_report}[args.command]
     try:
         return handler(args)
     except BenchError as e:

@@ -139,9 +139,7 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
     timings["load"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    row_weights = fisher_cache(ctx, spec.suite, hashlib.sha256(
-        json.dumps([prepared.data_key, prepared.model_path, spec.hparams.dtype]).encode()).hexdigest()[:16],
-        prepared.forget, prepared.retain, spec.hparams.batch_size, tokenizer.pad_token_id)
+    row_weights = _fisher_for(spec, prepared, ctx, tokenizer.pad_token_id)
     model = adapter.apply(model, AdapterInputs(rank=spec.rank, fisher_row_weights=row_weights))
     timings["adapter"] = time.perf_counter() - t0
     run.record["parameters"] = count_parameters(model)
@@ -209,6 +207,22 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
     run.record.update(status="finished", finished_at=time.time())
     run.save()
     checkpoint.remove_all(run.dir)
+
+
+def _fisher_for(spec: RunSpec, prepared, ctx: Context, pad_id: int):
+    key = hashlib.sha256(json.dumps([prepared.data_key, prepared.model_path, spec.hparams.dtype]).encode()).hexdigest()[:16]
+    return fisher_cache(ctx, spec.suite, key, prepared.forget, prepared.retain, spec.hparams.batch_size, pad_id)
+
+
+def prepare_artefacts(spec: RunSpec, ctx: Context) -> None:
+    """Build what runs of `spec`'s group share (references, thresholds, FILA's Fisher) without training."""
+    from methods.lora import target_linear_names
+
+    prepared = SUITES[spec.suite].prepare(spec, ctx)
+    if spec.adapter == "fila":
+        model, tokenizer = load_model(prepared.model_path, dtype=spec.hparams.dtype,
+                                      trust_remote_code=ctx.trust_remote_code, device=ctx.device)
+        _fisher_for(spec, prepared, ctx, tokenizer.pad_token_id)(model, target_linear_names(model))
 
 
 def run_grid(specs: Sequence[RunSpec], ctx: Context, force: bool = False, show_progress: bool = True) -> GridOutcome:

@@ -1,0 +1,263 @@
+"""Grids as jobs: submitit to SLURM (`--launcher slurm --profile slurm/<cluster>.yaml`) or to
+parallel local processes (`--launcher local-jobs`).
+
+One job per run, submitted as job arrays, one per (suite, model, forget split). The reference
+artefacts of a group (fine-tuned models, thresholds, FILA's Fisher row weights) are built first by
+one job that the array depends on (afterok), so no two jobs build the same artefact. Jobs are
+Checkpointable: on preemption or a time limit submitit requeues them, and the rerun resumes from
+the run's last epoch checkpoint. Every submission is written to `results/<suite>/sweeps/<id>.json`,
+which `status` and `cancel` read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import submitit
+import yaml
+
+from bench.errors import BenchError
+from bench.spec import RunSpec
+from bench.store import ResultStore, read_json, write_json_atomic
+
+PROFILE_KEYS = {"partition", "account", "qos", "constraint", "setup", "array_parallelism", "default", "models",
+                "signal_delay_s"}
+RESOURCE_KEYS = {"gpus", "cpus", "mem_gb", "time_min"}
+
+
+@dataclass(frozen=True)
+class Resources:
+    gpus: int = 0
+    cpus: int = 1
+    mem_gb: float = 4
+    time_min: int = 60
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    setup: tuple[str, ...] = ()
+    array_parallelism: int = 64
+    signal_delay_s: int = 120
+    default: Resources = Resources()
+    models: dict[str, Resources] = field(default_factory=dict)
+
+    def resources(self, model: str) -> Resources:
+        return self.models.get(model, self.default)
+
+
+def _resources(raw: Any, where: str) -> Resources:
+    if not isinstance(raw, dict):
+        raise BenchError(f"profile: '{where}' must be a mapping of {', '.join(sorted(RESOURCE_KEYS))}")
+    bad = set(raw) - RESOURCE_KEYS
+    if bad:
+        raise BenchError(f"profile: unknown key(s) {', '.join(sorted(bad))} in '{where}' (valid: {', '.join(sorted(RESOURCE_KEYS))})")
+    try:
+        return Resources(**{k: (float if k == "mem_gb" else int)(v) for k, v in raw.items()})
+    except (TypeError, ValueError):
+        raise BenchError(f"profile: '{where}' needs numbers for {', '.join(sorted(raw))}") from None
+
+
+def load_profile(path: str) -> Profile:
+    p = Path(path)
+    if not p.is_file():
+        raise BenchError(f"profile '{path}' does not exist (see slurm/README.md; e.g. --profile slurm/local.yaml)")
+    try:
+        raw = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise BenchError(f"profile '{path}' is not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise BenchError(f"profile '{path}' must be a mapping of {', '.join(sorted(PROFILE_KEYS))}")
+    bad = set(raw) - PROFILE_KEYS
+    if bad:
+        raise BenchError(f"profile '{path}': unknown key(s) {', '.join(sorted(bad))} (valid: {', '.join(sorted(PROFILE_KEYS))})")
+    models = raw.get("models") or {}
+    if not isinstance(models, dict):
+        raise BenchError(f"profile '{path}': 'models' must map model names to resources")
+    setup = raw.get("setup") or []
+    if isinstance(setup, str) or not all(isinstance(s, str) for s in setup):
+        raise BenchError(f"profile '{path}': 'setup' must be a list of shell commands")
+    return Profile(name=p.stem, partition=raw.get("partition"), account=raw.get("account"), qos=raw.get("qos"),
+                   constraint=raw.get("constraint"), setup=tuple(setup),
+                   array_parallelism=int(raw.get("array_parallelism", 64)),
+                   signal_delay_s=int(raw.get("signal_delay_s", 120)),
+                   default=_resources(raw.get("default", {}), "default"),
+                   models={m: _resources(r, f"models.{m}") for m, r in models.items()})
+
+
+@dataclass
+class Runtime:
+    """What a job needs besides its spec; plain data, so it pickles."""
+
+    results: str
+    data_dir: str | None = None
+    device: str | None = None
+    threads: int = 1
+    trust_remote_code: bool = False
+    lm_eval_include: str | None = None
+
+    def context(self):
+        import torch
+
+        from suites import Context
+
+        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        torch.set_num_threads(self.threads)
+        return Context(store=ResultStore(self.results), log=logging.getLogger("bench").info, data_dir=self.data_dir,
+                       device=device, trust_remote_code=self.trust_remote_code, lm_eval_include=self.lm_eval_include)
+
+
+def _job_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+
+
+class RunJob(submitit.helpers.Checkpointable):
+    """One run. On preemption / timeout submitit calls checkpoint() (inherited: resubmit the same
+    call) and requeues; run_one then resumes from the last epoch checkpoint."""
+
+    def __init__(self, spec: dict, runtime: Runtime):
+        self.spec, self.runtime = spec, runtime
+
+    def __call__(self) -> str:
+        from bench.runner import run_one
+
+        _job_logging()
+        status = run_one(RunSpec.from_dict(self.spec), self.runtime.context())
+        if status == "failed":
+            record = ResultStore(self.runtime.results).load(ResultStore(self.runtime.results).run_dir(RunSpec.from_dict(self.spec)))
+            raise RuntimeError(f"run failed: {record.get('reason')}")
+        return status
+
+
+class PrepareJob(submitit.helpers.Checkpointable):
+    """Builds the artefacts every run of a group shares, once."""
+
+    def __init__(self, specs: list[dict], runtime: Runtime):
+        self.specs, self.runtime = specs, runtime
+
+    def __call__(self) -> str:
+        from bench.runner import prepare_artefacts
+
+        _job_logging()
+        ctx = self.runtime.context()
+        for spec in self.specs:
+            prepare_artefacts(RunSpec.from_dict(spec), ctx)
+        return "prepared"
+
+
+def _groups(specs: Sequence[RunSpec]) -> dict[tuple, list[RunSpec]]:
+    groups: dict[tuple, list[RunSpec]] = {}
+    for s in specs:
+        groups.setdefault((s.suite, s.model, s.split), []).append(s)
+    return groups
+
+
+def _artefact_specs(group: list[RunSpec]) -> list[dict]:
+    """The specs whose preparation builds every shared artefact: the suite's references (any spec)
+    and FILA's Fisher row weights (a FILA spec, if the group has one)."""
+    chosen = [group[0]] + [s for s in group if s.adapter == "fila"][:1]
+    return [s.to_dict() for s in dict.fromkeys(chosen)]
+
+
+def _executor(launcher: str, folder: Path, profile: Profile | None, model: str, name: str, dependency: str | None = None):
+    ex = submitit.AutoExecutor(folder=str(folder / "%j"), cluster="slurm" if launcher == "slurm" else "local")
+    res = profile.resources(model) if profile else Resources()
+    params: dict[str, Any] = dict(name=name, timeout_min=res.time_min, cpus_per_task=res.cpus, mem_gb=res.mem_gb)
+    if launcher == "slurm":
+        params.update(gpus_per_node=res.gpus, slurm_array_parallelism=profile.array_parallelism,
+                      slurm_signal_delay_s=profile.signal_delay_s)
+        for key in ("partition", "account", "qos", "constraint"):
+            if getattr(profile, key):
+                params[f"slurm_{key}"] = getattr(profile, key)
+        if profile.setup:
+            params["slurm_setup"] = list(profile.setup)
+        if dependency:
+            params["slurm_dependency"] = dependency
+    ex.update_parameters(**params)
+    return ex
+
+
+def submit(specs: Sequence[RunSpec], runtime: Runtime, launcher: str, profile: Profile | None, force: bool = False) -> dict:
+    """Submit every unfinished run; returns the sweep record (also written to disk)."""
+    if launcher == "slurm" and profile is None:
+        raise BenchError("--launcher slurm needs --profile slurm/<cluster>.yaml (see slurm/README.md)")
+    store = ResultStore(runtime.results)
+    store.check_writable()
+    todo = [s for s in specs if force or store.status(s) != "finished"]
+    suite = specs[0].suite if specs else "none"
+    sweep_id = time.strftime("%Y%m%d-%H%M%S") + f"-{uuid.uuid4().hex[:6]}"
+    folder = store.suite_dir(suite) / "jobs" / sweep_id
+    sweep = {"sweep_id": sweep_id, "suite": suite, "launcher": launcher, "profile": profile.name if profile else None,
+             "created": time.time(), "skipped_finished": len(specs) - len(todo), "jobs": []}
+    if force:
+        from bench import checkpoint
+
+        for s in todo:  # --force: start again, even from a finished run
+            with store.claim(s) as run:
+                if run is not None and run.status == "finished":
+                    checkpoint.remove_all(run.dir)
+                    run.record.update(status="pending", epochs=[])
+                    run.save()
+    for (s_name, model, split), group in _groups(todo).items():
+        prep_ex = _executor(launcher, folder, profile, model, f"prep-{s_name}-{split}")
+        prep = prep_ex.submit(PrepareJob(_artefact_specs(group), runtime))
+        sweep["jobs"].append({"kind": "prepare", "job_id": prep.job_id, "group": [s_name, model, split]})
+        if launcher != "slurm":
+            prep.result()  # the local executor has no dependencies: wait
+        run_ex = _executor(launcher, folder, profile, model, f"{s_name}-{split}",
+                           dependency=f"afterok:{prep.job_id}" if launcher == "slurm" else None)
+        with run_ex.batch():
+            jobs = [run_ex.submit(RunJob(s.to_dict(), runtime)) for s in group]
+        for s, job in zip(group, jobs):
+            sweep["jobs"].append({"kind": "run", "job_id": job.job_id, "run_id": s.run_id})
+    if sweep["jobs"]:
+        write_json_atomic(store.suite_dir(suite) / "sweeps" / f"{sweep_id}.json", sweep)
+    return sweep
+
+
+def sweeps(store: ResultStore, suite: str) -> list[dict]:
+    """Every sweep of `suite`, oldest first."""
+    d = store.suite_dir(suite) / "sweeps"
+    return sorted((read_json(p) for p in d.glob("*.json")), key=lambda s: s["created"]) if d.is_dir() else []
+
+
+def slurm_states(job_ids: Sequence[str]) -> dict[str, str]:
+    """{job id: SLURM state} from sacct (empty where SLURM is not installed)."""
+    if not job_ids:
+        return {}
+    try:
+        out = subprocess.run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(job_ids)],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    states = {}
+    for line in out.stdout.splitlines():
+        if "|" in line:
+            job, state = line.split("|", 1)
+            states[job] = state.split()[0]
+    return states
+
+
+def cancel(store: ResultStore, suite: str, sweep_id: str | None = None) -> list[str]:
+    known = sorted(sweeps(store, suite), key=lambda s: s["created"])
+    chosen = [s for s in known if s["sweep_id"] == sweep_id] if sweep_id else known[-1:]
+    if sweep_id and not chosen:
+        from bench.errors import unknown
+
+        raise unknown(f"sweep of suite {suite}", sweep_id, [s["sweep_id"] for s in sweeps(store, suite)])
+    ids = [j["job_id"] for s in chosen if s["launcher"] == "slurm" for j in s["jobs"]]
+    if ids:
+        subprocess.run(["scancel", *ids], check=False)
+    return ids

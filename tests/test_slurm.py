@@ -1,0 +1,131 @@
+"""Grid dispatch against a real SLURM cluster (slurm/local-cluster.sh start): sbatch, job arrays,
+dependencies, sacct, scancel and requeue. Skipped, with the reason, where no cluster runs."""
+
+import json
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from bench.cli import main
+from bench.dispatch import load_profile, sweeps
+from bench.errors import BenchError
+from bench.grid import expand
+from bench.runner import run_one
+from bench.store import ResultStore
+from suites import Context
+
+pytestmark = pytest.mark.slow
+PROFILE = "slurm/local.yaml"
+
+
+def cluster_up() -> bool:
+    if not shutil.which("sinfo"):
+        return False
+    out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+    return out.returncode == 0 and any(s in out.stdout for s in ("idle", "mixed", "allocated", "completing"))
+
+
+needs_cluster = pytest.mark.skipif(not cluster_up(), reason="no SLURM cluster here (start one: slurm/local-cluster.sh start)")
+
+
+def wait_for(predicate, timeout=400, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def status_rows(results):
+    from bench.report import status_table
+
+    table = status_table("tdec-mini", str(results))
+    return {line.split("|")[2].strip(): line for line in table.splitlines() if "__" in line}
+
+
+def run_records(results):
+    return {p.parent.name: json.loads(p.read_text()) for p in results.glob("tdec-mini/runs/*/run.json")}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    if not cluster_up():
+        pytest.skip("no SLURM cluster here (start one: slurm/local-cluster.sh start)")
+    return tmp_path_factory.mktemp("slurm-results")
+
+
+@needs_cluster
+def test_a_grid_goes_through_sbatch_and_lands_in_the_results(results, capsys):
+    assert main(["run", "--suite", "tdec-mini", "--methods", "ga,gd,ihl+fila,npo+lora", "--epochs", "3",
+                 "--launcher", "slurm", "--profile", PROFILE, "--results", str(results)]) == 0
+    [sweep] = sweeps(ResultStore(results), "tdec-mini")
+    assert [j["kind"] for j in sweep["jobs"]] == ["prepare", "run", "run", "run", "run"]
+    wait_for(lambda: len(run_records(results)) == 4 and all(r["status"] == "finished" for r in run_records(results).values()),
+             what="4 finished runs")
+    assert all(r["slurm_job_id"] for r in run_records(results).values())  # they ran as SLURM jobs
+    wait_for(lambda: all("COMPLETED" in row for row in status_rows(results).values()), timeout=60, what="sacct")
+    # asking again submits nothing: every run is finished
+    assert main(["run", "--suite", "tdec-mini", "--methods", "ga,gd,ihl+fila,npo+lora", "--epochs", "3",
+                 "--launcher", "slurm", "--profile", PROFILE, "--results", str(results)]) == 0
+    assert "0 run jobs submitted (4 already finished)" in capsys.readouterr().out
+
+
+@needs_cluster
+def test_failed_and_cancelled_runs_show_in_status(results):
+    assert main(["run", "--suite", "tdec-mini", "--methods", "gd", "--set", "retain_weight=1e39", "--epochs", "3",
+                 "--launcher", "slurm", "--profile", PROFILE, "--results", str(results)]) == 0
+    assert main(["run", "--suite", "tdec-mini", "--methods", "ihl+lora", "--epochs", "400",
+                 "--launcher", "slurm", "--profile", PROFILE, "--results", str(results)]) == 0
+    assert len(sweeps(ResultStore(results), "tdec-mini")) == 3
+    failing = expand("tdec-mini", "gd", hparams={"retain_weight": 1e39, "epochs": 3})[0].run_id  # loss overflows
+    long = expand("tdec-mini", "ihl+lora", hparams={"epochs": 400})[0].run_id
+    wait_for(lambda: run_records(results).get(long, {}).get("epochs"), what="the long run to start")
+    assert main(["cancel", "--suite", "tdec-mini", "--results", str(results)]) == 0
+    wait_for(lambda: "| cancelled" in status_rows(results).get(long, ""), timeout=120, what="cancelled in status")
+    wait_for(lambda: "| failed" in status_rows(results).get(failing, ""), timeout=120, what="failed in status")
+    assert "loss is inf at epoch 1, step 1" in status_rows(results)[failing]
+
+
+@needs_cluster
+def test_a_preempted_job_is_requeued_and_resumes_to_the_same_result(results):
+    import submitit
+
+    argv = ["run", "--suite", "tdec-mini", "--methods", "kl+lora", "--epochs", "20", "--launcher", "slurm",
+            "--profile", PROFILE, "--results", str(results)]
+    assert main(argv) == 0
+    sweep = sweeps(ResultStore(results), "tdec-mini")[-1]
+    [job] = [j for j in sweep["jobs"] if j["kind"] == "run"]
+    spec = expand("tdec-mini", "kl+lora", hparams={"epochs": 20})[0]
+    wait_for(lambda: len(run_records(results).get(spec.run_id, {}).get("epochs", [])) >= 4, what="a few epochs")
+    folder = results / "tdec-mini" / "jobs" / sweep["sweep_id"] / "%j"
+    submitit.SlurmJob(folder=folder, job_id=job["job_id"])._interrupt()  # preemption: SIGTERM, then USR2
+    wait_for(lambda: run_records(results)[spec.run_id]["status"] == "finished", what="the requeued run to finish")
+    requeued = run_records(results)[spec.run_id]
+    assert requeued.get("resumed_after_epoch"), "the run restarted from scratch instead of resuming"
+
+    ctx = Context(store=ResultStore(results), log=lambda m: None)
+    assert run_one(spec, ctx, force=True) == "finished"  # uninterrupted, in this process
+    fresh = run_records(results)[spec.run_id]
+    assert [e["metrics"] for e in requeued["epochs"]] == [e["metrics"] for e in fresh["epochs"]]
+
+
+def test_profile_errors_name_the_bad_keys(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("partition: gpu\ngpu_count: 2\n")
+    with pytest.raises(BenchError, match="unknown key\\(s\\) gpu_count"):
+        load_profile(str(bad))
+    bad.write_text("default: {gpus: 1, memory: 4}\n")
+    with pytest.raises(BenchError, match="unknown key\\(s\\) memory in 'default'"):
+        load_profile(str(bad))
+    bad.write_text("default: {gpus: lots}\n")
+    with pytest.raises(BenchError, match="needs numbers"):
+        load_profile(str(bad))
+    bad.write_text("partition: [unclosed\n")
+    with pytest.raises(BenchError, match="not valid YAML"):
+        load_profile(str(bad))
+    with pytest.raises(BenchError, match="does not exist"):
+        load_profile(str(tmp_path / "missing.yaml"))
+    assert load_profile("slurm/a100.yaml").resources("llama2-7b").mem_gb == 128
