@@ -171,7 +171,7 @@ def status_table(suite: str | None, results: str) -> str:
             rows.append({"suite": s, "run": r["run_id"], "status": _status(r["status"], states.get(job)),
                          "epoch": "" if pd.isna(r.get("epoch")) else int(r["epoch"]),
                          "slurm": f"{job} {states.get(job, '')}".strip() if job else "",
-                         "reason": r.get("reason") or ""})
+                         "reason": r.get("reason") if isinstance(r.get("reason"), str) else ""})
         for run_id, job in jobs.items():  # submitted, not started yet
             if run_id not in seen:
                 rows.append({"suite": s, "run": run_id, "status": _status("pending", states.get(job)), "epoch": "",

@@ -37,3 +37,28 @@ def tiny(arch, tokenizer, seed=0):
     from bench.tiny import TinyShape, build_tiny
 
     return build_tiny(arch, tokenizer, TinyShape(hidden=32, layers=2, heads=2, intermediate=64, max_positions=128), seed=seed)
+
+
+@pytest.fixture(scope="session")
+def tdec_mini_artefacts(tmp_path_factory):
+    """tdec-mini's corpus and memorising base model, built once per test session (about a minute);
+    `with_tdec_mini_artefacts(dir)` copies them into a results directory (they are keyed by content)."""
+    from bench.store import ResultStore
+    from bench.spec import RunSpec
+    from suites import SUITES, Context
+
+    root = tmp_path_factory.mktemp("tdec-mini-artefacts")
+    suite = SUITES["tdec-mini"]
+    spec = RunSpec("tdec-mini", "tiny-gpt-neo", "set0", "ga", "full", 0, 0, suite.hparams("tiny-gpt-neo"),
+                   suite.check_options({}))
+    ctx = Context(store=ResultStore(root), log=lambda msg: None)
+    suite.model_path(spec, ctx)
+    suite.lm_eval_tasks_dir(ctx)
+    return root / "tdec-mini" / "artefacts"
+
+
+def with_tdec_mini_artefacts(artefacts, results):
+    import shutil
+
+    shutil.copytree(artefacts, results / "tdec-mini" / "artefacts")
+    return results

@@ -15,6 +15,7 @@ from bench.grid import expand
 from bench.runner import run_one
 from bench.store import ResultStore
 from suites import Context
+from tests.conftest import with_tdec_mini_artefacts
 
 pytestmark = pytest.mark.slow
 PROFILE = "slurm/local.yaml"
@@ -51,10 +52,10 @@ def run_records(results):
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
+def results(tmp_path_factory, tdec_mini_artefacts):
     if not cluster_up():
         pytest.skip("no SLURM cluster here (start one: slurm/local-cluster.sh start)")
-    return tmp_path_factory.mktemp("slurm-results")
+    return with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path_factory.mktemp("slurm-results"))
 
 
 @needs_cluster
@@ -90,7 +91,7 @@ def test_failed_and_cancelled_runs_show_in_status(results):
 
 
 @needs_cluster
-def test_a_preempted_job_is_requeued_and_resumes_to_the_same_result(results):
+def test_a_job_at_its_time_limit_is_requeued_and_resumes_to_the_same_result(results):
     import submitit
 
     argv = ["run", "--suite", "tdec-mini", "--methods", "kl+lora", "--epochs", "20", "--launcher", "slurm",
@@ -101,8 +102,16 @@ def test_a_preempted_job_is_requeued_and_resumes_to_the_same_result(results):
     spec = expand("tdec-mini", "kl+lora", hparams={"epochs": 20})[0]
     wait_for(lambda: len(run_records(results).get(spec.run_id, {}).get("epochs", [])) >= 4, what="a few epochs")
     folder = results / "tdec-mini" / "jobs" / sweep["sweep_id"] / "%j"
-    submitit.SlurmJob(folder=folder, job_id=job["job_id"])._interrupt()  # preemption: SIGTERM, then USR2
-    wait_for(lambda: run_records(results)[spec.run_id]["status"] == "finished", what="the requeued run to finish")
+    # the signal SLURM sends signal_delay_s before the time limit: submitit checkpoints and requeues
+    submitit.SlurmJob(folder=folder, job_id=job["job_id"])._interrupt(timeout=True)
+
+
+    def finished_soon():
+        # slurmctld holds a requeued job back for a while (BeginTime); let it start now
+        subprocess.run(["scontrol", "update", f"JobId={job['job_id']}", "StartTime=now"], capture_output=True)
+        return run_records(results)[spec.run_id]["status"] == "finished"
+
+    wait_for(finished_soon, what="the requeued run to finish")
     requeued = run_records(results)[spec.run_id]
     assert requeued.get("resumed_after_epoch"), "the run restarted from scratch instead of resuming"
 
@@ -129,3 +138,12 @@ def test_profile_errors_name_the_bad_keys(tmp_path):
     with pytest.raises(BenchError, match="does not exist"):
         load_profile(str(tmp_path / "missing.yaml"))
     assert load_profile("slurm/a100.yaml").resources("llama2-7b").mem_gb == 128
+
+
+def test_local_jobs_launcher_runs_the_grid_as_parallel_processes(tdec_mini_artefacts, tmp_path):
+    results = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path)
+    assert main(["run", "--suite", "tdec-mini", "--methods", "ga,ihl+fila", "--epochs", "2", "--launcher", "local-jobs",
+                 "--results", str(results)]) == 0
+    wait_for(lambda: len(run_records(results)) == 2 and all(r["status"] == "finished" for r in run_records(results).values()),
+             timeout=300, what="2 finished runs")
+    assert {r["pid"] for r in run_records(results).values()}.isdisjoint({__import__("os").getpid()})

@@ -6,13 +6,14 @@ import json
 import pytest
 
 from bench.cli import main
+from tests.conftest import with_tdec_mini_artefacts
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    root = tmp_path_factory.mktemp("results")
+def results(tmp_path_factory, tdec_mini_artefacts):
+    root = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path_factory.mktemp("results"))
     assert main(["-q", "run", "--suite", "tdec-mini", "--methods", "ga,ihl+lora", "--ranks", "8", "--epochs", "6",
                  "--results", str(root)]) == 0
     return root
