@@ -91,8 +91,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", required=True)
     p.add_argument("--sweep", help="sweep id (see `status`)")
     results(p)
-    p = command("report", "leaderboards (Markdown, CSV, LaTeX) from every run.json of a suite")
+    p = command("report", "leaderboards, paper-style tables and plots from every run.json of a suite")
     p.add_argument("--suite", required=True)
+    p.add_argument("--epoch", default="last",
+                   help="which epoch a table reports: last (default), an epoch number, or select:METRIC (the epoch "
+                        "best on METRIC, which must not be a reported column)")
     results(p)
     return top
 
@@ -221,7 +224,7 @@ def cmd_report(args) -> int:
     from suites import SUITES
 
     SUITES[args.suite]
-    for path in write_report(args.suite, ResultStore(args.results)):
+    for path in write_report(args.suite, ResultStore(args.results), args.epoch):
         print(f"wrote {path}")
     return 0
 

@@ -19,12 +19,40 @@ from suites import SUITES
 COST = ("wall_s", "trainable_params", "peak_mem_mb")
 
 
-def _metrics_at(record: dict, epoch: str = "last") -> tuple[int | None, dict]:
+def choose_epoch(record: dict, rule: str, higher_is_better: dict[str, bool]) -> tuple[int | None, dict]:
+    """The epoch a table reports, by a stated rule: `last` (default), a number, or `select:METRIC`
+    (the epoch that is best on METRIC, which must not be a reported column)."""
     evaluated = [e for e in record.get("epochs", []) if e.get("metrics") and e.get("epoch", 0) > 0]
     if not evaluated:
         return None, {}
-    chosen = evaluated[-1] if epoch == "last" else next((e for e in evaluated if e["epoch"] == int(epoch)), None)
+    if rule == "last":
+        chosen = evaluated[-1]
+    elif rule.startswith("select:"):
+        metric = rule.split(":", 1)[1]
+        sign = 1 if higher_is_better.get(metric, True) else -1
+        scored = [e for e in evaluated if isinstance(e["metrics"].get(metric), (int, float))]
+        chosen = max(scored, key=lambda e: sign * e["metrics"][metric]) if scored else None
+    else:
+        chosen = next((e for e in evaluated if e["epoch"] == int(rule)), None)
     return (chosen["epoch"], chosen["metrics"]) if chosen else (None, {})
+
+
+def check_epoch_rule(rule: str, suite_name: str) -> str:
+    from bench.errors import BenchError, unknown
+
+    suite = SUITES[suite_name]
+    if rule == "last" or rule.isdigit():
+        return rule
+    if rule.startswith("select:"):
+        metric = rule.split(":", 1)[1]
+        names = [m.name for m in suite.metrics]
+        if metric not in names:
+            raise unknown(f"metric of suite {suite_name}", metric, names)
+        if metric in suite.headline:
+            raise BenchError(f"--epoch select:{metric} would choose the epoch on a reported number; "
+                             f"select on another metric (reported: {', '.join(suite.headline)})")
+        return rule
+    raise BenchError(f"bad epoch rule '{rule}' (expected last, an epoch number, or select:METRIC)")
 
 
 def _config_key(spec: dict) -> str:
@@ -34,6 +62,7 @@ def _config_key(spec: dict) -> str:
 
 
 def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFrame:
+    direction = {m.name: m.higher_is_better for m in SUITES[suite].metrics}
     rows = []
     for run_dir, record, error in store.iter_records(suite):
         if error:
@@ -44,18 +73,20 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
             continue
         spec = record["spec"]
         label = spec["objective"] if spec["adapter"] == "full" else f"{spec['objective']}+{spec['adapter']}-r{spec['rank']}"
-        at, metrics = _metrics_at(record, epoch)
+        at, metrics = choose_epoch(record, epoch, direction)
         metrics = {**metrics, **record.get("final_metrics", {})}
         timings = record.get("timings", {})
         rows.append({
             "run_id": record["run_id"], "status": record["status"], "reason": record.get("reason"),
             "model": spec["model"], "split": spec["split"], "method": label, "lr": spec["hparams"]["lr"],
-            "config": _config_key(spec), "objective": spec["objective"],
+            "config": _config_key(spec), "objective": spec["objective"], "max_epochs": spec["hparams"]["epochs"],
             "adapter": spec["adapter"], "rank": spec["rank"], "seed": spec["seed"], "epoch": at,
             **metrics,
-            "wall_s": sum(timings.values()) if timings else None,
+            # the run's own cost: shared references (`prepare`) are built once for many runs
+            "wall_s": sum(v for k, v in timings.items() if k != "prepare") if timings else None,
             "trainable_params": record.get("parameters", {}).get("trainable"),
             "peak_mem_mb": record.get("peak_memory_mb"),
+            "trajectory": [(e["epoch"], e["metrics"]) for e in record.get("epochs", []) if e.get("metrics")],
         })
     return pd.DataFrame(rows)
 
@@ -76,9 +107,9 @@ def reference_rows(suite: str, store: ResultStore) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last") -> pd.DataFrame:
+def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: pd.DataFrame | None = None) -> pd.DataFrame:
     suite = SUITES[suite_name]
-    runs = load_runs(suite_name, store, epoch)
+    runs = load_runs(suite_name, store, epoch) if runs is None else runs
     if runs.empty:
         return runs
     keys = ["model", "split", "method", "lr", "config"]
@@ -124,21 +155,47 @@ def print_leaderboard(suite: str, store: ResultStore) -> None:
     print(tabulate(_format(frame), headers="keys", tablefmt="github", showindex=False))
 
 
-def write_report(suite: str, store: ResultStore) -> list[Path]:
-    frame = leaderboard(suite, store)
+def write_report(suite: str, store: ResultStore, epoch: str = "last") -> list[Path]:
+    """Leaderboard (.md/.csv/.tex), the paper-style table (.md/.tex) and plots under results/<suite>/."""
+    from bench import plots, tables
+    from suites.tdec import Tdec
+    from suites.tofu import Tofu
+
+    epoch = check_epoch_rule(epoch, suite)
+    runs = load_runs(suite, store, epoch)
     out = store.suite_dir(suite)
-    out.mkdir(parents=True, exist_ok=True)
-    if frame.empty:
+    if runs.empty:
         print(f"no runs of suite {suite} in {store.root}")
         return []
+    out.mkdir(parents=True, exist_ok=True)
+    rule = {"last": "the last epoch of each run"}.get(epoch, f"epoch rule `{epoch}`")
+    frame = leaderboard(suite, store, epoch, runs)
     shown = _format(frame)
     md = tabulate(shown, headers="keys", tablefmt="github", showindex=False)
     print(md)
     paths = [out / "leaderboard.md", out / "leaderboard.csv", out / "leaderboard.tex"]
-    paths[0].write_text(f"# {suite} leaderboard (last epoch of each run)\n\n{md}\n")
+    paths[0].write_text(f"# {suite} leaderboard ({rule})\n\n{md}\n")
     frame.to_csv(paths[1], index=False)
     paths[2].write_text(tabulate(shown, headers="keys", tablefmt="latex_booktabs", showindex=False) + "\n")
-    return paths
+
+    kind = SUITES[suite]
+    if isinstance(kind, Tofu):
+        rows, columns = tables.tofu_rows(runs, reference_rows(suite, store))
+        keys = ["method", "runs", "status"]
+        figures = plots.tofu_tradeoff(runs, reference_rows(suite, store), out)
+        caption = "forget quality (FQ) and model utility (MU), mean ± std over seeds"
+    elif isinstance(kind, Tdec):
+        rows, columns = tables.tdec_rows(runs)
+        keys = ["model", "method", "runs", "status", "forgotten"]
+        figures = plots.tdec_epochs_vs_rank(runs, out)
+        caption = ("mean ± std over forget sets and seeds; epochs to forget over the runs that forgot "
+                   "(`forgotten` counts them); – = not measured")
+    else:
+        return paths
+    md_table = tables.render(rows, columns, keys, tex=False)
+    (out / "paper_table.md").write_text(f"# {suite}: paper-style table ({rule}; {caption}; best in bold)\n\n{md_table}\n")
+    (out / "paper_table.tex").write_text(tables.render(rows, columns, keys, tex=True) + "\n")
+    return paths + [out / "paper_table.md", out / "paper_table.tex"] + figures
 
 
 def _status(stored: str, slurm: str | None) -> str:

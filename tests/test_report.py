@@ -1,0 +1,79 @@
+"""Reports from a fixed set of run.json files: golden tables; failed, running and corrupt runs are
+shown as such, never as zeros, never dropped."""
+
+import pytest
+
+from bench.cli import main
+from bench.errors import BenchError
+from bench.grid import expand
+from bench.report import check_epoch_rule, load_runs
+from bench.store import ResultStore, new_record, write_json_atomic
+
+
+def tofu_record(spec, fq, mu, status="finished", reason=None):
+    record = new_record(spec)
+    metrics = [{"forget_quality": f, "model_utility": m} for f, m in zip(fq, mu)]
+    record.update(status=status, reason=reason,
+                  epochs=[{"epoch": i + 1, "metrics": m} for i, m in enumerate(metrics)],
+                  timings={"prepare": 100.0, "train": 10.0, "evaluate": 2.0},
+                  parameters={"trainable": 1000, "total": 5000}, peak_memory_mb=50.0,
+                  suite_records={"target_metrics": {"forget_quality": 1e-5, "model_utility": 0.5},
+                                 "reference_metrics": {"forget_quality": 1.0, "model_utility": 0.55}})
+    return record
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = ResultStore(tmp_path)
+    fixed = [("ihl+fila", 0, [0.01, 0.2], [0.48, 0.47]), ("ihl+fila", 1, [0.01, 0.4], [0.46, 0.45]),
+             ("ga+lora", 0, [0.001, 0.05], [0.3, 0.1])]
+    for method, seed, fq, mu in fixed:
+        [spec] = expand("tofu-mini", method, seeds=str(seed))
+        write_json_atomic(store.run_dir(spec) / "run.json", tofu_record(spec, fq, mu))
+    [failed] = expand("tofu-mini", "npo+lora")
+    write_json_atomic(store.run_dir(failed) / "run.json",
+                      tofu_record(failed, [0.1], [0.4], status="failed", reason="loss is nan at epoch 2, step 1"))
+    [running] = expand("tofu-mini", "kl+lora")
+    write_json_atomic(store.run_dir(running) / "run.json", tofu_record(running, [], [], status="running"))
+    corrupt = store.suite_dir("tofu-mini") / "runs" / "forget10__broken"
+    corrupt.mkdir(parents=True)
+    (corrupt / "run.json").write_text("{not json")
+    return store
+
+
+GOLDEN = """\
+| method      | runs   | status    | forget10 FQ     | forget10 MU       | wall s     | trainable     | peak MB    |
+|-------------|--------|-----------|-----------------|-------------------|------------|---------------|------------|
+| (target)    |        | reference | 1.00e-05        | 0.5               | –          | –             | –          |
+| (retain)    |        | reference | 1               | 0.55              | –          | –             | –          |
+| ga+lora-r4  | 1/1    | ok        | 0.05            | 0.1               | **12**     | **1,000**     | **50**     |
+| ihl+fila-r4 | 2/2    | ok        | **0.3 ± 0.141** | **0.46 ± 0.0141** | **12 ± 0** | **1,000 ± 0** | **50 ± 0** |
+| kl+lora-r4  | 0/1    | 1 running | –               | –                 | –          | –             | –          |
+| npo+lora-r4 | 0/1    | 1 failed  | –               | –                 | –          | –             | –          |"""
+
+
+def test_paper_table_matches_the_golden_table(store):
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
+    table = (store.suite_dir("tofu-mini") / "paper_table.md").read_text()
+    assert table.splitlines()[2:] == [l.rstrip() for l in GOLDEN.splitlines()]
+    assert (store.suite_dir("tofu-mini") / "tradeoff_forget10.png").stat().st_size > 10_000
+
+
+def test_failed_running_and_corrupt_runs_are_shown_as_such(store):
+    runs = load_runs("tofu-mini", store)
+    by_status = runs.groupby("status")["run_id"].count().to_dict()
+    assert by_status == {"finished": 3, "failed": 1, "running": 1, "corrupt": 1}
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
+    board = (store.suite_dir("tofu-mini") / "leaderboard.md").read_text()
+    assert "| failed" in board and "| running" in board and "| corrupt" in board
+    failed_line = next(l for l in board.splitlines() if "npo+lora" in l)
+    assert " 0 " not in failed_line  # no metric shown as zero
+
+
+def test_epoch_rules(store):
+    assert load_runs("tofu-mini", store, "1").query("method == 'ga+lora-r4'")["model_utility"].item() == 0.3
+    assert load_runs("tofu-mini", store, "select:forget_truth_ratio").shape[0] == 6
+    with pytest.raises(BenchError, match="would choose the epoch on a reported number"):
+        check_epoch_rule("select:model_utility", "tofu-mini")
+    with pytest.raises(BenchError, match="bad epoch rule 'best'"):
+        check_epoch_rule("best", "tofu-mini")
