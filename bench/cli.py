@@ -21,6 +21,7 @@ EXAMPLES = {
     "status": "python -m bench status --suite tofu-mini",
     "cancel": "python -m bench cancel --suite tdec --sweep 20261123-101500-4242",
     "report": "python -m bench report --suite tofu-mini",
+    "perf": "python -m bench perf --quick",
 }
 
 
@@ -86,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     runtime(p)
     p = command("status", "show every run of a suite: pending, running, finished, failed")
     p.add_argument("--suite", help="only this suite")
+    results(p)
+    p = command("perf", "measure the performance targets side by side; writes results/perf.md")
+    p.add_argument("--quick", action="store_true", help="one repetition on tiny random models (a smoke test)")
     results(p)
     p = command("cancel", "cancel the SLURM jobs of a sweep (the newest, or --sweep ID)")
     p.add_argument("--suite", required=True)
@@ -186,6 +190,18 @@ def _dispatch(args, specs) -> int:
     return 0
 
 
+def cmd_perf(args) -> int:
+    from pathlib import Path
+
+    from bench import perf
+
+    rows = perf.run(args.results, quick=args.quick)
+    out = Path(args.results) / ("perf-quick.md" if args.quick else "perf.md")
+    print(perf.write(rows, out, args.quick))
+    print(f"wrote {out}")
+    return 0 if args.quick or all(r.ok is not False for r in rows) else 1
+
+
 def cmd_cancel(args) -> int:
     from bench.dispatch import cancel
     from bench.store import ResultStore
@@ -255,7 +271,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     _quiet_libraries(verbose=getattr(args, "verbose", False))
     handler = {"list": cmd_list, "show-config": cmd_show_config, "run": cmd_run, "finetune": cmd_finetune,
-               "status": cmd_status, "cancel": cmd_cancel, "report": cmd_report}[args.command]
+               "status": cmd_status, "cancel": cmd_cancel, "perf": cmd_perf, "report": cmd_report}[args.command]
     try:
         return handler(args)
     except BenchError as e:

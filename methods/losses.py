@@ -22,7 +22,8 @@ def shifted(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, t
 def token_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token negative log-likelihood [B, T-1] (0 where masked) and the mask."""
     lg, targets, mask = shifted(logits, labels)
-    nll = F.cross_entropy(lg.transpose(1, 2), targets, reduction="none")
+    # (B*T, V) rows: the (B, V, T) layout cross_entropy also accepts is several times slower on CPU
+    nll = F.cross_entropy(lg.reshape(-1, lg.shape[-1]), targets.reshape(-1), reduction="none").view(targets.shape)
     return nll * mask, mask
 
 

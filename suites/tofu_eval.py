@@ -54,16 +54,46 @@ class EvalSet:
     normalised_probability: bool  # P(a) / (P(a) + sum P(perturbed)) for real authors / world facts
 
 
+def _decoder_and_head(model):
+    """(transformer body, lm_head) of a Hugging Face causal LM whose logits are exactly
+    lm_head(last hidden state); None for anything else (logit soft-capping, custom heads, ...).
+    A PEFT model is unwrapped: its LoRA layers live inside the underlying model's modules."""
+    from transformers import PreTrainedModel
+
+    if hasattr(model, "get_base_model"):
+        model = model.get_base_model()
+    if not isinstance(model, PreTrainedModel) or model.config.model_type not in PLAIN_HEADS:
+        return None
+    body, head = getattr(model, model.base_model_prefix, None), model.get_output_embeddings()
+    return (body, head) if body is not None and head is not None else None
+
+
+PLAIN_HEADS = ("llama", "phi", "gpt_neo", "gpt2", "mistral", "qwen2")
+
+
 @torch.no_grad()
 def answer_nll(model, examples: Sequence[dict], pad_id: int, batch_size: int = 64) -> np.ndarray:
-    """Mean answer-token NLL of each example, batched by length (longest first)."""
+    """Mean answer-token NLL of each example, batched by length (longest first). Where the model
+    allows it, the vocabulary projection runs only at answer positions: prompts are never scored."""
     device = next(model.parameters()).device
+    split = _decoder_and_head(model)
     order = sorted(range(len(examples)), key=lambda i: -len(examples[i]["input_ids"]))
     out = np.empty(len(examples), dtype=np.float64)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         batch = to_device(collate([examples[i] for i in idx], pad_id), device)
-        out[idx] = sequence_mean_nll(logits_of(model, batch), batch["labels"]).double().cpu().numpy()
+        if split is None:
+            out[idx] = sequence_mean_nll(logits_of(model, batch), batch["labels"]).double().cpu().numpy()
+            continue
+        body, head = split
+        hidden = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        targets = batch["labels"][:, 1:]
+        mask = targets != -100
+        logp = head(hidden[:, :-1][mask]).float().log_softmax(-1)
+        nll = -logp.gather(1, targets[mask].unsqueeze(1)).squeeze(1)
+        rows = mask.nonzero()[:, 0]
+        sums = torch.zeros(len(idx), dtype=torch.float64, device=device).index_add_(0, rows, nll.double())
+        out[idx] = (sums / mask.sum(1).clamp(min=1)).cpu().numpy()
     return out
 
 

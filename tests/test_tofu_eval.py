@@ -96,3 +96,22 @@ def test_offline_hub_fails_fast_with_a_hint(tmp_path, monkeypatch):
     ctx = Context(store=ResultStore(tmp_path))
     with pytest.raises(BenchError, match="cannot be reached.*--data-dir DIR"):
         Tofu().load_config("forget10", ctx)
+
+
+@pytest.mark.parametrize("adapter", ["lora", "fila"])
+def test_scoring_a_peft_model_equals_its_full_logits(tokenizer, adapter):
+    from methods import ADAPTERS, AdapterInputs, fila
+    from methods.losses import sequence_mean_nll
+
+    fmt = FORMATS["qa"]
+    examples = [qa_example(tokenizer, fmt.prompt("Who is Ruto?"), fmt.answer(a), 64) for a in ("Ruto is", "Gil mi ne")]
+    batch = collate(examples, tokenizer.pad_token_id)
+    weights = lambda m, names: fila.row_weights(*fila.fisher_diagonals(m, names, [(batch, batch)]))
+    model = ADAPTERS[adapter].apply(tiny("llama", tokenizer), AdapterInputs(rank=2, fisher_row_weights=weights))
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.05)  # make the adapter matter
+        full = sequence_mean_nll(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
+                                 batch["labels"]).numpy()
+    assert answer_nll(model, examples, tokenizer.pad_token_id) == pytest.approx(full, abs=1e-5)

@@ -1,0 +1,315 @@
+"""`python -m bench perf`: the performance targets, measured side by side on the machine at hand.
+
+Each figure is a ratio of two paths timed in the same run, median of several repetitions (absolute
+times on a shared machine are noise). Writes results/perf.md. `--quick` runs every benchmark once on
+tiny random models: a smoke test that both paths run and agree, not a measurement.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from bench.data import collate, qa_example
+from bench.spec import Hyperparams
+
+
+@dataclass
+class Row:
+    name: str
+    value: str
+    target: str
+    ok: bool | None
+    detail: str
+
+
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def _corpus_tokenizer(n=400):
+    import random
+
+    from bench.tiny import train_tokenizer
+
+    rng = random.Random(0)
+    syl = ["ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "zu", "pe", "dor", "fen", "gil", "har"]
+    texts = [" ".join("".join(rng.choice(syl) for _ in range(rng.randint(1, 3))) for _ in range(25)) for _ in range(n)]
+    return texts, train_tokenizer(texts, vocab_size=1000)
+
+
+def loop_throughput(repeats: int) -> Row:
+    """The harness loop against a bare PyTorch loop: same model, batches, objective (GA), optimiser."""
+    import copy
+
+    from bench.loop import make_optimizer, train
+    from bench.tiny import TinyShape, build_tiny
+    from methods import OBJECTIVES
+    from methods.losses import mean_nll
+
+    texts, tok = _corpus_tokenizer()
+    examples = [{"input_ids": tok(t)["input_ids"][:64], "labels": tok(t)["input_ids"][:64]} for t in texts[:128]]
+    hp = Hyperparams(lr=1e-4, epochs=1, batch_size=16, effective_batch=16, warmup_epochs=0)
+    base = build_tiny("llama", tok, TinyShape(hidden=128, layers=2, heads=4, intermediate=336))
+
+    def harness():
+        train(copy.deepcopy(base), OBJECTIVES["ga"], examples, [], hp, pad_id=tok.pad_token_id, seed=0)
+
+    def bare():
+        model = copy.deepcopy(base)
+        optimizer, scheduler = make_optimizer(model, hp, len(examples))
+        order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(1_000_004))
+        model.train()
+        for start in range(0, len(examples), hp.batch_size):
+            batch = collate([examples[i] for i in order[start:start + hp.batch_size]], tok.pad_token_id)
+            loss = -mean_nll(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
+                             batch["labels"])
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+
+    harness(), bare()  # warm-up
+    t_h, t_b = [], []
+    for _ in range(repeats):  # interleaved, so load changes hit both
+        t_h.append(_median_time(harness, 1))
+        t_b.append(_median_time(bare, 1))
+    ratio = statistics.median(t_b) / statistics.median(t_h)
+    return Row("1. unlearning loop throughput / bare PyTorch loop", f"{ratio:.3f}", ">= 0.95", ratio >= 0.95,
+               f"median epoch {statistics.median(t_h):.3f}s vs {statistics.median(t_b):.3f}s, 128 x 64 tokens, batch 16")
+
+
+def tofu_scoring(repeats: int, model=None, tok=None) -> Row:
+    """Batched candidate scoring against one forward pass per answer string (the original TOFU way)."""
+    import numpy as np
+
+    from bench.tiny import TinyShape, build_tiny
+    from methods.losses import sequence_mean_nll
+    from suites.tofu_eval import FORMATS, answer_nll
+    from suites.tofu_mini_data import generate
+
+    if model is None:
+        texts, tok = _corpus_tokenizer()
+        model = build_tiny("llama", tok, TinyShape(hidden=128, layers=2, heads=4, intermediate=336))
+    model.eval()
+    fmt = FORMATS["qa"]
+    items = generate(n_authors=10, n_tokenizer_authors=0)["forget10_perturbed"] * 10  # 100 items x 7 answers
+    examples = [qa_example(tok, fmt.prompt(it["question"]), fmt.answer(a), 128)
+                for it in items for a in [it["answer"], it["paraphrased_answer"], *it["perturbed_answer"]]]
+
+    def naive():
+        out = []
+        with torch.no_grad():
+            for ex in examples:
+                one = collate([ex], tok.pad_token_id)
+                out.append(sequence_mean_nll(model(input_ids=one["input_ids"]).logits, one["labels"]).item())
+        return np.array(out)
+
+    batched = lambda: answer_nll(model, examples, tok.pad_token_id, batch_size=64)
+    diff = float(np.abs(naive() - batched()).max())
+    t_n, t_b = _median_time(naive, repeats), _median_time(batched, repeats)
+    ratio = t_n / t_b
+    return Row("2. TOFU scoring: batched vs one pass per answer", f"{ratio:.1f}x", ">= 3x, equal to 1e-5",
+               ratio >= 3 and diff <= 1e-5, f"{len(examples)} answers; max |diff| {diff:.1e}; {t_b:.2f}s vs {t_n:.2f}s")
+
+
+def el_speed(model, seqs: list[list[int]], label: str, target: float, naive_sample: int) -> Row:
+    """Batched EL_10 (argmax-hit shortcut + canvas decoding) against one generate per prefix.
+    The naive path is timed on `naive_sample` sequences and scaled to all of them (it is a
+    per-sequence loop, so this is exact up to noise); its continuations must equal the batched ones."""
+    from suites.extraction import (extraction_likelihood, greedy_continuations, naive_continuations,
+                                   sequences_tensor, teacher_forced_argmax)
+
+    model.eval()
+    ids, lengths = sequences_tensor(seqs, 0)
+
+    def batched():
+        pred = teacher_forced_argmax(model, ids, lengths)
+        return greedy_continuations(model, ids, lengths, pred)
+
+    t = time.perf_counter()
+    fast = batched()
+    t_fast = time.perf_counter() - t
+    t = time.perf_counter()
+    slow = naive_continuations(model, ids[:naive_sample], lengths[:naive_sample])
+    t_slow = (time.perf_counter() - t) * len(seqs) / naive_sample
+    same = all(fast[j][i] == slow[j][i] for j in range(naive_sample) for i in range(1, int(lengths[j])))
+    el = sum(extraction_likelihood(fast[j], seqs[j], 10) for j in range(len(seqs))) / len(seqs)
+    ratio = t_slow / t_fast
+    return Row(f"3. EL_10 on {len(seqs)} {label} sequences: batched vs generate per prefix", f"{ratio:.0f}x",
+               f">= {target:.0f}x, identical", ratio >= target and same,
+               f"EL_10 {el:.3f}; {t_fast:.2f}s vs {t_slow:.1f}s (naive timed on {naive_sample}, scaled); "
+               f"continuations identical: {same}")
+
+
+def fila_cost(model, tok, forget, retain, repeats: int) -> Row:
+    """FILA initialisation (Fisher pass + SVDs) as a multiple of one unlearning epoch on the same data."""
+    import copy
+
+    from bench.data import paired_batches
+    from bench.loop import train
+    from methods import ADAPTERS, OBJECTIVES, AdapterInputs, fila
+
+    hp = Hyperparams(lr=1e-4, epochs=1, batch_size=16, effective_batch=16, warmup_epochs=0)
+
+    def init():
+        weights = lambda m, names: fila.row_weights(*fila.fisher_diagonals(
+            m, names, paired_batches(forget, retain, hp.batch_size, tok.pad_token_id, seed=0)))
+        ADAPTERS["fila"].apply(copy.deepcopy(model), AdapterInputs(rank=8, fisher_row_weights=weights))
+
+    def epoch():
+        train(copy.deepcopy(model), OBJECTIVES["gd"], forget, retain, hp, pad_id=tok.pad_token_id, seed=0)
+
+    init(), epoch()
+    t_i, t_e = _median_time(init, repeats), _median_time(epoch, repeats)
+    ratio = t_i / t_e
+    return Row("4. FILA initialisation / one GD epoch", f"{ratio:.2f}", "<= 1.5", ratio <= 1.5,
+               f"{t_i:.2f}s vs {t_e:.2f}s, {len(forget)} forget examples, rank 8")
+
+
+def memory_child(adapter: str) -> None:
+    """Run in a fresh process: a few GD steps of a 10M-parameter model; print peak RSS in MB."""
+    import resource
+
+    from bench.loop import train
+    from bench.tiny import TinyShape, build_tiny
+    from methods import ADAPTERS, OBJECTIVES, AdapterInputs, fila
+    from bench.data import paired_batches
+
+    torch.set_num_threads(1)
+    texts, tok = _corpus_tokenizer(200)
+    examples = [{"input_ids": tok(t)["input_ids"][:64], "labels": tok(t)["input_ids"][:64]} for t in texts[:64]]
+    model = build_tiny("llama", tok, TinyShape(hidden=256, layers=8, heads=4, intermediate=1024))
+    hp = Hyperparams(lr=1e-4, epochs=1, batch_size=16, effective_batch=16, warmup_epochs=0)
+    weights = lambda m, names: fila.row_weights(*fila.fisher_diagonals(
+        m, names, paired_batches(examples, examples, hp.batch_size, tok.pad_token_id, seed=0)))
+    model = ADAPTERS[adapter].apply(model, AdapterInputs(rank=8, fisher_row_weights=weights))
+    train(model, OBJECTIVES["gd"], examples, examples, hp, pad_id=tok.pad_token_id, seed=0)
+    print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)}))
+
+
+def peak_memory() -> Row:
+    found = {}
+    for adapter in ("full", "lora", "fila"):
+        out = subprocess.run([sys.executable, "-c", f"from bench.perf import memory_child; memory_child('{adapter}')"],
+                             capture_output=True, text=True, check=True)
+        found[adapter] = json.loads(out.stdout.strip().splitlines()[-1])
+    full = found["full"]["peak_mb"]
+    detail = "; ".join(f"{a}: {v['peak_mb']:.0f} MB, {v['trainable']:,} trainable" for a, v in found.items())
+    return Row("5. peak memory (process RSS), LoRA / FILA vs full", f"{found['lora']['peak_mb'] / full:.2f} / "
+               f"{found['fila']['peak_mb'] / full:.2f}", "reported", None, detail + " (10M-parameter Llama, r 8)")
+
+
+def sweep_times(results: Path) -> list[Row]:
+    rows = []
+    for suite in ("tofu-mini", "tdec-mini"):
+        records = [json.loads(p.read_text()) for p in (results / suite / "runs").glob("*/run.json")] \
+            if (results / suite / "runs").is_dir() else []
+        done = [r for r in records if r.get("status") == "finished"]
+        if not done:
+            rows.append(Row(f"6. {suite} sweep wall time", "–", "reported", None,
+                            f"no finished runs in {results / suite}; run `python -m bench run --suite {suite} --methods all`"))
+            continue
+        span = max(r["finished_at"] for r in done) - min(r["started_at"] for r in done)
+        refs = sum(r.get("timings", {}).get("prepare", 0) for r in done)
+        rows.append(Row(f"6. {suite} sweep wall time", f"{span / 60:.1f} min", "reported", None,
+                        f"{len(done)} runs, first start to last finish in {results / suite}; of which building "
+                        f"references {refs / 60:.1f} min"))
+    return rows
+
+
+def run(results: str = "results", quick: bool = False) -> list[Row]:
+    torch.set_num_threads(1)
+    repeats = 1 if quick else 5
+    rows = [loop_throughput(repeats)]
+    model, tok = _tofu_target(results, quick)
+    rows.append(tofu_scoring(repeats, model, tok))
+    el_model, pools = _tdec_model(results, quick)
+    n_seqs = 4 if quick else 32
+    rows.append(el_speed(el_model, pools["set0"][:n_seqs], "memorised", 20, 2 if quick else 4))
+    rows.append(el_speed(el_model, pools["unseen"][:n_seqs], "unseen", 10, 2 if quick else 4))
+    forget = [{"input_ids": s, "labels": s} for s in pools["set0"]]
+    retain = [{"input_ids": s, "labels": s} for s in pools["general"][:len(forget)]]
+    from transformers import AutoTokenizer
+
+    rows.append(fila_cost(el_model, tok if quick else AutoTokenizer.from_pretrained(_tdec_dir(results)), forget, retain, repeats))
+    if not quick:
+        rows.append(peak_memory())
+        rows += sweep_times(Path(results))
+    return rows
+
+
+def _tofu_target(results: str, quick: bool):
+    """The tofu-mini target model when it exists (or --quick: a random tiny one)."""
+    from bench.models import load_model
+    from bench.store import ResultStore
+    from suites import SUITES, Context
+
+    if quick:
+        from bench.tiny import TinyShape, build_tiny
+
+        _, tok = _corpus_tokenizer()
+        return build_tiny("llama", tok, TinyShape(hidden=64, layers=2, heads=2, intermediate=128)), tok
+    suite = SUITES["tofu-mini"]
+    ctx = Context(store=ResultStore(results), log=print)
+    path = suite.artefact_model_dir("tiny-llama", "full", ctx)
+    if not (path / "config.json").exists():
+        suite.finetune("tiny-llama", "full", ctx)
+    return load_model(str(path))
+
+
+def _tdec_dir(results: str) -> str:
+    from bench.store import ResultStore
+    from suites import SUITES, Context
+
+    suite = SUITES["tdec-mini"]
+    ctx = Context(store=ResultStore(results), log=print)
+    spec_like = type("S", (), {"model": "tiny-gpt-neo"})()
+    return suite.model_path(spec_like, ctx)
+
+
+def _tdec_model(results: str, quick: bool):
+    """The memorising tdec-mini model and its pools (or --quick: a random model on random pools)."""
+    from bench.models import load_model
+    from bench.store import ResultStore
+    from suites import SUITES, Context
+
+    if quick:
+        from bench.tiny import TinyShape, build_tiny
+
+        _, tok = _corpus_tokenizer()
+        g = torch.Generator().manual_seed(0)
+        rand = lambda n: [torch.randint(2, len(tok), (32,), generator=g).tolist() for _ in range(n)]
+        return build_tiny("gpt-neo", tok, TinyShape(hidden=64, layers=2, heads=2, intermediate=128)), \
+            {"set0": rand(8), "unseen": rand(4), "general": rand(8)}
+    model, _ = load_model(_tdec_dir(results))
+    return model, SUITES["tdec-mini"].pools(Context(store=ResultStore(results), log=print))
+
+
+def write(rows: list[Row], path: Path, quick: bool) -> str:
+    from tabulate import tabulate
+
+    import platform
+
+    table = tabulate([{"benchmark": r.name, "value": r.value, "target": r.target,
+                       "met": "" if r.ok is None else ("yes" if r.ok else "NO"), "detail": r.detail} for r in rows],
+                     headers="keys", tablefmt="github")
+    header = (f"# Performance ({'--quick smoke run, not a measurement' if quick else 'median of 5 repetitions'})\n\n"
+              f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s), "
+              f"torch {torch.__version__}. Ratios of two paths timed side by side in one run.\n\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + table + "\n")
+    return table
