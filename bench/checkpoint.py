@@ -76,3 +76,17 @@ def remove_all(run_dir: Path) -> None:
         shutil.rmtree(p, ignore_errors=True)
     for p in Path(run_dir).glob("ckpt-*.tmp"):
         shutil.rmtree(p, ignore_errors=True)
+
+
+def export_model(model: torch.nn.Module, tokenizer, out_dir: Path) -> Path:
+    """Save the unlearned model as a plain Hugging Face checkpoint (safetensors) that
+    `from_pretrained` loads with no PEFT code. LoRA / FILA adapters are merged into their base
+    weights first: for FILA that base is the residual W - s*B0*A0, so the saved weights are
+    W_res + s*B*A, never the trained adapter on top of the original W."""
+    import copy
+
+    out_dir = Path(out_dir)
+    plain = copy.deepcopy(model).merge_and_unload() if hasattr(model, "merge_and_unload") else model
+    plain.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir

@@ -75,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     results(p)
     runtime(p)
     p.add_argument("--force", action="store_true", help="recompute runs that are already finished")
+    p.add_argument("--save-models", action="store_true",
+                   help="export every unlearned model (adapters merged) to <run dir>/model, loadable with from_pretrained")
     p.add_argument("--launcher", default="local", choices=("local", "local-jobs", "slurm"),
                    help="local: in this process (default); local-jobs: parallel processes through submitit; "
                         "slurm: one SLURM job per run, as job arrays")
@@ -131,7 +133,8 @@ def _context(args):
     elif args.threads:
         torch.set_num_threads(args.threads)
     return Context(store=ResultStore(args.results), log=log.info, data_dir=args.data_dir, device=device,
-                   trust_remote_code=args.trust_remote_code, lm_eval_include=args.lm_eval_include)
+                   trust_remote_code=args.trust_remote_code, lm_eval_include=args.lm_eval_include,
+                   save_models=getattr(args, "save_models", False))
 
 
 def cmd_list(args) -> int:
@@ -182,7 +185,8 @@ def _dispatch(args, specs) -> int:
     profile = load_profile(args.profile) if args.profile else None
     runtime = Runtime(results=os.path.abspath(args.results), data_dir=args.data_dir and os.path.abspath(args.data_dir),
                       device=args.device, threads=args.threads or (profile.resources(specs[0].model).cpus if profile else 1),
-                      trust_remote_code=args.trust_remote_code, lm_eval_include=args.lm_eval_include)
+                      trust_remote_code=args.trust_remote_code, lm_eval_include=args.lm_eval_include,
+                   save_models=getattr(args, "save_models", False))
     sweep = submit(specs, runtime, args.launcher, profile, force=args.force)
     runs = [j for j in sweep["jobs"] if j["kind"] == "run"]
     print(f"sweep {sweep['sweep_id']}: {len(runs)} run jobs submitted ({sweep['skipped_finished']} already finished); "
@@ -257,6 +261,9 @@ def _quiet_libraries(verbose: bool) -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*`pretrained` model kwarg.*")
     try:
+        import datasets
+
+        datasets.disable_progress_bars()
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()

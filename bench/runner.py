@@ -23,7 +23,7 @@ from bench import checkpoint
 from bench.loop import EpochStats, LoopState, NonFiniteLoss, make_optimizer, train
 from bench.models import count_parameters, load_model
 from bench.spec import RunSpec
-from bench.store import ResultStore, Run, write_json_atomic
+from bench.store import ResultStore, Run, new_record, write_json_atomic
 from methods import ADAPTERS, OBJECTIVES, AdapterInputs, fila
 from suites import SUITES, Context
 
@@ -90,9 +90,10 @@ def run_one(spec: RunSpec, ctx: Context, force: bool = False) -> str:
             checkpoint.remove_all(run.dir)
         elif run.status in ("running", "failed") and run.record.get("epochs"):
             resume_from = checkpoint.latest(run.dir, at_most=run.record["epochs"][-1]["epoch"])
-        if resume_from is None:
+        if resume_from is None:  # a fresh start keeps nothing of an earlier attempt
             checkpoint.remove_all(run.dir)
-            run.record.update(epochs=[], started_at=time.time())
+            run.record = new_record(spec)
+            run.record["started_at"] = time.time()
         else:
             ctx.log(f"{spec.run_id}: resuming after epoch {resume_from[0]} ({resume_from[1]})")
             run.record.setdefault("resumed_after_epoch", []).append(resume_from[0])
@@ -204,6 +205,8 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
         timings["lm_eval_extra"] = time.perf_counter() - t0
         run.record["lm_eval_include"] = ctx.lm_eval_include
     run.record["final_metrics"] = final
+    if ctx.save_models:
+        run.record["model_dir"] = str(checkpoint.export_model(model, tokenizer, run.dir / "model"))
     run.record.update(status="finished", finished_at=time.time())
     run.save()
     checkpoint.remove_all(run.dir)

@@ -23,6 +23,7 @@ class Context:
     eval_batch_size: int = 64
     checkpoints: bool = True  # save one after every epoch, so killed runs resume
     lm_eval_include: str | None = None  # a directory of local lm-eval task YAMLs
+    save_models: bool = False  # export each unlearned model to <run dir>/model
 
 
 @dataclass

@@ -115,3 +115,21 @@ def test_scoring_a_peft_model_equals_its_full_logits(tokenizer, adapter):
         full = sequence_mean_nll(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
                                  batch["labels"]).numpy()
     assert answer_nll(model, examples, tokenizer.pad_token_id) == pytest.approx(full, abs=1e-5)
+
+
+def test_real_tofu_offline_fails_fast_and_names_the_way_out(tmp_path, capsys):
+    import time
+
+    from bench.cli import main
+
+    start = time.time()
+    assert main(["run", "--suite", "tofu", "--methods", "ihl+fila", "--models", "phi-1.5", "--ranks", "8",
+                 "--splits", "forget10", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no full model of phi-1.5" in err
+    assert "python -m bench finetune --suite tofu --model phi-1.5 --split full" in err
+    assert "--option target=published" in err
+    assert main(["finetune", "--suite", "tofu", "--model", "phi-1.5", "--split", "full", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "Hugging Face hub cannot be reached" in err and "--model PATH" in err
+    assert time.time() - start < 30
