@@ -239,7 +239,8 @@ def run(results: str = "results", quick: bool = False) -> list[Row]:
     rows.append(tofu_scoring(repeats, model, tok))
     el_model, pools = _tdec_model(results, quick)
     n_seqs = 4 if quick else 32
-    rows.append(el_speed(el_model, pools["set0"][:n_seqs], "memorised", 20, 2 if quick else 4))
+    memorised = (pools["set0"] + pools.get("set1", []))[:n_seqs]  # tdec-mini sets hold 16 sequences each
+    rows.append(el_speed(el_model, memorised, "memorised", 20, 2 if quick else 4))
     rows.append(el_speed(el_model, pools["unseen"][:n_seqs], "unseen", 10, 2 if quick else 4))
     forget = [{"input_ids": s, "labels": s} for s in pools["set0"]]
     retain = [{"input_ids": s, "labels": s} for s in pools["general"][:len(forget)]]

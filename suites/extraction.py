@@ -103,19 +103,28 @@ def greedy_continuations(model, ids: torch.Tensor, lengths: torch.Tensor, pred: 
 @torch.no_grad()
 def naive_continuations(model, ids: torch.Tensor, lengths: torch.Tensor, min_prefix: int = 1) -> list[list[list[int]]]:
     """One `generate` call per (sequence, prefix): the reference the batched path must equal."""
-    from transformers import GenerationConfig
+    import copy
 
     device = next(model.parameters()).device
-    config = GenerationConfig(do_sample=False, eos_token_id=None, pad_token_id=0)
-    result = []
-    for j in range(len(ids)):
-        L = int(lengths[j])
-        conts: list = [None] * L
-        for i in range(min_prefix, L):
-            out = model.generate(ids[j:j + 1, :i].to(device), generation_config=config, max_new_tokens=L - i,
-                                 min_new_tokens=0)
-            conts[i] = out[0, i:].tolist()
-        result.append(conts)
+    saved = model.generation_config
+    # generate() falls back to the model's own eos_token_id: remove it, TDEC text contains EOS tokens
+    model.generation_config = copy.deepcopy(saved)
+    model.generation_config.eos_token_id = None
+    model.generation_config.pad_token_id = 0
+    try:
+        result = []
+        for j in range(len(ids)):
+            L = int(lengths[j])
+            conts: list = [None] * L
+            for i in range(min_prefix, L):
+                prefix = ids[j:j + 1, :i].to(device)
+                # an explicit all-ones mask: else generate() masks EOS tokens of the text as padding
+                out = model.generate(prefix, attention_mask=torch.ones_like(prefix), do_sample=False,
+                                     max_new_tokens=L - i)
+                conts[i] = out[0, i:].tolist()
+            result.append(conts)
+    finally:
+        model.generation_config = saved
     return result
 
 

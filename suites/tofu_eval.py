@@ -73,27 +73,84 @@ PLAIN_HEADS = ("llama", "phi", "gpt_neo", "gpt2", "mistral", "qwen2")
 
 @torch.no_grad()
 def answer_nll(model, examples: Sequence[dict], pad_id: int, batch_size: int = 64) -> np.ndarray:
-    """Mean answer-token NLL of each example, batched by length (longest first). Where the model
-    allows it, the vocabulary projection runs only at answer positions: prompts are never scored."""
-    device = next(model.parameters()).device
+    """Mean answer-token NLL of each example [N].
+
+    Candidates of one question share its prompt: where the model allows it (a plain causal LM
+    whose logits are lm_head(last hidden state)), each distinct prompt runs once, its KV cache is
+    copied to its candidate answers, and the vocabulary projection runs only at answer positions.
+    Otherwise every sequence runs in full, in length-sorted batches."""
     split = _decoder_and_head(model)
+    if split is None:
+        return _answer_nll_full(model, examples, pad_id, batch_size)
+    body, head = split
+    device = next(model.parameters()).device
+    groups: dict[tuple, list[int]] = {}
+    unlabelled = []  # truncated to nothing but prompt: scored the plain way (0)
+    for i, ex in enumerate(examples):
+        p = next((t for t, label in enumerate(ex["labels"]) if label != -100), None)
+        if p is None or p == 0:
+            unlabelled.append(i)
+        else:
+            groups.setdefault(tuple(ex["input_ids"][:p]), []).append(i)
+    prompts = sorted(groups, key=len)
+    out = np.empty(len(examples), dtype=np.float64)
+    if unlabelled:
+        out[unlabelled] = _answer_nll_full(model, [examples[i] for i in unlabelled], pad_id, batch_size)
+    start = 0
+    while start < len(prompts):
+        chunk, n = [], 0  # prompts whose candidates make about one batch
+        while start < len(prompts) and (not chunk or n + len(groups[prompts[start]]) <= batch_size):
+            chunk.append(prompts[start])
+            n += len(groups[prompts[start]])
+            start += 1
+        _score_chunk(body, head, chunk, groups, examples, pad_id, device, out)
+    return out
+
+
+def _score_chunk(body, head, prompts, groups, examples, pad_id, device, out) -> None:
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for r, p in enumerate(prompts):  # left padding: every prompt ends at the same column
+        ids[r, width - len(p):] = torch.tensor(p)
+        mask[r, width - len(p):] = 1
+    positions = (mask.cumsum(1) - 1).clamp(min=0)
+    first = body(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                 use_cache=True)
+    rows = [r for r, p in enumerate(prompts) for _ in groups[p]]
+    members = [i for p in prompts for i in groups[p]]
+    answers = [examples[i]["input_ids"][len(prompts[r]):] for r, i in zip(rows, members)]
+    cwidth = max(len(a) for a in answers)
+    cand = torch.full((len(answers), cwidth), pad_id, dtype=torch.long)
+    cmask = torch.zeros((len(answers), cwidth), dtype=torch.long)
+    for k, a in enumerate(answers):
+        cand[k, :len(a)] = torch.tensor(a)
+        cmask[k, :len(a)] = 1
+    index = torch.tensor(rows)
+    cache = first.past_key_values
+    cache.batch_select_indices(index.to(device))
+    lengths = mask.sum(1)[index]
+    hidden = body(input_ids=cand.to(device), attention_mask=torch.cat([mask[index], cmask], 1).to(device),
+                  position_ids=(lengths[:, None] + torch.arange(cwidth)[None, :]).to(device),
+                  past_key_values=cache, use_cache=True).last_hidden_state
+    # position t of [last prompt token, answer tokens...] predicts answer token t
+    states = torch.cat([first.last_hidden_state[index, -1:].to(hidden.dtype), hidden[:, :-1]], 1)
+    cm = cmask.bool().to(device)
+    logp = head(states[cm]).float().log_softmax(-1)
+    nll = -logp.gather(1, cand.to(device)[cm].unsqueeze(1)).squeeze(1)
+    sums = torch.zeros(len(answers), dtype=torch.float64, device=device).index_add_(0, cm.nonzero()[:, 0], nll.double())
+    out[members] = (sums / cm.sum(1)).cpu().numpy()
+
+
+@torch.no_grad()
+def _answer_nll_full(model, examples: Sequence[dict], pad_id: int, batch_size: int) -> np.ndarray:
+    device = next(model.parameters()).device
     order = sorted(range(len(examples)), key=lambda i: -len(examples[i]["input_ids"]))
     out = np.empty(len(examples), dtype=np.float64)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         batch = to_device(collate([examples[i] for i in idx], pad_id), device)
-        if split is None:
-            out[idx] = sequence_mean_nll(logits_of(model, batch), batch["labels"]).double().cpu().numpy()
-            continue
-        body, head = split
-        hidden = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-        targets = batch["labels"][:, 1:]
-        mask = targets != -100
-        logp = head(hidden[:, :-1][mask]).float().log_softmax(-1)
-        nll = -logp.gather(1, targets[mask].unsqueeze(1)).squeeze(1)
-        rows = mask.nonzero()[:, 0]
-        sums = torch.zeros(len(idx), dtype=torch.float64, device=device).index_add_(0, rows, nll.double())
-        out[idx] = (sums / mask.sum(1).clamp(min=1)).cpu().numpy()
+        out[idx] = sequence_mean_nll(logits_of(model, batch), batch["labels"]).double().cpu().numpy()
     return out
 
 

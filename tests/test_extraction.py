@@ -42,6 +42,7 @@ def test_batched_continuations_equal_one_generate_per_prefix(arch, tokenizer):
     model = tiny(arch, tokenizer, seed=3).eval()
     seqs = [torch.randint(2, len(tokenizer), (L,)).tolist() for L in (12, 9)]
     seqs.append([seqs[0][0]] * 10)  # repeats: greedy argmax often hits
+    seqs.append([5, 9, 0, 7, 1, 1, 8, 0, 4, 6, 2])  # EOS (0) and pad (1) inside the text, as in TDEC chunks
     ids, lengths = sequences_tensor(seqs, pad_id=1)
     pred = teacher_forced_argmax(model, ids, lengths)
     batched = greedy_continuations(model, ids, lengths, pred, max_rows=7)

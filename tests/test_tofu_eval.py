@@ -56,13 +56,16 @@ def test_prompt_is_masked_and_the_answer_plus_one_eos_is_labelled(tokenizer):
     assert tokenizer.decode(ex["input_ids"]) == "Question: Where was Kalo born?\nAnswer: Kalo was born in Mine.<|endoftext|>"
 
 
-def test_batched_scoring_equals_one_forward_pass_per_answer(tokenizer):
-    model = tiny("phi", tokenizer).eval()
+@pytest.mark.parametrize("arch", ["gpt-neo", "llama", "phi"])
+def test_batched_scoring_equals_one_forward_pass_per_answer(tokenizer, arch):
+    model = tiny(arch, tokenizer).eval()
     fmt = FORMATS["qa"]
     examples = [qa_example(tokenizer, fmt.prompt(q), fmt.answer(a), 128)
-                for q in ("Who is Ruto?", "Where is Sapequa born in the year?")
+                for q in ("Who is Ruto?", "Where is Sapequa born in the year?", "Gil?")
                 for a in ("Ruto is a kalo", "Sa pe qua dor fen gil mi ne", "x")]
+    examples.append(qa_example(tokenizer, fmt.prompt("Who is Ruto?"), fmt.answer("Ruto is a kalo"), 6))  # truncated
     batched = answer_nll(model, examples, tokenizer.pad_token_id, batch_size=4)
+    assert batched[-1] == 0.0  # nothing left to score
     from methods.losses import sequence_mean_nll
 
     for i, ex in enumerate(examples):
