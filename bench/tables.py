@@ -9,6 +9,7 @@ import math
 import pandas as pd
 from tabulate import tabulate
 
+# peak MB is the process's high-water RSS on CPU (in-process grids: the maximum so far), GPU memory on CUDA
 COST = {"wall_s": ("wall s", False), "trainable_params": ("trainable", False), "peak_mem_mb": ("peak MB", False)}
 
 
