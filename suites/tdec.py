@@ -38,7 +38,10 @@ METRICS = (
     Metric("el5", False, "extraction likelihood, 5-grams"),
     Metric("reasoning_acc", True, "mean accuracy over the lm-eval reasoning tasks"),
     Metric("ppl_heldout", False, "perplexity on held-out text (WikiText validation)"),
+    Metric("ppl_pile", False, "perplexity on Pile validation text"),
+    Metric("dialogue_f1", True, "mean unigram F1 of greedy responses over the dialogue sets"),
 )
+DIALOGUE_SETS = ("wizard_of_wikipedia", "empathetic_dialogues", "blended_skill_talk", "wizard_of_internet")
 
 
 def sha256(path: Path) -> str:
@@ -117,6 +120,8 @@ class Tdec(Suite):
         "lm_eval_tasks": ",".join(REASONING),
         "eval_limit": 0,  # lm-eval items per task (0 = all)
         "retain_size": 256,  # WikiText chunks for GD / KL / NPO / IHL
+        "dialogue": "auto",  # auto: every dialogue_<name>.jsonl in --data-dir; none: off; or names a,b
+        "pile_ppl": "auto",  # auto: <data-dir>/pile_validation.txt if present; none: off
     }
 
     def hparams(self, model: str) -> Hyperparams:
@@ -194,8 +199,19 @@ class Tdec(Suite):
         limit = int(spec.option("eval_limit")) or None
         include_path, include_defaults = self.lm_eval_tasks_dir(ctx)
 
+        pile = self.pile_sequences(spec, tokenizer, ctx)
+        dialogues = self.dialogue_sets(spec, ctx)
+
         def evaluate(model, tok) -> dict:
+            from suites.dialogue import dialogue_f1
+
             out = {"ppl_heldout": perplexity(model, heldout, tok.pad_token_id)}
+            if pile:
+                out["ppl_pile"] = perplexity(model, pile, tok.pad_token_id)
+            if dialogues:
+                scores = {name: dialogue_f1(model, tok, rows[:limit] if limit else rows) for name, rows in dialogues.items()}
+                out.update({f"dialogue/{name}": v for name, v in scores.items()})
+                out["dialogue_f1"] = sum(scores.values()) / len(scores)
             if tasks:
                 scores = run_tasks(model, tok, tasks, include_path, include_defaults, limit,
                                    device=str(next(model.parameters()).device))
@@ -204,6 +220,31 @@ class Tdec(Suite):
             return out
 
         return evaluate
+
+    def dialogue_sets(self, spec: RunSpec, ctx: Context) -> dict[str, list[dict]]:
+        """{name: rows of {context, response}} from `<data-dir>/dialogue_<name>.jsonl` (the four sets
+        converted to one schema; their hub versions are dataset scripts that `datasets` no longer runs)."""
+        choice = str(spec.option("dialogue", "auto"))
+        if choice == "none":
+            return {}
+        names = DIALOGUE_SETS if choice == "auto" else tuple(n for n in choice.split(",") if n)
+        found = {}
+        for name in names:
+            path = Path(ctx.data_dir or "") / f"dialogue_{name}.jsonl"
+            if path.is_file():
+                found[name] = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            elif choice != "auto":
+                raise BenchError(f"missing data file {path} (JSON lines of {{\"context\": ..., \"response\": ...}})")
+        return found
+
+    def pile_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
+        if spec.option("pile_ppl", "auto") == "none" or not ctx.data_dir:
+            return []
+        path = Path(ctx.data_dir) / "pile_validation.txt"
+        if not path.is_file():
+            return []
+        lines = [l for l in path.read_text().splitlines() if l.strip()]
+        return self.chunks(lines, tokenizer, int(spec.option("seq_len")), 64)
 
     def heldout_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
         return self.chunks(self.text_lines("heldout", ctx), tokenizer, int(spec.option("seq_len")), 64)
@@ -249,4 +290,7 @@ class Tdec(Suite):
                         data_key=hashlib.sha256(json.dumps([model_path, spec.split, forget_seqs[:1]]).encode()).hexdigest()[:16],
                         records={"thresholds": limits, "forget_sequences": len(forget_seqs),
                                  "retain_sequences": len(retain_seqs),
-                                 "dialogue_f1": "not implemented yet (SPEC section 4): not run"})
+                                 "utility_sets": {"dialogue": sorted(self.dialogue_sets(spec, ctx)),
+                                                  "pile_ppl": bool(self.pile_sequences(spec, tokenizer, ctx)),
+                                                  "lm_eval_tasks": spec.option("lm_eval_tasks"),
+                                                  "eval_limit": spec.option("eval_limit")}})

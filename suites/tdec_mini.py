@@ -20,7 +20,7 @@ from bench.spec import Hyperparams, RunSpec
 from bench.store import read_json, write_json_atomic
 from suites.base import Context
 from suites.tdec import Tdec
-from suites.tdec_mini_data import choice_tasks, documents
+from suites.tdec_mini_data import choice_tasks, dialogue_rows, documents
 from suites.tofu import _key, publish_dir
 
 CORPUS = dict(documents=6000, seed=0, seq_len=64, sets=5, per_set=16, unseen=64, heldout=64, vocab=2048)
@@ -125,3 +125,11 @@ class TdecMini(Tdec):
 
     def heldout_sequences(self, spec, tokenizer, ctx):
         return self.pools(ctx)["heldout"]
+
+    def dialogue_sets(self, spec, ctx):
+        if spec.option("dialogue", "auto") == "none":
+            return {}
+        return {"mini_email": dialogue_rows(documents(600, CORPUS["seed"] + 1))}
+
+    def pile_sequences(self, spec, tokenizer, ctx):
+        return []  # one text distribution only: held-out perplexity stands for both

@@ -82,3 +82,16 @@ def _split(doc: str) -> tuple[str, str]:
     words = doc.split(" ")
     cut = max(1, len(words) // 2)
     return " ".join(words[:cut]), " " + " ".join(words[cut:cut + 8])
+
+
+def dialogue_rows(docs: list[str], n: int = 64) -> list[dict]:
+    """A dialogue-like stand-in: the opening of an e-mail (headers and greeting) as the context,
+    its first sentence as the reference response."""
+    rows = []
+    for doc in docs:
+        if doc.startswith("From:"):
+            lines = doc.split("\n")
+            rows.append({"context": "\n".join(lines[:6]) + "\n", "response": lines[6]})
+        if len(rows) == n:
+            break
+    return rows

@@ -61,3 +61,25 @@ def test_lm_eval_bridge_scores_the_live_model_on_a_local_task(tokenizer, tmp_pat
                 scores.append(sum(logp[t - 1, whole[t]].item() for t in range(len(context), len(whole))))
             hits += int(max(range(4), key=scores.__getitem__) == r["label"])
     assert got == {"toy_choice": pytest.approx(hits / len(rows))}
+
+
+def test_unigram_f1_with_parlai_normalisation():
+    from suites.dialogue import unigram_f1
+
+    # normalised: pred [cat, sat, on, mat], gold [cat, sat]: P 2/4, R 2/2 -> F1 2/3
+    assert unigram_f1("The cat sat on the mat.", "A cat sat!") == pytest.approx(2 / 3)
+    assert unigram_f1("Hello", "goodbye") == 0.0
+    assert unigram_f1("the a an", "the") == 0.0  # nothing left after normalisation
+
+
+def test_dialogue_files_are_read_when_present_and_named_when_missing(tmp_path):
+    from bench.grid import expand
+
+    rows = [{"context": "Hi, how are you?", "response": "Fine, thanks."}]
+    (tmp_path / "dialogue_wizard_of_wikipedia.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    ctx = Context(store=ResultStore(tmp_path / "results"), data_dir=str(tmp_path))
+    [spec] = expand("tdec", "ga", models="gpt-neo-125m", splits="set0")
+    assert Tdec().dialogue_sets(spec, ctx) == {"wizard_of_wikipedia": rows}
+    [named] = expand("tdec", "ga", models="gpt-neo-125m", splits="set0", options={"dialogue": "empathetic_dialogues"})
+    with pytest.raises(BenchError, match="missing data file .*dialogue_empathetic_dialogues.jsonl"):
+        Tdec().dialogue_sets(named, ctx)

@@ -43,8 +43,9 @@ def test_gradient_ascent_crosses_the_thresholds_within_a_few_epochs(results):
 def test_utility_goes_through_lm_eval_and_perplexity(results):
     for method in ("ga", "ihl+lora-r8"):
         final = record(results, method)["final_metrics"]
-        assert set(final) >= {"lm_eval/mini_kind", "lm_eval/mini_cloze", "reasoning_acc", "ppl_heldout"}
-        assert 0 <= final["reasoning_acc"] <= 1 and final["ppl_heldout"] > 1
+        assert set(final) >= {"lm_eval/mini_kind", "lm_eval/mini_cloze", "reasoning_acc", "ppl_heldout",
+                              "dialogue/mini_email", "dialogue_f1"}
+        assert 0 <= final["reasoning_acc"] <= 1 and final["ppl_heldout"] > 1 and 0 <= final["dialogue_f1"] <= 1
 
 
 def test_a_run_that_does_not_forget_says_so(results):
