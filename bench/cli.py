@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import sys
-import time
 
 from bench.errors import BenchError
 

@@ -11,9 +11,7 @@ which `status` and `cancel` read.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import subprocess
 import time
 import uuid

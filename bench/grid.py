@@ -10,14 +10,13 @@ from methods import ADAPTERS, expand_methods
 from suites import SUITES
 
 
-def parse_list(text: str | None, kind: str) -> list[str]:
-    items = [t.strip() for t in (text or "").split(",") if t.strip()]
-    return items
+def parse_list(text: str | None) -> list[str]:
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
 
 
 def parse_ints(text: str | None, kind: str) -> list[int]:
     out = []
-    for item in parse_list(text, kind):
+    for item in parse_list(text):
         try:
             out.append(int(item))
         except ValueError:
@@ -40,8 +39,8 @@ def expand(suite_name: str, methods: str = "all", models: str | None = None, spl
            options: dict[str, Any] | None = None) -> list[RunSpec]:
     """models x splits x methods x ranks x seeds, in that nesting order."""
     suite = SUITES[suite_name]
-    model_list = parse_list(models, "model") or list(suite.models)
-    split_list = parse_list(splits, "split") or list(suite.default_splits)
+    model_list = parse_list(models) or list(suite.models)
+    split_list = parse_list(splits) or list(suite.default_splits)
     split_list = list(suite.splits) if split_list == ["all"] else [suite.check_split(s) for s in split_list]
     rank_list = parse_ints(ranks, "rank") or list(suite.default_ranks)
     for r in rank_list:

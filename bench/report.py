@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from bench.store import ResultStore, write_json_atomic
+from bench.store import ResultStore
 from suites import SUITES
 
 COST = ("wall_s", "trainable_params", "peak_mem_mb")

@@ -23,7 +23,7 @@ from bench import checkpoint
 from bench.loop import EpochStats, LoopState, NonFiniteLoss, make_optimizer, train
 from bench.models import count_parameters, load_model
 from bench.spec import RunSpec
-from bench.store import ResultStore, Run, new_record, write_json_atomic
+from bench.store import Run, new_record, write_json_atomic
 from methods import ADAPTERS, OBJECTIVES, AdapterInputs, fila
 from suites import SUITES, Context
 

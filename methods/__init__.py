@@ -46,3 +46,6 @@ def expand_methods(text: str, default_adapters: tuple[str, ...]) -> list[tuple[s
     if not out:
         raise BenchError("no method given (e.g. --methods all, --methods paper, --methods ihl+fila,ga+lora)")
     return list(dict.fromkeys(out))
+
+__all__ = ["OBJECTIVES", "ADAPTERS", "Adapter", "AdapterInputs", "LossInputs", "Objective", "parse_method",
+           "expand_methods", "PAPER_OBJECTIVES", "PAPER_ADAPTERS"]

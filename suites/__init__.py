@@ -10,3 +10,5 @@ from suites.tofu_mini import TofuMini
 SUITES: Registry[Suite] = Registry("suite")
 for _suite in (Tofu(), TofuMini(), Tdec(), TdecMini()):
     SUITES.register(_suite.name, _suite)
+
+__all__ = ["SUITES", "Suite", "Context", "Evaluation", "Prepared"]

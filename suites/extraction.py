@@ -13,7 +13,6 @@ filled in right to left. Decoding never stops at an end-of-text token: TDEC sequ
 
 from __future__ import annotations
 
-from collections import Counter
 
 import torch
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from bench.errors import BenchError, unknown
+from bench.errors import BenchError
 from bench.models import MODELS, hub_reachable
 from bench.spec import Hyperparams, RunSpec
 from bench.store import read_json, write_json_atomic

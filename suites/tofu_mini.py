@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 
 from bench.errors import unknown
-from bench.models import load_model
 from bench.spec import Hyperparams, RunSpec
 from bench.store import read_json, write_json_atomic
 from suites.base import Context
