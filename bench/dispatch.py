@@ -105,6 +105,7 @@ class Runtime:
     threads: int = 1
     trust_remote_code: bool = False
     lm_eval_include: str | None = None
+    save_models: bool = False
 
     def context(self):
         import torch
@@ -114,7 +115,8 @@ class Runtime:
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         torch.set_num_threads(self.threads)
         return Context(store=ResultStore(self.results), log=logging.getLogger("bench").info, data_dir=self.data_dir,
-                       device=device, trust_remote_code=self.trust_remote_code, lm_eval_include=self.lm_eval_include)
+                       device=device, trust_remote_code=self.trust_remote_code, lm_eval_include=self.lm_eval_include,
+                       save_models=self.save_models)
 
 
 def _job_logging() -> None:
