@@ -63,6 +63,13 @@ def _status(group: pd.DataFrame) -> str:
     return ", ".join(f"{n} {status}" for status, n in sorted(other.items())) or "ok"
 
 
+def _labels(runs: pd.DataFrame, keys: list[str]) -> pd.Series:
+    """The method label, with the config key appended where one row name would cover several configs
+    (other hyperparameters or options): such runs are never averaged together."""
+    configs = runs.groupby(keys)["config"].transform("nunique")
+    return runs["method"].where(configs <= 1, runs["method"] + " [" + runs["config"].astype(str) + "]")
+
+
 def tofu_rows(runs: pd.DataFrame, refs: pd.DataFrame) -> tuple[list[dict], dict]:
     """Rows: target, retain, then each method; columns: <split> FQ / MU, mean ± std over seeds."""
     splits = sorted(runs["split"].dropna().unique()) if not runs.empty else []
@@ -79,6 +86,7 @@ def tofu_rows(runs: pd.DataFrame, refs: pd.DataFrame) -> tuple[list[dict], dict]
             for metric in ("forget_quality", "model_utility"):
                 row[f"{split}:{metric}"] = _mean_std(ref[metric]) if not ref.empty else (None, None)
         rows.append(row)
+    runs = runs.assign(method=_labels(runs, ["method"]))
     finished = runs[runs["status"] == "finished"]
     for method, group in runs.groupby("method", sort=True):
         done = finished[finished["method"] == method]
@@ -97,6 +105,7 @@ def tdec_rows(runs: pd.DataFrame) -> tuple[list[dict], dict]:
     columns = {"epochs_to_forget": ("epochs to forget", False), "reasoning_acc": ("reasoning acc", True),
                "dialogue_f1": ("dialogue F1", True), "ppl_pile": ("Pile PPL", False),
                "ppl_heldout": ("held-out PPL", False), **COST}
+    runs = runs.assign(method=_labels(runs, ["model", "method"]))
     finished = runs[runs["status"] == "finished"]
     rows = []
     for (model, method), group in runs.groupby(["model", "method"], sort=True):

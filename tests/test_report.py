@@ -77,3 +77,14 @@ def test_epoch_rules(store):
         check_epoch_rule("select:model_utility", "tofu-mini")
     with pytest.raises(BenchError, match="bad epoch rule 'best'"):
         check_epoch_rule("best", "tofu-mini")
+
+
+def test_runs_of_different_configs_never_share_a_row(store):
+    from bench.tables import tofu_rows
+
+    [other] = expand("tofu-mini", "ihl+fila", hparams={"lr": 1e-2})
+    write_json_atomic(store.run_dir(other) / "run.json", tofu_record(other, [0.9], [0.1]))
+    rows, _ = tofu_rows(load_runs("tofu-mini", store), load_runs("tofu-mini", store).iloc[0:0])
+    ihl = [r for r in rows if r["method"].startswith("ihl+fila-r4")]
+    assert len(ihl) == 2 and all("[" in r["method"] for r in ihl)
+    assert sorted(r["runs"] for r in ihl) == ["1/1", "2/2"]
