@@ -77,9 +77,9 @@ def train(model: torch.nn.Module, objective: Objective, forget: Sequence[Example
 
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     world, rank = accelerator.num_processes, accelerator.process_index
-    if state is None:
-        state = LoopState(*make_optimizer(model, hp, len(forget)))
     ddp_model = accelerator.prepare_model(model)
+    if state is None:  # after wrapping: FSDP replaces the parameters the optimiser must hold
+        state = LoopState(*make_optimizer(ddp_model, hp, len(forget)))
     if reference is not None:
         reference.to(accelerator.device).eval().requires_grad_(False)
     micro_batches = 0
