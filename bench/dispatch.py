@@ -134,10 +134,10 @@ class RunJob(submitit.helpers.Checkpointable):
         from bench.runner import run_one
 
         _job_logging()
-        status = run_one(RunSpec.from_dict(self.spec), self.runtime.context())
-        if status == "failed":
-            record = ResultStore(self.runtime.results).load(ResultStore(self.runtime.results).run_dir(RunSpec.from_dict(self.spec)))
-            raise RuntimeError(f"run failed: {record.get('reason')}")
+        spec = RunSpec.from_dict(self.spec)
+        status = run_one(spec, self.runtime.context())
+        if status == "failed":  # so SLURM and sacct say FAILED too
+            raise RuntimeError(f"run failed: {ResultStore(self.runtime.results).reason(spec)}")
         return status
 
 

@@ -238,7 +238,7 @@ def run_grid(specs: Sequence[RunSpec], ctx: Context, force: bool = False, show_p
         bar.set_postfix_str(f"{spec.split} {spec.method_label} s{spec.seed}")
         status = run_one(spec, ctx, force=force)
         if status == "failed":
-            outcome.failed.append((spec.run_id, ctx.store.load(ctx.store.run_dir(spec)).get("reason")))
+            outcome.failed.append((spec.run_id, ctx.store.reason(spec)))
         else:
             getattr(outcome, status).append(spec.run_id)
     return outcome

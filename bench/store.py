@@ -115,6 +115,13 @@ class ResultStore:
             raise CorruptRun(f"{path}: not a run record")
         return record
 
+    def reason(self, spec: RunSpec) -> str | None:
+        """Why `spec`'s run failed, as its record says."""
+        try:
+            return (self.load(self.run_dir(spec)) or {}).get("reason")
+        except CorruptRun as e:
+            return str(e)
+
     def status(self, spec: RunSpec) -> str:
         try:
             record = self.load(self.run_dir(spec))

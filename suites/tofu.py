@@ -105,10 +105,10 @@ class Tofu(Suite):
             raise BenchError(f"bad reference_split '{choice}' (expected standard, retain99, retain95 or retain90)")
         return choice
 
-    def qa_format(self, spec: RunSpec, tokenizer) -> QAFormat:
-        choice = spec.option("prompt", "auto")
+    def qa_format(self, model: str, tokenizer, choice: str = "auto") -> QAFormat:
+        """The prompt format of `model` (registry family, else the tokenizer's chat template, else Q/A)."""
         if choice == "auto":
-            family = MODELS[spec.model].family if spec.model in MODELS else None
+            family = MODELS[model].family if model in MODELS else None
             choice = {"phi": "qa", "llama2-chat": "llama2-chat"}.get(family) or (
                 "chat-template" if getattr(tokenizer, "chat_template", None) else "qa")
         if choice == "chat-template":
@@ -197,8 +197,8 @@ class Tofu(Suite):
             return out
         hp = self.finetune_hparams(model)
         net, tokenizer = load_model(self.base_model(model, ctx), trust_remote_code=ctx.trust_remote_code, device=ctx.device)
-        fmt = self.qa_format(RunSpec(self.name, model, "forget10", "ga", "full", 0, seed), tokenizer)
-        examples = [qa_example(tokenizer, fmt.prompt(it["question"]), fmt.answer(it["answer"]), 512)
+        fmt = self.qa_format(model, tokenizer)
+        examples = [qa_example(tokenizer, fmt.prompt(it["question"]), fmt.answer(it["answer"]), int(self.options["max_length"]))
                     for it in self.finetune_items(split, ctx)]
         ctx.log(f"fine-tuning {model} on {self.name}/{split}: {len(examples)} examples, {hp.epochs} epochs")
         finetune(net, examples, hp, pad_id=tokenizer.pad_token_id, seed=seed, progress=ctx.log)
@@ -217,7 +217,7 @@ class Tofu(Suite):
             cached = read_json(path)
             return Evaluation(cached["metrics"], cached["items"])
         net, tokenizer = load_model(model_path, trust_remote_code=ctx.trust_remote_code, device=ctx.device)
-        metrics, items = evaluate_sets(net, tokenizer, self.eval_sets(spec, ctx), self.qa_format(spec, tokenizer),
+        metrics, items = evaluate_sets(net, tokenizer, self.eval_sets(spec, ctx), self.qa_format(spec.model, tokenizer, spec.option("prompt", "auto")),
                                        spec.option("generation"), int(spec.option("max_length")), ctx.eval_batch_size)
         write_json_atomic(path, {"model": model_path, "split": spec.split, "options": options,
                                  "metrics": metrics, "items": items})
@@ -236,7 +236,7 @@ class Tofu(Suite):
         tokenizer = AutoTokenizer.from_pretrained(target, trust_remote_code=ctx.trust_remote_code)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        fmt = self.qa_format(spec, tokenizer)
+        fmt = self.qa_format(spec.model, tokenizer, spec.option("prompt", "auto"))
         max_length = int(spec.option("max_length"))
 
         def encode(items):
