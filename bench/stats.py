@@ -1,0 +1,152 @@
+"""Statistics over seeds: means with 95% confidence intervals, tied-best marking, paired comparisons.
+
+Intervals are Student-t intervals over independent runs (seeds, and forget sets where a row averages
+them): mean ± t_{n-1, 0.975} · s / sqrt(n). With 3 seeds t = 4.30, so intervals are honest about how
+little three runs say. Metrics that span orders of magnitude (forget quality is a p-value) are
+summarised on log10: the centre is the geometric mean and the interval is back-transformed, so it is
+asymmetric. One run has no interval (lo = hi = None): it can never be separated from anything.
+
+Ties: a method is marked best when its interval overlaps the interval of the method with the best
+mean (the best included). Pairwise comparisons pair runs by (model, split, seed) and report the mean
+difference, its t-interval, and the paired t-test p-value (scipy.stats.ttest_rel).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+LEVEL = 0.95
+FLOOR = 1e-300  # log-scale metrics: a p-value of exactly 0 is clipped here before log10
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Centre and 95% interval of one metric over n runs; lo/hi None when n < 2."""
+
+    mean: float
+    lo: float | None
+    hi: float | None
+    n: int
+    std: float | None = None  # of the values (on the log10 scale for log metrics)
+
+    @property
+    def has_interval(self) -> bool:
+        return self.lo is not None
+
+    def overlaps(self, other: "Summary") -> bool:
+        lo_a, hi_a = (self.lo, self.hi) if self.has_interval else (self.mean, self.mean)
+        lo_b, hi_b = (other.lo, other.hi) if other.has_interval else (other.mean, other.mean)
+        return lo_a <= hi_b and lo_b <= hi_a
+
+
+def t_quantile(n: int, level: float = LEVEL) -> float:
+    from scipy import stats
+
+    return float(stats.t.ppf(0.5 + level / 2, n - 1))
+
+
+def summarize(values: Iterable[float], log_scale: bool = False, bounds: tuple[float, float] | None = None,
+              level: float = LEVEL) -> Summary | None:
+    """Mean and t-interval of the finite values, the interval clipped to `bounds` (the metric's range:
+    a probability's interval never leaves [0, 1]); None when there are no values."""
+    xs = [float(v) for v in values if v is not None and isinstance(v, (int, float)) and math.isfinite(float(v))]
+    if not xs:
+        return None
+    if log_scale:
+        xs = [math.log10(max(x, FLOOR)) for x in xs]
+    n = len(xs)
+    mean = sum(xs) / n
+    if n < 2:
+        lo = hi = std = None
+    else:
+        std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
+        half = t_quantile(n, level) * std / math.sqrt(n)
+        lo, hi = mean - half, mean + half
+    if log_scale:
+        back = lambda v: None if v is None else 10 ** max(min(v, 300.0), -300.0)
+        mean, lo, hi = 10 ** mean, back(lo), back(hi)
+    if bounds is not None and lo is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return Summary(mean, lo, hi, n, std)
+
+
+def summarize_metric(values: Iterable[float], metric) -> Summary | None:
+    """`summarize` with the scale and range a suite's Metric declares (None: a plain number)."""
+    if metric is None:
+        return summarize(values)
+    return summarize(values, metric.log_scale, metric.bounds)
+
+
+def best_and_tied(summaries: Sequence[Summary | None], higher_is_better: bool) -> set[int]:
+    """Indices of the best mean and of every summary whose interval overlaps the best one's."""
+    present = [(i, s) for i, s in enumerate(summaries) if s is not None]
+    if not present:
+        return set()
+    sign = 1 if higher_is_better else -1
+    best = max(present, key=lambda p: sign * p[1].mean)[1]
+    return {i for i, s in present if s is best or s.overlaps(best)}
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A minus B over matched runs: mean difference, its t-interval, paired t-test p-value."""
+
+    diff: float
+    lo: float | None
+    hi: float | None
+    p_value: float | None
+    n: int
+
+    def verdict(self, higher_is_better: bool) -> str:
+        """`A better`, `B better` (the interval excludes 0), or `inconclusive`."""
+        if self.lo is None:
+            return "inconclusive"
+        if self.lo > 0 or self.hi < 0:
+            a_better = (self.lo > 0) == higher_is_better
+            return "A better" if a_better else "B better"
+        return "inconclusive"
+
+
+def paired(a: Sequence[float], b: Sequence[float], log_scale: bool = False, level: float = LEVEL) -> Paired | None:
+    """Paired comparison of matched values (a[i] and b[i] from the same seed / split)."""
+    from scipy import stats
+
+    pairs = [(float(x), float(y)) for x, y in zip(a, b) if x is not None and y is not None
+             and math.isfinite(float(x)) and math.isfinite(float(y))]
+    if not pairs:
+        return None
+    if log_scale:
+        pairs = [(math.log10(max(x, FLOOR)), math.log10(max(y, FLOOR))) for x, y in pairs]
+    d = [x - y for x, y in pairs]
+    n = len(d)
+    mean = sum(d) / n
+    if n < 2:
+        return Paired(mean, None, None, None, n)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in d) / (n - 1))
+    half = t_quantile(n, level) * sd / math.sqrt(n)
+    if sd == 0:  # identical differences: the interval is the point, the test is undefined
+        return Paired(mean, mean, mean, 0.0 if mean != 0 else 1.0, n)
+    p = float(stats.ttest_rel([x for x, _ in pairs], [y for _, y in pairs]).pvalue)
+    return Paired(mean, mean - half, mean + half, p, n)
+
+
+def fmt(x: float | None) -> str:
+    """Compact number: 3 significant digits, scientific below 1e-3."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if float(x).is_integer() and abs(x) >= 100:
+        return f"{int(x):,}"
+    if x == 0 or 1e-3 <= abs(x) < 1e5:
+        return f"{x:.3g}" if abs(x) < 100 else f"{x:,.0f}"
+    return f"{x:.2e}"
+
+
+def fmt_summary(s: Summary | None) -> str:
+    """`0.46 [0.41, 0.51]`; one run: just the value."""
+    if s is None:
+        return "–"
+    if not s.has_interval:
+        return fmt(s.mean)
+    return f"{fmt(s.mean)} [{fmt(s.lo)}, {fmt(s.hi)}]"

@@ -1,0 +1,58 @@
+"""Intervals, ties and paired comparisons against scipy and hand computation."""
+
+import math
+
+import pytest
+from scipy import stats as sp
+
+from bench import stats
+
+
+def test_interval_is_scipys_t_interval():
+    xs = [0.41, 0.47, 0.52, 0.44]
+    s = stats.summarize(xs)
+    lo, hi = sp.t.interval(0.95, len(xs) - 1, loc=sp.tmean(xs), scale=sp.sem(xs))
+    assert s.n == 4 and s.mean == pytest.approx(sum(xs) / 4)
+    assert (s.lo, s.hi) == (pytest.approx(lo), pytest.approx(hi))
+
+
+def test_log_scale_summary_is_a_geometric_mean_with_a_back_transformed_interval():
+    s = stats.summarize([1e-2, 1e-4], log_scale=True)
+    assert s.mean == pytest.approx(1e-3)
+    half = sp.t.ppf(0.975, 1) * 1.0  # log10 values -2, -4: sd sqrt(2), sem 1
+    assert s.lo == pytest.approx(10 ** (-3 - half)) and s.hi == pytest.approx(10 ** (-3 + half))
+    assert stats.summarize([0.0, 1e-2], log_scale=True).mean > 0  # a p-value of 0 is floored, not an error
+
+
+def test_one_run_has_no_interval_and_missing_values_are_skipped():
+    s = stats.summarize([0.3, None, float("nan")])
+    assert s.n == 1 and s.lo is None and stats.fmt_summary(s) == "0.3"
+    assert stats.summarize([None]) is None and stats.fmt_summary(None) == "–"
+    assert stats.fmt_summary(stats.summarize([1.0, 3.0])) .startswith("2 [")
+
+
+def test_every_interval_overlapping_the_best_is_tied_best():
+    a = stats.Summary(0.50, 0.45, 0.55, 3)
+    b = stats.Summary(0.42, 0.40, 0.44, 3)  # upper end below a's lower end: separated
+    c = stats.Summary(0.44, 0.30, 0.46, 3)  # reaches a's interval: tied
+    d = stats.Summary(0.20, None, None, 1)
+    assert stats.best_and_tied([a, b, c, d, None], higher_is_better=True) == {0, 2}
+    assert stats.best_and_tied([a, b, c, d], higher_is_better=False) == {3}
+
+
+def test_paired_comparison_is_scipys_paired_t_test():
+    a, b = [0.50, 0.55, 0.61, 0.47], [0.40, 0.49, 0.50, 0.45]
+    p = stats.paired(a, b)
+    d = [x - y for x, y in zip(a, b)]
+    lo, hi = sp.t.interval(0.95, 3, loc=sp.tmean(d), scale=sp.sem(d))
+    assert p.diff == pytest.approx(sum(d) / 4) and (p.lo, p.hi) == (pytest.approx(lo), pytest.approx(hi))
+    assert p.p_value == pytest.approx(sp.ttest_rel(a, b).pvalue) and p.n == 4
+    assert p.verdict(higher_is_better=True) == "A better"
+    assert p.verdict(higher_is_better=False) == "B better"
+    assert stats.paired([0.5, 0.4], [0.45, 0.47]).verdict(True) == "inconclusive"
+    assert stats.paired([0.5], [0.4]).verdict(True) == "inconclusive"  # one pair proves nothing
+
+
+def test_paired_comparison_drops_incomplete_pairs_and_compares_log_metrics_as_ratios():
+    p = stats.paired([1e-2, 1e-3, None], [1e-4, 1e-5, 0.5], log_scale=True)
+    assert p.n == 2 and p.diff == pytest.approx(2.0) and p.lo == p.hi == pytest.approx(2.0)
