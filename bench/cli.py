@@ -19,7 +19,7 @@ EXAMPLES = {
     "finetune": "python -m bench finetune --suite tofu --model phi-1.5 --split full --data-dir ~/data/TOFU",
     "status": "python -m bench status --suite tofu-mini",
     "cancel": "python -m bench cancel --suite tdec --sweep 20261123-101500-4242",
-    "report": "python -m bench report --suite tofu-mini",
+    "report": "python -m bench report --suite tofu-mini --compare ihl+fila,ga+lora",
     "perf": "python -m bench perf --quick",
 }
 
@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--models", help="comma-separated registry names, hub ids or directories (default: the suite's)")
         p.add_argument("--splits", help="comma-separated forget splits, or `all` (default: the suite's)")
         p.add_argument("--ranks", help="LoRA / FILA ranks, e.g. 4,8,16,32 (default: the suite's)")
-        p.add_argument("--seeds", help="comma-separated seeds (default: 0)")
+        p.add_argument("--seeds", help="comma-separated seeds (default: the suite's, 3 for the mini suites)")
         p.add_argument("--lr", help="learning rate (overrides the suite's per-model default)")
         p.add_argument("--epochs", help="unlearning epochs")
         p.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
@@ -101,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--epoch", default="last",
                    help="which epoch a table reports: last (default), an epoch number, or select:METRIC (the epoch "
                         "best on METRIC, which must not be a reported column)")
+    p.add_argument("--compare", metavar="A,B[;C,D]",
+                   help="pairwise comparison over seeds: difference, 95%% interval, paired t-test (e.g. ihl+fila,ga+lora)")
+    p.add_argument("--claims", metavar="YAML", help="a claims file to evaluate (default: the suite's own, if any)")
     results(p)
     return top
 
@@ -243,7 +246,7 @@ def cmd_report(args) -> int:
     from suites import SUITES
 
     SUITES[args.suite]
-    for path in write_report(args.suite, ResultStore(args.results), args.epoch):
+    for path in write_report(args.suite, ResultStore(args.results), args.epoch, args.compare, args.claims):
         print(f"wrote {path}")
     return 0
 
@@ -259,16 +262,10 @@ def _quiet_libraries(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*`pretrained` model kwarg.*")
-    try:
-        import datasets
-
-        datasets.disable_progress_bars()
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
+    # environment, not imports: commands that never touch a model must not pay for importing the stack
+    for name, value in (("TRANSFORMERS_VERBOSITY", "error"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+                        ("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")):
+        os.environ.setdefault(name, value)
 
 
 def main(argv=None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -35,8 +36,46 @@ def versions() -> dict[str, str | None]:
     return found
 
 
+# instruction-set features that change which float kernels torch runs (and so the rounding of results)
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
+             "amx_tile", "amx_bf16", "neon", "asimd", "sve")
+
+
+def cpu_info() -> dict:
+    """CPU model, the ISA level torch dispatches to, and the relevant feature flags."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model in ("", platform.machine(), platform.processor()):
+                model = value.strip()
+            elif key.strip() in ("flags", "Features"):
+                flags = set(value.split())
+    except OSError:
+        pass
+    return {"cpu_model": model, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu_flags": [f for f in ISA_FLAGS if f in flags], "cpu_count": os.cpu_count()}
+
+
+def gpu_info(device: str) -> dict:
+    if not device.startswith("cuda"):
+        return {}
+    props = torch.cuda.get_device_properties(torch.device(device))
+    driver = None
+    try:
+        driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                capture_output=True, text=True, timeout=10).stdout.split("\n")[0].strip() or None
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return {"gpu_name": props.name, "gpu_capability": f"{props.major}.{props.minor}",
+            "gpu_memory_mb": props.total_memory // 2**20, "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version(), "gpu_driver": driver}
+
+
 def environment(device: str, dtype: str, seed: int) -> dict:
     return {
+        **cpu_info(),
+        **gpu_info(device),
         "harness_commit": git_commit(),
         "python": platform.python_version(),
         "platform": platform.platform(),

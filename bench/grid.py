@@ -46,7 +46,7 @@ def expand(suite_name: str, methods: str = "all", models: str | None = None, spl
     for r in rank_list:
         if r <= 0:
             raise BenchError(f"bad LoRA rank {r} (expected a positive integer such as 4, 8, 16 or 32)")
-    seed_list = parse_ints(seeds, "seed") or [0]
+    seed_list = parse_ints(seeds, "seed") or list(suite.default_seeds)
     method_list = expand_methods(methods, suite.default_adapters)
     opts = suite.check_options(options or {})
     specs = []

@@ -13,12 +13,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from bench.errors import BenchError, unknown
 from bench.registry import Registry
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+DTYPES = {"fp32": "float32", "bf16": "bfloat16"}  # torch dtypes by name: torch loads only with a model
 
 
 @dataclass(frozen=True)
@@ -105,17 +103,19 @@ def load_model(name_or_path: str, dtype: str = "fp32", trust_remote_code: bool =
 
 
 def _load(source, dtype, device, kwargs, local_only):
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only, **{
         k: v for k, v in kwargs.items() if k in ("revision", "trust_remote_code")})
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=DTYPES[dtype], local_files_only=local_only, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, DTYPES[dtype]), local_files_only=local_only,
+                                                 **kwargs)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.to(device), tokenizer
 
 
-def count_parameters(model: torch.nn.Module) -> dict[str, int]:
+def count_parameters(model) -> dict[str, int]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"trainable": trainable, "total": total}

@@ -213,9 +213,15 @@ def peak_memory() -> Row:
                f"{found['fila']['peak_mb'] / full:.2f}", "reported", None, detail + " (10M-parameter Llama, r 8)")
 
 
+# README's main command and the tdec-mini sweep (default seeds), cold (references built) and with them cached
+SWEEP_TARGETS = {"tofu-mini": (12.0, 8.0), "tdec-mini": (10.0, None)}
+
+
 def sweep_times(results: Path) -> list[Row]:
+    """Wall time of the runs in results/<suite>: first start to last finish, and the same without the
+    time spent building shared references (what a second sweep with the references cached takes)."""
     rows = []
-    for suite in ("tofu-mini", "tdec-mini"):
+    for suite, (cold_limit, cached_limit) in SWEEP_TARGETS.items():
         records = [json.loads(p.read_text()) for p in (results / suite / "runs").glob("*/run.json")] \
             if (results / suite / "runs").is_dir() else []
         done = [r for r in records if r.get("status") == "finished"]
@@ -225,9 +231,13 @@ def sweep_times(results: Path) -> list[Row]:
             continue
         span = max(r["finished_at"] for r in done) - min(r["started_at"] for r in done)
         refs = sum(r.get("timings", {}).get("prepare", 0) for r in done)
-        rows.append(Row(f"6. {suite} sweep wall time", f"{span / 60:.1f} min", "reported", None,
-                        f"{len(done)} runs, first start to last finish in {results / suite}; of which building "
-                        f"references {refs / 60:.1f} min"))
+        cold, cached = span / 60, (span - refs) / 60
+        target = f"<= {cold_limit:g} min cold" + (f", <= {cached_limit:g} cached" if cached_limit else "")
+        ok = cold <= cold_limit and (cached_limit is None or cached <= cached_limit)
+        seeds = len({r["spec"]["seed"] for r in done})
+        rows.append(Row(f"6. {suite} sweep wall time", f"{cold:.1f} min / {cached:.1f} min", target, ok,
+                        f"{len(done)} runs ({seeds} seeds), first start to last finish in {results / suite}; without "
+                        f"building references: {cached:.1f} min"))
     return rows
 
 

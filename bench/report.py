@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from tabulate import tabulate
 
+from bench import stats
 from bench.store import ResultStore
 from suites import SUITES
 
@@ -62,7 +64,8 @@ def _config_key(spec: dict) -> str:
 
 
 def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFrame:
-    direction = {m.name: m.higher_is_better for m in SUITES[suite].metrics}
+    kind = SUITES[suite]
+    direction = {m.name: m.higher_is_better for m in kind.metrics}
     rows = []
     for run_dir, record, error in store.iter_records(suite):
         if error:
@@ -74,7 +77,7 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
         spec = record["spec"]
         label = spec["objective"] if spec["adapter"] == "full" else f"{spec['objective']}+{spec['adapter']}-r{spec['rank']}"
         at, metrics = choose_epoch(record, epoch, direction)
-        metrics = {**metrics, **record.get("final_metrics", {})}
+        metrics = {**metrics, **record.get("final_metrics", {}), **kind.derived_metrics(record)}
         timings = record.get("timings", {})
         rows.append({
             "run_id": record["run_id"], "status": record["status"], "reason": record.get("reason"),
@@ -87,6 +90,7 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
             "trainable_params": record.get("parameters", {}).get("trainable"),
             "peak_mem_mb": record.get("peak_memory_mb"),
             "trajectory": [(e["epoch"], e["metrics"]) for e in record.get("epochs", []) if e.get("metrics")],
+            "environment": record.get("environment", {}),
         })
     return pd.DataFrame(rows)
 
@@ -107,31 +111,54 @@ def reference_rows(suite: str, store: ResultStore) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+GROUP = ["model", "split", "method", "lr", "config"]
+
+
+def leaderboard_columns(suite_name: str, runs: pd.DataFrame) -> list[str]:
+    """Headline metrics first, then the suite's other metrics that the runs have."""
+    suite = SUITES[suite_name]
+    names = list(suite.headline) + [m.name for m in suite.metrics if m.name not in suite.headline]
+    return [n for n in names if n in runs.columns and pd.to_numeric(runs[n], errors="coerce").notna().any()]
+
+
 def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (model, split, method, config): for every metric the mean over seeds and its 95%
+    interval (`<m>`, `<m>_lo`, `<m>_hi`), `n` finished runs, and `<m>_best` = best or tied with it
+    (interval overlaps the best one's) within the same model and split."""
     suite = SUITES[suite_name]
     runs = load_runs(suite_name, store, epoch) if runs is None else runs
-    if runs.empty:
+    if runs.empty or "model" not in runs:
         return runs
-    keys = ["model", "split", "method", "lr", "config"]
     finished = runs[runs["status"] == "finished"]
-    table = []
-    metric_cols = [m for m in suite.headline if m in runs.columns]
-    extra_cols = [m.name for m in suite.metrics if m.name in runs.columns and m.name not in metric_cols]
-    for key, group in runs.groupby(keys, dropna=False, sort=True):
+    metric_cols = leaderboard_columns(suite_name, finished)
+    metric_of = {m.name: m for m in suite.metrics}
+    table, summaries = [], []
+    for key, group in runs.groupby(GROUP, dropna=False, sort=True):
         done = finished.merge(group[["run_id"]], on="run_id")
-        row = dict(zip(keys, key))
+        row = dict(zip(GROUP, key))
+        row["n"] = len(done)
         row["runs"] = f"{len(done)}/{len(group)}"
         statuses = sorted(set(group["status"]) - {"finished"})
         row["status"] = "ok" if not statuses else ",".join(statuses)
-        if "forgotten" in done and len(done):  # TDEC: how many runs reached the thresholds within the cap
+        if "forgotten" in done and len(done):  # how many runs reached the forgetting rule within the cap
             row["forgotten"] = f"{int(done['forgotten'].fillna(False).astype(bool).sum())}/{len(done)}"
-        for col in metric_cols + extra_cols[:4] + list(COST):
-            values = done[col].dropna() if col in done else pd.Series(dtype=float)
-            row[col] = values.mean() if len(values) else None
+        sums = {}
+        for col in metric_cols + list(COST):
+            s = stats.summarize_metric(pd.to_numeric(done[col], errors="coerce"), metric_of.get(col)) if col in done else None
+            sums[col] = s
+            row[col] = s.mean if s else None
             if col in metric_cols:
-                row[col + "_std"] = values.std(ddof=1) if len(values) > 1 else None
+                row[col + "_lo"], row[col + "_hi"] = (s.lo, s.hi) if s else (None, None)
         table.append(row)
+        summaries.append(sums)
     frame = pd.DataFrame(table)
+    direction = {m.name: m.higher_is_better for m in suite.metrics}
+    for col in metric_cols:
+        frame[col + "_best"] = False
+        for _, idx in frame.groupby(["model", "split"]).groups.items():
+            idx = list(idx)
+            tied = stats.best_and_tied([summaries[i][col] for i in idx], direction[col])
+            frame.loc[[idx[i] for i in tied], col + "_best"] = True
     refs = reference_rows(suite_name, store)
     if not refs.empty:
         refs = refs[[c for c in refs.columns if c in frame.columns or c in ("model", "split", "method", "status")]]
@@ -139,12 +166,26 @@ def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: 
     return frame
 
 
-def _format(frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame.copy()
-    for col in out.columns:
-        if out[col].dtype.kind == "f" or col in COST:
-            out[col] = out[col].map(lambda v: "" if v is None or pd.isna(v) else f"{v:.3g}")
-    return out.fillna("")
+def _format(frame: pd.DataFrame, suite_name: str, tex: bool = False) -> pd.DataFrame:
+    """Readable leaderboard: `mean [lo, hi]` per metric, best and tied-best in bold."""
+    metrics = [c for c in leaderboard_columns(suite_name, frame) if c + "_lo" in frame]
+    keep = ["model", "split", "method", "runs", "status"] + (["forgotten"] if "forgotten" in frame else [])
+    out = pd.DataFrame({k: frame[k] for k in keep if k in frame}).astype(object).where(lambda d: d.notna(), "")
+    for col in metrics:
+        cells = []
+        for _, r in frame.iterrows():
+            s = None if pd.isna(r.get(col)) else stats.Summary(
+                r[col], None if pd.isna(r.get(col + "_lo")) else r[col + "_lo"],
+                None if pd.isna(r.get(col + "_hi")) else r[col + "_hi"], 0)
+            text = stats.fmt_summary(s) if s else ""
+            if text and r.get(col + "_best") is True:
+                text = rf"\textbf{{{text}}}" if tex else f"**{text}**"
+            cells.append(text)
+        out[col] = cells
+    for col in COST:
+        if col in frame:
+            out[col] = frame[col].map(lambda v: "" if v is None or pd.isna(v) else stats.fmt(v))
+    return out
 
 
 def print_leaderboard(suite: str, store: ResultStore) -> None:
@@ -152,12 +193,19 @@ def print_leaderboard(suite: str, store: ResultStore) -> None:
     if frame.empty:
         print(f"no runs of suite {suite} in {store.root}")
         return
-    print(tabulate(_format(frame), headers="keys", tablefmt="github", showindex=False))
+    print(tabulate(_format(frame, suite), headers="keys", tablefmt="github", showindex=False))
 
 
-def write_report(suite: str, store: ResultStore, epoch: str = "last") -> list[Path]:
-    """Leaderboard (.md/.csv/.tex), the paper-style table (.md/.tex) and plots under results/<suite>/."""
-    from bench import plots, tables
+LEADERBOARD_NOTE = ("mean over seeds and its 95% Student-t interval [lo, hi]; forget-quality columns on a log "
+                    "scale (geometric mean); bold = best mean or an interval overlapping the best one's (tied) "
+                    "within a model and split; `runs` = finished / all")
+
+
+def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: str | None = None,
+                 claims_file: str | None = None) -> list[Path]:
+    """Leaderboard (.md/.csv/.tex), paper-style table (.md/.tex), plots, claims, comparisons and the
+    HTML page under results/<suite>/."""
+    from bench import claims, html, plots, tables
     from suites.tdec import Tdec
     from suites.tofu import Tofu
 
@@ -167,35 +215,183 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last") -> list[Pa
     if runs.empty:
         print(f"no runs of suite {suite} in {store.root}")
         return []
+    comparisons = [compare_methods(suite, runs, *pair) for pair in parse_compare(compare)] if compare else []
+    claims_path = Path(claims_file) if claims_file else claims.suite_claims_path(suite)
+    claim_results = claims.evaluate_file(claims_path, suite, runs) if claims_file or claims_path.exists() else []
     out.mkdir(parents=True, exist_ok=True)
     rule = {"last": "the last epoch of each run"}.get(epoch, f"epoch rule `{epoch}`")
     frame = leaderboard(suite, store, epoch, runs)
-    shown = _format(frame)
+    shown = _format(frame, suite)
     md = tabulate(shown, headers="keys", tablefmt="github", showindex=False)
     print(md)
     paths = [out / "leaderboard.md", out / "leaderboard.csv", out / "leaderboard.tex"]
-    paths[0].write_text(f"# {suite} leaderboard ({rule})\n\n{md}\n")
+    paths[0].write_text(f"# {suite} leaderboard ({rule})\n\n{LEADERBOARD_NOTE}.\n\n{md}\n")
     frame.to_csv(paths[1], index=False)
-    paths[2].write_text(tabulate(shown, headers="keys", tablefmt="latex_booktabs", showindex=False) + "\n")
+    paths[2].write_text(tabulate(_format(frame, suite, tex=True), headers="keys", tablefmt="latex_raw",
+                                 showindex=False) + "\n")
 
     kind = SUITES[suite]
+    figures, table_md = [], ""
     if isinstance(kind, Tofu):
-        rows, columns = tables.tofu_rows(runs, reference_rows(suite, store))
-        keys = ["method", "runs", "status"]
-        figures = plots.tofu_tradeoff(runs, reference_rows(suite, store), out)
-        caption = "forget quality (FQ) and model utility (MU), mean ± std over seeds"
+        rows, columns = tables.tofu_rows(runs, reference_rows(suite, store), kind.metrics)
+        keys = ["method", "runs", "status", "forgot"]
+        figures = plots.tofu_tradeoff(runs, reference_rows(suite, store), out, kind.metrics)
+        caption = tables.TOFU_CAPTION
     elif isinstance(kind, Tdec):
-        rows, columns = tables.tdec_rows(runs)
+        rows, columns = tables.tdec_rows(runs, kind.metrics, kind.paper_columns)
         keys = ["model", "method", "runs", "status", "forgotten"]
-        figures = plots.tdec_epochs_vs_rank(runs, out)
-        caption = ("mean ± std over forget sets and seeds; epochs to forget over the runs that forgot "
-                   "(`forgotten` counts them); – = not measured")
+        figures = plots.tdec_epochs(runs, out)
+        left_out = [c for c in tables.TDEC_COLUMNS if c not in kind.paper_columns]
+        caption = tables.TDEC_CAPTION + (f" Measured but left out of this suite's table (too little signal across "
+                                         f"seeds; see signal.md and leaderboard.csv): {', '.join(left_out)}."
+                                         if left_out else "")
     else:
-        return paths
-    md_table = tables.render(rows, columns, keys, tex=False)
-    (out / "paper_table.md").write_text(f"# {suite}: paper-style table ({rule}; {caption}; best in bold)\n\n{md_table}\n")
-    (out / "paper_table.tex").write_text(tables.render(rows, columns, keys, tex=True) + "\n")
-    return paths + [out / "paper_table.md", out / "paper_table.tex"] + figures
+        rows = None
+    if rows is not None:
+        table_md = tables.render(rows, columns, keys, tex=False)
+        (out / "paper_table.md").write_text(f"# {suite}: paper-style table ({rule})\n\n{caption}\n\n{table_md}\n")
+        (out / "paper_table.tex").write_text(tables.render(rows, columns, keys, tex=True) + "\n")
+        paths += [out / "paper_table.md", out / "paper_table.tex"]
+    paths += figures
+    if claim_results:
+        paths.append(claims.write_markdown(claim_results, suite, out / "claims.md"))
+    signal = signal_table(suite, runs)
+    if signal:
+        (out / "signal.md").write_text(f"# {suite}: which columns carry signal ({rule})\n\n{SIGNAL_NOTE}\n\n"
+                                       + tabulate(signal, headers="keys", tablefmt="github") + "\n")
+        paths.append(out / "signal.md")
+    if comparisons:
+        text = "\n\n".join(c.markdown() for c in comparisons)
+        print(text)
+        (out / "compare.md").write_text(f"# {suite}: pairwise comparisons ({rule})\n\n{COMPARE_NOTE}\n\n{text}\n")
+        paths.append(out / "compare.md")
+    paths.append(html.write_page(suite, out / "index.html", shown, rule, LEADERBOARD_NOTE, table_md and caption,
+                                 rows and (rows, columns, keys), figures, claim_results, comparisons,
+                                 provenance(runs)))
+    return paths
+
+
+def provenance(runs: pd.DataFrame) -> list[dict]:
+    """Distinct machines and software the runs came from, with how many runs each."""
+    counts: dict[tuple, int] = {}
+    for env in runs.get("environment", pd.Series(dtype=object)).dropna():
+        if not isinstance(env, dict) or not env:
+            continue
+        pk = env.get("packages", {})
+        key = (env.get("harness_commit"), env.get("device_name"), env.get("cpu_model"), env.get("cpu_capability"),
+               env.get("torch_threads"), pk.get("torch"), pk.get("transformers"), env.get("cuda"))
+        counts[key] = counts.get(key, 0) + 1
+    names = ("commit", "device", "cpu", "torch cpu capability", "threads", "torch", "transformers", "cuda")
+    return [{**dict(zip(names, k)), "runs": n} for k, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+
+
+SIGNAL_NOTE = ("Does a column separate methods? For each metric: the spread between methods (standard deviation of "
+               "the method means) against the spread between seeds (pooled within-method standard deviation), both "
+               "on the scale the tables use (log10 for forget quality). Ratio > 1: methods differ by more than seeds "
+               "do; `separated pairs` counts method pairs whose 95% intervals do not overlap.")
+
+
+def signal_table(suite: str, runs: pd.DataFrame) -> list[dict]:
+    """Between-method vs seed-to-seed spread of every metric, per model and split."""
+    import math
+
+    kind = SUITES[suite]
+    finished = runs[runs["status"] == "finished"] if "status" in runs else runs
+    out = []
+    for (model, split), block in finished.groupby(["model", "split"]):
+        for metric in kind.metrics:
+            if metric.name not in block:
+                continue
+            values = pd.to_numeric(block[metric.name], errors="coerce")
+            if metric.log_scale:
+                values = values.clip(lower=stats.FLOOR).map(math.log10)
+            frame = pd.DataFrame({"method": block["method"], "v": values}).dropna()
+            groups = frame.groupby("method")["v"]
+            if groups.ngroups < 2 or groups.size().min() < 2:
+                continue
+            between = float(groups.mean().std(ddof=1))
+            within = math.sqrt(float(groups.var(ddof=1).mean()))
+            summaries = [stats.summarize(g, False) for _, g in groups]
+            separated = sum(1 for i in range(len(summaries)) for j in range(i + 1, len(summaries))
+                            if not summaries[i].overlaps(summaries[j]))
+            n_pairs = len(summaries) * (len(summaries) - 1) // 2
+            out.append({"model": model, "split": split, "metric": metric.name + (" (log10)" if metric.log_scale else ""),
+                        "between-method sd": stats.fmt(between), "seed sd": stats.fmt(within),
+                        "ratio": stats.fmt(between / within) if within > 0 else ("inf" if between > 0 else "–"),
+                        "separated pairs": f"{separated}/{n_pairs}", "methods": groups.ngroups,
+                        "seeds": int(groups.size().min())})
+    return out
+
+
+COMPARE_NOTE = ("A minus B over runs paired by (model, split, seed); 95% t-interval of the mean difference and the "
+                "paired t-test p-value (scipy.stats.ttest_rel); log-scale metrics compared as log10 ratios. A "
+                "verdict needs the interval to exclude 0.")
+
+
+def parse_compare(text: str) -> list[tuple[str, str]]:
+    from bench.errors import BenchError
+
+    pairs = []
+    for item in text.split(";"):
+        names = [t.strip() for t in item.split(",") if t.strip()]
+        if len(names) != 2:
+            raise BenchError(f"bad --compare '{item}' (expected two methods, e.g. ihl+fila,ga+lora)")
+        pairs.append((names[0], names[1]))
+    return pairs
+
+
+def select_method(runs: pd.DataFrame, name: str, suite: str) -> pd.DataFrame:
+    """Finished runs of the method `name`: a full label (`ihl+fila-r4`) or a method (`ihl+fila`, any rank)
+    that must then denote one configuration."""
+    from bench.errors import BenchError, unknown
+
+    finished = runs[runs["status"] == "finished"]
+    base = finished["method"].str.replace(r"-r\d+$", "", regex=True)
+    chosen = finished[(finished["method"] == name) | (base == name)]
+    if chosen.empty:
+        raise unknown(f"method with finished runs in suite {suite}", name, sorted(set(finished["method"])))
+    configs = sorted(set(zip(chosen["method"], chosen["config"])))
+    if len(configs) > 1:
+        raise BenchError(f"'{name}' matches {len(configs)} configurations ({', '.join(f'{m} [{c}]' for m, c in configs)}); "
+                         "name one with its rank, e.g. ihl+fila-r4")
+    return chosen
+
+
+@dataclass
+class Comparison:
+    a: str
+    b: str
+    rows: list[dict]
+
+    def markdown(self) -> str:
+        table = [{"metric": r["metric"], "A": r["a"], "B": r["b"], "A - B": stats.fmt(r["diff"]),
+                  "95% interval": "–" if r["lo"] is None else f"[{stats.fmt(r['lo'])}, {stats.fmt(r['hi'])}]",
+                  "paired t p": stats.fmt(r["p"]), "pairs": r["n"], "verdict": r["verdict"]} for r in self.rows]
+        return f"## A = {self.a}, B = {self.b}\n\n" + tabulate(table, headers="keys", tablefmt="github")
+
+
+def compare_methods(suite: str, runs: pd.DataFrame, a: str, b: str) -> Comparison:
+    kind = SUITES[suite]
+    ra, rb = select_method(runs, a, suite), select_method(runs, b, suite)
+    a, b = ra["method"].iloc[0], rb["method"].iloc[0]
+    keys = ["model", "split", "seed"]
+    merged = ra.merge(rb, on=keys, suffixes=("_a", "_b"))
+    rows = []
+    for metric in kind.metrics:
+        if metric.name not in ra or metric.name not in rb:
+            continue
+        va = pd.to_numeric(merged[metric.name + "_a"], errors="coerce")
+        vb = pd.to_numeric(merged[metric.name + "_b"], errors="coerce")
+        result = stats.paired(list(va), list(vb), metric.log_scale)
+        if result is None:
+            continue
+        verdict = result.verdict(metric.higher_is_better)
+        verdict = {"A better": f"{a} better", "B better": f"{b} better"}.get(verdict, verdict)
+        rows.append({"metric": metric.name + (" (log10 ratio)" if metric.log_scale else ""),
+                     "a": stats.fmt_summary(metric.summarize(va)), "b": stats.fmt_summary(metric.summarize(vb)),
+                     "diff": result.diff, "lo": result.lo, "hi": result.hi, "p": result.p_value, "n": result.n,
+                     "verdict": verdict})
+    return Comparison(a, b, rows)
 
 
 def _status(stored: str, slurm: str | None) -> str:

@@ -1,60 +1,57 @@
 """Paper-style tables: the layout of Cha et al.'s TDEC table and TOFU's forget-quality / model-utility
-grid, mean ± standard deviation over forget sets or seeds, the best value of each column marked, and
-the cost of each method (wall time, trainable parameters, peak memory) beside its quality."""
+grid. Every cell is the mean over seeds (and forget sets) with its 95% interval; every method whose
+interval overlaps the best one's is marked best with it (ties), never a single bolded number; the cost
+of each method (wall time, trainable parameters, peak memory) sits beside its quality."""
 
 from __future__ import annotations
-
-import math
 
 import pandas as pd
 from tabulate import tabulate
 
+from bench import stats
+
 # peak MB is the process's high-water RSS on CPU (in-process grids: the maximum so far), GPU memory on CUDA
 COST = {"wall_s": ("wall s", False), "trainable_params": ("trainable", False), "peak_mem_mb": ("peak MB", False)}
 
+TOFU_CAPTION = (
+    "Cells: mean over seeds and its 95% Student-t interval [lo, hi] (forget quality: geometric mean, interval "
+    "on log10). Bold: the best mean and every interval overlapping it (tied). Column rules: **FQ last** / "
+    "**MU last** = forget quality / model utility after the last epoch; **FQ@MU** = utility-constrained forget "
+    "quality, the best forget quality over epochs (epoch 0 = the target itself) whose model utility stays at or "
+    "above 0.9 x the target's; **forgot** = runs whose forget ROUGE-L recall fell to the retain-only model's "
+    "within the epochs; **MU@forgot** = model utility at that epoch (equal forgetting). Reference rows are "
+    "single models and never compete.")
+TDEC_CAPTION = (
+    "Cells: mean over seeds and forget sets with its 95% Student-t interval [lo, hi]. Epochs to forget: over "
+    "the runs that reached the unseen-data thresholds (`forgotten` counts them); a row competes for best "
+    "only when all its runs forgot. Utility columns are measured after the last epoch (the stopping epoch). "
+    "Bold: best mean and every interval overlapping it (tied). – = not measured.")
 
-def _mean_std(values: pd.Series) -> tuple[float | None, float | None]:
-    v = pd.to_numeric(values, errors="coerce").dropna()
-    if v.empty:
-        return None, None
-    return float(v.mean()), (float(v.std(ddof=1)) if len(v) > 1 else None)
 
-
-def _fmt(x: float) -> str:
-    if float(x).is_integer() and abs(x) >= 100:
-        return f"{int(x):,}"
-    if x == 0 or 1e-3 <= abs(x) < 1e5:
-        return f"{x:.3g}" if abs(x) < 100 else f"{x:,.0f}"
-    return f"{x:.2e}"
-
-
-def _cell(mean, std, bold: bool, tex: bool) -> str:
-    if mean is None:
-        return "–"
-    text = _fmt(mean) + (f" ± {_fmt(std)}" if std is not None else "")
-    if tex:
-        text = text.replace("±", r"$\pm$")
-        return rf"\textbf{{{text}}}" if bold else text
-    return f"**{text}**" if bold else text
+def cells(rows: list[dict], columns: dict[str, tuple[str, bool]], keys: list[str], tex: bool = False) -> list[dict]:
+    """rows: {key..., col: Summary | None, 'reference': bool, 'ineligible': set of cols};
+    columns: name -> (header, higher_is_better). Formatted cells, best and tied-best in bold; reference
+    rows and ineligible cells never compete."""
+    marked: dict[str, set[int]] = {}
+    for col, (_, higher) in columns.items():
+        candidates = [r.get(col) if not r.get("reference") and col not in r.get("ineligible", ()) else None
+                      for r in rows]
+        marked[col] = stats.best_and_tied(candidates, higher)
+    table = []
+    for i, r in enumerate(rows):
+        line = {k: r[k] for k in keys}
+        for col, (header, _) in columns.items():
+            text = stats.fmt_summary(r.get(col))
+            if i in marked[col]:
+                text = rf"\textbf{{{text}}}" if tex else f"**{text}**"
+            line[header] = text
+        table.append(line)
+    return table
 
 
 def render(rows: list[dict], columns: dict[str, tuple[str, bool]], keys: list[str], tex: bool) -> str:
-    """rows: {key..., col: (mean, std)}; columns: name -> (header, higher_is_better). Best mean of each
-    column marked, reference rows (key 'reference' true) never compete."""
-    best = {}
-    for col, (_, higher) in columns.items():
-        means = [r[col][0] for r in rows if not r.get("reference") and r.get(col) and r[col][0] is not None]
-        if means:
-            best[col] = max(means) if higher else min(means)
-    table = []
-    for r in rows:
-        line = {k: r[k] for k in keys}
-        for col, (header, _) in columns.items():
-            mean, std = r.get(col) or (None, None)
-            line[header] = _cell(mean, std, bold=mean is not None and not r.get("reference") and
-                                 best.get(col) is not None and math.isclose(mean, best[col]), tex=tex)
-        table.append(line)
-    return tabulate(table, headers="keys", tablefmt="latex_raw" if tex else "github", showindex=False)
+    return tabulate(cells(rows, columns, keys, tex), headers="keys", tablefmt="latex_raw" if tex else "github",
+                    showindex=False)
 
 
 def _status(group: pd.DataFrame) -> str:
@@ -70,21 +67,39 @@ def _labels(runs: pd.DataFrame, keys: list[str]) -> pd.Series:
     return runs["method"].where(configs <= 1, runs["method"] + " [" + runs["config"].astype(str) + "]")
 
 
-def tofu_rows(runs: pd.DataFrame, refs: pd.DataFrame) -> tuple[list[dict], dict]:
-    """Rows: target, retain, then each method; columns: <split> FQ / MU, mean ± std over seeds."""
+def _summary(frame: pd.DataFrame, col: str, metrics: dict | None = None):
+    """Summary of column `col` with the scale and range of its metric (cost columns: plain, >= 0)."""
+    if col not in frame:
+        return None
+    values = pd.to_numeric(frame[col], errors="coerce")
+    metric = (metrics or {}).get(col)
+    return metric.summarize(values) if metric else stats.summarize(values, bounds=(0.0, float("inf")))
+
+
+def _forgot(done: pd.DataFrame) -> str:
+    flags = done["forgotten"].dropna().astype(bool) if "forgotten" in done else pd.Series(dtype=bool)
+    return f"{int(flags.sum())}/{len(flags)}" if len(flags) else "–"
+
+
+def tofu_rows(runs: pd.DataFrame, refs: pd.DataFrame, metrics=()) -> tuple[list[dict], dict]:
+    """Rows: target, retain, then each method; per split: FQ and MU at the last epoch, FQ@MU, forgot,
+    MU@forgot."""
     splits = sorted(runs["split"].dropna().unique()) if not runs.empty else []
+    metrics = {m.name: m for m in metrics}
+    per_split = {"forget_quality": ("FQ last", True), "model_utility": ("MU last", True),
+                 "fq_constrained": ("FQ@MU", True), "mu_at_forget": ("MU@forgot", True)}
     columns = {}
     for split in splits:
-        columns[f"{split}:forget_quality"] = (f"{split} FQ", True)
-        columns[f"{split}:model_utility"] = (f"{split} MU", True)
+        for metric, (header, higher) in per_split.items():
+            columns[f"{split}:{metric}"] = (f"{split} {header}", higher)
     columns.update(COST)
     rows = []
     for role in ("(target)", "(retain)"):
-        row = {"method": role, "runs": "", "status": "reference", "reference": True}
+        row = {"method": role, "runs": "", "status": "reference", "forgot": "", "reference": True}
         for split in splits:
             ref = refs[(refs["method"] == role) & (refs["split"] == split)] if not refs.empty else refs
             for metric in ("forget_quality", "model_utility"):
-                row[f"{split}:{metric}"] = _mean_std(ref[metric]) if not ref.empty else (None, None)
+                row[f"{split}:{metric}"] = _summary(ref, metric, metrics) if not ref.empty else None
         rows.append(row)
     runs = runs.assign(method=_labels(runs, ["method"]))
     finished = runs[runs["status"] == "finished"]
@@ -92,19 +107,26 @@ def tofu_rows(runs: pd.DataFrame, refs: pd.DataFrame) -> tuple[list[dict], dict]
         done = finished[finished["method"] == method]
         row = {"method": method, "runs": f"{len(done)}/{len(group)}", "status": _status(group)}
         for split in splits:
-            for metric in ("forget_quality", "model_utility"):
-                row[f"{split}:{metric}"] = _mean_std(done[done["split"] == split][metric]) if metric in done else (None, None)
+            in_split = done[done["split"] == split]
+            for metric in per_split:
+                row[f"{split}:{metric}"] = _summary(in_split, metric, metrics)
+        row["forgot"] = _forgot(done)
         for col in COST:
-            row[col] = _mean_std(done[col]) if col in done else (None, None)
+            row[col] = _summary(done, col)
         rows.append(row)
     return rows, columns
 
 
-def tdec_rows(runs: pd.DataFrame) -> tuple[list[dict], dict]:
-    """Rows: model x method (objective + adapter/rank); mean ± std over forget sets and seeds."""
-    columns = {"epochs_to_forget": ("epochs to forget", False), "reasoning_acc": ("reasoning acc", True),
-               "dialogue_f1": ("dialogue F1", True), "ppl_pile": ("Pile PPL", False),
-               "ppl_heldout": ("held-out PPL", False), **COST}
+TDEC_COLUMNS = {"epochs_to_forget": ("epochs to forget", False), "reasoning_acc": ("reasoning acc", True),
+                "dialogue_f1": ("dialogue F1", True), "ppl_pile": ("Pile PPL", False),
+                "ppl_heldout": ("held-out PPL", False)}
+
+
+def tdec_rows(runs: pd.DataFrame, metrics=(), shown=tuple(TDEC_COLUMNS)) -> tuple[list[dict], dict]:
+    """Rows: model x method (objective + adapter/rank); mean and interval over forget sets and seeds;
+    quality columns `shown` (the suite's choice), then cost."""
+    columns = {**{c: TDEC_COLUMNS[c] for c in shown}, **COST}
+    metrics = {m.name: m for m in metrics}
     runs = runs.assign(method=_labels(runs, ["model", "method"]))
     finished = runs[runs["status"] == "finished"]
     rows = []
@@ -112,8 +134,9 @@ def tdec_rows(runs: pd.DataFrame) -> tuple[list[dict], dict]:
         done = finished[(finished["model"] == model) & (finished["method"] == method)]
         forgot = done["forgotten"].fillna(False).astype(bool) if "forgotten" in done else pd.Series(dtype=bool)
         row = {"model": model, "method": method, "runs": f"{len(done)}/{len(group)}", "status": _status(group),
-               "forgotten": f"{int(forgot.sum())}/{len(done)}"}
+               "forgotten": f"{int(forgot.sum())}/{len(done)}",
+               "ineligible": set() if len(done) and forgot.all() else {"epochs_to_forget"}}
         for col in columns:
-            row[col] = _mean_std(done[col]) if col in done else (None, None)
+            row[col] = _summary(done, col, metrics)
         rows.append(row)
     return rows, columns

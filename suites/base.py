@@ -53,6 +53,16 @@ class Metric:
     name: str
     higher_is_better: bool
     summary: str
+    log_scale: bool = False  # summarised on log10 (geometric mean, asymmetric interval): p-values
+    bounds: tuple[float, float] | None = None  # the metric's range; intervals are clipped to it
+
+    def summarize(self, values):
+        from bench.stats import summarize_metric
+
+        return summarize_metric(values, self)
+
+
+UNIT = (0.0, 1.0)  # bounds of probabilities, accuracies, p-values, F1, ROUGE
 
 
 class Suite(ABC):
@@ -66,6 +76,8 @@ class Suite(ABC):
     metrics: tuple[Metric, ...]
     headline: tuple[str, ...]  # metric names for leaderboards, most important first
     options: dict[str, Any] = {}  # suite settings that change results; recorded in the RunSpec
+    default_seeds: tuple[int, ...] = (0,)  # what `run` uses without --seeds
+    claims: str = ""  # name of the claims file in suites/claims/ ("" = none)
 
     def check_split(self, split: str) -> str:
         if split not in self.splits:
@@ -94,6 +106,10 @@ class Suite(ABC):
     @abstractmethod
     def prepare(self, spec: RunSpec, ctx: Context) -> Prepared:
         """Build data, make sure references exist (or fail naming the command that makes them)."""
+
+    def derived_metrics(self, record: dict) -> dict:
+        """Per-run numbers computed from a finished run.json's epochs (the report's rules, not the run's)."""
+        return {}
 
     def check_model(self, model: str) -> None:
         from bench.models import check_model_name

@@ -17,14 +17,11 @@ import os
 import urllib.request
 from pathlib import Path
 
-import torch
-
 from bench.errors import BenchError
 from bench.models import MODELS, hub_reachable
 from bench.spec import Hyperparams, RunSpec
 from bench.store import read_json, write_json_atomic
-from suites.base import Context, Metric, Prepared, Suite, Evaluation
-from suites.extraction import extraction_scores, forgotten
+from suites.base import UNIT, Context, Metric, Prepared, Suite, Evaluation
 
 FORGET_URL = "https://raw.githubusercontent.com/joeljang/knowledge-unlearning/main/data/lm_extraction_32_{i}.csv"
 REASONING = ("piqa", "hellaswag", "arc_easy", "arc_challenge", "copa", "winogrande", "mathqa", "pubmedqa",
@@ -33,13 +30,14 @@ JANG_THRESHOLDS = {"ma": 0.2994, "el10": 0.0499}  # GPT-Neo 125M on unseen data 
 
 METRICS = (
     Metric("epochs_to_forget", False, "epochs until MA and EL_10 fall below the unseen-data thresholds"),
-    Metric("ma", False, "memorisation accuracy on the forget set (teacher-forced argmax)"),
-    Metric("el10", False, "extraction likelihood, 10-grams"),
-    Metric("el5", False, "extraction likelihood, 5-grams"),
-    Metric("reasoning_acc", True, "mean accuracy over the lm-eval reasoning tasks"),
-    Metric("ppl_heldout", False, "perplexity on held-out text (WikiText validation)"),
-    Metric("ppl_pile", False, "perplexity on Pile validation text"),
-    Metric("dialogue_f1", True, "mean unigram F1 of greedy responses over the dialogue sets"),
+    Metric("epochs_to_forget_or_cap", False, "epochs to forget; a run that never forgot counts as cap + 1"),
+    Metric("ma", False, "memorisation accuracy on the forget set (teacher-forced argmax)", bounds=UNIT),
+    Metric("el10", False, "extraction likelihood, 10-grams", bounds=UNIT),
+    Metric("el5", False, "extraction likelihood, 5-grams", bounds=UNIT),
+    Metric("reasoning_acc", True, "mean accuracy over the lm-eval reasoning tasks", bounds=UNIT),
+    Metric("ppl_heldout", False, "perplexity on held-out text (WikiText validation)", bounds=(1.0, math.inf)),
+    Metric("ppl_pile", False, "perplexity on Pile validation text", bounds=(1.0, math.inf)),
+    Metric("dialogue_f1", True, "mean unigram F1 of greedy responses over the dialogue sets", bounds=UNIT),
 )
 DIALOGUE_SETS = ("wizard_of_wikipedia", "empathetic_dialogues", "blended_skill_talk", "wizard_of_internet")
 
@@ -87,6 +85,8 @@ def read_forget_csv(path: Path) -> list[str]:
 
 def perplexity(model, seqs: list[list[int]], pad_id: int, batch_size: int = 16) -> float:
     """exp(mean token NLL) over all predicted tokens of `seqs`."""
+    import torch
+
     from bench.data import collate, to_device
     from methods.losses import logits_of, token_nll
 
@@ -112,6 +112,9 @@ class Tdec(Suite):
     default_splits = splits
     default_adapters = ("full", "lora", "fila")
     default_ranks = (4, 8, 16, 32)
+    claims = "tdec"  # suites/claims/tdec.yaml: the paper's claims as comparisons
+    # the paper table's quality columns; every metric stays in run.json and the leaderboard
+    paper_columns = ("epochs_to_forget", "reasoning_acc", "dialogue_f1", "ppl_pile", "ppl_heldout")
     metrics = METRICS
     headline = ("epochs_to_forget", "reasoning_acc", "ppl_heldout", "ma", "el10")
     options = {
@@ -123,6 +126,13 @@ class Tdec(Suite):
         "dialogue": "auto",  # auto: every dialogue_<name>.jsonl in --data-dir; none: off; or names a,b
         "pile_ppl": "auto",  # auto: <data-dir>/pile_validation.txt if present; none: off
     }
+
+    def derived_metrics(self, record: dict) -> dict:
+        final = record.get("final_metrics", {})
+        if "forgotten" not in final:
+            return {}
+        cap = record["spec"]["hparams"]["epochs"]
+        return {"epochs_to_forget_or_cap": final["epochs_to_forget"] if final["forgotten"] else cap + 1}
 
     def hparams(self, model: str) -> Hyperparams:
         lr = MODELS[model].unlearn_lr if model in MODELS else 5e-5
@@ -178,6 +188,7 @@ class Tdec(Suite):
         if path.exists():
             return read_json(path)
         from bench.models import load_model
+        from suites.extraction import extraction_scores
 
         model, tok = load_model(model_path, trust_remote_code=ctx.trust_remote_code, device=ctx.device)
         seqs = self.unseen_sequences(spec, tok, ctx)
@@ -263,6 +274,7 @@ class Tdec(Suite):
         from transformers import AutoTokenizer
 
         from bench.models import resolve
+        from suites.extraction import extraction_scores, forgotten
 
         model_path = self.model_path(spec, ctx)
         source, revision = resolve(model_path)

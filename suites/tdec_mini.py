@@ -4,8 +4,8 @@ A synthetic corpus (e-mails, Python functions, legal clauses with random names a
 into 64-token chunks. A 0.7M-parameter GPT-Neo is trained on it, seeing five small forget sets many
 times (so it memorises them, as GPT-Neo memorised duplicated Pile text) and never seeing the unseen
 pool that sets the thresholds. Two multiple-choice tasks built from held-out documents stand in for
-the reasoning suite and go through lm-eval, offline. Everything is built and cached on first use.
-Measured recipe: ../shared/notes/tdec-mini-feasibility.md.
+the reasoning suite and go through lm-eval, offline. Everything is built and cached on first use
+(docs/suites.md gives the measurements behind the recipe).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from suites.tofu import _key, publish_dir
 
 CORPUS = dict(documents=6000, seed=0, seq_len=64, sets=5, per_set=16, unseen=64, heldout=64, vocab=2048)
 TRAIN = dict(repeats=40, lr=3e-3)
+TASKS = dict(documents=600, seed=CORPUS["seed"] + 1, version=2)  # utility stand-ins (bump version on change)
 
 
 class TdecMini(Tdec):
@@ -33,8 +34,12 @@ class TdecMini(Tdec):
     models = ("tiny-gpt-neo",)
     default_adapters = ("full", "lora", "fila")
     default_ranks = (8,)
+    default_seeds = (0, 1, 2)
+    # reasoning accuracy and dialogue F1 are measured (far above chance for the base model) but left out of
+    # the default table: across 3 seeds their between-method spread is about their seed spread (docs/suites.md)
+    paper_columns = ("epochs_to_forget", "ppl_heldout")
     default_splits = ("set0",)
-    options = {**Tdec.options, "seq_len": 64, "thresholds": "measured", "lm_eval_tasks": "mini_kind,mini_cloze",
+    options = {**Tdec.options, "seq_len": 64, "thresholds": "measured", "lm_eval_tasks": "mini_phrase,mini_order",
                "retain_size": 256}
 
     def check_model(self, model: str) -> None:
@@ -70,16 +75,14 @@ class TdecMini(Tdec):
             tmp = out.with_name(out.name + f".tmp{os.getpid()}")
             tokenizer.save_pretrained(tmp / "tokenizer")
             write_json_atomic(tmp / "pools.json", pools)
-            tasks = choice_tasks(documents(600, CORPUS["seed"] + 1), CORPUS["seed"] + 2)
-            write_json_atomic(tmp / "tasks.json", tasks)
             publish_dir(tmp, out)
         return read_json(out / "pools.json")
 
     def lm_eval_tasks_dir(self, ctx: Context) -> tuple[str | None, bool]:
-        directory = self.root(ctx) / "lm_eval_tasks"
-        if not (directory / "mini_cloze.yaml").exists():
-            self.pools(ctx)
-            for name, rows in read_json(self.root(ctx) / "data" / "tasks.json").items():
+        # held-out documents (another generator seed): no task item was ever trained on
+        directory = self.root(ctx) / f"lm_eval_tasks-{_key(TASKS)}"
+        if not (directory / "mini_order.yaml").exists():  # written last (the YAML names its data file's absolute path)
+            for name, rows in choice_tasks(documents(TASKS["documents"], TASKS["seed"]), TASKS["seed"] + 1).items():
                 write_choice_task(directory, name, rows)
         return str(directory.resolve()), False
 
@@ -129,7 +132,7 @@ class TdecMini(Tdec):
     def dialogue_sets(self, spec, ctx):
         if spec.option("dialogue", "auto") == "none":
             return {}
-        return {"mini_email": dialogue_rows(documents(600, CORPUS["seed"] + 1))}
+        return {"mini_function": dialogue_rows(documents(TASKS["documents"], TASKS["seed"]))}
 
     def pile_sequences(self, spec, tokenizer, ctx):
         return []  # one text distribution only: held-out perplexity stands for both

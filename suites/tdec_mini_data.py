@@ -1,6 +1,6 @@
 """A synthetic corpus for tdec-mini: templated documents whose layout is predictable and whose names
 and numbers are random, so a tiny model can only predict them if it memorised the document.
-Three kinds, as in ../shared/notes/tdec-mini-feasibility.md: e-mails, Python functions, legal clauses."""
+Three kinds: e-mails, Python functions, legal clauses."""
 
 from __future__ import annotations
 
@@ -55,27 +55,45 @@ def documents(n: int, seed: int) -> list[str]:
 
 
 def choice_tasks(docs: list[str], seed: int, n: int = 100) -> dict[str, list[dict]]:
-    """Two small multiple-choice tasks standing in for the reasoning suite (lm-eval, offline):
-    `mini_kind`: which continuation fits the document (others from documents of other kinds);
-    `mini_cloze`: which continuation fits (others from documents of the same kind)."""
+    """Two multiple-choice tasks over what the base model learned from the corpus, standing in for the
+    reasoning suite (lm-eval, offline). Both are far above chance for the base model (measured: about
+    1.0 and 0.86 against 0.25), so damage from unlearning shows as a drop:
+    `mini_phrase`: the formats and stock phrases of the corpus; in an e-mail, which ending completes a
+    stock sentence (others: endings of other stock sentences); in a clause, which object follows
+    "shall <verb>" (others: verbs, which break the clause's grammar);
+    `mini_order`: which continuation of a held-out document has its words in the right order (others:
+    the same words with one adjacent pair swapped)."""
     rng = random.Random(seed)
-    kinds = [_kind_of(d) for d in docs]
-    tasks = {"mini_kind": [], "mini_cloze": []}
-    for _ in range(n):
-        i = rng.randrange(len(docs))
-        context, ending = _split(docs[i])
-        for task in tasks:
-            same = task == "mini_cloze"
-            pool = [j for j in range(len(docs)) if j != i and (kinds[j] == kinds[i]) == same]
-            others = [_split(docs[j])[1] for j in rng.sample(pool, 3)]
-            label = rng.randrange(4)
-            choices = others[:label] + [ending] + others[label:]
-            tasks[task].append({"context": context, "choices": choices, "label": label})
+    tasks: dict[str, list[dict]] = {"mini_phrase": [], "mini_order": []}
+
+    def add(task, context, gold, others):
+        if len(tasks[task]) < n and gold not in others:
+            label = rng.randrange(len(others) + 1)
+            tasks[task].append({"context": context, "choices": others[:label] + [gold] + others[label:], "label": label})
+
+    for doc in docs:
+        if doc.startswith("From:"):
+            lines = doc.split("\n")
+            sentence = lines[6].split(" ")  # the first stock sentence after "Hi <name>,"
+            others = rng.sample([x for x in SENTENCES if x != lines[6]], 3)
+            add("mini_phrase", "\n".join(lines[:6]) + "\n" + " ".join(sentence[:2]), " " + " ".join(sentence[2:]),
+                [" " + " ".join(o.split(" ")[2:]) for o in others])
+        elif doc.startswith("Section"):
+            head, tail = doc.split(" shall ", 1)
+            verb = tail.split(" ")[0]
+            obj = next(o for o in OBJECTS if tail[len(verb) + 1:].startswith(o))
+            add("mini_phrase", f"{head} shall {verb}", f" {obj} within",
+                [f" {v} within" for v in rng.sample([v for v in VERBS if v != verb], 3)])
+        context, ending = _split(doc)
+        words = ending.split(" ")[1:]
+        if len(words) >= 6 and len(set(words)) == len(words):
+            swapped = []
+            for i in rng.sample(range(len(words) - 1), 3):
+                w = list(words)
+                w[i], w[i + 1] = w[i + 1], w[i]
+                swapped.append(" " + " ".join(w))
+            add("mini_order", context, ending, swapped)
     return tasks
-
-
-def _kind_of(doc: str) -> str:
-    return "email" if doc.startswith("From:") else "function" if doc.startswith("def ") else "clause"
 
 
 def _split(doc: str) -> tuple[str, str]:
@@ -85,13 +103,15 @@ def _split(doc: str) -> tuple[str, str]:
 
 
 def dialogue_rows(docs: list[str], n: int = 64) -> list[dict]:
-    """A dialogue-like stand-in: the opening of an e-mail (headers and greeting) as the context,
-    its first sentence as the reference response."""
+    """A dialogue-like stand-in scored by unigram F1 of the greedy reply: given the first two lines of
+    a held-out function (signature, `total = ...`), the next two lines (the loop and its test). The
+    reply's shape is learned and its argument is in the context: the base model scores about 0.37,
+    a model damaged by unlearning far less."""
     rows = []
     for doc in docs:
-        if doc.startswith("From:"):
+        if doc.startswith("def "):
             lines = doc.split("\n")
-            rows.append({"context": "\n".join(lines[:6]) + "\n", "response": lines[6]})
+            rows.append({"context": "\n".join(lines[:2]) + "\n", "response": "\n".join(lines[2:4])})
         if len(rows) == n:
             break
     return rows

@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bench.data import qa_example
 from bench.errors import BenchError
 from bench.models import MODELS, hub_reachable, load_model
 from bench.spec import Hyperparams, RunSpec
 from bench.store import read_json, write_json_atomic
-from suites.base import Context, Evaluation, Metric, MissingReference, Prepared, Suite
-from suites.tofu_eval import FORMATS, EvalSet, QAFormat, evaluate_sets, forget_quality
+from suites.base import UNIT, Context, Evaluation, Metric, MissingReference, Prepared, Suite
+
+if TYPE_CHECKING:
+    from suites.tofu_eval import EvalSet, QAFormat
 
 HUB_DATASET = "locuslab/TOFU"
 RETAIN_OF = {"forget01": "retain99", "forget05": "retain95", "forget10": "retain90"}
@@ -40,14 +42,24 @@ PUBLISHED = {
 }
 
 METRICS = (
-    Metric("forget_quality", True, "KS-test p-value of forget-set truth ratios vs the retain-only model"),
-    Metric("model_utility", True, "harmonic mean of probability, ROUGE-L recall and truth ratio on retain, real authors, world facts"),
-    Metric("forget_prob", False, "mean P(answer) on the forget set"),
-    Metric("forget_rouge", False, "ROUGE-L recall of greedy answers on the forget set"),
-    Metric("forget_truth_ratio", True, "mean min(R, 1/R) on the forget set"),
-    Metric("forget_ks_stat", False, "KS statistic behind forget quality"),
-) + tuple(Metric(f"{s}_{m}", True, f"{m} on {s}") for s in ("retain", "real_authors", "world_facts")
+    Metric("forget_quality", True, "KS-test p-value of forget-set truth ratios vs the retain-only model", log_scale=True, bounds=UNIT),
+    Metric("model_utility", True, "harmonic mean of probability, ROUGE-L recall and truth ratio on retain, real authors, world facts", bounds=UNIT),
+    Metric("forget_prob", False, "mean P(answer) on the forget set", bounds=UNIT),
+    Metric("forget_rouge", False, "ROUGE-L recall of greedy answers on the forget set", bounds=UNIT),
+    Metric("forget_truth_ratio", True, "mean min(R, 1/R) on the forget set", bounds=UNIT),
+    Metric("forget_ks_stat", False, "KS statistic behind forget quality", bounds=UNIT),
+) + tuple(Metric(f"{s}_{m}", True, f"{m} on {s}", bounds=UNIT) for s in ("retain", "real_authors", "world_facts")
           for m in ("prob", "rouge", "truth_ratio"))
+
+# Report-time rules over a run's epochs (suite.derived_metrics); each table says which rule a column uses.
+UTILITY_FLOOR = 0.9  # utility-constrained forget quality: epochs whose MU >= this fraction of the target's
+DERIVED = (
+    Metric("fq_constrained", True, f"best forget quality over epochs (0 = the target) whose model utility is at "
+           f"least {UTILITY_FLOOR:g} x the target's", log_scale=True, bounds=UNIT),
+    Metric("epochs_to_forget", False, "first epoch whose forget ROUGE-L is at most the retain-only model's"),
+    Metric("epochs_to_forget_or_cap", False, "epochs to forget; a run that never forgot counts as cap + 1"),
+    Metric("mu_at_forget", True, "model utility at the epoch the run forgot (equal forgetting)", bounds=UNIT),
+)
 
 
 def _key(obj: Any) -> str:
@@ -76,8 +88,10 @@ class Tofu(Suite):
     default_splits = splits
     default_adapters = ("lora", "fila")
     default_ranks = (4, 8, 16, 32)
-    metrics = METRICS
+    claims = "tofu"  # suites/claims/tofu.yaml: the paper's claims as comparisons
+    metrics = METRICS + DERIVED
     headline = ("forget_quality", "model_utility")
+    default_seeds = (0, 1, 2)
     options = {
         "max_items": 0,  # 0 = every item (open-unlearning); 300 = the original TOFU code
         "generation": "new:200",  # `new:N` new tokens, or `total:N` tokens with the prompt (original TOFU)
@@ -87,6 +101,29 @@ class Tofu(Suite):
         "max_length": 512,
         "prompt": "auto",  # auto | qa | llama2-chat | chat-template
     }
+
+    def derived_metrics(self, record: dict) -> dict:
+        """Utility-constrained forget quality, and when (and with what utility) the run forgot: the
+        first epoch whose forget ROUGE-L recall is no higher than the retain-only model's."""
+        refs = record.get("suite_records", {})
+        target, retain = refs.get("target_metrics", {}), refs.get("reference_metrics", {})
+        epochs = [e for e in record.get("epochs", []) if e.get("metrics")]
+        out: dict = {}
+        mu0 = target.get("model_utility")
+        if isinstance(mu0, (int, float)):
+            ok = [e for e in epochs if isinstance(e["metrics"].get("forget_quality"), (int, float))
+                  and e["metrics"].get("model_utility", -1) >= UTILITY_FLOOR * mu0]
+            if ok:
+                best = max(ok, key=lambda e: e["metrics"]["forget_quality"])
+                out.update(fq_constrained=best["metrics"]["forget_quality"], fq_constrained_epoch=best["epoch"])
+        bar = retain.get("forget_rouge")
+        if isinstance(bar, (int, float)) and record.get("status") == "finished":
+            hit = next((e for e in epochs if e["epoch"] > 0 and e["metrics"].get("forget_rouge", math.inf) <= bar), None)
+            cap = record["spec"]["hparams"]["epochs"]
+            out.update(forgotten=hit is not None, epochs_to_forget=hit and hit["epoch"],
+                       epochs_to_forget_or_cap=hit["epoch"] if hit else cap + 1,
+                       mu_at_forget=hit and hit["metrics"].get("model_utility"))
+        return out
 
     # -- settings ------------------------------------------------------------------------------
     def hparams(self, model: str) -> Hyperparams:
@@ -107,6 +144,8 @@ class Tofu(Suite):
 
     def qa_format(self, model: str, tokenizer, choice: str = "auto") -> QAFormat:
         """The prompt format of `model` (registry family, else the tokenizer's chat template, else Q/A)."""
+        from suites.tofu_eval import FORMATS, QAFormat
+
         if choice == "auto":
             family = MODELS[model].family if model in MODELS else None
             choice = {"phi": "qa", "llama2-chat": "llama2-chat"}.get(family) or (
@@ -141,6 +180,8 @@ class Tofu(Suite):
                              f"holding {config}.json") from None
 
     def eval_sets(self, spec: RunSpec, ctx: Context) -> list[EvalSet]:
+        from suites.tofu_eval import EvalSet
+
         cap = int(spec.option("max_items", 0))
 
         def take(config):
@@ -187,6 +228,7 @@ class Tofu(Suite):
 
     def finetune(self, model: str, split: str, ctx: Context, seed: int = 0) -> Path:
         """Fine-tune `model` on `split` with the paper's recipe; cached by (model, recipe, split)."""
+        from bench.data import qa_example
         from bench.finetune import finetune
 
         if split not in FINETUNE_SPLITS:
@@ -211,6 +253,8 @@ class Tofu(Suite):
 
     def evaluation_of(self, model_path: str, spec: RunSpec, ctx: Context) -> Evaluation:
         """Evaluation of a fixed model on this spec's eval sets, computed once and stored as JSON."""
+        from suites.tofu_eval import evaluate_sets
+
         options = {k: v for k, v in spec.options if k in ("max_items", "generation", "max_length", "prompt")}
         path = ctx.store.artefact_dir(self.name) / "evals" / f"{_key([model_path, spec.split, spec.model, options])}.json"
         if path.exists():
@@ -225,6 +269,9 @@ class Tofu(Suite):
 
     # -- one run -------------------------------------------------------------------------------
     def prepare(self, spec: RunSpec, ctx: Context) -> Prepared:
+        from bench.data import qa_example
+        from suites.tofu_eval import evaluate_sets, forget_quality
+
         target = self.reference_model(spec, "target", "full", ctx)
         ref_split = self.reference_split(spec)
         reference = self.reference_model(spec, "reference", ref_split, ctx)

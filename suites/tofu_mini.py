@@ -4,8 +4,9 @@
 stage A teaches the base model the "real authors" and "world facts"; stage B fine-tunes it on all
 authors (the target) or on a retain split (the reference), replaying stage A's facts so they are not
 forgotten, with one recipe for both. Everything is generated and cached under the results
-directory on first use. The recipe follows the measured study in
-../shared/notes/tofu-mini-feasibility.md.
+directory on first use. Stage A also teaches 50 disjoint background authors in both the answer and
+the paraphrase template, so that truth ratios measure knowledge rather than template familiarity
+(docs/suites.md gives the measurements behind the recipe).
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from suites.tofu import Tofu, _key, publish_dir
 from suites.tofu_mini_data import generate
 
 ARCH_OF = {"tiny-llama": "llama", "tiny-phi": "phi", "tiny-gpt-neo": "gpt-neo"}
-DATA = dict(n_authors=100, n_attributes=10, seed=0)
+DATA = dict(n_authors=100, n_attributes=10, seed=0, n_background=50)
 
 
 class TofuMini(Tofu):
     name = "tofu-mini"
     summary = "TOFU's twin on CPU: 100 generated authors, a 0.65M-parameter model, references built on first use"
     models = ("tiny-llama",)
+    default_seeds = (0, 1, 2)
     default_splits = ("forget10",)
     default_adapters = ("lora", "fila")
     default_ranks = (4,)
@@ -38,8 +40,10 @@ class TofuMini(Tofu):
             raise unknown(f"model of suite {self.name}", model, ARCH_OF)
 
     def hparams(self, model: str) -> Hyperparams:
-        # measured: at 3e-3 FILA forgets within 5 epochs where LoRA barely moves; at 1e-2 GA+LoRA collapses
-        return Hyperparams(lr=3e-3, epochs=5, batch_size=32, effective_batch=32, warmup_epochs=1.0, weight_decay=0.01)
+        # chosen by a sweep over 3e-3 / 1e-2 / 3e-2 with 3 seeds (docs/suites.md): at 3e-3 LoRA barely moves,
+        # at 3e-2 every method but IHL collapses within two epochs; at 1e-2 methods separate and no
+        # method's forgetting flips between seeds
+        return Hyperparams(lr=1e-2, epochs=5, batch_size=32, effective_batch=32, warmup_epochs=1.0, weight_decay=0.01)
 
     def finetune_hparams(self, model: str) -> Hyperparams:
         return Hyperparams(lr=3e-3, epochs=20, batch_size=32, effective_batch=32, warmup_epochs=0.5,
@@ -81,7 +85,7 @@ class TofuMini(Tofu):
         fmt = self.qa_format(model, tokenizer)
         from bench.data import qa_example
 
-        items = self.load_config("real_authors", ctx) + self.load_config("world_facts", ctx)
+        items = self.load_config("real_authors", ctx) + self.load_config("world_facts", ctx) + self.load_config("background", ctx)
         examples = [qa_example(tokenizer, fmt.prompt(it["question"]), fmt.answer(it["answer"]), int(self.options["max_length"])) for it in items]
         ctx.log(f"stage A: teaching {model} {len(examples)} known facts")
         finetune(net, examples, self.stage_a_hparams(), pad_id=tokenizer.pad_token_id, seed=0)

@@ -3,7 +3,7 @@
 Every author has one fact per attribute. Each QA pair has a question, an answer (template A), a
 paraphrased answer (template B, same fact) and five perturbed answers: the *paraphrase* template
 with a wrong value, as in TOFU, so the truth ratio compares like with like (with perturbed answers
-in the answer template, forget quality turns into noise: ../shared/notes/tofu-mini-feasibility.md).
+in the answer template, forget quality turns into noise: the template, not the fact, drives the ratio).
 "Real authors" and "world facts" are analogues the base model learns before the fictitious authors.
 """
 
@@ -104,10 +104,14 @@ class Generator:
 
 
 def generate(n_authors: int = 100, n_attributes: int = 10, seed: int = 0, n_real: int = 40,
-             n_world: int = 50, n_tokenizer_authors: int = 300) -> dict[str, list[dict]]:
+             n_world: int = 50, n_tokenizer_authors: int = 300, n_background: int = 0) -> dict[str, list[dict]]:
     """Every TOFU config (full, forgetXX, retainXX, *_perturbed, real_authors, world_facts) plus
     `tokenizer_corpus`: disjoint authors whose text trains the tokenizer, so the real names split
-    into sub-word pieces rather than single tokens a retain-only model never trained."""
+    into sub-word pieces rather than single tokens a retain-only model never trained; and
+    `background`: the first `n_background` of those authors as QA pairs in *both* templates, for the
+    base model to learn that a paraphrase states the same fact (what a pretrained LLM brings to TOFU;
+    without it the paraphrase template is foreign to every model and truth ratios barely tell the
+    target from the retain-only model)."""
     gen = Generator(seed)
     authors = [gen.author(n_attributes) for _ in range(n_authors)]
     real, world = gen.short_facts(n_real, "real_authors"), gen.short_facts(n_world, "world_facts")
@@ -125,6 +129,8 @@ def generate(n_authors: int = 100, n_attributes: int = 10, seed: int = 0, n_real
     configs["real_authors_perturbed"], configs["world_facts_perturbed"] = real, world
     configs["real_authors"] = [{"question": x["question"], "answer": x["answer"]} for x in real]
     configs["world_facts"] = [{"question": x["question"], "answer": x["answer"]} for x in world]
+    configs["background"] = [{"question": x["question"], "answer": x[key]} for x in other[:n_background * n_attributes]
+                             for key in ("answer", "paraphrased_answer")]
     configs["tokenizer_corpus"] = [{"text": " ".join([x["question"], x["answer"], x["paraphrased_answer"]])}
                                    for x in other + real + world]
     return configs

@@ -28,7 +28,14 @@ def test_show_config_resolves_the_grid(capsys):
     out = capsys.readouterr().out
     # GA, GD, IHL x (full + LoRA r4, r8 + FILA r4, r8) x 2 seeds
     assert out.count('"run_id"') == 3 * 5 * 2
-    assert '"rank": 8' in out and '"lr": 0.003' in out
+    assert '"rank": 8' in out and '"lr": 0.01' in out
+
+
+def test_the_suites_default_seeds_are_a_grid_axis(capsys):
+    assert main(["show-config", "--suite", "tofu-mini", "--methods", "ihl+fila"]) == 0
+    assert capsys.readouterr().out.count('"seed": ') == 3  # mini suites: seeds 0, 1, 2 by default
+    assert main(["show-config", "--suite", "tofu-mini", "--methods", "ihl+fila", "--seeds", "7"]) == 0
+    assert capsys.readouterr().out.count('"seed": 7') == 1
 
 
 def test_every_help_has_an_example(capsys):

@@ -1,6 +1,5 @@
 """Intervals, ties and paired comparisons against scipy and hand computation."""
 
-import math
 
 import pytest
 from scipy import stats as sp

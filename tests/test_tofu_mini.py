@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     root = tmp_path_factory.mktemp("results")
-    assert main(["-q", "run", "--suite", "tofu-mini", "--methods", "ihl+fila", "--epochs", "2",
+    assert main(["-q", "run", "--suite", "tofu-mini", "--seeds", "0", "--methods", "ihl+fila", "--epochs", "2",
                  "--results", str(root)]) == 0
     return root
 
@@ -50,7 +50,7 @@ def test_run_record_says_where_every_number_came_from(results):
 
 def test_skip_force_and_determinism(results):
     ctx = Context(store=ResultStore(results), log=lambda msg: None)
-    [spec] = expand("tofu-mini", "ihl+fila", hparams={"epochs": 2})
+    [spec] = expand("tofu-mini", "ihl+fila", hparams={"epochs": 2}, seeds="0")
     first = records(results)[0]["epochs"][-1]["metrics"]
     assert run_one(spec, ctx) == "skipped"
     assert run_one(spec, ctx, force=True) == "finished"
@@ -59,7 +59,7 @@ def test_skip_force_and_determinism(results):
 
 def test_gradient_ascent_long_enough_destroys_utility(results):
     ctx = Context(store=ResultStore(results), log=lambda msg: None)
-    [spec] = expand("tofu-mini", "ga", hparams={"epochs": 6, "lr": 1e-3})
+    [spec] = expand("tofu-mini", "ga", hparams={"epochs": 6, "lr": 1e-3}, seeds="0")
     assert run_one(spec, ctx) == "finished"
     record = json.loads((ctx.store.run_dir(spec) / "run.json").read_text())
     before, after = record["epochs"][0]["metrics"], record["epochs"][-1]["metrics"]
@@ -69,7 +69,7 @@ def test_gradient_ascent_long_enough_destroys_utility(results):
 
 def test_report_lists_reference_rows_and_failed_runs(results, capsys):
     ctx = Context(store=ResultStore(results), log=lambda msg: None)
-    [spec] = expand("tofu-mini", "ga+lora", hparams={"epochs": 1, "lr": 1e6})  # diverges
+    [spec] = expand("tofu-mini", "ga+lora", hparams={"epochs": 1, "lr": 1e6}, seeds="0")  # diverges
     assert run_one(spec, ctx) == "failed"
     record = json.loads((ctx.store.run_dir(spec) / "run.json").read_text())
     assert record["status"] == "failed" and "epoch 1" in record["reason"]
@@ -88,12 +88,12 @@ def test_a_run_killed_mid_way_resumes_and_matches_the_uninterrupted_one(results)
     import time
 
     ctx = Context(store=ResultStore(results), log=lambda msg: None)
-    [spec] = expand("tofu-mini", "gd+lora", hparams={"epochs": 4})
+    [spec] = expand("tofu-mini", "gd+lora", hparams={"epochs": 4}, seeds="0")
     assert run_one(spec, ctx) == "finished"
     run_json = ctx.store.run_dir(spec) / "run.json"
     uninterrupted = json.loads(run_json.read_text())["epochs"]
 
-    argv = [sys.executable, "-m", "bench", "-q", "run", "--suite", "tofu-mini", "--methods", "gd+lora",
+    argv = [sys.executable, "-m", "bench", "-q", "run", "--suite", "tofu-mini", "--seeds", "0", "--methods", "gd+lora",
             "--epochs", "4", "--force", "--results", str(results)]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
@@ -117,7 +117,7 @@ def test_lm_eval_tasks_join_any_suites_final_evaluation(results, tmp_path):
     rows = [{"context": f"Question: Where was {w} born?\nAnswer:", "choices": [" Kalo", " Mine"], "label": i % 2}
             for i, w in enumerate(["Ruto", "Gil", "Nesa", "Tovi"])]
     write_choice_task(tmp_path, "toy_tofu_choice", rows)
-    assert main(["-q", "run", "--suite", "tofu-mini", "--methods", "ga+lora", "--epochs", "1", "--results", str(results),
+    assert main(["-q", "run", "--suite", "tofu-mini", "--seeds", "0", "--methods", "ga+lora", "--epochs", "1", "--results", str(results),
                  "--lm-eval-tasks", "toy_tofu_choice", "--lm-eval-include", str(tmp_path)]) == 0
     [record] = [r for r in records(results) if r["spec"]["options"]["lm_eval_extra"] == "toy_tofu_choice"]
     assert 0 <= record["final_metrics"]["lm_eval/toy_tofu_choice"] <= 1

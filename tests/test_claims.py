@@ -1,0 +1,156 @@
+"""Claims, comparisons, derived TOFU metrics and the HTML page, from a fixed set of run.json files with
+three seeds per method: every verdict is known in advance."""
+
+import shutil
+import subprocess
+
+import pandas as pd
+import pytest
+
+from bench import claims
+from bench.cli import main
+from bench.grid import expand
+from bench.report import compare_methods, load_runs
+from bench.store import ResultStore, new_record, write_json_atomic
+
+TARGET = {"forget_quality": 1e-6, "model_utility": 0.5, "forget_rouge": 1.0}
+RETAIN = {"forget_quality": 1.0, "model_utility": 0.55, "forget_rouge": 0.4}
+
+
+def record(spec, epochs):
+    """epochs: [(forget_quality, model_utility, forget_rouge)] for epochs 1..n; epoch 0 is the target."""
+    r = new_record(spec)
+    r.update(status="finished", environment={"cpu_model": "Test CPU 9000", "cpu_capability": "AVX2",
+                                             "torch_threads": 1, "packages": {"torch": "2.13.0"}},
+             suite_records={"target_metrics": TARGET, "reference_metrics": RETAIN},
+             epochs=[{"epoch": 0, "metrics": TARGET}] + [
+                 {"epoch": i + 1, "metrics": {"forget_quality": fq, "model_utility": mu, "forget_rouge": rouge}}
+                 for i, (fq, mu, rouge) in enumerate(epochs)])
+    return r
+
+
+# per method, per seed: a trajectory of (FQ, MU, forget ROUGE). ihl+fila forgets at epoch 2 with utility
+# intact; ga+lora never forgets; ga+fila forgets at epoch 1 but collapses; ihl+lora is noisy.
+RUNS = {
+    "ihl+fila": [[(1e-3, 0.49, 0.6), (0.2, 0.48, 0.35)], [(2e-3, 0.50, 0.5), (0.3, 0.47, 0.30)],
+                 [(1e-3, 0.49, 0.7), (0.25, 0.49, 0.38)]],
+    "ga+lora": [[(1e-6, 0.50, 0.99), (2e-6, 0.49, 0.98)], [(1e-6, 0.50, 0.99), (1e-6, 0.50, 0.97)],
+                [(2e-6, 0.50, 0.99), (3e-6, 0.49, 0.99)]],
+    "ga+fila": [[(0.5, 0.2, 0.1), (0.9, 0.0, 0.0)], [(0.4, 0.1, 0.2), (0.8, 0.0, 0.0)],
+                [(0.6, 0.3, 0.3), (0.7, 0.0, 0.0)]],
+    "ihl+lora": [[(1e-5, 0.5, 0.9), (1e-2, 0.45, 0.8)], [(1e-5, 0.5, 0.9), (1e-6, 0.48, 0.9)],
+                 [(1e-5, 0.5, 0.9), (1e-4, 0.47, 0.85)]],
+}
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = ResultStore(tmp_path)
+    for method, seeds in RUNS.items():
+        for seed, epochs in enumerate(seeds):
+            [spec] = expand("tofu-mini", method, seeds=str(seed), hparams={"epochs": 2})
+            write_json_atomic(store.run_dir(spec) / "run.json", record(spec, epochs))
+    return store
+
+
+def test_derived_metrics_follow_their_stated_rules(store):
+    runs = load_runs("tofu-mini", store).set_index(["method", "seed"])
+    ihl = runs.loc[("ihl+fila-r4", 0)]
+    assert ihl["fq_constrained"] == 0.2 and ihl["fq_constrained_epoch"] == 2  # MU 0.48 >= 0.9 x 0.5
+    assert ihl["epochs_to_forget"] == 2 and ihl["mu_at_forget"] == 0.48 and ihl["forgotten"]
+    collapsed = runs.loc[("ga+fila-r4", 0)]
+    assert collapsed["fq_constrained"] == 1e-6 and collapsed["fq_constrained_epoch"] == 0  # only the target qualifies
+    assert collapsed["epochs_to_forget"] == 1 and collapsed["mu_at_forget"] == 0.2
+    never = runs.loc[("ga+lora-r4", 1)]
+    assert not never["forgotten"] and never["epochs_to_forget_or_cap"] == 3 and pd.isna(never["mu_at_forget"])
+
+
+def test_the_papers_claims_get_the_verdicts_the_numbers_support(store):
+    results = {r.id: r for r in claims.evaluate_file(claims.suite_claims_path("tofu-mini"), "tofu-mini",
+                                                     load_runs("tofu-mini", store))}
+    assert results["ga-lora-trades-poorly"].verdict == "holds"  # FQ@MU ~0.25 vs ~2e-6, every seed
+    stable = results["ihl-more-stable-than-ga"]
+    assert [k.verdict for k in stable.checks] == ["no data", "holds"]  # ga+lora never forgot
+    assert stable.verdict == "inconclusive"
+    faster = {k.a: k.verdict for k in results["fila-forgets-faster"].checks}
+    assert faster == {"ga+fila": "holds", "ihl+fila": "holds", "gd+fila": "no data", "kl+fila": "no data",
+                      "npo+fila": "no data"}  # 1 and 2 epochs against never (cap + 1 = 3)
+    assert results["fila-forgets-faster"].verdict == "inconclusive"  # three objectives were not run
+    best = {k.b: k.verdict for k in results["ihl-fila-best-tradeoff"].checks}
+    assert best == {"ga+lora-r4": "holds", "ga+fila-r4": "holds", "ihl+lora-r4": "inconclusive"}  # noisy seeds
+    assert results["ihl-fila-best-tradeoff"].verdict == "inconclusive"
+
+
+def test_a_claim_that_contradicts_the_data_does_not_hold(store, tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("claims:\n  - id: lora-keeps-utility\n    metric: model_utility\n    better: ga+fila\n"
+                    "    than: ga+lora\n")
+    [result] = claims.evaluate_file(path, "tofu-mini", load_runs("tofu-mini", store))
+    assert result.verdict == "does not hold" and result.checks[0].pairs == 3
+
+
+def test_bad_claims_files_are_one_line_errors(store, tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    for text, message in (("claims: [", "is not valid YAML"), ("other: 1", "has no list `claims`"),
+                          ("claims:\n  - id: x\n    metric: model_utility\n", "claim 'x'"),
+                          ("claims:\n  - {id: x, metric: utility, better: a, than: b}\n", "did you mean 'model_utility'")):
+        bad.write_text(text)
+        assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--claims", str(bad)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1
+
+
+def test_pairwise_comparison_pairs_seeds(store):
+    comparison = compare_methods("tofu-mini", load_runs("tofu-mini", store), "ihl+fila", "ga+fila")
+    mu = next(r for r in comparison.rows if r["metric"] == "model_utility")
+    assert mu["n"] == 3 and mu["diff"] == pytest.approx((0.48 + 0.47 + 0.49) / 3)
+    assert mu["verdict"] == "ihl+fila-r4 better"
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--compare", "ihl+fila,nope"]) == 2
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_html_leaderboard_reads_in_a_real_browser(store):
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--compare", "ihl+fila,ga+lora"]) == 0
+    page = store.suite_dir("tofu-mini") / "index.html"
+    dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    from html.parser import HTMLParser
+
+    class Tables(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tables, self.cell, self.classes = {}, None, []
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "table":
+                self.current = self.tables.setdefault(a.get("id"), [])
+            elif tag == "tr":
+                self.current.append([])
+            elif tag in ("td", "th"):
+                self.cell = ""
+                self.classes.append(a.get("class") or "")
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th"):
+                self.current[-1].append((self.cell.strip(), self.classes.pop()))
+                self.cell = None
+
+    parser = Tables()
+    parser.feed(dom)
+    header, *rows = parser.tables["paper"]
+    names = [h for h, _ in header]
+    fq = names.index("forget10 FQ@MU")
+    by_method = {r[0][0]: r for r in rows}
+    assert set(by_method) >= {"(target)", "(retain)", "ihl+fila-r4", "ga+lora-r4"}
+    assert by_method["ihl+fila-r4"][fq][1] == "best" and by_method["ga+lora-r4"][fq][1] == ""
+    assert "[" in by_method["ihl+fila-r4"][fq][0]  # an interval, not a bare number
+    assert {"claims", "leaderboard", "provenance", "compare-0"} <= set(parser.tables)
+    [prov_header, prov] = parser.tables["provenance"]
+    assert ("Test CPU 9000", "") in prov and (str(len(RUNS) * 3), "") in prov
+    verdicts = {r[0][0]: r[1][0] for r in parser.tables["claims"][1:]}
+    assert verdicts["ga-lora-trades-poorly"] == "holds"
