@@ -241,6 +241,22 @@ def sweep_times(results: Path) -> list[Row]:
     return rows
 
 
+CLI_COMMANDS = (("--help",), ("list",), ("show-config", "--suite", "tofu-mini", "--methods", "all"),
+                ("status", "--suite", "tofu-mini"))
+
+
+def cli_startup(results: str, repeats: int) -> Row:
+    """Wall time of the commands that touch no model, each in a fresh process (median)."""
+    times = {}
+    for argv in CLI_COMMANDS:
+        argv = list(argv) + (["--results", results] if argv[0] == "status" else [])
+        times[argv[0]] = _median_time(lambda: subprocess.run([sys.executable, "-m", "bench", *argv], check=True,
+                                                             capture_output=True, timeout=120), repeats)
+    worst = max(times.values())
+    return Row("7. CLI commands that touch no model (fresh process)", f"{worst:.2f} s", "<= 1 s", worst <= 1.0,
+               ", ".join(f"{k} {v:.2f} s" for k, v in times.items()))
+
+
 def run(results: str = "results", quick: bool = False) -> list[Row]:
     torch.set_num_threads(1)
     repeats = 1 if quick else 5
@@ -260,6 +276,7 @@ def run(results: str = "results", quick: bool = False) -> list[Row]:
     if not quick:
         rows.append(peak_memory())
         rows += sweep_times(Path(results))
+    rows.append(cli_startup(results, repeats))
     return rows
 
 

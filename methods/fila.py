@@ -14,13 +14,13 @@ caller caches them per (model, forget split) and reuses them for every rank.
 
 from __future__ import annotations
 
-from typing import Iterable
-
-import torch
+from typing import TYPE_CHECKING, Iterable
 
 from methods import lora
 from methods.adapter import Adapter, AdapterInputs
-from methods.losses import nll_of
+
+if TYPE_CHECKING:
+    import torch
 
 EPS = 1e-5
 
@@ -31,6 +31,10 @@ def fisher_diagonals(model: torch.nn.Module, names: list[str], pairs: Iterable[t
 
     `pairs` yields (forget batch, paired retain batch). Only the target weights take gradients.
     """
+    import torch
+
+    from methods.losses import nll_of
+
     modules = dict(model.named_modules())
     weights = {n: modules[n].weight for n in names}
     saved = {p: p.requires_grad for p in model.parameters()}
@@ -71,6 +75,8 @@ def row_weights(fisher_forget: dict[str, torch.Tensor], fisher_retain: dict[str,
 
 def factors(weight: torch.Tensor, w: torch.Tensor, rank: int, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(A [rank x in], B [out x rank]) with s * B @ A = the w-weighted rank-r approximation of W."""
+    import torch
+
     W = weight.float()
     U, S, Vh = torch.linalg.svd(w[:, None] * W, full_matrices=False)
     root = (S[:rank] / scale).sqrt()
@@ -79,9 +85,15 @@ def factors(weight: torch.Tensor, w: torch.Tensor, rank: int, scale: float) -> t
     return A, B
 
 
-@torch.no_grad()
 def initialise(peft_model, weights: dict[str, torch.Tensor]) -> None:
     """Set every LoRA pair from its layer's row weights and leave the residual in the base weight."""
+    import torch
+
+    with torch.no_grad():
+        _initialise(peft_model, weights)
+
+
+def _initialise(peft_model, weights: dict[str, torch.Tensor]) -> None:
     for name, module in peft_model.base_model.model.named_modules():
         if name not in weights:
             continue

@@ -1,10 +1,11 @@
 """Gradient ascent: minimise -NLL(forget)."""
 
-from methods.losses import nll_of
 from methods.objective import LossInputs, Objective
 
 
 def loss(x: LossInputs):
+    from methods.losses import nll_of
+
     forget = nll_of(x.model, x.forget)
     return -forget, {"forget_nll": forget.item()}
 

@@ -1,10 +1,11 @@
 """Gradient difference: -NLL(forget) + lambda * NLL(retain)."""
 
-from methods.losses import nll_of
 from methods.objective import LossInputs, Objective
 
 
 def loss(x: LossInputs):
+    from methods.losses import nll_of
+
     forget = nll_of(x.model, x.forget)
     retain = nll_of(x.model, x.retain)
     return -forget + x.hp.retain_weight * retain, {"forget_nll": forget.item(), "retain_nll": retain.item()}

@@ -5,13 +5,19 @@ The bracket lies in [0, 2] (the paper's max(0, .) never clips). It lowers the tr
 probability only until another token overtakes it, so it does not push probability mass into
 nonsense the way unbounded gradient ascent does. Softmax in float32 even under bf16."""
 
-import torch
+from __future__ import annotations
 
-from methods.losses import logits_of, nll_of, shifted
+from typing import TYPE_CHECKING
+
 from methods.objective import LossInputs, Objective
+
+if TYPE_CHECKING:
+    import torch
 
 
 def inverted_hinge(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    from methods.losses import shifted
+
     lg, targets, mask = shifted(logits, labels)
     probs = lg.softmax(-1)
     index = targets.unsqueeze(-1)
@@ -22,6 +28,8 @@ def inverted_hinge(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def loss(x: LossInputs):
+    from methods.losses import logits_of, nll_of
+
     forget = inverted_hinge(logits_of(x.model, x.forget), x.forget["labels"])
     retain = nll_of(x.model, x.retain)
     return forget + x.hp.retain_weight * retain, {"ihl": forget.item(), "retain_nll": retain.item()}

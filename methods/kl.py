@@ -1,12 +1,18 @@
 """KL: -NLL(forget) + lambda * KL(p_ref || p_theta), averaged over counted retain tokens."""
 
-import torch
+from __future__ import annotations
 
-from methods.losses import logits_of, nll_of, shifted
+from typing import TYPE_CHECKING
+
 from methods.objective import LossInputs, Objective
+
+if TYPE_CHECKING:
+    import torch
 
 
 def retain_kl(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    from methods.losses import shifted
+
     lg, _, mask = shifted(logits, labels)
     ref, _, _ = shifted(ref_logits, labels)
     log_p, log_ref = lg.log_softmax(-1), ref.log_softmax(-1)
@@ -15,6 +21,10 @@ def retain_kl(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tens
 
 
 def loss(x: LossInputs):
+    import torch
+
+    from methods.losses import logits_of, nll_of
+
     forget = nll_of(x.model, x.forget)
     with torch.no_grad():
         ref_logits = logits_of(x.reference, x.retain)

@@ -3,16 +3,21 @@ vanilla init (B = 0)."""
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from bench.errors import BenchError
 from methods.adapter import Adapter, AdapterInputs
+
+if TYPE_CHECKING:
+    import torch
 
 SCALE = 2.0  # alpha / r
 
 
 def target_linear_names(model: torch.nn.Module) -> list[str]:
     """Full names of the block Linear layers: every nn.Linear except the output embedding."""
+    import torch
+
     head = model.get_output_embeddings()
     names = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and m is not head]
     if not names:

@@ -3,18 +3,27 @@
 S = summed token NLL of each forget sequence. As beta -> 0 the forget term's gradient tends to
 that of -mean_batch S_theta (gradient ascent on sequence-summed NLL)."""
 
-import torch
-import torch.nn.functional as F
+from __future__ import annotations
 
-from methods.losses import logits_of, nll_of, sequence_nll
+from typing import TYPE_CHECKING
+
 from methods.objective import LossInputs, Objective
+
+if TYPE_CHECKING:
+    import torch
 
 
 def npo_term(s_theta: torch.Tensor, s_ref: torch.Tensor, beta: float) -> torch.Tensor:
+    import torch.nn.functional as F
+
     return -(2.0 / beta) * F.logsigmoid(beta * (s_theta - s_ref)).mean()
 
 
 def loss(x: LossInputs):
+    import torch
+
+    from methods.losses import logits_of, nll_of, sequence_nll
+
     labels = x.forget["labels"]
     s_theta = sequence_nll(logits_of(x.model, x.forget), labels)
     with torch.no_grad():

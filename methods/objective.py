@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
-
-import torch
+from typing import TYPE_CHECKING, Callable
 
 from bench.spec import Hyperparams
+
+if TYPE_CHECKING:  # torch loads when a loss runs, not when the registry is read
+    import torch
 
 
 @dataclass
