@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import math
 import os
 import resource
@@ -47,7 +45,7 @@ def fisher_cache(ctx: Context, suite: str, key: str, forget, retain, batch_size:
     from safetensors.torch import load_file, save_file
 
     def row_weights(model, names):
-        path = ctx.store.artefact_dir(suite) / "fisher" / f"{key}-b{batch_size}.safetensors"
+        path = ctx.store.artefact_dir(suite) / "fisher" / f"{key}.safetensors"
         if path.exists():
             cached = load_file(path)
             if set(cached) == set(names):
@@ -212,9 +210,18 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
     checkpoint.remove_all(run.dir)
 
 
+def fisher_key(spec: RunSpec, prepared) -> str:
+    """What FILA's row weights are computed from: the model's weights, every forget and retain example
+    the Fisher pass reads, its batch size and dtype, and the code of the pass."""
+    from bench.fingerprint import code_fingerprint, digest, model_fingerprint
+
+    return digest([model_fingerprint(prepared.model_path), prepared.forget, prepared.retain, spec.hparams.batch_size,
+                   spec.hparams.dtype, code_fingerprint("methods.fila", "methods.losses", "bench.data")])
+
+
 def _fisher_for(spec: RunSpec, prepared, ctx: Context, pad_id: int):
-    key = hashlib.sha256(json.dumps([prepared.data_key, prepared.model_path, spec.hparams.dtype]).encode()).hexdigest()[:16]
-    return fisher_cache(ctx, spec.suite, key, prepared.forget, prepared.retain, spec.hparams.batch_size, pad_id)
+    return fisher_cache(ctx, spec.suite, fisher_key(spec, prepared), prepared.forget, prepared.retain,
+                        spec.hparams.batch_size, pad_id)
 
 
 def prepare_artefacts(spec: RunSpec, ctx: Context) -> None:

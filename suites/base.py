@@ -44,7 +44,6 @@ class Prepared:
     evaluate: Callable[[Any, Any], Evaluation]  # (model, tokenizer) -> Evaluation
     should_stop: Callable[[dict], bool] | None = None  # the suite's stopping rule on an epoch's metrics
     final_evaluate: Callable[[Any, Any], dict] | None = None  # costly utility, once after the last epoch
-    data_key: str = ""  # identifies the forget / retain data, for the Fisher cache
     records: dict = field(default_factory=dict)  # settings and references to write into run.json
 
 

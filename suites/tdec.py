@@ -183,7 +183,10 @@ class Tdec(Suite):
             return dict(JANG_THRESHOLDS, source="Jang et al. 2023, GPT-Neo 125M")
         if spec.option("thresholds") != "measured":
             raise BenchError(f"bad thresholds '{spec.option('thresholds')}' (expected jang or measured)")
-        key = hashlib.sha256(json.dumps([model_path, spec.option("seq_len")]).encode()).hexdigest()[:16]
+        from bench.fingerprint import code_fingerprint, digest, model_fingerprint
+
+        seqs = self.unseen_sequences(spec, tokenizer, ctx)
+        key = digest([model_fingerprint(model_path), seqs, code_fingerprint("suites.extraction")])
         path = ctx.store.artefact_dir(self.name) / "thresholds" / f"{key}.json"
         if path.exists():
             return read_json(path)
@@ -191,7 +194,6 @@ class Tdec(Suite):
         from suites.extraction import extraction_scores
 
         model, tok = load_model(model_path, trust_remote_code=ctx.trust_remote_code, device=ctx.device)
-        seqs = self.unseen_sequences(spec, tok, ctx)
         scores = extraction_scores(model, seqs, tok.pad_token_id)
         result = {"ma": sum(scores["ma"]) / len(seqs), "el10": sum(scores["el10"]) / len(seqs),
                   "el5": sum(scores["el5"]) / len(seqs), "n": len(seqs), "source": f"measured on {len(seqs)} unseen sequences"}
@@ -299,7 +301,6 @@ class Tdec(Suite):
         return Prepared(model_path=model_path, forget=as_examples(forget_seqs), retain=as_examples(retain_seqs),
                         evaluate=evaluate, should_stop=should_stop,
                         final_evaluate=self.utility(spec, tokenizer, ctx),
-                        data_key=hashlib.sha256(json.dumps([model_path, spec.split, forget_seqs[:1]]).encode()).hexdigest()[:16],
                         records={"thresholds": limits, "forget_sequences": len(forget_seqs),
                                  "retain_sequences": len(retain_seqs),
                                  "utility_sets": {"dialogue": sorted(self.dialogue_sets(spec, ctx)),

@@ -251,17 +251,28 @@ class Tofu(Suite):
         publish_dir(tmp, out)
         return out
 
+    def evaluation_key(self, model_path: str, spec: RunSpec, sets) -> str:
+        """What a stored evaluation was computed from: the model's weights, every item it scored, the
+        options that change scores, the prompt format, and the evaluator's code."""
+        from bench.fingerprint import code_fingerprint, digest, model_fingerprint
+
+        options = {k: v for k, v in spec.options if k in ("max_items", "generation", "max_length", "prompt")}
+        return digest([model_fingerprint(model_path), spec.model, options, [(s.name, list(s.items), s.base, s.normalised_probability)
+                                                                           for s in sets],
+                       code_fingerprint("suites.tofu_eval", "methods.losses", "bench.data")])
+
     def evaluation_of(self, model_path: str, spec: RunSpec, ctx: Context) -> Evaluation:
         """Evaluation of a fixed model on this spec's eval sets, computed once and stored as JSON."""
         from suites.tofu_eval import evaluate_sets
 
         options = {k: v for k, v in spec.options if k in ("max_items", "generation", "max_length", "prompt")}
-        path = ctx.store.artefact_dir(self.name) / "evals" / f"{_key([model_path, spec.split, spec.model, options])}.json"
+        sets = self.eval_sets(spec, ctx)
+        path = ctx.store.artefact_dir(self.name) / "evals" / f"{self.evaluation_key(model_path, spec, sets)}.json"
         if path.exists():
             cached = read_json(path)
             return Evaluation(cached["metrics"], cached["items"])
         net, tokenizer = load_model(model_path, trust_remote_code=ctx.trust_remote_code, device=ctx.device)
-        metrics, items = evaluate_sets(net, tokenizer, self.eval_sets(spec, ctx), self.qa_format(spec.model, tokenizer, spec.option("prompt", "auto")),
+        metrics, items = evaluate_sets(net, tokenizer, sets, self.qa_format(spec.model, tokenizer, spec.option("prompt", "auto")),
                                        spec.option("generation"), int(spec.option("max_length")), ctx.eval_batch_size)
         write_json_atomic(path, {"model": model_path, "split": spec.split, "options": options,
                                  "metrics": metrics, "items": items})
@@ -307,7 +318,6 @@ class Tofu(Suite):
         ref_metrics = dict(ref_eval.metrics)
         ref_metrics["forget_quality"], ref_metrics["forget_ks_stat"] = forget_quality(ref_ratios, ref_ratios)
         return Prepared(model_path=target, forget=forget, retain=retain, evaluate=evaluate, should_stop=None,
-                        data_key=_key([target, spec.split, max_length, fmt.name]),
                         records={"target": target, "reference": reference, "reference_split": ref_split,
                                  "target_metrics": target_metrics, "reference_metrics": ref_metrics,
                                  "eval_items": {s.name: len(s.items) for s in sets}})

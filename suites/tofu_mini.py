@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from bench.errors import unknown
+from bench.fingerprint import code_fingerprint
 from bench.spec import Hyperparams, RunSpec
 from bench.store import read_json, write_json_atomic
 from suites.base import Context
@@ -55,7 +56,7 @@ class TofuMini(Tofu):
 
     def data_dir(self, ctx: Context) -> str:
         """The generated configs, written once as `<config>.json` files in the hub's schema."""
-        out = ctx.store.artefact_dir(self.name) / f"data-{_key(DATA)}"
+        out = ctx.store.artefact_dir(self.name) / f"data-{_key([DATA, code_fingerprint('suites.tofu_mini_data')])}"
         if not (out / "full.json").exists():
             tmp = out.with_name(out.name + f".tmp{os.getpid()}")
             for config, rows in generate(**DATA).items():
@@ -64,7 +65,8 @@ class TofuMini(Tofu):
         return str(out)
 
     def artefact_model_dir(self, model: str, split: str, ctx: Context) -> Path:
-        recipe = [model, DATA, self.finetune_hparams(model).__dict__, self.stage_a_hparams().__dict__]
+        recipe = [model, DATA, self.finetune_hparams(model).__dict__, self.stage_a_hparams().__dict__,
+                  code_fingerprint("suites.tofu_mini_data", "bench.tiny")]
         return ctx.store.artefact_dir(self.name) / "models" / f"{model}-{_key(recipe)}" / split
 
     def finetune_items(self, split: str, ctx: Context) -> list[dict]:

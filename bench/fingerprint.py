@@ -1,0 +1,76 @@
+"""Cache keys that cannot go stale: fingerprints of what a cached artefact was computed from.
+
+A cached evaluation, threshold or Fisher tensor is keyed by the content of its inputs, never by a
+path: the model's weights (a SHA-256 of its weight and config files, computed once and stored beside
+them in `fingerprint.json`, recomputed when a file's size or modification time changes), all the
+data it read, its options, and the source code of the modules that computed it (so an evaluator
+change invalidates old numbers without anyone remembering to bump a version).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from bench.store import read_json, write_json_atomic
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+CONFIG_FILES = ("config.json", "generation_config.json", "adapter_config.json")
+RECORD = "fingerprint.json"
+
+
+def _sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def model_fingerprint(name_or_path: str) -> str:
+    """SHA-256 over a local model directory's weight and config files; for a hub id, the id and the
+    revision it resolves to (a hub snapshot is immutable once its commit is fixed)."""
+    directory = Path(name_or_path)
+    if not directory.is_dir():
+        from bench.models import resolve
+
+        source, revision = resolve(name_or_path)
+        return digest(["hub", source, revision or "main"])
+    files = sorted(p for p in directory.iterdir() if p.is_file()
+                   and (p.suffix in WEIGHT_SUFFIXES or p.name in CONFIG_FILES))
+    stamp = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    record_path = directory / RECORD
+    if record_path.exists():
+        try:
+            record = read_json(record_path)
+            if record.get("files") == stamp:
+                return record["sha256"]
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable record: recompute it
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.name.encode())
+        h.update(_sha256_file(p).encode())
+    value = h.hexdigest()
+    if os.access(directory, os.W_OK):
+        write_json_atomic(record_path, {"sha256": value, "files": stamp})
+    return value
+
+
+def code_fingerprint(*modules: str) -> str:
+    """SHA-256 of the source files of `modules` (dotted names)."""
+    h = hashlib.sha256()
+    for name in modules:
+        path = importlib.import_module(name).__file__
+        h.update(name.encode())
+        h.update(Path(path).read_bytes())
+    return h.hexdigest()
+
+
+def digest(obj: Any, length: int = 16) -> str:
+    """A short SHA-256 of any JSON-serialisable object (sorted keys): data, options, recipes."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:length]
