@@ -104,6 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", metavar="A,B[;C,D]",
                    help="pairwise comparison over seeds: difference, 95%% interval, paired t-test (e.g. ihl+fila,ga+lora)")
     p.add_argument("--claims", metavar="YAML", help="a claims file to evaluate (default: the suite's own, if any)")
+    p.add_argument("--against", metavar="DIR", help="another results directory (another machine, commit or thread count): "
+                                                    "do its runs draw the same conclusions? writes agreement.md")
     results(p)
     return top
 
@@ -246,7 +248,7 @@ def cmd_report(args) -> int:
     from suites import SUITES
 
     SUITES[args.suite]
-    for path in write_report(args.suite, ResultStore(args.results), args.epoch, args.compare, args.claims):
+    for path in write_report(args.suite, ResultStore(args.results), args.epoch, args.compare, args.claims, args.against):
         print(f"wrote {path}")
     return 0
 

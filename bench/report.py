@@ -202,7 +202,7 @@ LEADERBOARD_NOTE = ("mean over seeds and its 95% Student-t interval [lo, hi]; fo
 
 
 def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: str | None = None,
-                 claims_file: str | None = None) -> list[Path]:
+                 claims_file: str | None = None, against: str | None = None) -> list[Path]:
     """Leaderboard (.md/.csv/.tex), paper-style table (.md/.tex), plots, claims, comparisons and the
     HTML page under results/<suite>/."""
     from bench import claims, html, plots, tables
@@ -216,6 +216,13 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
         print(f"no runs of suite {suite} in {store.root}")
         return []
     comparisons = [compare_methods(suite, runs, *pair) for pair in parse_compare(compare)] if compare else []
+    other = None
+    if against:
+        from bench.errors import BenchError
+
+        other = load_runs(suite, ResultStore(against), epoch)
+        if other.empty or "status" not in other or not (other["status"] == "finished").any():
+            raise BenchError(f"--against {against}: no finished runs of suite {suite} there")
     claims_path = Path(claims_file) if claims_file else claims.suite_claims_path(suite)
     claim_results = claims.evaluate_file(claims_path, suite, runs) if claims_file or claims_path.exists() else []
     out.mkdir(parents=True, exist_ok=True)
@@ -260,6 +267,12 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
         (out / "signal.md").write_text(f"# {suite}: which columns carry signal ({rule})\n\n{SIGNAL_NOTE}\n\n"
                                        + tabulate(signal, headers="keys", tablefmt="github") + "\n")
         paths.append(out / "signal.md")
+    if other is not None:
+        from bench import agreement
+
+        other_claims = claims.evaluate_file(claims_path, suite, other) if claim_results else []
+        pairs = agreement.separated_pairs(runs, other, kind.metrics)
+        paths.append(agreement.write(suite, out / "agreement.md", pairs, claim_results, other_claims, against))
     if comparisons:
         text = "\n\n".join(c.markdown() for c in comparisons)
         print(text)

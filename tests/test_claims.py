@@ -154,3 +154,21 @@ def test_html_leaderboard_reads_in_a_real_browser(store):
     assert ("Test CPU 9000", "") in prov and (str(len(RUNS) * 3), "") in prov
     verdicts = {r[0][0]: r[1][0] for r in parser.tables["claims"][1:]}
     assert verdicts["ga-lora-trades-poorly"] == "holds"
+
+
+def test_agreement_between_two_result_sets(store, tmp_path):
+    other = ResultStore(tmp_path / "other")
+    flipped = {**RUNS, "ihl+fila": RUNS["ga+fila"], "ga+fila": RUNS["ihl+fila"]}  # another "machine" disagrees
+    for method, seeds in flipped.items():
+        for seed, epochs in enumerate(seeds):
+            [spec] = expand("tofu-mini", method, seeds=str(seed), hparams={"epochs": 2})
+            write_json_atomic(other.run_dir(spec) / "run.json", record(spec, epochs))
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--against", str(store.root)]) == 0
+    same = (store.suite_dir("tofu-mini") / "agreement.md").read_text()
+    assert "reversed" not in same and "same, separated" in same and "| no " not in same.lower()
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--against", str(other.root)]) == 0
+    text = (store.suite_dir("tofu-mini") / "agreement.md").read_text()
+    mu = next(l for l in text.splitlines() if "| model_utility " in l and "ihl+fila-r4 | ga+fila-r4" in l)
+    assert mu.rstrip(" |").endswith("reversed, separated")
+    assert "| ihl-more-stable-than-ga | inconclusive | does not hold | NO" in text
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--against", str(tmp_path / "none")]) == 2

@@ -1,0 +1,72 @@
+"""Do two result sets (this machine and another, two commits, two thread counts) draw the same
+conclusions? For every metric and every pair of methods whose 95% intervals are separated in the
+first set: is the order the same in the second, and still separated? And does every claim get the
+same verdict? `python -m bench report --suite S --against OTHER_RESULTS_DIR` writes agreement.md."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+from bench import stats
+
+
+def _summaries(runs: pd.DataFrame, metrics) -> dict[tuple, stats.Summary]:
+    finished = runs[runs["status"] == "finished"]
+    out = {}
+    for (model, split, method), group in finished.groupby(["model", "split", "method"]):
+        for metric in metrics:
+            if metric.name in group:
+                s = metric.summarize(pd.to_numeric(group[metric.name], errors="coerce"))
+                if s is not None:
+                    out[(model, split, metric.name, method)] = s
+    return out
+
+
+def separated_pairs(runs_a: pd.DataFrame, runs_b: pd.DataFrame, metrics) -> list[dict]:
+    """Every pair separated in A, with what B says of it."""
+    a, b = _summaries(runs_a, metrics), _summaries(runs_b, metrics)
+    direction = {m.name: m.higher_is_better for m in metrics}
+    groups: dict[tuple, list[str]] = {}
+    for model, split, metric, method in a:
+        groups.setdefault((model, split, metric), []).append(method)
+    rows = []
+    for (model, split, metric), methods in sorted(groups.items()):
+        for x, y in itertools.combinations(sorted(methods), 2):
+            sa_x, sa_y = a[(model, split, metric, x)], a[(model, split, metric, y)]
+            if not (sa_x.has_interval and sa_y.has_interval) or sa_x.overlaps(sa_y):
+                continue
+            better, worse = (x, y) if (sa_x.mean > sa_y.mean) == direction[metric] else (y, x)
+            sb_better, sb_worse = b.get((model, split, metric, better)), b.get((model, split, metric, worse))
+            if sb_better is None or sb_worse is None:
+                verdict = "missing"
+            elif (sb_better.mean > sb_worse.mean) != direction[metric] and sb_better.mean != sb_worse.mean:
+                verdict = "reversed, separated" if not sb_better.overlaps(sb_worse) else "reversed, overlapping"
+            else:
+                verdict = "same, separated" if not sb_better.overlaps(sb_worse) else "same order, overlapping"
+            rows.append({"model": model, "split": split, "metric": metric, "better": better, "worse": worse,
+                         "A": f"{stats.fmt_summary(a[(model, split, metric, better)])} vs "
+                              f"{stats.fmt_summary(a[(model, split, metric, worse)])}",
+                         "B": "–" if verdict == "missing" else
+                              f"{stats.fmt_summary(sb_better)} vs {stats.fmt_summary(sb_worse)}",
+                         "in B": verdict})
+    return rows
+
+
+def write(suite: str, path: Path, pairs: list[dict], claims_a: list, claims_b: list, other: str) -> Path:
+    counts = pd.Series([p["in B"] for p in pairs], dtype=object).value_counts().to_dict()
+    verdicts_b = {c.id: c.verdict for c in claims_b}
+    claim_rows = [{"claim": c.id, "A": c.verdict, "B": verdicts_b.get(c.id, "–"),
+                   "agree": "yes" if verdicts_b.get(c.id) == c.verdict else "NO"} for c in claims_a]
+    lines = [f"# {suite}: do these results and {other} agree?", "",
+             "A = these results, B = the other set. Every pair of methods whose 95% intervals do not overlap "
+             "in A, per metric, and what B says of it.", "",
+             "Summary: " + (", ".join(f"{n} {k}" for k, n in counts.items()) or "no separated pairs") + ".", ""]
+    if claim_rows:
+        lines += ["## Claims", "", tabulate(claim_rows, headers="keys", tablefmt="github"), ""]
+    lines += ["## Separated pairs", "", tabulate(pairs, headers="keys", tablefmt="github") if pairs else "none", ""]
+    path.write_text("\n".join(lines))
+    return path
