@@ -1,4 +1,4 @@
-"""Dialogue utility of TDEC (SPEC section 4): greedy responses of at most 32 new tokens, scored by
+"""Dialogue utility of TDEC (docs/metrics.md): greedy responses of at most 32 new tokens, scored by
 unigram F1 against the reference response (ParlAI's normalisation: lower case, no punctuation, no
 articles)."""
 

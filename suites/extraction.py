@@ -1,4 +1,4 @@
-"""Memorisation metrics of the training-data extraction setting (Jang et al. 2023; SPEC section 4).
+"""Memorisation metrics of the training-data extraction setting (Jang et al. 2023; docs/metrics.md).
 
 MA(x)   = (1/(T-1)) sum_{t=1}^{T-1} 1[argmax p(. | x_<t) = x_t]          (one teacher-forced pass)
 EL_n(x) = (1/(T-n)) sum_{i=1}^{T-n} OVERLAP_n(greedy(x_<i, T-i tokens), x_{i:})

@@ -1,4 +1,4 @@
-"""TOFU's metrics (Maini et al. 2024), per item and aggregated. See SPEC.md section 3.
+"""TOFU's metrics (Maini et al. 2024), per item and aggregated. Definitions: docs/metrics.md.
 
 Teacher-forced scoring puts every candidate answer of every item of every eval set into shared,
 length-sorted batches: one forward pass per batch, never one per answer string. Generation is
