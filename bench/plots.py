@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import stats
+from bench.tables import row_labels
 
 FLOOR = 1e-30  # forget quality of exactly 0 drawn here on the log axis
 
@@ -50,6 +51,7 @@ def tofu_tradeoff(runs: pd.DataFrame, refs: pd.DataFrame, out_dir: Path, metrics
     metric_of = {m.name: m for m in metrics}
     paths = []
     finished = runs[runs["status"] == "finished"]
+    finished = finished.assign(method=row_labels(finished, ["method"]))  # other configs are other lines
     for split in sorted(finished["split"].unique()):
         fig, ax = plt.subplots(figsize=(7.5, 5.5))
         for method, group in finished[finished["split"] == split].groupby("method", sort=True):
@@ -85,6 +87,7 @@ def tdec_epochs(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
     finished = runs[runs["status"] == "finished"].copy()
     if finished.empty or "epochs_to_forget_or_cap" not in finished:
         return []
+    finished["method"] = row_labels(finished, ["model", "method"])  # other configs are other bars
     finished["epochs"] = pd.to_numeric(finished["epochs_to_forget_or_cap"], errors="coerce")
     ranks = sorted(set(finished.loc[finished["adapter"] != "full", "rank"]))
     fig, ax = plt.subplots(figsize=(8, 5))

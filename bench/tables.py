@@ -60,7 +60,7 @@ def _status(group: pd.DataFrame) -> str:
     return ", ".join(f"{n} {status}" for status, n in sorted(other.items())) or "ok"
 
 
-def _labels(runs: pd.DataFrame, keys: list[str]) -> pd.Series:
+def row_labels(runs: pd.DataFrame, keys: list[str]) -> pd.Series:
     """The method label, with the config key appended where one row name would cover several configs
     (other hyperparameters or options): such runs are never averaged together."""
     configs = runs.groupby(keys)["config"].transform("nunique")
@@ -68,12 +68,16 @@ def _labels(runs: pd.DataFrame, keys: list[str]) -> pd.Series:
 
 
 def _summary(frame: pd.DataFrame, col: str, metrics: dict | None = None):
-    """Summary of column `col` with the scale and range of its metric (cost columns: plain, >= 0)."""
+    """Summary of column `col` with the scale and range of its metric. Cost: wall time with its interval;
+    trainable parameters and peak memory, which do not vary with the seed, as plain means."""
     if col not in frame:
         return None
     values = pd.to_numeric(frame[col], errors="coerce")
     metric = (metrics or {}).get(col)
-    return metric.summarize(values) if metric else stats.summarize(values, bounds=(0.0, float("inf")))
+    if metric:
+        return metric.summarize(values)
+    s = stats.summarize(values, bounds=(0.0, float("inf")))
+    return s if s is None or col == "wall_s" else stats.Summary(s.mean, None, None, s.n)
 
 
 def _forgot(done: pd.DataFrame) -> str:
@@ -101,7 +105,7 @@ def tofu_rows(runs: pd.DataFrame, refs: pd.DataFrame, metrics=()) -> tuple[list[
             for metric in ("forget_quality", "model_utility"):
                 row[f"{split}:{metric}"] = _summary(ref, metric, metrics) if not ref.empty else None
         rows.append(row)
-    runs = runs.assign(method=_labels(runs, ["method"]))
+    runs = runs.assign(method=row_labels(runs, ["method"]))
     finished = runs[runs["status"] == "finished"]
     for method, group in runs.groupby("method", sort=True):
         done = finished[finished["method"] == method]
@@ -127,7 +131,7 @@ def tdec_rows(runs: pd.DataFrame, metrics=(), shown=tuple(TDEC_COLUMNS)) -> tupl
     quality columns `shown` (the suite's choice), then cost."""
     columns = {**{c: TDEC_COLUMNS[c] for c in shown}, **COST}
     metrics = {m.name: m for m in metrics}
-    runs = runs.assign(method=_labels(runs, ["model", "method"]))
+    runs = runs.assign(method=row_labels(runs, ["model", "method"]))
     finished = runs[runs["status"] == "finished"]
     rows = []
     for (model, method), group in runs.groupby(["model", "method"], sort=True):
