@@ -240,18 +240,15 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
     kind = SUITES[suite]
     figures, table_md = [], ""
     if isinstance(kind, Tofu):
-        rows, columns = tables.tofu_rows(runs, reference_rows(suite, store), kind.metrics)
+        rows, columns = tables.tofu_rows(runs, reference_rows(suite, store), kind.metrics, kind.paper_columns)
         keys = ["method", "runs", "status", "forgot"]
         figures = plots.tofu_tradeoff(runs, reference_rows(suite, store), out, kind.metrics)
-        caption = tables.TOFU_CAPTION
+        caption = tables.TOFU_CAPTION + _left_out(tables.TOFU_COLUMNS, kind.paper_columns)
     elif isinstance(kind, Tdec):
         rows, columns = tables.tdec_rows(runs, kind.metrics, kind.paper_columns)
         keys = ["model", "method", "runs", "status", "forgotten"]
         figures = plots.tdec_epochs(runs, out)
-        left_out = [c for c in tables.TDEC_COLUMNS if c not in kind.paper_columns]
-        caption = tables.TDEC_CAPTION + (f" Measured but left out of this suite's table (too little signal across "
-                                         f"seeds; see signal.md and leaderboard.csv): {', '.join(left_out)}."
-                                         if left_out else "")
+        caption = tables.TDEC_CAPTION + _left_out(tables.TDEC_COLUMNS, kind.paper_columns)
     else:
         rows = None
     if rows is not None:
@@ -282,6 +279,12 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
                                  rows and (rows, columns, keys), figures, claim_results, comparisons,
                                  provenance(runs)))
     return paths
+
+
+def _left_out(columns: dict, shown: tuple[str, ...]) -> str:
+    left_out = [c for c in columns if c not in shown]
+    return (f" Measured but left out of this suite's table (between-method spread not above the seed-to-seed "
+            f"spread; see signal.md and leaderboard.csv): {', '.join(left_out)}." if left_out else "")
 
 
 def provenance(runs: pd.DataFrame) -> list[dict]:

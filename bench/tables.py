@@ -85,13 +85,16 @@ def _forgot(done: pd.DataFrame) -> str:
     return f"{int(flags.sum())}/{len(flags)}" if len(flags) else "–"
 
 
-def tofu_rows(runs: pd.DataFrame, refs: pd.DataFrame, metrics=()) -> tuple[list[dict], dict]:
-    """Rows: target, retain, then each method; per split: FQ and MU at the last epoch, FQ@MU, forgot,
-    MU@forgot."""
+TOFU_COLUMNS = {"forget_quality": ("FQ last", True), "model_utility": ("MU last", True),
+                "fq_constrained": ("FQ@MU", True), "mu_at_forget": ("MU@forgot", True)}
+
+
+def tofu_rows(runs: pd.DataFrame, refs: pd.DataFrame, metrics=(), shown=tuple(TOFU_COLUMNS)) -> tuple[list[dict], dict]:
+    """Rows: target, retain, then each method; per split the columns `shown` (the suite's choice of FQ and
+    MU at the last epoch, FQ@MU, MU@forgot), how many runs forgot, then cost."""
     splits = sorted(runs["split"].dropna().unique()) if not runs.empty else []
     metrics = {m.name: m for m in metrics}
-    per_split = {"forget_quality": ("FQ last", True), "model_utility": ("MU last", True),
-                 "fq_constrained": ("FQ@MU", True), "mu_at_forget": ("MU@forgot", True)}
+    per_split = {c: TOFU_COLUMNS[c] for c in shown}
     columns = {}
     for split in splits:
         for metric, (header, higher) in per_split.items():
