@@ -56,15 +56,22 @@ def separated_pairs(runs_a: pd.DataFrame, runs_b: pd.DataFrame, metrics) -> list
     return rows
 
 
-def write(suite: str, path: Path, pairs: list[dict], claims_a: list, claims_b: list, other: str) -> Path:
+def _count(pairs: list[dict]) -> str:
     counts = pd.Series([p["in B"] for p in pairs], dtype=object).value_counts().to_dict()
+    return ", ".join(f"{n} {k}" for k, n in counts.items()) or "no separated pairs"
+
+
+def write(suite: str, path: Path, pairs: list[dict], claims_a: list, claims_b: list, other: str,
+          table_metrics: tuple[str, ...] = ()) -> Path:
     verdicts_b = {c.id: c.verdict for c in claims_b}
     claim_rows = [{"claim": c.id, "A": c.verdict, "B": verdicts_b.get(c.id, "–"),
                    "agree": "yes" if verdicts_b.get(c.id) == c.verdict else "NO"} for c in claims_a]
     lines = [f"# {suite}: do these results and {other} agree?", "",
              "A = these results, B = the other set. Every pair of methods whose 95% intervals do not overlap "
              "in A, per metric, and what B says of it.", "",
-             "Summary: " + (", ".join(f"{n} {k}" for k, n in counts.items()) or "no separated pairs") + ".", ""]
+             f"All metrics: {_count(pairs)}.", "",
+             f"The paper table's columns ({', '.join(table_metrics)}): "
+             f"{_count([p for p in pairs if p['metric'] in table_metrics])}.", ""]
     if claim_rows:
         lines += ["## Claims", "", tabulate(claim_rows, headers="keys", tablefmt="github"), ""]
     lines += ["## Separated pairs", "", tabulate(pairs, headers="keys", tablefmt="github") if pairs else "none", ""]

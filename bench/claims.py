@@ -14,8 +14,9 @@ A claim file (`suites/claims/<family>.yaml`, or `bench report --claims FILE`) ho
       method: ihl+fila
       metric: fq_constrained
 
-Each comparison pairs runs by (model, split, seed) and takes the 95% t-interval of the mean
-difference (bench.stats.paired). Verdict per comparison: `holds` when the interval lies on A's side
+Each comparison pairs runs by (model, split, seed) and takes the t-interval of the mean difference
+(bench.stats.paired) at a family-wise 95% over the claim's k comparisons (Bonferroni: each interval at
+1 - 0.05 / k), so that a claim of nine comparisons is not decided by one lucky one. Verdict per comparison: `holds` when the interval lies on A's side
 of 0, `does not hold` when it lies on B's side, `inconclusive` when it contains 0, `no data` when a
 method has no finished runs. A claim holds when every comparison holds, does not hold when any does
 not, and is inconclusive otherwise.
@@ -103,7 +104,7 @@ def _runs_of(runs: pd.DataFrame, name: str, suite: str, only_forgotten: bool) ->
     return chosen
 
 
-def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotten: bool) -> Check:
+def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotten: bool, level: float) -> Check:
     try:
         ra, rb = _runs_of(runs, a, suite, only_forgotten), _runs_of(runs, b, suite, only_forgotten)
     except BenchError as e:
@@ -113,7 +114,7 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
     merged = ra.merge(rb, on=KEYS, suffixes=("_a", "_b"))
     va = list(pd.to_numeric(merged[metric.name + "_a"], errors="coerce"))
     vb = list(pd.to_numeric(merged[metric.name + "_b"], errors="coerce"))
-    result = stats.paired(va, vb, metric.log_scale)
+    result = stats.paired(va, vb, metric.log_scale, level=level)
     if result is None:
         return Check(a, b, "no data")
     verdict = {"A better": "holds", "B better": "does not hold",
@@ -147,12 +148,14 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame) -> list[ClaimRe
         metric, only = metrics[c["metric"]], bool(c.get("only_forgotten", False))
         if c.get("kind", "better") == "best":
             others = [m for m in methods if m != c["method"] and re.sub(r"-r\d+$", "", m) != c["method"]]
-            checks = [_check(runs, suite, c["method"], o, metric, only) for o in others]
+            pairs = [(c["method"], o) for o in others]
         else:
             axes = c.get("for_each") or {}
             combos = [dict(zip(axes, values)) for values in itertools.product(*axes.values())] or [{}]
-            checks = [_check(runs, suite, c["better"].format(**sub), c["than"].format(**sub), metric, only)
-                      for sub in combos]
+            pairs = [(c["better"].format(**sub), c["than"].format(**sub)) for sub in combos]
+        # family-wise 95% over the claim's comparisons (Bonferroni): one lucky comparison of nine decides nothing
+        level = 1 - (1 - stats.LEVEL) / max(len(pairs), 1)
+        checks = [_check(runs, suite, a, b, metric, only, level) for a, b in pairs]
         results.append(ClaimResult(c["id"], c.get("text", ""), c["metric"], overall([k.verdict for k in checks]), checks))
     return results
 
@@ -161,8 +164,9 @@ def evaluate_file(path: Path, suite: str, runs: pd.DataFrame) -> list[ClaimResul
     return evaluate(load(path), suite, runs)
 
 
-NOTE = ("Each comparison pairs runs by (model, split, seed): A minus B, the 95% t-interval of the mean difference "
-        "and the paired t-test p-value (log-scale metrics as log10 ratios). holds = the interval lies on A's side "
+NOTE = ("Each comparison pairs runs by (model, split, seed): A minus B, the t-interval of the mean difference at a "
+        "family-wise 95% over the claim's comparisons (Bonferroni) and the paired t-test p-value (log-scale metrics "
+        "as log10 ratios). holds = the interval lies on A's side "
         "of 0; does not hold = on B's side; inconclusive = it contains 0. A claim holds when all its comparisons "
         "hold and does not hold when any does not.")
 
@@ -174,7 +178,7 @@ def write_markdown(results: list[ClaimResult], suite: str, path: Path) -> Path:
     for r in results:
         lines += [f"## {r.id}: {r.verdict}", "", r.text, "",
                   tabulate([{"A": k.a, "B": k.b, "A value": k.a_value, "B value": k.b_value, "A - B": k.diff,
-                             "95% interval": k.interval, "p": k.p, "pairs": k.pairs, "verdict": k.verdict}
+                             "interval (family-wise 95%)": k.interval, "p": k.p, "pairs": k.pairs, "verdict": k.verdict}
                             for k in r.checks], headers="keys", tablefmt="github"), ""]
     path.write_text("\n".join(lines))
     return path

@@ -78,7 +78,7 @@ def write_page(suite: str, path: Path, leaderboard: pd.DataFrame, rule: str, not
         parts += ["<h2>Claims</h2>", f"<p class=\"note\">{html.escape(NOTE)}</p>", table(rows, "claims")]
         for c in claims:
             checks = pd.DataFrame([{"A": k.a, "B": k.b, "A value": k.a_value, "B value": k.b_value, "A - B": k.diff,
-                                    "95% interval": k.interval, "p": k.p, "pairs": k.pairs, "verdict": k.verdict}
+                                    "interval (family-wise 95%)": k.interval, "p": k.p, "pairs": k.pairs, "verdict": k.verdict}
                                    for k in c.checks])
             css = c.verdict.replace(" ", "-")
             parts += [f"<h3 class=\"{css}\">{html.escape(c.id)}: {html.escape(c.verdict)}</h3>",

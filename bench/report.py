@@ -269,7 +269,8 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
 
         other_claims = claims.evaluate_file(claims_path, suite, other) if claim_results else []
         pairs = agreement.separated_pairs(runs, other, kind.metrics)
-        paths.append(agreement.write(suite, out / "agreement.md", pairs, claim_results, other_claims, against))
+        paths.append(agreement.write(suite, out / "agreement.md", pairs, claim_results, other_claims, against,
+                                     getattr(kind, "paper_columns", ())))
     if comparisons:
         text = "\n\n".join(c.markdown() for c in comparisons)
         print(text)

@@ -36,8 +36,8 @@ RUNS = {
                  [(1e-3, 0.49, 0.7), (0.25, 0.49, 0.38)]],
     "ga+lora": [[(1e-6, 0.50, 0.99), (2e-6, 0.49, 0.98)], [(1e-6, 0.50, 0.99), (1e-6, 0.50, 0.97)],
                 [(2e-6, 0.50, 0.99), (3e-6, 0.49, 0.99)]],
-    "ga+fila": [[(0.5, 0.2, 0.1), (0.9, 0.0, 0.0)], [(0.4, 0.1, 0.2), (0.8, 0.0, 0.0)],
-                [(0.6, 0.3, 0.3), (0.7, 0.0, 0.0)]],
+    "ga+fila": [[(0.5, 0.2, 0.1), (0.9, 0.0, 0.0)], [(0.4, 0.15, 0.2), (0.8, 0.0, 0.0)],
+                [(0.6, 0.25, 0.3), (0.7, 0.0, 0.0)]],
     "ihl+lora": [[(1e-5, 0.5, 0.9), (1e-2, 0.45, 0.8)], [(1e-5, 0.5, 0.9), (1e-6, 0.48, 0.9)],
                  [(1e-5, 0.5, 0.9), (1e-4, 0.47, 0.85)]],
 }
@@ -71,6 +71,7 @@ def test_the_papers_claims_get_the_verdicts_the_numbers_support(store):
     assert results["ga-lora-trades-poorly"].verdict == "holds"  # FQ@MU ~0.25 vs ~2e-6, every seed
     stable = results["ihl-more-stable-than-ga"]
     assert [k.verdict for k in stable.checks] == ["no data", "holds"]  # ga+lora never forgot
+    assert stable.checks[1].interval.startswith("[0.1")  # family-wise: each of 2 intervals at 97.5%
     assert stable.verdict == "inconclusive"
     faster = {k.a: k.verdict for k in results["fila-forgets-faster"].checks}
     assert faster == {"ga+fila": "holds", "ihl+fila": "holds", "gd+fila": "no data", "kl+fila": "no data",
