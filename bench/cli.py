@@ -84,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", required=True)
     p.add_argument("--model", required=True)
     p.add_argument("--split", required=True, help="full, retain99, retain95 or retain90")
+    p.add_argument("--seed", type=int, default=0, help="data-order seed (references per seed: --option reference_seed=run)")
     results(p)
     runtime(p)
     p = command("status", "show every run of a suite: pending, running, finished, failed")
@@ -230,7 +231,7 @@ def cmd_finetune(args) -> int:
     suite.check_model(args.model)
     ctx = _context(args)
     ctx.store.check_writable()
-    out = suite.finetune(args.model, args.split, ctx)
+    out = suite.finetune(args.model, args.split, ctx, args.seed)
     print(f"{args.split} model of {args.model}: {out}")
     return 0
 

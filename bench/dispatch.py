@@ -165,9 +165,13 @@ def _groups(specs: Sequence[RunSpec]) -> dict[tuple, list[RunSpec]]:
 
 
 def _artefact_specs(group: list[RunSpec]) -> list[dict]:
-    """The specs whose preparation builds every shared artefact: the suite's references (any spec)
-    and FILA's Fisher row weights (a FILA spec, if the group has one)."""
-    chosen = [group[0]] + [s for s in group if s.adapter == "fila"][:1]
+    """The specs whose preparation builds every shared artefact, per seed (references may be fine-tuned
+    per seed; otherwise the later seeds find them cached): the suite's references (any spec) and FILA's
+    Fisher row weights (a FILA spec, if there is one)."""
+    by_seed: dict[int, list[RunSpec]] = {}
+    for s in group:
+        by_seed.setdefault(s.seed, []).append(s)
+    chosen = [spec for specs in by_seed.values() for spec in [specs[0]] + [s for s in specs if s.adapter == "fila"][:1]]
     return [s.to_dict() for s in dict.fromkeys(chosen)]
 
 

@@ -96,14 +96,15 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
 
 
 def reference_rows(suite: str, store: ResultStore) -> pd.DataFrame:
-    """The target (before unlearning) and reference (retain-only) rows TOFU tables carry."""
+    """The target (before unlearning) and reference (retain-only) rows TOFU tables carry: one per distinct
+    model (several when references are fine-tuned per seed, which tables then summarise)."""
     rows, seen = [], set()
     for _, record, _ in store.iter_records(suite):
         if not record or "suite_records" not in record:
             continue
         spec, extra = record["spec"], record["suite_records"]
-        for role, key in (("target", "target_metrics"), ("retain", "reference_metrics")):
-            ident = (spec["model"], spec["split"], role)
+        for role, key, path in (("target", "target_metrics", "target"), ("retain", "reference_metrics", "reference")):
+            ident = (spec["model"], spec["split"], role, extra.get(path))  # one row per reference model
             if key in extra and ident not in seen:
                 seen.add(ident)
                 rows.append({"model": spec["model"], "split": spec["split"], "method": f"({role})",

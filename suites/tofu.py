@@ -76,6 +76,11 @@ def publish_dir(tmp: Path, out: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _seeded(split: str, seed: int) -> str:
+    """The directory of a reference fine-tuned with `seed` (seed 0 keeps the plain split name)."""
+    return split if seed == 0 else f"{split}-s{seed}"
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name.rstrip("/").split("/")[-1])
 
@@ -102,6 +107,9 @@ class Tofu(Suite):
         "reference": "",
         "max_length": 512,
         "prompt": "auto",  # auto | qa | llama2-chat | chat-template
+        # shared: every seed unlearns the same target (fine-tuned with seed 0); run: the target and retain-only
+        # models are fine-tuned with the run's seed, so intervals also cover how the references vary
+        "reference_seed": "shared",
     }
 
     def derived_metrics(self, record: dict) -> dict:
@@ -199,9 +207,10 @@ class Tofu(Suite):
         return self.load_config(split, ctx)
 
     # -- reference models ------------------------------------------------------------------------
-    def artefact_model_dir(self, model: str, split: str, ctx: Context) -> Path:
+    def artefact_model_dir(self, model: str, split: str, ctx: Context, seed: int = 0) -> Path:
         recipe = self.finetune_hparams(model)
-        return ctx.store.artefact_dir(self.name) / "models" / f"{_slug(model)}-{_key([model, recipe.__dict__])}" / split
+        return ctx.store.artefact_dir(self.name) / "models" / f"{_slug(model)}-{_key([model, recipe.__dict__])}" / \
+            _seeded(split, seed)
 
     def base_model(self, model: str, ctx: Context) -> str:
         """What fine-tuning starts from."""
@@ -217,16 +226,24 @@ class Tofu(Suite):
             return PUBLISHED[(spec.model, split)]
         if named:
             return named
-        path = self.artefact_model_dir(spec.model, split, ctx)
+        seed = self.reference_seed(spec)
+        path = self.artefact_model_dir(spec.model, split, ctx, seed)
         if not (path / "config.json").exists():
-            self.missing_reference(spec, split, path, ctx)
+            self.missing_reference(spec, split, seed, path, ctx)
         return str(path)
 
-    def missing_reference(self, spec: RunSpec, split: str, path: Path, ctx: Context) -> None:
+    def reference_seed(self, spec: RunSpec) -> int:
+        choice = spec.option("reference_seed", "shared")
+        if choice not in ("shared", "run"):
+            raise BenchError(f"bad reference_seed '{choice}' (expected shared or run)")
+        return spec.seed if choice == "run" else 0
+
+    def missing_reference(self, spec: RunSpec, split: str, seed: int, path: Path, ctx: Context) -> None:
         hint = f" or --option {'target' if split == 'full' else 'reference'}=published" if (spec.model, split) in PUBLISHED else ""
         raise MissingReference(
             f"no {split} model of {spec.model} for suite {self.name} at {path}; produce it with: python -m bench "
-            f"finetune --suite {self.name} --model {spec.model} --split {split} --results {ctx.store.root}{hint}")
+            f"finetune --suite {self.name} --model {spec.model} --split {split}{f' --seed {seed}' if seed else ''} "
+            f"--results {ctx.store.root}{hint}")
 
     def finetune(self, model: str, split: str, ctx: Context, seed: int = 0) -> Path:
         """Fine-tune `model` on `split` with the paper's recipe; cached by (model, recipe, split)."""
@@ -236,7 +253,7 @@ class Tofu(Suite):
         if split not in FINETUNE_SPLITS:
             from bench.errors import unknown
             raise unknown("fine-tune split", split, FINETUNE_SPLITS)
-        out = self.artefact_model_dir(model, split, ctx)
+        out = self.artefact_model_dir(model, split, ctx, seed)
         if (out / "config.json").exists():
             return out
         hp = self.finetune_hparams(model)

@@ -19,7 +19,7 @@ from bench.fingerprint import code_fingerprint
 from bench.spec import Hyperparams, RunSpec
 from bench.store import read_json, write_json_atomic
 from suites.base import Context
-from suites.tofu import Tofu, _key, publish_dir
+from suites.tofu import Tofu, _key, _seeded, publish_dir
 from suites.tofu_mini_data import generate
 
 ARCH_OF = {"tiny-llama": "llama", "tiny-phi": "phi", "tiny-gpt-neo": "gpt-neo"}
@@ -37,7 +37,9 @@ class TofuMini(Tofu):
     default_splits = ("forget10",)
     default_adapters = ("lora", "fila")
     default_ranks = (4,)
-    options = {**Tofu.options, "generation": "new:32", "max_length": 128}
+    # references fine-tuned per seed: on a model this small, how the target and retain-only models came out
+    # (data order, float rounding on another machine) moves every number; the intervals must cover it
+    options = {**Tofu.options, "generation": "new:32", "max_length": 128, "reference_seed": "run"}
 
     def check_model(self, model: str) -> None:
         if model not in ARCH_OF:
@@ -67,10 +69,10 @@ class TofuMini(Tofu):
             publish_dir(tmp, out)
         return str(out)
 
-    def artefact_model_dir(self, model: str, split: str, ctx: Context) -> Path:
+    def artefact_model_dir(self, model: str, split: str, ctx: Context, seed: int = 0) -> Path:
         recipe = [model, DATA, self.finetune_hparams(model).__dict__, self.stage_a_hparams().__dict__,
                   code_fingerprint("suites.tofu_mini_data", "bench.tiny")]
-        return ctx.store.artefact_dir(self.name) / "models" / f"{model}-{_key(recipe)}" / split
+        return ctx.store.artefact_dir(self.name) / "models" / f"{model}-{_key(recipe)}" / _seeded(split, seed)
 
     def finetune_items(self, split: str, ctx: Context) -> list[dict]:
         replay = self.load_config("real_authors", ctx) + self.load_config("world_facts", ctx)
@@ -100,5 +102,5 @@ class TofuMini(Tofu):
         publish_dir(tmp, out)
         return str(out)
 
-    def missing_reference(self, spec: RunSpec, split: str, path: Path, ctx: Context) -> None:
-        self.finetune(spec.model, split, ctx)  # mini references are cheap: build them on first use
+    def missing_reference(self, spec: RunSpec, split: str, seed: int, path: Path, ctx: Context) -> None:
+        self.finetune(spec.model, split, ctx, seed)  # mini references are cheap: build them on first use

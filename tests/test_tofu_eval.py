@@ -136,3 +136,19 @@ def test_real_tofu_offline_fails_fast_and_names_the_way_out(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Hugging Face hub cannot be reached" in err and "--model PATH" in err
     assert time.time() - start < 30
+
+
+def test_references_per_seed_live_apart_and_say_how_to_make_them(tmp_path):
+    from bench.spec import Hyperparams, RunSpec
+    from suites.base import MissingReference
+
+    suite, ctx = Tofu(), Context(store=ResultStore(tmp_path))
+    spec = lambda seed, choice: RunSpec("tofu", "phi-1.5", "forget10", "ga", "full", 0, seed, Hyperparams(),
+                                        suite.check_options({"reference_seed": choice}))
+    with pytest.raises(MissingReference, match=r"--split full --seed 2 --results"):
+        suite.reference_model(spec(2, "run"), "target", "full", ctx)
+    with pytest.raises(MissingReference, match=r"--split full --results"):  # shared: seed 0's model
+        suite.reference_model(spec(2, "shared"), "target", "full", ctx)
+    assert suite.artefact_model_dir("phi-1.5", "full", ctx, 2).name == "full-s2"
+    with pytest.raises(BenchError, match="bad reference_seed 'each'"):
+        suite.reference_model(spec(2, "each"), "target", "full", ctx)
