@@ -14,13 +14,17 @@ PACKAGES = ("torch", "transformers", "peft", "accelerate", "datasets", "lm_eval"
             "scipy", "rouge_score", "pandas", "submitit")
 
 
+CODE_PATHS = ("bench", "methods", "suites", "pyproject.toml")
+
+
 def git_commit() -> str | None:
     root = Path(__file__).resolve().parent.parent
     try:
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
                              text=True, timeout=5)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        # dirty = the code that computes results differs from the commit (reports and docs do not count)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+                                *CODE_PATHS], capture_output=True, text=True, timeout=5).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return None
     return (out.stdout.strip() + ("-dirty" if dirty else "")) if out.returncode == 0 else None
