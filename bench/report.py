@@ -324,8 +324,9 @@ def signal_table(suite: str, runs: pd.DataFrame) -> list[dict]:
             if metric.log_scale:
                 values = values.clip(lower=stats.FLOOR).map(math.log10)
             frame = pd.DataFrame({"method": block["method"], "v": values}).dropna()
+            frame = frame[frame.groupby("method")["v"].transform("size") >= 2]  # a seed spread needs two runs
             groups = frame.groupby("method")["v"]
-            if groups.ngroups < 2 or groups.size().min() < 2:
+            if groups.ngroups < 2:
                 continue
             between = float(groups.mean().std(ddof=1))
             within = math.sqrt(float(groups.var(ddof=1).mean()))

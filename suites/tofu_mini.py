@@ -31,9 +31,9 @@ class TofuMini(Tofu):
     summary = "TOFU's twin on CPU: 100 generated authors, a 0.65M-parameter model, references built on first use"
     models = ("tiny-llama",)
     default_seeds = (0, 1, 2)
-    # measured on two instruction sets, 3 seeds (docs/suites.md): only FQ and MU after the last epoch separate
-    # methods by more than 1.5x their seed-to-seed spread; FQ@MU and MU@forgot stay in the leaderboard
-    paper_columns = ("forget_quality", "model_utility")
+    # the columns whose spread between methods exceeds their seed-to-seed spread on both instruction sets
+    # measured (docs/suites.md); FQ@MU does not (0.35x) and stays in the leaderboard
+    paper_columns = ("forget_quality", "model_utility", "mu_at_forget")
     default_splits = ("forget10",)
     default_adapters = ("lora", "fila")
     default_ranks = (4,)
