@@ -42,9 +42,10 @@ class Summary:
 
 
 def t_quantile(n: int, level: float = LEVEL) -> float:
-    from scipy import stats
+    """Student-t quantile for n values (scipy.special: a third of scipy.stats' import time)."""
+    from scipy.special import stdtrit
 
-    return float(stats.t.ppf(0.5 + level / 2, n - 1))
+    return float(stdtrit(n - 1, 0.5 + level / 2))
 
 
 def summarize(values: Iterable[float], log_scale: bool = False, bounds: tuple[float, float] | None = None,
@@ -110,8 +111,9 @@ class Paired:
 
 
 def paired(a: Sequence[float], b: Sequence[float], log_scale: bool = False, level: float = LEVEL) -> Paired | None:
-    """Paired comparison of matched values (a[i] and b[i] from the same seed / split)."""
-    from scipy import stats
+    """Paired comparison of matched values (a[i] and b[i] from the same seed / split); the p-value is the
+    two-sided paired t-test's (what scipy.stats.ttest_rel gives)."""
+    from scipy.special import stdtr
 
     pairs = [(float(x), float(y)) for x, y in zip(a, b) if x is not None and y is not None
              and math.isfinite(float(x)) and math.isfinite(float(y))]
@@ -128,7 +130,8 @@ def paired(a: Sequence[float], b: Sequence[float], log_scale: bool = False, leve
     half = t_quantile(n, level) * sd / math.sqrt(n)
     if sd == 0:  # identical differences: the interval is the point, the test is undefined
         return Paired(mean, mean, mean, 0.0 if mean != 0 else 1.0, n)
-    p = float(stats.ttest_rel([x for x, _ in pairs], [y for _, y in pairs]).pvalue)
+    t = mean / (sd / math.sqrt(n))
+    p = float(2 * stdtr(n - 1, -abs(t)))
     return Paired(mean, mean - half, mean + half, p, n)
 
 
