@@ -25,7 +25,6 @@ not, and is inconclusive otherwise.
 from __future__ import annotations
 
 import itertools
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,10 +92,10 @@ def load(path: Path) -> list[dict]:
 
 def _runs_of(runs: pd.DataFrame, name: str, suite: str, only_forgotten: bool) -> pd.DataFrame:
     """Finished runs of `name` (empty when it has none); several configurations -> BenchError."""
-    from bench.report import select_method
+    from bench.report import method_base, select_method
 
     finished = runs[runs["status"] == "finished"]
-    if not (finished["method"].str.replace(r"-r\d+$", "", regex=True).eq(name) | finished["method"].eq(name)).any():
+    if not (method_base(finished["method"]).eq(name) | finished["method"].eq(name)).any():
         return finished.iloc[0:0]
     chosen = select_method(runs, name, suite)
     if only_forgotten:
@@ -140,14 +139,17 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame) -> list[ClaimRe
     from suites import SUITES
 
     metrics = {m.name: m for m in SUITES[suite].metrics}
-    methods = sorted(set(runs.loc[runs["status"] == "finished", "method"])) if "method" in runs else []
+    from bench.report import method_base
+
+    labels = runs.loc[runs["status"] == "finished", "method"] if "method" in runs else pd.Series(dtype=str)
+    methods = sorted(set(zip(labels, method_base(labels))))
     results = []
     for c in claims:
         if c["metric"] not in metrics:
             raise unknown(f"metric of suite {suite} (claim {c['id']})", c["metric"], metrics)
         metric, only = metrics[c["metric"]], bool(c.get("only_forgotten", False))
         if c.get("kind", "better") == "best":
-            others = [m for m in methods if m != c["method"] and re.sub(r"-r\d+$", "", m) != c["method"]]
+            others = [label for label, base in methods if c["method"] not in (label, base)]
             pairs = [(c["method"], o) for o in others]
         else:
             axes = c.get("for_each") or {}

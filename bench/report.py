@@ -359,14 +359,18 @@ def parse_compare(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def method_base(labels: pd.Series) -> pd.Series:
+    """`ihl+fila-r4` -> `ihl+fila`: the method as a user types it, without the rank."""
+    return labels.str.replace(r"-r\d+$", "", regex=True)
+
+
 def select_method(runs: pd.DataFrame, name: str, suite: str) -> pd.DataFrame:
     """Finished runs of the method `name`: a full label (`ihl+fila-r4`) or a method (`ihl+fila`, any rank)
     that must then denote one configuration."""
     from bench.errors import BenchError, unknown
 
     finished = runs[runs["status"] == "finished"]
-    base = finished["method"].str.replace(r"-r\d+$", "", regex=True)
-    chosen = finished[(finished["method"] == name) | (base == name)]
+    chosen = finished[(finished["method"] == name) | (method_base(finished["method"]) == name)]
     if chosen.empty:
         raise unknown(f"method with finished runs in suite {suite}", name, sorted(set(finished["method"])))
     configs = sorted(set(zip(chosen["method"], chosen["config"])))
