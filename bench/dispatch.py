@@ -214,18 +214,27 @@ def submit(specs: Sequence[RunSpec], runtime: Runtime, launcher: str, profile: P
                     checkpoint.remove_all(run.dir)
                     run.record.update(status="pending", epochs=[])
                     run.save()
-    for (s_name, model, split), group in _groups(todo).items():
-        prep_ex = _executor(launcher, folder, profile, model, f"prep-{s_name}-{split}")
-        prep = prep_ex.submit(PrepareJob(_artefact_specs(group), runtime))
-        sweep["jobs"].append({"kind": "prepare", "job_id": prep.job_id, "group": [s_name, model, split]})
-        if launcher != "slurm":
-            prep.result()  # the local executor has no dependencies: wait
-        run_ex = _executor(launcher, folder, profile, model, f"{s_name}-{split}",
-                           dependency=f"afterok:{prep.job_id}" if launcher == "slurm" else None)
-        with run_ex.batch():
-            jobs = [run_ex.submit(RunJob(s.to_dict(), runtime)) for s in group]
-        for s, job in zip(group, jobs):
-            sweep["jobs"].append({"kind": "run", "job_id": job.job_id, "run_id": s.run_id})
+    try:
+        for (s_name, model, split), group in _groups(todo).items():
+            prep_ex = _executor(launcher, folder, profile, model, f"prep-{s_name}-{split}")
+            prep = prep_ex.submit(PrepareJob(_artefact_specs(group), runtime))
+            sweep["jobs"].append({"kind": "prepare", "job_id": prep.job_id, "group": [s_name, model, split]})
+            if launcher != "slurm":
+                prep.result()  # the local executor has no dependencies: wait
+            run_ex = _executor(launcher, folder, profile, model, f"{s_name}-{split}",
+                               dependency=f"afterok:{prep.job_id}" if launcher == "slurm" else None)
+            with run_ex.batch():
+                jobs = [run_ex.submit(RunJob(s.to_dict(), runtime)) for s in group]
+            for s, job in zip(group, jobs):
+                sweep["jobs"].append({"kind": "run", "job_id": job.job_id, "run_id": s.run_id})
+    except submitit.core.utils.FailedJobError as e:
+        if sweep["jobs"]:  # what was submitted stays visible to `status` and `cancel`
+            write_json_atomic(store.suite_dir(suite) / "sweeps" / f"{sweep_id}.json", sweep)
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        detail = next((line for line in lines if "error" in line.lower() and "sbatch" in line.lower()),
+                      lines[-1] if lines else type(e).__name__)
+        raise BenchError(f"the submission failed: {detail} (check the profile's partition, account and resources "
+                         f"against this cluster; see slurm/README.md)") from None
     if sweep["jobs"]:
         write_json_atomic(store.suite_dir(suite) / "sweeps" / f"{sweep_id}.json", sweep)
     return sweep

@@ -141,6 +141,16 @@ def test_profile_errors_name_the_bad_keys(tmp_path):
     assert load_profile("slurm/a100.yaml").resources("llama2-7b").mem_gb == 128
 
 
+@needs_cluster
+def test_a_submission_the_cluster_refuses_is_a_one_line_error(tmp_path, capsys):
+    """slurm/a100.yaml asks for GPUs (gres), which the localhost cluster does not have: sbatch refuses."""
+    assert main(["run", "--suite", "tdec-mini", "--seeds", "0", "--methods", "ga", "--launcher", "slurm",
+                 "--profile", "slurm/a100.yaml", "--results", str(tmp_path)]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # above it: sbatch's own stderr, passed through
+    assert last.startswith("error: the submission failed: sbatch: error:") and "gres" in last
+    assert not list(tmp_path.glob("tdec-mini/sweeps/*.json"))  # nothing was submitted, nothing recorded
+
+
 def test_local_jobs_launcher_runs_the_grid_as_parallel_processes(tdec_mini_artefacts, tmp_path):
     results = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path)
     assert main(["run", "--suite", "tdec-mini", "--seeds", "0", "--methods", "ga,ihl+fila", "--epochs", "2", "--launcher", "local-jobs",
