@@ -1,5 +1,5 @@
 """A static HTML leaderboard per suite (results/<suite>/index.html): no server, no network, one file
-beside the PNGs. Sortable tables (click a header) with intervals and tied-best marks, the plots, the
+beside the PNGs. Sortable tables (click a header, or link `index.html#sort=<table>:<header>`) with intervals and tied-best marks, the plots, the
 claims with their verdicts, pairwise comparisons, and the provenance of the runs."""
 
 from __future__ import annotations
@@ -24,6 +24,13 @@ function sortTable(th) {
     return asc ? c : -c; });
   rows.forEach(r => body.appendChild(r));
 }
+// a link can carry a sort: index.html#sort=<table id>:<column header>
+window.addEventListener('DOMContentLoaded', () => {
+  const m = decodeURIComponent(location.hash).match(/^#sort=([^:]+):(.+)$/);
+  if (!m) return;
+  const th = Array.from(document.querySelectorAll('#' + m[1] + ' th')).find(h => h.textContent === m[2]);
+  if (th) sortTable(th);
+});
 """
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; max-width: 1400px; }

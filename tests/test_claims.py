@@ -158,6 +158,15 @@ def test_html_leaderboard_reads_in_a_real_browser(store):
     verdicts = {r[0][0]: r[1][0] for r in parser.tables["claims"][1:]}
     assert verdicts["ga-lora-trades-poorly"] == "holds"
 
+    # the page's own sorting, run by the browser: model utility ascending puts the collapsed GA+FILA first
+    sorted_dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+                                 page.as_uri() + "#sort=paper:forget10%20MU%20last"],
+                                capture_output=True, text=True, timeout=120).stdout
+    again = Tables()
+    again.feed(sorted_dom)
+    order = [r[0][0] for r in again.tables["paper"][1:]]
+    assert order != [r[0][0] for r in rows] and order[0] == "ga+fila-r4"
+
 
 def test_agreement_between_two_result_sets(store, tmp_path):
     other = ResultStore(tmp_path / "other")
