@@ -73,7 +73,8 @@ def write_page(suite: str, path: Path, leaderboard: pd.DataFrame, rule: str, not
              f"<h1>{html.escape(suite)}</h1><p class=\"note\">Epoch rule: {html.escape(rule)}. "
              "Click a column header to sort.</p>"]
     if paper:
-        parts += ["<h2>Paper-style table</h2>", f"<p class=\"note\">{html.escape(caption or '')}</p>",
+        caption_html = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(caption or ""))
+        parts += ["<h2>Paper-style table</h2>", f"<p class=\"note\">{caption_html}</p>",
                   table(pd.DataFrame(tables.cells(*paper)), "paper")]
     parts += ["<h2>Leaderboard</h2>", f"<p class=\"note\">{html.escape(note)}.</p>", table(leaderboard, "leaderboard")]
     if figures:

@@ -161,9 +161,16 @@ def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: 
             tied = stats.best_and_tied([summaries[i][col] for i in idx], direction[col])
             frame.loc[[idx[i] for i in tied], col + "_best"] = True
     refs = reference_rows(suite_name, store)
-    if not refs.empty:
-        refs = refs[[c for c in refs.columns if c in frame.columns or c in ("model", "split", "method", "status")]]
-        frame = pd.concat([refs, frame], ignore_index=True)
+    if not refs.empty:  # one row per role, summarised like the methods when references vary by seed
+        rows = []
+        for (model, split, method), group in refs.groupby(["model", "split", "method"], sort=False):
+            row = {"model": model, "split": split, "method": method, "status": "reference", "runs": f"{len(group)}"}
+            for col in metric_cols:
+                s = metric_of[col].summarize(pd.to_numeric(group[col], errors="coerce")) if col in group else None
+                if s is not None:
+                    row[col], row[col + "_lo"], row[col + "_hi"] = s.mean, s.lo, s.hi
+            rows.append(row)
+        frame = pd.concat([pd.DataFrame(rows), frame], ignore_index=True)
     return frame
 
 
