@@ -122,7 +122,8 @@ def leaderboard_columns(suite_name: str, runs: pd.DataFrame) -> list[str]:
     return [n for n in names if n in runs.columns and pd.to_numeric(runs[n], errors="coerce").notna().any()]
 
 
-def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: pd.DataFrame | None = None) -> pd.DataFrame:
+def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: pd.DataFrame | None = None,
+                refs: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (model, split, method, config): for every metric the mean over seeds and its 95%
     interval (`<m>`, `<m>_lo`, `<m>_hi`), `n` finished runs, and `<m>_best` = best or tied with it
     (interval overlaps the best one's) within the same model and split."""
@@ -160,7 +161,7 @@ def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: 
             idx = list(idx)
             tied = stats.best_and_tied([summaries[i][col] for i in idx], direction[col])
             frame.loc[[idx[i] for i in tied], col + "_best"] = True
-    refs = reference_rows(suite_name, store)
+    refs = reference_rows(suite_name, store) if refs is None else refs
     if not refs.empty:  # one row per role, summarised like the methods when references vary by seed
         rows = []
         for (model, split, method), group in refs.groupby(["model", "split", "method"], sort=False):
@@ -235,7 +236,8 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
     claim_results = claims.evaluate_file(claims_path, suite, runs) if claims_file or claims_path.exists() else []
     out.mkdir(parents=True, exist_ok=True)
     rule = {"last": "the last epoch of each run"}.get(epoch, f"epoch rule `{epoch}`")
-    frame = leaderboard(suite, store, epoch, runs)
+    refs = reference_rows(suite, store)  # one more pass over every run.json, shared by the tables below
+    frame = leaderboard(suite, store, epoch, runs, refs)
     shown = _format(frame, suite)
     md = tabulate(shown, headers="keys", tablefmt="github", showindex=False)
     print(md)
@@ -248,9 +250,9 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
     kind = SUITES[suite]
     figures, table_md = [], ""
     if isinstance(kind, Tofu):
-        rows, columns = tables.tofu_rows(runs, reference_rows(suite, store), kind.metrics, kind.paper_columns)
+        rows, columns = tables.tofu_rows(runs, refs, kind.metrics, kind.paper_columns)
         keys = ["method", "runs", "status", "forgot"]
-        figures = plots.tofu_tradeoff(runs, reference_rows(suite, store), out, kind.metrics)
+        figures = plots.tofu_tradeoff(runs, refs, out, kind.metrics)
         caption = tables.TOFU_CAPTION + _left_out(tables.TOFU_COLUMNS, kind.paper_columns)
     elif isinstance(kind, Tdec):
         rows, columns = tables.tdec_rows(runs, kind.metrics, kind.paper_columns)
