@@ -29,7 +29,6 @@ class Summary:
     lo: float | None
     hi: float | None
     n: int
-    std: float | None = None  # of the values (on the log10 scale for log metrics)
 
     @property
     def has_interval(self) -> bool:
@@ -60,7 +59,7 @@ def summarize(values: Iterable[float], log_scale: bool = False, bounds: tuple[fl
     n = len(xs)
     mean = sum(xs) / n
     if n < 2:
-        lo = hi = std = None
+        lo = hi = None
     else:
         std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
         half = t_quantile(n, level) * std / math.sqrt(n)
@@ -70,7 +69,7 @@ def summarize(values: Iterable[float], log_scale: bool = False, bounds: tuple[fl
         mean, lo, hi = 10 ** mean, back(lo), back(hi)
     if bounds is not None and lo is not None:
         lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
-    return Summary(mean, lo, hi, n, std)
+    return Summary(mean, lo, hi, n)
 
 
 def summarize_metric(values: Iterable[float], metric) -> Summary | None:
