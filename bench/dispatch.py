@@ -228,16 +228,19 @@ def submit(specs: Sequence[RunSpec], runtime: Runtime, launcher: str, profile: P
             for s, job in zip(group, jobs):
                 sweep["jobs"].append({"kind": "run", "job_id": job.job_id, "run_id": s.run_id})
     except submitit.core.utils.FailedJobError as e:
-        if sweep["jobs"]:  # what was submitted stays visible to `status` and `cancel`
-            write_json_atomic(store.suite_dir(suite) / "sweeps" / f"{sweep_id}.json", sweep)
+        _record(store, sweep)  # what was submitted stays visible to `status` and `cancel`
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         detail = next((line for line in lines if "error" in line.lower() and "sbatch" in line.lower()),
                       lines[-1] if lines else type(e).__name__)
         raise BenchError(f"the submission failed: {detail} (check the profile's partition, account and resources "
                          f"against this cluster; see slurm/README.md)") from None
-    if sweep["jobs"]:
-        write_json_atomic(store.suite_dir(suite) / "sweeps" / f"{sweep_id}.json", sweep)
+    _record(store, sweep)
     return sweep
+
+
+def _record(store: ResultStore, sweep: dict) -> None:
+    if sweep["jobs"]:
+        write_json_atomic(store.suite_dir(sweep["suite"]) / "sweeps" / f"{sweep['sweep_id']}.json", sweep)
 
 
 def sweeps(store: ResultStore, suite: str) -> list[dict]:

@@ -15,7 +15,7 @@ import random
 from pathlib import Path
 
 from bench.errors import unknown
-from bench.fingerprint import code_fingerprint
+from bench.fingerprint import code_fingerprint, digest
 from bench.lm_eval_bridge import write_choice_task
 from bench.spec import Hyperparams, RunSpec
 from bench.store import read_json, write_json_atomic
@@ -23,7 +23,7 @@ from suites.base import Context
 from suites.tdec import Tdec
 from suites.tdec_mini_data import documents
 from suites.tdec_mini_tasks import choice_tasks, dialogue_rows
-from suites.tofu import _key, publish_dir
+from suites.tofu import publish_dir
 
 CORPUS = dict(documents=6000, seed=0, seq_len=64, sets=5, per_set=16, unseen=64, heldout=64, vocab=2048)
 TRAIN = dict(repeats=40, lr=3e-3)
@@ -54,7 +54,7 @@ class TdecMini(Tdec):
                            weight_decay=0.0, schedule="constant")
 
     def root(self, ctx: Context) -> Path:
-        return ctx.store.artefact_dir(self.name) / f"world-{_key([CORPUS, TRAIN, code_fingerprint('suites.tdec_mini_data', 'bench.tiny')])}"
+        return ctx.store.artefact_dir(self.name) / f"world-{digest([CORPUS, TRAIN, code_fingerprint('suites.tdec_mini_data', 'bench.tiny')])}"
 
     def pools(self, ctx: Context) -> dict:
         """Token chunks: forget sets, unseen (thresholds), heldout (perplexity), general, and the tokenizer."""
@@ -83,7 +83,7 @@ class TdecMini(Tdec):
 
     def lm_eval_tasks_dir(self, ctx: Context) -> tuple[str | None, bool]:
         # held-out documents (another generator seed): no task item was ever trained on
-        directory = self.root(ctx) / f"lm_eval_tasks-{_key([TASKS, code_fingerprint('suites.tdec_mini_data', 'suites.tdec_mini_tasks', 'bench.lm_eval_bridge')])}"
+        directory = self.root(ctx) / f"lm_eval_tasks-{digest([TASKS, code_fingerprint('suites.tdec_mini_data', 'suites.tdec_mini_tasks', 'bench.lm_eval_bridge')])}"
         if not (directory / "mini_order.yaml").exists():  # written last (the YAML names its data file's absolute path)
             for name, rows in choice_tasks(documents(TASKS["documents"], TASKS["seed"]), TASKS["seed"] + 1).items():
                 write_choice_task(directory, name, rows)

@@ -10,15 +10,14 @@ with `--option target=...` / `--option reference=...` (a directory, a hub id, or
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bench.errors import BenchError
+from bench.fingerprint import digest
 from bench.models import MODELS, hub_reachable, load_model
 from bench.spec import Hyperparams, RunSpec
 from bench.store import read_json, write_json_atomic
@@ -60,10 +59,6 @@ DERIVED = (
     Metric("epochs_to_forget_or_cap", False, "epochs to forget; a run that never forgot counts as cap + 1"),
     Metric("mu_at_forget", True, "model utility at the epoch the run forgot (equal forgetting)", bounds=UNIT),
 )
-
-
-def _key(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def publish_dir(tmp: Path, out: Path) -> None:
@@ -209,7 +204,7 @@ class Tofu(Suite):
     # -- reference models ------------------------------------------------------------------------
     def artefact_model_dir(self, model: str, split: str, ctx: Context, seed: int = 0) -> Path:
         recipe = self.finetune_hparams(model)
-        return ctx.store.artefact_dir(self.name) / "models" / f"{_slug(model)}-{_key([model, recipe.__dict__])}" / \
+        return ctx.store.artefact_dir(self.name) / "models" / f"{_slug(model)}-{digest([model, recipe.__dict__])}" / \
             _seeded(split, seed)
 
     def base_model(self, model: str, ctx: Context) -> str:

@@ -15,11 +15,11 @@ import os
 from pathlib import Path
 
 from bench.errors import unknown
-from bench.fingerprint import code_fingerprint
+from bench.fingerprint import code_fingerprint, digest
 from bench.spec import Hyperparams, RunSpec
 from bench.store import read_json, write_json_atomic
 from suites.base import Context
-from suites.tofu import Tofu, _key, _seeded, publish_dir
+from suites.tofu import Tofu, _seeded, publish_dir
 from suites.tofu_mini_data import generate
 
 ARCH_OF = {"tiny-llama": "llama", "tiny-phi": "phi", "tiny-gpt-neo": "gpt-neo"}
@@ -61,7 +61,7 @@ class TofuMini(Tofu):
 
     def data_dir(self, ctx: Context) -> str:
         """The generated configs, written once as `<config>.json` files in the hub's schema."""
-        out = ctx.store.artefact_dir(self.name) / f"data-{_key([DATA, code_fingerprint('suites.tofu_mini_data')])}"
+        out = ctx.store.artefact_dir(self.name) / f"data-{digest([DATA, code_fingerprint('suites.tofu_mini_data')])}"
         if not (out / "full.json").exists():
             tmp = out.with_name(out.name + f".tmp{os.getpid()}")
             for config, rows in generate(**DATA).items():
@@ -72,7 +72,7 @@ class TofuMini(Tofu):
     def artefact_model_dir(self, model: str, split: str, ctx: Context, seed: int = 0) -> Path:
         recipe = [model, DATA, self.finetune_hparams(model).__dict__, self.stage_a_hparams().__dict__,
                   code_fingerprint("suites.tofu_mini_data", "bench.tiny")]
-        return ctx.store.artefact_dir(self.name) / "models" / f"{model}-{_key(recipe)}" / _seeded(split, seed)
+        return ctx.store.artefact_dir(self.name) / "models" / f"{model}-{digest(recipe)}" / _seeded(split, seed)
 
     def finetune_items(self, split: str, ctx: Context) -> list[dict]:
         replay = self.load_config("real_authors", ctx) + self.load_config("world_facts", ctx)
