@@ -45,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--suite", required=True, help="suite name (see `list`)")
         p.add_argument("--methods", default="all",
                        help="comma-separated OBJECTIVE[+ADAPTER] (ihl+fila, gd+lora, npo), `all` (every objective "
-                            "with the suite's default adapters) or `paper` (GA, GD, IHL x full, LoRA, FILA)")
+                            "with the suite's default adapters), `paper` (GA, GD, IHL x full, LoRA, FILA) or "
+                            "`baselines` (the literature's ten objectives, full fine-tuning)")
         p.add_argument("--models", help="comma-separated registry names, hub ids or directories (default: the suite's)")
         p.add_argument("--splits", help="comma-separated forget splits, or `all` (default: the suite's)")
         p.add_argument("--ranks", help="LoRA / FILA ranks, e.g. 4,8,16,32 (default: the suite's)")

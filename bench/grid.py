@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 from bench.errors import BenchError
 from bench.spec import RunSpec
-from methods import ADAPTERS, expand_methods
+from methods import ADAPTERS, OBJECTIVES, expand_methods
 from suites import SUITES
 
 
@@ -49,12 +49,16 @@ def expand(suite_name: str, methods: str = "all", models: str | None = None, spl
     seed_list = parse_ints(seeds, "seed") or list(suite.default_seeds)
     method_list = expand_methods(methods, suite.default_adapters)
     opts = suite.check_options(options or {})
+    if any(OBJECTIVES[o].needs_alternate for o, _ in method_list):  # a bad refusal file fails before any run
+        from methods import refusals
+
+        refusals.load(dict(opts).get("idk_answers", ""))
     specs = []
     for model in model_list:
         suite.check_model(model)
-        hp = suite.hparams(model).replace(**(hparams or {}))
         for split in split_list:
             for objective, adapter in method_list:
+                hp = suite.objective_hparams(model, objective).replace(**(hparams or {}))
                 for rank in (rank_list if ADAPTERS[adapter].uses_rank else [0]):
                     for seed in seed_list:
                         specs.append(RunSpec(suite.name, model, split, objective, adapter, rank, seed, hp, opts))

@@ -66,10 +66,13 @@ def make_optimizer(model: torch.nn.Module, hp: Hyperparams, n_forget: int):
 
 def train(model: torch.nn.Module, objective: Objective, forget: Sequence[Example], retain: Sequence[Example],
             hp: Hyperparams, *, pad_id: int, seed: int, reference: torch.nn.Module | None = None,
-            accelerator=None, start_epoch: int = 0, state: LoopState | None = None,
+            alternate: Sequence[Example] | None = None, accelerator=None, start_epoch: int = 0,
+            state: LoopState | None = None,
             on_epoch_end: Callable[[EpochStats, LoopState], bool] | None = None,
             progress: Callable[[str], None] | None = None) -> LoopState:
     """Train (unlearn, or fine-tune with an NLL objective) epochs start_epoch+1 .. hp.epochs; return the optimiser state and per-epoch stats.
+
+    `alternate[i]` is forget[i] with another answer (IdkDPO's refusal), batched alongside it.
 
     `on_epoch_end(stats, state)` runs after each epoch (evaluate, checkpoint) and returns True to stop.
     """
@@ -100,7 +103,9 @@ def train(model: torch.nn.Module, objective: Objective, forget: Sequence[Example
                     forget=to_device(collate([forget[i] for i in idx], pad_id), accelerator.device),
                     retain=(to_device(collate([retain[partners[i]] for i in idx], pad_id), accelerator.device)
                             if objective.needs_retain else None),
-                    reference=reference, hp=hp)
+                    reference=reference, hp=hp, seed=seed,
+                    alternate=(to_device(collate([alternate[i] for i in idx], pad_id), accelerator.device)
+                               if objective.needs_alternate else None))
                 last = k == len(chunks) - 1
                 with (accelerator.no_sync(ddp_model) if not last else contextlib.nullcontext()):
                     loss, parts = objective.loss(inputs)

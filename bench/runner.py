@@ -24,6 +24,7 @@ from bench.spec import RunSpec
 from bench.store import Run, new_record, write_json_atomic
 from methods import ADAPTERS, OBJECTIVES, AdapterInputs, fila
 from suites import SUITES, Context
+from suites.base import LATE_OPTIONS
 
 
 class NonFiniteMetric(RuntimeError):
@@ -134,13 +135,24 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
     torch.manual_seed(spec.seed)
     model, tokenizer = load_model(prepared.model_path, dtype=spec.hparams.dtype,
                                   trust_remote_code=ctx.trust_remote_code, device=ctx.device)
-    reference = copy.deepcopy(model).eval().requires_grad_(False) if objective.needs_reference else None
+    wants_reference = objective.wants_reference(spec.hparams)
+    reference = copy.deepcopy(model).eval().requires_grad_(False) if wants_reference else None
     timings["load"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     row_weights = _fisher_for(spec, prepared, ctx, tokenizer.pad_token_id)
     model = adapter.apply(model, AdapterInputs(rank=spec.rank, fisher_row_weights=row_weights))
+    if objective.prepare is not None:
+        objective.prepare(model, spec.hparams)
     timings["adapter"] = time.perf_counter() - t0
+    alternate = None
+    if objective.needs_alternate:
+        from methods import refusals
+
+        answers_file = spec.option("idk_answers", LATE_OPTIONS["idk_answers"])
+        alternate = refusals.alternates(prepared.forget, tokenizer, refusals.load(answers_file), spec.seed,
+                                        prepared.format_answer)
+        run.record["alternate_answers"] = refusals.describe(answers_file)
     run.record["parameters"] = count_parameters(model)
 
     state, start_epoch = None, 0
@@ -177,7 +189,7 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
     t0 = time.perf_counter()
     try:
         train(model, objective, prepared.forget, prepared.retain, spec.hparams, pad_id=tokenizer.pad_token_id,
-              seed=spec.seed, reference=reference, on_epoch_end=on_epoch_end, start_epoch=start_epoch, state=state,
+              seed=spec.seed, reference=reference, alternate=alternate, on_epoch_end=on_epoch_end, start_epoch=start_epoch, state=state,
               progress=lambda msg: ctx.log(f"  {spec.method_label} {spec.split}: {msg}"))
     finally:
         timings["train"] = time.perf_counter() - t0 - eval_seconds

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,17 @@ class Hyperparams:
     npo_beta: float = 0.1
     max_grad_norm: float = 0.0  # 0 = no clipping
     dtype: str = "fp32"  # fp32 | bf16
+    # Added with the second set of objectives (LATE): a spec records them only when its objective reads
+    # them or they differ from the default, so runs made before they existed keep their ids.
+    retain_loss: str = "nll"  # the retain regulariser of every objective with one: nll | kl (to the frozen model)
+    forget_weight: float = 1.0  # gamma: weight of the forget term
+    beta: float = 1.0  # the objective's temperature / sharpness (SimNPO, IdkDPO, UNDIAL, WGA)
+    delta: float = 0.0  # SimNPO's margin on the length-normalised NLL
+    satimp_b1: float = 5.0  # SatImp's token weight p^b1 (1-p)^b2
+    satimp_b2: float = 1.0
+    rmu_c: float = 2.0  # RMU's steering coefficient: forget activations are pushed to c * u
+    rmu_layer: int = -1  # RMU's steered block; -1 = WMDP's block 7 of 32 at the same relative depth
+    rmu_params: str = "wmdp"  # wmdp: train only MLP output projections of blocks l-2..l; all: what the adapter trains
 
     def __post_init__(self):
         checks = {
@@ -45,11 +57,27 @@ class Hyperparams:
             "max_grad_norm": self.max_grad_norm >= 0,
             "dtype": self.dtype in ("fp32", "bf16"),
             "schedule": self.schedule in ("linear", "constant"),
+            "retain_loss": self.retain_loss in ("nll", "kl"),
+            "forget_weight": self.forget_weight >= 0,
+            "beta": self.beta > 0,
+            "delta": math.isfinite(self.delta),
+            "satimp_b1": self.satimp_b1 >= 0,
+            "satimp_b2": self.satimp_b2 >= 0,
+            "rmu_c": self.rmu_c > 0,
+            "rmu_layer": self.rmu_layer >= -1,
+            "rmu_params": self.rmu_params in ("wmdp", "all"),
         }
         for name, ok in checks.items():
             if not ok:
-                valid = {"dtype": "fp32 or bf16", "schedule": "linear or constant"}.get(name, "a positive number")
+                valid = {"dtype": "fp32 or bf16", "schedule": "linear or constant", "retain_loss": "nll or kl",
+                         "rmu_params": "wmdp or all", "delta": "a finite number",
+                         "rmu_layer": "a block index, or -1 for the default depth"}.get(name, "a positive number")
                 raise BenchError(f"bad hyperparameter {name}={getattr(self, name)!r} (expected {valid})")
+
+    def record(self, reads: tuple[str, ...] = ()) -> dict:
+        """The fields as a spec stores them: LATE fields only when in `reads` or not at their default."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in LATE or f.name in reads or getattr(self, f.name) != f.default}
 
     def replace(self, **changes: Any) -> "Hyperparams":
         """Return a copy with `changes` applied; values given as strings are converted."""
@@ -60,6 +88,10 @@ class Hyperparams:
                 raise unknown("hyperparameter", name, fields)
             typed[name] = _convert(name, value, type(getattr(self, name)))
         return dataclasses.replace(self, **typed)
+
+
+LATE = frozenset({"retain_loss", "forget_weight", "beta", "delta", "satimp_b1", "satimp_b2", "rmu_c", "rmu_layer",
+                   "rmu_params"})
 
 
 def _convert(name: str, value: Any, kind: type) -> Any:
@@ -99,7 +131,11 @@ class RunSpec:
         return dict(self.options).get(name, default)
 
     def to_dict(self) -> dict:
+        from methods import OBJECTIVES  # no torch: objective modules import it lazily
+
         d = dataclasses.asdict(self)
+        reads = OBJECTIVES[self.objective].reads if self.objective in OBJECTIVES else ()
+        d["hparams"] = self.hparams.record(reads)
         d["options"] = dict(self.options)
         return d
 

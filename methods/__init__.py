@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from bench.errors import BenchError
 from bench.registry import Registry
-from methods import fila, full, ga, gd, ihl, kl, lora, npo
+from methods import ceu, fila, full, ga, gd, idkdpo, ihl, kl, lora, npo, rmu, satimp, simnpo, undial, wga
 from methods.adapter import Adapter, AdapterInputs
 from methods.objective import LossInputs, Objective
 
 OBJECTIVES: Registry[Objective] = Registry("objective")
 ADAPTERS: Registry[Adapter] = Registry("adapter")
-for _module in (ga, gd, kl, npo, ihl):
+for _module in (ga, gd, kl, npo, ihl, simnpo, idkdpo, rmu, undial, wga, satimp, ceu):
     OBJECTIVES.register(_module.OBJECTIVE.name, _module.OBJECTIVE)
 for _module in (full, lora, fila):
     ADAPTERS.register(_module.ADAPTER.name, _module.ADAPTER)
@@ -20,6 +20,8 @@ for _module in (full, lora, fila):
 # The paper's grid: each of GA, GD and IHL with full fine-tuning, LoRA and FILA.
 PAPER_OBJECTIVES = ("ga", "gd", "ihl")
 PAPER_ADAPTERS = ("full", "lora", "fila")
+# What recent comparisons (the open harness's TOFU / MUSE tables) put side by side, with full fine-tuning.
+BASELINE_OBJECTIVES = ("ga", "gd", "npo", "simnpo", "idkdpo", "rmu", "undial", "wga", "satimp", "ceu")
 
 
 def parse_method(text: str) -> tuple[str, str]:
@@ -34,18 +36,21 @@ def parse_method(text: str) -> tuple[str, str]:
 
 def expand_methods(text: str, default_adapters: tuple[str, ...]) -> list[tuple[str, str]]:
     """`all` = every objective with the suite's default adapters; `paper` = the paper's 3x3 grid;
-    otherwise a comma-separated list of method names."""
+    `baselines` = the literature's objectives with full fine-tuning; otherwise a comma-separated list."""
     out: list[tuple[str, str]] = []
     for item in (t.strip() for t in text.split(",") if t.strip()):
         if item == "all":
             out += [(o, a) for o in OBJECTIVES.names() for a in default_adapters]
         elif item == "paper":
             out += [(o, a) for o in PAPER_OBJECTIVES for a in PAPER_ADAPTERS]
+        elif item == "baselines":
+            out += [(o, "full") for o in BASELINE_OBJECTIVES]
         else:
             out.append(parse_method(item))
     if not out:
-        raise BenchError("no method given (e.g. --methods all, --methods paper, --methods ihl+fila,ga+lora)")
+        raise BenchError("no method given (e.g. --methods all, --methods paper, --methods baselines, "
+                         "--methods ihl+fila,ga+lora)")
     return list(dict.fromkeys(out))
 
 __all__ = ["OBJECTIVES", "ADAPTERS", "Adapter", "AdapterInputs", "LossInputs", "Objective", "parse_method",
-           "expand_methods", "PAPER_OBJECTIVES", "PAPER_ADAPTERS"]
+           "expand_methods", "PAPER_OBJECTIVES", "PAPER_ADAPTERS", "BASELINE_OBJECTIVES"]

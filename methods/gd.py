@@ -1,15 +1,16 @@
-"""Gradient difference: -NLL(forget) + lambda * NLL(retain)."""
+"""Gradient difference: -NLL(forget) + lambda * NLL(retain) (or KL to the frozen model: retain_loss=kl)."""
 
 from methods.objective import LossInputs, Objective
 
 
 def loss(x: LossInputs):
-    from methods.losses import nll_of
+    from methods.losses import nll_of, retain_term
 
     forget = nll_of(x.model, x.forget)
-    retain = nll_of(x.model, x.retain)
-    return -forget + x.hp.retain_weight * retain, {"forget_nll": forget.item(), "retain_nll": retain.item()}
+    retain, parts = retain_term(x)
+    return -forget + retain, {"forget_nll": forget.item(), **parts}
 
 
 OBJECTIVE = Objective("gd", loss, needs_retain=True, needs_reference=False,
-                      summary="gradient ascent on forget + descent on retain")
+                      summary="gradient ascent on forget + descent on retain",
+                      source="Liu et al. 2022, Continual learning and private unlearning")

@@ -28,12 +28,13 @@ def inverted_hinge(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def loss(x: LossInputs):
-    from methods.losses import logits_of, nll_of
+    from methods.losses import logits_of, retain_term
 
     forget = inverted_hinge(logits_of(x.model, x.forget), x.forget["labels"])
-    retain = nll_of(x.model, x.retain)
-    return forget + x.hp.retain_weight * retain, {"ihl": forget.item(), "retain_nll": retain.item()}
+    retain, parts = retain_term(x)
+    return forget + retain, {"ihl": forget.item(), **parts}
 
 
 OBJECTIVE = Objective("ihl", loss, needs_retain=True, needs_reference=False,
-                      summary="inverted hinge loss on forget + retain NLL")
+                      summary="inverted hinge loss on forget + retain NLL",
+                      source="Cha et al. 2025, Towards robust and parameter-efficient knowledge unlearning for LLMs")

@@ -1,29 +1,12 @@
 """KL: -NLL(forget) + lambda * KL(p_ref || p_theta), averaged over counted retain tokens."""
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
 from methods.objective import LossInputs, Objective
-
-if TYPE_CHECKING:
-    import torch
-
-
-def retain_kl(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    from methods.losses import shifted
-
-    lg, _, mask = shifted(logits, labels)
-    ref, _, _ = shifted(ref_logits, labels)
-    log_p, log_ref = lg.log_softmax(-1), ref.log_softmax(-1)
-    kl = (log_ref.exp() * (log_ref - log_p)).sum(-1)
-    return (kl * mask).sum() / mask.sum().clamp(min=1)
 
 
 def loss(x: LossInputs):
     import torch
 
-    from methods.losses import logits_of, nll_of
+    from methods.losses import logits_of, nll_of, retain_kl
 
     forget = nll_of(x.model, x.forget)
     with torch.no_grad():
@@ -33,4 +16,5 @@ def loss(x: LossInputs):
 
 
 OBJECTIVE = Objective("kl", loss, needs_retain=True, needs_reference=True,
-                      summary="gradient ascent + KL to the original model on retain")
+                      summary="gradient ascent + KL to the original model on retain",
+                      source="Maini et al. 2024, TOFU")

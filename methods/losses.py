@@ -51,3 +51,27 @@ def logits_of(model, batch: dict) -> torch.Tensor:
 
 def nll_of(model, batch: dict) -> torch.Tensor:
     return mean_nll(logits_of(model, batch), batch["labels"])
+
+
+def retain_kl(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """KL(p_ref || p_theta) per counted token, averaged over the batch's counted tokens."""
+    lg, _, mask = shifted(logits, labels)
+    ref, _, _ = shifted(ref_logits, labels)
+    log_p, log_ref = lg.log_softmax(-1), ref.log_softmax(-1)
+    kl = (log_ref.exp() * (log_ref - log_p)).sum(-1)
+    return (kl * mask).sum() / mask.sum().clamp(min=1)
+
+
+def retain_term(x) -> tuple[torch.Tensor, dict[str, float]]:
+    """lambda * the retain regulariser `hp.retain_loss` (nll: NLL on retain; kl: KL to the frozen model),
+    and its logged value. Weight 0 skips the forward pass."""
+    hp = x.hp
+    if hp.retain_weight == 0 or x.retain is None:
+        return torch.zeros((), device=x.forget["input_ids"].device), {}
+    if hp.retain_loss == "kl":
+        with torch.no_grad():
+            ref_logits = logits_of(x.reference, x.retain)
+        value = retain_kl(logits_of(x.model, x.retain), ref_logits, x.retain["labels"])
+        return hp.retain_weight * value, {"retain_kl": value.item()}
+    value = nll_of(x.model, x.retain)
+    return hp.retain_weight * value, {"retain_nll": value.item()}

@@ -22,16 +22,17 @@ def npo_term(s_theta: torch.Tensor, s_ref: torch.Tensor, beta: float) -> torch.T
 def loss(x: LossInputs):
     import torch
 
-    from methods.losses import logits_of, nll_of, sequence_nll
+    from methods.losses import logits_of, retain_term, sequence_nll
 
     labels = x.forget["labels"]
     s_theta = sequence_nll(logits_of(x.model, x.forget), labels)
     with torch.no_grad():
         s_ref = sequence_nll(logits_of(x.reference, x.forget), labels)
     forget = npo_term(s_theta, s_ref, x.hp.npo_beta)
-    retain = nll_of(x.model, x.retain)
-    return forget + x.hp.retain_weight * retain, {"npo": forget.item(), "retain_nll": retain.item()}
+    retain, parts = retain_term(x)
+    return forget + retain, {"npo": forget.item(), **parts}
 
 
 OBJECTIVE = Objective("npo", loss, needs_retain=True, needs_reference=True,
-                      summary="negative preference optimisation + retain NLL")
+                      summary="negative preference optimisation + retain NLL",
+                      source="Zhang et al. 2024, Negative preference optimization")

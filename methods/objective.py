@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
 
 from bench.spec import Hyperparams
 
@@ -14,13 +14,16 @@ if TYPE_CHECKING:  # torch loads when a loss runs, not when the registry is read
 @dataclass
 class LossInputs:
     """One micro-batch. `retain` is the forget batch's paired retain batch (None if unused);
-    `reference` is the frozen model as it was before unlearning (None unless needed)."""
+    `reference` is the frozen model as it was before unlearning (None unless needed); `alternate` is
+    the forget batch with each answer replaced by the objective's alternative (IdkDPO's refusals)."""
 
     model: torch.nn.Module
     forget: dict
     retain: dict | None
     reference: torch.nn.Module | None
     hp: Hyperparams
+    alternate: dict | None = None
+    seed: int = 0  # the run's seed, for objectives with fixed random draws (RMU's direction)
 
 
 @dataclass(frozen=True)
@@ -28,5 +31,17 @@ class Objective:
     name: str
     loss: Callable[[LossInputs], tuple[torch.Tensor, dict[str, float]]]  # (loss, parts for logging)
     needs_retain: bool
-    needs_reference: bool
+    needs_reference: bool  # the frozen model, whatever the retain regulariser
     summary: str
+    reads: tuple[str, ...] = ()  # the later-added hyperparameters it reads; its specs always record them
+    defaults: dict[str, Any] = field(default_factory=dict)  # its own hyperparameter defaults over the suite's
+    needs_alternate: bool = False  # reads LossInputs.alternate (IdkDPO)
+    prepare: Callable[[torch.nn.Module, Hyperparams], None] | None = None  # after the adapter: e.g. RMU's parameter choice
+    source: str = ""  # the paper it comes from
+
+    def wants_reference(self, hp: Hyperparams) -> bool:
+        """The frozen copy costs a model's memory: build it only when a term reads it."""
+        return self.needs_reference or (self.needs_retain and hp.retain_weight > 0 and hp.retain_loss == "kl")
+
+
+RETAIN = ("retain_loss",)  # what every objective with a retain regulariser reads

@@ -44,6 +44,7 @@ class Prepared:
     evaluate: Callable[[Any, Any], Evaluation]  # (model, tokenizer) -> Evaluation
     should_stop: Callable[[dict], bool] | None = None  # the suite's stopping rule on an epoch's metrics
     final_evaluate: Callable[[Any, Any], dict] | None = None  # costly utility, once after the last epoch
+    format_answer: Callable[[str], str] | None = None  # how an answer is written after the prompt (IdkDPO's refusals)
     records: dict = field(default_factory=dict)  # settings and references to write into run.json
 
 
@@ -60,6 +61,17 @@ class Metric:
 
         return summarize_metric(values, self)
 
+
+# Options every suite has that were added after results existed: a spec records them only when set, so
+# runs made before them keep their ids (read them with spec.option(name, LATE_OPTIONS[name])).
+LATE_OPTIONS: dict[str, Any] = {
+    "idk_answers": "",  # IdkDPO's refusals: "" = methods/idk_answers.txt, or a file with one per line
+}
+
+# WMDP's RMU preset trains 3 of 32 blocks' MLP output projections; on a 2-block model that leaves one
+# projection (1,856 LoRA parameters on tofu-mini, forget probability 0.997 -> 0.994 in 5 epochs), so the
+# mini suites let RMU train what the adapter trains (forget probability -> 0.61, docs/methods.md)
+MINI_OBJECTIVE_OVERRIDES: dict[str, dict[str, Any]] = {"rmu": {"rmu_params": "all"}}
 
 UNIT = (0.0, 1.0)  # bounds of probabilities, accuracies, p-values, F1, ROUGE
 
@@ -85,7 +97,7 @@ class Suite(ABC):
 
     def all_options(self) -> dict[str, Any]:
         # lm_eval_extra: lm-eval tasks added to any suite's final evaluation (`--lm-eval-tasks a,b`)
-        return {**self.options, "lm_eval_extra": ""}
+        return {**self.options, "lm_eval_extra": "", **LATE_OPTIONS}
 
     def check_options(self, given: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
         merged = self.all_options()
@@ -96,7 +108,7 @@ class Suite(ABC):
                 merged[key] = type(merged[key])(value)
             except ValueError:
                 raise BenchError(f"bad option {key}={value!r} (expected a {type(merged[key]).__name__})") from None
-        return tuple(sorted(merged.items()))
+        return tuple(sorted((k, v) for k, v in merged.items() if k not in LATE_OPTIONS or v != LATE_OPTIONS[k]))
 
     @abstractmethod
     def hparams(self, model: str) -> Hyperparams:
@@ -105,6 +117,16 @@ class Suite(ABC):
     @abstractmethod
     def prepare(self, spec: RunSpec, ctx: Context) -> Prepared:
         """Build data, make sure references exist (or fail naming the command that makes them)."""
+
+    # per-objective settings of this suite over the objective's own defaults, e.g. {"rmu": {"lr": 1e-3}}
+    objective_overrides: dict[str, dict[str, Any]] = {}
+
+    def objective_hparams(self, model: str, objective: str) -> Hyperparams:
+        """The suite's settings for `model`, then the objective's defaults, then this suite's overrides for it."""
+        from methods import OBJECTIVES
+
+        return self.hparams(model).replace(**OBJECTIVES[objective].defaults,
+                                           **self.objective_overrides.get(objective, {}))
 
     def derived_metrics(self, record: dict) -> dict:
         """Per-run numbers computed from a finished run.json's epochs (the report's rules, not the run's)."""

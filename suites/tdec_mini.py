@@ -19,7 +19,7 @@ from bench.fingerprint import code_fingerprint, digest
 from bench.lm_eval_bridge import write_choice_task
 from bench.spec import Hyperparams, RunSpec
 from bench.store import read_json, write_json_atomic
-from suites.base import Context
+from suites.base import MINI_OBJECTIVE_OVERRIDES, Context
 from suites.tdec import Tdec
 from suites.tdec_mini_data import documents
 from suites.tdec_mini_tasks import choice_tasks, dialogue_rows
@@ -44,6 +44,7 @@ class TdecMini(Tdec):
     default_splits = ("set0",)
     options = {**Tdec.options, "seq_len": 64, "thresholds": "measured", "lm_eval_tasks": "mini_phrase,mini_order",
                "retain_size": 256}
+    objective_overrides = MINI_OBJECTIVE_OVERRIDES
 
     def check_model(self, model: str) -> None:
         if model not in self.models:

@@ -204,7 +204,7 @@ class Tofu(Suite):
     # -- reference models ------------------------------------------------------------------------
     def artefact_model_dir(self, model: str, split: str, ctx: Context, seed: int = 0) -> Path:
         recipe = self.finetune_hparams(model)
-        return ctx.store.artefact_dir(self.name) / "models" / f"{_slug(model)}-{digest([model, recipe.__dict__])}" / \
+        return ctx.store.artefact_dir(self.name) / "models" / f"{_slug(model)}-{digest([model, recipe.record()])}" / \
             _seeded(split, seed)
 
     def base_model(self, model: str, ctx: Context) -> str:
@@ -261,7 +261,7 @@ class Tofu(Suite):
         tmp = out.with_name(out.name + f".tmp{os.getpid()}")
         net.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        write_json_atomic(tmp / "recipe.json", {"model": model, "split": split, "hparams": hp.__dict__, "seed": seed})
+        write_json_atomic(tmp / "recipe.json", {"model": model, "split": split, "hparams": hp.record(), "seed": seed})
         publish_dir(tmp, out)
         return out
 
@@ -331,7 +331,7 @@ class Tofu(Suite):
             target_eval.items["forget"]["truth_ratio"], ref_ratios)
         ref_metrics = dict(ref_eval.metrics)
         ref_metrics["forget_quality"], ref_metrics["forget_ks_stat"] = forget_quality(ref_ratios, ref_ratios)
-        return Prepared(model_path=target, forget=forget, retain=retain, evaluate=evaluate, should_stop=None,
+        return Prepared(model_path=target, forget=forget, retain=retain, evaluate=evaluate, should_stop=None, format_answer=fmt.answer,
                         records={"target": target, "reference": reference, "reference_split": ref_split,
                                  "target_metrics": target_metrics, "reference_metrics": ref_metrics,
                                  "eval_items": {s.name: len(s.items) for s in sets}})

@@ -18,7 +18,7 @@ from bench.errors import unknown
 from bench.fingerprint import code_fingerprint, digest
 from bench.spec import Hyperparams, RunSpec
 from bench.store import read_json, write_json_atomic
-from suites.base import Context
+from suites.base import MINI_OBJECTIVE_OVERRIDES, Context
 from suites.tofu import Tofu, _seeded, publish_dir
 from suites.tofu_mini_data import generate
 
@@ -40,6 +40,7 @@ class TofuMini(Tofu):
     # references fine-tuned per seed: on a model this small, how the target and retain-only models came out
     # (data order, float rounding on another machine) moves every number; the intervals must cover it
     options = {**Tofu.options, "generation": "new:32", "max_length": 128, "reference_seed": "run"}
+    objective_overrides = MINI_OBJECTIVE_OVERRIDES
 
     def check_model(self, model: str) -> None:
         if model not in ARCH_OF:
@@ -70,7 +71,7 @@ class TofuMini(Tofu):
         return str(out)
 
     def artefact_model_dir(self, model: str, split: str, ctx: Context, seed: int = 0) -> Path:
-        recipe = [model, DATA, self.finetune_hparams(model).__dict__, self.stage_a_hparams().__dict__,
+        recipe = [model, DATA, self.finetune_hparams(model).record(), self.stage_a_hparams().record(),
                   code_fingerprint("suites.tofu_mini_data", "bench.tiny")]
         return ctx.store.artefact_dir(self.name) / "models" / f"{model}-{digest(recipe)}" / _seeded(split, seed)
 

@@ -7,7 +7,7 @@ import torch
 from bench.spec import Hyperparams
 from methods import OBJECTIVES, LossInputs
 from methods.ihl import inverted_hinge
-from methods.kl import retain_kl
+from methods.losses import retain_kl
 from methods.losses import mean_nll, sequence_nll
 from methods.npo import npo_term
 from tests.conftest import tiny
@@ -122,9 +122,10 @@ def memorised(tokenizer):
     return net, forget, retain, collate(forget, tokenizer.pad_token_id)
 
 
-@pytest.mark.parametrize("objective", ["ga", "gd", "kl", "npo", "ihl"])
+@pytest.mark.parametrize("objective", OBJECTIVES.names())
 def test_a_few_steps_lower_the_forget_likelihood(memorised, objective, tokenizer):
     from bench.loop import train
+    from methods import refusals
 
     net, forget, retain, forget_batch = memorised
     net = copy.deepcopy(net)
@@ -136,8 +137,11 @@ def test_a_few_steps_lower_the_forget_likelihood(memorised, objective, tokenizer
 
     before = forget_nll()
     assert before < 0.5  # memorised
-    reference = copy.deepcopy(net) if OBJECTIVES[objective].needs_reference else None
-    train(net, OBJECTIVES[objective], forget, retain, Hyperparams(lr=3e-3, epochs=3, batch_size=4, effective_batch=4,
-                                                                  warmup_epochs=0), pad_id=tokenizer.pad_token_id,
-          seed=0, reference=reference)
+    obj = OBJECTIVES[objective]
+    hp = Hyperparams(lr=3e-3, epochs=3, batch_size=4, effective_batch=4, warmup_epochs=0).replace(**obj.defaults)
+    reference = copy.deepcopy(net) if obj.wants_reference(hp) else None
+    if obj.prepare:
+        obj.prepare(net, hp.replace(rmu_params="all"))
+    alternate = refusals.alternates(forget, tokenizer, refusals.load(), 0, lambda a: " " + a)
+    train(net, obj, forget, retain, hp, pad_id=tokenizer.pad_token_id, seed=0, reference=reference, alternate=alternate)
     assert forget_nll() > before + 0.1

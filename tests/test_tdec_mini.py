@@ -73,3 +73,14 @@ def test_utility_stand_ins_are_far_above_chance_for_the_base_model(results):
     assert scores["mini_phrase"] > 0.9 and scores["mini_order"] > 0.7
     [rows] = suite.dialogue_sets(spec, ctx).values()
     assert dialogue_f1(model, tokenizer, rows) > 0.25
+
+
+def test_every_new_objective_runs_with_full_fine_tuning_and_lowers_memorisation(results):
+    from bench.runner import run_one
+
+    ctx = Context(store=ResultStore(results), log=lambda msg: None)
+    objectives = ("simnpo", "idkdpo", "rmu", "undial", "wga", "satimp", "ceu")
+    for spec in expand("tdec-mini", ",".join(objectives), hparams={"epochs": 2}, seeds="0"):
+        assert run_one(spec, ctx) == "finished", ctx.store.reason(spec)
+        r = record(results, spec.method)
+        assert r["epochs"][-1]["metrics"]["ma"] < r["epochs"][0]["metrics"]["ma"], spec.objective

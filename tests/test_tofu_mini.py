@@ -80,6 +80,29 @@ def test_report_lists_reference_rows_and_failed_runs(results, capsys):
     assert (results / "tofu-mini/leaderboard.csv").exists() and (results / "tofu-mini/leaderboard.tex").exists()
 
 
+NEW_OBJECTIVES = ("simnpo", "idkdpo", "rmu", "undial", "wga", "satimp", "ceu")
+
+
+def test_every_new_objective_runs_with_fila_and_lowers_forget_probability(results):
+    ctx = Context(store=ResultStore(results), log=lambda msg: None)
+    specs = expand("tofu-mini", ",".join(f"{o}+fila" for o in NEW_OBJECTIVES), hparams={"epochs": 2}, seeds="0")
+    for spec in specs:
+        assert run_one(spec, ctx) == "finished", ctx.store.reason(spec)
+        record = json.loads((ctx.store.run_dir(spec) / "run.json").read_text())
+        before, after = record["epochs"][0]["metrics"], record["epochs"][-1]["metrics"]
+        assert after["forget_prob"] < before["forget_prob"], spec.objective
+        if spec.objective == "idkdpo":
+            assert record["alternate_answers"]["answers"] >= 100
+
+
+def test_a_diverging_new_objective_is_marked_failed_with_its_reason(results):
+    ctx = Context(store=ResultStore(results), log=lambda msg: None)
+    [spec] = expand("tofu-mini", "simnpo+lora", hparams={"epochs": 1, "lr": 1e6, "beta": 1e3}, seeds="0")
+    assert run_one(spec, ctx) == "failed"
+    record = json.loads((ctx.store.run_dir(spec) / "run.json").read_text())
+    assert record["status"] == "failed" and "epoch 1" in record["reason"]
+
+
 def test_a_run_killed_mid_way_resumes_and_matches_the_uninterrupted_one(results):
     import os
     import signal

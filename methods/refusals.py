@@ -1,0 +1,54 @@
+"""IdkDPO's preferred answers: refusals paired with forget examples.
+
+The project ships methods/idk_answers.txt (one refusal per line, written for this project);
+`--option idk_answers=FILE` names another file of the same shape. Each forget example gets one refusal,
+drawn by the run's seed, so a run and its resumption see the same pairs."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+from typing import Callable, Sequence
+
+from bench.errors import BenchError
+
+SHIPPED = Path(__file__).with_name("idk_answers.txt")
+IGNORE = -100
+
+
+def load(path: str = "") -> list[str]:
+    file = Path(path) if path else SHIPPED
+    if not file.is_file():
+        raise BenchError(f"bad option idk_answers={path!r} (expected a text file with one refusal per line)")
+    answers = [line.strip() for line in file.read_text().splitlines() if line.strip()]
+    if not answers:
+        raise BenchError(f"bad option idk_answers={path!r} (the file has no non-empty line)")
+    return answers
+
+
+def describe(path: str = "") -> dict:
+    """What run.json records: which file, its content hash and size."""
+    file = Path(path) if path else SHIPPED
+    return {"file": str(file) if path else "methods/idk_answers.txt", "sha256": hashlib.sha256(file.read_bytes()).hexdigest(),
+            "answers": len(load(path))}
+
+
+def pair(n: int, answers: Sequence[str], seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [rng.choice(answers) for _ in range(n)]
+
+
+def alternates(forget: Sequence[dict], tokenizer, answers: Sequence[str], seed: int,
+               format_answer: Callable[[str], str] | None = None) -> list[dict]:
+    """Each forget example with its answer replaced by a refusal: the same prompt (its leading unlabelled
+    tokens; none for TDEC's plain sequences) + the refusal + EOS, only the refusal and EOS labelled."""
+    out = []
+    for ex, text in zip(forget, pair(len(forget), answers, seed)):
+        labels = ex["labels"]
+        start = next((i for i, v in enumerate(labels) if v != IGNORE), len(labels))
+        prompt = list(ex["input_ids"][:start])
+        answer = tokenizer((format_answer or (lambda a: a))(text), add_special_tokens=False)["input_ids"]
+        answer = answer + [tokenizer.eos_token_id]
+        out.append({"input_ids": prompt + answer, "labels": [IGNORE] * len(prompt) + answer})
+    return out

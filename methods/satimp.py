@@ -1,0 +1,26 @@
+"""SatImp (Yang et al. 2025, "Exploring criteria of loss reweighting to enhance LLM unlearning"):
+ascent weighted by saturation (p^b1) and importance ((1-p)^b2) of each forget token.
+
+    gamma * -mean_tokens [ p_t^b1 * (1 - p_t)^b2 * NLL_t ] + lambda * retain,   p_t = p(y_t), detached
+
+Convention: p_t is the model's probability of the true token; b1 rewards tokens still likely (not yet
+forgotten), b2 tokens not fully certain. Defaults (the open harness's): b1 5, b2 1, gamma 0.1,
+lambda 1 with retain NLL."""
+
+from methods.objective import RETAIN, LossInputs, Objective
+
+
+def loss(x: LossInputs):
+    from methods.losses import logits_of, retain_term
+    from methods.wga import weighted_ascent
+
+    b1, b2 = x.hp.satimp_b1, x.hp.satimp_b2
+    forget = weighted_ascent(logits_of(x.model, x.forget), x.forget["labels"], lambda p: p ** b1 * (1 - p) ** b2)
+    retain, parts = retain_term(x)
+    return x.hp.forget_weight * forget + retain, {"satimp": forget.item(), **parts}
+
+
+OBJECTIVE = Objective("satimp", loss, needs_retain=True, needs_reference=False,
+                      summary="gradient ascent weighted by p^b1 (1-p)^b2 + retain NLL",
+                      reads=RETAIN + ("satimp_b1", "satimp_b2", "forget_weight"), defaults={"forget_weight": 0.1},
+                      source="Yang et al. 2025, Exploring criteria of loss reweighting to enhance LLM unlearning")
