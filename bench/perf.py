@@ -257,6 +257,38 @@ def cli_startup(results: str, repeats: int) -> Row:
                ", ".join(f"{k} {v:.2f} s" for k, v in times.items()))
 
 
+def privacy_cost(results: str, repeats: int, tofu_model, tofu_tok, tdec_model, tdec_tok, pools: dict) -> list[Row]:
+    """One epoch's evaluation with the membership attacks, extraction strength and exact memorisation
+    against the same evaluation without them (what every epoch cost before they existed)."""
+    from bench.grid import expand
+    from bench.store import ResultStore
+    from suites import SUITES, Context
+    from suites.extraction import extraction_scores
+    from suites.privacy import model_scores
+    from suites.tofu_eval import FORMATS, evaluate_sets
+
+    suite, ctx = SUITES["tofu-mini"], Context(store=ResultStore(results), log=print)
+    [spec] = expand("tofu-mini", "ga+lora", seeds="0")
+    sets, privacy = suite.eval_sets(spec, ctx), suite.privacy_items(spec, ctx)
+    tofu = lambda extra: evaluate_sets(tofu_model, tofu_tok, sets, FORMATS["qa"], spec.option("generation"), 128, 64,
+                                       privacy=privacy if extra else None)
+    forget, unseen = pools["set0"], pools["unseen"]
+    as_examples = lambda seqs: [{"input_ids": s, "labels": s} for s in seqs]
+
+    def tdec(extra):
+        extraction_scores(tdec_model, forget, tdec_tok.pad_token_id)
+        if extra:
+            model_scores(tdec_model, tdec_tok, as_examples(forget), as_examples(unseen))
+
+    rows = []
+    for name, fn, n in (("tofu-mini", tofu, f"{len(sets[0].items)} forget + {len(privacy[1])} holdout items"),
+                        ("tdec-mini", tdec, f"{len(forget)} forget + {len(unseen)} unseen sequences")):
+        before, after = _median_time(lambda: fn(False), repeats), _median_time(lambda: fn(True), repeats)
+        rows.append(Row(f"8. {name} evaluation per epoch with the privacy metrics", f"{after / before:.2f}x", "reported",
+                        None, f"{after:.2f}s vs {before:.2f}s without them; {n}"))
+    return rows
+
+
 def run(results: str = "results", quick: bool = False) -> list[Row]:
     torch.set_num_threads(1)
     repeats = 1 if quick else 5
@@ -272,7 +304,9 @@ def run(results: str = "results", quick: bool = False) -> list[Row]:
     retain = [{"input_ids": s, "labels": s} for s in pools["general"][:len(forget)]]
     from transformers import AutoTokenizer
 
-    rows.append(fila_cost(el_model, tok if quick else AutoTokenizer.from_pretrained(_tdec_dir(results)), forget, retain, repeats))
+    el_tok = tok if quick else AutoTokenizer.from_pretrained(_tdec_dir(results))
+    rows.append(fila_cost(el_model, el_tok, forget, retain, repeats))
+    rows += privacy_cost(results, repeats, model, tok, el_model, el_tok, pools)
     if not quick:
         rows.append(peak_memory())
         rows += sweep_times(Path(results))

@@ -155,11 +155,12 @@ def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: 
         summaries.append(sums)
     frame = pd.DataFrame(table)
     direction = {m.name: m.higher_is_better for m in suite.metrics}
+    ideal = {m.name: m.ideal for m in suite.metrics}
     for col in metric_cols:
         frame[col + "_best"] = False
         for _, idx in frame.groupby(["model", "split"]).groups.items():
             idx = list(idx)
-            tied = stats.best_and_tied([summaries[i][col] for i in idx], direction[col])
+            tied = stats.best_and_tied([summaries[i][col] for i in idx], direction[col], ideal.get(col))
             frame.loc[[idx[i] for i in tied], col + "_best"] = True
     refs = reference_rows(suite_name, store) if refs is None else refs
     if not refs.empty:  # one row per role, summarised like the methods when references vary by seed
@@ -207,7 +208,8 @@ def print_leaderboard(suite: str, store: ResultStore) -> None:
 
 LEADERBOARD_NOTE = ("mean over seeds and its 95% Student-t interval [lo, hi]; forget-quality columns on a log "
                     "scale (geometric mean); bold = best mean or an interval overlapping the best one's (tied) "
-                    "within a model and split; `runs` = finished / all")
+                    "within a model and split (membership-inference AUCs and privleak: nearest to 0.5 and 0, the "
+                    "retain-only model's values); `runs` = finished / all")
 
 
 def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: str | None = None,

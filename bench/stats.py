@@ -79,11 +79,25 @@ def summarize_metric(values: Iterable[float], metric) -> Summary | None:
     return summarize(values, metric.log_scale, metric.bounds)
 
 
-def best_and_tied(summaries: Sequence[Summary | None], higher_is_better: bool) -> set[int]:
-    """Indices of the best mean and of every summary whose interval overlaps the best one's."""
+def distance_to(s: Summary, ideal: float) -> Summary:
+    """|x - ideal| as a Summary: its interval is the range of distances the interval of x allows."""
+    if not s.has_interval:
+        d = abs(s.mean - ideal)
+        return Summary(d, None, None, s.n)
+    ends = (abs(s.lo - ideal), abs(s.hi - ideal))
+    lo = 0.0 if s.lo <= ideal <= s.hi else min(ends)
+    return Summary(abs(s.mean - ideal), lo, max(ends), s.n)
+
+
+def best_and_tied(summaries: Sequence[Summary | None], higher_is_better: bool, ideal: float | None = None) -> set[int]:
+    """Indices of the best mean and of every summary whose interval overlaps the best one's. With an
+    `ideal` value (an AUC of 0.5, a privleak of 0) best = nearest to it, compared as distances."""
     present = [(i, s) for i, s in enumerate(summaries) if s is not None]
     if not present:
         return set()
+    if ideal is not None:
+        present = [(i, distance_to(s, ideal)) for i, s in present]
+        higher_is_better = False
     sign = 1 if higher_is_better else -1
     best = max(present, key=lambda p: sign * p[1].mean)[1]
     return {i for i, s in present if s is best or s.overlaps(best)}

@@ -55,6 +55,7 @@ class Metric:
     summary: str
     log_scale: bool = False  # summarised on log10 (geometric mean, asymmetric interval): p-values
     bounds: tuple[float, float] | None = None  # the metric's range; intervals are clipped to it
+    ideal: float | None = None  # best = nearest to this value (an attack AUC's 0.5), not highest or lowest
 
     def summarize(self, values):
         from bench.stats import summarize_metric
@@ -89,6 +90,7 @@ class Suite(ABC):
     options: dict[str, Any] = {}  # suite settings that change results; recorded in the RunSpec
     default_seeds: tuple[int, ...] = (0,)  # what `run` uses without --seeds
     claims: str = ""  # name of the claims file in suites/claims/ ("" = none)
+    late_options: dict[str, Any] = LATE_OPTIONS  # options added after results existed: recorded only when set
 
     def check_split(self, split: str) -> str:
         if split not in self.splits:
@@ -97,7 +99,7 @@ class Suite(ABC):
 
     def all_options(self) -> dict[str, Any]:
         # lm_eval_extra: lm-eval tasks added to any suite's final evaluation (`--lm-eval-tasks a,b`)
-        return {**self.options, "lm_eval_extra": "", **LATE_OPTIONS}
+        return {**self.options, "lm_eval_extra": "", **self.late_options}
 
     def check_options(self, given: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
         merged = self.all_options()
@@ -108,7 +110,8 @@ class Suite(ABC):
                 merged[key] = type(merged[key])(value)
             except ValueError:
                 raise BenchError(f"bad option {key}={value!r} (expected a {type(merged[key]).__name__})") from None
-        return tuple(sorted((k, v) for k, v in merged.items() if k not in LATE_OPTIONS or v != LATE_OPTIONS[k]))
+        late = self.late_options
+        return tuple(sorted((k, v) for k, v in merged.items() if k not in late or v != late[k]))
 
     @abstractmethod
     def hparams(self, model: str) -> Hyperparams:

@@ -21,7 +21,8 @@ from bench.errors import BenchError
 from bench.models import MODELS, hub_reachable
 from bench.spec import Hyperparams, RunSpec
 from bench.store import read_json, write_json_atomic
-from suites.base import UNIT, Context, Metric, Prepared, Suite, Evaluation
+from suites.base import LATE_OPTIONS, UNIT, Context, Metric, Prepared, Suite, Evaluation
+from suites.privacy import attack_metrics
 
 FORGET_URL = "https://raw.githubusercontent.com/joeljang/knowledge-unlearning/main/data/lm_extraction_32_{i}.csv"
 REASONING = ("piqa", "hellaswag", "arc_easy", "arc_challenge", "copa", "winogrande", "mathqa", "pubmedqa",
@@ -38,7 +39,7 @@ METRICS = (
     Metric("ppl_heldout", False, "perplexity on held-out text (WikiText validation)", bounds=(1.0, math.inf)),
     Metric("ppl_pile", False, "perplexity on Pile validation text", bounds=(1.0, math.inf)),
     Metric("dialogue_f1", True, "mean unigram F1 of greedy responses over the dialogue sets", bounds=UNIT),
-)
+) + attack_metrics("the unseen sequences")
 DIALOGUE_SETS = ("wizard_of_wikipedia", "empathetic_dialogues", "blended_skill_talk", "wizard_of_internet")
 
 
@@ -126,6 +127,9 @@ class Tdec(Suite):
         "dialogue": "auto",  # auto: every dialogue_<name>.jsonl in --data-dir; none: off; or names a,b
         "pile_ppl": "auto",  # auto: <data-dir>/pile_validation.txt if present; none: off
     }
+    # the Reference membership attack's model: GPT-2 shares GPT-Neo's tokenizer and never trained on the
+    # Pile, where the forget sequences come from (Carlini et al. 2021 use a smaller model); `none`: skip it
+    late_options = {**LATE_OPTIONS, "mia_reference": "openai-community/gpt2"}
 
     def derived_metrics(self, record: dict) -> dict:
         final = record.get("final_metrics", {})
@@ -199,6 +203,30 @@ class Tdec(Suite):
                   "el5": sum(scores["el5"]) / len(seqs), "n": len(seqs), "source": f"measured on {len(seqs)} unseen sequences"}
         write_json_atomic(path, result)
         return result
+
+    def mia_reference_model(self, spec: RunSpec, ctx: Context) -> str | None:
+        choice = str(spec.option("mia_reference", self.late_options["mia_reference"]))
+        return None if choice == "none" else choice
+
+    def mia_reference_nll(self, spec: RunSpec, sequences: list[list[int]], ctx: Context) -> list[float] | None:
+        """Mean NLL of each sequence under the Reference attack's model, computed once and stored."""
+        from bench.fingerprint import code_fingerprint, digest, model_fingerprint
+
+        name = self.mia_reference_model(spec, ctx)
+        if name is None:
+            return None
+        key = digest([model_fingerprint(name), sequences, code_fingerprint("suites.privacy")])
+        path = ctx.store.artefact_dir(self.name) / "mia_reference" / f"{key}.json"
+        if path.exists():
+            return read_json(path)["nll"]
+        from bench.models import load_model
+        from suites.privacy import token_stats
+
+        model, tok = load_model(name, trust_remote_code=ctx.trust_remote_code, device=ctx.device)
+        nll = [s.nll for s in token_stats(model, [{"input_ids": s, "labels": s} for s in sequences],
+                                          tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)]
+        write_json_atomic(path, {"model": name, "nll": nll})
+        return nll
 
     def unseen_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
         return self.chunks(self.text_lines("unseen", ctx), tokenizer, int(spec.option("seq_len")), 32)
@@ -288,20 +316,29 @@ class Tdec(Suite):
         forget_seqs = self.forget_sequences(spec, tokenizer, ctx)
         retain_seqs = self.retain_sequences(spec, tokenizer, ctx)
         limits = self.thresholds(spec, model_path, tokenizer, ctx)
+        # membership attacks: the forget sequences (members) against the unseen ones the thresholds use
+        as_examples = lambda seqs: [{"input_ids": s, "labels": s} for s in seqs]
+        unseen = self.unseen_sequences(spec, tokenizer, ctx)
+        reference_nll = self.mia_reference_nll(spec, forget_seqs + unseen, ctx)
 
         def evaluate(model, tok) -> Evaluation:
+            from suites.privacy import metrics_of, model_scores
+
             scores = extraction_scores(model, forget_seqs, tok.pad_token_id)
             metrics = {k: sum(v) / len(v) for k, v in scores.items()}
-            return Evaluation(metrics, scores)
+            mia = model_scores(model, tok, as_examples(forget_seqs), as_examples(unseen), ctx.eval_batch_size)
+            metrics.update(metrics_of(mia, reference_nll, memorisation=False))
+            return Evaluation(metrics, {**scores, "mia": mia})
 
         def should_stop(metrics: dict) -> bool:
             return forgotten(metrics["ma"], metrics["el10"], limits["ma"], limits["el10"])
 
-        as_examples = lambda seqs: [{"input_ids": s, "labels": s} for s in seqs]
         return Prepared(model_path=model_path, forget=as_examples(forget_seqs), retain=as_examples(retain_seqs),
                         evaluate=evaluate, should_stop=should_stop,
                         final_evaluate=self.utility(spec, tokenizer, ctx),
                         records={"thresholds": limits, "forget_sequences": len(forget_seqs),
+                                 "mia": {"non_members": f"{len(unseen)} unseen sequences (the thresholds' data)",
+                                         "reference_model": self.mia_reference_model(spec, ctx)},
                                  "retain_sequences": len(retain_seqs),
                                  "utility_sets": {"dialogue": sorted(self.dialogue_sets(spec, ctx)),
                                                   "pile_ppl": bool(self.pile_sequences(spec, tokenizer, ctx)),

@@ -19,7 +19,7 @@ from bench.fingerprint import code_fingerprint, digest
 from bench.lm_eval_bridge import write_choice_task
 from bench.spec import Hyperparams, RunSpec
 from bench.store import read_json, write_json_atomic
-from suites.base import MINI_OBJECTIVE_OVERRIDES, Context
+from suites.base import LATE_OPTIONS, MINI_OBJECTIVE_OVERRIDES, Context
 from suites.tdec import Tdec
 from suites.tdec_mini_data import documents
 from suites.tdec_mini_tasks import choice_tasks, dialogue_rows
@@ -45,6 +45,9 @@ class TdecMini(Tdec):
     options = {**Tdec.options, "seq_len": 64, "thresholds": "measured", "lm_eval_tasks": "mini_phrase,mini_order",
                "retain_size": 256}
     objective_overrides = MINI_OBJECTIVE_OVERRIDES
+    # the Reference attack's model: `trained` = the base model's recipe on the general chunks only (it never
+    # sees a forget set), built once; or a directory, or `none`
+    late_options = {**LATE_OPTIONS, "mia_reference": "trained"}
 
     def check_model(self, model: str) -> None:
         if model not in self.models:
@@ -92,22 +95,30 @@ class TdecMini(Tdec):
 
     def model_path(self, spec: RunSpec, ctx: Context) -> str:
         """The 'pretrained' model: general chunks once, forget chunks `repeats` times, shuffled."""
+        pools = self.pools(ctx)
+        return self._train(self.root(ctx) / "model", pools["general"] + [s for i in range(CORPUS["sets"])
+                                                                         for s in pools[f"set{i}"]] * TRAIN["repeats"], ctx)
+
+    def mia_reference_model(self, spec: RunSpec, ctx: Context) -> str | None:
+        """`trained`: the same recipe on the general chunks alone (no forget set, no unseen chunk)."""
+        if spec.option("mia_reference", "trained") != "trained":
+            return super().mia_reference_model(spec, ctx)
+        return self._train(self.root(ctx) / "reference-model", self.pools(ctx)["general"], ctx)
+
+    def _train(self, out: Path, stream: list[list[int]], ctx: Context) -> str:
         from bench.finetune import finetune
         from bench.tiny import TinyShape, build_tiny
         from transformers import AutoTokenizer
 
-        out = self.root(ctx) / "model"
         if (out / "config.json").exists():
             return str(out)
-        pools = self.pools(ctx)
         tokenizer = AutoTokenizer.from_pretrained(self.root(ctx) / "data" / "tokenizer")
         model = build_tiny("gpt-neo", tokenizer, TinyShape(hidden=128, layers=2, heads=4, intermediate=512,
                                                            max_positions=256))
-        stream = pools["general"] + [s for i in range(CORPUS["sets"]) for s in pools[f"set{i}"]] * TRAIN["repeats"]
         examples = [{"input_ids": s, "labels": s} for s in stream]
         hp = Hyperparams(lr=TRAIN["lr"], epochs=1, batch_size=32, effective_batch=32, warmup_epochs=0.1,
                          weight_decay=0.01, max_grad_norm=1.0)
-        ctx.log(f"tdec-mini: training the base model on {len(examples)} chunks ({len(examples) // 32} steps)")
+        ctx.log(f"tdec-mini: training {out.name} on {len(examples)} chunks ({len(examples) // 32} steps)")
         finetune(model, examples, hp, pad_id=tokenizer.pad_token_id, seed=0)
         tmp = out.with_name(out.name + f".tmp{os.getpid()}")
         model.save_pretrained(tmp)

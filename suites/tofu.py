@@ -21,7 +21,8 @@ from bench.fingerprint import digest
 from bench.models import MODELS, hub_reachable, load_model
 from bench.spec import Hyperparams, RunSpec
 from bench.store import read_json, write_json_atomic
-from suites.base import UNIT, Context, Evaluation, Metric, MissingReference, Prepared, Suite
+from suites.base import LATE_OPTIONS, UNIT, Context, Evaluation, Metric, MissingReference, Prepared, Suite
+from suites.privacy import ATTACKS, attack_metrics, memorisation_metrics
 
 if TYPE_CHECKING:
     from suites.tofu_eval import EvalSet, QAFormat
@@ -49,6 +50,8 @@ METRICS = (
     Metric("forget_ks_stat", False, "KS statistic behind forget quality", bounds=UNIT),
 ) + tuple(Metric(f"{s}_{m}", True, f"{m} on {s}", bounds=UNIT) for s in ("retain", "real_authors", "world_facts")
           for m in ("prob", "rouge", "truth_ratio"))
+
+METRICS += attack_metrics("the holdout authors") + memorisation_metrics()
 
 # Report-time rules over a run's epochs (suite.derived_metrics); each table says which rule a column uses.
 UTILITY_FLOOR = 0.9  # utility-constrained forget quality: epochs whose MU >= this fraction of the target's
@@ -106,6 +109,7 @@ class Tofu(Suite):
         # models are fine-tuned with the run's seed, so intervals also cover how the references vary
         "reference_seed": "shared",
     }
+    late_options = {**LATE_OPTIONS, "privleak_attack": "min_k"}  # privleak's attack: one of suites.privacy.ATTACKS
 
     def derived_metrics(self, record: dict) -> dict:
         """Utility-constrained forget quality, and when (and with what utility) the run forgot: the
@@ -201,6 +205,14 @@ class Tofu(Suite):
     def finetune_items(self, split: str, ctx: Context) -> list[dict]:
         return self.load_config(split, ctx)
 
+    def privacy_items(self, spec: RunSpec, ctx: Context) -> tuple[list[dict], list[dict]]:
+        """Members and non-members of the membership attacks: the forget split's QA pairs and the matching
+        holdout config (holdout01/05/10: authors of the same distribution that no model trains on)."""
+        cap = int(spec.option("max_items", 0))
+        members = self.load_config(spec.split, ctx)
+        non_members = self.load_config("holdout" + spec.split.removeprefix("forget"), ctx)
+        return (members[:cap], non_members[:cap]) if cap else (members, non_members)
+
     # -- reference models ------------------------------------------------------------------------
     def artefact_model_dir(self, model: str, split: str, ctx: Context, seed: int = 0) -> Path:
         recipe = self.finetune_hparams(model)
@@ -265,29 +277,30 @@ class Tofu(Suite):
         publish_dir(tmp, out)
         return out
 
-    def evaluation_key(self, model_path: str, spec: RunSpec, sets) -> str:
+    def evaluation_key(self, model_path: str, spec: RunSpec, sets, privacy) -> str:
         """What a stored evaluation was computed from: the model's weights, every item it scored, the
         options that change scores, the prompt format, and the evaluator's code."""
         from bench.fingerprint import code_fingerprint, digest, model_fingerprint
 
         options = {k: v for k, v in spec.options if k in ("max_items", "generation", "max_length", "prompt")}
         return digest([model_fingerprint(model_path), spec.model, options, [(s.name, list(s.items), s.base, s.normalised_probability)
-                                                                           for s in sets],
-                       code_fingerprint("suites.tofu_eval", "methods.losses", "bench.data")])
+                                                                           for s in sets], privacy,
+                       code_fingerprint("suites.tofu_eval", "suites.privacy", "methods.losses", "bench.data")])
 
     def evaluation_of(self, model_path: str, spec: RunSpec, ctx: Context) -> Evaluation:
         """Evaluation of a fixed model on this spec's eval sets, computed once and stored as JSON."""
         from suites.tofu_eval import evaluate_sets
 
         options = {k: v for k, v in spec.options if k in ("max_items", "generation", "max_length", "prompt")}
-        sets = self.eval_sets(spec, ctx)
-        path = ctx.store.artefact_dir(self.name) / "evals" / f"{self.evaluation_key(model_path, spec, sets)}.json"
+        sets, privacy = self.eval_sets(spec, ctx), self.privacy_items(spec, ctx)
+        path = ctx.store.artefact_dir(self.name) / "evals" / f"{self.evaluation_key(model_path, spec, sets, privacy)}.json"
         if path.exists():
             cached = read_json(path)
             return Evaluation(cached["metrics"], cached["items"])
         net, tokenizer = load_model(model_path, trust_remote_code=ctx.trust_remote_code, device=ctx.device)
         metrics, items = evaluate_sets(net, tokenizer, sets, self.qa_format(spec.model, tokenizer, spec.option("prompt", "auto")),
-                                       spec.option("generation"), int(spec.option("max_length")), ctx.eval_batch_size)
+                                       spec.option("generation"), int(spec.option("max_length")), ctx.eval_batch_size,
+                                       privacy=privacy)
         write_json_atomic(path, {"model": model_path, "split": spec.split, "options": options,
                                  "metrics": metrics, "items": items})
         return Evaluation(metrics, items)
@@ -318,19 +331,35 @@ class Tofu(Suite):
         retain = encode(self.load_config(RETAIN_OF[spec.split], ctx))
         if not forget:
             raise BenchError(f"the forget set {spec.split} is empty")
-        sets = self.eval_sets(spec, ctx)
+        sets, privacy = self.eval_sets(spec, ctx), self.privacy_items(spec, ctx)
+        attack = spec.option("privleak_attack", "min_k")
+        if attack not in ATTACKS:
+            raise BenchError(f"bad option privleak_attack={attack!r} (expected one of {', '.join(ATTACKS)})")
+
+        def against_references(metrics: dict, items: dict) -> dict:
+            """What needs the retain-only model: forget quality, the Reference attack, privleak."""
+            from suites.privacy import auc, privleak
+
+            out = dict(metrics)
+            out["forget_quality"], out["forget_ks_stat"] = forget_quality(items["forget"]["truth_ratio"], ref_ratios)
+            mia, ref_mia = items["mia"], ref_eval.items["mia"]
+            n = mia["n_members"]
+            score = [r - m for r, m in zip(ref_mia["nll"], mia["nll"])]
+            out["mia_reference"] = auc(score[:n], score[n:])
+            out["privleak"] = privleak(out[f"mia_{attack}"], ref_auc[attack])
+            return out
+
+        # the retain-only model's AUCs (its Reference scores are all 0: AUC 0.5), so its own privleak is 0
+        ref_auc = {**{a: ref_eval.metrics[f"mia_{a}"] for a in ATTACKS if a != "reference"}, "reference": 0.5}
+        ref_metrics = against_references(ref_eval.metrics, ref_eval.items)
 
         def evaluate(model, tok) -> Evaluation:
-            metrics, items = evaluate_sets(model, tok, sets, fmt, spec.option("generation"), max_length, ctx.eval_batch_size)
-            metrics["forget_quality"], metrics["forget_ks_stat"] = forget_quality(items["forget"]["truth_ratio"], ref_ratios)
-            return Evaluation(metrics, items)
+            metrics, items = evaluate_sets(model, tok, sets, fmt, spec.option("generation"), max_length, ctx.eval_batch_size,
+                                           privacy=privacy)
+            return Evaluation(against_references(metrics, items), items)
 
         target_eval = self.evaluation_of(target, spec, ctx)
-        target_metrics = dict(target_eval.metrics)
-        target_metrics["forget_quality"], target_metrics["forget_ks_stat"] = forget_quality(
-            target_eval.items["forget"]["truth_ratio"], ref_ratios)
-        ref_metrics = dict(ref_eval.metrics)
-        ref_metrics["forget_quality"], ref_metrics["forget_ks_stat"] = forget_quality(ref_ratios, ref_ratios)
+        target_metrics = against_references(target_eval.metrics, target_eval.items)
         return Prepared(model_path=target, forget=forget, retain=retain, evaluate=evaluate, should_stop=None, format_answer=fmt.answer,
                         records={"target": target, "reference": reference, "reference_split": ref_split,
                                  "target_metrics": target_metrics, "reference_metrics": ref_metrics,

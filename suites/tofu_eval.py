@@ -216,9 +216,11 @@ def model_utility(metrics: dict[str, float]) -> float:
 
 
 def evaluate_sets(model, tokenizer, sets: Sequence[EvalSet], fmt: QAFormat, generation: str,
-                  max_length: int = 512, batch_size: int = 64) -> tuple[dict[str, float], dict[str, list]]:
-    """Every TOFU number of `sets` (except forget quality, which needs the reference).
-    Returns (metrics, per-item values)."""
+                  max_length: int = 512, batch_size: int = 64,
+                  privacy: tuple[Sequence[dict], Sequence[dict]] | None = None) -> tuple[dict[str, float], dict[str, list]]:
+    """Every TOFU number of `sets` (except forget quality, which needs the reference), and with
+    `privacy` = (members, non-members) QA items the membership attacks that need no reference model,
+    extraction strength and exact memorisation (suites/privacy.py). Returns (metrics, per-item values)."""
     was_training = model.training
     model.eval()
     examples, where = [], []  # where[k] = (set index, item index, candidate slot)
@@ -255,5 +257,12 @@ def evaluate_sets(model, tokenizer, sets: Sequence[EvalSet], fmt: QAFormat, gene
         items[es.name] = {"prob": p_item.tolist(), "truth_ratio": ratios.tolist(), "rouge": rouge.tolist()}
     if all(k in metrics for k in UTILITY_PARTS):
         metrics["model_utility"] = model_utility(metrics)
+    if privacy is not None:
+        from suites.privacy import metrics_of, model_scores
+
+        encode = lambda rows: [qa_example(tokenizer, fmt.prompt(it["question"]), fmt.answer(it["answer"]), max_length)
+                               for it in rows]
+        items["mia"] = model_scores(model, tokenizer, encode(privacy[0]), encode(privacy[1]), batch_size)
+        metrics.update(metrics_of(items["mia"]))
     model.train(was_training)
     return metrics, items

@@ -70,6 +70,23 @@ class TofuMini(Tofu):
             publish_dir(tmp, out)
         return str(out)
 
+    def load_config(self, config: str, ctx: Context) -> list[dict]:
+        if config.startswith("holdout"):  # generated apart from the training data (suites/tofu_mini_holdout.py)
+            from suites.tofu_mini_holdout import holdout_configs
+
+            out = ctx.store.artefact_dir(self.name) / \
+                f"holdout-{digest([DATA, code_fingerprint('suites.tofu_mini_data', 'suites.tofu_mini_holdout')])}"
+            if not (out / "holdout10.json").exists():
+                tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+                for name, rows in holdout_configs(**DATA).items():
+                    write_json_atomic(tmp / f"{name}.json", rows)
+                publish_dir(tmp, out)
+            path = out / f"{config}.json"
+            if not path.exists():
+                raise unknown("holdout config of tofu-mini", config, ("holdout01", "holdout05", "holdout10"))
+            return read_json(path)
+        return super().load_config(config, ctx)
+
     def artefact_model_dir(self, model: str, split: str, ctx: Context, seed: int = 0) -> Path:
         recipe = [model, DATA, self.finetune_hparams(model).record(), self.stage_a_hparams().record(),
                   code_fingerprint("suites.tofu_mini_data", "bench.tiny")]

@@ -53,6 +53,7 @@ def tdec_mini_artefacts(tmp_path_factory):
                    suite.check_options({}))
     ctx = Context(store=ResultStore(root), log=lambda msg: None)
     suite.model_path(spec, ctx)
+    suite.mia_reference_model(spec, ctx)
     suite.lm_eval_tasks_dir(ctx)
     return root / "tdec-mini" / "artefacts"
 

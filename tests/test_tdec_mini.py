@@ -84,3 +84,14 @@ def test_every_new_objective_runs_with_full_fine_tuning_and_lowers_memorisation(
         assert run_one(spec, ctx) == "finished", ctx.store.reason(spec)
         r = record(results, spec.method)
         assert r["epochs"][-1]["metrics"]["ma"] < r["epochs"][0]["metrics"]["ma"], spec.objective
+
+
+def test_membership_attacks_see_the_memorised_forget_set(results):
+    from suites.privacy import ATTACKS
+
+    r = record(results, "ga")
+    before, after = r["epochs"][0]["metrics"], r["epochs"][-1]["metrics"]
+    for attack in ATTACKS:  # forget sequences vs the unseen ones; the Reference model never saw either
+        assert before[f"mia_{attack}"] > 0.9, attack
+    assert after["mia_loss"] < before["mia_loss"]
+    assert r["suite_records"]["mia"]["reference_model"].endswith("reference-model")

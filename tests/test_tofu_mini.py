@@ -35,6 +35,28 @@ def test_target_and_retain_models_discriminate(results):
     assert record["suite_records"]["eval_items"] == {"forget": 100, "retain": 100, "real_authors": 40, "world_facts": 50}
 
 
+def test_membership_attacks_tell_the_target_but_not_the_retain_only_model(results, tmp_path):
+    from suites import SUITES
+    from suites.privacy import ATTACKS
+
+    [record] = records(results)
+    target, retain = record["suite_records"]["target_metrics"], record["suite_records"]["reference_metrics"]
+    for attack in ATTACKS:  # forget authors vs holdout authors nobody trained on
+        assert target[f"mia_{attack}"] > 0.8, attack
+        assert abs(retain[f"mia_{attack}"] - 0.5) < 0.15, attack
+    assert retain["privleak"] == 0.0 and target["privleak"] < -50
+    assert target["extraction_strength"] > 0.5 > retain["extraction_strength"]
+    assert target["exact_memorisation"] > retain["exact_memorisation"]
+    last = record["epochs"][-1]["metrics"]
+    assert {f"mia_{a}" for a in ATTACKS} | {"privleak", "extraction_strength", "exact_memorisation"} <= set(last)
+    ctx = Context(store=ResultStore(results), log=lambda msg: None)
+    suite = SUITES["tofu-mini"]
+    trained = {row["question"] for config in ("full", "background", "real_authors", "world_facts")
+               for row in suite.load_config(config, ctx)}
+    holdout = suite.load_config("holdout10", ctx)
+    assert len(holdout) == len(suite.load_config("forget10", ctx)) and not trained & {r["question"] for r in holdout}
+
+
 def test_run_record_says_where_every_number_came_from(results):
     [record] = records(results)
     assert record["status"] == "finished"
