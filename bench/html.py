@@ -67,7 +67,8 @@ def table(frame: pd.DataFrame, table_id: str) -> str:
 
 
 def write_page(suite: str, path: Path, leaderboard: pd.DataFrame, rule: str, note: str, caption: str,
-               paper: tuple | None, figures: list[Path], claims: list, comparisons: list, provenance: list[dict]) -> Path:
+               paper: tuple | None, figures: list[Path], claims: list, comparisons: list, provenance: list[dict],
+               robustness: tuple | None = None) -> Path:
     parts = [f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(suite)} leaderboard</title>",
              f"<style>{STYLE}</style><script>{SCRIPT}</script></head><body>",
              f"<h1>{html.escape(suite)}</h1><p class=\"note\">Epoch rule: {html.escape(rule)}. "
@@ -76,6 +77,9 @@ def write_page(suite: str, path: Path, leaderboard: pd.DataFrame, rule: str, not
         caption_html = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(caption or ""))
         parts += ["<h2>Paper-style table</h2>", f"<p class=\"note\">{caption_html}</p>",
                   table(pd.DataFrame(tables.cells(*paper)), "paper")]
+    if robustness:
+        parts += ["<h2>Does the forgetting survive?</h2>", f"<p class=\"note\">{html.escape(tables.ROBUSTNESS_CAPTION)}</p>",
+                  table(pd.DataFrame(tables.cells(*robustness)), "robustness")]
     parts += ["<h2>Leaderboard</h2>", f"<p class=\"note\">{html.escape(note)}.</p>", table(leaderboard, "leaderboard")]
     if figures:
         parts += ["<h2>Plots</h2>"] + [f"<img src=\"{html.escape(f.name)}\" alt=\"{html.escape(f.stem)}\">" for f in figures]

@@ -268,6 +268,15 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
         (out / "paper_table.md").write_text(f"# {suite}: paper-style table ({rule})\n\n{caption}\n\n{table_md}\n")
         (out / "paper_table.tex").write_text(tables.render(rows, columns, keys, tex=True) + "\n")
         paths += [out / "paper_table.md", out / "paper_table.tex"]
+    robustness = None
+    if any("/" in c and c.split("/")[0] in tables.ROBUSTNESS_VARIANTS for c in runs.columns):
+        r_rows, r_columns = tables.robustness_rows(runs, refs, kind.metrics, kind.robustness_columns)
+        robustness = (r_rows, r_columns, ["method", "runs"])
+        r_md = tables.render(*robustness, tex=False)
+        (out / "robustness.md").write_text(f"# {suite}: does the forgetting survive? ({rule})\n\n"
+                                           f"{tables.ROBUSTNESS_CAPTION}\n\n{r_md}\n")
+        paths.append(out / "robustness.md")
+        figures += plots.robustness(runs, out, kind.robustness_columns[0], kind.metrics)
     paths += figures
     if claim_results:
         paths.append(claims.write_markdown(claim_results, suite, out / "claims.md"))
@@ -290,7 +299,7 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
         paths.append(out / "compare.md")
     paths.append(html.write_page(suite, out / "index.html", shown, rule, LEADERBOARD_NOTE, table_md and caption,
                                  rows and (rows, columns, keys), figures, claim_results, comparisons,
-                                 provenance(runs)))
+                                 provenance(runs), robustness))
     return paths
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
 import resource
@@ -17,7 +18,7 @@ import torch
 from bench.data import paired_batches
 from bench.environment import environment
 from bench.errors import BenchError
-from bench import checkpoint
+from bench import checkpoint, robustness
 from bench.loop import EpochStats, LoopState, NonFiniteLoss, make_optimizer, train
 from bench.models import count_parameters, load_model
 from bench.spec import RunSpec
@@ -166,11 +167,12 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
     run.record["epochs"] = epochs
     eval_seconds = 0.0
     items_dir = run.dir / "items"
+    last_evaluation = None  # the robustness stages compare against it
 
     def on_epoch_end(stats: EpochStats, state: LoopState) -> bool:
-        nonlocal eval_seconds
+        nonlocal eval_seconds, last_evaluation
         t = time.perf_counter()
-        evaluation = prepared.evaluate(model, tokenizer)
+        evaluation = last_evaluation = prepared.evaluate(model, tokenizer)
         eval_seconds += time.perf_counter() - t
         entry = {"epoch": stats.epoch, "train": {"loss": stats.loss, **stats.parts, "steps": stats.steps,
                                                   "seconds": stats.seconds},
@@ -214,6 +216,13 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
         final.update({f"lm_eval/{t}": v for t, v in scores.items()})
         timings["lm_eval_extra"] = time.perf_counter() - t0
         run.record["lm_eval_include"] = ctx.lm_eval_include
+    stages = robustness.parse(spec.option("robustness", LATE_OPTIONS["robustness"]))
+    if stages:
+        target = functools.cache(lambda: load_model(prepared.model_path, dtype=spec.hparams.dtype,
+                                                    trust_remote_code=ctx.trust_remote_code, device=ctx.device)[0])
+        final.update(robustness.run_stages(stages, model, tokenizer, prepared, spec, ctx, target, timings, last_evaluation))
+        run.record["robustness"] = robustness.describe(stages, spec, prepared)
+        _check_finite(final, epochs[-1]["epoch"])
     run.record["final_metrics"] = final
     if ctx.save_models:
         run.record["model_dir"] = str(checkpoint.export_model(model, tokenizer, run.dir / "model"))

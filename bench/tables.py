@@ -147,3 +147,49 @@ def tdec_rows(runs: pd.DataFrame, metrics=(), shown=tuple(TDEC_COLUMNS)) -> tupl
             row[col] = _summary(done, col, metrics)
         rows.append(row)
     return rows, columns
+
+
+ROBUSTNESS_VARIANTS = {"relearn_forget": "relearn (forget)", "relearn_retain": "relearn (retain)", "quant8": "8-bit",
+                       "quant4": "4-bit", "paraphrase": "paraphrase"}
+ROBUSTNESS_CAPTION = (
+    "Does the forgetting survive? Each forgetting metric after the last epoch, then after each attack on the "
+    "(merged) unlearned model: relearning on part of the forget set or on retain data only, 8- and 4-bit "
+    "weights, the paraphrase probe; recovery = share of what unlearning removed that relearning brings back "
+    "on forget items it did not train on (0 none, 1 all). The (target) row is the model before unlearning "
+    "under the same quantisation and probe. Mean over seeds and forget sets, 95% Student-t interval; bold: "
+    "best and tied-best per column.")
+
+
+def robustness_rows(runs: pd.DataFrame, refs: pd.DataFrame, metrics=(), shown: tuple[str, ...] = ()
+                    ) -> tuple[list[dict], dict]:
+    """Rows: the target under quantisation and the probe, then each method; per metric in `shown` its value
+    after the last epoch and after every attack present, then the relearning recoveries."""
+    metric_of = {m.name: m for m in metrics}
+    present = [c for c in runs.columns if "/" in c]
+    columns: dict[str, tuple[str, bool]] = {}
+    for name in shown:
+        higher = metric_of[name].higher_is_better if name in metric_of else True
+        for variant, label in {"": "last", **ROBUSTNESS_VARIANTS}.items():
+            col = f"{variant}/{name}" if variant else name
+            if not variant or col in present:
+                columns[col] = (f"{name} {label}", higher)
+    for variant in ("relearn_forget", "relearn_retain"):
+        if f"{variant}/recovery" in present:
+            columns[f"{variant}/recovery"] = (f"recovery {ROBUSTNESS_VARIANTS[variant]}", False)
+    finished = runs[runs["status"] == "finished"]
+    finished = finished.assign(method=row_labels(finished, ["method"]))
+    if "forgotten" in finished:  # TDEC's flag: the share of runs that met the rule
+        finished = finished.assign(forgotten=finished["forgotten"].map(lambda v: float(v) if isinstance(v, bool) else None))
+    target = {"method": "(target)", "runs": "", "reference": True}
+    for col in columns:
+        variant, _, name = col.rpartition("/")
+        if not variant and not refs.empty and name in refs:  # TOFU: the target's own evaluation
+            target[col] = _summary(refs[refs["method"] == "(target)"], name, metric_of)
+        elif variant in ("quant8", "quant4", "paraphrase"):
+            target[col] = _summary(finished, f"target_{col}", metric_of)
+    rows = [target]
+    for method, done in finished.groupby("method", sort=True):
+        row = {"method": method, "runs": f"{len(done)}"}
+        row.update({col: _summary(done, col, metric_of) for col in columns})
+        rows.append(row)
+    return rows, columns

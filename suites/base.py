@@ -35,6 +35,17 @@ class Evaluation:
 
 
 @dataclass
+class Robustness:
+    """What bench/robustness.py needs from a suite for one spec."""
+
+    forgetting_metrics: tuple[str, ...]  # the metrics each stage re-measures
+    relearn_hparams: Hyperparams  # the relearning attack's optimiser settings (epochs from the option)
+    recovery_items: Callable[[Evaluation], list[float]]  # per forget item: the recovery metric's value
+    target_evaluation: Callable[[Callable[[], Any], Any], Evaluation]  # (target loader, tokenizer) -> its evaluation
+    probe: Callable[[Any, Any], dict]  # the paraphrase probe: (model, tokenizer) -> metrics
+
+
+@dataclass
 class Prepared:
     """Everything the runner needs for one spec, built by the suite."""
 
@@ -45,6 +56,7 @@ class Prepared:
     should_stop: Callable[[dict], bool] | None = None  # the suite's stopping rule on an epoch's metrics
     final_evaluate: Callable[[Any, Any], dict] | None = None  # costly utility, once after the last epoch
     format_answer: Callable[[str], str] | None = None  # how an answer is written after the prompt (IdkDPO's refusals)
+    robustness: Robustness | None = None  # the robustness stages' hooks (None: the suite has none)
     records: dict = field(default_factory=dict)  # settings and references to write into run.json
 
 
@@ -67,6 +79,9 @@ class Metric:
 # runs made before them keep their ids (read them with spec.option(name, LATE_OPTIONS[name])).
 LATE_OPTIONS: dict[str, Any] = {
     "idk_answers": "",  # IdkDPO's refusals: "" = methods/idk_answers.txt, or a file with one per line
+    "robustness": "none",  # robustness stages after the last epoch: none | all | relearn,quant,paraphrase
+    "relearn_fraction": 0.5,  # the relearning attack's share of the forget set
+    "relearn_epochs": 3,  # the relearning attack's epochs
 }
 
 # WMDP's RMU preset trains 3 of 32 blocks' MLP output projections; on a 2-block model that leaves one
@@ -110,6 +125,9 @@ class Suite(ABC):
                 merged[key] = type(merged[key])(value)
             except ValueError:
                 raise BenchError(f"bad option {key}={value!r} (expected a {type(merged[key]).__name__})") from None
+        from bench.robustness import parse
+
+        parse(merged.get("robustness", "none"))  # a bad stage name fails before any run
         late = self.late_options
         return tuple(sorted((k, v) for k, v in merged.items() if k not in late or v != late[k]))
 

@@ -21,7 +21,8 @@ from bench.errors import BenchError
 from bench.models import MODELS, hub_reachable
 from bench.spec import Hyperparams, RunSpec
 from bench.store import read_json, write_json_atomic
-from suites.base import LATE_OPTIONS, UNIT, Context, Metric, Prepared, Suite, Evaluation
+from bench.robustness import robustness_metrics
+from suites.base import LATE_OPTIONS, UNIT, Context, Metric, Prepared, Robustness, Suite, Evaluation
 from suites.privacy import attack_metrics
 
 FORGET_URL = "https://raw.githubusercontent.com/joeljang/knowledge-unlearning/main/data/lm_extraction_32_{i}.csv"
@@ -40,6 +41,12 @@ METRICS = (
     Metric("ppl_pile", False, "perplexity on Pile validation text", bounds=(1.0, math.inf)),
     Metric("dialogue_f1", True, "mean unigram F1 of greedy responses over the dialogue sets", bounds=UNIT),
 ) + attack_metrics("the unseen sequences")
+# what each robustness stage re-measures (bench/robustness.py); the paraphrase probe drops the first
+# PROBE_SHIFT tokens of every forget sequence (the same text, its prefixes shifted)
+FORGETTING = ("ma", "el10", "el5", "mia_loss", "mia_min_k")
+PROBE_SHIFT = 4
+METRICS += robustness_metrics(METRICS, FORGETTING, probed=("ma", "el10"), recovery="memorisation accuracy",
+                              stopping_rule=True)
 DIALOGUE_SETS = ("wizard_of_wikipedia", "empathetic_dialogues", "blended_skill_talk", "wizard_of_internet")
 
 
@@ -117,6 +124,7 @@ class Tdec(Suite):
     # the paper table's quality columns; every metric stays in run.json and the leaderboard
     paper_columns = ("epochs_to_forget", "reasoning_acc", "dialogue_f1", "ppl_pile", "ppl_heldout")
     metrics = METRICS
+    robustness_columns = ("ma", "el10", "forgotten")  # robustness.md, first one plotted
     headline = ("epochs_to_forget", "reasoning_acc", "ppl_heldout", "ma", "el10")
     options = {
         "seq_len": 200,
@@ -333,8 +341,15 @@ class Tdec(Suite):
         def should_stop(metrics: dict) -> bool:
             return forgotten(metrics["ma"], metrics["el10"], limits["ma"], limits["el10"])
 
+        def probe(model, tok) -> dict:
+            scores = extraction_scores(model, [s[PROBE_SHIFT:] for s in forget_seqs], tok.pad_token_id)
+            return {"ma": sum(scores["ma"]) / len(forget_seqs), "el10": sum(scores["el10"]) / len(forget_seqs)}
+
+        robustness = Robustness(forgetting_metrics=FORGETTING, relearn_hparams=self.hparams(spec.model),
+                                recovery_items=lambda ev: ev.items["ma"],
+                                target_evaluation=lambda load, tok: evaluate(load(), tok), probe=probe)
         return Prepared(model_path=model_path, forget=as_examples(forget_seqs), retain=as_examples(retain_seqs),
-                        evaluate=evaluate, should_stop=should_stop,
+                        evaluate=evaluate, should_stop=should_stop, robustness=robustness,
                         final_evaluate=self.utility(spec, tokenizer, ctx),
                         records={"thresholds": limits, "forget_sequences": len(forget_seqs),
                                  "mia": {"non_members": f"{len(unseen)} unseen sequences (the thresholds' data)",

@@ -21,7 +21,9 @@ from bench.fingerprint import digest
 from bench.models import MODELS, hub_reachable, load_model
 from bench.spec import Hyperparams, RunSpec
 from bench.store import read_json, write_json_atomic
-from suites.base import LATE_OPTIONS, UNIT, Context, Evaluation, Metric, MissingReference, Prepared, Suite
+from suites.base import (LATE_OPTIONS, UNIT, Context, Evaluation, Metric, MissingReference, Prepared, Robustness,
+                         Suite)
+from bench.robustness import robustness_metrics
 from suites.privacy import ATTACKS, attack_metrics, memorisation_metrics
 
 if TYPE_CHECKING:
@@ -52,6 +54,10 @@ METRICS = (
           for m in ("prob", "rouge", "truth_ratio"))
 
 METRICS += attack_metrics("the holdout authors") + memorisation_metrics()
+# what each robustness stage re-measures (bench/robustness.py), and those stages' metrics
+FORGETTING = ("forget_quality", "forget_prob", "forget_rouge", "forget_truth_ratio", "privleak", "mia_min_k",
+              "model_utility")
+METRICS += robustness_metrics(METRICS, FORGETTING, probed=("forget_prob", "forget_rouge"), recovery="forget probability")
 
 # Report-time rules over a run's epochs (suite.derived_metrics); each table says which rule a column uses.
 UTILITY_FLOOR = 0.9  # utility-constrained forget quality: epochs whose MU >= this fraction of the target's
@@ -95,6 +101,7 @@ class Tofu(Suite):
     # the paper table's columns per split; every metric stays in run.json and the leaderboard
     paper_columns = ("forget_quality", "model_utility", "fq_constrained", "mu_at_forget")
     metrics = METRICS + DERIVED
+    robustness_columns = ("forget_quality", "forget_prob", "model_utility")  # robustness.md, first one plotted
     headline = ("forget_quality", "model_utility")
     default_seeds = (0, 1, 2)
     options = {
@@ -110,6 +117,13 @@ class Tofu(Suite):
         "reference_seed": "shared",
     }
     late_options = {**LATE_OPTIONS, "privleak_attack": "min_k"}  # privleak's attack: one of suites.privacy.ATTACKS
+
+    def check_options(self, given: dict) -> tuple:
+        options = super().check_options(given)
+        attack = dict(options).get("privleak_attack", "min_k")
+        if attack not in ATTACKS:
+            raise BenchError(f"bad option privleak_attack={attack!r} (expected one of {', '.join(ATTACKS)})")
+        return options
 
     def derived_metrics(self, record: dict) -> dict:
         """Utility-constrained forget quality, and when (and with what utility) the run forgot: the
@@ -333,8 +347,6 @@ class Tofu(Suite):
             raise BenchError(f"the forget set {spec.split} is empty")
         sets, privacy = self.eval_sets(spec, ctx), self.privacy_items(spec, ctx)
         attack = spec.option("privleak_attack", "min_k")
-        if attack not in ATTACKS:
-            raise BenchError(f"bad option privleak_attack={attack!r} (expected one of {', '.join(ATTACKS)})")
 
         def against_references(metrics: dict, items: dict) -> dict:
             """What needs the retain-only model: forget quality, the Reference attack, privleak."""
@@ -360,7 +372,21 @@ class Tofu(Suite):
 
         target_eval = self.evaluation_of(target, spec, ctx)
         target_metrics = against_references(target_eval.metrics, target_eval.items)
-        return Prepared(model_path=target, forget=forget, retain=retain, evaluate=evaluate, should_stop=None, format_answer=fmt.answer,
+        def probe(model, tok) -> dict:
+            from suites.tofu_eval import paraphrase_probe
+
+            items = sets[0].items
+            if not all(it.get("paraphrased_question") for it in items):
+                raise BenchError(f"the {spec.split}_perturbed items carry no paraphrased_question; the paraphrase "
+                                 "stage needs them (--option robustness=relearn,quant leaves it out)")
+            return paraphrase_probe(model, tok, items, fmt, spec.option("generation"), max_length, ctx.eval_batch_size)
+
+        robustness = Robustness(
+            forgetting_metrics=FORGETTING, relearn_hparams=self.finetune_hparams(spec.model),
+            recovery_items=lambda ev: ev.items["forget"]["prob"],
+            target_evaluation=lambda load, tok: Evaluation(target_metrics, target_eval.items), probe=probe)
+        return Prepared(model_path=target, forget=forget, retain=retain, evaluate=evaluate, should_stop=None,
+                        format_answer=fmt.answer, robustness=robustness,
                         records={"target": target, "reference": reference, "reference_split": ref_split,
                                  "target_metrics": target_metrics, "reference_metrics": ref_metrics,
                                  "eval_items": {s.name: len(s.items) for s in sets}})

@@ -266,3 +266,16 @@ def evaluate_sets(model, tokenizer, sets: Sequence[EvalSet], fmt: QAFormat, gene
         metrics.update(metrics_of(items["mia"]))
     model.train(was_training)
     return metrics, items
+
+
+def paraphrase_probe(model, tokenizer, items: Sequence[dict], fmt: QAFormat, generation: str, max_length: int = 512,
+                     batch_size: int = 64) -> dict[str, float]:
+    """Forget probability and ROUGE-L recall with each question replaced by its `paraphrased_question`."""
+    was_training = model.training
+    model.eval()
+    prompts = [fmt.prompt(it["paraphrased_question"]) for it in items]
+    examples = [qa_example(tokenizer, p, fmt.answer(it["answer"]), max_length) for p, it in zip(prompts, items)]
+    prob = np.exp(-answer_nll(model, examples, tokenizer.pad_token_id, batch_size))
+    rouge = rouge_l_recall([it["answer"] for it in items], generate(model, tokenizer, prompts, generation))
+    model.train(was_training)
+    return {"forget_prob": float(prob.mean()), "forget_rouge": float(rouge.mean())}

@@ -71,11 +71,11 @@ class TofuMini(Tofu):
         return str(out)
 
     def load_config(self, config: str, ctx: Context) -> list[dict]:
-        if config.startswith("holdout"):  # generated apart from the training data (suites/tofu_mini_holdout.py)
-            from suites.tofu_mini_holdout import holdout_configs
+        if config.startswith("holdout"):  # generated apart from the training data (suites/tofu_mini_unseen.py)
+            from suites.tofu_mini_unseen import holdout_configs
 
             out = ctx.store.artefact_dir(self.name) / \
-                f"holdout-{digest([DATA, code_fingerprint('suites.tofu_mini_data', 'suites.tofu_mini_holdout')])}"
+                f"holdout-{digest([DATA, code_fingerprint('suites.tofu_mini_data', 'suites.tofu_mini_unseen')])}"
             if not (out / "holdout10.json").exists():
                 tmp = out.with_name(out.name + f".tmp{os.getpid()}")
                 for name, rows in holdout_configs(**DATA).items():
@@ -85,7 +85,12 @@ class TofuMini(Tofu):
             if not path.exists():
                 raise unknown("holdout config of tofu-mini", config, ("holdout01", "holdout05", "holdout10"))
             return read_json(path)
-        return super().load_config(config, ctx)
+        rows = super().load_config(config, ctx)
+        if config.endswith("_perturbed") and config.startswith("forget"):  # TOFU's items carry paraphrased questions
+            from suites.tofu_mini_unseen import paraphrase_question
+
+            rows = [{**row, "paraphrased_question": paraphrase_question(row["question"])} for row in rows]
+        return rows
 
     def artefact_model_dir(self, model: str, split: str, ctx: Context, seed: int = 0) -> Path:
         recipe = [model, DATA, self.finetune_hparams(model).record(), self.stage_a_hparams().record(),

@@ -15,6 +15,10 @@ from bench.cli import main
     (["show-config", "--suite", "tofu-mini", "--option", "max_item=3"], "did you mean 'max_items'?"),
     (["show-config", "--suite", "tofu-mini", "--set", "lr=-1"], "bad hyperparameter lr=-1.0"),
     (["report", "--suite", "tdex"], "unknown suite 'tdex'"),
+    (["show-config", "--suite", "tdec-mini", "--option", "robustness=relearn,quantise"],
+     "bad option robustness='relearn,quantise' (expected none, all, or a comma list of relearn, quant, paraphrase)"),
+    (["show-config", "--suite", "tofu-mini", "--option", "privleak_attack=minkk"], "bad option privleak_attack='minkk'"),
+    (["show-config", "--suite", "tofu-mini", "--set", "retain_loss=kll"], "bad hyperparameter retain_loss='kll'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
     assert main(argv) == 2

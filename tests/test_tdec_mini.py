@@ -95,3 +95,19 @@ def test_membership_attacks_see_the_memorised_forget_set(results):
         assert before[f"mia_{attack}"] > 0.9, attack
     assert after["mia_loss"] < before["mia_loss"]
     assert r["suite_records"]["mia"]["reference_model"].endswith("reference-model")
+
+
+def test_robustness_stages_say_whether_the_thresholds_are_met_again(results):
+    from bench.runner import run_one
+
+    ctx = Context(store=ResultStore(results), log=lambda msg: None)
+    [spec] = expand("tdec-mini", "ga", hparams={"epochs": 4}, seeds="0", options={"robustness": "all"})
+    assert run_one(spec, ctx) == "finished", ctx.store.reason(spec)
+    r = json.loads((ctx.store.run_dir(spec) / "run.json").read_text())
+    final = r["final_metrics"]
+    assert final["forgotten"]
+    for variant in ("relearn_forget", "relearn_retain", "quant8", "quant4", "target_quant8", "target_quant4"):
+        assert final[f"{variant}/forgotten"] in (0.0, 1.0) and 0 <= final[f"{variant}/ma"] <= 1
+    assert final["target_quant4/forgotten"] == 0.0  # the memorising model stays above the thresholds
+    assert final["relearn_forget/ma"] > r["epochs"][-1]["metrics"]["ma"]
+    assert {"paraphrase/ma", "paraphrase/el10", "target_paraphrase/ma"} <= set(final)

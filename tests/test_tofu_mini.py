@@ -102,6 +102,29 @@ def test_report_lists_reference_rows_and_failed_runs(results, capsys):
     assert (results / "tofu-mini/leaderboard.csv").exists() and (results / "tofu-mini/leaderboard.tex").exists()
 
 
+def test_robustness_stages_measure_what_comes_back(results):
+    ctx = Context(store=ResultStore(results), log=lambda msg: None)
+    [spec] = expand("tofu-mini", "ga+lora", seeds="0", options={"robustness": "all"})
+    assert run_one(spec, ctx) == "finished", ctx.store.reason(spec)
+    record = json.loads((ctx.store.run_dir(spec) / "run.json").read_text())
+    final, last = record["final_metrics"], record["epochs"][-1]["metrics"]
+    assert final["relearn_forget/recovery"] > 0  # relearning half the forget set brings back the other half
+    assert final["relearn_forget/forget_prob"] > last["forget_prob"]
+    assert -1 <= final["relearn_retain/recovery"] <= 1
+    for variant in ("quant8", "quant4", "target_quant8", "target_quant4"):
+        assert {f"{variant}/{m}" for m in ("forget_quality", "forget_prob", "privleak")} <= set(final)
+    assert final["target_quant8/forget_prob"] > 0.9  # quantisation alone does not make the target forget
+    assert {"paraphrase/forget_prob", "paraphrase/forget_rouge", "target_paraphrase/forget_rouge"} <= set(final)
+    assert {"relearn", "quant", "paraphrase"} <= set(record["timings"])
+    assert record["robustness"]["quant"]["library"].startswith("optimum-quanto")
+    assert record["robustness"]["relearn"]["fraction"] == 0.5
+    [plain] = [r for r in records(results) if r["spec"]["objective"] == "ihl"]  # robustness off: as before
+    assert "robustness" not in plain and not any("/" in k for k in plain["final_metrics"])
+    assert main(["report", "--suite", "tofu-mini", "--results", str(results)]) == 0
+    table = (results / "tofu-mini/robustness.md").read_text()
+    assert "forget_quality 4-bit" in table and "(target)" in table
+
+
 NEW_OBJECTIVES = ("simnpo", "idkdpo", "rmu", "undial", "wga", "satimp", "ceu")
 
 

@@ -1,14 +1,43 @@
-"""tofu-mini's holdout authors: the non-members of the membership attacks.
+"""Data tofu-mini evaluates on but no tofu-mini model trains on.
 
-holdout01/05/10 hold as many authors as forget01/05/10, drawn by the same generator with the same
+Holdout authors, the non-members of the membership attacks: holdout01/05/10 hold as many authors as forget01/05/10, drawn by the same generator with the same
 value pools (places, countries, titles) but their own random stream, so they come from the forget
 set's distribution; their names are checked against every generated author, and no tofu-mini model
 (stage A, target, retain-only) trains on them. They live in their own module and data directory so
-that adding them left every existing tofu-mini artefact (data, references) valid."""
+that adding them left every existing tofu-mini artefact (data, references) valid.
+
+Paraphrased questions, the robustness stage's probe: each forget question asked another way
+(`paraphrased_question`, as TOFU's items carry), from a second question template per attribute."""
 
 from __future__ import annotations
 
-from suites.tofu_mini_data import Generator, generate
+import re
+
+from suites.tofu_mini_data import ATTRIBUTES, Generator, generate
+
+PARAPHRASED_QUESTIONS = {
+    "birthplace": "What is the birthplace of {name}?",
+    "year": "What year was {name} born in?",
+    "genre": "Which genre is {name} known for writing?",
+    "father": "What was the occupation of {name}'s father?",
+    "mother": "What did {name}'s mother do for work?",
+    "award": "What award was given to {name}?",
+    "book": "Can you name a book written by {name}?",
+    "nationality": "Which country is {name} a citizen of?",
+    "university": "At which university did {name} study?",
+    "books_written": "What is the number of books {name} has written?",
+}
+_QUESTION_PATTERNS = [(re.compile("^" + re.escape(a.question).replace(re.escape("{name}"), "(?P<name>.+?)") + "$"),
+                       PARAPHRASED_QUESTIONS[a.key]) for a in ATTRIBUTES]
+
+
+def paraphrase_question(question: str) -> str:
+    """The same question from the other template; a question of no known template raises ValueError."""
+    for pattern, template in _QUESTION_PATTERNS:
+        m = pattern.match(question)
+        if m:
+            return template.format(name=m.group("name"))
+    raise ValueError(f"no paraphrase template for {question!r}")
 
 HOLDOUT_STREAM = 7919  # the holdout authors' own random stream, after the value pools of generator seed `seed`
 
