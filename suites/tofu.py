@@ -372,14 +372,18 @@ class Tofu(Suite):
 
         target_eval = self.evaluation_of(target, spec, ctx)
         target_metrics = against_references(target_eval.metrics, target_eval.items)
+        from bench.robustness import parse
+
+        if "paraphrase" in parse(spec.option("robustness", "none")) and \
+                not all(it.get("paraphrased_question") for it in sets[0].items):  # fail before training, not after
+            raise BenchError(f"the {spec.split}_perturbed items carry no paraphrased_question; the paraphrase "
+                             "stage needs them (--option robustness=relearn,quant leaves it out)")
+
         def probe(model, tok) -> dict:
             from suites.tofu_eval import paraphrase_probe
 
-            items = sets[0].items
-            if not all(it.get("paraphrased_question") for it in items):
-                raise BenchError(f"the {spec.split}_perturbed items carry no paraphrased_question; the paraphrase "
-                                 "stage needs them (--option robustness=relearn,quant leaves it out)")
-            return paraphrase_probe(model, tok, items, fmt, spec.option("generation"), max_length, ctx.eval_batch_size)
+            return paraphrase_probe(model, tok, sets[0].items, fmt, spec.option("generation"), max_length,
+                                    ctx.eval_batch_size)
 
         robustness = Robustness(
             forgetting_metrics=FORGETTING, relearn_hparams=self.finetune_hparams(spec.model),
