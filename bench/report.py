@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from bench import stats
+from bench import robustness, stats
 from bench.store import ResultStore
 from suites import SUITES
 
@@ -77,7 +77,8 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
         spec = record["spec"]
         label = spec["objective"] if spec["adapter"] == "full" else f"{spec['objective']}+{spec['adapter']}-r{spec['rank']}"
         at, metrics = choose_epoch(record, epoch, direction)
-        metrics = {**metrics, **record.get("final_metrics", {}), **kind.derived_metrics(record)}
+        metrics = {**metrics, **robustness.screened(record, kind.recovery_metric),
+                   **kind.derived_metrics(record)}
         timings = record.get("timings", {})
         rows.append({
             "run_id": record["run_id"], "status": record["status"], "reason": record.get("reason"),
@@ -85,8 +86,9 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
             "config": _config_key(spec), "objective": spec["objective"], "max_epochs": spec["hparams"]["epochs"],
             "adapter": spec["adapter"], "rank": spec["rank"], "seed": spec["seed"], "epoch": at,
             **metrics,
-            # the run's own cost: shared references (`prepare`) are built once for many runs
-            "wall_s": sum(v for k, v in timings.items() if k != "prepare") if timings else None,
+            # the run's own cost: shared references (`prepare`) are built once for many runs, and the opt-in
+            # robustness stages are timed apart
+            "wall_s": sum(v for k, v in timings.items() if k not in ("prepare",) + robustness.STAGES) if timings else None,
             "trainable_params": record.get("parameters", {}).get("trainable"),
             "peak_mem_mb": record.get("peak_memory_mb"),
             "trajectory": [(e["epoch"], e["metrics"]) for e in record.get("epochs", []) if e.get("metrics")],

@@ -111,10 +111,34 @@ def relearn_split(n: int, fraction: float, seed: int) -> tuple[list[int], list[i
     return sorted(order[:k]), sorted(order[k:])
 
 
+# recovery is a share of what unlearning removed: undefined when it removed less than this (in the
+# metric's units, on the whole forget set), where a ratio of two small differences is noise
+MIN_REMOVED = 0.05
+
+
 def recovery(after: float | None, unlearned: float | None, target: float | None) -> float | None:
     if None in (after, unlearned, target) or abs(target - unlearned) < 1e-9:
         return None
     return (after - unlearned) / (target - unlearned)
+
+
+def removed(record: dict, metric: str | None) -> float | None:
+    """How much unlearning lowered `metric` on the whole forget set: epoch 0 (the target) - the last epoch."""
+    epochs = [e for e in record.get("epochs", []) if e.get("metrics")]
+    if not metric or len(epochs) < 2:
+        return None
+    before, after = epochs[0]["metrics"].get(metric), epochs[-1]["metrics"].get(metric)
+    return None if before is None or after is None else before - after
+
+
+def screened(record: dict, metric: str | None) -> dict:
+    """`final_metrics` with each relearning recovery dropped where unlearning removed less than MIN_REMOVED."""
+    final = dict(record.get("final_metrics", {}))
+    gone = removed(record, metric)
+    if gone is not None and gone < MIN_REMOVED:
+        for variant in VARIANTS["relearn"]:
+            final.pop(f"{variant}/recovery", None)
+    return final
 
 
 def target_cache(spec, prepared, ctx) -> Callable[[str, Callable[[], dict]], dict]:

@@ -106,6 +106,8 @@ class Suite(ABC):
     default_seeds: tuple[int, ...] = (0,)  # what `run` uses without --seeds
     claims: str = ""  # name of the claims file in suites/claims/ ("" = none)
     late_options: dict[str, Any] = LATE_OPTIONS  # options added after results existed: recorded only when set
+    robustness_columns: tuple[str, ...] = ()  # robustness.md's metrics (bench/robustness.py)
+    recovery_metric: str | None = None  # what the relearning recovery is a share of
 
     def check_split(self, split: str) -> str:
         if split not in self.splits:

@@ -125,6 +125,7 @@ class Tdec(Suite):
     paper_columns = ("epochs_to_forget", "reasoning_acc", "dialogue_f1", "ppl_pile", "ppl_heldout")
     metrics = METRICS
     robustness_columns = ("ma", "el10", "forgotten")  # robustness.md, first one plotted
+    recovery_metric = "ma"  # what the relearning recovery is a share of
     headline = ("epochs_to_forget", "reasoning_acc", "ppl_heldout", "ma", "el10")
     options = {
         "seq_len": 200,

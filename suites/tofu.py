@@ -102,6 +102,7 @@ class Tofu(Suite):
     paper_columns = ("forget_quality", "model_utility", "fq_constrained", "mu_at_forget")
     metrics = METRICS + DERIVED
     robustness_columns = ("forget_quality", "forget_prob", "model_utility")  # robustness.md, first one plotted
+    recovery_metric = "forget_prob"  # what the relearning recovery is a share of
     headline = ("forget_quality", "model_utility")
     default_seeds = (0, 1, 2)
     options = {

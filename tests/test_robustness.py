@@ -83,3 +83,11 @@ def test_every_stage_declares_its_metrics_in_both_suites():
     assert "relearn_retain/forgotten" in {m.name for m in SUITES["tdec-mini"].metrics}
     fq = {m.name: m for m in SUITES["tofu-mini"].metrics}["quant4/forget_quality"]
     assert fq.log_scale and fq.higher_is_better
+
+
+def test_recovery_is_left_out_where_unlearning_removed_too_little():
+    record = lambda last: {"epochs": [{"epoch": 0, "metrics": {"ma": 0.9}}, {"epoch": 3, "metrics": {"ma": last}}],
+                           "final_metrics": {"relearn_forget/recovery": -12.0, "relearn_retain/recovery": 3.0,
+                                             "quant4/ma": 0.88}}
+    assert robustness.screened(record(0.88), "ma") == {"quant4/ma": 0.88}  # removed 0.02 < MIN_REMOVED
+    assert robustness.screened(record(0.60), "ma")["relearn_forget/recovery"] == -12.0
