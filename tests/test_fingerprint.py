@@ -36,7 +36,10 @@ def test_model_fingerprint_follows_the_weights_not_the_path(tokenizer, tmp_path)
 def tofu_data(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    for config, rows in generate(n_authors=10, n_attributes=3, n_real=3, n_world=3, n_tokenizer_authors=0).items():
+    from suites.tofu_mini_unseen import holdout_configs
+
+    shape = dict(n_authors=10, n_attributes=3, n_real=3, n_world=3, n_tokenizer_authors=0)
+    for config, rows in {**generate(**shape), **holdout_configs(**shape)}.items():  # TOFU's configs, holdouts included
         (data / f"{config}.json").write_text(json.dumps(rows))
     return data
 
@@ -62,11 +65,15 @@ def test_reference_evaluation_cache_misses_on_every_input_that_changes_it(tokeni
     assert count() == 3
     suite.evaluation_of(model, spec(max_items=2), ctx)  # an option that changes scores
     assert count() == 4
+    rows = json.loads((tofu_data / "holdout10.json").read_text())
+    (tofu_data / "holdout10.json").write_text(json.dumps(rows[::-1]))  # the membership attacks' non-members changed
+    suite.evaluation_of(model, spec(max_items=2), ctx)
+    assert count() == 5
     real = fingerprint.code_fingerprint
     monkeypatch.setattr(fingerprint, "code_fingerprint",
                         lambda *m: real(*m) + ("changed" if "suites.tofu_eval" in m else ""))  # evaluator code
     suite.evaluation_of(model, spec(max_items=2), ctx)
-    assert count() == 5
+    assert count() == 6
 
 
 def test_fisher_key_reads_weights_forget_and_retain_data(tokenizer, tmp_path):
