@@ -135,29 +135,32 @@ def robustness(runs: pd.DataFrame, out_dir: Path, metric: str, metrics=()) -> li
     variants = [""] + [v for v in ROBUSTNESS_VARIANTS if f"{v}/{metric}" in finished]
     if len(variants) < 2:
         return []
-    groups = list(finished.groupby("method", sort=True))
-    width = 0.8 / len(variants)
-    fig, ax = plt.subplots(figsize=(max(8.0, 0.9 * len(groups) + 2), 5))
-    for k, variant in enumerate(variants):
+    groups = list(finished.groupby("method", sort=True))[::-1]  # first method on top
+    height = 0.8 / len(variants)
+    # methods down the page, so that dozens of them stay legible
+    fig, ax = plt.subplots(figsize=(9, max(4.0, 0.55 * len(groups) + 1.5)))
+    for k, variant in enumerate(variants[::-1]):
         col = f"{variant}/{metric}" if variant else metric
         summaries = [stats.summarize_metric(pd.to_numeric(g[col], errors="coerce"), metric_of.get(metric))
                      for _, g in groups]
-        xs = [i + (k - (len(variants) - 1) / 2) * width for i in range(len(groups))]
-        ax.bar(xs, [s.mean if s else 0.0 for s in summaries], width, label=ROBUSTNESS_VARIANTS.get(variant, "last epoch"))
-        for x, s in zip(xs, summaries):
+        ys = [i + (k - (len(variants) - 1) / 2) * height for i in range(len(groups))]
+        ax.barh(ys, [s.mean if s else 0.0 for s in summaries], height, color=f"C{len(variants) - 1 - k}",
+                label=ROBUSTNESS_VARIANTS.get(variant, "last epoch"))
+        for y, s in zip(ys, summaries):
             if s is not None:
-                ax.errorbar([x], [s.mean], yerr=_err(s), color="black", capsize=2, linewidth=0.8)
-    for k, variant in enumerate(("quant8", "quant4")):
+                ax.errorbar([s.mean], [y], xerr=_err(s), color="black", capsize=2, linewidth=0.8)
+    for variant in ("quant8", "quant4"):
         target = pd.to_numeric(finished.get(f"target_{variant}/{metric}", pd.Series(dtype=float)), errors="coerce")
         if target.notna().any():
-            ax.axhline(target.mean(), linestyle=":", color=f"C{variants.index(variant) if variant in variants else k}",
+            ax.axvline(target.mean(), linestyle=":", color=f"C{variants.index(variant)}" if variant in variants else "gray",
                        label=f"target {ROBUSTNESS_VARIANTS[variant]}")
     if metric_of.get(metric) is not None and metric_of[metric].log_scale:
-        ax.set_yscale("log")
-    ax.set_xticks(range(len(groups)), [m for m, _ in groups], rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel(metric)
-    ax.set_title(f"{metric} after the last epoch and after each attack (mean, 95% interval over runs)", fontsize=10)
-    ax.legend(fontsize=7, ncol=2)
+        ax.set_xscale("log")
+    ax.set_yticks(range(len(groups)), [m for m, _ in groups], fontsize=8)
+    ax.set_xlabel(metric)
+    ax.set_title(f"{metric} after the last epoch and after each attack\n(mean, 95% interval over runs)", fontsize=10)
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles[::-1], labels[::-1], fontsize=7, loc="lower right")
     fig.tight_layout()
     path = out_dir / f"robustness_{metric}.png"
     fig.savefig(path, dpi=120)
