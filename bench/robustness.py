@@ -8,7 +8,8 @@ same attack as full fine-tuning.
 
 - relearn (Deeb & Roger 2024, "Do unlearning methods remove information from language model weights?";
   Hu et al. 2024, "Jogging the memory of unlearned LLMs through targeted relearning attacks"):
-  fine-tune a copy with plain NLL for `relearn_epochs` epochs at the suite's fine-tuning learning rate on
+  fine-tune a copy with plain NLL for `relearn_epochs` epochs (TOFU suites: their fine-tuning recipe's
+  learning rate and batch size; TDEC suites: their unlearning settings) on
   (a) `relearn_forget`: a `relearn_fraction` of the forget set drawn by the run's seed; the forgetting
   metrics are measured on the whole forget set, and the *recovery* on the forget items it did not
   train on (knowledge that returns without being shown); (b) `relearn_retain`: as many retain
