@@ -102,10 +102,18 @@ def quantized(model, bits: int):
     return clone.eval()
 
 
+def check_recipe(options: dict) -> None:
+    """The relearning recipe's options, checked before any run."""
+    fraction, epochs = options.get("relearn_fraction", RECIPE["relearn_fraction"]), options.get("relearn_epochs", 1)
+    if not 0 < float(fraction) < 1:
+        raise BenchError(f"bad option relearn_fraction={fraction} (expected a number between 0 and 1, exclusive)")
+    if int(epochs) < 1:
+        raise BenchError(f"bad option relearn_epochs={epochs} (expected a positive integer)")
+
+
 def relearn_split(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """(indices relearned on, indices held out), drawn by the run's seed."""
-    if not 0 < fraction < 1:
-        raise BenchError(f"bad option relearn_fraction={fraction} (expected a number between 0 and 1, exclusive)")
+    check_recipe({"relearn_fraction": fraction})
     order = list(range(n))
     random.Random(seed * 7_919 + 1).shuffle(order)
     k = max(1, min(n - 1, round(fraction * n)))
@@ -182,9 +190,9 @@ def run_stages(stages: tuple[str, ...], model, tokenizer, prepared, spec, ctx, t
     out: dict = {}
     merged = merged_copy(model)
     cached = target_cache(spec, prepared, ctx)
-    base_eval = unlearned or prepared.evaluate(merged, tokenizer)
     if "relearn" in stages:
         t0 = time.perf_counter()
+        base_eval = unlearned or prepared.evaluate(merged, tokenizer)
         fraction = float(spec.option("relearn_fraction", RECIPE["relearn_fraction"]))
         epochs = int(spec.option("relearn_epochs", RECIPE["relearn_epochs"]))
         trained, held_out = relearn_split(len(prepared.forget), fraction, spec.seed)

@@ -221,7 +221,6 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
         target = functools.cache(lambda: load_model(prepared.model_path, dtype=spec.hparams.dtype,
                                                     trust_remote_code=ctx.trust_remote_code, device=ctx.device)[0])
         final.update(robustness.run_stages(stages, model, tokenizer, prepared, spec, ctx, target, timings, last_evaluation))
-        final = robustness.screened({"epochs": epochs, "final_metrics": final}, suite.recovery_metric)
         run.record["robustness"] = robustness.describe(stages, spec, prepared)
         _check_finite(final, epochs[-1]["epoch"])
     run.record["final_metrics"] = final

@@ -179,7 +179,7 @@ def robustness_rows(runs: pd.DataFrame, refs: pd.DataFrame, metrics=(), shown: t
     finished = runs[runs["status"] == "finished"]
     finished = finished.assign(method=row_labels(finished, ["method"]))
     if "forgotten" in finished:  # TDEC's flag: the share of runs that met the rule
-        finished = finished.assign(forgotten=finished["forgotten"].map(lambda v: float(v) if isinstance(v, bool) else None))
+        finished = finished.assign(forgotten=finished["forgotten"].map(lambda v: None if v is None else float(v)))
     target = {"method": "(target)", "runs": "", "reference": True}
     for col in columns:
         variant, _, name = col.rpartition("/")

@@ -127,9 +127,10 @@ class Suite(ABC):
                 merged[key] = type(merged[key])(value)
             except ValueError:
                 raise BenchError(f"bad option {key}={value!r} (expected a {type(merged[key]).__name__})") from None
-        from bench.robustness import parse
+        from bench.robustness import check_recipe, parse
 
-        parse(merged.get("robustness", "none"))  # a bad stage name fails before any run
+        parse(merged.get("robustness", "none"))  # a bad stage name or recipe fails before any run
+        check_recipe(merged)
         late = self.late_options
         return tuple(sorted((k, v) for k, v in merged.items() if k not in late or v != late[k]))
 

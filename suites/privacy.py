@@ -237,15 +237,21 @@ def model_scores(model, tokenizer, members: Sequence[dict], non_members: Sequenc
             "em": [exact_memorisation(s.correct) for s in stats[:n]]}
 
 
+def reference_auc(items: dict, reference_nll: Sequence[float]) -> float:
+    """AUC of the Reference attack: score = NLL under the reference model - NLL under the model."""
+    n = items["n_members"]
+    score = np.asarray(reference_nll) - np.asarray(items["nll"])
+    return auc(score[:n], score[n:])
+
+
 def metrics_of(items: dict, reference_nll: Sequence[float] | None = None,
                memorisation: bool = True) -> dict[str, float]:
     """AUC of every attack (reference only when the reference model's NLLs are given) and, for QA
     suites, the members' mean extraction strength and exact memorisation."""
     n = items["n_members"]
-    scores = {k: np.asarray(v) for k, v in items["scores"].items()}
+    out = {f"mia_{name}": auc(s[:n], s[n:]) for name, s in items["scores"].items()}
     if reference_nll is not None:
-        scores["reference"] = np.asarray(reference_nll) - np.asarray(items["nll"])
-    out = {f"mia_{name}": auc(s[:n], s[n:]) for name, s in scores.items()}
+        out["mia_reference"] = reference_auc(items, reference_nll)
     if memorisation:
         out["extraction_strength"] = float(np.mean(items["es"]))
         out["exact_memorisation"] = float(np.mean(items["em"]))

@@ -351,14 +351,11 @@ class Tofu(Suite):
 
         def against_references(metrics: dict, items: dict) -> dict:
             """What needs the retain-only model: forget quality, the Reference attack, privleak."""
-            from suites.privacy import auc, privleak
+            from suites.privacy import privleak, reference_auc
 
             out = dict(metrics)
             out["forget_quality"], out["forget_ks_stat"] = forget_quality(items["forget"]["truth_ratio"], ref_ratios)
-            mia, ref_mia = items["mia"], ref_eval.items["mia"]
-            n = mia["n_members"]
-            score = [r - m for r, m in zip(ref_mia["nll"], mia["nll"])]
-            out["mia_reference"] = auc(score[:n], score[n:])
+            out["mia_reference"] = reference_auc(items["mia"], ref_eval.items["mia"]["nll"])
             out["privleak"] = privleak(out[f"mia_{attack}"], ref_auc[attack])
             return out
 

@@ -18,6 +18,8 @@ from bench.cli import main
     (["show-config", "--suite", "tdec-mini", "--option", "robustness=relearn,quantise"],
      "bad option robustness='relearn,quantise' (expected none, all, or a comma list of relearn, quant, paraphrase)"),
     (["show-config", "--suite", "tofu-mini", "--option", "privleak_attack=minkk"], "bad option privleak_attack='minkk'"),
+    (["show-config", "--suite", "tofu-mini", "--option", "relearn_fraction=1.5"],
+     "bad option relearn_fraction=1.5 (expected a number between 0 and 1, exclusive)"),
     (["show-config", "--suite", "tofu-mini", "--set", "retain_loss=kll"], "bad hyperparameter retain_loss='kll'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):

@@ -91,3 +91,16 @@ def test_recovery_is_left_out_where_unlearning_removed_too_little():
                                              "quant4/ma": 0.88}}
     assert robustness.screened(record(0.88), "ma") == {"quant4/ma": 0.88}  # removed 0.02 < MIN_REMOVED
     assert robustness.screened(record(0.60), "ma")["relearn_forget/recovery"] == -12.0
+
+
+def test_the_robustness_table_counts_forgotten_runs_whatever_their_dtype():
+    import pandas as pd
+
+    from bench.tables import robustness_rows
+
+    runs = pd.DataFrame({"status": ["finished"] * 3, "method": ["ga"] * 3, "config": ["c"] * 3,
+                         "forgotten": pd.Series([True, False, True], dtype=bool),
+                         "quant4/forgotten": [1.0, 0.0, 0.0]})
+    rows, columns = robustness_rows(runs, pd.DataFrame(), (), ("forgotten",))
+    [ga] = [r for r in rows if r["method"] == "ga"]
+    assert ga["forgotten"].mean == pytest.approx(2 / 3) and ga["quant4/forgotten"].mean == pytest.approx(1 / 3)
