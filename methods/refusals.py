@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 from bench.errors import BenchError
 
 SHIPPED = Path(__file__).with_name("idk_answers.txt")
-IGNORE = -100
+IGNORE = -100  # methods.losses.IGNORE; not imported from there, which loads torch (this module must not)
 
 
 def load(path: str = "") -> list[str]:

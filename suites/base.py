@@ -85,8 +85,8 @@ LATE_OPTIONS: dict[str, Any] = {
 }
 
 # WMDP's RMU preset trains 3 of 32 blocks' MLP output projections; on a 2-block model that leaves one
-# projection (1,856 LoRA parameters on tofu-mini, forget probability 0.997 -> 0.994 in 5 epochs), so the
-# mini suites let RMU train what the adapter trains (forget probability -> 0.61, docs/methods.md)
+# projection (1,856 LoRA parameters on tofu-mini: forget probability 0.997 -> 0.99 after 5 epochs), so the
+# mini suites let RMU train what the adapter trains (-> 0.65 LoRA / 0.23 FILA; 3 seeds, docs/methods.md)
 MINI_OBJECTIVE_OVERRIDES: dict[str, dict[str, Any]] = {"rmu": {"rmu_params": "all"}}
 
 UNIT = (0.0, 1.0)  # bounds of probabilities, accuracies, p-values, F1, ROUGE

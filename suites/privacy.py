@@ -39,7 +39,7 @@ import numpy as np
 
 MIN_K = 0.4
 ATTACKS = ("loss", "zlib", "min_k", "min_k_pp", "gradnorm", "reference")
-IGNORE = -100
+IGNORE = -100  # methods.losses.IGNORE; not imported from there, which loads torch (this module must not)
 
 
 @dataclass
