@@ -1,10 +1,19 @@
 """Data tofu-mini evaluates on but no tofu-mini model trains on.
 
-Holdout authors, the non-members of the membership attacks: holdout01/05/10 hold as many authors as forget01/05/10, drawn by the same generator with the same
-value pools (places, countries, titles) but their own random stream, so they come from the forget
-set's distribution; their names are checked against every generated author, and no tofu-mini model
-(stage A, target, retain-only) trains on them. They live in their own module and data directory so
-that adding them left every existing tofu-mini artefact (data, references) valid.
+Holdout QA pairs, the non-members of the membership attacks: for every forget item, its "name twin",
+the same question about the same author with the answer template filled by another value drawn from
+the same pool (never the true one). No tofu-mini model (stage A, target, retain-only) trains on any
+holdout answer. holdoutXX twins forgetXX item for item, so holdout01 is in holdout05 is in holdout10
+as the forget splits nest.
+
+Why twins and not other authors (TOFU's design): every QA pair of an author carries the author's name,
+so attack scores cluster by author (a tenth to four fifths of their variance lies between authors,
+measured on the retain-only model), and forget10 has only 10 authors. Two exchangeable sets of 10
+fresh authors then give a retain-only AUC with a standard deviation of 0.09-0.12, not the 0.04 of 100
+independent items, and a particular forget set can sit far from the population: against 1,000 fresh
+authors the seed-0 retain-only model scored forget10 at GradNorm AUC 0.71 (docs/metrics.md). With the
+author on both sides the name cancels, and a member and its twin differ only in a value drawn from the
+same pool: for a model that saw neither, the pair is exchangeable item by item.
 
 Paraphrased questions, the robustness stage's probe: each forget question asked another way
 (`paraphrased_question`, as TOFU's items carry), from a second question template per attribute."""
@@ -27,41 +36,34 @@ PARAPHRASED_QUESTIONS = {
     "university": "At which university did {name} study?",
     "books_written": "What is the number of books {name} has written?",
 }
-_QUESTION_PATTERNS = [(re.compile("^" + re.escape(a.question).replace(re.escape("{name}"), "(?P<name>.+?)") + "$"),
-                       PARAPHRASED_QUESTIONS[a.key]) for a in ATTRIBUTES]
+_QUESTION_OF = [(a, re.compile("^" + re.escape(a.question).replace(re.escape("{name}"), "(?P<name>.+?)") + "$"))
+                for a in ATTRIBUTES]
 
 
 def paraphrase_question(question: str) -> str:
     """The same question from the other template; a question of no known template raises ValueError."""
-    for pattern, template in _QUESTION_PATTERNS:
+    for attr, pattern in _QUESTION_OF:
         m = pattern.match(question)
         if m:
-            return template.format(name=m.group("name"))
+            return PARAPHRASED_QUESTIONS[attr.key].format(name=m.group("name"))
     raise ValueError(f"no paraphrase template for {question!r}")
 
-HOLDOUT_STREAM = 7919  # the holdout authors' own random stream, after the value pools of generator seed `seed`
+HOLDOUT_STREAM = 7919  # the twins' own random stream, after the value pools of generator seed `seed`
 
 
 def holdout_configs(n_authors: int = 100, n_attributes: int = 10, seed: int = 0, **data) -> dict[str, list[dict]]:
-    """{"holdout01": [...], "holdout05": [...], "holdout10": [...]} in TOFU's schema (question, answer,
-    paraphrased_answer, perturbed_answer); holdoutXX holds the first k authors of one list of 10 %."""
+    """{"holdout01": [...], "holdout05": [...], "holdout10": [...]} in the hub's holdout schema (question,
+    answer): holdoutXX[i] is the name twin of forgetXX[i], same question, answer with another value."""
     import random
 
     configs = generate(n_authors=n_authors, n_attributes=n_attributes, seed=seed, **data)
-    taken = {row["question"] for rows in configs.values() for row in rows if "question" in row}
-    taken |= {row["text"] for row in configs.get("tokenizer_corpus", [])}
-    gen = Generator(seed)  # the same value pools as the training authors
+    forget = configs["forget10_perturbed"]
+    gen = Generator(seed)  # the value pools the true answers were drawn from
     gen.rng = random.Random(seed * 1_000_003 + HOLDOUT_STREAM)
-    k_max = max(1, round(n_authors * 10 / 100))
-    authors: list[list[dict]] = []
-    while len(authors) < k_max:
-        author = gen.author(n_attributes)
-        key = author[0]["question"]  # "Where was <name> born?": the same name gives the same question
-        if key not in taken and not any(key in text for text in taken):
-            authors.append(author)
-            taken.add(key)
-    out = {}
-    for pct in (1, 5, 10):
-        k = max(1, round(n_authors * pct / 100))
-        out[f"holdout{pct:02d}"] = [qa for a in authors[:k] for qa in a]
-    return out
+    twins = []
+    for row in forget:  # the question template names the attribute ("born in" alone would not)
+        attr, name = next((a, m.group("name")) for a, m in ((a, p.match(row["question"])) for a, p in _QUESTION_OF) if m)
+        true = next(v for v in gen.pools[attr.key] if attr.answer.format(name=name, v=v) == row["answer"])
+        value = gen.rng.choice([v for v in gen.pools[attr.key] if v != true])
+        twins.append({"question": row["question"], "answer": attr.answer.format(name=name, v=value)})
+    return {f"holdout{pct:02d}": twins[-len(configs[f"forget{pct:02d}"]):] for pct in (1, 5, 10)}

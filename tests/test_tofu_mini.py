@@ -35,26 +35,40 @@ def test_target_and_retain_models_discriminate(results):
     assert record["suite_records"]["eval_items"] == {"forget": 100, "retain": 100, "real_authors": 40, "world_facts": 50}
 
 
+def null_auc_half_width(n_members: int, n_non_members: int, level: float = 0.001) -> float:
+    """Half-width of the two-sided (1 - level) band of an AUC under exchangeability for independent items:
+    z * sqrt((n1 + n2 + 1) / (12 n1 n2)), the null standard deviation of Mann-Whitney U / (n1 n2).
+    100 forget items against their 100 name twins: 3.29 x 0.041 = 0.135. The paired design spreads less
+    (0.006-0.019 measured over twin draws and paired permutations), so the band errs towards passing
+    exchangeable sets, and still fails the earlier different-author holdout (GradNorm 0.728)."""
+    from scipy.stats import norm
+
+    return norm.ppf(1 - level / 2) * ((n_members + n_non_members + 1) / (12 * n_members * n_non_members)) ** 0.5
+
+
 def test_membership_attacks_tell_the_target_but_not_the_retain_only_model(results, tmp_path):
     from suites import SUITES
     from suites.privacy import ATTACKS
 
     [record] = records(results)
     target, retain = record["suite_records"]["target_metrics"], record["suite_records"]["reference_metrics"]
-    for attack in ATTACKS:  # forget authors vs holdout authors nobody trained on
+    ctx = Context(store=ResultStore(results), log=lambda msg: None)
+    suite = SUITES["tofu-mini"]
+    forget, holdout = suite.load_config("forget10", ctx), suite.load_config("holdout10", ctx)
+    band = null_auc_half_width(len(forget), len(holdout))
+    assert 0.13 < band < 0.14
+    for attack in ATTACKS:  # forget answers vs their name twins, which no model trained on
         assert target[f"mia_{attack}"] > 0.8, attack
-        assert abs(retain[f"mia_{attack}"] - 0.5) < 0.15, attack
+        assert abs(retain[f"mia_{attack}"] - 0.5) < band, (attack, retain[f"mia_{attack}"])
     assert retain["privleak"] == 0.0 and target["privleak"] < -50
     assert target["extraction_strength"] > 0.5 > retain["extraction_strength"]
     assert target["exact_memorisation"] > retain["exact_memorisation"]
     last = record["epochs"][-1]["metrics"]
     assert {f"mia_{a}" for a in ATTACKS} | {"privleak", "extraction_strength", "exact_memorisation"} <= set(last)
-    ctx = Context(store=ResultStore(results), log=lambda msg: None)
-    suite = SUITES["tofu-mini"]
-    trained = {row["question"] for config in ("full", "background", "real_authors", "world_facts")
+    trained = {(row["question"], row["answer"]) for config in ("full", "background", "real_authors", "world_facts")
                for row in suite.load_config(config, ctx)}
-    holdout = suite.load_config("holdout10", ctx)
-    assert len(holdout) == len(suite.load_config("forget10", ctx)) and not trained & {r["question"] for r in holdout}
+    assert [r["question"] for r in holdout] == [r["question"] for r in forget]  # the same authors, item for item
+    assert not trained & {(r["question"], r["answer"]) for r in holdout}
 
 
 def test_run_record_says_where_every_number_came_from(results):
