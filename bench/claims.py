@@ -14,24 +14,32 @@ A claim file (`suites/claims/<family>.yaml`, or `bench report --claims FILE`) ho
       method: ihl+fila
       metric: fq_constrained
 
-Each comparison pairs runs by (model, split, seed) and takes the t-interval of the mean difference
-(bench.stats.paired) at a family-wise 95% over the claim's k comparisons (Bonferroni: each interval at
-1 - 0.05 / k), so that a claim of nine comparisons is not decided by one lucky one. Verdict per comparison: `holds` when the interval lies on A's side
-of 0, `does not hold` when it lies on B's side, `inconclusive` when it contains 0, `no data` when a
-method has no finished runs. A claim holds when every comparison holds, does not hold when any does
-not, and is inconclusive otherwise.
+Every claim names its source in the paper (`source:`) and a practical margin (`margin:`, or the file's
+`margins:` per metric): the smallest difference that matters, in the metric's units (log10 for
+log-scale metrics, or for any metric with `scale: log10`). Each comparison pairs runs by (model, split,
+seed), drops bit-identical replicates (runs whose every epoch's metrics are equal are one observation),
+and decides with bench.decide at a family-wise 95% over the claim's k comparisons (Bonferroni: each at
+1 - 0.05 / k): holds, does not hold, equivalent (the interval lies within ±margin) or inconclusive, with
+the replicates an inconclusive comparison would need. A claim does not hold when any comparison does
+not; otherwise it holds when every comparison holds, is equivalent when every comparison is, is
+inconclusive while any comparison is, and does not hold when some hold and the rest are equivalent
+(A is not better everywhere by a difference that matters).
+
+With a sequential plan (`bench run --until-decided`, bench/sequential.py) each comparison's level is the
+alpha its look spends, and a comparison decided at one look keeps that verdict.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 from tabulate import tabulate
 
-from bench import stats
+from bench import decide, stats
 from bench.errors import BenchError
 
 CLAIMS_DIR = Path(__file__).resolve().parent.parent / "suites" / "claims"
@@ -56,6 +64,10 @@ class Check:
     interval: str = "–"
     p: str = "–"
     pairs: int = 0
+    margin: str = "–"
+    level: str = "–"
+    needed: str = "–"
+    reason: str = ""
 
 
 @dataclass
@@ -65,6 +77,8 @@ class ClaimResult:
     metric: str
     verdict: str
     checks: list[Check] = field(default_factory=list)
+    source: str = ""
+    margin: float | None = None
 
 
 def load(path: Path) -> list[dict]:
@@ -87,6 +101,13 @@ def load(path: Path) -> list[dict]:
         missing = [k for k in need if k not in c]
         if missing:
             raise BenchError(f"claim {c.get('id')!r} in {path} lacks {', '.join(missing)}")
+        margin = c.get("margin", (data.get("margins") or {}).get(c["metric"]))
+        if not isinstance(margin, (int, float)) or isinstance(margin, bool) or not margin > 0:
+            raise BenchError(f"claim {c.get('id')!r} in {path}: margin {margin!r} is not a number > 0 (give `margin:` "
+                             f"or `margins: {{{c['metric']}: ...}}`)")
+        if c.get("scale", "linear") not in ("linear", "log10"):
+            raise BenchError(f"claim {c.get('id')!r} in {path}: bad scale {c['scale']!r} (expected linear or log10)")
+        c["margin"] = float(margin)
     return claims
 
 
@@ -103,38 +124,69 @@ def _runs_of(runs: pd.DataFrame, name: str, suite: str, only_forgotten: bool) ->
     return chosen
 
 
-def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotten: bool, level: float) -> Check:
+def _distinct(merged: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Matched pairs without bit-identical replicates: a pair is kept when neither its A run nor its B run
+    repeats an earlier one (the seed changed nothing); the reason names a method whose runs repeat."""
+    if "replicate_a" not in merged:
+        return merged, ""
+    keep = ~merged["replicate_a"].duplicated() & ~merged["replicate_b"].duplicated()
+    repeats = [f"{merged[f'method_{side}'].iloc[0]}'s {len(merged)} replicates hold "
+               f"{merged[f'replicate_{side}'].nunique()} distinct runs" for side in ("a", "b")
+               if merged[f"replicate_{side}"].nunique() < len(merged)]
+    return merged[keep], "; ".join(repeats)
+
+
+def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotten: bool, level: float,
+           margin: float, log10: bool) -> tuple[Check, list[float]]:
     try:
         ra, rb = _runs_of(runs, a, suite, only_forgotten), _runs_of(runs, b, suite, only_forgotten)
     except BenchError as e:
-        return Check(a, b, f"no data ({e})")
+        return Check(a, b, f"no data ({e})"), []
     if ra.empty or rb.empty or metric.name not in ra or metric.name not in rb:
-        return Check(a, b, "no data")
-    merged = ra.merge(rb, on=KEYS, suffixes=("_a", "_b"))
+        return Check(a, b, "no data"), []
+    merged, repeats = _distinct(ra.merge(rb, on=KEYS, suffixes=("_a", "_b")))
     va = list(pd.to_numeric(merged[metric.name + "_a"], errors="coerce"))
     vb = list(pd.to_numeric(merged[metric.name + "_b"], errors="coerce"))
-    result = stats.paired(va, vb, metric.log_scale, level=level)
-    if result is None:
-        return Check(a, b, "no data")
-    verdict = {"A better": "holds", "B better": "does not hold",
-               "inconclusive": "inconclusive"}[result.verdict(metric.higher_is_better)]
-    return Check(a, b, verdict, stats.fmt_summary(metric.summarize(va)), stats.fmt_summary(metric.summarize(vb)),
-                 stats.fmt(result.diff),
-                 "–" if result.lo is None else f"[{stats.fmt(result.lo)}, {stats.fmt(result.hi)}]",
-                 stats.fmt(result.p_value), result.n)
+    pairs = [(x, y) for x, y in zip(va, vb) if pd.notna(x) and pd.notna(y)]
+    if not pairs:
+        return Check(a, b, "no data"), []
+    if log10:
+        pairs = [(math.log10(max(x, stats.FLOOR)), math.log10(max(y, stats.FLOOR))) for x, y in pairs]
+    sign = 1 if metric.higher_is_better else -1  # A-better positive
+    diffs = [sign * (x - y) for x, y in pairs]
+    result = decide.decide(diffs, margin, level)
+    reason = "; ".join(r for r in (repeats and f"bit-identical replicates dropped ({repeats})", result.reason) if r)
+    shown = lambda v: None if v is None else sign * v  # report A - B in the metric's own direction
+    lo, hi = sorted((shown(result.lo), shown(result.hi))) if result.lo is not None else (None, None)
+    return Check(a, b, result.verdict, stats.fmt_summary(metric.summarize(va)), stats.fmt_summary(metric.summarize(vb)),
+                 stats.fmt(shown(result.diff)), "–" if lo is None else f"[{stats.fmt(lo)}, {stats.fmt(hi)}]",
+                 stats.fmt(result.p_value), result.n, stats.fmt(margin), f"{level:.4g}",
+                 "–" if result.needed is None else (f"> {decide.MAX_NEEDED:,}" if result.needed >= decide.MAX_NEEDED
+                                                    else str(result.needed)), reason), diffs
 
 
 def overall(verdicts: list[str]) -> str:
-    if any(v == "does not hold" for v in verdicts):
-        return "does not hold"
-    if verdicts and all(v == "holds" for v in verdicts):
-        return "holds"
-    if all(v.startswith("no data") for v in verdicts):
+    """A claim's verdict from its comparisons' (module docstring)."""
+    if not verdicts or all(v.startswith("no data") for v in verdicts):
         return "no data"
-    return "inconclusive"
+    if "does not hold" in verdicts:  # one counter-example settles a claim about every comparison
+        return "does not hold"
+    if all(v == "holds" for v in verdicts):
+        return "holds"
+    if all(v == "equivalent" for v in verdicts):
+        return "equivalent"
+    if any(v == "inconclusive" or v.startswith("no data") for v in verdicts):
+        return "inconclusive"
+    return "does not hold"  # some comparisons hold only within the margin
 
 
-def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame) -> list[ClaimResult]:
+def comparison_key(claim_id: str, a: str, b: str) -> str:
+    return f"{claim_id}: {a} vs {b}"
+
+
+def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None) -> list[ClaimResult]:
+    """Every claim's comparisons decided on `runs`; with a sequential `plan` (bench.sequential.Plan) each
+    comparison is tested at the level its look spends, and one decided at an earlier look keeps its verdict."""
     from bench.errors import unknown
     from suites import SUITES
 
@@ -156,31 +208,54 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame) -> list[ClaimRe
             combos = [dict(zip(axes, values)) for values in itertools.product(*axes.values())] or [{}]
             pairs = [(c["better"].format(**sub), c["than"].format(**sub)) for sub in combos]
         # family-wise 95% over the claim's comparisons (Bonferroni): one lucky comparison of nine decides nothing
-        level = 1 - (1 - stats.LEVEL) / max(len(pairs), 1)
-        checks = [_check(runs, suite, a, b, metric, only, level) for a, b in pairs]
-        results.append(ClaimResult(c["id"], c.get("text", ""), c["metric"], overall([k.verdict for k in checks]), checks))
+        alpha = (1 - stats.LEVEL) / max(len(pairs), 1)
+        log10 = metric.log_scale or c.get("scale") == "log10"
+        checks = []
+        for a, b in pairs:
+            key = comparison_key(c["id"], a, b)
+            frozen = plan.decided(key) if plan is not None else None
+            if frozen is not None:
+                checks.append(Check(**frozen))
+                continue
+            check, diffs = _check(runs, suite, a, b, metric, only, 1 - alpha, c["margin"], log10)
+            if plan is not None and check.pairs:
+                level = plan.look(key, check.pairs, alpha)
+                if level is None:  # nothing added since the last look, or past the cap: nothing left to spend
+                    check.verdict, check.reason = "inconclusive", "no alpha left to spend (at the replicate cap)"
+                else:
+                    check, _ = _check(runs, suite, a, b, metric, only, level, c["margin"], log10)
+                    plan.record(key, check)
+            checks.append(check)
+        results.append(ClaimResult(c["id"], c.get("text", ""), c["metric"], overall([k.verdict for k in checks]),
+                                   checks, c.get("source", ""), c["margin"]))
     return results
 
 
-def evaluate_file(path: Path, suite: str, runs: pd.DataFrame) -> list[ClaimResult]:
-    return evaluate(load(path), suite, runs)
+def evaluate_file(path: Path, suite: str, runs: pd.DataFrame, plan=None) -> list[ClaimResult]:
+    return evaluate(load(path), suite, runs, plan)
 
 
-NOTE = ("Each comparison pairs runs by (model, split, seed): A minus B, the t-interval of the mean difference at a "
-        "family-wise 95% over the claim's comparisons (Bonferroni) and the paired t-test p-value (log-scale metrics "
-        "as log10 ratios). holds = the interval lies on A's side "
-        "of 0; does not hold = on B's side; inconclusive = it contains 0. A claim holds when all its comparisons "
-        "hold and does not hold when any does not.")
+NOTE = ("Each comparison pairs runs by (model, split, seed), drops bit-identical replicates, and takes A minus B with "
+        "its interval at a family-wise 95% over the claim's comparisons (Bonferroni; under a sequential plan, the alpha "
+        "the look spends) and the p-value (paired t; sign test where all differences are equal; log-scale metrics as "
+        "log10 ratios). holds = the interval lies on A's side of 0; does not hold = on B's side; equivalent = inside "
+        "±margin; inconclusive = it contains 0 and reaches past a margin, with the replicates that would likely decide "
+        "it (power 0.8, docs/statistics.md). A claim does not hold when any comparison does not; otherwise it holds "
+        "when all hold, is equivalent when all are, is inconclusive while any is, and does not hold when some hold "
+        "and the rest are equivalent.")
 
 
 def write_markdown(results: list[ClaimResult], suite: str, path: Path) -> Path:
     lines = [f"# {suite}: claims", "", NOTE, "",
-             tabulate([{"claim": r.id, "verdict": r.verdict, "metric": r.metric, "statement": r.text} for r in results],
-                      headers="keys", tablefmt="github"), ""]
+             tabulate([{"claim": r.id, "verdict": r.verdict, "metric": r.metric, "margin": stats.fmt(r.margin),
+                        "statement": r.text} for r in results], headers="keys", tablefmt="github"), ""]
     for r in results:
-        lines += [f"## {r.id}: {r.verdict}", "", r.text, "",
+        lines += [f"## {r.id}: {r.verdict}", "", r.text, ""] + ([f"Source: {r.source}", ""] if r.source else []) + [
                   tabulate([{"A": k.a, "B": k.b, "A value": k.a_value, "B value": k.b_value, "A - B": k.diff,
-                             "interval (family-wise 95%)": k.interval, "p": k.p, "pairs": k.pairs, "verdict": k.verdict}
+                             "interval": k.interval, "level": k.level, "margin": k.margin, "p": k.p,
+                             "pairs": k.pairs, "verdict": k.verdict, "replicates needed": k.needed}
                             for k in r.checks], headers="keys", tablefmt="github"), ""]
+        lines += [f"- {k.a} vs {k.b}: {k.reason}" for k in r.checks if k.reason]
+        lines += [""] if any(k.reason for k in r.checks) else []
     path.write_text("\n".join(lines))
     return path

@@ -81,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="local: in this process (default); local-jobs: parallel processes through submitit; "
                         "slurm: one SLURM job per run, as job arrays")
     p.add_argument("--profile", metavar="YAML", help="cluster profile for --launcher slurm, e.g. slurm/a100.yaml")
+    p.add_argument("--until-decided", action="store_true",
+                   help="after the grid, add one seed at a time to the methods of every claim comparison still "
+                        "inconclusive, until all are decided or --max-seeds (alpha spent per look: docs/statistics.md)")
+    p.add_argument("--max-seeds", type=int, default=10, metavar="N",
+                   help="with --until-decided: at most N seeds per method (default 10)")
     p = command("finetune", "fine-tune a reference model (TOFU target on `full`, or retain-only)")
     p.add_argument("--suite", required=True)
     p.add_argument("--model", required=True)
@@ -170,6 +175,8 @@ def cmd_run(args) -> int:
     from bench.runner import run_grid
 
     specs = _specs(args)
+    if args.until_decided:
+        return _until_decided(args, specs)
     if args.launcher != "local":
         return _dispatch(args, specs)
     ctx = _context(args)
@@ -183,6 +190,60 @@ def cmd_run(args) -> int:
 
     print_leaderboard(args.suite, ctx.store)
     return 1 if outcome.failed else 0
+
+
+def _until_decided(args, specs) -> int:
+    """Run the grid, then add a seed to the methods of the inconclusive claim comparisons and look again,
+    until every comparison is decided or every such method has --max-seeds seeds (bench/sequential.py)."""
+    from bench.claims import evaluate_file, suite_claims_path
+    from bench.report import load_runs, method_base, write_report
+    from bench.runner import run_grid
+    from bench.sequential import Plan, undecided_methods
+
+    if args.launcher != "local":
+        raise BenchError("--until-decided runs locally (each look needs the previous one's results); "
+                         "with --launcher slurm, rerun `bench report` after each sweep instead")
+    claims_path = suite_claims_path(args.suite)
+    if not claims_path.exists():
+        raise BenchError(f"suite {args.suite} has no claims ({claims_path}): nothing to decide")
+    seeds = sorted({s.seed for s in specs})
+    if len(seeds) > args.max_seeds:
+        raise BenchError(f"--max-seeds {args.max_seeds} is below the {len(seeds)} seeds the grid starts with")
+    ctx = _context(args)
+    plan = Plan.open(ctx.store.suite_dir(args.suite), args.max_seeds * len({(s.model, s.split) for s in specs}))
+    plan.save()
+    todo, failed, distinct, inert = specs, 0, {}, set()
+    while True:
+        log.info(f"{len(todo)} runs (seeds {','.join(str(s) for s in sorted({x.seed for x in todo}))})")
+        failed += len(run_grid(todo, ctx, force=args.force, show_progress=not args.quiet).failed)
+        write_report(args.suite, ctx.store)
+        runs = load_runs(args.suite, ctx.store)
+        done = runs[runs["status"] == "finished"]
+        counts = done.assign(base=method_base(done["method"])).groupby("base")["replicate"].nunique().to_dict()
+        for label in {s.method for s in todo} if todo is not specs else ():
+            if counts.get(label, 0) <= distinct.get(label, 0):  # a new seed gave a bit-identical run
+                inert.add(label)
+                log.info(f"{label}: another seed reproduced an earlier run bit for bit; seeds change nothing for it")
+        distinct = counts
+        results = evaluate_file(claims_path, args.suite, runs, Plan.open(ctx.store.suite_dir(args.suite)))
+        undecided = undecided_methods(results) - inert
+        if not undecided:
+            print(f"every claim comparison is decided after seeds {','.join(map(str, seeds))}")
+            return 1 if failed else 0
+        if len(seeds) >= args.max_seeds:
+            print(f"{len(undecided)} methods still in undecided comparisons at the cap of {args.max_seeds} seeds "
+                  f"({', '.join(sorted(undecided))}); claims.md gives the replicates each would need")
+            return 1 if failed else 0
+        seeds.append(max(seeds) + 1)
+        todo = [s for s in _specs_with_seed(args, seeds[-1]) if {s.method_label, s.method} & undecided]
+
+
+def _specs_with_seed(args, seed: int):
+    import copy
+
+    more = copy.copy(args)
+    more.seeds = str(seed)
+    return _specs(more)
 
 
 def _dispatch(args, specs) -> int:

@@ -86,11 +86,13 @@ def write_page(suite: str, path: Path, leaderboard: pd.DataFrame, rule: str, not
     if claims:
         from bench.claims import NOTE
 
-        rows = pd.DataFrame([{"claim": c.id, "verdict": c.verdict, "metric": c.metric, "statement": c.text} for c in claims])
+        rows = pd.DataFrame([{"claim": c.id, "verdict": c.verdict, "metric": c.metric, "margin": stats.fmt(c.margin),
+                              "statement": c.text, "source": c.source} for c in claims])
         parts += ["<h2>Claims</h2>", f"<p class=\"note\">{html.escape(NOTE)}</p>", table(rows, "claims")]
         for c in claims:
             checks = pd.DataFrame([{"A": k.a, "B": k.b, "A value": k.a_value, "B value": k.b_value, "A - B": k.diff,
-                                    "interval (family-wise 95%)": k.interval, "p": k.p, "pairs": k.pairs, "verdict": k.verdict}
+                                    "interval": k.interval, "level": k.level, "margin": k.margin, "p": k.p,
+                                    "pairs": k.pairs, "verdict": k.verdict, "replicates needed": k.needed, "why": k.reason}
                                    for k in c.checks])
             css = c.verdict.replace(" ", "-")
             parts += [f"<h3 class=\"{css}\">{html.escape(c.id)}: {html.escape(c.verdict)}</h3>",

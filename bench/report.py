@@ -63,6 +63,13 @@ def _config_key(spec: dict) -> str:
     return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()[:6]
 
 
+def replicate_key(record: dict) -> str:
+    """What a replicate produced: every epoch's metrics. Two runs with the same key are bit-identical (the
+    seed changed nothing): one observation, never two (bench/claims.py, the leaderboard's n)."""
+    produced = [e.get("metrics") for e in record.get("epochs", [])]
+    return hashlib.sha256(json.dumps(produced, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFrame:
     kind = SUITES[suite]
     direction = {m.name: m.higher_is_better for m in kind.metrics}
@@ -84,6 +91,7 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
             "run_id": record["run_id"], "status": record["status"], "reason": record.get("reason"),
             "model": spec["model"], "split": spec["split"], "method": label, "lr": spec["hparams"]["lr"],
             "config": _config_key(spec), "objective": spec["objective"], "max_epochs": spec["hparams"]["epochs"],
+            "replicate": replicate_key(record),
             "adapter": spec["adapter"], "rank": spec["rank"], "seed": spec["seed"], "epoch": at,
             **metrics,
             # the run's own cost: shared references (`prepare`) are built once for many runs, and the opt-in
@@ -140,8 +148,11 @@ def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: 
     for key, group in runs.groupby(GROUP, dropna=False, sort=True):
         done = finished.merge(group[["run_id"]], on="run_id")
         row = dict(zip(GROUP, key))
-        row["n"] = len(done)
         row["runs"] = f"{len(done)}/{len(group)}"
+        if "replicate" in done and done["replicate"].duplicated().any():  # bit-identical runs: one observation
+            row["runs"] += f" ({done['replicate'].nunique()} distinct)"
+            done = done.drop_duplicates("replicate")
+        row["n"] = len(done)
         statuses = sorted(set(group["status"]) - {"finished"})
         row["status"] = "ok" if not statuses else ",".join(statuses)
         if "forgotten" in done and len(done):  # how many runs reached the forgetting rule within the cap
@@ -237,7 +248,12 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
         if other.empty or "status" not in other or not (other["status"] == "finished").any():
             raise BenchError(f"--against {against}: no finished runs of suite {suite} there")
     claims_path = Path(claims_file) if claims_file else claims.suite_claims_path(suite)
-    claim_results = claims.evaluate_file(claims_path, suite, runs) if claims_file or claims_path.exists() else []
+    from bench.sequential import Plan
+
+    plan = Plan.open(out)  # a sequential plan (bench run --until-decided): this report is one of its looks
+    claim_results = claims.evaluate_file(claims_path, suite, runs, plan) if claims_file or claims_path.exists() else []
+    if plan is not None and claim_results:
+        plan.save()
     out.mkdir(parents=True, exist_ok=True)
     rule = {"last": "the last epoch of each run"}.get(epoch, f"epoch rule `{epoch}`")
     refs = reference_rows(suite, store)  # one more pass over every run.json, shared by the tables below
@@ -420,7 +436,9 @@ def compare_methods(suite: str, runs: pd.DataFrame, a: str, b: str) -> Compariso
     ra, rb = select_method(runs, a, suite), select_method(runs, b, suite)
     a, b = ra["method"].iloc[0], rb["method"].iloc[0]
     keys = ["model", "split", "seed"]
-    merged = ra.merge(rb, on=keys, suffixes=("_a", "_b"))
+    from bench.claims import _distinct
+
+    merged, _ = _distinct(ra.merge(rb, on=keys, suffixes=("_a", "_b")))
     rows = []
     for metric in kind.metrics:
         if metric.name not in ra or metric.name not in rb:

@@ -141,8 +141,9 @@ def paired(a: Sequence[float], b: Sequence[float], log_scale: bool = False, leve
         return Paired(mean, None, None, None, n)
     sd = math.sqrt(sum((v - mean) ** 2 for v in d) / (n - 1))
     half = t_quantile(n, level) * sd / math.sqrt(n)
-    if sd == 0:  # identical differences: the interval is the point, the test is undefined
-        return Paired(mean, mean, mean, 0.0 if mean != 0 else 1.0, n)
+    if sd == 0:  # equal differences: t is undefined; the sign test's interval is the point once 2 * 0.5^n <= 1 - level
+        p = min(1.0, 2 * 0.5 ** n) if mean != 0 else 1.0
+        return Paired(mean, mean, mean, p, n) if p <= 1 - level else Paired(mean, None, None, p, n)
     t = mean / (sd / math.sqrt(n))
     p = float(2 * stdtr(n - 1, -abs(t)))
     return Paired(mean, mean - half, mean + half, p, n)

@@ -73,10 +73,13 @@ def test_the_papers_claims_get_the_verdicts_the_numbers_support(store):
     assert [k.verdict for k in stable.checks] == ["no data", "holds"]  # ga+lora never forgot
     assert stable.checks[1].interval.startswith("[0.1")  # family-wise: each of 2 intervals at 97.5%
     assert stable.verdict == "inconclusive"
-    faster = {k.a: k.verdict for k in results["fila-forgets-faster"].checks}
-    assert faster == {"ga+fila": "holds", "ihl+fila": "holds", "gd+fila": "no data", "kl+fila": "no data",
-                      "npo+fila": "no data"}  # 1 and 2 epochs against never (cap + 1 = 3)
-    assert results["fila-forgets-faster"].verdict == "inconclusive"  # three objectives were not run
+    faster = {k.a: k for k in results["fila-forgets-faster"].checks}
+    assert {a: k.verdict for a, k in faster.items()} == {
+        "ga+fila": "inconclusive", "ihl+fila": "inconclusive", "gd+fila": "no data", "kl+fila": "no data",
+        "npo+fila": "no data"}  # 1 and 2 epochs against never (cap + 1 = 3) on every seed: equal differences
+    # the sign test at 1 - 0.05 / 5 needs 2 * 0.5^n <= 0.01: 8 replicates, where a t-interval would claim [-2, -2]
+    assert faster["ga+fila"].needed == "8" and faster["ga+fila"].p == "0.25" and faster["ga+fila"].interval == "–"
+    assert results["fila-forgets-faster"].verdict == "inconclusive"
     best = {k.b: k.verdict for k in results["ihl-fila-best-tradeoff"].checks}
     assert best == {"ga+lora-r4": "holds", "ga+fila-r4": "holds", "ihl+lora-r4": "inconclusive"}  # noisy seeds
     assert results["ihl-fila-best-tradeoff"].verdict == "inconclusive"
@@ -85,7 +88,7 @@ def test_the_papers_claims_get_the_verdicts_the_numbers_support(store):
 def test_a_claim_that_contradicts_the_data_does_not_hold(store, tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text("claims:\n  - id: lora-keeps-utility\n    metric: model_utility\n    better: ga+fila\n"
-                    "    than: ga+lora\n")
+                    "    than: ga+lora\n    margin: 0.02\n")
     [result] = claims.evaluate_file(path, "tofu-mini", load_runs("tofu-mini", store))
     assert result.verdict == "does not hold" and result.checks[0].pairs == 3
 
@@ -94,7 +97,8 @@ def test_bad_claims_files_are_one_line_errors(store, tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     for text, message in (("claims: [", "is not valid YAML"), ("other: 1", "has no list `claims`"),
                           ("claims:\n  - id: x\n    metric: model_utility\n", "claim 'x'"),
-                          ("claims:\n  - {id: x, metric: utility, better: a, than: b}\n", "did you mean 'model_utility'")):
+                          ("claims:\n  - {id: x, metric: model_utility, better: a, than: b}\n", "margin None is not a number > 0"),
+                          ("claims:\n  - {id: x, metric: utility, better: a, than: b, margin: 0.02}\n", "did you mean 'model_utility'")):
         bad.write_text(text)
         assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--claims", str(bad)]) == 2
         err = capsys.readouterr().err.strip()
@@ -184,3 +188,66 @@ def test_agreement_between_two_result_sets(store, tmp_path):
     assert mu.rstrip(" |").endswith("reversed, separated")
     assert "| ihl-more-stable-than-ga | inconclusive | does not hold | NO" in text
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--against", str(tmp_path / "none")]) == 2
+
+
+def test_bit_identical_replicates_are_one_observation(tmp_path):
+    store = ResultStore(tmp_path)
+    same = [(0.5, 0.2, 0.1), (0.9, 0.0, 0.0)]  # the seed changed nothing: three copies of one run
+    for method, seeds in {"ga+fila": [same] * 3, "ga+lora": RUNS["ga+lora"]}.items():
+        for seed, epochs in enumerate(seeds):
+            [spec] = expand("tofu-mini", method, seeds=str(seed), hparams={"epochs": 2})
+            write_json_atomic(store.run_dir(spec) / "run.json", record(spec, epochs))
+    runs = load_runs("tofu-mini", store)
+    from bench.report import leaderboard
+
+    row = leaderboard("tofu-mini", store, runs=runs).set_index("method").loc["ga+fila-r4"]
+    assert row["n"] == 1 and row["runs"] == "3/3 (1 distinct)" and pd.isna(row["model_utility_lo"])
+    path = tmp_path / "c.yaml"
+    path.write_text("claims:\n  - {id: c, metric: model_utility, better: ga+lora, than: ga+fila, margin: 0.02}\n")
+    [result] = claims.evaluate_file(path, "tofu-mini", runs)
+    [check] = result.checks
+    assert check.verdict == "inconclusive" and check.pairs == 1 and check.interval == "–"
+    assert "ga+fila-r4's 3 replicates hold 1 distinct runs" in check.reason
+    comparison = compare_methods("tofu-mini", runs, "ga+lora", "ga+fila")
+    assert next(r for r in comparison.rows if r["metric"] == "model_utility")["n"] == 1
+
+
+def test_margins_decide_equivalence(store, tmp_path):
+    path = tmp_path / "eq.yaml"  # ihl+fila vs ga+lora on model utility: 0.48/0.47/0.49 against 0.49/0.50/0.49
+    path.write_text("claims:\n  - {id: wide, metric: model_utility, better: ihl+fila, than: ga+lora, margin: 0.1}\n"
+                    "  - {id: narrow, metric: model_utility, better: ihl+fila, than: ga+lora, margin: 0.001}\n")
+    wide, narrow = claims.evaluate_file(path, "tofu-mini", load_runs("tofu-mini", store))
+    assert wide.verdict == "equivalent" and narrow.verdict == "inconclusive"
+    # diffs -0.01, -0.03, 0: mean -0.0133, sd 0.0153; to show the sign at 95 % with power 0.8 takes 13 replicates
+    from bench.decide import replicates_needed
+
+    assert narrow.checks[0].needed == str(replicates_needed(-0.04 / 3, 0.015275, 0.001)) == "13"
+
+
+def test_a_sequential_plan_spends_alpha_per_look_and_freezes_decided_comparisons(store, tmp_path):
+    from bench.sequential import Plan
+
+    path = tmp_path / "two.yaml"
+    path.write_text("claims:\n  - {id: mu, metric: model_utility, better: ihl+fila, than: ga+fila, margin: 0.02}\n"
+                    "  - {id: noisy, metric: fq_constrained, better: ihl+lora, than: ga+lora, margin: 1}\n")
+    plan = Plan.open(store.suite_dir("tofu-mini"), n_max=10)
+    mu, noisy = claims.evaluate_file(path, "tofu-mini", load_runs("tofu-mini", store), plan)
+    assert mu.checks[0].level == f"{1 - 0.05 * 3 / 10:.4g}" and mu.verdict == "holds"  # 3 of 10 replicates: 0.015
+    assert noisy.verdict == "inconclusive"
+    plan.save()
+    # the same data again is no new look: same levels, nothing more spent
+    again = Plan.open(store.suite_dir("tofu-mini"))
+    assert claims.evaluate_file(path, "tofu-mini", load_runs("tofu-mini", store), again)[1].checks[0].level == noisy.checks[0].level
+    # three more seeds in which ga+fila keeps its utility: the decided claim keeps its verdict
+    for seed in (3, 4, 5):
+        for method, epochs in (("ihl+fila", RUNS["ihl+fila"][0]), ("ga+fila", RUNS["ihl+fila"][1]),
+                               ("ihl+lora", RUNS["ihl+lora"][0]), ("ga+lora", RUNS["ga+lora"][0])):
+            [spec] = expand("tofu-mini", method, seeds=str(seed), hparams={"epochs": 2})
+            epochs = [(fq * (1 + seed / 100), mu, rouge) for fq, mu, rouge in epochs]  # distinct replicates
+            write_json_atomic(store.run_dir(spec) / "run.json", record(spec, epochs))
+    later = Plan.open(store.suite_dir("tofu-mini"))
+    mu2, noisy2 = claims.evaluate_file(path, "tofu-mini", load_runs("tofu-mini", store), later)
+    assert mu2.verdict == "holds" and mu2.checks[0].pairs == 3
+    assert noisy2.checks[0].level == f"{1 - 0.05 * 3 / 10:.4g}" and noisy2.checks[0].pairs == 6  # looks at 3, then 6
+    with pytest.raises(Exception, match="planned with at most 10"):
+        Plan.open(store.suite_dir("tofu-mini"), n_max=12)

@@ -54,4 +54,8 @@ def test_paired_comparison_is_scipys_paired_t_test():
 
 def test_paired_comparison_drops_incomplete_pairs_and_compares_log_metrics_as_ratios():
     p = stats.paired([1e-2, 1e-3, None], [1e-4, 1e-5, 0.5], log_scale=True)
-    assert p.n == 2 and p.diff == pytest.approx(2.0) and p.lo == p.hi == pytest.approx(2.0)
+    assert p.n == 2 and p.diff == pytest.approx(2.0)
+    # two equal differences: no t-interval, and the sign test (p = 2 * 0.5^2) excludes nothing
+    assert p.lo is None and p.p_value == 0.5 and p.verdict(True) == "inconclusive"
+    six = stats.paired([3] * 6, [1] * 6)  # 2 * 0.5^6 = 0.031 <= 0.05: the point interval, never p = 0
+    assert six.lo == six.hi == 2 and six.p_value == pytest.approx(0.03125) and six.verdict(True) == "A better"

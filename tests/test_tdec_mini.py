@@ -111,3 +111,22 @@ def test_robustness_stages_say_whether_the_thresholds_are_met_again(results):
     assert final["target_quant4/forgotten"] == 0.0  # the memorising model stays above the thresholds
     assert final["relearn_forget/ma"] > r["epochs"][-1]["metrics"]["ma"]
     assert {"paraphrase/ma", "paraphrase/el10", "target_paraphrase/ma"} <= set(final)
+
+
+def test_until_decided_adds_seeds_only_where_they_decide_something(tdec_mini_artefacts, tmp_path, capsys):
+    """ga (full fine-tuning: one batch, the seed changes nothing) against ga+lora (the seed sets the
+    adapter's initialisation): the first look has one pair; a second seed goes to both, ga reproduces its
+    run bit for bit and stops getting seeds, and the cap ends the loop with the replicates still needed."""
+    root = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path)
+    assert main(["-q", "run", "--suite", "tdec-mini", "--methods", "ga,ga+lora", "--ranks", "8", "--epochs", "2",
+                 "--seeds", "0", "--until-decided", "--max-seeds", "3", "--results", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "at the cap of 3 seeds" in out
+    seeds = sorted((p.parent.name.split("__")[1], json.loads(p.read_text())["spec"]["seed"])
+                   for p in root.glob("tdec-mini/runs/*/run.json"))
+    assert seeds == [("ga", 0), ("ga", 1), ("ga+lora-r8", 0), ("ga+lora-r8", 1), ("ga+lora-r8", 2)]
+    plan = json.loads((root / "tdec-mini" / "sequential.json").read_text())
+    looks = plan["comparisons"]["ga-lora-trades-poorly: ga vs ga+lora"]["looks"]
+    assert plan["n_max"] == 3 and [look["n"] for look in looks] == [1]  # ga's copies add no distinct pair
+    claims_md = (root / "tdec-mini" / "claims.md").read_text()
+    assert "ga's 2 replicates hold 1 distinct runs" in claims_md

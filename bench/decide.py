@@ -1,0 +1,147 @@
+"""Deciding one comparison: holds, does not hold, equivalent or inconclusive, against a practical margin;
+how many replicates an undecided comparison would need; and the level of each look when replicates are
+added until the comparison is decided (alpha spending).
+
+A comparison is a list of paired differences d_i = A_i - B_i over matched replicates, signed so that
+d > 0 means A is better (the caller negates lower-is-better metrics and takes log10 of log-scale ones).
+With a margin δ > 0 (the smallest difference that matters, per metric: docs/statistics.md) and the
+(1 - α) interval [lo, hi] of the mean difference:
+
+- equivalent     lo > -δ and hi < δ: whatever the difference is, it is smaller than the margin
+- holds          otherwise lo > 0: A is better
+- does not hold  otherwise hi < 0: B is better
+- inconclusive   the interval contains 0 and reaches past a margin
+
+Every wrong verdict needs an interval that misses the true mean difference, so one interval at 1 - α
+bounds the error of all three decisions at α.
+
+The interval is Student's t (mean ± t_{n-1, 1-α/2} s / sqrt(n)) when the differences vary. When all n
+differences are equal (an integer metric such as epochs to forget, every replicate the same), t has
+no interval; the sign test's does: the distribution-free interval for the median difference is the
+point d when 2 · 0.5^n <= α and unbounded otherwise (too few replicates to exclude anything).
+Replicates must vary what rerunning the experiment varies: bit-identical replicates are one
+observation, and the caller removes them before calling (bench/claims.py).
+
+Replicates needed (power 1 - β = 0.8, at the level the comparison is tested at), from the observed mean
+difference d and standard deviation s, the smallest n with
+- (t_{n-1, 1-α/2} + t_{n-1, 1-β}) · s / sqrt(n) <= |d|        when |d| >= δ (to tell the sign), or
+- (t_{n-1, 1-α/2} + t_{n-1, 1-β/2}) · s / sqrt(n) <= δ - |d|  when |d| < δ (to show equivalence: both
+  ends of the interval must fall inside the margins, so β is split between them),
+the usual normal-approximation sample size with t quantiles (Julious 2004, "Sample sizes for clinical
+trials with Normal data"; the equivalence form is the two one-sided tests' of Schuirmann 1987).
+
+Sequential looks: adding replicates and testing again inflates the error rate if every look uses α.
+`spent_level` gives look k the share α · (n_k - n_{k-1}) / n_max of the replicates it adds, out of the
+cap n_max (a linear alpha-spending function, Lan & DeMets 1983); the looks' shares sum to at most α,
+so by the union bound the chance that any look's interval misses stays below α, however the looks
+fall. It is conservative (it ignores the looks' correlation) and needs no plan of when to look.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+POWER = 0.8
+VERDICTS = ("holds", "does not hold", "equivalent", "inconclusive")
+MAX_NEEDED = 10_000
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One comparison's verdict. diff/lo/hi are A - B in the comparison's units, A-better positive;
+    lo/hi are None where no interval exists; `needed` is the replicate count that would likely decide an
+    inconclusive comparison (None: decided, or no spread to plan with); `reason` says why in words."""
+
+    verdict: str
+    diff: float
+    lo: float | None
+    hi: float | None
+    n: int
+    p_value: float | None
+    level: float
+    needed: int | None = None
+    reason: str = ""
+
+
+def _t(df: int, q: float) -> float:
+    from scipy.special import stdtrit
+
+    return float(stdtrit(df, q))
+
+
+def decide(diffs: Sequence[float], margin: float, level: float = 0.95) -> Decision:
+    """Verdict of the paired differences `diffs` (A-better positive) against `margin` (> 0, same units)
+    at interval level `level` (0 < level < 1). Raises ValueError for a margin <= 0 or a level outside (0, 1)."""
+    if not margin > 0:
+        raise ValueError(f"margin must be > 0, got {margin}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    d = [float(x) for x in diffs if x is not None and math.isfinite(float(x))]
+    n, alpha = len(d), 1 - level
+    if n == 0:
+        return Decision("inconclusive", math.nan, None, None, 0, None, level, reason="no matched replicates")
+    mean = sum(d) / n
+    if n < 2:
+        return Decision("inconclusive", mean, None, None, 1, None, level, needed=None,
+                        reason="one replicate: no spread to build an interval from")
+    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1))
+    if sd == 0:  # sign test: every difference on one side; the point interval once 2 * 0.5^n <= alpha
+        p = min(1.0, 2 * 0.5 ** n) if mean != 0 else 1.0
+        enough = math.ceil(math.log2(2 / alpha))
+        if n < enough:
+            return Decision("inconclusive", mean, None, None, n, p, level, needed=enough,
+                            reason=f"all {n} differences equal {mean:g}: the sign test needs {enough} to exclude anything")
+        lo = hi = mean
+    else:
+        half = _t(n - 1, 1 - alpha / 2) * sd / math.sqrt(n)
+        lo, hi = mean - half, mean + half
+        from scipy.special import stdtr
+
+        p = float(2 * stdtr(n - 1, -abs(mean) / (sd / math.sqrt(n))))
+    if -margin < lo and hi < margin:
+        verdict = "equivalent"
+    elif lo > 0:
+        verdict = "holds"
+    elif hi < 0:
+        verdict = "does not hold"
+    else:
+        verdict = "inconclusive"
+    needed = replicates_needed(mean, sd, margin, level) if verdict == "inconclusive" else None
+    return Decision(verdict, mean, lo, hi, n, p, level, needed)
+
+
+def replicates_needed(diff: float, sd: float, margin: float, level: float = 0.95, power: float = POWER) -> int | None:
+    """Smallest n (>= 2) at which a comparison with true mean difference `diff` and spread `sd` is decided
+    with probability `power` at interval level `level`: the sign when |diff| >= margin, equivalence when
+    |diff| < margin. None when sd is 0 or not finite; MAX_NEEDED when it would take more."""
+    if not (sd > 0 and math.isfinite(sd) and math.isfinite(diff)):
+        return None
+    alpha = 1 - level
+    sign = abs(diff) >= margin
+    gap = abs(diff) if sign else margin - abs(diff)
+    # equivalence needs both ends of the interval inside the margins: beta split over the two sides
+    miss = 1 - power if sign else (1 - power) / 2
+    if gap == 0:
+        return MAX_NEEDED
+    from scipy.special import ndtri
+
+    # the normal approximation is a lower bound (t quantiles exceed z): search upwards from it
+    start = max(2, math.floor(((ndtri(1 - alpha / 2) + ndtri(1 - miss)) * sd / gap) ** 2))
+    if start >= MAX_NEEDED:
+        return MAX_NEEDED
+    for n in range(start, MAX_NEEDED + 1):
+        if (_t(n - 1, 1 - alpha / 2) + _t(n - 1, 1 - miss)) * sd / math.sqrt(n) <= gap:
+            return n
+    return MAX_NEEDED
+
+
+def spent_level(alpha: float, n: int, n_previous: int, n_max: int) -> float:
+    """Interval level of a look at n replicates whose previous look was at n_previous (0: the first look),
+    with at most n_max replicates planned: 1 - alpha * (min(n, n_max) - n_previous) / n_max. A look that
+    adds no replicates spends nothing (level 1: it cannot decide anything new)."""
+    if n_max < 1 or n_previous < 0:
+        raise ValueError(f"need n_max >= 1 and n_previous >= 0, got {n_max}, {n_previous}")
+    share = max(0, min(n, n_max) - n_previous) / n_max
+    return 1 - alpha * share

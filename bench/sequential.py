@@ -1,0 +1,86 @@
+"""Adding replicates until the claims are decided, at a stated family-wise level.
+
+`bench run ... --until-decided [--max-seeds N]` runs the grid, evaluates the suite's claims, adds one
+seed to the methods of every comparison still inconclusive, and repeats until every comparison is
+decided or the methods have N seeds. Each evaluation is a *look*; the plan in
+results/<suite>/sequential.json records, per comparison, the replicate count and level of each look and
+the verdict once decided, so a later `bench report` neither looks again at the same data for free nor
+re-decides a settled comparison.
+
+Levels: a comparison of a claim with k comparisons has alpha_c = 0.05 / k (Bonferroni); its look at n
+matched replicates after a look at n' spends alpha_c (n - n') / n_max (bench.decide.spent_level), n_max
+= the cap of matched replicates (max seeds x splits x models). The spent shares sum to at most alpha_c,
+so the chance that any look of any comparison of the claim errs stays below 0.05 (union bound).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+from bench.decide import spent_level
+from bench.errors import BenchError
+from bench.store import read_json, write_json_atomic
+
+FILE = "sequential.json"
+
+
+class Plan:
+    """The looks taken so far (JSON at results/<suite>/sequential.json)."""
+
+    def __init__(self, path: Path, n_max: int, data: dict | None = None):
+        self.path, self.n_max = path, n_max
+        self.comparisons: dict[str, dict] = (data or {}).get("comparisons", {})
+
+    @classmethod
+    def open(cls, suite_dir: Path, n_max: int | None = None) -> "Plan | None":
+        """The suite's plan; a new one when `n_max` is given and none exists; None without either.
+        A different n_max than the recorded one is a one-line error (the cap is part of the levels)."""
+        path = suite_dir / FILE
+        if path.exists():
+            data = read_json(path)
+            if n_max is not None and n_max != data["n_max"]:
+                raise BenchError(f"{path} was planned with at most {data['n_max']} replicates per comparison; "
+                                 f"--max-seeds asks for {n_max} (delete the file to start a new plan, which "
+                                 "discards the error control of the looks taken so far)")
+            return cls(path, data["n_max"], data)
+        if n_max is None:
+            return None
+        if n_max < 2:
+            raise BenchError(f"--max-seeds allows {n_max} replicates per comparison; at least 2 are needed")
+        return cls(path, n_max)
+
+    def decided(self, key: str) -> dict | None:
+        """The stored check of a comparison decided at an earlier look (its verdict is final)."""
+        entry = self.comparisons.get(key)
+        return entry["check"] if entry and entry.get("decided") else None
+
+    def look(self, key: str, n: int, alpha: float) -> float | None:
+        """The level of a look at n matched replicates: the level recorded for n when this is no new look,
+        else the level the new replicates spend; None when nothing is left to spend."""
+        looks = self.comparisons.setdefault(key, {"looks": []})["looks"]
+        if looks and looks[-1]["n"] == n:
+            return looks[-1]["level"]
+        previous = looks[-1]["n"] if looks else 0
+        if n < previous:
+            raise BenchError(f"comparison {key!r} has {n} matched replicates, fewer than the {previous} of its last "
+                             f"look in {self.path}: runs were deleted; restore them or delete the plan")
+        level = spent_level(alpha, n, previous, self.n_max)
+        if level >= 1:
+            return None
+        looks.append({"n": n, "level": level})
+        return level
+
+    def record(self, key: str, check) -> None:
+        entry = self.comparisons[key]
+        entry["last"] = check.verdict
+        if check.verdict in ("holds", "does not hold", "equivalent"):
+            entry["decided"], entry["check"] = True, asdict(check)
+
+    def save(self) -> None:
+        write_json_atomic(self.path, {"n_max": self.n_max, "comparisons": self.comparisons})
+
+
+def undecided_methods(results) -> set[str]:
+    """Methods of the comparisons that more replicates could still decide (inconclusive, not `no data`)."""
+    return {m for r in results for k in r.checks if k.verdict == "inconclusive" for m in (k.a, k.b)}

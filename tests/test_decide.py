@@ -1,0 +1,103 @@
+"""bench.decide: verdicts against a margin by hand and against scipy, the power calculation against
+simulation, and the error rate of sequential looks with and without alpha spending on synthetic data."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from bench.decide import decide, replicates_needed, spent_level
+
+
+def test_t_interval_and_p_value_equal_scipy():
+    d = [0.3, 0.1, 0.5, 0.2]
+    got = decide(d, margin=0.05)
+    ci = st.ttest_1samp(d, 0).confidence_interval(0.95)
+    assert got.lo == pytest.approx(ci.low) and got.hi == pytest.approx(ci.high)
+    assert got.p_value == pytest.approx(st.ttest_1samp(d, 0).pvalue)
+    assert got.verdict == "holds" and got.needed is None
+
+
+def test_the_four_verdicts_by_hand():
+    # mean 2, sd 1, n 3: half-width t_{2,0.975} / sqrt(3) = 4.303 / 1.732 = 2.484
+    wide = decide([1, 2, 3], margin=0.5)
+    assert (wide.lo, wide.hi) == (pytest.approx(-0.484, abs=1e-3), pytest.approx(4.484, abs=1e-3))
+    assert wide.verdict == "inconclusive"
+    assert decide([-1, -2, -3, -2.5, -1.5], margin=0.5).verdict == "does not hold"
+    small = [0.01, -0.01, 0.005, -0.004, 0.0, 0.002]
+    assert decide(small, margin=0.05).verdict == "equivalent"
+    # better, but by less than the margin: equivalent, not holds (the difference does not matter)
+    assert decide([0.010, 0.011, 0.012, 0.011], margin=0.05).verdict == "equivalent"
+    assert decide([0.010, 0.011, 0.012, 0.011], margin=0.005).verdict == "holds"
+    with pytest.raises(ValueError, match="margin"):
+        decide([1, 2], margin=0)
+
+
+def test_equal_differences_use_the_sign_test_not_a_zero_width_t_interval():
+    three = decide([-12, -12, -12], margin=1)  # e.g. epochs to forget: 1 against the cap + 1 for every seed
+    assert three.verdict == "inconclusive" and three.lo is None and three.p_value == 0.25
+    assert three.needed == 6 and "sign test needs 6" in three.reason  # 2 * 0.5^6 = 0.031 <= 0.05 < 2 * 0.5^5
+    six = decide([-12] * 6, margin=1)
+    assert six.verdict == "does not hold" and six.lo == six.hi == -12 and six.p_value == pytest.approx(2 * 0.5 ** 6)
+    one = decide([3.0], margin=1)
+    assert one.verdict == "inconclusive" and one.lo is None and "one replicate" in one.reason
+
+
+def test_replicates_needed_gives_the_stated_power_in_simulation():
+    rng = np.random.default_rng(0)
+    diff, sd, margin = 0.5, 1.0, 0.1
+    n = replicates_needed(diff, sd, margin)
+    assert 30 <= n <= 40  # normal approximation: (1.96 + 0.84)^2 / 0.25 = 31.4, t quantiles add a little
+    decided = np.mean([decide(rng.normal(diff, sd, n), margin).verdict == "holds" for _ in range(1000)])
+    assert 0.75 <= decided <= 0.9
+    fewer = np.mean([decide(rng.normal(diff, sd, n // 2), margin).verdict == "holds" for _ in range(1000)])
+    assert fewer < 0.6
+    eq_n = replicates_needed(0.0, sd, margin=0.5)
+    shown = np.mean([decide(rng.normal(0.0, sd, eq_n), 0.5).verdict == "equivalent" for _ in range(1000)])
+    assert 0.75 <= shown <= 0.92
+    assert replicates_needed(0.5, 0.0, 0.1) is None
+
+
+def _sequential(rng, true_diff, margin, n0, n_max, alpha, spend):
+    """First decided verdict of one simulated sequence that adds a replicate per look, or 'inconclusive'."""
+    d = list(rng.normal(true_diff, 1.0, n_max))
+    previous = 0
+    for n in range(n0, n_max + 1):
+        level = spent_level(alpha, n, previous, n_max) if spend else 1 - alpha
+        previous = n
+        verdict = decide(d[:n], margin, level).verdict
+        if verdict != "inconclusive":
+            return verdict
+    return "inconclusive"
+
+
+def _upper(k, n, conf=0.99):
+    return st.binomtest(k, n).proportion_ci(conf).high
+
+
+def test_alpha_spending_keeps_the_error_rate_of_sequential_looks_and_plain_looks_do_not():
+    rng = np.random.default_rng(1)
+    alpha, reps, n0, n_max = 0.05, 1500, 3, 20
+    # a true null: A is no better than B (difference 0); any "holds" or "does not hold" is an error
+    spent = [_sequential(rng, 0.0, 0.1, n0, n_max, alpha, True) for _ in range(reps)]
+    wrong = sum(v in ("holds", "does not hold") for v in spent)
+    assert wrong / reps <= alpha and _upper(sum(v == "holds" for v in spent), reps) < alpha
+    plain = [_sequential(rng, 0.0, 0.1, n0, n_max, alpha, False) for _ in range(reps)]
+    assert sum(v in ("holds", "does not hold") for v in plain) / reps > 2 * alpha  # 18 looks at 5 % each
+    # the difference sits exactly on the margin: "equivalent" is the error now
+    edge = [_sequential(rng, 0.5, 0.5, n0, n_max, alpha, True) for _ in range(reps)]
+    assert _upper(sum(v == "equivalent" for v in edge), reps) < alpha
+    # and a real difference is still found
+    real = [_sequential(rng, 1.0, 0.1, n0, n_max, alpha, True) for _ in range(300)]
+    assert sum(v == "holds" for v in real) / 300 > 0.8
+
+
+def test_spent_levels_sum_to_alpha():
+    alpha, looks = 0.05, [3, 5, 6, 10, 12]
+    spent, previous = 0.0, 0
+    for n in looks:
+        spent += 1 - spent_level(alpha, n, previous, 12)
+        previous = n
+    assert math.isclose(spent, alpha)
+    assert spent_level(alpha, 15, 12, 12) == 1.0  # past the cap nothing is left to spend
