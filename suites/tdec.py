@@ -109,7 +109,9 @@ def perplexity(model, seqs: list[list[int]], pad_id: int, batch_size: int = 16) 
             total += nll.sum().item()
             count += int(mask.sum())
     model.train(was_training)
-    return math.exp(total / max(count, 1))
+    if count == 0:  # exp(0 / 1) = 1 would read as a perfect model
+        raise BenchError(f"perplexity over {len(seqs)} sequences with no predicted token")
+    return math.exp(total / count)
 
 
 class Tdec(Suite):
