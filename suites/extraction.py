@@ -134,6 +134,8 @@ def extraction_scores(model, seqs: list[list[int]], pad_id: int, ns=(5, 10), bat
     n-gram would read as 0, "forgotten"."""
     from bench.errors import BenchError
 
+    if not seqs:
+        raise BenchError("no sequence to score: MA and EL over zero sequences")
     for j, seq in enumerate(seqs):
         if len(seq) <= max(ns):
             raise BenchError(f"sequence #{j} has {len(seq)} tokens; MA and EL_{max(ns)} need at least {max(ns) + 1}")

@@ -285,6 +285,8 @@ class Tdec(Suite):
             path = Path(ctx.data_dir or "") / f"dialogue_{name}.jsonl"
             if path.is_file():
                 found[name] = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+                if not found[name]:  # a mean F1 over no response is not a score
+                    raise BenchError(f"the dialogue file {path} has no rows")
             elif choice != "auto":
                 raise BenchError(f"missing data file {path} (JSON lines of {{\"context\": ..., \"response\": ...}})")
         return found

@@ -183,8 +183,28 @@ def test_extraction_metrics_and_perplexity_refuse_sequences_too_short_to_score(t
     seqs = [list(range(20, 40)), list(range(20, 30))]  # the second has 10 tokens: no 10-gram after a prefix
     with pytest.raises(BenchError, match="sequence #1 has 10 tokens; MA and EL_10 need at least 11"):
         extraction_scores(model, seqs, tokenizer.pad_token_id)
+    with pytest.raises(BenchError, match="no sequence to score"):
+        extraction_scores(model, [], tokenizer.pad_token_id)
     with pytest.raises(BenchError, match="no predicted token"):
         perplexity(model, [[5], [6]], tokenizer.pad_token_id)
+    seqs = [list(range(20, 40)), list(range(40, 51))]  # 11 tokens: one 10-gram after the first token
+    scores = extraction_scores(model, seqs, tokenizer.pad_token_id)
+    with torch.no_grad():
+        pred = model(input_ids=torch.tensor([seqs[1]])).logits[0, :-1].argmax(-1).tolist()
+    assert scores["ma"][1] == pytest.approx(sum(p == t for p, t in zip(pred, seqs[1][1:])) / 10)
+
+
+def test_an_empty_dialogue_file_is_named_not_averaged(tmp_path):
+    from bench.grid import expand
+    from bench.store import ResultStore
+    from suites import Context
+    from suites.tdec import Tdec
+
+    (tmp_path / "dialogue_wizard_of_wikipedia.jsonl").write_text("\n")
+    ctx = Context(store=ResultStore(tmp_path / "results"), data_dir=str(tmp_path))
+    [spec] = expand("tdec", "ga", models="gpt-neo-125m", splits="set0")
+    with pytest.raises(BenchError, match="dialogue file .*dialogue_wizard_of_wikipedia.jsonl has no rows"):
+        Tdec().dialogue_sets(spec, ctx)
 
 
 def test_lm_eval_scores_the_whole_continuation_after_a_context_cut_from_the_left(tokenizer, tmp_path):
