@@ -66,9 +66,9 @@ def token_stats(model, examples: Sequence[dict], pad_id: int, batch_size: int = 
 
     from bench.data import collate, to_device
     from bench.truncation import require_counted
+    from methods.losses import logits_of, shifted
 
     require_counted(examples, "attacked example")
-    from methods.losses import logits_of, shifted
 
     device = next(model.parameters()).device
     was_training = model.training
