@@ -7,19 +7,26 @@ from typing import Sequence
 
 import torch
 
+from bench.truncation import fit_prompt
 from methods.losses import IGNORE
 
 Example = dict
 
 
-def qa_example(tokenizer, prompt: str, answer: str, max_length: int) -> Example:
-    """Prompt tokens (with the tokenizer's special prefix, e.g. Llama's BOS), then answer + EOS;
-    only the answer and the EOS are labelled."""
-    prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+def qa_example(tokenizer, prompt: str, answer: str, max_length: int, *, special_tokens: bool = True,
+               item: str | None = None) -> Example:
+    """Prompt tokens, then answer + EOS; only the answer and the EOS are labelled.
+
+    `special_tokens`: the tokenizer adds its special prefix (e.g. Llama's BOS) to the prompt; False
+    when the prompt text already holds every special token (a rendered chat template, which
+    `apply_chat_template(tokenize=True)` also tokenises without adding any). Longer than `max_length`:
+    the prompt loses tokens from the left (a leading BOS stays), never the answer; an answer that does
+    not fit raises BenchError naming `item` (default: the prompt). bench/truncation.py."""
+    prompt_ids = tokenizer(prompt, add_special_tokens=special_tokens)["input_ids"]
     answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    ids = (prompt_ids + answer_ids)[:max_length]
-    labels = ([IGNORE] * len(prompt_ids) + answer_ids)[:max_length]
-    return {"input_ids": ids, "labels": labels}
+    prompt_ids = fit_prompt(prompt_ids, answer_ids, max_length, prompt if item is None else item,
+                            tokenizer.bos_token_id)
+    return {"input_ids": prompt_ids + answer_ids, "labels": [IGNORE] * len(prompt_ids) + answer_ids}
 
 
 def collate(examples: Sequence[Example], pad_id: int, side: str = "right") -> dict[str, torch.Tensor]:

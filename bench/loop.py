@@ -21,6 +21,7 @@ import torch
 
 from bench.data import Example, collate, epoch_pairing, to_device
 from bench.spec import Hyperparams
+from bench.truncation import require_counted
 from methods.objective import LossInputs, Objective
 
 
@@ -78,6 +79,10 @@ def train(model: torch.nn.Module, objective: Objective, forget: Sequence[Example
     """
     from accelerate import Accelerator
 
+    # every example counts at least one token, so no micro-batch loss is a mean over nothing (0, no gradient)
+    require_counted(forget, "forget example")
+    require_counted(retain, "retain example")
+    require_counted(alternate or [], "alternate example")
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     world, rank = accelerator.num_processes, accelerator.process_index
     ddp_model = accelerator.prepare_model(model)

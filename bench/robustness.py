@@ -158,7 +158,8 @@ def target_cache(spec, prepared, ctx) -> Callable[[str, Callable[[], dict]], dic
 
     key = digest([model_fingerprint(prepared.model_path), spec.suite, spec.model, spec.split, dict(spec.options),
                   spec.hparams.dtype, prepared.records, code_fingerprint("bench.robustness", "suites.tofu_eval",
-                                                                        "suites.privacy", "suites.extraction")])
+                                                                        "suites.privacy", "suites.extraction",
+                                                                        "bench.truncation")])
 
     def cached(name: str, compute: Callable[[], dict]) -> dict:
         path = ctx.store.artefact_dir(spec.suite) / "robustness" / f"{key}-{name}.json"

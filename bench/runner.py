@@ -152,7 +152,7 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
 
         answers_file = spec.option("idk_answers", LATE_OPTIONS["idk_answers"])
         alternate = refusals.alternates(prepared.forget, tokenizer, refusals.load(answers_file), spec.seed,
-                                        prepared.format_answer)
+                                        prepared.format_answer, prepared.max_length)
         run.record["alternate_answers"] = refusals.describe(answers_file)
     run.record["parameters"] = count_parameters(model)
 

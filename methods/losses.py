@@ -40,9 +40,13 @@ def sequence_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def sequence_mean_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean token NLL of each sequence [B]; TOFU's P(a) = exp(-this)."""
+    """Mean token NLL of each sequence [B]; TOFU's P(a) = exp(-this). A sequence with no counted token
+    raises ValueError: its mean would read as 0, P(a) = 1."""
     nll, mask = token_nll(logits, labels)
-    return nll.sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+    counts = mask.sum(dim=1)
+    if bool((counts == 0).any()):
+        raise ValueError(f"sequence {int((counts == 0).nonzero()[0, 0])} of the batch has no counted token: no mean NLL")
+    return nll.sum(dim=1) / counts
 
 
 def logits_of(model, batch: dict) -> torch.Tensor:

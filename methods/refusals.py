@@ -40,15 +40,22 @@ def pair(n: int, answers: Sequence[str], seed: int) -> list[str]:
 
 
 def alternates(forget: Sequence[dict], tokenizer, answers: Sequence[str], seed: int,
-               format_answer: Callable[[str], str] | None = None) -> list[dict]:
+               format_answer: Callable[[str], str] | None = None, max_length: int | None = None) -> list[dict]:
     """Each forget example with its answer replaced by a refusal: the same prompt (its leading unlabelled
-    tokens; none for TDEC's plain sequences) + the refusal + EOS, only the refusal and EOS labelled."""
+    tokens; none for TDEC's plain sequences) + the refusal + EOS, only the refusal and EOS labelled.
+    With `max_length` (the suite's limit) a prompt that no longer fits loses tokens from the left, as
+    the forget example's did (bench/truncation.py); a refusal too long for it raises BenchError."""
+    from bench.truncation import fit_prompt
+
     out = []
-    for ex, text in zip(forget, pair(len(forget), answers, seed)):
+    for k, (ex, text) in enumerate(zip(forget, pair(len(forget), answers, seed))):
         labels = ex["labels"]
         start = next((i for i, v in enumerate(labels) if v != IGNORE), len(labels))
         prompt = list(ex["input_ids"][:start])
         answer = tokenizer((format_answer or (lambda a: a))(text), add_special_tokens=False)["input_ids"]
         answer = answer + [tokenizer.eos_token_id]
+        if max_length is not None and prompt:
+            prompt = fit_prompt(prompt, answer, max_length, f"forget example #{k} with refusal {text}",
+                                tokenizer.bos_token_id)
         out.append({"input_ids": prompt + answer, "labels": [IGNORE] * len(prompt) + answer})
     return out

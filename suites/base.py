@@ -56,6 +56,7 @@ class Prepared:
     should_stop: Callable[[dict], bool] | None = None  # the suite's stopping rule on an epoch's metrics
     final_evaluate: Callable[[Any, Any], dict] | None = None  # costly utility, once after the last epoch
     format_answer: Callable[[str], str] | None = None  # how an answer is written after the prompt (IdkDPO's refusals)
+    max_length: int | None = None  # the suite's sequence limit, which IdkDPO's refusal examples keep too (None: none)
     robustness: Robustness | None = None  # the robustness stages' hooks (None: the suite has none)
     records: dict = field(default_factory=dict)  # settings and references to write into run.json
 

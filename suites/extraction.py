@@ -55,10 +55,11 @@ def overlap(pred: list[int], label: list[int], n: int) -> float:
 
 
 def extraction_likelihood(continuations: list[list[int]], seq: list[int], n: int) -> float:
-    """EL_n of one sequence from its greedy continuations; continuations[i] continues the prefix seq[:i]."""
+    """EL_n of one sequence from its greedy continuations; continuations[i] continues the prefix seq[:i].
+    A sequence of n tokens or fewer has no n-gram to extract: ValueError (not 0, "nothing extractable")."""
     T = len(seq)
     if T <= n:
-        return 0.0
+        raise ValueError(f"a sequence of {T} tokens has no {n}-gram after a prefix: no EL_{n}")
     return sum(overlap(continuations[i], seq[i:], n) for i in range(1, T - n + 1)) / (T - n)
 
 
@@ -128,7 +129,16 @@ def naive_continuations(model, ids: torch.Tensor, lengths: torch.Tensor, min_pre
 
 
 def extraction_scores(model, seqs: list[list[int]], pad_id: int, ns=(5, 10), batch_size: int = 32) -> dict[str, list[float]]:
-    """Per-sequence MA and EL_n, batched."""
+    """Per-sequence MA and EL_n, batched. Every sequence needs more than max(ns) tokens (at least one
+    prefix followed by an n-gram); a shorter one raises BenchError naming it, as a mean over no token or
+    n-gram would read as 0, "forgotten"."""
+    from bench.errors import BenchError
+
+    if not seqs:
+        raise BenchError("no sequence to score: MA and EL over zero sequences")
+    for j, seq in enumerate(seqs):
+        if len(seq) <= max(ns):
+            raise BenchError(f"sequence #{j} has {len(seq)} tokens; MA and EL_{max(ns)} need at least {max(ns) + 1}")
     was_training = model.training
     model.eval()
     ids, lengths = sequences_tensor(seqs, pad_id)

@@ -54,15 +54,21 @@ class TokenStats:
 
     @property
     def nll(self) -> float:
-        return float(-self.logp.mean()) if len(self.logp) else 0.0
+        if not len(self.logp):
+            raise ValueError("no counted token: no mean NLL")
+        return float(-self.logp.mean())
 
 
 def token_stats(model, examples: Sequence[dict], pad_id: int, batch_size: int = 32) -> list[TokenStats]:
-    """One teacher-forced pass over `examples` (length-sorted batches); only labelled tokens count."""
+    """One teacher-forced pass over `examples` (length-sorted batches); only labelled tokens count.
+    An example with no counted token raises BenchError (every attack score would be a mean over nothing)."""
     import torch
 
     from bench.data import collate, to_device
+    from bench.truncation import require_counted
     from methods.losses import logits_of, shifted
+
+    require_counted(examples, "attacked example")
 
     device = next(model.parameters()).device
     was_training = model.training
@@ -89,9 +95,9 @@ def token_stats(model, examples: Sequence[dict], pad_id: int, batch_size: int = 
 
 
 def lowest_mean(values: np.ndarray, k: float = MIN_K) -> float:
-    """Mean of the lowest ceil-free int(k * n) values (at least one)."""
+    """Mean of the lowest ceil-free int(k * n) values (at least one); no value raises ValueError."""
     if len(values) == 0:
-        return 0.0
+        raise ValueError("no token: no Min-K% mean")
     n = max(1, int(len(values) * k))
     return float(np.sort(values)[:n].mean())
 
@@ -112,17 +118,20 @@ def teacher_forced_scores(stats: Sequence[TokenStats], texts: Sequence[str]) -> 
 
 
 def extraction_strength(correct: np.ndarray) -> float:
-    """1 - k/L for the smallest k with every teacher-forced argmax from k on correct (L = answer length)."""
+    """1 - k/L for the smallest k with every teacher-forced argmax from k on correct (L = answer length);
+    an empty answer raises ValueError."""
     n = len(correct)
     if n == 0:
-        return 0.0
+        raise ValueError("no answer token: no extraction strength")
     wrong = np.flatnonzero(~correct.astype(bool))
     k = 0 if len(wrong) == 0 else int(wrong[-1]) + 1
     return 1.0 - k / n
 
 
 def exact_memorisation(correct: np.ndarray) -> float:
-    return float(np.mean(correct)) if len(correct) else 0.0
+    if not len(correct):
+        raise ValueError("no answer token: no exact memorisation")
+    return float(np.mean(correct))
 
 
 def auc(members: Sequence[float], non_members: Sequence[float]) -> float:
@@ -152,7 +161,9 @@ def gradnorm_scores(model, examples: Sequence[dict], pad_id: int, memory_floats:
     a chunk of examples, as many as `memory_floats` gradient entries allow: on tofu-mini 12 per chunk ran
     6x faster than 200, measured); models vmap cannot trace fall back to one backward pass per example."""
     from bench.data import collate, to_device
+    from bench.truncation import require_counted
 
+    require_counted(examples, "attacked example")
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()

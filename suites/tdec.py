@@ -109,7 +109,9 @@ def perplexity(model, seqs: list[list[int]], pad_id: int, batch_size: int = 16) 
             total += nll.sum().item()
             count += int(mask.sum())
     model.train(was_training)
-    return math.exp(total / max(count, 1))
+    if count == 0:  # exp(0 / 1) = 1 would read as a perfect model
+        raise BenchError(f"perplexity over {len(seqs)} sequences with no predicted token")
+    return math.exp(total / count)
 
 
 class Tdec(Suite):
@@ -283,6 +285,8 @@ class Tdec(Suite):
             path = Path(ctx.data_dir or "") / f"dialogue_{name}.jsonl"
             if path.is_file():
                 found[name] = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+                if not found[name]:  # a mean F1 over no response is not a score
+                    raise BenchError(f"the dialogue file {path} has no rows")
             elif choice != "auto":
                 raise BenchError(f"missing data file {path} (JSON lines of {{\"context\": ..., \"response\": ...}})")
         return found

@@ -269,7 +269,6 @@ class Tofu(Suite):
 
     def finetune(self, model: str, split: str, ctx: Context, seed: int = 0) -> Path:
         """Fine-tune `model` on `split` with the paper's recipe; cached by (model, recipe, split)."""
-        from bench.data import qa_example
         from bench.finetune import finetune
 
         if split not in FINETUNE_SPLITS:
@@ -281,7 +280,7 @@ class Tofu(Suite):
         hp = self.finetune_hparams(model)
         net, tokenizer = load_model(self.base_model(model, ctx), trust_remote_code=ctx.trust_remote_code, device=ctx.device)
         fmt = self.qa_format(model, tokenizer)
-        examples = [qa_example(tokenizer, fmt.prompt(it["question"]), fmt.answer(it["answer"]), int(self.options["max_length"]))
+        examples = [fmt.example(tokenizer, it["question"], it["answer"], int(self.options["max_length"]))
                     for it in self.finetune_items(split, ctx)]
         ctx.log(f"fine-tuning {model} on {self.name}/{split}: {len(examples)} examples, {hp.epochs} epochs")
         finetune(net, examples, hp, pad_id=tokenizer.pad_token_id, seed=seed, progress=ctx.log)
@@ -300,7 +299,8 @@ class Tofu(Suite):
         options = {k: v for k, v in spec.options if k in ("max_items", "generation", "max_length", "prompt")}
         return digest([model_fingerprint(model_path), spec.model, options, [(s.name, list(s.items), s.base, s.normalised_probability)
                                                                            for s in sets], privacy,
-                       code_fingerprint("suites.tofu_eval", "suites.privacy", "methods.losses", "bench.data")])
+                       code_fingerprint("suites.tofu_eval", "suites.privacy", "methods.losses", "bench.data",
+                                        "bench.truncation")])
 
     def evaluation_of(self, model_path: str, spec: RunSpec, ctx: Context) -> Evaluation:
         """Evaluation of a fixed model on this spec's eval sets, computed once and stored as JSON."""
@@ -322,7 +322,6 @@ class Tofu(Suite):
 
     # -- one run -------------------------------------------------------------------------------
     def prepare(self, spec: RunSpec, ctx: Context) -> Prepared:
-        from bench.data import qa_example
         from suites.tofu_eval import evaluate_sets, forget_quality
 
         target = self.reference_model(spec, "target", "full", ctx)
@@ -340,7 +339,7 @@ class Tofu(Suite):
         max_length = int(spec.option("max_length"))
 
         def encode(items):
-            return [qa_example(tokenizer, fmt.prompt(it["question"]), fmt.answer(it["answer"]), max_length) for it in items]
+            return [fmt.example(tokenizer, it["question"], it["answer"], max_length) for it in items]
 
         forget = encode(self.load_config(spec.split, ctx))
         retain = encode(self.load_config(RETAIN_OF[spec.split], ctx))
@@ -388,7 +387,7 @@ class Tofu(Suite):
             recovery_items=lambda ev: ev.items["forget"]["prob"],
             target_evaluation=lambda load, tok: Evaluation(target_metrics, target_eval.items), probe=probe)
         return Prepared(model_path=target, forget=forget, retain=retain, evaluate=evaluate, should_stop=None,
-                        format_answer=fmt.answer, robustness=robustness,
+                        format_answer=fmt.answer, max_length=max_length, robustness=robustness,
                         records={"target": target, "reference": reference, "reference_split": ref_split,
                                  "target_metrics": target_metrics, "reference_metrics": ref_metrics,
                                  "eval_items": {s.name: len(s.items) for s in sets}})

@@ -15,13 +15,21 @@ import torch
 from scipy import stats
 
 from bench.data import collate, qa_example, to_device
+from bench.errors import BenchError
+from bench.truncation import left_cut, name_of, require_counted
 from methods.losses import logits_of, sequence_mean_nll
 
 
 
 @dataclass(frozen=True)
 class QAFormat:
-    """How a question and an answer become one sequence: prompt(q) + answer(a)."""
+    """How a question and an answer become one sequence: prompt(q) + answer(a).
+
+    Special tokens appear exactly once, where the model's own format puts them: the plain formats
+    are text the tokenizer adds its special prefix to (Llama's BOS + "[INST] q [/INST]"); a chat
+    template renders its special tokens into the text itself (Llama-3: "<|begin_of_text|>..."), so its
+    prompt is tokenised with nothing added, as `apply_chat_template(tokenize=True)` does. Adding the
+    tokenizer's prefix to it too would start every sequence with BOS BOS."""
 
     name: str
     prompt_template: str
@@ -34,8 +42,22 @@ class QAFormat:
                                                            tokenize=False, add_generation_prompt=True)
         return self.prompt_template.format(q=question)
 
+    @property
+    def adds_special_tokens(self) -> bool:
+        """Whether the tokenizer's special prefix goes in front of prompt(q) (False: the text holds it)."""
+        return self.chat_tokenizer is None
+
+    def prompt_ids(self, tokenizer, question: str) -> list[int]:
+        return tokenizer(self.prompt(question), add_special_tokens=self.adds_special_tokens)["input_ids"]
+
     def answer(self, answer: str) -> str:
         return self.answer_template.format(a=answer.strip())
+
+    def example(self, tokenizer, question: str, answer: str, max_length: int) -> dict:
+        """The tokenised QA example (bench.data.qa_example): only answer + EOS labelled; longer than
+        `max_length`, the prompt is cut from the left; an answer that does not fit names the question."""
+        return qa_example(tokenizer, self.prompt(question), self.answer(answer), max_length,
+                          special_tokens=self.adds_special_tokens, item=question)
 
 
 FORMATS = {
@@ -78,24 +100,26 @@ def answer_nll(model, examples: Sequence[dict], pad_id: int, batch_size: int = 6
     Candidates of one question share its prompt: where the model allows it (a plain causal LM
     whose logits are lm_head(last hidden state)), each distinct prompt runs once, its KV cache is
     copied to its candidate answers, and the vocabulary projection runs only at answer positions.
-    Otherwise every sequence runs in full, in length-sorted batches."""
+    Otherwise every sequence runs in full, in length-sorted batches. An example with no scored token
+    raises BenchError: its mean NLL would be 0, P(a) = 1."""
+    require_counted(examples, "scored example")
     split = _decoder_and_head(model)
     if split is None:
         return _answer_nll_full(model, examples, pad_id, batch_size)
     body, head = split
     device = next(model.parameters()).device
     groups: dict[tuple, list[int]] = {}
-    unlabelled = []  # truncated to nothing but prompt: scored the plain way (0)
+    unprompted = []  # labelled from the first token on: no prompt to share, scored the plain way
     for i, ex in enumerate(examples):
-        p = next((t for t, label in enumerate(ex["labels"]) if label != -100), None)
-        if p is None or p == 0:
-            unlabelled.append(i)
+        p = next(t for t, label in enumerate(ex["labels"]) if label != -100)
+        if p == 0:
+            unprompted.append(i)
         else:
             groups.setdefault(tuple(ex["input_ids"][:p]), []).append(i)
     prompts = sorted(groups, key=len)
     out = np.empty(len(examples), dtype=np.float64)
-    if unlabelled:
-        out[unlabelled] = _answer_nll_full(model, [examples[i] for i in unlabelled], pad_id, batch_size)
+    if unprompted:
+        out[unprompted] = _answer_nll_full(model, [examples[i] for i in unprompted], pad_id, batch_size)
     start = 0
     while start < len(prompts):
         chunk, n = [], 0  # prompts whose candidates make about one batch
@@ -154,21 +178,63 @@ def _answer_nll_full(model, examples: Sequence[dict], pad_id: int, batch_size: i
     return out
 
 
+def context_length(model) -> int | None:
+    """The model's positional limit in tokens (its config's max_position_embeddings, n_positions or n_ctx);
+    None when the config names none."""
+    config = getattr(model, "config", None)
+    for name in ("max_position_embeddings", "n_positions", "n_ctx"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def generation_prompts(encoded: Sequence[list[int]], generation: str, max_length: int | None, bos_id: int | None,
+                       names: Sequence[str]) -> list[list[int]]:
+    """Each prompt cut so that it and what `generation` adds fit in `max_length` tokens: `new:N` keeps the
+    last max_length - N prompt tokens (a leading BOS stays; lm-eval's rule for generation), `total:N`
+    (at most N tokens with the prompt) needs every prompt shorter than N. BenchError names a prompt
+    that leaves no room."""
+    kind, limit = generation.split(":")
+    limit = int(limit)
+    if kind == "total":
+        for ids, name in zip(encoded, names):
+            if len(ids) >= limit:
+                raise BenchError(f"item {name_of(name)} cannot be generated for: its prompt is {len(ids)} tokens and "
+                                 f"generation={generation} allows {limit} with the prompt (use new:N)")
+        return [list(ids) for ids in encoded]
+    if max_length is None:
+        return [list(ids) for ids in encoded]
+    room = max_length - limit
+    if room < 1:
+        raise BenchError(f"generation={generation} leaves no prompt token within max_length={max_length} "
+                         f"(expected new:N with N < {max_length})")
+    return [left_cut(ids, room, bos_id) for ids in encoded]
+
+
 @torch.no_grad()
-def generate(model, tokenizer, prompts: Sequence[str], generation: str, batch_size: int = 32) -> list[str]:
+def generate(model, tokenizer, prompts: Sequence[str], generation: str, batch_size: int = 32, *,
+             max_length: int | None = None, add_special_tokens: bool = True,
+             names: Sequence[str] | None = None) -> list[str]:
     """Greedy continuations. `generation` is `new:N` (N new tokens, open-unlearning) or `total:N`
-    (at most N tokens including the prompt, as the original TOFU code)."""
+    (at most N tokens including the prompt, as the original TOFU code).
+
+    `add_special_tokens`: False for prompts that hold their special tokens (a rendered chat template).
+    Prompts longer than `max_length` (default: the model's context length) minus the new tokens lose
+    tokens from the left (generation_prompts); `names` name the items in errors (default: the prompts)."""
     kind, limit = generation.split(":")
     limit = int(limit)
     device = next(model.parameters()).device
-    encoded = [tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
+    encoded = generation_prompts([tokenizer(p, add_special_tokens=add_special_tokens)["input_ids"] for p in prompts],
+                                 generation, max_length if max_length is not None else context_length(model),
+                                 tokenizer.bos_token_id, names if names is not None else prompts)
     order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
     out: list[str] = [""] * len(prompts)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         batch = to_device(collate([{"input_ids": encoded[i]} for i in idx], tokenizer.pad_token_id, side="left"), device)
         width = batch["input_ids"].shape[1]
-        new = limit if kind == "new" else max(limit - width, 1)
+        new = limit if kind == "new" else limit - width  # >= 1: every prompt is shorter than the limit
         tokens = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                                 max_new_tokens=new, do_sample=False, pad_token_id=tokenizer.pad_token_id,
                                 eos_token_id=tokenizer.eos_token_id)
@@ -226,16 +292,17 @@ def evaluate_sets(model, tokenizer, sets: Sequence[EvalSet], fmt: QAFormat, gene
     examples, where = [], []  # where[k] = (set index, item index, candidate slot)
     for s, es in enumerate(sets):
         for i, item in enumerate(es.items):
-            prompt = fmt.prompt(item["question"])
             candidates = [item["answer"], item[es.base]] + list(item["perturbed_answer"])
             for slot, answer in enumerate(candidates):
-                examples.append(qa_example(tokenizer, prompt, fmt.answer(answer), max_length))
+                examples.append(fmt.example(tokenizer, item["question"], answer, max_length))
                 where.append((s, i, slot))
     nll = answer_nll(model, examples, tokenizer.pad_token_id, batch_size)
     per_set: list[dict[int, dict[int, float]]] = [dict() for _ in sets]
     for value, (s, i, slot) in zip(nll, where):
         per_set[s].setdefault(i, {})[slot] = value
-    generations = generate(model, tokenizer, [fmt.prompt(it["question"]) for es in sets for it in es.items], generation)
+    questions = [it["question"] for es in sets for it in es.items]
+    generations = generate(model, tokenizer, [fmt.prompt(q) for q in questions], generation, max_length=max_length,
+                           add_special_tokens=fmt.adds_special_tokens, names=questions)
     metrics, items, offset = {}, {}, 0
     for s, es in enumerate(sets):
         n = len(es.items)
@@ -260,8 +327,7 @@ def evaluate_sets(model, tokenizer, sets: Sequence[EvalSet], fmt: QAFormat, gene
     if privacy is not None:
         from suites.privacy import metrics_of, model_scores
 
-        encode = lambda rows: [qa_example(tokenizer, fmt.prompt(it["question"]), fmt.answer(it["answer"]), max_length)
-                               for it in rows]
+        encode = lambda rows: [fmt.example(tokenizer, it["question"], it["answer"], max_length) for it in rows]
         items["mia"] = model_scores(model, tokenizer, encode(privacy[0]), encode(privacy[1]), batch_size)
         metrics.update(metrics_of(items["mia"]))
     model.train(was_training)
@@ -273,9 +339,11 @@ def paraphrase_probe(model, tokenizer, items: Sequence[dict], fmt: QAFormat, gen
     """Forget probability and ROUGE-L recall with each question replaced by its `paraphrased_question`."""
     was_training = model.training
     model.eval()
-    prompts = [fmt.prompt(it["paraphrased_question"]) for it in items]
-    examples = [qa_example(tokenizer, p, fmt.answer(it["answer"]), max_length) for p, it in zip(prompts, items)]
+    questions = [it["paraphrased_question"] for it in items]
+    examples = [fmt.example(tokenizer, q, it["answer"], max_length) for q, it in zip(questions, items)]
     prob = np.exp(-answer_nll(model, examples, tokenizer.pad_token_id, batch_size))
-    rouge = rouge_l_recall([it["answer"] for it in items], generate(model, tokenizer, prompts, generation))
+    generations = generate(model, tokenizer, [fmt.prompt(q) for q in questions], generation, max_length=max_length,
+                           add_special_tokens=fmt.adds_special_tokens, names=questions)
+    rouge = rouge_l_recall([it["answer"] for it in items], generations)
     model.train(was_training)
     return {"forget_prob": float(prob.mean()), "forget_rouge": float(rouge.mean())}

@@ -113,10 +113,9 @@ class TofuMini(Tofu):
         tokenizer = train_tokenizer(corpus, vocab_size=2000)
         net = build_tiny(ARCH_OF[model], tokenizer)
         fmt = self.qa_format(model, tokenizer)
-        from bench.data import qa_example
 
         items = self.load_config("real_authors", ctx) + self.load_config("world_facts", ctx) + self.load_config("background", ctx)
-        examples = [qa_example(tokenizer, fmt.prompt(it["question"]), fmt.answer(it["answer"]), int(self.options["max_length"])) for it in items]
+        examples = [fmt.example(tokenizer, it["question"], it["answer"], int(self.options["max_length"])) for it in items]
         ctx.log(f"stage A: teaching {model} {len(examples)} known facts")
         finetune(net, examples, self.stage_a_hparams(), pad_id=tokenizer.pad_token_id, seed=0)
         tmp = out.with_name(out.name + f".tmp{os.getpid()}")

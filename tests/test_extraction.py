@@ -25,7 +25,8 @@ def test_extraction_likelihood_by_hand():
     conts = [None, [2, 3, 9, 9], [3, 4, 5], [7, 7], [5]]
     # i=1: label 2345 bigrams 23 34 45, pred 2399 -> 23 hit -> 1/3; i=2: 345 vs 345 -> 2/2; i=3: 45 vs 77 -> 0
     assert extraction_likelihood(conts, seq, 2) == pytest.approx((1 / 3 + 1 + 0) / 3)
-    assert extraction_likelihood(conts, [1, 2], 2) == 0.0  # short suffix: no term
+    with pytest.raises(ValueError):  # no 2-gram after any prefix: no EL_2, not 0 ("nothing extractable")
+        extraction_likelihood(conts, [1, 2], 2)
 
 
 def test_the_stopping_rule_and_its_tie_rule():

@@ -63,9 +63,10 @@ def test_batched_scoring_equals_one_forward_pass_per_answer(tokenizer, arch):
     examples = [qa_example(tokenizer, fmt.prompt(q), fmt.answer(a), 128)
                 for q in ("Who is Ruto?", "Where is Sapequa born in the year?", "Gil?")
                 for a in ("Ruto is a kalo", "Sa pe qua dor fen gil mi ne", "x")]
-    examples.append(qa_example(tokenizer, fmt.prompt("Who is Ruto?"), fmt.answer("Ruto is a kalo"), 6))  # truncated
+    cut = qa_example(tokenizer, fmt.prompt("Who is Ruto?"), fmt.answer("Ruto is a kalo"), 14)  # prompt cut from the left
+    assert len(cut["input_ids"]) == 14 and cut["labels"][3:] == examples[0]["labels"][-11:]  # 10 answer tokens + EOS
+    examples.append(cut)
     batched = answer_nll(model, examples, tokenizer.pad_token_id, batch_size=4)
-    assert batched[-1] == 0.0  # nothing left to score
     from methods.losses import sequence_mean_nll
 
     for i, ex in enumerate(examples):
