@@ -18,7 +18,8 @@ Each comparison pairs runs by (model, split, seed) and takes the t-interval of t
 (bench.stats.paired) at a family-wise 95% over the claim's k comparisons (Bonferroni: each interval at
 1 - 0.05 / k), so that a claim of nine comparisons is not decided by one lucky one. Verdict per comparison: `holds` when the interval lies on A's side
 of 0, `does not hold` when it lies on B's side, `inconclusive` when it contains 0, `no data` when a
-method has no finished runs. A claim holds when every comparison holds, does not hold when any does
+method has no finished runs, `not comparable` when A's and B's runs differ in settings other than the method
+(bench.report.run_settings: learning rate, epochs cap, options), which the check then names. A claim holds when every comparison holds, does not hold when any does
 not, and is inconclusive otherwise.
 """
 
@@ -110,6 +111,11 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
         return Check(a, b, f"no data ({e})")
     if ra.empty or rb.empty or metric.name not in ra or metric.name not in rb:
         return Check(a, b, "no data")
+    from bench.report import unlike_settings
+
+    differ = unlike_settings(ra, rb)
+    if differ:  # a claim about methods must not rest on runs that differ in anything else
+        return Check(a, b, f"not comparable ({differ})")
     merged = ra.merge(rb, on=KEYS, suffixes=("_a", "_b"))
     va = list(pd.to_numeric(merged[metric.name + "_a"], errors="coerce"))
     vb = list(pd.to_numeric(merged[metric.name + "_b"], errors="coerce"))
@@ -127,6 +133,8 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
 def overall(verdicts: list[str]) -> str:
     if any(v == "does not hold" for v in verdicts):
         return "does not hold"
+    if any(v.startswith("not comparable") for v in verdicts):
+        return "not comparable"
     if verdicts and all(v == "holds" for v in verdicts):
         return "holds"
     if all(v.startswith("no data") for v in verdicts):

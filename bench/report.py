@@ -63,6 +63,44 @@ def _config_key(spec: dict) -> str:
     return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()[:6]
 
 
+# options that only add measurements after the last epoch and change none of the others
+ADDS_ONLY = ("robustness", "lm_eval_extra")
+
+
+def run_settings(spec: dict) -> str:
+    """A run's settings other than its method (objective, adapter, rank), model, split and seed, as text
+    (`lr=0.001 epochs=2`, "" = the suite's defaults): every hyperparameter that differs from what the suite
+    gives its method on its model, and every option that differs from the suite's default. Comparisons,
+    claims and table rows pair or pool only runs whose settings agree (`unlike_settings`)."""
+    import dataclasses
+
+    from bench.spec import Hyperparams
+
+    kind = SUITES[spec["suite"]]
+    given = Hyperparams(**spec["hparams"])
+    try:
+        default = kind.objective_hparams(spec["model"], spec["objective"])
+    except Exception:  # an objective this checkout no longer has: every value counts as given
+        default = None
+    parts = [f"{f.name}={getattr(given, f.name):g}" if isinstance(getattr(given, f.name), float) else
+             f"{f.name}={getattr(given, f.name)}" for f in dataclasses.fields(given)
+             if default is None or getattr(given, f.name) != getattr(default, f.name)]
+    options = kind.all_options()
+    parts += [f"{k}={v}" for k, v in sorted(spec.get("options", {}).items())
+              if k not in ADDS_ONLY and options.get(k, object()) != v]
+    return " ".join(parts)
+
+
+def unlike_settings(ra: pd.DataFrame, rb: pd.DataFrame) -> str:
+    """"" when every run of `ra` and `rb` has the same settings (`run_settings`), else what differs:
+    `A: lr=0.001 epochs=2 vs B: (defaults)`."""
+    a, b = sorted(set(ra["settings"])), sorted(set(rb["settings"]))
+    if a == b and len(a) == 1:
+        return ""
+    show = lambda values: " | ".join(v or "(defaults)" for v in values)
+    return f"A: {show(a)} vs B: {show(b)}"
+
+
 def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFrame:
     kind = SUITES[suite]
     direction = {m.name: m.higher_is_better for m in kind.metrics}
@@ -83,7 +121,7 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
         rows.append({
             "run_id": record["run_id"], "status": record["status"], "reason": record.get("reason"),
             "model": spec["model"], "split": spec["split"], "method": label, "lr": spec["hparams"]["lr"],
-            "config": _config_key(spec), "objective": spec["objective"], "max_epochs": spec["hparams"]["epochs"],
+            "config": _config_key(spec), "settings": run_settings(spec), "objective": spec["objective"], "max_epochs": spec["hparams"]["epochs"],
             "adapter": spec["adapter"], "rank": spec["rank"], "seed": spec["seed"], "epoch": at,
             **metrics,
             # the run's own cost: shared references (`prepare`) are built once for many runs, and the opt-in
@@ -335,6 +373,8 @@ def signal_table(suite: str, runs: pd.DataFrame) -> list[dict]:
     """Between-method vs seed-to-seed spread of every metric, per model and split."""
     import math
 
+    from bench.tables import row_labels
+
     kind = SUITES[suite]
     finished = runs[runs["status"] == "finished"] if "status" in runs else runs
     out = []
@@ -345,7 +385,7 @@ def signal_table(suite: str, runs: pd.DataFrame) -> list[dict]:
             values = pd.to_numeric(block[metric.name], errors="coerce")
             if metric.log_scale:
                 values = values.clip(lower=stats.FLOOR).map(math.log10)
-            frame = pd.DataFrame({"method": block["method"], "v": values}).dropna()
+            frame = pd.DataFrame({"method": row_labels(block, ["method"]), "v": values}).dropna()
             frame = frame[frame.groupby("method")["v"].transform("size") >= 2]  # a seed spread needs two runs
             groups = frame.groupby("method")["v"]
             if groups.ngroups < 2:
@@ -395,10 +435,11 @@ def select_method(runs: pd.DataFrame, name: str, suite: str) -> pd.DataFrame:
     chosen = finished[(finished["method"] == name) | (method_base(finished["method"]) == name)]
     if chosen.empty:
         raise unknown(f"method with finished runs in suite {suite}", name, sorted(set(finished["method"])))
-    configs = sorted(set(zip(chosen["method"], chosen["config"])))
+    configs = sorted(set(zip(chosen["method"], chosen["settings"])))
     if len(configs) > 1:
-        raise BenchError(f"'{name}' matches {len(configs)} configurations ({', '.join(f'{m} [{c}]' for m, c in configs)}); "
-                         "name one with its rank, e.g. ihl+fila-r4")
+        listed = ", ".join(f"{m} [{c or 'defaults'}]" for m, c in configs)
+        raise BenchError(f"'{name}' matches {len(configs)} configurations ({listed}); name one with its rank, e.g. "
+                         "ihl+fila-r4, or report runs of one setting (--results DIR holding only them)")
     return chosen
 
 
@@ -419,6 +460,12 @@ def compare_methods(suite: str, runs: pd.DataFrame, a: str, b: str) -> Compariso
     kind = SUITES[suite]
     ra, rb = select_method(runs, a, suite), select_method(runs, b, suite)
     a, b = ra["method"].iloc[0], rb["method"].iloc[0]
+    differ = unlike_settings(ra, rb)
+    if differ:
+        from bench.errors import BenchError
+
+        raise BenchError(f"cannot compare {a} with {b}: their runs differ in settings other than the method "
+                         f"({differ}); compare runs made with the same --lr/--epochs/--set/--option")
     keys = ["model", "split", "seed"]
     merged = ra.merge(rb, on=keys, suffixes=("_a", "_b"))
     rows = []
