@@ -74,7 +74,7 @@ def recipe_of(model: str) -> tuple[ModelInfo | None, str]:
     except (OSError, ValueError):
         return None, f"generic defaults ({config_file} is unreadable)"
     folders = [p.name for p in (Path(path).resolve(), *Path(path).resolve().parents)]
-    for info in MODELS.values():
+    for _, info in MODELS.items():
         if config.get("_name_or_path") == info.hub_id:
             return info, f"detected: {config_file} names {info.hub_id}"
         named_like = info.hub_id.split("/")[-1] == folders[0] or f"models--{info.hub_id.replace('/', '--')}" in folders
