@@ -101,6 +101,16 @@ def unlike_settings(ra: pd.DataFrame, rb: pd.DataFrame) -> str:
     return f"A: {show(a)} vs B: {show(b)}"
 
 
+def calibration(record: dict, metrics) -> dict:
+    """`<metric>_ref`: the calibrating model's value of each calibrated metric on this run's items, the level
+    an attack AUC reaches without membership: TOFU's retain-only model (suite_records.reference_metrics),
+    TDEC's Reference-attack model (suite_records.mia_calibration, LOSS only)."""
+    extra = record.get("suite_records", {})
+    known = {**extra.get("mia_calibration", {}), **extra.get("reference_metrics", {})}
+    return {f"{m.name}_ref": known[m.name] for m in metrics
+            if m.calibrated and isinstance(known.get(m.name), (int, float))}
+
+
 def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFrame:
     kind = SUITES[suite]
     direction = {m.name: m.higher_is_better for m in kind.metrics}
@@ -116,7 +126,7 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
         label = spec["objective"] if spec["adapter"] == "full" else f"{spec['objective']}+{spec['adapter']}-r{spec['rank']}"
         at, metrics = choose_epoch(record, epoch, direction)
         metrics = {**metrics, **robustness.screened(record, kind.recovery_metric),
-                   **kind.derived_metrics(record)}
+                   **kind.derived_metrics(record), **calibration(record, kind.metrics)}
         timings = record.get("timings", {})
         rows.append({
             "run_id": record["run_id"], "status": record["status"], "reason": record.get("reason"),
@@ -191,6 +201,11 @@ def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: 
             row[col] = s.mean if s else None
             if col in metric_cols:
                 row[col + "_lo"], row[col + "_hi"] = (s.lo, s.hi) if s else (None, None)
+            if col + "_ref" in done and metric_of.get(col) is not None and metric_of[col].calibrated:
+                ref = pd.to_numeric(done[col + "_ref"], errors="coerce")
+                if ref.notna().any():  # ranked by each run's distance to its own calibrating model's value
+                    row[col + "_ref"] = float(ref.mean())
+                    sums[col + "_gap"] = stats.summarize(pd.to_numeric(done[col], errors="coerce") - ref)
         table.append(row)
         summaries.append(sums)
     frame = pd.DataFrame(table)
@@ -200,7 +215,10 @@ def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: 
         frame[col + "_best"] = False
         for _, idx in frame.groupby(["model", "split"]).groups.items():
             idx = list(idx)
-            tied = stats.best_and_tied([summaries[i][col] for i in idx], direction[col], ideal.get(col))
+            if any(summaries[i].get(col + "_gap") for i in idx):  # calibrated: nearest the calibrating model
+                tied = stats.best_and_tied([summaries[i].get(col + "_gap") for i in idx], False, 0.0)
+            else:
+                tied = stats.best_and_tied([summaries[i][col] for i in idx], direction[col], ideal.get(col))
             frame.loc[[idx[i] for i in tied], col + "_best"] = True
     refs = reference_rows(suite_name, store) if refs is None else refs
     if not refs.empty:  # one row per role, summarised like the methods when references vary by seed
@@ -228,6 +246,9 @@ def _format(frame: pd.DataFrame, suite_name: str, tex: bool = False) -> pd.DataF
                 r[col], None if pd.isna(r.get(col + "_lo")) else r[col + "_lo"],
                 None if pd.isna(r.get(col + "_hi")) else r[col + "_hi"], 0)
             text = stats.fmt_summary(s) if s else ""
+            ref = r.get(col + "_ref")
+            if text and ref is not None and not pd.isna(ref):
+                text += f" (ref {stats.fmt(ref)})"
             if text and r.get(col + "_best") is True:
                 text = rf"\textbf{{{text}}}" if tex else f"**{text}**"
             cells.append(text)
@@ -248,8 +269,9 @@ def print_leaderboard(suite: str, store: ResultStore) -> None:
 
 LEADERBOARD_NOTE = ("mean over seeds and its 95% Student-t interval [lo, hi]; forget-quality columns on a log "
                     "scale (geometric mean); bold = best mean or an interval overlapping the best one's (tied) "
-                    "within a model and split (membership-inference AUCs and privleak: nearest to 0.5 and 0, the "
-                    "retain-only model's values); `runs` = finished / all")
+                    "within a model and split (privleak: nearest 0; membership-inference AUCs: nearest the AUC of the "
+                    "calibrating model on the same items, shown as (ref x) -- TOFU's retain-only model, TDEC's "
+                    "Reference-attack model for LOSS -- else nearest 0.5); `runs` = finished / all")
 
 
 def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: str | None = None,

@@ -344,6 +344,12 @@ class Tdec(Suite):
         as_examples = lambda seqs: [{"input_ids": s, "labels": s} for s in seqs]
         unseen = self.unseen_sequences(spec, tokenizer, ctx)
         reference_nll = self.mia_reference_nll(spec, forget_seqs + unseen, ctx, tokenizer)
+        # the LOSS attack's level without membership: the Reference model saw neither side (0.5 only when the
+        # forget and unseen sequences come from one distribution, which Pile vs WikiText do not)
+        from suites.privacy import auc
+
+        calibration = {} if reference_nll is None else {
+            "mia_loss": auc([-x for x in reference_nll[:len(forget_seqs)]], [-x for x in reference_nll[len(forget_seqs):]])}
 
         def evaluate(model, tok) -> Evaluation:
             from suites.privacy import metrics_of, model_scores
@@ -368,6 +374,7 @@ class Tdec(Suite):
                         evaluate=evaluate, should_stop=should_stop, robustness=robustness,
                         final_evaluate=self.utility(spec, tokenizer, ctx),
                         records={"thresholds": limits, "forget_sequences": len(forget_seqs),
+                                 "mia_calibration": calibration,
                                  "mia": {"non_members": f"{len(unseen)} unseen sequences (the thresholds' data)",
                                          "reference_model": self.mia_reference_model(spec, ctx)},
                                  "retain_sequences": len(retain_seqs),
