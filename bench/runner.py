@@ -127,6 +127,23 @@ def _fail(run: Run, reason: str) -> None:
     run.save()
 
 
+def _preflight(spec: RunSpec, ctx: Context) -> None:
+    """What the final stage will need beyond the suite's own (checked in its prepare), resolved before the
+    first step so that nothing fails after the last: the extra lm-eval tasks with their data, and the
+    quantisation library of the robustness stage."""
+    extra = [t for t in str(spec.option("lm_eval_extra", "")).split(",") if t]
+    if extra:
+        from bench.lm_eval_bridge import check_tasks
+
+        check_tasks(extra, ctx.lm_eval_include)
+    if "quant" in robustness.parse(spec.option("robustness", LATE_OPTIONS["robustness"])):
+        try:
+            import optimum.quanto  # noqa: F401
+        except ImportError:
+            raise BenchError("the quant robustness stage needs optimum-quanto (pip install optimum-quanto); or leave "
+                             "it out with --option robustness=relearn,paraphrase") from None
+
+
 def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, object] | None) -> None:
     suite, objective, adapter = SUITES[spec.suite], OBJECTIVES[spec.objective], ADAPTERS[spec.adapter]
     timings: dict[str, float] = {}
@@ -134,11 +151,7 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
     prepared = suite.prepare(spec, ctx)
     timings["prepare"] = time.perf_counter() - t0
     run.record["suite_records"] = prepared.records
-    extra = [t for t in str(spec.option("lm_eval_extra", "")).split(",") if t]
-    if extra:  # resolved with their data before the first step, not after the last
-        from bench.lm_eval_bridge import check_tasks
-
-        check_tasks(extra, ctx.lm_eval_include)
+    _preflight(spec, ctx)
     run.record["environment"] = environment(ctx.device, spec.hparams.dtype, spec.seed)
 
     t0 = time.perf_counter()
@@ -220,6 +233,8 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
     run.record["training_complete"] = True
     try:
         final = _final_stage(spec, ctx, run, prepared, model, tokenizer, timings, last_evaluation)
+        if ctx.save_models:
+            run.record["model_dir"] = str(checkpoint.export_model(model, tokenizer, run.dir / "model"))
     except Exception as e:
         # keep the unlearned model: the next `run` of the same spec computes only this stage
         checkpoint.save(run.dir, epochs[-1]["epoch"], model, state.optimizer, state.scheduler)
@@ -228,8 +243,6 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
                                f"in {run.dir}: fix the cause and run the same command again to compute only the "
                                f"final evaluation, without retraining") from e
     run.record["final_metrics"] = final
-    if ctx.save_models:
-        run.record["model_dir"] = str(checkpoint.export_model(model, tokenizer, run.dir / "model"))
     run.record.update(status="finished", finished_at=time.time())
     run.save()
     checkpoint.remove_all(run.dir)
