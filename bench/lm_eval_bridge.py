@@ -29,9 +29,12 @@ def task_manager(include_path: str | None, include_defaults: bool):
 
     if include_path is not None and not Path(include_path).is_dir():
         raise BenchError(f"--lm-eval-include {include_path} is not a directory (expected a directory of lm-eval task YAMLs)")
-    key = (include_path and str(Path(include_path).resolve()), include_defaults)
+    root = include_path and str(Path(include_path).resolve())
+    # a task written into the directory later in this process must be seen: the listing is part of the key
+    listing = tuple(sorted((str(p), p.stat().st_mtime_ns) for p in Path(root).rglob("*.yaml"))) if root else ()
+    key = (root, include_defaults, listing)
     if key not in _MANAGERS:
-        _MANAGERS[key] = TaskManager(include_path=key[0], include_defaults=include_defaults)
+        _MANAGERS[key] = TaskManager(include_path=root, include_defaults=include_defaults)
     return _MANAGERS[key]
 
 
