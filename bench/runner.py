@@ -218,16 +218,18 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
     try:
         if trained:
             ctx.log(f"{spec.run_id}: unlearning finished earlier; computing only the final evaluation")
-            eval_seconds = run.record.get("timings", {}).get("evaluate", 0.0)
-            t0 -= run.record.get("timings", {}).get("train", 0.0) + eval_seconds  # keep the first attempt's times
         else:
             state = train(model, objective, prepared.forget, prepared.retain, spec.hparams, pad_id=tokenizer.pad_token_id,
                           seed=spec.seed, reference=reference, alternate=alternate, on_epoch_end=on_epoch_end,
                           start_epoch=start_epoch, state=state,
                           progress=lambda msg: ctx.log(f"  {spec.method_label} {spec.split}: {msg}"))
     finally:
-        timings["train"] = time.perf_counter() - t0 - eval_seconds
-        timings["evaluate"] = eval_seconds
+        if trained:  # the epochs' times are those of the attempt that ran them
+            earlier = run.record.get("timings", {})
+            timings.update(train=earlier.get("train", 0.0), evaluate=earlier.get("evaluate", 0.0))
+        else:
+            timings["train"] = time.perf_counter() - t0 - eval_seconds
+            timings["evaluate"] = eval_seconds
         run.record["timings"] = timings
         run.record["peak_memory_mb"] = peak_memory_mb(ctx.device)
     run.record["training_complete"] = True
