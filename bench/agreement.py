@@ -15,7 +15,10 @@ from bench import stats
 
 
 def _summaries(runs: pd.DataFrame, metrics) -> dict[tuple, stats.Summary]:
+    from bench.tables import row_labels
+
     finished = runs[runs["status"] == "finished"]
+    finished = finished.assign(method=row_labels(finished, ["model", "split", "method"]))  # unlike runs never pool
     out = {}
     for (model, split, method), group in finished.groupby(["model", "split", "method"]):
         for metric in metrics:

@@ -17,7 +17,8 @@ A claim file (`suites/claims/<family>.yaml`, or `bench report --claims FILE`) ho
 Every claim names its source in the paper (`source:`) and a practical margin (`margin:`, or the file's
 `margins:` per metric): the smallest difference that matters, in the metric's units (log10 for
 log-scale metrics, or for any metric with `scale: log10`). Each comparison pairs runs by (model, split,
-seed), drops bit-identical replicates (runs whose every epoch's metrics are equal are one observation),
+seed), refuses runs whose settings other than the method differ (`not comparable`, naming them:
+bench.report.run_settings), drops bit-identical replicates (runs whose every epoch's metrics are equal are one observation),
 and decides with bench.decide at a family-wise 95% over the claim's k comparisons (Bonferroni: each at
 1 - 0.05 / k): holds, does not hold, equivalent (the interval lies within ±margin) or inconclusive, with
 the replicates an inconclusive comparison would need. A claim does not hold when any comparison does
@@ -144,6 +145,11 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
         return Check(a, b, f"no data ({e})"), []
     if ra.empty or rb.empty or metric.name not in ra or metric.name not in rb:
         return Check(a, b, "no data"), []
+    from bench.report import unlike_settings
+
+    differ = unlike_settings(ra, rb)
+    if differ:  # a claim about methods must not rest on runs that differ in anything else
+        return Check(a, b, f"not comparable ({differ})"), []
     merged, repeats = _distinct(ra.merge(rb, on=KEYS, suffixes=("_a", "_b")))
     va = list(pd.to_numeric(merged[metric.name + "_a"], errors="coerce"))
     vb = list(pd.to_numeric(merged[metric.name + "_b"], errors="coerce"))
@@ -167,6 +173,10 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
 
 def overall(verdicts: list[str]) -> str:
     """A claim's verdict from its comparisons' (module docstring)."""
+    if "does not hold" in verdicts:  # one counter-example settles a claim about every comparison
+        return "does not hold"
+    if any(v.startswith("not comparable") for v in verdicts):
+        return "not comparable"
     if not verdicts or all(v.startswith("no data") for v in verdicts):
         return "no data"
     if "does not hold" in verdicts:  # one counter-example settles a claim about every comparison

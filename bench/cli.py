@@ -47,7 +47,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="comma-separated OBJECTIVE[+ADAPTER] (ihl+fila, gd+lora, npo), `all` (every objective "
                             "with the suite's default adapters), `paper` (GA, GD, IHL x full, LoRA, FILA) or "
                             "`baselines` (the literature's ten objectives, full fine-tuning)")
-        p.add_argument("--models", help="comma-separated registry names, hub ids or directories (default: the suite's)")
+        p.add_argument("--models", help="comma-separated registry names, hub ids or directories; NAME=DIR gives a "
+                                        "directory the registry recipe of NAME, e.g. phi-1.5=/models/phi-1_5 "
+                                        "(default: the suite's)")
         p.add_argument("--splits", help="comma-separated forget splits, or `all` (default: the suite's)")
         p.add_argument("--ranks", help="LoRA / FILA ranks, e.g. 4,8,16,32 (default: the suite's)")
         p.add_argument("--seeds", help="comma-separated seeds (default: the suite's, 3 for the mini suites)")
@@ -88,9 +90,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="with --until-decided: at most N seeds per method (default 10)")
     p = command("finetune", "fine-tune a reference model (TOFU target on `full`, or retain-only)")
     p.add_argument("--suite", required=True)
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", required=True, help="a registry name, hub id, directory, or NAME=DIR")
     p.add_argument("--split", required=True, help="full, retain99, retain95 or retain90")
     p.add_argument("--seed", type=int, default=0, help="data-order seed (references per seed: --option reference_seed=run)")
+    p.add_argument("--lr", help="learning rate (overrides the recipe of the model)")
+    p.add_argument("--epochs", help="fine-tuning epochs")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
+                   help="any fine-tuning hyperparameter, e.g. --set batch_size=8 (repeatable)")
     results(p)
     runtime(p)
     p = command("status", "show every run of a suite: pending, running, finished, failed")
@@ -117,14 +123,21 @@ def _parser() -> argparse.ArgumentParser:
     return top
 
 
-def _specs(args):
-    from bench.grid import expand, parse_assignments
+def _hparam_overrides(args) -> dict[str, str]:
+    from bench.grid import parse_assignments
 
     hp = parse_assignments(args.set, "--set")
     if args.lr is not None:
         hp["lr"] = args.lr
     if args.epochs is not None:
         hp["epochs"] = args.epochs
+    return hp
+
+
+def _specs(args):
+    from bench.grid import expand, parse_assignments
+
+    hp = _hparam_overrides(args)
     options = parse_assignments(args.option, "--option")
     if args.lm_eval_tasks:
         options["lm_eval_extra"] = args.lm_eval_tasks
@@ -165,8 +178,12 @@ def cmd_list(args) -> int:
 
 
 def cmd_show_config(args) -> int:
+    from bench.models import recipe_of
+
     specs = _specs(args)
-    print(json.dumps([{"run_id": s.run_id, **s.to_dict()} for s in specs], indent=1))
+    # model_recipe: which registry recipe (learning rates, prompt format) the model gets, and why; not in the spec
+    print(json.dumps([{"run_id": s.run_id, **s.to_dict(), "model_recipe": _recipe_text(*recipe_of(s.model))}
+                      for s in specs], indent=1))
     print(f"# {len(specs)} runs", file=sys.stderr)
     return 0
 
@@ -246,6 +263,10 @@ def _specs_with_seed(args, seed: int):
     return _specs(more)
 
 
+def _recipe_text(info, why: str) -> str:
+    return f"{info.name} ({why})" if info else why
+
+
 def _dispatch(args, specs) -> int:
     from bench.dispatch import Runtime, load_profile, submit
 
@@ -291,10 +312,16 @@ def cmd_finetune(args) -> int:
     if not hasattr(suite, "finetune"):
         raise BenchError(f"suite {args.suite} has no reference models to fine-tune")
     suite.check_model(args.model)
+    overrides = _hparam_overrides(args)
+    recipe = suite.finetune_hparams(args.model).replace(**overrides)  # a bad value fails before any loading
     ctx = _context(args)
     ctx.store.check_writable()
-    out = suite.finetune(args.model, args.split, ctx, args.seed)
+    out = suite.finetune(args.model, args.split, ctx, args.seed, overrides)
     print(f"{args.split} model of {args.model}: {out}")
+    if overrides:  # runs look for the default recipe's model; name this one
+        role = "target" if args.split == "full" else "reference"
+        print(f"fine-tuned with lr {recipe.lr:g}, {recipe.epochs} epochs (not the default recipe); use it in runs with "
+              f"--option {role}={out}")
     return 0
 
 

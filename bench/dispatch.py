@@ -53,7 +53,13 @@ class Profile:
     models: dict[str, Resources] = field(default_factory=dict)
 
     def resources(self, model: str) -> Resources:
-        return self.models.get(model, self.default)
+        """The model's entry, else that of the registry model whose recipe it gets (`phi-1.5=DIR`), else the default."""
+        from bench.models import recipe_of
+
+        if model in self.models:
+            return self.models[model]
+        info = recipe_of(model)[0]
+        return self.models.get(info.name, self.default) if info else self.default
 
 
 def _resources(raw: Any, where: str) -> Resources:

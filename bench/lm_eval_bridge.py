@@ -1,7 +1,10 @@
 """lm-eval on the live in-memory model (HFLM around it, PEFT models included): no save and reload.
 
-Belongs to no suite: TDEC's reasoning tasks go through it, and `--option lm_eval_tasks=a,b` adds
-any lm-eval task to any suite's final evaluation.
+Belongs to no suite: TDEC's reasoning tasks go through it, and `--lm-eval-tasks a,b` adds any lm-eval
+task to any suite's final evaluation. Every task list is resolved against the same task directories
+(`--lm-eval-include DIR` first, then lm-eval's own) and every list honours the run's `eval_limit`.
+`check_tasks` builds the tasks, datasets included, before a run's first step, so an unreachable
+dataset fails the run at once instead of after its last epoch.
 """
 
 from __future__ import annotations
@@ -12,6 +15,49 @@ from pathlib import Path
 from typing import Sequence
 
 import yaml
+
+from bench.errors import BenchError
+
+_MANAGERS: dict = {}  # indexing lm-eval's task tree takes seconds: once per (include path, defaults)
+_CHECKED: set = set()  # (task, include path, defaults) whose data loaded in this process
+
+
+def task_manager(include_path: str | None, include_defaults: bool):
+    """lm-eval's TaskManager over `include_path` (whose tasks override built-in ones of the same name)
+    and, when `include_defaults`, lm-eval's own tasks."""
+    from lm_eval.tasks import TaskManager
+
+    if include_path is not None and not Path(include_path).is_dir():
+        raise BenchError(f"--lm-eval-include {include_path} is not a directory (expected a directory of lm-eval task YAMLs)")
+    root = include_path and str(Path(include_path).resolve())
+    # a task written into the directory later in this process must be seen: the listing is part of the key
+    listing = tuple(sorted((str(p), p.stat().st_mtime_ns) for p in Path(root).rglob("*.yaml"))) if root else ()
+    key = (root, include_defaults, listing)
+    if key not in _MANAGERS:
+        _MANAGERS[key] = TaskManager(include_path=root, include_defaults=include_defaults)
+    return _MANAGERS[key]
+
+
+def check_tasks(tasks: Sequence[str], include_path: str | None, include_defaults: bool = True) -> None:
+    """Build every task of `tasks` with its dataset, as `run_tasks` will; raise BenchError naming the first
+    that cannot be built (unknown name, data unreachable offline). Call it before a run's first step."""
+    manager = task_manager(include_path, include_defaults)
+    for task in tasks:
+        key = (task, include_path, include_defaults)
+        if key in _CHECKED:
+            continue
+        where = f"--lm-eval-include {include_path}" if include_path else "no --lm-eval-include"
+        if task not in manager.all_tasks:
+            raise BenchError(f"unknown lm-eval task '{task}' ({where}); put a task YAML named {task} in a directory "
+                             f"and pass --lm-eval-include DIR, or leave the task out")
+        try:
+            manager.load([task])
+        except Exception as e:  # datasets raises ConnectionError, FileNotFoundError, ... when data cannot be read
+            first = str(e).splitlines()[0] if str(e) else ""
+            raise BenchError(f"lm-eval task '{task}' cannot load its data ({type(e).__name__}: {first}); offline, write "
+                             f"a local task YAML named {task} (data_files on this machine) into a directory and pass "
+                             f"--lm-eval-include DIR (it overrides lm-eval's own {task}; the run id stays the same)") from None
+        _CHECKED.add(key)
 
 
 def write_choice_task(directory: Path, name: str, rows: Sequence[dict]) -> None:
@@ -35,11 +81,11 @@ def write_choice_task(directory: Path, name: str, rows: Sequence[dict]) -> None:
 
 def run_tasks(model, tokenizer, tasks: Sequence[str], include_path: str | None = None,
               include_defaults: bool = True, limit: int | None = None, batch_size: int = 32,
-              device: str = "cpu", metric: str = "auto") -> dict[str, float]:
-    """{task: score}: `metric` if given, else acc_norm where a task reports it, else acc, else its first metric."""
+              device: str = "cpu", metric: str = "auto", items: dict | None = None) -> dict[str, float]:
+    """{task: score}: `metric` if given, else acc_norm where a task reports it, else acc, else its first metric.
+    `limit`: items per task (None = all). `items`, if given, receives {task: items evaluated}."""
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
 
     import datasets
 
@@ -48,7 +94,7 @@ def run_tasks(model, tokenizer, tasks: Sequence[str], include_path: str | None =
     quiet, os.environ["TQDM_DISABLE"] = os.environ.get("TQDM_DISABLE"), "1"  # lm-eval's per-request bars
     try:
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=device)
-        manager = TaskManager(include_path=include_path, include_defaults=include_defaults)
+        manager = task_manager(include_path, include_defaults)
         out = simple_evaluate(model=lm, tasks=list(tasks), task_manager=manager, limit=limit,
                               log_samples=False, bootstrap_iters=0, verbosity="ERROR")
     finally:
@@ -57,6 +103,8 @@ def run_tasks(model, tokenizer, tasks: Sequence[str], include_path: str | None =
             del os.environ["TQDM_DISABLE"]
         else:
             os.environ["TQDM_DISABLE"] = quiet
+    if items is not None:
+        items.update({task: int(n["effective"]) for task, n in out.get("n-samples", {}).items()})
     scores = {}
     for task, metrics in out["results"].items():
         numbers = {k.split(",")[0]: v for k, v in metrics.items() if isinstance(v, (int, float)) and "stderr" not in k}

@@ -1,12 +1,15 @@
 """Model loading in one place: a registry name, a hub id or a local directory -> (model, tokenizer).
 
-Registry names carry the paper's learning rates. Loading prefers what is already on disk (a local
-directory, then the Hugging Face cache) and only then asks the hub; when the hub cannot be reached
-the error says so at once, with how to point the harness at local files instead.
+Registry names carry the paper's learning rates and prompt format (the model's *recipe*). A local
+directory keeps its recipe when named `NAME=DIR` (`phi-1.5=/models/phi-1_5`) or when its config.json
+identifies it (`recipe_of`); `show-config` states which recipe every run gets and why. Loading prefers
+what is already on disk (a local directory, then the Hugging Face cache) and only then asks the hub;
+when the hub cannot be reached the error says so at once, with how to point the harness at local files.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -24,6 +27,7 @@ class ModelInfo:
     name: str
     hub_id: str
     family: str  # selects the prompt format: phi | llama2-chat | gpt-neo | chat-template
+    model_type: str  # config.json's model_type: a directory named like hub_id is this model only if it matches
     unlearn_lr: float
     finetune_lr: float | None = None
     revision: str | None = None
@@ -32,18 +36,51 @@ class ModelInfo:
 
 MODELS: Registry[ModelInfo] = Registry("model")
 for _info in (
-    ModelInfo("phi-1.5", "microsoft/phi-1_5", "phi", unlearn_lr=2e-4, finetune_lr=2e-5),
-    ModelInfo("llama2-7b", "meta-llama/Llama-2-7b-chat-hf", "llama2-chat", unlearn_lr=1e-4, finetune_lr=1e-5,
+    ModelInfo("phi-1.5", "microsoft/phi-1_5", "phi", "phi", unlearn_lr=2e-4, finetune_lr=2e-5),
+    ModelInfo("llama2-7b", "meta-llama/Llama-2-7b-chat-hf", "llama2-chat", "llama", unlearn_lr=1e-4, finetune_lr=1e-5,
               note="gated on the hub: accept the licence and log in first"),
-    ModelInfo("gpt-neo-125m", "EleutherAI/gpt-neo-125M", "gpt-neo", unlearn_lr=5e-5),
-    ModelInfo("gpt-neo-1.3b", "EleutherAI/gpt-neo-1.3B", "gpt-neo", unlearn_lr=5e-5),
-    ModelInfo("gpt-neo-2.7b", "EleutherAI/gpt-neo-2.7B", "gpt-neo", unlearn_lr=5e-5),
+    ModelInfo("gpt-neo-125m", "EleutherAI/gpt-neo-125M", "gpt-neo", "gpt_neo", unlearn_lr=5e-5),
+    ModelInfo("gpt-neo-1.3b", "EleutherAI/gpt-neo-1.3B", "gpt-neo", "gpt_neo", unlearn_lr=5e-5),
+    ModelInfo("gpt-neo-2.7b", "EleutherAI/gpt-neo-2.7B", "gpt-neo", "gpt_neo", unlearn_lr=5e-5),
 ):
     MODELS.register(_info.name, _info)
 
 
 def is_local(name_or_path: str) -> bool:
     return Path(name_or_path).is_dir()
+
+
+def split_named(model: str) -> tuple[str | None, str]:
+    """`phi-1.5=/models/phi` -> ('phi-1.5', '/models/phi'); anything else -> (None, model)."""
+    name, sep, path = model.partition("=")
+    return (name, path) if sep and name in MODELS else (None, model)
+
+
+def recipe_of(model: str) -> tuple[ModelInfo | None, str]:
+    """(the registry entry whose recipe `model` gets, why). A registry name is itself; `NAME=DIR` names its
+    recipe; a directory is recognised when its config.json records a registry hub id as `_name_or_path`, or
+    when the directory (or the hub cache's `models--org--name` folder above it) is named like a registry
+    hub id and config.json's model_type agrees. Anything else gets the suite's generic defaults."""
+    if model in MODELS:
+        return MODELS[model], "registry name"
+    named, path = split_named(model)
+    if named:
+        return MODELS[named], f"named: {named}={path}"
+    config_file = Path(path) / "config.json"
+    if not config_file.is_file():
+        return None, "generic defaults (not a registry model; name one with NAME=DIR)"
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError):
+        return None, f"generic defaults ({config_file} is unreadable)"
+    folders = [p.name for p in (Path(path).resolve(), *Path(path).resolve().parents)]
+    for _, info in MODELS.items():
+        if config.get("_name_or_path") == info.hub_id:
+            return info, f"detected: {config_file} names {info.hub_id}"
+        named_like = info.hub_id.split("/")[-1] == folders[0] or f"models--{info.hub_id.replace('/', '--')}" in folders
+        if named_like and config.get("model_type") == info.model_type:
+            return info, f"detected: directory named like {info.hub_id}, model_type {info.model_type}"
+    return None, "generic defaults (config.json matches no registry model; name one with NAME=DIR)"
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
@@ -68,8 +105,13 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 def check_model_name(name: str) -> None:
     """A model is a registry name, an existing directory, or a hub id `org/name`."""
 
-    if name in MODELS or is_local(name):
+    named, path = split_named(name)
+    if named and not is_local(path):
+        raise BenchError(f"model directory '{path}' (named {named}) does not exist")
+    if name in MODELS or is_local(name) or named:
         return
+    if "=" in name:
+        raise unknown("registry recipe of NAME=DIR", name.partition("=")[0], MODELS.names())
     if name.startswith((".", "/", "~")) or os.sep in name and Path(name).parent.exists():
         raise BenchError(f"model directory '{name}' does not exist")
     if name.count("/") != 1:
@@ -81,12 +123,14 @@ def resolve(name_or_path: str) -> tuple[str, str | None]:
     if name_or_path in MODELS:
         info = MODELS[name_or_path]
         return info.hub_id, info.revision
-    return name_or_path, None
+    return split_named(name_or_path)[1], None
 
 
 def load_model(name_or_path: str, dtype: str = "fp32", trust_remote_code: bool = False,
-               device: str = "cpu"):
-    """Return (model, tokenizer). Weights come from safetensors where the checkpoint offers them."""
+               device: str = "cpu", offline_hint: str = "pass its local directory with --models DIR (bench run) or "
+                                                     "--model DIR (bench finetune)"):
+    """Return (model, tokenizer). Weights come from safetensors where the checkpoint offers them.
+    `offline_hint`: how the user supplies this model locally, for the error when it is not on this machine."""
     source, revision = resolve(name_or_path)
     check_model_name(name_or_path)
     kwargs = dict(revision=revision, trust_remote_code=trust_remote_code, use_safetensors=None)
@@ -98,7 +142,7 @@ def load_model(name_or_path: str, dtype: str = "fp32", trust_remote_code: bool =
     if not hub_reachable():
         raise BenchError(
             f"model '{source}' is not on this machine and the Hugging Face hub cannot be reached; "
-            f"download it elsewhere and pass its local directory as --model PATH (or set HF_HOME to a cache holding it)")
+            f"download it elsewhere and {offline_hint} (or set HF_HOME to a cache holding it)")
     return _load(source, dtype, device, kwargs, local_only=False)
 
 
@@ -113,6 +157,33 @@ def _load(source, dtype, device, kwargs, local_only):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.to(device), tokenizer
+
+
+def load_tokenizer(name_or_path: str, trust_remote_code: bool = False,
+                   offline_hint: str = "pass its local directory with --models DIR"):
+    """The tokenizer alone (pad = eos where it has none), from disk first; BenchError when it is on neither."""
+    from transformers import AutoTokenizer
+
+    source, revision = resolve(name_or_path)
+    for local_only in (True, False):
+        if not local_only and (is_local(source) or not hub_reachable()):
+            break
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code,
+                                                      local_files_only=local_only)
+        except OSError:
+            continue
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return tokenizer
+    where = "holds no loadable tokenizer" if is_local(source) else \
+        "is not on this machine and the Hugging Face hub cannot be reached"
+    raise BenchError(f"the tokenizer of '{source}' {where}; {offline_hint}")
+
+
+def same_tokenizer(a, b) -> bool:
+    """True when two tokenizers map every token to the same id (NLLs computed on one apply to the other)."""
+    return a.get_vocab() == b.get_vocab() and a.all_special_ids == b.all_special_ids
 
 
 def count_parameters(model) -> dict[str, int]:

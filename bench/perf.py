@@ -228,7 +228,7 @@ def sweep_times(results: Path) -> list[Row]:
         done = [r for r in records if r.get("status") == "finished"]
         if not done:
             rows.append(Row(f"6. {suite} sweep wall time", "–", "reported", None,
-                            f"no finished runs in {results / suite}; run `python -m bench run --suite {suite} --methods all`"))
+                            f"no finished runs in {results / suite}; run `python -m bench run --suite {suite} --methods all --results {results}`"))
             continue
         span = max(r["finished_at"] for r in done) - min(r["started_at"] for r in done)
         refs = sum(r.get("timings", {}).get("prepare", 0) for r in done)

@@ -102,15 +102,20 @@ def tdec_epochs(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.set_xticks(list(xs), [m for m, _ in groups], rotation=45, ha="right", fontsize=8)
         ax.set_ylabel("epochs to forget (cap + 1 where not forgotten)")
     else:
-        for (objective, adapter), group in finished[finished["adapter"] != "full"].groupby(["objective", "adapter"]):
+        if "settings" not in finished:
+            finished["settings"] = ""
+        # one line per method and setting: runs with another lr or epochs cap never share a point
+        for (objective, adapter, setting), group in finished[finished["adapter"] != "full"].groupby(
+                ["objective", "adapter", "settings"]):
             points = [(r, stats.summarize(g["epochs"])) for r, g in group.groupby("rank")]
             ax.errorbar([r for r, _ in points], [s.mean for _, s in points],
                         yerr=[[e for _, s in points for e in _err(s)[0]], [e for _, s in points for e in _err(s)[1]]],
                         marker="o" if adapter == "fila" else "s", linestyle="-" if adapter == "fila" else "--",
-                        capsize=3, label=f"{objective}+{adapter}")
-        for objective, group in finished[finished["adapter"] == "full"].groupby("objective"):
+                        capsize=3, label=f"{objective}+{adapter}" + (f" [{setting}]" if setting else ""))
+        for (objective, setting), group in finished[finished["adapter"] == "full"].groupby(["objective", "settings"]):
             ax.axhline(group["epochs"].mean(), linestyle=":", color="gray")
-            ax.annotate(f"{objective} full", (ranks[0], group["epochs"].mean()), fontsize=7, color="gray")
+            ax.annotate(f"{objective} full" + (f" [{setting}]" if setting else ""), (ranks[0], group["epochs"].mean()),
+                        fontsize=7, color="gray")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("rank")
         ax.set_ylabel("epochs to forget (cap + 1 where not forgotten)")

@@ -70,6 +70,54 @@ def replicate_key(record: dict) -> str:
     return hashlib.sha256(json.dumps(produced, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+# options that only add measurements after the last epoch and change none of the others
+ADDS_ONLY = ("robustness", "lm_eval_extra")
+
+
+def run_settings(spec: dict) -> str:
+    """A run's settings other than its method (objective, adapter, rank), model, split and seed, as text
+    (`lr=0.001 epochs=2`, "" = the suite's defaults): every hyperparameter that differs from what the suite
+    gives its method on its model, and every option that differs from the suite's default. Comparisons,
+    claims and table rows pair or pool only runs whose settings agree (`unlike_settings`)."""
+    import dataclasses
+
+    from bench.spec import Hyperparams
+
+    kind = SUITES[spec["suite"]]
+    given = Hyperparams(**spec["hparams"])
+    try:
+        default = kind.objective_hparams(spec["model"], spec["objective"])
+    except Exception:  # an objective this checkout no longer has: every value counts as given
+        default = None
+    parts = [f"{f.name}={getattr(given, f.name):g}" if isinstance(getattr(given, f.name), float) else
+             f"{f.name}={getattr(given, f.name)}" for f in dataclasses.fields(given)
+             if default is None or getattr(given, f.name) != getattr(default, f.name)]
+    options = kind.all_options()
+    parts += [f"{k}={v}" for k, v in sorted(spec.get("options", {}).items())
+              if k not in ADDS_ONLY and options.get(k, object()) != v]
+    return " ".join(parts)
+
+
+def unlike_settings(ra: pd.DataFrame, rb: pd.DataFrame) -> str:
+    """"" when every run of `ra` and `rb` has the same settings (`run_settings`), else what differs:
+    `A: lr=0.001 epochs=2 vs B: (defaults)`."""
+    a, b = sorted(set(ra["settings"])), sorted(set(rb["settings"]))
+    if a == b and len(a) == 1:
+        return ""
+    show = lambda values: " | ".join(v or "(defaults)" for v in values)
+    return f"A: {show(a)} vs B: {show(b)}"
+
+
+def calibration(record: dict, metrics) -> dict:
+    """`<metric>_ref`: the calibrating model's value of each calibrated metric on this run's items, the level
+    an attack AUC reaches without membership: TOFU's retain-only model (suite_records.reference_metrics),
+    TDEC's Reference-attack model (suite_records.mia_calibration, LOSS only)."""
+    extra = record.get("suite_records", {})
+    known = {**extra.get("mia_calibration", {}), **extra.get("reference_metrics", {})}
+    return {f"{m.name}_ref": known[m.name] for m in metrics
+            if m.calibrated and isinstance(known.get(m.name), (int, float))}
+
+
 def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFrame:
     kind = SUITES[suite]
     direction = {m.name: m.higher_is_better for m in kind.metrics}
@@ -85,13 +133,13 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
         label = spec["objective"] if spec["adapter"] == "full" else f"{spec['objective']}+{spec['adapter']}-r{spec['rank']}"
         at, metrics = choose_epoch(record, epoch, direction)
         metrics = {**metrics, **robustness.screened(record, kind.recovery_metric),
-                   **kind.derived_metrics(record)}
+                   **kind.derived_metrics(record), **calibration(record, kind.metrics)}
         timings = record.get("timings", {})
         rows.append({
             "run_id": record["run_id"], "status": record["status"], "reason": record.get("reason"),
             "model": spec["model"], "split": spec["split"], "method": label, "lr": spec["hparams"]["lr"],
-            "config": _config_key(spec), "objective": spec["objective"], "max_epochs": spec["hparams"]["epochs"],
-            "replicate": replicate_key(record),
+            "config": _config_key(spec), "settings": run_settings(spec), "objective": spec["objective"],
+            "max_epochs": spec["hparams"]["epochs"], "replicate": replicate_key(record),
             "adapter": spec["adapter"], "rank": spec["rank"], "seed": spec["seed"], "epoch": at,
             **metrics,
             # the run's own cost: shared references (`prepare`) are built once for many runs, and the opt-in
@@ -164,6 +212,11 @@ def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: 
             row[col] = s.mean if s else None
             if col in metric_cols:
                 row[col + "_lo"], row[col + "_hi"] = (s.lo, s.hi) if s else (None, None)
+            if col + "_ref" in done and metric_of.get(col) is not None and metric_of[col].calibrated:
+                ref = pd.to_numeric(done[col + "_ref"], errors="coerce")
+                if ref.notna().any():  # ranked by each run's distance to its own calibrating model's value
+                    row[col + "_ref"] = float(ref.mean())
+                    sums[col + "_gap"] = stats.summarize(pd.to_numeric(done[col], errors="coerce") - ref)
         table.append(row)
         summaries.append(sums)
     frame = pd.DataFrame(table)
@@ -173,7 +226,10 @@ def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: 
         frame[col + "_best"] = False
         for _, idx in frame.groupby(["model", "split"]).groups.items():
             idx = list(idx)
-            tied = stats.best_and_tied([summaries[i][col] for i in idx], direction[col], ideal.get(col))
+            if any(summaries[i].get(col + "_gap") for i in idx):  # calibrated: nearest the calibrating model
+                tied = stats.best_and_tied([summaries[i].get(col + "_gap") for i in idx], False, 0.0)
+            else:
+                tied = stats.best_and_tied([summaries[i][col] for i in idx], direction[col], ideal.get(col))
             frame.loc[[idx[i] for i in tied], col + "_best"] = True
     refs = reference_rows(suite_name, store) if refs is None else refs
     if not refs.empty:  # one row per role, summarised like the methods when references vary by seed
@@ -201,6 +257,9 @@ def _format(frame: pd.DataFrame, suite_name: str, tex: bool = False) -> pd.DataF
                 r[col], None if pd.isna(r.get(col + "_lo")) else r[col + "_lo"],
                 None if pd.isna(r.get(col + "_hi")) else r[col + "_hi"], 0)
             text = stats.fmt_summary(s) if s else ""
+            ref = r.get(col + "_ref")
+            if text and ref is not None and not pd.isna(ref):
+                text += f" (ref {stats.fmt(ref)})"
             if text and r.get(col + "_best") is True:
                 text = rf"\textbf{{{text}}}" if tex else f"**{text}**"
             cells.append(text)
@@ -221,8 +280,9 @@ def print_leaderboard(suite: str, store: ResultStore) -> None:
 
 LEADERBOARD_NOTE = ("mean over seeds and its 95% Student-t interval [lo, hi]; forget-quality columns on a log "
                     "scale (geometric mean); bold = best mean or an interval overlapping the best one's (tied) "
-                    "within a model and split (membership-inference AUCs and privleak: nearest to 0.5 and 0, the "
-                    "retain-only model's values); `runs` = finished / all")
+                    "within a model and split (privleak: nearest 0; membership-inference AUCs: nearest the AUC of the "
+                    "calibrating model on the same items, shown as (ref x) -- TOFU's retain-only model, TDEC's "
+                    "Reference-attack model for LOSS -- else nearest 0.5); `runs` = finished / all")
 
 
 def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: str | None = None,
@@ -351,6 +411,8 @@ def signal_table(suite: str, runs: pd.DataFrame) -> list[dict]:
     """Between-method vs seed-to-seed spread of every metric, per model and split."""
     import math
 
+    from bench.tables import row_labels
+
     kind = SUITES[suite]
     finished = runs[runs["status"] == "finished"] if "status" in runs else runs
     out = []
@@ -361,7 +423,7 @@ def signal_table(suite: str, runs: pd.DataFrame) -> list[dict]:
             values = pd.to_numeric(block[metric.name], errors="coerce")
             if metric.log_scale:
                 values = values.clip(lower=stats.FLOOR).map(math.log10)
-            frame = pd.DataFrame({"method": block["method"], "v": values}).dropna()
+            frame = pd.DataFrame({"method": row_labels(block, ["method"]), "v": values}).dropna()
             frame = frame[frame.groupby("method")["v"].transform("size") >= 2]  # a seed spread needs two runs
             groups = frame.groupby("method")["v"]
             if groups.ngroups < 2:
@@ -411,10 +473,11 @@ def select_method(runs: pd.DataFrame, name: str, suite: str) -> pd.DataFrame:
     chosen = finished[(finished["method"] == name) | (method_base(finished["method"]) == name)]
     if chosen.empty:
         raise unknown(f"method with finished runs in suite {suite}", name, sorted(set(finished["method"])))
-    configs = sorted(set(zip(chosen["method"], chosen["config"])))
+    configs = sorted(set(zip(chosen["method"], chosen["settings"])))
     if len(configs) > 1:
-        raise BenchError(f"'{name}' matches {len(configs)} configurations ({', '.join(f'{m} [{c}]' for m, c in configs)}); "
-                         "name one with its rank, e.g. ihl+fila-r4")
+        listed = ", ".join(f"{m} [{c or 'defaults'}]" for m, c in configs)
+        raise BenchError(f"'{name}' matches {len(configs)} configurations ({listed}); name one with its rank, e.g. "
+                         "ihl+fila-r4, or report runs of one setting (--results DIR holding only them)")
     return chosen
 
 
@@ -435,6 +498,12 @@ def compare_methods(suite: str, runs: pd.DataFrame, a: str, b: str) -> Compariso
     kind = SUITES[suite]
     ra, rb = select_method(runs, a, suite), select_method(runs, b, suite)
     a, b = ra["method"].iloc[0], rb["method"].iloc[0]
+    differ = unlike_settings(ra, rb)
+    if differ:
+        from bench.errors import BenchError
+
+        raise BenchError(f"cannot compare {a} with {b}: their runs differ in settings other than the method "
+                         f"({differ}); compare runs made with the same --lr/--epochs/--set/--option")
     keys = ["model", "split", "seed"]
     from bench.claims import _distinct
 

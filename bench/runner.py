@@ -32,6 +32,10 @@ class NonFiniteMetric(RuntimeError):
     pass
 
 
+class FinalStageFailed(RuntimeError):
+    """The epochs finished but the final evaluation did not; the unlearned model is checkpointed."""
+
+
 @dataclass
 class GridOutcome:
     finished: list[str] = field(default_factory=list)
@@ -102,7 +106,7 @@ def run_one(spec: RunSpec, ctx: Context, force: bool = False) -> str:
         run.save()
         try:
             _execute(spec, ctx, run, resume_from)
-        except (NonFiniteLoss, NonFiniteMetric) as e:
+        except (NonFiniteLoss, NonFiniteMetric, FinalStageFailed) as e:
             _fail(run, str(e))
             ctx.log(f"{spec.run_id}: FAILED: {e}")
             return "failed"
@@ -123,6 +127,23 @@ def _fail(run: Run, reason: str) -> None:
     run.save()
 
 
+def _preflight(spec: RunSpec, ctx: Context) -> None:
+    """What the final stage will need beyond the suite's own (checked in its prepare), resolved before the
+    first step so that nothing fails after the last: the extra lm-eval tasks with their data, and the
+    quantisation library of the robustness stage."""
+    extra = [t for t in str(spec.option("lm_eval_extra", "")).split(",") if t]
+    if extra:
+        from bench.lm_eval_bridge import check_tasks
+
+        check_tasks(extra, ctx.lm_eval_include)
+    if "quant" in robustness.parse(spec.option("robustness", LATE_OPTIONS["robustness"])):
+        try:
+            import optimum.quanto  # noqa: F401
+        except ImportError:
+            raise BenchError("the quant robustness stage needs optimum-quanto (pip install optimum-quanto); or leave "
+                             "it out with --option robustness=relearn,paraphrase") from None
+
+
 def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, object] | None) -> None:
     suite, objective, adapter = SUITES[spec.suite], OBJECTIVES[spec.objective], ADAPTERS[spec.adapter]
     timings: dict[str, float] = {}
@@ -130,6 +151,7 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
     prepared = suite.prepare(spec, ctx)
     timings["prepare"] = time.perf_counter() - t0
     run.record["suite_records"] = prepared.records
+    _preflight(spec, ctx)
     run.record["environment"] = environment(ctx.device, spec.hparams.dtype, spec.seed)
 
     t0 = time.perf_counter()
@@ -160,6 +182,7 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
     if resume_from is not None:
         state = LoopState(*make_optimizer(model, spec.hparams, len(prepared.forget)))
         start_epoch = checkpoint.restore(resume_from[1], model, state.optimizer, state.scheduler)
+    last_recorded = max((e["epoch"] for e in run.record.get("epochs", [])), default=0)
     epochs: list[dict] = [e for e in run.record.get("epochs", []) if e["epoch"] <= start_epoch]
     if not epochs:  # epoch 0: the model before unlearning
         before = prepared.records.get("target_metrics") or prepared.evaluate(model, tokenizer).metrics
@@ -189,15 +212,49 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
         return stop
 
     t0 = time.perf_counter()
+    # a run whose epochs all finished but whose final stage failed resumes straight into that stage
+    trained = bool(resume_from is not None and run.record.get("training_complete") and start_epoch == last_recorded)
+    run.record["training_complete"] = False
     try:
-        train(model, objective, prepared.forget, prepared.retain, spec.hparams, pad_id=tokenizer.pad_token_id,
-              seed=spec.seed, reference=reference, alternate=alternate, on_epoch_end=on_epoch_end, start_epoch=start_epoch, state=state,
-              progress=lambda msg: ctx.log(f"  {spec.method_label} {spec.split}: {msg}"))
+        if trained:
+            ctx.log(f"{spec.run_id}: unlearning finished earlier; computing only the final evaluation")
+        else:
+            state = train(model, objective, prepared.forget, prepared.retain, spec.hparams, pad_id=tokenizer.pad_token_id,
+                          seed=spec.seed, reference=reference, alternate=alternate, on_epoch_end=on_epoch_end,
+                          start_epoch=start_epoch, state=state,
+                          progress=lambda msg: ctx.log(f"  {spec.method_label} {spec.split}: {msg}"))
     finally:
-        timings["train"] = time.perf_counter() - t0 - eval_seconds
-        timings["evaluate"] = eval_seconds
+        if trained:  # the epochs' times are those of the attempt that ran them
+            earlier = run.record.get("timings", {})
+            timings.update(train=earlier.get("train", 0.0), evaluate=earlier.get("evaluate", 0.0))
+        else:
+            timings["train"] = time.perf_counter() - t0 - eval_seconds
+            timings["evaluate"] = eval_seconds
         run.record["timings"] = timings
         run.record["peak_memory_mb"] = peak_memory_mb(ctx.device)
+    run.record["training_complete"] = True
+    try:
+        final = _final_stage(spec, ctx, run, prepared, model, tokenizer, timings, last_evaluation)
+        if ctx.save_models:
+            run.record["model_dir"] = str(checkpoint.export_model(model, tokenizer, run.dir / "model"))
+    except Exception as e:
+        # keep the unlearned model: the next `run` of the same spec computes only this stage
+        checkpoint.save(run.dir, epochs[-1]["epoch"], model, state.optimizer, state.scheduler)
+        reason = str(e) if isinstance(e, BenchError) else f"{type(e).__name__}: {e}"
+        raise FinalStageFailed(f"the final evaluation failed after unlearning ({reason}); the unlearned model is kept "
+                               f"in {run.dir}: fix the cause and run the same command again to compute only the "
+                               f"final evaluation, without retraining") from e
+    run.record["final_metrics"] = final
+    run.record.update(status="finished", finished_at=time.time())
+    run.save()
+    checkpoint.remove_all(run.dir)
+
+
+def _final_stage(spec: RunSpec, ctx: Context, run: Run, prepared, model, tokenizer, timings: dict,
+                 last_evaluation) -> dict:
+    """What a run measures once, after its last epoch: the suite's utility, the extra lm-eval tasks and
+    the robustness stages. `last_evaluation` is None when a resumed run enters here directly."""
+    epochs = run.record["epochs"]
     final = {}
     if prepared.should_stop is not None:
         final["epochs_to_forget"] = run.record.get("stopped_at_epoch")  # None: not forgotten within the cap
@@ -212,8 +269,11 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
         from bench.lm_eval_bridge import run_tasks
 
         t0 = time.perf_counter()
-        scores = run_tasks(model, tokenizer, extra, ctx.lm_eval_include, include_defaults=True, device=ctx.device)
+        counts: dict = {}
+        scores = run_tasks(model, tokenizer, extra, ctx.lm_eval_include, include_defaults=True, device=ctx.device,
+                           limit=int(spec.option("eval_limit", 0)) or None, items=counts)
         final.update({f"lm_eval/{t}": v for t, v in scores.items()})
+        final.update({f"lm_eval_items/{t}": n for t, n in counts.items()})
         timings["lm_eval_extra"] = time.perf_counter() - t0
         run.record["lm_eval_include"] = ctx.lm_eval_include
     stages = robustness.parse(spec.option("robustness", LATE_OPTIONS["robustness"]))
@@ -223,12 +283,7 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
         final.update(robustness.run_stages(stages, model, tokenizer, prepared, spec, ctx, target, timings, last_evaluation))
         run.record["robustness"] = robustness.describe(stages, spec, prepared)
         _check_finite(final, epochs[-1]["epoch"])
-    run.record["final_metrics"] = final
-    if ctx.save_models:
-        run.record["model_dir"] = str(checkpoint.export_model(model, tokenizer, run.dir / "model"))
-    run.record.update(status="finished", finished_at=time.time())
-    run.save()
-    checkpoint.remove_all(run.dir)
+    return final
 
 
 def fisher_key(spec: RunSpec, prepared) -> str:

@@ -61,10 +61,15 @@ def _status(group: pd.DataFrame) -> str:
 
 
 def row_labels(runs: pd.DataFrame, keys: list[str]) -> pd.Series:
-    """The method label, with the config key appended where one row name would cover several configs
-    (other hyperparameters or options): such runs are never averaged together."""
-    configs = runs.groupby(keys)["config"].transform("nunique")
-    return runs["method"].where(configs <= 1, runs["method"] + " [" + runs["config"].astype(str) + "]")
+    """The method label, with its settings appended (bench.report.run_settings: `ga [lr=0.001 epochs=2]`)
+    where one row name would cover runs of several settings: such runs are never averaged together.
+    Forget sets, splits and seeds of one setting pool into one row."""
+    if runs.empty:
+        return runs["method"] if "method" in runs else pd.Series(dtype=object)
+    by = "settings" if "settings" in runs else "config"
+    distinct = runs.groupby(keys)[by].transform("nunique")
+    tag = runs[by].astype(str).replace("", "defaults")
+    return runs["method"].where(distinct <= 1, runs["method"] + " [" + tag + "]")
 
 
 def _summary(frame: pd.DataFrame, col: str, metrics: dict | None = None):

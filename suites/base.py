@@ -69,6 +69,9 @@ class Metric:
     log_scale: bool = False  # summarised on log10 (geometric mean, asymmetric interval): p-values
     bounds: tuple[float, float] | None = None  # the metric's range; intervals are clipped to it
     ideal: float | None = None  # best = nearest to this value (an attack AUC's 0.5), not highest or lowest
+    # the ideal is the calibrating model's value on the same items where a run records one (an attack AUC of
+    # the retain-only model: chance is not 0.5 when members and non-members differ, e.g. by author)
+    calibrated: bool = False
 
     def summarize(self, values):
         from bench.stats import summarize_metric

@@ -144,6 +144,16 @@ def auc(members: Sequence[float], non_members: Sequence[float]) -> float:
     return float(mannwhitneyu(m, n, alternative="two-sided").statistic / (len(m) * len(n)))
 
 
+def auc_null_halfwidth(n_members: int, n_non_members: int, z: float = 1.96) -> float:
+    """Half-width of the range in which the AUC of two samples from one distribution falls 95% of the time
+    (normal approximation of the Mann-Whitney U null: sd = sqrt((n1 + n2 + 1) / (12 n1 n2))). With items
+    grouped (TOFU: 20 questions per author) pass the number of independent groups: an AUC, or a difference
+    of two, smaller than this says nothing about membership (docs/metrics.md)."""
+    if n_members < 1 or n_non_members < 1:
+        return math.inf
+    return z * math.sqrt((n_members + n_non_members + 1) / (12.0 * n_members * n_non_members))
+
+
 def privleak(auc_model: float, auc_retain: float) -> float:
     """(s - r) / r x 100 with s = 1 - AUC of the model, r = 1 - AUC of the retain-only model."""
     s, r = 1.0 - auc_model, 1.0 - auc_retain
@@ -274,11 +284,13 @@ ATTACK_NAMES = {"loss": "LOSS", "zlib": "ZLib", "min_k": "Min-K% (k 0.4)", "min_
 
 
 def attack_metrics(non_members: str) -> tuple:
-    """The suite Metrics of the six attack AUCs (forget set vs `non_members`); best = nearest 0.5."""
+    """The suite Metrics of the six attack AUCs (forget set vs `non_members`); best = nearest the calibrating
+    model's AUC on the same items where the run records one (bench.report.calibration), else nearest 0.5."""
     from suites.base import UNIT, Metric
 
     return tuple(Metric(f"mia_{a}", False, f"AUC of the {ATTACK_NAMES[a]} membership attack, forget set vs {non_members} "
-                        "(0.5 = indistinguishable)", bounds=UNIT, ideal=0.5) for a in ATTACKS)
+                        "(best: the retain-only / reference model's AUC on the same items, else 0.5)", bounds=UNIT,
+                        ideal=0.5, calibrated=True) for a in ATTACKS)
 
 
 def memorisation_metrics() -> tuple:

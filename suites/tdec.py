@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from bench.errors import BenchError
-from bench.models import MODELS, hub_reachable
+from bench.models import hub_reachable, recipe_of
 from bench.spec import Hyperparams, RunSpec
 from bench.store import read_json, write_json_atomic
 from bench.robustness import robustness_metrics
@@ -150,7 +150,8 @@ class Tdec(Suite):
         return {"epochs_to_forget_or_cap": final["epochs_to_forget"] if final["forgotten"] else cap + 1}
 
     def hparams(self, model: str) -> Hyperparams:
-        lr = MODELS[model].unlearn_lr if model in MODELS else 5e-5
+        info = recipe_of(model)[0]
+        lr = info.unlearn_lr if info else 5e-5
         # Jang et al.: Adam, constant lr, the whole forget set per step, until forgotten (capped here)
         return Hyperparams(lr=lr, epochs=30, batch_size=8, effective_batch=32, warmup_epochs=0.0,
                            weight_decay=0.0, schedule="constant")
@@ -219,13 +220,24 @@ class Tdec(Suite):
         choice = str(spec.option("mia_reference", self.late_options["mia_reference"]))
         return None if choice == "none" else choice
 
-    def mia_reference_nll(self, spec: RunSpec, sequences: list[list[int]], ctx: Context) -> list[float] | None:
-        """Mean NLL of each sequence under the Reference attack's model, computed once and stored."""
+    def mia_reference_nll(self, spec: RunSpec, sequences: list[list[int]], ctx: Context, tokenizer=None
+                          ) -> list[float] | None:
+        """Mean NLL of each sequence under the Reference attack's model, computed once and stored. The
+        sequences are ids of the unlearned model's `tokenizer`: a reference model with another vocabulary
+        would score other text, so it is refused (BenchError naming both)."""
         from bench.fingerprint import code_fingerprint, digest, model_fingerprint
+        from bench.models import load_tokenizer, same_tokenizer
 
         name = self.mia_reference_model(spec, ctx)
         if name is None:
             return None
+        hint = (f"pass --option mia_reference=DIR (a local copy of {name}) or --option mia_reference=none "
+                f"(no Reference attack)")
+        if tokenizer is not None and not same_tokenizer(
+                load_tokenizer(name, ctx.trust_remote_code, offline_hint=hint), tokenizer):
+            raise BenchError(f"the Reference attack's model '{name}' has another tokenizer than the unlearned model "
+                             f"'{spec.model}' (it must score the same token ids); pass --option mia_reference=DIR with "
+                             f"a model sharing the tokenizer, or --option mia_reference=none")
         key = digest([model_fingerprint(name), sequences, code_fingerprint("suites.privacy")])
         path = ctx.store.artefact_dir(self.name) / "mia_reference" / f"{key}.json"
         if path.exists():
@@ -233,7 +245,7 @@ class Tdec(Suite):
         from bench.models import load_model
         from suites.privacy import token_stats
 
-        model, tok = load_model(name, trust_remote_code=ctx.trust_remote_code, device=ctx.device)
+        model, tok = load_model(name, trust_remote_code=ctx.trust_remote_code, device=ctx.device, offline_hint=hint)
         nll = [s.nll for s in token_stats(model, [{"input_ids": s, "labels": s} for s in sequences],
                                           tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)]
         write_json_atomic(path, {"model": name, "nll": nll})
@@ -250,6 +262,10 @@ class Tdec(Suite):
         heldout = self.heldout_sequences(spec, tokenizer, ctx)
         limit = int(spec.option("eval_limit")) or None
         include_path, include_defaults = self.lm_eval_tasks_dir(ctx)
+        if tasks:  # every task and its data resolved now, before the first step, not after the last epoch
+            from bench.lm_eval_bridge import check_tasks
+
+            check_tasks(tasks, include_path, include_defaults)
 
         pile = self.pile_sequences(spec, tokenizer, ctx)
         dialogues = self.dialogue_sets(spec, ctx)
@@ -265,9 +281,11 @@ class Tdec(Suite):
                 out.update({f"dialogue/{name}": v for name, v in scores.items()})
                 out["dialogue_f1"] = sum(scores.values()) / len(scores)
             if tasks:
+                counts: dict = {}
                 scores = run_tasks(model, tok, tasks, include_path, include_defaults, limit,
-                                   device=str(next(model.parameters()).device))
+                                   device=str(next(model.parameters()).device), items=counts)
                 out.update({f"lm_eval/{t}": v for t, v in scores.items()})
+                out.update({f"lm_eval_items/{t}": n for t, n in counts.items()})
                 out["reasoning_acc"] = sum(scores.values()) / len(scores)
             return out
 
@@ -304,7 +322,9 @@ class Tdec(Suite):
         return self.chunks(self.text_lines("heldout", ctx), tokenizer, int(spec.option("seq_len")), 64)
 
     def lm_eval_tasks_dir(self, ctx: Context) -> tuple[str | None, bool]:
-        return None, True
+        """(include path, include lm-eval's own tasks): `--lm-eval-include DIR` overrides tasks of the same
+        name, so an offline machine computes reasoning_acc from local copies under the same run id."""
+        return ctx.lm_eval_include, True
 
     def forget_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
         seq_len = int(spec.option("seq_len"))
@@ -314,25 +334,26 @@ class Tdec(Suite):
         return self.chunks(self.text_lines("retain", ctx), tokenizer, int(spec.option("seq_len")), int(spec.option("retain_size")))
 
     def prepare(self, spec: RunSpec, ctx: Context) -> Prepared:
-        from transformers import AutoTokenizer
-
-        from bench.models import resolve
+        from bench.models import load_tokenizer
         from suites.extraction import extraction_scores, forgotten
 
         model_path = self.model_path(spec, ctx)
-        source, revision = resolve(model_path)
-        if not Path(source).is_dir() and not hub_reachable() and os.environ.get("HF_HUB_OFFLINE", "0") in ("0", ""):
-            raise BenchError(f"model '{source}' needs the Hugging Face hub, which cannot be reached; pass --model DIR")
-        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=ctx.trust_remote_code)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
+        local = f"{spec.model}=DIR" if recipe_of(spec.model)[1] == "registry name" else "DIR"
+        tokenizer = load_tokenizer(model_path, ctx.trust_remote_code,
+                                   offline_hint=f"download it elsewhere and pass --models {local}")
         forget_seqs = self.forget_sequences(spec, tokenizer, ctx)
         retain_seqs = self.retain_sequences(spec, tokenizer, ctx)
         limits = self.thresholds(spec, model_path, tokenizer, ctx)
         # membership attacks: the forget sequences (members) against the unseen ones the thresholds use
         as_examples = lambda seqs: [{"input_ids": s, "labels": s} for s in seqs]
         unseen = self.unseen_sequences(spec, tokenizer, ctx)
-        reference_nll = self.mia_reference_nll(spec, forget_seqs + unseen, ctx)
+        reference_nll = self.mia_reference_nll(spec, forget_seqs + unseen, ctx, tokenizer)
+        # the LOSS attack's level without membership: the Reference model saw neither side (0.5 only when the
+        # forget and unseen sequences come from one distribution, which Pile vs WikiText do not)
+        from suites.privacy import auc
+
+        calibration = {} if reference_nll is None else {
+            "mia_loss": auc([-x for x in reference_nll[:len(forget_seqs)]], [-x for x in reference_nll[len(forget_seqs):]])}
 
         def evaluate(model, tok) -> Evaluation:
             from suites.privacy import metrics_of, model_scores
@@ -357,6 +378,7 @@ class Tdec(Suite):
                         evaluate=evaluate, should_stop=should_stop, robustness=robustness,
                         final_evaluate=self.utility(spec, tokenizer, ctx),
                         records={"thresholds": limits, "forget_sequences": len(forget_seqs),
+                                 "mia_calibration": calibration,
                                  "mia": {"non_members": f"{len(unseen)} unseen sequences (the thresholds' data)",
                                          "reference_model": self.mia_reference_model(spec, ctx)},
                                  "retain_sequences": len(retain_seqs),

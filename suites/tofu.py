@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from bench.errors import BenchError
 from bench.fingerprint import digest
-from bench.models import MODELS, hub_reachable, load_model
+from bench.models import hub_reachable, load_model, recipe_of
 from bench.spec import Hyperparams, RunSpec
 from bench.store import read_json, write_json_atomic
 from suites.base import (LATE_OPTIONS, UNIT, Context, Evaluation, Metric, MissingReference, Prepared, Robustness,
@@ -85,6 +85,20 @@ def _seeded(split: str, seed: int) -> str:
     return split if seed == 0 else f"{split}-s{seed}"
 
 
+def finetune_command(suite: str, model: str, split: str, seed: int, ctx: Context) -> str:
+    """The `bench finetune` command that makes the reference a run looks for, with every runtime setting
+    of this invocation that it needs (data directory, results, device, remote code), quoted for a shell."""
+    import shlex
+
+    args = ["python", "-m", "bench", "finetune", "--suite", suite, "--model", model, "--split", split]
+    args += ["--seed", str(seed)] if seed else []
+    args += ["--results", str(ctx.store.root)]
+    args += ["--data-dir", str(ctx.data_dir)] if ctx.data_dir else []
+    args += ["--device", ctx.device] if ctx.device != "cpu" else []
+    args += ["--trust-remote-code"] if ctx.trust_remote_code else []
+    return shlex.join(args)
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name.rstrip("/").split("/")[-1])
 
@@ -117,7 +131,8 @@ class Tofu(Suite):
         # models are fine-tuned with the run's seed, so intervals also cover how the references vary
         "reference_seed": "shared",
     }
-    late_options = {**LATE_OPTIONS, "privleak_attack": "min_k"}  # privleak's attack: one of suites.privacy.ATTACKS
+    # privleak's attack: one of suites.privacy.ATTACKS; eval_limit: items per task of --lm-eval-tasks (0 = all)
+    late_options = {**LATE_OPTIONS, "privleak_attack": "min_k", "eval_limit": 0}
 
     def check_options(self, given: dict) -> tuple:
         options = super().check_options(given)
@@ -151,11 +166,13 @@ class Tofu(Suite):
 
     # -- settings ------------------------------------------------------------------------------
     def hparams(self, model: str) -> Hyperparams:
-        lr = MODELS[model].unlearn_lr if model in MODELS else 1e-4
+        info = recipe_of(model)[0]
+        lr = info.unlearn_lr if info else 1e-4
         return Hyperparams(lr=lr, epochs=5, batch_size=4, effective_batch=32, warmup_epochs=1.0, weight_decay=0.01)
 
     def finetune_hparams(self, model: str) -> Hyperparams:
-        lr = MODELS[model].finetune_lr if model in MODELS else 1e-5
+        info = recipe_of(model)[0]
+        lr = info.finetune_lr if info and info.finetune_lr else 1e-5
         return Hyperparams(lr=lr, epochs=5, batch_size=4, effective_batch=32, warmup_epochs=1.0, weight_decay=0.01)
 
     def reference_split(self, spec: RunSpec) -> str:
@@ -171,7 +188,8 @@ class Tofu(Suite):
         from suites.tofu_eval import FORMATS, QAFormat
 
         if choice == "auto":
-            family = MODELS[model].family if model in MODELS else None
+            info = recipe_of(model)[0]
+            family = info.family if info else None
             choice = {"phi": "qa", "llama2-chat": "llama2-chat"}.get(family) or (
                 "chat-template" if getattr(tokenizer, "chat_template", None) else "qa")
         if choice == "chat-template":
@@ -196,7 +214,7 @@ class Tofu(Suite):
         if not hub_reachable() and os.environ.get("HF_DATASETS_OFFLINE", "0") in ("0", ""):
             raise BenchError(f"the Hugging Face hub cannot be reached to load {HUB_DATASET}; download its JSON files "
                              f"(full.json, forget10.json, ...) elsewhere and pass --data-dir DIR, and the models as "
-                             f"--model DIR / --option target=DIR")
+                             f"--models NAME=DIR (bench run) / --model NAME=DIR (bench finetune) or --option target=DIR")
         try:
             return list(load_dataset(HUB_DATASET, config, split="train"))
         except Exception as e:  # datasets raises many types when offline and uncached
@@ -229,8 +247,9 @@ class Tofu(Suite):
         return (members[:cap], non_members[:cap]) if cap else (members, non_members)
 
     # -- reference models ------------------------------------------------------------------------
-    def artefact_model_dir(self, model: str, split: str, ctx: Context, seed: int = 0) -> Path:
-        recipe = self.finetune_hparams(model)
+    def artefact_model_dir(self, model: str, split: str, ctx: Context, seed: int = 0, recipe: Hyperparams | None = None
+                           ) -> Path:
+        recipe = recipe or self.finetune_hparams(model)
         return ctx.store.artefact_dir(self.name) / "models" / f"{_slug(model)}-{digest([model, recipe.record()])}" / \
             _seeded(split, seed)
 
@@ -242,10 +261,11 @@ class Tofu(Suite):
         """The target (role `target`, split `full`) or retain-only model (role `reference`)."""
         named = spec.option(role, "")
         if named == "published":
-            if (spec.model, split) not in PUBLISHED:
+            info = recipe_of(spec.model)[0]
+            if info is None or (info.name, split) not in PUBLISHED:
                 raise MissingReference(f"no published TOFU {split} checkpoint for '{spec.model}' "
                                        f"(published: {', '.join(f'{m}/{s}' for m, s in PUBLISHED)})")
-            return PUBLISHED[(spec.model, split)]
+            return PUBLISHED[(info.name, split)]
         if named:
             return named
         seed = self.reference_seed(spec)
@@ -261,23 +281,24 @@ class Tofu(Suite):
         return spec.seed if choice == "run" else 0
 
     def missing_reference(self, spec: RunSpec, split: str, seed: int, path: Path, ctx: Context) -> None:
-        hint = f" or --option {'target' if split == 'full' else 'reference'}=published" if (spec.model, split) in PUBLISHED else ""
-        raise MissingReference(
-            f"no {split} model of {spec.model} for suite {self.name} at {path}; produce it with: python -m bench "
-            f"finetune --suite {self.name} --model {spec.model} --split {split}{f' --seed {seed}' if seed else ''} "
-            f"--results {ctx.store.root}{hint}")
+        info = recipe_of(spec.model)[0]
+        hint = f" or --option {'target' if split == 'full' else 'reference'}=published" \
+            if info and (info.name, split) in PUBLISHED else ""
+        raise MissingReference(f"no {split} model of {spec.model} for suite {self.name} at {path}; produce it with: "
+                               f"{finetune_command(self.name, spec.model, split, seed, ctx)}{hint}")
 
-    def finetune(self, model: str, split: str, ctx: Context, seed: int = 0) -> Path:
-        """Fine-tune `model` on `split` with the paper's recipe; cached by (model, recipe, split)."""
+    def finetune(self, model: str, split: str, ctx: Context, seed: int = 0, overrides: dict | None = None) -> Path:
+        """Fine-tune `model` on `split` with the paper's recipe (`overrides`: hyperparameters changed from it);
+        cached by (model, recipe, split)."""
         from bench.finetune import finetune
 
         if split not in FINETUNE_SPLITS:
             from bench.errors import unknown
             raise unknown("fine-tune split", split, FINETUNE_SPLITS)
-        out = self.artefact_model_dir(model, split, ctx, seed)
+        hp = self.finetune_hparams(model).replace(**(overrides or {}))
+        out = self.artefact_model_dir(model, split, ctx, seed, hp)
         if (out / "config.json").exists():
             return out
-        hp = self.finetune_hparams(model)
         net, tokenizer = load_model(self.base_model(model, ctx), trust_remote_code=ctx.trust_remote_code, device=ctx.device)
         fmt = self.qa_format(model, tokenizer)
         examples = [fmt.example(tokenizer, it["question"], it["answer"], int(self.options["max_length"]))
@@ -324,17 +345,21 @@ class Tofu(Suite):
     def prepare(self, spec: RunSpec, ctx: Context) -> Prepared:
         from suites.tofu_eval import evaluate_sets, forget_quality
 
+        from bench.models import load_tokenizer, same_tokenizer
+
         target = self.reference_model(spec, "target", "full", ctx)
         ref_split = self.reference_split(spec)
         reference = self.reference_model(spec, "reference", ref_split, ctx)
+        # both models resolved before any evaluation; the retain-only model scores the Reference attack
+        # and the truth ratios on the unlearned model's token ids, so it must share its tokenizer
+        tokenizer = load_tokenizer(target, ctx.trust_remote_code, offline_hint="pass --option target=DIR")
+        if not same_tokenizer(load_tokenizer(reference, ctx.trust_remote_code, offline_hint="pass --option reference=DIR"),
+                              tokenizer):
+            raise BenchError(f"the retain-only model '{reference}' has another tokenizer than the target '{target}'; "
+                             f"the Reference attack compares NLLs of the same token ids: pass --option reference=DIR "
+                             f"with a model fine-tuned from the same base")
         ref_eval = self.evaluation_of(reference, spec, ctx)
         ref_ratios = ref_eval.items["forget"]["truth_ratio"]
-
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(target, trust_remote_code=ctx.trust_remote_code)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
         fmt = self.qa_format(spec.model, tokenizer, spec.option("prompt", "auto"))
         max_length = int(spec.option("max_length"))
 

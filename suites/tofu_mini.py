@@ -92,8 +92,9 @@ class TofuMini(Tofu):
             rows = [{**row, "paraphrased_question": paraphrase_question(row["question"])} for row in rows]
         return rows
 
-    def artefact_model_dir(self, model: str, split: str, ctx: Context, seed: int = 0) -> Path:
-        recipe = [model, DATA, self.finetune_hparams(model).record(), self.stage_a_hparams().record(),
+    def artefact_model_dir(self, model: str, split: str, ctx: Context, seed: int = 0, recipe: Hyperparams | None = None
+                           ) -> Path:
+        recipe = [model, DATA, (recipe or self.finetune_hparams(model)).record(), self.stage_a_hparams().record(),
                   code_fingerprint("suites.tofu_mini_data", "bench.tiny")]
         return ctx.store.artefact_dir(self.name) / "models" / f"{model}-{digest(recipe)}" / _seeded(split, seed)
 

@@ -91,3 +91,54 @@ def test_runs_of_different_configs_never_share_a_row(store):
     ihl = [r for r in rows if r["method"].startswith("ihl+fila-r4")]
     assert len(ihl) == 2 and all("[" in r["method"] for r in ihl)
     assert sorted(r["runs"] for r in ihl) == ["1/1", "2/2"]
+
+
+def test_unlike_runs_are_never_compared_paired_or_pooled(store, tmp_path):
+    """The issue's case: ga (full) made with --lr 1e-3 --epochs 2 against ga+lora at the suite's defaults
+    (another learning rate and epochs cap). A comparison refuses naming both settings, a claim says `not
+    comparable`, and a table row never averages them with runs of another setting."""
+    from bench.claims import evaluate
+    from bench.report import compare_methods, run_settings
+    from bench.tables import tofu_rows
+
+    [fast] = expand("tofu-mini", "ga", hparams={"lr": "1e-3", "epochs": "2"}, seeds="0")
+    write_json_atomic(store.run_dir(fast) / "run.json", tofu_record(fast, [0.3, 0.5], [0.4, 0.3]))
+    [lora] = expand("tofu-mini", "ga+lora", seeds="0")
+    assert run_settings(fast.to_dict()) == "lr=0.001 epochs=2" and run_settings(lora.to_dict()) == ""
+    runs = load_runs("tofu-mini", store)
+    with pytest.raises(BenchError, match=r"cannot compare ga with ga\+lora-r4: .*A: lr=0.001 epochs=2 vs B: \(defaults\)"):
+        compare_methods("tofu-mini", runs, "ga", "ga+lora")
+    [claim] = evaluate([{"id": "lora-trades-poorly", "metric": "model_utility", "better": "ga", "than": "ga+lora",
+                         "margin": 0.02}],
+                       "tofu-mini", runs)
+    assert claim.verdict == "not comparable" and "lr=0.001 epochs=2" in claim.checks[0].verdict
+    # the same method at two settings: two rows, each named by what it was given
+    [fast_ihl] = expand("tofu-mini", "ihl+fila", hparams={"epochs": "2"}, seeds="0")
+    write_json_atomic(store.run_dir(fast_ihl) / "run.json", tofu_record(fast_ihl, [0.9, 0.9], [0.1, 0.1]))
+    runs = load_runs("tofu-mini", store)
+    rows, _ = tofu_rows(runs, runs.iloc[0:0])
+    labels = sorted(r["method"] for r in rows if r["method"].startswith("ihl+fila"))
+    assert labels == ["ihl+fila-r4 [defaults]", "ihl+fila-r4 [epochs=2]"]
+    with pytest.raises(BenchError, match=r"matches 2 configurations .*\[epochs=2\]"):
+        compare_methods("tofu-mini", runs, "ihl+fila", "ga+lora")
+
+
+def test_forget_sets_of_one_setting_pool_into_one_tdec_row(tmp_path):
+    """TDEC's table averages over forget sets and seeds: runs on set0 and set1 with the same settings are one
+    row (before, the split made each set its own configuration); a second learning rate is a second row."""
+    from bench.tables import tdec_rows
+
+    store = ResultStore(tmp_path)
+    specs = expand("tdec-mini", "ga", splits="set0,set1", seeds="0") + expand("tdec-mini", "ga", splits="set0",
+                                                                              seeds="0", hparams={"lr": "1e-2"})
+    for spec, ppl in zip(specs, (10.0, 20.0, 99.0)):
+        record = new_record(spec)
+        record.update(status="finished", epochs=[{"epoch": 1, "metrics": {"ma": 0.1, "el10": 0.01}}],
+                      final_metrics={"ppl_heldout": ppl, "epochs_to_forget": 1, "forgotten": True})
+        write_json_atomic(store.run_dir(spec) / "run.json", record)
+    runs = load_runs("tdec-mini", store)
+    runs["ppl_heldout"] = [r for r in runs["run_id"].map(lambda i: {s.run_id: p for s, p in zip(specs, (10.0, 20.0, 99.0))}[i])]
+    rows, _ = tdec_rows(runs)
+    by_label = {r["method"]: r for r in rows}
+    assert set(by_label) == {"ga [defaults]", "ga [lr=0.01]"}
+    assert by_label["ga [defaults]"]["runs"] == "2/2" and by_label["ga [defaults]"]["ppl_heldout"].mean == 15.0

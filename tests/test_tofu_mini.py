@@ -35,27 +35,21 @@ def test_target_and_retain_models_discriminate(results):
     assert record["suite_records"]["eval_items"] == {"forget": 100, "retain": 100, "real_authors": 40, "world_facts": 50}
 
 
-def null_auc_half_width(n_members: int, n_non_members: int, level: float = 0.001) -> float:
-    """Half-width of the two-sided (1 - level) band of an AUC under exchangeability for independent items:
-    z * sqrt((n1 + n2 + 1) / (12 n1 n2)), the null standard deviation of Mann-Whitney U / (n1 n2).
-    100 forget items against their 100 name twins: 3.29 x 0.041 = 0.135. The paired design spreads less
-    (0.006-0.019 measured over twin draws and paired permutations), so the band errs towards passing
-    exchangeable sets, and still fails the earlier different-author holdout (GradNorm 0.728)."""
+def test_membership_attacks_tell_the_target_but_not_the_retain_only_model(results, tmp_path):
     from scipy.stats import norm
 
-    return norm.ppf(1 - level / 2) * ((n_members + n_non_members + 1) / (12 * n_members * n_non_members)) ** 0.5
-
-
-def test_membership_attacks_tell_the_target_but_not_the_retain_only_model(results, tmp_path):
     from suites import SUITES
-    from suites.privacy import ATTACKS
+    from suites.privacy import ATTACKS, auc_null_halfwidth
 
     [record] = records(results)
     target, retain = record["suite_records"]["target_metrics"], record["suite_records"]["reference_metrics"]
     ctx = Context(store=ResultStore(results), log=lambda msg: None)
     suite = SUITES["tofu-mini"]
     forget, holdout = suite.load_config("forget10", ctx), suite.load_config("holdout10", ctx)
-    band = null_auc_half_width(len(forget), len(holdout))
+    # the 99.9 % null half-width of an AUC on 100 vs 100 independent items: 3.29 x 0.041 = 0.135. Twins spread
+    # less (0.006-0.019, measured over twin draws and paired permutations), so the band errs towards passing
+    # exchangeable sets, and still fails the earlier holdout of other authors (GradNorm 0.728 on seed 0)
+    band = auc_null_halfwidth(len(forget), len(holdout), z=norm.ppf(1 - 0.001 / 2))
     assert 0.13 < band < 0.14
     for attack in ATTACKS:  # forget answers vs their name twins, which no model trained on
         assert target[f"mia_{attack}"] > 0.8, attack

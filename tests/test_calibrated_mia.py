@@ -1,0 +1,63 @@
+"""Issue 25 item 7: membership inference where chance is not 0.5. On TOFU the retain-only model, which saw
+neither the forget nor the holdout authors, already reaches AUCs far from 0.5 (0.78 on real forget01 vs
+holdout01); the leaderboard ranks each attack AUC by its distance to that model's AUC on the same items
+and prints it next to the value."""
+
+import math
+
+import pytest
+
+from bench.grid import expand
+from bench.report import _format, leaderboard, load_runs
+from bench.store import ResultStore, new_record, write_json_atomic
+from suites.privacy import auc, auc_null_halfwidth
+
+
+def record(spec, mia_loss, ref_loss=0.78):
+    r = new_record(spec)
+    r.update(status="finished", epochs=[{"epoch": 1, "metrics": {"forget_quality": 0.5, "model_utility": 0.5,
+                                                                  "mia_loss": mia_loss}}],
+             suite_records={"target_metrics": {"forget_quality": 1e-5, "model_utility": 0.5, "mia_loss": 0.95},
+                            "reference_metrics": {"forget_quality": 1.0, "model_utility": 0.5, "mia_loss": ref_loss}})
+    return r
+
+
+def test_attack_aucs_rank_by_distance_to_the_retain_only_models_auc(tmp_path):
+    store = ResultStore(tmp_path)
+    # near the retain-only model (0.78): as private as retraining; near 0.5: the old rule's winner
+    values = {"ga+lora": (0.77, 0.79), "npo+lora": (0.51, 0.53)}
+    for method, aucs in values.items():
+        for seed, value in enumerate(aucs):
+            [spec] = expand("tofu-mini", method, seeds=str(seed))
+            write_json_atomic(store.run_dir(spec) / "run.json", record(spec, value))
+    frame = leaderboard("tofu-mini", store, refs=load_runs("tofu-mini", store).iloc[0:0])
+    best = dict(zip(frame["method"], frame["mia_loss_best"]))
+    assert best == {"ga+lora-r4": True, "npo+lora-r4": False}
+    assert frame.set_index("method").loc["ga+lora-r4", "mia_loss_ref"] == pytest.approx(0.78)
+    shown = _format(frame, "tofu-mini").set_index("method")
+    assert "(ref 0.78)" in shown.loc["npo+lora-r4", "mia_loss"]
+    # without a calibrating value the old rule stands: nearest 0.5
+    store2 = ResultStore(tmp_path / "plain")
+    for method, aucs in values.items():
+        for seed, value in enumerate(aucs):
+            [spec] = expand("tofu-mini", method, seeds=str(seed))
+            r = record(spec, value)
+            del r["suite_records"]["reference_metrics"]["mia_loss"]
+            write_json_atomic(store2.run_dir(spec) / "run.json", r)
+    frame = leaderboard("tofu-mini", store2, refs=load_runs("tofu-mini", store2).iloc[0:0])
+    assert dict(zip(frame["method"], frame["mia_loss_best"])) == {"ga+lora-r4": False, "npo+lora-r4": True}
+
+
+def test_the_null_spread_of_an_auc_matches_simulation():
+    """auc_null_halfwidth against 4,000 AUCs of two samples from one distribution: the 95th percentile of
+    |AUC - 0.5|. TOFU's forget01 vs holdout01 holds 2 authors per side: +-0.63, so its 0.78 is chance."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for n1, n2 in ((20, 20), (40, 40), (10, 30)):
+        a, b = rng.normal(size=(4000, n1, 1)), rng.normal(size=(4000, 1, n2))
+        aucs = (a > b).mean(axis=(1, 2))  # P(member > non-member), no ties with continuous draws
+        assert auc_null_halfwidth(n1, n2) == pytest.approx(np.quantile(abs(aucs - 0.5), 0.95), abs=0.015)
+    assert auc([0.9, 0.8], [0.1, 0.85]) == pytest.approx(0.75)  # the harness's AUC is the same statistic
+    assert auc_null_halfwidth(2, 2) == pytest.approx(1.96 * math.sqrt(5 / 48))
+    assert auc_null_halfwidth(0, 5) == math.inf
