@@ -135,7 +135,7 @@ def test_real_tofu_offline_fails_fast_and_names_the_way_out(tmp_path, capsys):
     assert "--option target=published" in err
     assert main(["finetune", "--suite", "tofu", "--model", "phi-1.5", "--split", "full", "--results", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "Hugging Face hub cannot be reached" in err and "--model PATH" in err
+    assert "Hugging Face hub cannot be reached" in err and "--model DIR (bench finetune)" in err
     assert time.time() - start < 30
 
 
