@@ -126,6 +126,18 @@ def _specs(args):
     return expand(args.suite, args.methods, args.models, args.splits, args.ranks, args.seeds, hp, options)
 
 
+def _check_runtime(args, specs=()) -> None:
+    """Runtime flags that nothing of this command would read are errors, not silent no-ops."""
+    from suites import SUITES
+
+    if getattr(args, "data_dir", None) and not SUITES[args.suite].reads_data_dir:
+        raise BenchError(f"--data-dir is read by no run of suite {args.suite} (it generates its own data)")
+    if getattr(args, "lm_eval_include", None) and not any(s.option("lm_eval_extra") for s in specs):
+        raise BenchError("--lm-eval-include is read only with --lm-eval-tasks (the tasks it defines)")
+    if getattr(args, "profile", None) and getattr(args, "launcher", "local") == "local":
+        raise BenchError("--profile is read only by --launcher slurm or local-jobs")
+
+
 def _context(args):
     import torch
 
@@ -170,6 +182,7 @@ def cmd_run(args) -> int:
     from bench.runner import run_grid
 
     specs = _specs(args)
+    _check_runtime(args, specs)
     if args.launcher != "local":
         return _dispatch(args, specs)
     ctx = _context(args)
@@ -230,6 +243,7 @@ def cmd_finetune(args) -> int:
     if not hasattr(suite, "finetune"):
         raise BenchError(f"suite {args.suite} has no reference models to fine-tune")
     suite.check_model(args.model)
+    _check_runtime(args)
     ctx = _context(args)
     ctx.store.check_writable()
     out = suite.finetune(args.model, args.split, ctx, args.seed)

@@ -108,6 +108,7 @@ class Suite(ABC):
     late_options: dict[str, Any] = LATE_OPTIONS  # options added after results existed: recorded only when set
     robustness_columns: tuple[str, ...] = ()  # robustness.md's metrics (bench/robustness.py)
     recovery_metric: str | None = None  # what the relearning recovery is a share of
+    reads_data_dir: bool = True  # False: the suite builds its own data and never reads --data-dir
 
     def check_split(self, split: str) -> str:
         if split not in self.splits:
@@ -133,6 +134,21 @@ class Suite(ABC):
         check_recipe(merged)
         late = self.late_options
         return tuple(sorted((k, v) for k, v in merged.items() if k not in late or v != late[k]))
+
+    def unread_option(self, name: str, spec: RunSpec) -> str | None:
+        """Why a run of `spec` does not read option `name`, or None when it does. A --option that no run
+        of a grid reads is an error; a run that does not read it keeps the spec (and id) it has without it."""
+        from methods import OBJECTIVES
+
+        if name == "idk_answers" and not OBJECTIVES[spec.objective].needs_alternate:
+            readers = [o for o in OBJECTIVES.names() if OBJECTIVES[o].needs_alternate]
+            return f"only objectives trained towards refusals read it ({', '.join(readers)})"
+        if name in ("relearn_fraction", "relearn_epochs"):
+            from bench.robustness import parse
+
+            if "relearn" not in parse(spec.option("robustness", LATE_OPTIONS["robustness"])):
+                return "only the relearning stage reads it (--option robustness=relearn or all)"
+        return None
 
     @abstractmethod
     def hparams(self, model: str) -> Hyperparams:

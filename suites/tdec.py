@@ -140,6 +140,21 @@ class Tdec(Suite):
     # Pile, where the forget sequences come from (Carlini et al. 2021 use a smaller model); `none`: skip it
     late_options = {**LATE_OPTIONS, "mia_reference": "openai-community/gpt2"}
 
+    def check_options(self, given: dict) -> tuple:
+        options = super().check_options(given)
+        if dict(options)["thresholds"] not in ("jang", "measured"):
+            raise BenchError(f"bad option thresholds={dict(options)['thresholds']!r} (expected jang or measured)")
+        return options
+
+    def unread_option(self, name: str, spec: RunSpec) -> str | None:
+        from methods import OBJECTIVES
+
+        if name == "retain_size" and not OBJECTIVES[spec.objective].needs_retain and spec.adapter != "fila":
+            return "only objectives with a retain term, and FILA's Fisher pass, read the retain sequences"
+        if name == "eval_limit" and not str(spec.option("lm_eval_tasks")) and spec.option("dialogue", "auto") == "none":
+            return "only the lm-eval tasks and the dialogue sets read it"
+        return super().unread_option(name, spec)
+
     def derived_metrics(self, record: dict) -> dict:
         final = record.get("final_metrics", {})
         if "forgotten" not in final:

@@ -14,7 +14,7 @@ import os
 import random
 from pathlib import Path
 
-from bench.errors import unknown
+from bench.errors import BenchError, unknown
 from bench.fingerprint import code_fingerprint, digest
 from bench.lm_eval_bridge import write_choice_task
 from bench.spec import Hyperparams, RunSpec
@@ -45,9 +45,23 @@ class TdecMini(Tdec):
     options = {**Tdec.options, "seq_len": 64, "thresholds": "measured", "lm_eval_tasks": "mini_phrase,mini_order",
                "retain_size": 256}
     objective_overrides = MINI_OBJECTIVE_OVERRIDES
+    reads_data_dir = False  # generated data, cached under the results directory
     # the Reference attack's model: `trained` = the base model's recipe on the general chunks only (it never
     # sees a forget set), built once; or a directory, or `none`
     late_options = {**LATE_OPTIONS, "mia_reference": "trained"}
+
+    def check_options(self, given: dict) -> tuple:
+        options = super().check_options(given)
+        if dict(options)["dialogue"] not in ("auto", "none"):  # its one dialogue set is generated, not named
+            raise BenchError(f"bad option dialogue={dict(options)['dialogue']!r} for {self.name} (expected auto or none)")
+        return options
+
+    def unread_option(self, name: str, spec: RunSpec) -> str | None:
+        if name == "seq_len":
+            return f"{self.name}'s sequences are generated once at {CORPUS['seq_len']} tokens"
+        if name == "pile_ppl":
+            return f"{self.name} has no Pile text (held-out perplexity stands for it)"
+        return super().unread_option(name, spec)
 
     def check_model(self, model: str) -> None:
         if model not in self.models:

@@ -41,6 +41,7 @@ class TofuMini(Tofu):
     # (data order, float rounding on another machine) moves every number; the intervals must cover it
     options = {**Tofu.options, "generation": "new:32", "max_length": 128, "reference_seed": "run"}
     objective_overrides = MINI_OBJECTIVE_OVERRIDES
+    reads_data_dir = False  # generated data, cached under the results directory
 
     def check_model(self, model: str) -> None:
         if model not in ARCH_OF:
