@@ -144,7 +144,11 @@ def _context(args):
     from bench.store import ResultStore
     from suites import Context
 
+    from bench import distributed
+
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and distributed.active():  # one device per rank
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     if device == "cpu":
         # Tiny models on a shared 2-core machine ran 3-8x slower with 2 threads than with 1.
         torch.set_num_threads(args.threads or 1)
@@ -179,15 +183,24 @@ def cmd_show_config(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from bench import distributed
     from bench.runner import run_grid
 
     specs = _specs(args)
     _check_runtime(args, specs)
     if args.launcher != "local":
+        if distributed.active():
+            raise BenchError(f"--launcher {args.launcher} submits jobs; under torchrun use --launcher local")
         return _dispatch(args, specs)
+    distributed.init()
+    if not distributed.is_main():  # rank 0 reports; the others train alongside it quietly
+        logging.getLogger().setLevel(logging.WARNING)
     ctx = _context(args)
-    log.info(f"{len(specs)} runs in suite {args.suite}; results in {ctx.store.suite_dir(args.suite)}")
+    log.info(f"{len(specs)} runs in suite {args.suite}; results in {ctx.store.suite_dir(args.suite)}"
+             + (f"; {distributed.world_size()} processes" if distributed.active() else ""))
     outcome = run_grid(specs, ctx, force=args.force, show_progress=not args.quiet)
+    if not distributed.is_main():
+        return 1 if outcome.failed else 0
     print(f"{len(outcome.finished)} finished, {len(outcome.skipped)} already done, {len(outcome.busy)} busy elsewhere, "
           f"{len(outcome.failed)} failed; results in {ctx.store.suite_dir(args.suite) / 'runs'}")
     for run_id, reason in outcome.failed:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from bench.errors import BenchError, unknown
@@ -157,6 +158,43 @@ class Suite(ABC):
     @abstractmethod
     def prepare(self, spec: RunSpec, ctx: Context) -> Prepared:
         """Build data, make sure references exist (or fail naming the command that makes them)."""
+
+    # the code that turns a model into this suite's numbers: its fingerprint goes into every run.json
+    evaluator_modules: tuple[str, ...] = ("methods.losses", "bench.data")
+
+    def input_files(self, spec: RunSpec, ctx: Context) -> dict[str, Path]:
+        """The data files a run of `spec` reads, by name (none for data from the hub)."""
+        return {}
+
+    def input_models(self, spec: RunSpec, ctx: Context) -> dict[str, str]:
+        """The models a run of `spec` reads, by role: the one it unlearns and every reference."""
+        return {}
+
+    def inputs(self, spec: RunSpec, ctx: Context) -> dict[str, str]:
+        """Fingerprints of everything a run of `spec` reads besides its spec: data files (SHA-256), model
+        weights (bench.fingerprint.model_fingerprint) and the evaluator's code. run.json records them;
+        a finished run whose inputs differ now is recomputed, not reused (bench/runner.py)."""
+        from bench.fingerprint import code_fingerprint, file_fingerprint, model_fingerprint
+        from bench.robustness import parse
+        from methods import OBJECTIVES
+
+        files = dict(self.input_files(spec, ctx))
+        if OBJECTIVES[spec.objective].needs_alternate:
+            from methods.refusals import SHIPPED
+
+            files["idk_answers"] = Path(spec.option("idk_answers", "") or SHIPPED)
+        if spec.option("lm_eval_extra") and ctx.lm_eval_include:
+            files.update({f"lm_eval_include/{p.name}": p for p in sorted(Path(ctx.lm_eval_include).glob("*"))
+                          if p.is_file()})
+        out = {f"data/{name}": file_fingerprint(path) for name, path in files.items()}
+        out.update({f"model/{role}": model_fingerprint(path) for role, path in self.input_models(spec, ctx).items()})
+        modules = list(self.evaluator_modules)
+        if spec.option("lm_eval_extra"):
+            modules.append("bench.lm_eval_bridge")
+        if parse(spec.option("robustness", LATE_OPTIONS["robustness"])):
+            modules.append("bench.robustness")
+        out["code/evaluator"] = code_fingerprint(*dict.fromkeys(modules))
+        return out
 
     # per-objective settings of this suite over the objective's own defaults, e.g. {"rmu": {"lr": 1e-3}}
     objective_overrides: dict[str, dict[str, Any]] = {}

@@ -162,6 +162,28 @@ class Tdec(Suite):
         cap = record["spec"]["hparams"]["epochs"]
         return {"epochs_to_forget_or_cap": final["epochs_to_forget"] if final["forgotten"] else cap + 1}
 
+    # -- what a run reads (fingerprinted into run.json) ---------------------------------------------
+    evaluator_modules = ("suites.tdec", "suites.extraction", "suites.privacy", "suites.dialogue",
+                         "bench.lm_eval_bridge", "methods.losses", "bench.data")
+
+    def input_files(self, spec: RunSpec, ctx: Context) -> dict[str, Path]:
+        name = f"lm_extraction_32_{self.splits.index(spec.split)}.csv"
+        if not ctx.data_dir:  # downloaded once into the artefacts, checked against its recorded SHA-256
+            return {name: ctx.store.artefact_dir(self.name) / "data" / name}
+        data = Path(ctx.data_dir)
+        files = {n: data / n for n in (name, "wikitext_train.txt", "wikitext_validation.txt", "wikitext_test.txt")}
+        files.update({p.name: p for p in sorted(data.glob("dialogue_*.jsonl"))})
+        if spec.option("pile_ppl", "auto") != "none":
+            files["pile_validation.txt"] = data / "pile_validation.txt"
+        return files
+
+    def input_models(self, spec: RunSpec, ctx: Context) -> dict[str, str]:
+        models = {"start": self.model_path(spec, ctx)}
+        reference = self.mia_reference_model(spec, ctx)
+        if reference is not None:
+            models["mia_reference"] = reference
+        return models
+
     def hparams(self, model: str) -> Hyperparams:
         lr = MODELS[model].unlearn_lr if model in MODELS else 5e-5
         # Jang et al.: Adam, constant lr, the whole forget set per step, until forgotten (capped here)

@@ -46,6 +46,12 @@ class TdecMini(Tdec):
                "retain_size": 256}
     objective_overrides = MINI_OBJECTIVE_OVERRIDES
     reads_data_dir = False  # generated data, cached under the results directory
+    evaluator_modules = Tdec.evaluator_modules + ("suites.tdec_mini", "suites.tdec_mini_tasks")
+
+    def input_files(self, spec: RunSpec, ctx: Context) -> dict[str, Path]:
+        # the lm-eval task files are generated from code and constants that their directory name digests
+        self.pools(ctx)
+        return {"pools.json": self.root(ctx) / "data" / "pools.json"}
     # the Reference attack's model: `trained` = the base model's recipe on the general chunks only (it never
     # sees a forget set), built once; or a directory, or `none`
     late_options = {**LATE_OPTIONS, "mia_reference": "trained"}

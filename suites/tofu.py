@@ -184,12 +184,16 @@ class Tofu(Suite):
     def data_dir(self, ctx: Context) -> str | None:
         return ctx.data_dir
 
+    def config_path(self, config: str, ctx: Context) -> Path | None:
+        """The local file of a config, None when it comes from the hub."""
+        local = self.data_dir(ctx)
+        return Path(local) / f"{config}.json" if local else None
+
     def load_config(self, config: str, ctx: Context) -> list[dict]:
         from datasets import load_dataset
 
-        local = self.data_dir(ctx)
-        if local:
-            path = Path(local) / f"{config}.json"
+        path = self.config_path(config, ctx)
+        if path is not None:
             if not path.is_file():
                 raise BenchError(f"missing data file {path} (a TOFU data directory holds {config}.json and the other configs)")
             return list(load_dataset("json", data_files=str(path), split="train"))
@@ -227,6 +231,22 @@ class Tofu(Suite):
         members = self.load_config(spec.split, ctx)
         non_members = self.load_config("holdout" + spec.split.removeprefix("forget"), ctx)
         return (members[:cap], non_members[:cap]) if cap else (members, non_members)
+
+    # -- what a run reads (fingerprinted into run.json) ---------------------------------------------
+    evaluator_modules = ("suites.tofu", "suites.tofu_eval", "suites.privacy", "methods.losses", "bench.data")
+
+    def run_configs(self, spec: RunSpec) -> tuple[str, ...]:
+        """Every config a run of `spec` reads: training sets, evaluation sets, membership non-members."""
+        return (spec.split, RETAIN_OF[spec.split], f"{spec.split}_perturbed", "retain_perturbed",
+                "real_authors_perturbed", "world_facts_perturbed", "holdout" + spec.split.removeprefix("forget"))
+
+    def input_files(self, spec: RunSpec, ctx: Context) -> dict[str, Path]:
+        paths = {f"{c}.json": self.config_path(c, ctx) for c in self.run_configs(spec)}
+        return {name: path for name, path in paths.items() if path is not None}
+
+    def input_models(self, spec: RunSpec, ctx: Context) -> dict[str, str]:
+        return {"target": self.reference_model(spec, "target", "full", ctx),
+                "reference": self.reference_model(spec, "reference", self.reference_split(spec), ctx)}
 
     # -- reference models ------------------------------------------------------------------------
     def artefact_model_dir(self, model: str, split: str, ctx: Context, seed: int = 0) -> Path:

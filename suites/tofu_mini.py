@@ -42,6 +42,7 @@ class TofuMini(Tofu):
     options = {**Tofu.options, "generation": "new:32", "max_length": 128, "reference_seed": "run"}
     objective_overrides = MINI_OBJECTIVE_OVERRIDES
     reads_data_dir = False  # generated data, cached under the results directory
+    evaluator_modules = Tofu.evaluator_modules + ("suites.tofu_mini", "suites.tofu_mini_unseen")
 
     def check_model(self, model: str) -> None:
         if model not in ARCH_OF:
@@ -71,18 +72,24 @@ class TofuMini(Tofu):
             publish_dir(tmp, out)
         return str(out)
 
-    def load_config(self, config: str, ctx: Context) -> list[dict]:
-        if config.startswith("holdout"):  # generated apart from the training data (suites/tofu_mini_unseen.py)
-            from suites.tofu_mini_unseen import holdout_configs
+    def config_path(self, config: str, ctx: Context) -> Path:
+        if not config.startswith("holdout"):
+            return super().config_path(config, ctx)
+        # generated apart from the training data (suites/tofu_mini_unseen.py)
+        from suites.tofu_mini_unseen import holdout_configs
 
-            out = ctx.store.artefact_dir(self.name) / \
-                f"holdout-{digest([DATA, code_fingerprint('suites.tofu_mini_data', 'suites.tofu_mini_unseen')])}"
-            if not (out / "holdout10.json").exists():
-                tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-                for name, rows in holdout_configs(**DATA).items():
-                    write_json_atomic(tmp / f"{name}.json", rows)
-                publish_dir(tmp, out)
-            path = out / f"{config}.json"
+        out = ctx.store.artefact_dir(self.name) / \
+            f"holdout-{digest([DATA, code_fingerprint('suites.tofu_mini_data', 'suites.tofu_mini_unseen')])}"
+        if not (out / "holdout10.json").exists():
+            tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+            for name, rows in holdout_configs(**DATA).items():
+                write_json_atomic(tmp / f"{name}.json", rows)
+            publish_dir(tmp, out)
+        return out / f"{config}.json"
+
+    def load_config(self, config: str, ctx: Context) -> list[dict]:
+        if config.startswith("holdout"):
+            path = self.config_path(config, ctx)
             if not path.exists():
                 raise unknown("holdout config of tofu-mini", config, ("holdout01", "holdout05", "holdout10"))
             return read_json(path)
