@@ -122,9 +122,8 @@ def run_one(spec: RunSpec, ctx: Context, force: bool = False) -> str:
         except BenchError as e:
             if main and previous is None:
                 ctx.store.discard(run)
-            elif main:
-                run.record = previous
-                run.save()
+            elif main:  # the record as it was, byte for byte
+                write_json_atomic(run.dir / "run.json", previous)
             raise
         except Exception as e:
             _fail(run, f"{type(e).__name__}: {e}")
