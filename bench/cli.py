@@ -311,6 +311,13 @@ def main(argv=None) -> int:
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+    except RuntimeError as e:
+        from bench.distributed import RankLost
+
+        if not isinstance(e, RankLost):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; finished runs are kept, unfinished ones resume on the next `run`", file=sys.stderr)
         return 130

@@ -20,6 +20,25 @@ from bench.errors import BenchError
 DEFAULT_TIMEOUT_S = 1800.0
 
 
+class RankLost(RuntimeError):
+    """Another rank stopped, or did not answer within the timeout."""
+
+
+def _collective(what: str):
+    import contextlib
+
+    @contextlib.contextmanager
+    def guard():
+        try:
+            yield
+        except Exception as e:
+            raise RankLost(f"another process of this distributed run stopped or did not answer within "
+                           f"{timeout_seconds():g} s (BENCH_DIST_TIMEOUT) during {what}: "
+                           f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+    return guard()
+
+
 def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
@@ -60,7 +79,8 @@ def init() -> None:
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         backend = "nccl"
-    dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_seconds()))
+    with _collective("start-up"):
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_seconds()))
 
 
 def share(obj: Any) -> Any:
@@ -70,7 +90,8 @@ def share(obj: Any) -> Any:
     import torch.distributed as dist
 
     box = [obj if is_main() else None]
-    dist.broadcast_object_list(box, src=0)
+    with _collective("a broadcast of rank 0's decision"):
+        dist.broadcast_object_list(box, src=0)
     return box[0]
 
 
@@ -83,5 +104,18 @@ def any_rank(flag: bool, device="cpu") -> bool:
         return flag
 
     t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    with _collective("the loss check"):
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item() > 0)
+
+
+def weighted_sum(values: list[float], weight: float, device="cpu") -> list[float]:
+    """sum over ranks of weight * values (each rank its own weight): a step's mean from its shares."""
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64, device=device) * weight
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        with _collective("the loss sum"):
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.tolist()

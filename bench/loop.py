@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import torch
 
 from bench.data import Example, collate, epoch_pairing, to_device
-from bench.distributed import any_rank
+from bench.distributed import any_rank, weighted_sum
 from bench.spec import Hyperparams
 from methods.objective import LossInputs, Objective
 
@@ -96,7 +96,7 @@ def train(model: torch.nn.Module, objective: Objective, forget: Sequence[Example
             step_items = order[step_start:step_start + hp.effective_batch]
             mine = step_items[rank::world]  # this process's share of the optimiser step
             chunks = [mine[i:i + hp.batch_size] for i in range(0, len(mine), hp.batch_size)]
-            step_loss, non_finite = 0.0, None
+            step_loss, step_parts, non_finite = 0.0, {}, None
             for k, idx in enumerate(chunks):
                 weight = len(idx) / len(step_items) * world  # DDP averages over processes
                 inputs = LossInputs(
@@ -117,11 +117,18 @@ def train(model: torch.nn.Module, objective: Objective, forget: Sequence[Example
                     accelerator.backward(loss * weight)  # every rank reaches DDP's gradient sync
                 step_loss += loss.item() * len(idx) / len(mine)
                 for name, value in parts.items():
-                    parts_sum[name] = parts_sum.get(name, 0.0) + value * len(idx) / len(mine)
+                    step_parts[name] = step_parts.get(name, 0.0) + value * len(idx) / len(mine)
                 micro_batches += 1
             # one rank's non-finite loss stops every rank at the same step, so none waits on the others
             if world > 1 and any_rank(non_finite is not None, accelerator.device):
                 raise NonFiniteLoss(non_finite or f"loss is not finite on another rank at epoch {epoch}, step {n_steps + 1}")
+            if world > 1:  # what the step's whole batch gave, not this rank's share of it
+                names = sorted(step_parts)
+                step_loss, *values = weighted_sum([step_loss] + [step_parts[n] for n in names],
+                                                  len(mine) / len(step_items), accelerator.device)
+                step_parts = dict(zip(names, values))
+            for name, value in step_parts.items():
+                parts_sum[name] = parts_sum.get(name, 0.0) + value
             if hp.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(ddp_model.parameters(), hp.max_grad_norm)
             state.optimizer.step()

@@ -90,9 +90,14 @@ def run_one(spec: RunSpec, ctx: Context, force: bool = False) -> str:
                 decision = _decide(spec, ctx, run, force)
             except BenchError as e:
                 decision = {"status": "error", "message": str(e)}
-                if not run.existed:
+                if run is not None and not run.existed:
                     ctx.store.discard(run)
-        decision = distributed.share(decision)
+        try:
+            decision = distributed.share(decision)
+        except distributed.RankLost:
+            if main and run is not None and not run.existed:
+                ctx.store.discard(run)
+            raise
         if decision["status"] == "error":
             raise BenchError(decision["message"])
         if decision["status"] != "run":

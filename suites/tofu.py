@@ -224,6 +224,25 @@ class Tofu(Suite):
     def finetune_items(self, split: str, ctx: Context) -> list[dict]:
         return self.load_config(split, ctx)
 
+    def finetune_configs(self, split: str) -> tuple[str, ...]:
+        """The configs `finetune_items` reads."""
+        return (split,)
+
+    def finetune_data(self, split: str, ctx: Context) -> dict[str, str]:
+        """Fingerprints of the files a fine-tune on `split` reads ({} for hub data)."""
+        from bench.fingerprint import file_fingerprint
+
+        paths = {f"{c}.json": self.config_path(c, ctx) for c in self.finetune_configs(split)}
+        return {name: file_fingerprint(path) for name, path in paths.items() if path is not None}
+
+    def check_fine_tuned(self, out: Path, split: str, ctx: Context) -> None:
+        """A reference fine-tuned on other data than the data directory holds now is never reused."""
+        recipe = out / "recipe.json"
+        recorded = read_json(recipe).get("data") if recipe.exists() else None
+        if recorded is not None and recorded != self.finetune_data(split, ctx):
+            raise BenchError(f"the {split} model at {out} was fine-tuned on other data than the data directory holds "
+                             f"now; delete that directory to fine-tune it again on the current data")
+
     def privacy_items(self, spec: RunSpec, ctx: Context) -> tuple[list[dict], list[dict]]:
         """Members and non-members of the membership attacks: the forget split's QA pairs and the matching
         holdout config (holdout01/05/10: authors of the same distribution that no model trains on)."""
@@ -272,6 +291,7 @@ class Tofu(Suite):
         path = self.artefact_model_dir(spec.model, split, ctx, seed)
         if not (path / "config.json").exists():
             self.missing_reference(spec, split, seed, path, ctx)
+        self.check_fine_tuned(path, split, ctx)
         return str(path)
 
     def reference_seed(self, spec: RunSpec) -> int:
@@ -297,8 +317,10 @@ class Tofu(Suite):
             raise unknown("fine-tune split", split, FINETUNE_SPLITS)
         out = self.artefact_model_dir(model, split, ctx, seed)
         if (out / "config.json").exists():
+            self.check_fine_tuned(out, split, ctx)
             return out
         hp = self.finetune_hparams(model)
+        data = self.finetune_data(split, ctx)  # what it is trained on, checked whenever it is reused
         net, tokenizer = load_model(self.base_model(model, ctx), trust_remote_code=ctx.trust_remote_code, device=ctx.device)
         fmt = self.qa_format(model, tokenizer)
         examples = [qa_example(tokenizer, fmt.prompt(it["question"]), fmt.answer(it["answer"]), int(self.options["max_length"]))
@@ -308,7 +330,8 @@ class Tofu(Suite):
         tmp = out.with_name(out.name + f".tmp{os.getpid()}")
         net.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        write_json_atomic(tmp / "recipe.json", {"model": model, "split": split, "hparams": hp.record(), "seed": seed})
+        write_json_atomic(tmp / "recipe.json", {"model": model, "split": split, "hparams": hp.record(), "seed": seed,
+                                                "data": data})
         publish_dir(tmp, out)
         return out
 

@@ -105,6 +105,9 @@ class TofuMini(Tofu):
                   code_fingerprint("suites.tofu_mini_data", "bench.tiny")]
         return ctx.store.artefact_dir(self.name) / "models" / f"{model}-{digest(recipe)}" / _seeded(split, seed)
 
+    def finetune_configs(self, split: str) -> tuple[str, ...]:
+        return (split, "real_authors", "world_facts")
+
     def finetune_items(self, split: str, ctx: Context) -> list[dict]:
         replay = self.load_config("real_authors", ctx) + self.load_config("world_facts", ctx)
         return self.load_config(split, ctx) + replay

@@ -179,3 +179,23 @@ def test_a_bad_input_before_the_run_starts_leaves_nothing_behind(tokenizer, tmp_
     assert last == f"error: missing data file {tofu_data / 'retain90.json'} (a TOFU data directory holds retain90.json and the other configs)"
     assert not (results / "tofu" / "runs").exists()
     assert list(ResultStore(results).iter_records("tofu")) == []  # what status and the leaderboard list
+
+
+def test_a_reference_fine_tuned_on_other_data_is_never_reused(tokenizer, tmp_path, tofu_data):
+    suite = Tofu()
+    ctx = Context(store=ResultStore(tmp_path / "results"), log=lambda msg: None, data_dir=str(tofu_data))
+    base = save(tiny("llama", tokenizer, seed=0), tokenizer, tmp_path / "base")
+    suite.finetune_hparams = lambda model: Hyperparams(lr=1e-3, epochs=1, batch_size=8, effective_batch=8)
+    out = suite.finetune(base, "retain90", ctx)
+    recipe = json.loads((out / "recipe.json").read_text())
+    assert recipe["data"] == {"retain90.json": fingerprint._sha256_file(tofu_data / "retain90.json")}
+    assert suite.finetune(base, "retain90", ctx) == out  # same data: reused
+    rows = json.loads((tofu_data / "retain90.json").read_text())
+    (tofu_data / "retain90.json").write_text(json.dumps(rows[:-1]))
+    spec = RunSpec("tofu", base, "forget10", "ga", "full", 0, 0, Hyperparams(), suite.check_options({}))
+    from bench.errors import BenchError
+
+    with pytest.raises(BenchError, match=r"the retain90 model at .* was fine-tuned on other data"):
+        suite.reference_model(spec, "reference", "retain90", ctx)
+    with pytest.raises(BenchError, match="delete that directory to fine-tune it again"):
+        suite.finetune(base, "retain90", ctx)
