@@ -50,8 +50,15 @@ class TdecMini(Tdec):
 
     def input_files(self, spec: RunSpec, ctx: Context) -> dict[str, Path]:
         # the lm-eval task files are generated from code and constants that their directory name digests
-        self.pools(ctx)
         return {"pools.json": self.root(ctx) / "data" / "pools.json"}
+
+    def input_models(self, spec: RunSpec, ctx: Context) -> dict[str, str]:
+        # where they are, not built: fingerprinting must not train (under torchrun rank 0 does it alone)
+        models = {"start": str(self.root(ctx) / "model")}
+        choice = spec.option("mia_reference", "trained")
+        if choice != "none":
+            models["mia_reference"] = str(self.root(ctx) / "reference-model") if choice == "trained" else choice
+        return models
     # the Reference attack's model: `trained` = the base model's recipe on the general chunks only (it never
     # sees a forget set), built once; or a directory, or `none`
     late_options = {**LATE_OPTIONS, "mia_reference": "trained"}

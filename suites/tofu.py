@@ -264,8 +264,9 @@ class Tofu(Suite):
         return {name: path for name, path in paths.items() if path is not None}
 
     def input_models(self, spec: RunSpec, ctx: Context) -> dict[str, str]:
-        return {"target": self.reference_model(spec, "target", "full", ctx),
-                "reference": self.reference_model(spec, "reference", self.reference_split(spec), ctx)}
+        # where they are, not built: fingerprinting must not train (under torchrun rank 0 does it alone)
+        return {"target": self.reference_location(spec, "target", "full", ctx),
+                "reference": self.reference_location(spec, "reference", self.reference_split(spec), ctx)}
 
     # -- reference models ------------------------------------------------------------------------
     def artefact_model_dir(self, model: str, split: str, ctx: Context, seed: int = 0) -> Path:
@@ -293,6 +294,13 @@ class Tofu(Suite):
             self.missing_reference(spec, split, seed, path, ctx)
         self.check_fine_tuned(path, split, ctx)
         return str(path)
+
+    def reference_location(self, spec: RunSpec, role: str, split: str, ctx: Context) -> str:
+        """Where `reference_model` finds the model, without building or checking it (for fingerprints)."""
+        named = spec.option(role, "")
+        if named == "published":
+            return PUBLISHED.get((spec.model, split), "published")
+        return named or str(self.artefact_model_dir(spec.model, split, ctx, self.reference_seed(spec)))
 
     def reference_seed(self, spec: RunSpec) -> int:
         choice = spec.option("reference_seed", "shared")
