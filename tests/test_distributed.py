@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
+
+pytestmark = pytest.mark.slow  # several processes, tens of seconds each
 
 
 def free_port() -> int:
@@ -40,8 +43,6 @@ def test_two_processes_end_with_identical_parameters(tmp_path):
 import json
 import os
 
-import pytest
-
 from tests.conftest import with_tdec_mini_artefacts
 
 RUN = ["-q", "run", "--suite", "tdec-mini", "--methods", "ga+lora", "--seeds", "0", "--epochs", "1"]
@@ -61,7 +62,6 @@ def only_record(results):
     return json.loads(path.read_text())
 
 
-@pytest.mark.slow
 def test_the_cli_under_torchrun_matches_one_process(tmp_path, tdec_mini_artefacts):
     repo = Path(__file__).parent.parent
     alone = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path / "alone")
@@ -95,7 +95,6 @@ def test_the_cli_under_torchrun_matches_one_process(tmp_path, tdec_mini_artefact
     assert done.returncode == 0 and "0 finished, 1 already done, 0 busy elsewhere" in done.stdout, done.stderr[-2000:]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["die", "hang"])
 def test_a_rank_that_dies_or_hangs_stops_the_others_with_an_error(mode, tmp_path, tdec_mini_artefacts):
     """Two ranks started without torchrun (as a scheduler would), so nothing but the harness stops rank 0."""
