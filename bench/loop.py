@@ -21,6 +21,7 @@ import torch
 
 from bench.data import Example, collate, epoch_pairing, to_device
 from bench.distributed import any_rank, weighted_sum
+from bench.errors import BenchError
 from bench.spec import Hyperparams
 from methods.objective import LossInputs, Objective
 
@@ -81,6 +82,11 @@ def train(model: torch.nn.Module, objective: Objective, forget: Sequence[Example
 
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     world, rank = accelerator.num_processes, accelerator.process_index
+    smallest = min(min(hp.effective_batch, len(forget) - s) for s in range(0, len(forget), hp.effective_batch))
+    if world > 1 and smallest < world:  # a rank without examples would skip DDP's gradient sync: a hang
+        raise BenchError(f"an optimiser step of {smallest} forget examples cannot be split across {world} processes "
+                         f"(effective_batch={hp.effective_batch}, {len(forget)} forget examples); use at most "
+                         f"{smallest} processes")
     ddp_model = accelerator.prepare_model(model)
     if state is None:  # after wrapping: FSDP replaces the parameters the optimiser must hold
         state = LoopState(*make_optimizer(ddp_model, hp, len(forget)))
