@@ -144,13 +144,29 @@ def _specs(args):
     return expand(args.suite, args.methods, args.models, args.splits, args.ranks, args.seeds, hp, options)
 
 
+def _check_runtime(args, specs=()) -> None:
+    """Runtime flags that nothing of this command would read are errors, not silent no-ops."""
+    from suites import SUITES
+
+    if getattr(args, "data_dir", None) and not SUITES[args.suite].reads_data_dir:
+        raise BenchError(f"--data-dir is read by no run of suite {args.suite} (it generates its own data)")
+    if getattr(args, "lm_eval_include", None) and not any(s.option("lm_eval_extra") for s in specs):
+        raise BenchError("--lm-eval-include is read only with --lm-eval-tasks (the tasks it defines)")
+    if getattr(args, "profile", None) and getattr(args, "launcher", "local") == "local":
+        raise BenchError("--profile is read only by --launcher slurm or local-jobs")
+
+
 def _context(args):
     import torch
 
     from bench.store import ResultStore
     from suites import Context
 
+    from bench import distributed
+
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and distributed.active():  # one device per rank
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     if device == "cpu":
         # Tiny models on a shared 2-core machine ran 3-8x slower with 2 threads than with 1.
         torch.set_num_threads(args.threads or 1)
@@ -189,16 +205,26 @@ def cmd_show_config(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from bench import distributed
     from bench.runner import run_grid
 
     specs = _specs(args)
+    _check_runtime(args, specs)
     if args.until_decided:
         return _until_decided(args, specs)
     if args.launcher != "local":
+        if distributed.active():
+            raise BenchError(f"--launcher {args.launcher} submits jobs; under torchrun use --launcher local")
         return _dispatch(args, specs)
+    distributed.init()
+    if not distributed.is_main():  # rank 0 reports; the others train alongside it quietly
+        logging.getLogger().setLevel(logging.WARNING)
     ctx = _context(args)
-    log.info(f"{len(specs)} runs in suite {args.suite}; results in {ctx.store.suite_dir(args.suite)}")
+    log.info(f"{len(specs)} runs in suite {args.suite}; results in {ctx.store.suite_dir(args.suite)}"
+             + (f"; {distributed.world_size()} processes" if distributed.active() else ""))
     outcome = run_grid(specs, ctx, force=args.force, show_progress=not args.quiet)
+    if not distributed.is_main():
+        return 1 if outcome.failed else 0
     print(f"{len(outcome.finished)} finished, {len(outcome.skipped)} already done, {len(outcome.busy)} busy elsewhere, "
           f"{len(outcome.failed)} failed; results in {ctx.store.suite_dir(args.suite) / 'runs'}")
     for run_id, reason in outcome.failed:
@@ -312,6 +338,7 @@ def cmd_finetune(args) -> int:
     if not hasattr(suite, "finetune"):
         raise BenchError(f"suite {args.suite} has no reference models to fine-tune")
     suite.check_model(args.model)
+    _check_runtime(args)
     overrides = _hparam_overrides(args)
     recipe = suite.finetune_hparams(args.model).replace(**overrides)  # a bad value fails before any loading
     ctx = _context(args)
@@ -372,6 +399,13 @@ def main(argv=None) -> int:
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+    except RuntimeError as e:
+        from bench.distributed import RankLost
+
+        if not isinstance(e, RankLost):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; finished runs are kept, unfinished ones resume on the next `run`", file=sys.stderr)
         return 130

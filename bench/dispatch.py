@@ -199,13 +199,22 @@ def _executor(launcher: str, folder: Path, profile: Profile | None, model: str, 
     return ex
 
 
+def _done(spec: RunSpec, store: ResultStore, runtime: Runtime) -> bool:
+    """Finished, from the inputs there are now (a run whose data, models or evaluator changed is submitted)."""
+    if store.status(spec) != "finished":
+        return False
+    from bench.runner import changed_inputs
+
+    return not changed_inputs(spec, runtime.context(), store.load(store.run_dir(spec)))
+
+
 def submit(specs: Sequence[RunSpec], runtime: Runtime, launcher: str, profile: Profile | None, force: bool = False) -> dict:
     """Submit every unfinished run; returns the sweep record (also written to disk)."""
     if launcher == "slurm" and profile is None:
         raise BenchError("--launcher slurm needs --profile slurm/<cluster>.yaml (see slurm/README.md)")
     store = ResultStore(runtime.results)
     store.check_writable()
-    todo = [s for s in specs if force or store.status(s) != "finished"]
+    todo = [s for s in specs if force or not _done(s, store, runtime)]
     suite = specs[0].suite if specs else "none"
     sweep_id = time.strftime("%Y%m%d-%H%M%S") + f"-{uuid.uuid4().hex[:6]}"
     folder = store.suite_dir(suite) / "jobs" / sweep_id

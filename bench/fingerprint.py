@@ -61,6 +61,23 @@ def model_fingerprint(name_or_path: str) -> str:
     return value
 
 
+_FILE_HASHES: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> SHA-256, per process
+
+
+def file_fingerprint(path: str | os.PathLike) -> str:
+    """SHA-256 of one data file ("missing" if there is none), hashed once per process while its size
+    and modification time stay the same, so checking a grid's runs reads each file once."""
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return "missing"
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _FILE_HASHES:
+        _FILE_HASHES[key] = _sha256_file(path)
+    return _FILE_HASHES[key]
+
+
 def code_fingerprint(*modules: str) -> str:
     """SHA-256 of the source files of `modules` (dotted names)."""
     h = hashlib.sha256()

@@ -37,7 +37,11 @@ def parse_assignments(pairs: Sequence[str] | None, kind: str) -> dict[str, str]:
 def expand(suite_name: str, methods: str = "all", models: str | None = None, splits: str | None = None,
            ranks: str | None = None, seeds: str | None = None, hparams: dict[str, Any] | None = None,
            options: dict[str, Any] | None = None) -> list[RunSpec]:
-    """models x splits x methods x ranks x seeds, in that nesting order."""
+    """models x splits x methods x ranks x seeds, in that nesting order.
+
+    A setting (hyperparameter, option, rank) that no run of the grid reads raises BenchError naming who
+    does read it; a run that does not read a setting others read gets the spec it has without it.
+    """
     suite = SUITES[suite_name]
     model_list = parse_list(models) or list(suite.models)
     split_list = parse_list(splits) or list(suite.default_splits)
@@ -48,18 +52,56 @@ def expand(suite_name: str, methods: str = "all", models: str | None = None, spl
             raise BenchError(f"bad LoRA rank {r} (expected a positive integer such as 4, 8, 16 or 32)")
     seed_list = parse_ints(seeds, "seed") or list(suite.default_seeds)
     method_list = expand_methods(methods, suite.default_adapters)
-    opts = suite.check_options(options or {})
+    if parse_list(ranks) and not any(ADAPTERS[a].uses_rank for _, a in method_list):
+        readers = ", ".join(n for n in ADAPTERS.names() if ADAPTERS[n].uses_rank)
+        raise BenchError(f"--ranks {ranks} is read by none of this grid's adapters "
+                         f"({', '.join(sorted({a for _, a in method_list}))}); adapters that read it: {readers}")
+    given_hp, given_opts = dict(hparams or {}), dict(options or {})
+    opts = suite.check_options(given_opts)
     if any(OBJECTIVES[o].needs_alternate for o, _ in method_list):  # a bad refusal file fails before any run
         from methods import refusals
 
         refusals.load(dict(opts).get("idk_answers", ""))
+    hp_readers: dict[str, set[str]] = {name: set() for name in given_hp}
+    opt_readers: dict[str, set[str]] = {name: set() for name in given_opts}
+    why_unread: dict[str, str] = {}
     specs = []
     for model in model_list:
         suite.check_model(model)
         for split in split_list:
             for objective, adapter in method_list:
-                hp = suite.objective_hparams(model, objective).replace(**(hparams or {}))
+                base = suite.objective_hparams(model, objective)
+                every = base.replace(**given_hp)  # checks every name and value, read or not
+                read = {k: v for k, v in given_hp.items() if OBJECTIVES[objective].reads_hparam(k, every)}
+                hp = base.replace(**read)
+                for name in read:
+                    hp_readers[name].add(objective)
                 for rank in (rank_list if ADAPTERS[adapter].uses_rank else [0]):
                     for seed in seed_list:
-                        specs.append(RunSpec(suite.name, model, split, objective, adapter, rank, seed, hp, opts))
+                        spec = RunSpec(suite.name, model, split, objective, adapter, rank, seed, hp, opts)
+                        unread = {k: suite.unread_option(k, spec) for k in given_opts}
+                        unread = {k: why for k, why in unread.items() if why}
+                        why_unread.update(unread)
+                        for name in set(given_opts) - set(unread):
+                            opt_readers[name].add(spec.method)
+                        if unread:  # as without them
+                            kept = {k: v for k, v in given_opts.items() if k not in unread}
+                            spec = RunSpec(suite.name, model, split, objective, adapter, rank, seed, hp,
+                                           suite.check_options(kept))
+                        specs.append(spec)
+    grid_objectives = ", ".join(dict.fromkeys(o for o, _ in method_list))
+    for name, readers in hp_readers.items():
+        if not readers:
+            raise unread_setting(name, given_hp[name], grid_objectives)
+    for name, readers in opt_readers.items():
+        if not readers:
+            raise BenchError(f"--option {name}={given_opts[name]} is read by no run of this grid: {why_unread[name]}")
     return specs
+
+
+def unread_setting(name: str, value: Any, grid_objectives: str) -> BenchError:
+    """`--set beta=0.5 is read by none of this grid's objectives (npo); objectives that read it: simnpo, ...`"""
+    readers = [o for o in OBJECTIVES.names() if name in OBJECTIVES[o].uses]
+    note = "; retain_loss is read only when retain_weight > 0" if name == "retain_loss" and readers else ""
+    return BenchError(f"--set {name}={value} is read by none of this grid's objectives ({grid_objectives}); "
+                      f"objectives that read it: {', '.join(readers) or 'none'}{note}")

@@ -92,6 +92,9 @@ def run_tasks(model, tokenizer, tasks: Sequence[str], include_path: str | None =
     datasets.disable_progress_bars()
     was_training = model.training
     quiet, os.environ["TQDM_DISABLE"] = os.environ.get("TQDM_DISABLE"), "1"  # lm-eval's per-request bars
+    # under torchrun lm-eval returns results on LOCAL_RANK 0 only; each rank here evaluates its own copy
+    # of the model alone (an in-memory model: lm-eval's world size is 1), so each must get them
+    local_rank, os.environ["LOCAL_RANK"] = os.environ.get("LOCAL_RANK"), "0"
     try:
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=device)
         manager = task_manager(include_path, include_defaults)
@@ -99,10 +102,11 @@ def run_tasks(model, tokenizer, tasks: Sequence[str], include_path: str | None =
                               log_samples=False, bootstrap_iters=0, verbosity="ERROR")
     finally:
         model.train(was_training)  # HFLM switches the model to eval mode
-        if quiet is None:
-            del os.environ["TQDM_DISABLE"]
-        else:
-            os.environ["TQDM_DISABLE"] = quiet
+        for name, value in (("TQDM_DISABLE", quiet), ("LOCAL_RANK", local_rank)):
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
     if items is not None:
         items.update({task: int(n["effective"]) for task, n in out.get("n-samples", {}).items()})
     scores = {}

@@ -20,6 +20,8 @@ from typing import Callable, Sequence
 import torch
 
 from bench.data import Example, collate, epoch_pairing, to_device
+from bench.distributed import any_rank, weighted_sum
+from bench.errors import BenchError
 from bench.spec import Hyperparams
 from bench.truncation import require_counted
 from methods.objective import LossInputs, Objective
@@ -85,6 +87,11 @@ def train(model: torch.nn.Module, objective: Objective, forget: Sequence[Example
     require_counted(alternate or [], "alternate example")
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     world, rank = accelerator.num_processes, accelerator.process_index
+    smallest = min(min(hp.effective_batch, len(forget) - s) for s in range(0, len(forget), hp.effective_batch))
+    if world > 1 and smallest < world:  # a rank without examples would skip DDP's gradient sync: a hang
+        raise BenchError(f"an optimiser step of {smallest} forget examples cannot be split across {world} processes "
+                         f"(effective_batch={hp.effective_batch}, {len(forget)} forget examples); use at most "
+                         f"{smallest} processes")
     ddp_model = accelerator.prepare_model(model)
     if state is None:  # after wrapping: FSDP replaces the parameters the optimiser must hold
         state = LoopState(*make_optimizer(ddp_model, hp, len(forget)))
@@ -100,7 +107,7 @@ def train(model: torch.nn.Module, objective: Objective, forget: Sequence[Example
             step_items = order[step_start:step_start + hp.effective_batch]
             mine = step_items[rank::world]  # this process's share of the optimiser step
             chunks = [mine[i:i + hp.batch_size] for i in range(0, len(mine), hp.batch_size)]
-            step_loss = 0.0
+            step_loss, step_parts, non_finite = 0.0, {}, None
             for k, idx in enumerate(chunks):
                 weight = len(idx) / len(step_items) * world  # DDP averages over processes
                 inputs = LossInputs(
@@ -115,12 +122,24 @@ def train(model: torch.nn.Module, objective: Objective, forget: Sequence[Example
                 with (accelerator.no_sync(ddp_model) if not last else contextlib.nullcontext()):
                     loss, parts = objective.loss(inputs)
                     if not torch.isfinite(loss):
-                        raise NonFiniteLoss(f"loss is {loss.item()} at epoch {epoch}, step {n_steps + 1}")
-                    accelerator.backward(loss * weight)
+                        non_finite = f"loss is {loss.item()} at epoch {epoch}, step {n_steps + 1}"
+                        if world == 1:
+                            raise NonFiniteLoss(non_finite)
+                    accelerator.backward(loss * weight)  # every rank reaches DDP's gradient sync
                 step_loss += loss.item() * len(idx) / len(mine)
                 for name, value in parts.items():
-                    parts_sum[name] = parts_sum.get(name, 0.0) + value * len(idx) / len(mine)
+                    step_parts[name] = step_parts.get(name, 0.0) + value * len(idx) / len(mine)
                 micro_batches += 1
+            # one rank's non-finite loss stops every rank at the same step, so none waits on the others
+            if world > 1 and any_rank(non_finite is not None, accelerator.device):
+                raise NonFiniteLoss(non_finite or f"loss is not finite on another rank at epoch {epoch}, step {n_steps + 1}")
+            if world > 1:  # what the step's whole batch gave, not this rank's share of it
+                names = sorted(step_parts)
+                step_loss, *values = weighted_sum([step_loss] + [step_parts[n] for n in names],
+                                                  len(mine) / len(step_items), accelerator.device)
+                step_parts = dict(zip(names, values))
+            for name, value in step_parts.items():
+                parts_sum[name] = parts_sum.get(name, 0.0) + value
             if hp.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(ddp_model.parameters(), hp.max_grad_norm)
             state.optimizer.step()

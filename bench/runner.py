@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import math
@@ -18,7 +19,7 @@ import torch
 from bench.data import paired_batches
 from bench.environment import environment
 from bench.errors import BenchError
-from bench import checkpoint, robustness
+from bench import checkpoint, distributed, robustness
 from bench.loop import EpochStats, LoopState, NonFiniteLoss, make_optimizer, train
 from bench.models import count_parameters, load_model
 from bench.spec import RunSpec
@@ -81,45 +82,98 @@ def _check_finite(metrics: dict, epoch: int) -> None:
 
 
 def run_one(spec: RunSpec, ctx: Context, force: bool = False) -> str:
-    """Run `spec` unless it is finished (or `force`). Returns finished | skipped | busy | failed."""
-    with ctx.store.claim(spec) as run:
-        if run is None:
-            ctx.log(f"{spec.run_id}: being computed by another process, skipped")
-            return "busy"
-        if run.status == "finished" and not force:
-            ctx.log(f"{spec.run_id}: finished already, skipped ({run.dir}; --force recomputes)")
-            return "skipped"
-        resume_from = None
-        if force:
-            checkpoint.remove_all(run.dir)
-        elif run.status in ("running", "failed") and run.record.get("epochs"):
-            resume_from = checkpoint.latest(run.dir, at_most=run.record["epochs"][-1]["epoch"])
-        if resume_from is None:  # a fresh start keeps nothing of an earlier attempt
-            checkpoint.remove_all(run.dir)
-            run.record = new_record(spec)
-            run.record["started_at"] = time.time()
-        else:
-            ctx.log(f"{spec.run_id}: resuming after epoch {resume_from[0]} ({resume_from[1]})")
-            run.record.setdefault("resumed_after_epoch", []).append(resume_from[0])
-        run.record.update(status="running", reason=None, host=socket.gethostname(), pid=os.getpid(),
-                          slurm_job_id=os.environ.get("SLURM_JOB_ID"))
-        run.save()
+    """Run `spec` unless it is finished from unchanged inputs (or `force`). Returns finished | skipped |
+    busy | failed. Under torchrun every rank calls it; rank 0 claims the run and decides, the others
+    follow (bench/distributed.py). A BenchError (bad input) leaves the store as it was: a run that had no
+    record is removed, one that had keeps its record."""
+    main = distributed.is_main()
+    with (ctx.store.claim(spec) if main else contextlib.nullcontext()) as run:
+        decision = None
+        if main:
+            try:
+                decision = _decide(spec, ctx, run, force)
+            except BenchError as e:
+                decision = {"status": "error", "message": str(e)}
+                if run is not None and not run.existed:
+                    ctx.store.discard(run)
+        try:
+            decision = distributed.share(decision)
+        except distributed.RankLost:
+            if main and run is not None and not run.existed:
+                ctx.store.discard(run)
+            raise
+        if decision["status"] == "error":
+            raise BenchError(decision["message"])
+        if decision["status"] != "run":
+            return decision["status"]
+        previous = copy.deepcopy(run.record) if main and run.existed else None
+        resume_from = decision["resume_from"]
+        if main:
+            if force or resume_from is None:  # a fresh start keeps nothing of an earlier attempt
+                checkpoint.remove_all(run.dir)
+                run.record = new_record(spec)
+                run.record["started_at"] = time.time()
+            else:
+                ctx.log(f"{spec.run_id}: resuming after epoch {resume_from[0]} ({resume_from[1]})")
+                run.record.setdefault("resumed_after_epoch", []).append(resume_from[0])
+            run.record.update(status="running", reason=None, host=socket.gethostname(), pid=os.getpid(),
+                              slurm_job_id=os.environ.get("SLURM_JOB_ID"), world_size=distributed.world_size())
+            run.save()
+        shared = distributed.share(run if main else None)
+        if not main:  # trains alongside rank 0; the store is rank 0's
+            run = Run(shared.dir, shared.record, existed=shared.existed, writes=False)
         try:
             _execute(spec, ctx, run, resume_from)
-        except (NonFiniteLoss, NonFiniteMetric, FinalStageFailed) as e:
+        except (NonFiniteLoss, NonFiniteMetric, FinalStageFailed) as e:  # every rank raises these together
             _fail(run, str(e))
             ctx.log(f"{spec.run_id}: FAILED: {e}")
             return "failed"
-        except BenchError as e:
-            _fail(run, str(e))
+        except BenchError:
+            if main and previous is None:
+                ctx.store.discard(run)
+            elif main:  # the record as it was, byte for byte
+                write_json_atomic(run.dir / "run.json", previous)
             raise
         except Exception as e:
             _fail(run, f"{type(e).__name__}: {e}")
-            (run.dir / "traceback.txt").write_text(traceback.format_exc())
+            if run.writes:
+                (run.dir / "traceback.txt").write_text(traceback.format_exc())
             ctx.log(f"{spec.run_id}: FAILED: {type(e).__name__}: {e} (traceback in {run.dir / 'traceback.txt'})")
+            if distributed.active():
+                raise  # the other ranks cannot know: stop this process, and torchrun or the timeouts stop them
             return "failed"
         ctx.log(f"{spec.run_id}: finished -> {run.dir / 'run.json'}")
         return "finished"
+
+
+def _decide(spec: RunSpec, ctx: Context, run: Run | None, force: bool) -> dict:
+    """Rank 0's decision for a claimed run: busy, skipped, or run (fresh, or resumed from a checkpoint)."""
+    if run is None:
+        ctx.log(f"{spec.run_id}: being computed by another process, skipped")
+        return {"status": "busy"}
+    if force:
+        return {"status": "run", "resume_from": None}
+    changed = changed_inputs(spec, ctx, run.record) if run.status in ("finished", "running", "failed") else []
+    if run.status == "finished":
+        if not changed:
+            ctx.log(f"{spec.run_id}: finished already, skipped ({run.dir}; --force recomputes)")
+            return {"status": "skipped"}
+        ctx.log(f"{spec.run_id}: finished, but from other inputs than today's ({', '.join(changed)}); recomputing")
+        return {"status": "run", "resume_from": None}
+    resume_from = None
+    if run.status in ("running", "failed") and run.record.get("epochs") and not changed:
+        resume_from = checkpoint.latest(run.dir, at_most=run.record["epochs"][-1]["epoch"])
+    return {"status": "run", "resume_from": resume_from}
+
+
+def changed_inputs(spec: RunSpec, ctx: Context, record: dict) -> list[str]:
+    """The inputs (data files, model weights, evaluator code) whose fingerprints differ from those
+    `record` was computed from. A record from before fingerprints were recorded has none to compare."""
+    recorded = record.get("inputs")
+    if recorded is None:
+        return []
+    current = SUITES[spec.suite].inputs(spec, ctx)
+    return sorted(k for k in recorded.keys() | current.keys() if recorded.get(k) != current.get(k))
 
 
 def _fail(run: Run, reason: str) -> None:
@@ -150,6 +204,7 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
     t0 = time.perf_counter()
     prepared = suite.prepare(spec, ctx)
     timings["prepare"] = time.perf_counter() - t0
+    run.record["inputs"] = suite.inputs(spec, ctx)  # a finished run is reused only while these hold
     run.record["suite_records"] = prepared.records
     _preflight(spec, ctx)
     run.record["environment"] = environment(ctx.device, spec.hparams.dtype, spec.seed)
@@ -195,19 +250,21 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
     def on_epoch_end(stats: EpochStats, state: LoopState) -> bool:
         nonlocal eval_seconds, last_evaluation
         t = time.perf_counter()
-        evaluation = last_evaluation = prepared.evaluate(model, tokenizer)
+        # every rank evaluates its (identical) model; rank 0's numbers steer all of them
+        evaluation = last_evaluation = distributed.share(prepared.evaluate(model, tokenizer))
         eval_seconds += time.perf_counter() - t
         entry = {"epoch": stats.epoch, "train": {"loss": stats.loss, **stats.parts, "steps": stats.steps,
                                                   "seconds": stats.seconds},
                  "metrics": evaluation.metrics, "eval_seconds": time.perf_counter() - t}
         epochs.append(entry)
-        write_json_atomic(items_dir / f"epoch-{stats.epoch}.json", evaluation.items)
+        if run.writes:
+            write_json_atomic(items_dir / f"epoch-{stats.epoch}.json", evaluation.items)
         run.save()
         _check_finite(evaluation.metrics, stats.epoch)
         stop = bool(prepared.should_stop and prepared.should_stop(evaluation.metrics))
         if stop:
             run.record["stopped_at_epoch"] = stats.epoch
-        elif stats.epoch < spec.hparams.epochs and ctx.checkpoints:
+        elif stats.epoch < spec.hparams.epochs and ctx.checkpoints and run.writes:
             checkpoint.save(run.dir, stats.epoch, model, state.optimizer, state.scheduler)
         return stop
 
@@ -234,12 +291,13 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
         run.record["peak_memory_mb"] = peak_memory_mb(ctx.device)
     run.record["training_complete"] = True
     try:
-        final = _final_stage(spec, ctx, run, prepared, model, tokenizer, timings, last_evaluation)
-        if ctx.save_models:
+        final = distributed.share(_final_stage(spec, ctx, run, prepared, model, tokenizer, timings, last_evaluation))
+        if ctx.save_models and run.writes:
             run.record["model_dir"] = str(checkpoint.export_model(model, tokenizer, run.dir / "model"))
     except Exception as e:
         # keep the unlearned model: the next `run` of the same spec computes only this stage
-        checkpoint.save(run.dir, epochs[-1]["epoch"], model, state.optimizer, state.scheduler)
+        if run.writes:
+            checkpoint.save(run.dir, epochs[-1]["epoch"], model, state.optimizer, state.scheduler)
         reason = str(e) if isinstance(e, BenchError) else f"{type(e).__name__}: {e}"
         raise FinalStageFailed(f"the final evaluation failed after unlearning ({reason}); the unlearned model is kept "
                                f"in {run.dir}: fix the cause and run the same command again to compute only the "
@@ -247,7 +305,8 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
     run.record["final_metrics"] = final
     run.record.update(status="finished", finished_at=time.time())
     run.save()
-    checkpoint.remove_all(run.dir)
+    if run.writes:
+        checkpoint.remove_all(run.dir)
 
 
 def _final_stage(spec: RunSpec, ctx: Context, run: Run, prepared, model, tokenizer, timings: dict,
@@ -263,6 +322,7 @@ def _final_stage(spec: RunSpec, ctx: Context, run: Run, prepared, model, tokeniz
         t0 = time.perf_counter()
         final.update(prepared.final_evaluate(model, tokenizer))
         timings["utility"] = time.perf_counter() - t0
+        final = distributed.share(final)
         _check_finite(final, epochs[-1]["epoch"])
     extra = [t for t in str(spec.option("lm_eval_extra", "")).split(",") if t]
     if extra:
@@ -282,6 +342,7 @@ def _final_stage(spec: RunSpec, ctx: Context, run: Run, prepared, model, tokeniz
                                                     trust_remote_code=ctx.trust_remote_code, device=ctx.device)[0])
         final.update(robustness.run_stages(stages, model, tokenizer, prepared, spec, ctx, target, timings, last_evaluation))
         run.record["robustness"] = robustness.describe(stages, spec, prepared)
+        final = distributed.share(final)
         _check_finite(final, epochs[-1]["epoch"])
     return final
 
@@ -316,7 +377,7 @@ def run_grid(specs: Sequence[RunSpec], ctx: Context, force: bool = False, show_p
 
     outcome = GridOutcome()
     ctx.store.check_writable()
-    bar = tqdm(specs, desc="grid", unit="run", disable=not show_progress)
+    bar = tqdm(specs, desc="grid", unit="run", disable=not show_progress or not distributed.is_main())
     for spec in bar:
         bar.set_postfix_str(f"{spec.split} {spec.method_label} s{spec.seed}")
         status = run_one(spec, ctx, force=force)

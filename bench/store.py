@@ -63,16 +63,23 @@ class CorruptRun(Exception):
 
 @dataclass
 class Run:
-    """A claimed run: its directory and its record, saved atomically on every change."""
+    """A claimed run: its directory and its record, saved atomically on every change.
+
+    `existed`: it had a run.json when claimed. `writes`: False on the ranks of a distributed run other
+    than rank 0, which train alongside it but leave the store to it (bench/distributed.py)."""
 
     dir: Path
     record: dict
+    existed: bool = True
+    writes: bool = True
 
     @property
     def status(self) -> str:
         return self.record.get("status", "missing")
 
     def save(self) -> None:
+        if not self.writes:
+            return
         self.record["updated_at"] = time.time()
         write_json_atomic(self.dir / "run.json", self.record)
 
@@ -160,9 +167,21 @@ class ResultStore:
                     record = self.load(d)
                 except CorruptRun:
                     record = None  # we hold the lock: a corrupt record is recomputed
-                yield Run(d, record or new_record(spec))
+                yield Run(d, record or new_record(spec), existed=record is not None)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def discard(self, run: Run) -> None:
+        """Remove a run that never had a record (a bad input stopped it before it started), and the
+        suite's `runs/` and suite directories if that leaves them empty: a failed start leaves nothing."""
+        import shutil
+
+        shutil.rmtree(run.dir, ignore_errors=True)
+        for parent in (run.dir.parent, run.dir.parent.parent):
+            try:
+                parent.rmdir()
+            except OSError:
+                return  # other runs or artefacts live there
 
 
 def new_record(spec: RunSpec) -> dict:

@@ -12,4 +12,5 @@ def loss(x: LossInputs):
 
 OBJECTIVE = Objective("ga", loss, needs_retain=False, needs_reference=False,
                       summary="gradient ascent on the forget set",
-                      source="Jang et al. 2023, Knowledge unlearning for mitigating privacy risks in LMs")
+                      source="Jang et al. 2023, Knowledge unlearning for mitigating privacy risks in LMs",
+                      uses=())

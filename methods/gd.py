@@ -1,6 +1,6 @@
 """Gradient difference: -NLL(forget) + lambda * NLL(retain) (or KL to the frozen model: retain_loss=kl)."""
 
-from methods.objective import LossInputs, Objective
+from methods.objective import RETAIN_TERM, LossInputs, Objective
 
 
 def loss(x: LossInputs):
@@ -13,4 +13,5 @@ def loss(x: LossInputs):
 
 OBJECTIVE = Objective("gd", loss, needs_retain=True, needs_reference=False,
                       summary="gradient ascent on forget + descent on retain",
-                      source="Liu et al. 2022, Continual learning and private unlearning")
+                      source="Liu et al. 2022, Continual learning and private unlearning",
+                      uses=RETAIN_TERM)

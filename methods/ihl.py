@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from methods.objective import LossInputs, Objective
+from methods.objective import RETAIN_TERM, LossInputs, Objective
 
 if TYPE_CHECKING:
     import torch
@@ -37,4 +37,5 @@ def loss(x: LossInputs):
 
 OBJECTIVE = Objective("ihl", loss, needs_retain=True, needs_reference=False,
                       summary="inverted hinge loss on forget + retain NLL",
-                      source="Cha et al. 2025, Towards robust and parameter-efficient knowledge unlearning for LLMs")
+                      source="Cha et al. 2025, Towards robust and parameter-efficient knowledge unlearning for LLMs",
+                      uses=RETAIN_TERM)

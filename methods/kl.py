@@ -17,4 +17,5 @@ def loss(x: LossInputs):
 
 OBJECTIVE = Objective("kl", loss, needs_retain=True, needs_reference=True,
                       summary="gradient ascent + KL to the original model on retain",
-                      source="Maini et al. 2024, TOFU")
+                      source="Maini et al. 2024, TOFU",
+                      uses=("retain_weight",))

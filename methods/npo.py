@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from methods.objective import LossInputs, Objective
+from methods.objective import RETAIN_TERM, LossInputs, Objective
 
 if TYPE_CHECKING:
     import torch
@@ -35,4 +35,5 @@ def loss(x: LossInputs):
 
 OBJECTIVE = Objective("npo", loss, needs_retain=True, needs_reference=True,
                       summary="negative preference optimisation + retain NLL",
-                      source="Zhang et al. 2024, Negative preference optimization")
+                      source="Zhang et al. 2024, Negative preference optimization",
+                      uses=RETAIN_TERM + ("npo_beta",))

@@ -38,10 +38,26 @@ class Objective:
     needs_alternate: bool = False  # reads LossInputs.alternate (IdkDPO)
     prepare: Callable[[torch.nn.Module, Hyperparams], None] | None = None  # after the adapter: e.g. RMU's parameter choice
     source: str = ""  # the paper it comes from
+    # every hyperparameter its loss and `prepare` read beyond LOOP (tests/test_settings.py checks it by
+    # tracing attribute reads): a --set of anything else would change the run id and nothing else
+    uses: tuple[str, ...] = ()
 
     def wants_reference(self, hp: Hyperparams) -> bool:
         """The frozen copy costs a model's memory: build it only when a term reads it."""
         return self.needs_reference or (self.needs_retain and hp.retain_weight > 0 and hp.retain_loss == "kl")
 
+    def reads_hparam(self, name: str, hp: Hyperparams) -> bool:
+        """Whether a run of this objective with settings `hp` reads hyperparameter `name`."""
+        if name in LOOP:
+            return True
+        if name not in self.uses:
+            return False
+        # losses.retain_term skips the whole term (and its choice of loss) at weight 0
+        return not (name == "retain_loss" and hp.retain_weight == 0)
+
 
 RETAIN = ("retain_loss",)  # what every objective with a retain regulariser reads
+RETAIN_TERM = ("retain_weight", "retain_loss")  # what losses.retain_term reads
+# what the loop (optimiser, schedule, batching, clipping) and model loading read for every objective
+LOOP = ("lr", "epochs", "batch_size", "effective_batch", "warmup_epochs", "schedule", "weight_decay",
+        "max_grad_norm", "dtype")

@@ -115,4 +115,5 @@ def choose_parameters(model, hp: Hyperparams) -> None:
 OBJECTIVE = Objective("rmu", loss, needs_retain=True, needs_reference=True,
                       summary="steer forget activations to a random direction, keep retain activations",
                       reads=("rmu_c", "rmu_layer", "rmu_params", "forget_weight"), prepare=choose_parameters,
-                      source="Li et al. 2024, The WMDP benchmark (RMU)")
+                      source="Li et al. 2024, The WMDP benchmark (RMU)",
+                      uses=("retain_weight", "rmu_c", "rmu_layer", "rmu_params", "forget_weight"))

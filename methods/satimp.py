@@ -7,7 +7,7 @@ Convention: p_t is the model's probability of the true token; b1 rewards tokens 
 forgotten), b2 tokens not fully certain. Defaults (the open harness's): b1 5, b2 1, gamma 0.1,
 lambda 1 with retain NLL."""
 
-from methods.objective import RETAIN, LossInputs, Objective
+from methods.objective import RETAIN, RETAIN_TERM, LossInputs, Objective
 
 
 def loss(x: LossInputs):
@@ -23,4 +23,5 @@ def loss(x: LossInputs):
 OBJECTIVE = Objective("satimp", loss, needs_retain=True, needs_reference=False,
                       summary="gradient ascent weighted by p^b1 (1-p)^b2 + retain NLL",
                       reads=RETAIN + ("satimp_b1", "satimp_b2", "forget_weight"), defaults={"forget_weight": 0.1},
-                      source="Yang et al. 2025, Exploring criteria of loss reweighting to enhance LLM unlearning")
+                      source="Yang et al. 2025, Exploring criteria of loss reweighting to enhance LLM unlearning",
+                      uses=RETAIN_TERM + ("satimp_b1", "satimp_b2", "forget_weight"))

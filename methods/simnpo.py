@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from methods.objective import RETAIN, LossInputs, Objective
+from methods.objective import RETAIN, RETAIN_TERM, LossInputs, Objective
 
 if TYPE_CHECKING:
     import torch
@@ -36,4 +36,5 @@ OBJECTIVE = Objective("simnpo", loss, needs_retain=True, needs_reference=False,
                       summary="reference-free NPO on length-normalised NLL + retain NLL",
                       reads=RETAIN + ("beta", "delta", "forget_weight"),
                       defaults={"beta": 4.5, "delta": 0.0, "forget_weight": 0.125},
-                      source="Fan et al. 2024, Simplicity prevails: rethinking negative preference optimization")
+                      source="Fan et al. 2024, Simplicity prevails: rethinking negative preference optimization",
+                      uses=RETAIN_TERM + ("beta", "delta", "forget_weight"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from bench.errors import BenchError, unknown
@@ -112,6 +113,7 @@ class Suite(ABC):
     late_options: dict[str, Any] = LATE_OPTIONS  # options added after results existed: recorded only when set
     robustness_columns: tuple[str, ...] = ()  # robustness.md's metrics (bench/robustness.py)
     recovery_metric: str | None = None  # what the relearning recovery is a share of
+    reads_data_dir: bool = True  # False: the suite builds its own data and never reads --data-dir
 
     def check_split(self, split: str) -> str:
         if split not in self.splits:
@@ -138,6 +140,21 @@ class Suite(ABC):
         late = self.late_options
         return tuple(sorted((k, v) for k, v in merged.items() if k not in late or v != late[k]))
 
+    def unread_option(self, name: str, spec: RunSpec) -> str | None:
+        """Why a run of `spec` does not read option `name`, or None when it does. A --option that no run
+        of a grid reads is an error; a run that does not read it keeps the spec (and id) it has without it."""
+        from methods import OBJECTIVES
+
+        if name == "idk_answers" and not OBJECTIVES[spec.objective].needs_alternate:
+            readers = [o for o in OBJECTIVES.names() if OBJECTIVES[o].needs_alternate]
+            return f"only objectives trained towards refusals read it ({', '.join(readers)})"
+        if name in ("relearn_fraction", "relearn_epochs"):
+            from bench.robustness import parse
+
+            if "relearn" not in parse(spec.option("robustness", LATE_OPTIONS["robustness"])):
+                return "only the relearning stage reads it (--option robustness=relearn or all)"
+        return None
+
     @abstractmethod
     def hparams(self, model: str) -> Hyperparams:
         """The published (or, for mini suites, measured) unlearning settings for `model`."""
@@ -145,6 +162,43 @@ class Suite(ABC):
     @abstractmethod
     def prepare(self, spec: RunSpec, ctx: Context) -> Prepared:
         """Build data, make sure references exist (or fail naming the command that makes them)."""
+
+    # the code that turns a model into this suite's numbers: its fingerprint goes into every run.json
+    evaluator_modules: tuple[str, ...] = ("methods.losses", "bench.data")
+
+    def input_files(self, spec: RunSpec, ctx: Context) -> dict[str, Path]:
+        """The data files a run of `spec` reads, by name (none for data from the hub)."""
+        return {}
+
+    def input_models(self, spec: RunSpec, ctx: Context) -> dict[str, str]:
+        """The models a run of `spec` reads, by role: the one it unlearns and every reference."""
+        return {}
+
+    def inputs(self, spec: RunSpec, ctx: Context) -> dict[str, str]:
+        """Fingerprints of everything a run of `spec` reads besides its spec: data files (SHA-256), model
+        weights (bench.fingerprint.model_fingerprint) and the evaluator's code. run.json records them;
+        a finished run whose inputs differ now is recomputed, not reused (bench/runner.py)."""
+        from bench.fingerprint import code_fingerprint, file_fingerprint, model_fingerprint
+        from bench.robustness import parse
+        from methods import OBJECTIVES
+
+        files = dict(self.input_files(spec, ctx))
+        if OBJECTIVES[spec.objective].needs_alternate:
+            from methods.refusals import SHIPPED
+
+            files["idk_answers"] = Path(spec.option("idk_answers", "") or SHIPPED)
+        if spec.option("lm_eval_extra") and ctx.lm_eval_include:
+            files.update({f"lm_eval_include/{p.name}": p for p in sorted(Path(ctx.lm_eval_include).glob("*"))
+                          if p.is_file()})
+        out = {f"data/{name}": file_fingerprint(path) for name, path in files.items()}
+        out.update({f"model/{role}": model_fingerprint(path) for role, path in self.input_models(spec, ctx).items()})
+        modules = list(self.evaluator_modules)
+        if spec.option("lm_eval_extra"):
+            modules.append("bench.lm_eval_bridge")
+        if parse(spec.option("robustness", LATE_OPTIONS["robustness"])):
+            modules.append("bench.robustness")
+        out["code/evaluator"] = code_fingerprint(*dict.fromkeys(modules))
+        return out
 
     # per-objective settings of this suite over the objective's own defaults, e.g. {"rmu": {"lr": 1e-3}}
     objective_overrides: dict[str, dict[str, Any]] = {}

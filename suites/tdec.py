@@ -142,12 +142,49 @@ class Tdec(Suite):
     # Pile, where the forget sequences come from (Carlini et al. 2021 use a smaller model); `none`: skip it
     late_options = {**LATE_OPTIONS, "mia_reference": "openai-community/gpt2"}
 
+    def check_options(self, given: dict) -> tuple:
+        options = super().check_options(given)
+        if dict(options)["thresholds"] not in ("jang", "measured"):
+            raise BenchError(f"bad option thresholds={dict(options)['thresholds']!r} (expected jang or measured)")
+        return options
+
+    def unread_option(self, name: str, spec: RunSpec) -> str | None:
+        from methods import OBJECTIVES
+
+        if name == "retain_size" and not OBJECTIVES[spec.objective].needs_retain and spec.adapter != "fila":
+            return "only objectives with a retain term, and FILA's Fisher pass, read the retain sequences"
+        if name == "eval_limit" and not str(spec.option("lm_eval_tasks")) and spec.option("dialogue", "auto") == "none":
+            return "only the lm-eval tasks and the dialogue sets read it"
+        return super().unread_option(name, spec)
+
     def derived_metrics(self, record: dict) -> dict:
         final = record.get("final_metrics", {})
         if "forgotten" not in final:
             return {}
         cap = record["spec"]["hparams"]["epochs"]
         return {"epochs_to_forget_or_cap": final["epochs_to_forget"] if final["forgotten"] else cap + 1}
+
+    # -- what a run reads (fingerprinted into run.json) ---------------------------------------------
+    evaluator_modules = ("suites.tdec", "suites.extraction", "suites.privacy", "suites.dialogue",
+                         "bench.lm_eval_bridge", "methods.losses", "bench.data")
+
+    def input_files(self, spec: RunSpec, ctx: Context) -> dict[str, Path]:
+        name = f"lm_extraction_32_{self.splits.index(spec.split)}.csv"
+        if not ctx.data_dir:  # downloaded once into the artefacts, checked against its recorded SHA-256
+            return {name: ctx.store.artefact_dir(self.name) / "data" / name}
+        data = Path(ctx.data_dir)
+        files = {n: data / n for n in (name, "wikitext_train.txt", "wikitext_validation.txt", "wikitext_test.txt")}
+        files.update({p.name: p for p in sorted(data.glob("dialogue_*.jsonl"))})
+        if spec.option("pile_ppl", "auto") != "none":
+            files["pile_validation.txt"] = data / "pile_validation.txt"
+        return files
+
+    def input_models(self, spec: RunSpec, ctx: Context) -> dict[str, str]:
+        models = {"start": self.model_path(spec, ctx)}
+        reference = self.mia_reference_model(spec, ctx)
+        if reference is not None:
+            models["mia_reference"] = reference
+        return models
 
     def hparams(self, model: str) -> Hyperparams:
         info = recipe_of(model)[0]

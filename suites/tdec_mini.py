@@ -14,7 +14,7 @@ import os
 import random
 from pathlib import Path
 
-from bench.errors import unknown
+from bench.errors import BenchError, unknown
 from bench.fingerprint import code_fingerprint, digest
 from bench.lm_eval_bridge import write_choice_task
 from bench.spec import Hyperparams, RunSpec
@@ -45,9 +45,36 @@ class TdecMini(Tdec):
     options = {**Tdec.options, "seq_len": 64, "thresholds": "measured", "lm_eval_tasks": "mini_phrase,mini_order",
                "retain_size": 256}
     objective_overrides = MINI_OBJECTIVE_OVERRIDES
+    reads_data_dir = False  # generated data, cached under the results directory
+    evaluator_modules = Tdec.evaluator_modules + ("suites.tdec_mini", "suites.tdec_mini_tasks")
+
+    def input_files(self, spec: RunSpec, ctx: Context) -> dict[str, Path]:
+        # the lm-eval task files are generated from code and constants that their directory name digests
+        return {"pools.json": self.root(ctx) / "data" / "pools.json"}
+
+    def input_models(self, spec: RunSpec, ctx: Context) -> dict[str, str]:
+        # where they are, not built: fingerprinting must not train (under torchrun rank 0 does it alone)
+        models = {"start": str(self.root(ctx) / "model")}
+        choice = spec.option("mia_reference", "trained")
+        if choice != "none":
+            models["mia_reference"] = str(self.root(ctx) / "reference-model") if choice == "trained" else choice
+        return models
     # the Reference attack's model: `trained` = the base model's recipe on the general chunks only (it never
     # sees a forget set), built once; or a directory, or `none`
     late_options = {**LATE_OPTIONS, "mia_reference": "trained"}
+
+    def check_options(self, given: dict) -> tuple:
+        options = super().check_options(given)
+        if dict(options)["dialogue"] not in ("auto", "none"):  # its one dialogue set is generated, not named
+            raise BenchError(f"bad option dialogue={dict(options)['dialogue']!r} for {self.name} (expected auto or none)")
+        return options
+
+    def unread_option(self, name: str, spec: RunSpec) -> str | None:
+        if name == "seq_len":
+            return f"{self.name}'s sequences are generated once at {CORPUS['seq_len']} tokens"
+        if name == "pile_ppl":
+            return f"{self.name} has no Pile text (held-out perplexity stands for it)"
+        return super().unread_option(name, spec)
 
     def check_model(self, model: str) -> None:
         if model not in self.models:

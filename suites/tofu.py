@@ -202,12 +202,16 @@ class Tofu(Suite):
     def data_dir(self, ctx: Context) -> str | None:
         return ctx.data_dir
 
+    def config_path(self, config: str, ctx: Context) -> Path | None:
+        """The local file of a config, None when it comes from the hub."""
+        local = self.data_dir(ctx)
+        return Path(local) / f"{config}.json" if local else None
+
     def load_config(self, config: str, ctx: Context) -> list[dict]:
         from datasets import load_dataset
 
-        local = self.data_dir(ctx)
-        if local:
-            path = Path(local) / f"{config}.json"
+        path = self.config_path(config, ctx)
+        if path is not None:
             if not path.is_file():
                 raise BenchError(f"missing data file {path} (a TOFU data directory holds {config}.json and the other configs)")
             return list(load_dataset("json", data_files=str(path), split="train"))
@@ -238,6 +242,25 @@ class Tofu(Suite):
     def finetune_items(self, split: str, ctx: Context) -> list[dict]:
         return self.load_config(split, ctx)
 
+    def finetune_configs(self, split: str) -> tuple[str, ...]:
+        """The configs `finetune_items` reads."""
+        return (split,)
+
+    def finetune_data(self, split: str, ctx: Context) -> dict[str, str]:
+        """Fingerprints of the files a fine-tune on `split` reads ({} for hub data)."""
+        from bench.fingerprint import file_fingerprint
+
+        paths = {f"{c}.json": self.config_path(c, ctx) for c in self.finetune_configs(split)}
+        return {name: file_fingerprint(path) for name, path in paths.items() if path is not None}
+
+    def check_fine_tuned(self, out: Path, split: str, ctx: Context) -> None:
+        """A reference fine-tuned on other data than the data directory holds now is never reused."""
+        recipe = out / "recipe.json"
+        recorded = read_json(recipe).get("data") if recipe.exists() else None
+        if recorded is not None and recorded != self.finetune_data(split, ctx):
+            raise BenchError(f"the {split} model at {out} was fine-tuned on other data than the data directory holds "
+                             f"now; delete that directory to fine-tune it again on the current data")
+
     def privacy_items(self, spec: RunSpec, ctx: Context) -> tuple[list[dict], list[dict]]:
         """Members and non-members of the membership attacks: the forget split's QA pairs and the matching
         holdout config (holdout01/05/10: authors of the same distribution that no model trains on)."""
@@ -245,6 +268,23 @@ class Tofu(Suite):
         members = self.load_config(spec.split, ctx)
         non_members = self.load_config("holdout" + spec.split.removeprefix("forget"), ctx)
         return (members[:cap], non_members[:cap]) if cap else (members, non_members)
+
+    # -- what a run reads (fingerprinted into run.json) ---------------------------------------------
+    evaluator_modules = ("suites.tofu", "suites.tofu_eval", "suites.privacy", "methods.losses", "bench.data")
+
+    def run_configs(self, spec: RunSpec) -> tuple[str, ...]:
+        """Every config a run of `spec` reads: training sets, evaluation sets, membership non-members."""
+        return (spec.split, RETAIN_OF[spec.split], f"{spec.split}_perturbed", "retain_perturbed",
+                "real_authors_perturbed", "world_facts_perturbed", "holdout" + spec.split.removeprefix("forget"))
+
+    def input_files(self, spec: RunSpec, ctx: Context) -> dict[str, Path]:
+        paths = {f"{c}.json": self.config_path(c, ctx) for c in self.run_configs(spec)}
+        return {name: path for name, path in paths.items() if path is not None}
+
+    def input_models(self, spec: RunSpec, ctx: Context) -> dict[str, str]:
+        # where they are, not built: fingerprinting must not train (under torchrun rank 0 does it alone)
+        return {"target": self.reference_location(spec, "target", "full", ctx),
+                "reference": self.reference_location(spec, "reference", self.reference_split(spec), ctx)}
 
     # -- reference models ------------------------------------------------------------------------
     def artefact_model_dir(self, model: str, split: str, ctx: Context, seed: int = 0, recipe: Hyperparams | None = None
@@ -272,7 +312,15 @@ class Tofu(Suite):
         path = self.artefact_model_dir(spec.model, split, ctx, seed)
         if not (path / "config.json").exists():
             self.missing_reference(spec, split, seed, path, ctx)
+        self.check_fine_tuned(path, split, ctx)
         return str(path)
+
+    def reference_location(self, spec: RunSpec, role: str, split: str, ctx: Context) -> str:
+        """Where `reference_model` finds the model, without building or checking it (for fingerprints)."""
+        named = spec.option(role, "")
+        if named == "published":
+            return PUBLISHED.get((spec.model, split), "published")
+        return named or str(self.artefact_model_dir(spec.model, split, ctx, self.reference_seed(spec)))
 
     def reference_seed(self, spec: RunSpec) -> int:
         choice = spec.option("reference_seed", "shared")
@@ -298,7 +346,9 @@ class Tofu(Suite):
         hp = self.finetune_hparams(model).replace(**(overrides or {}))
         out = self.artefact_model_dir(model, split, ctx, seed, hp)
         if (out / "config.json").exists():
+            self.check_fine_tuned(out, split, ctx)
             return out
+        data = self.finetune_data(split, ctx)  # what it is trained on, checked whenever it is reused
         net, tokenizer = load_model(self.base_model(model, ctx), trust_remote_code=ctx.trust_remote_code, device=ctx.device)
         fmt = self.qa_format(model, tokenizer)
         examples = [fmt.example(tokenizer, it["question"], it["answer"], int(self.options["max_length"]))
@@ -308,7 +358,8 @@ class Tofu(Suite):
         tmp = out.with_name(out.name + f".tmp{os.getpid()}")
         net.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        write_json_atomic(tmp / "recipe.json", {"model": model, "split": split, "hparams": hp.record(), "seed": seed})
+        write_json_atomic(tmp / "recipe.json", {"model": model, "split": split, "hparams": hp.record(), "seed": seed,
+                                                "data": data})
         publish_dir(tmp, out)
         return out
 

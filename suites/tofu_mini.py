@@ -41,6 +41,8 @@ class TofuMini(Tofu):
     # (data order, float rounding on another machine) moves every number; the intervals must cover it
     options = {**Tofu.options, "generation": "new:32", "max_length": 128, "reference_seed": "run"}
     objective_overrides = MINI_OBJECTIVE_OVERRIDES
+    reads_data_dir = False  # generated data, cached under the results directory
+    evaluator_modules = Tofu.evaluator_modules + ("suites.tofu_mini", "suites.tofu_mini_unseen")
 
     def check_model(self, model: str) -> None:
         if model not in ARCH_OF:
@@ -70,18 +72,24 @@ class TofuMini(Tofu):
             publish_dir(tmp, out)
         return str(out)
 
-    def load_config(self, config: str, ctx: Context) -> list[dict]:
-        if config.startswith("holdout"):  # generated apart from the training data (suites/tofu_mini_unseen.py)
-            from suites.tofu_mini_unseen import holdout_configs
+    def config_path(self, config: str, ctx: Context) -> Path:
+        if not config.startswith("holdout"):
+            return super().config_path(config, ctx)
+        # generated apart from the training data (suites/tofu_mini_unseen.py)
+        from suites.tofu_mini_unseen import holdout_configs
 
-            out = ctx.store.artefact_dir(self.name) / \
-                f"holdout-{digest([DATA, code_fingerprint('suites.tofu_mini_data', 'suites.tofu_mini_unseen')])}"
-            if not (out / "holdout10.json").exists():
-                tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-                for name, rows in holdout_configs(**DATA).items():
-                    write_json_atomic(tmp / f"{name}.json", rows)
-                publish_dir(tmp, out)
-            path = out / f"{config}.json"
+        out = ctx.store.artefact_dir(self.name) / \
+            f"holdout-{digest([DATA, code_fingerprint('suites.tofu_mini_data', 'suites.tofu_mini_unseen')])}"
+        if not (out / "holdout10.json").exists():
+            tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+            for name, rows in holdout_configs(**DATA).items():
+                write_json_atomic(tmp / f"{name}.json", rows)
+            publish_dir(tmp, out)
+        return out / f"{config}.json"
+
+    def load_config(self, config: str, ctx: Context) -> list[dict]:
+        if config.startswith("holdout"):
+            path = self.config_path(config, ctx)
             if not path.exists():
                 raise unknown("holdout config of tofu-mini", config, ("holdout01", "holdout05", "holdout10"))
             return read_json(path)
@@ -97,6 +105,9 @@ class TofuMini(Tofu):
         recipe = [model, DATA, (recipe or self.finetune_hparams(model)).record(), self.stage_a_hparams().record(),
                   code_fingerprint("suites.tofu_mini_data", "bench.tiny")]
         return ctx.store.artefact_dir(self.name) / "models" / f"{model}-{digest(recipe)}" / _seeded(split, seed)
+
+    def finetune_configs(self, split: str) -> tuple[str, ...]:
+        return (split, "real_authors", "world_facts")
 
     def finetune_items(self, split: str, ctx: Context) -> list[dict]:
         replay = self.load_config("real_authors", ctx) + self.load_config("world_facts", ctx)

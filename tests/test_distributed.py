@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
+
+pytestmark = pytest.mark.slow  # several processes, tens of seconds each
 
 
 def free_port() -> int:
@@ -19,7 +22,8 @@ def test_two_processes_end_with_identical_parameters(tmp_path):
     script = Path(__file__).parent / "helpers" / "ddp_unlearn.py"
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                 "--master_addr", "127.0.0.1", "--master_port", str(free_port())]
-    done = subprocess.run(torchrun + [str(script), str(tmp_path)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(torchrun + [str(script), str(tmp_path)], capture_output=True, text=True, timeout=300,
+                          env=offline_env())
     assert done.returncode == 0, done.stderr[-2000:]
     first = torch.load(tmp_path / "params-0.pt")
     second = torch.load(tmp_path / "params-1.pt")
@@ -28,7 +32,93 @@ def test_two_processes_end_with_identical_parameters(tmp_path):
 
     single = tmp_path / "single"
     single.mkdir()
-    subprocess.run([sys.executable, str(script), str(single)], check=True, capture_output=True, timeout=300)
+    subprocess.run([sys.executable, str(script), str(single)], check=True, capture_output=True, timeout=300,
+                   env=offline_env())
     alone = torch.load(single / "params-0.pt")
     # Same examples per optimiser step, grouped into other micro-batches: close, not bit-identical.
     assert all(torch.allclose(alone[k], first[k], atol=2e-3) for k in first)
+
+
+# -- the command line under torchrun (issue 20, kind 4) ---------------------------------------------------
+import json
+import os
+
+from tests.conftest import with_tdec_mini_artefacts
+
+RUN = ["-q", "run", "--suite", "tdec-mini", "--methods", "ga+lora", "--seeds", "0", "--epochs", "1"]
+
+
+def offline_env(**extra):
+    repo = str(Path(__file__).parent.parent)  # this checkout's bench/, not an installed copy
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])),
+           **extra}
+    env.pop("WORLD_SIZE", None), env.pop("RANK", None), env.pop("LOCAL_RANK", None)
+    return env
+
+
+def only_record(results):
+    (path,) = (results / "tdec-mini" / "runs").glob("*/run.json")
+    return json.loads(path.read_text())
+
+
+def test_the_cli_under_torchrun_matches_one_process(tmp_path, tdec_mini_artefacts):
+    repo = Path(__file__).parent.parent
+    alone = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path / "alone")
+    done = subprocess.run([sys.executable, "-m", "bench", *RUN, "--results", str(alone)], cwd=repo, env=offline_env(),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    two = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path / "two")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+                "--master_port", str(free_port())]
+    done = subprocess.run(torchrun + ["-m", "bench", *RUN, "--results", str(two)], cwd=repo,
+                          env=offline_env(BENCH_DIST_TIMEOUT="300"), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "1 finished, 0 already done, 0 busy elsewhere, 0 failed" in done.stdout
+    assert done.stdout.count("1 finished") == 1  # rank 0 reports, rank 1 trains quietly
+    one, both = only_record(alone), only_record(two)
+    assert both["status"] == "finished" and both["world_size"] == 2 and both["run_id"] == one["run_id"]
+    assert [e["epoch"] for e in both["epochs"]] == [0, 1]
+    # the same examples per optimiser step, split across 2 processes: the same update up to float rounding
+    for mine, theirs in zip(one["epochs"], both["epochs"]):
+        assert mine["metrics"].keys() == theirs["metrics"].keys()
+        for name, value in mine["metrics"].items():
+            assert theirs["metrics"][name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
+    assert both["epochs"][1]["train"]["loss"] == pytest.approx(one["epochs"][1]["train"]["loss"], rel=1e-5)
+    assert one["final_metrics"].keys() == both["final_metrics"].keys()
+    for name, value in one["final_metrics"].items():  # numbers, and epochs_to_forget (None: not forgotten)
+        expected = pytest.approx(value, rel=1e-5, abs=1e-6) if isinstance(value, float) else value
+        assert both["final_metrics"][name] == expected, name
+    # and a second torchrun finds it done, rather than one rank finding the other's lock
+    done = subprocess.run(torchrun[:-1] + [str(free_port()), "-m", "bench", *RUN, "--results", str(two)], cwd=repo,
+                          env=offline_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "0 finished, 1 already done, 0 busy elsewhere" in done.stdout, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("mode", ["die", "hang"])
+def test_a_rank_that_dies_or_hangs_stops_the_others_with_an_error(mode, tmp_path, tdec_mini_artefacts):
+    """Two ranks started without torchrun (as a scheduler would), so nothing but the harness stops rank 0."""
+    import time
+
+    repo = Path(__file__).parent.parent
+    results = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path / "results")
+    port, timeout = str(free_port()), 60  # start-up included: importing torch on a busy machine
+    env = lambda rank: {**offline_env(BENCH_DIST_TIMEOUT=str(timeout)), "WORLD_SIZE": "2", "RANK": str(rank),
+                        "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
+    args = [*RUN, "--results", str(results)]
+    start = time.time()
+    zero = subprocess.Popen([sys.executable, "-m", "bench", *args], cwd=repo, env=env(0), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    one = subprocess.Popen([sys.executable, str(Path(__file__).parent / "helpers" / "cli_rank.py"), mode, *args],
+                           cwd=repo, env=env(1), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _, err = zero.communicate(timeout=300)
+    finally:
+        one.kill()
+        one.wait(timeout=60)
+        zero.kill()
+    assert zero.returncode != 0
+    assert "error" in err.lower(), err[-2000:]
+    assert time.time() - start < 300
+    record = only_record(results)
+    assert record["status"] == "failed" and record["reason"]  # not left "running"

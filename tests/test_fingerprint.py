@@ -90,3 +90,112 @@ def test_fisher_key_reads_weights_forget_and_retain_data(tokenizer, tmp_path):
     assert fisher_key(other, prepared(forget, retain)) != key  # batching changes the Fisher
     save(tiny("llama", tokenizer, seed=1), tokenizer, tmp_path / "model")
     assert fisher_key(spec, prepared(forget, retain)) != key  # the weights
+
+
+def tofu_run(data, target, reference, results):
+    """A one-epoch GA run of the tofu suite on local files, as a user types it."""
+    from bench.cli import main
+
+    return main(["-q", "run", "--suite", "tofu", "--models", str(target), "--splits", "forget10", "--methods", "ga",
+                 "--seeds", "0", "--epochs", "1", "--data-dir", str(data), "--option", f"target={target}",
+                 "--option", f"reference={reference}", "--option", "generation=new:4", "--option", "prompt=qa",
+                 "--option", "privleak_attack=zlib",  # its retain-only AUC is below 1 for these tiny models
+                 "--results", str(results)])
+
+
+def the_run(results):
+    (record,) = [json.loads(p.read_text()) for p in (results / "tofu" / "runs").glob("*/run.json")]
+    return record
+
+
+@pytest.mark.slow
+def test_a_finished_run_is_reused_only_while_everything_it_read_is_unchanged(tokenizer, tmp_path, tofu_data,
+                                                                             monkeypatch, capsys, caplog):
+    target = save(tiny("llama", tokenizer, seed=0), tokenizer, tmp_path / "target")
+    reference = save(tiny("llama", tokenizer, seed=2), tokenizer, tmp_path / "reference")
+    results = tmp_path / "results"
+
+    def run_and_count():
+        caplog.clear()
+        with caplog.at_level("INFO", logger="bench"):
+            assert tofu_run(tofu_data, target, reference, results) == 0
+        summary = next(line for line in capsys.readouterr().out.splitlines() if "already done" in line)
+        return summary.split(" finished")[0], caplog.text
+
+    assert run_and_count()[0] == "1"
+    first = the_run(results)
+    inputs = first["inputs"]
+    assert inputs["data/forget10.json"] == fingerprint._sha256_file(tofu_data / "forget10.json")
+    assert inputs["model/target"] == fingerprint.model_fingerprint(target)
+    assert {"data/holdout10.json", "data/retain90.json", "model/reference", "code/evaluator"} <= set(inputs)
+    assert run_and_count()[0] == "0"  # unchanged: already done
+
+    # the forget set's evaluation items change: recomputed over the items that are there now
+    rows = json.loads((tofu_data / "forget10_perturbed.json").read_text())
+    (tofu_data / "forget10_perturbed.json").write_text(json.dumps(rows[:2]))
+    finished, log = run_and_count()
+    assert finished == "1" and "data/forget10_perturbed.json" in log
+    assert the_run(results)["suite_records"]["eval_items"]["forget"] == 2 != first["suite_records"]["eval_items"]["forget"]
+    assert run_and_count()[0] == "0"
+
+    rows = json.loads((tofu_data / "forget10.json").read_text())  # the training forget set
+    (tofu_data / "forget10.json").write_text(json.dumps(rows[:-1]))
+    assert run_and_count()[0] == "1"
+
+    before = the_run(results)["epochs"][0]["metrics"]["forget_prob"]
+    save(tiny("llama", tokenizer, seed=1), tokenizer, tmp_path / "target")  # the target retrained in place
+    finished, log = run_and_count()
+    assert finished == "1" and "model/target" in log
+    assert the_run(results)["epochs"][0]["metrics"]["forget_prob"] != before  # the new target's numbers
+
+    save(tiny("llama", tokenizer, seed=3), tokenizer, tmp_path / "reference")  # the retain-only model
+    finished, log = run_and_count()
+    assert finished == "1" and "model/reference" in log
+
+    real = fingerprint.code_fingerprint
+    monkeypatch.setattr(fingerprint, "code_fingerprint",
+                        lambda *m: real(*m) + ("changed" if "suites.tofu_eval" in m else ""))  # evaluator code
+    finished, log = run_and_count()
+    assert finished == "1" and "code/evaluator" in log
+    assert run_and_count()[0] == "0"
+
+    # an input that is gone: a one-line refusal, and the finished run stays as it was
+    kept = (results / "tofu" / "runs").glob("*/run.json").__next__().read_bytes()
+    (tofu_data / "retain90.json").unlink()
+    from bench.cli import main
+
+    assert tofu_run(tofu_data, target, reference, results) == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith("error: missing data file")
+    assert (results / "tofu" / "runs").glob("*/run.json").__next__().read_bytes() == kept
+    assert json.loads(kept)["status"] == "finished"
+
+
+def test_a_bad_input_before_the_run_starts_leaves_nothing_behind(tokenizer, tmp_path, tofu_data, capfd):
+    target = save(tiny("llama", tokenizer, seed=0), tokenizer, tmp_path / "target")
+    (tofu_data / "retain90.json").unlink()
+    results = tmp_path / "results"
+    assert tofu_run(tofu_data, target, target, results) == 2
+    last = capfd.readouterr().err.splitlines()[-1]  # after the libraries' loading bars
+    assert last == f"error: missing data file {tofu_data / 'retain90.json'} (a TOFU data directory holds retain90.json and the other configs)"
+    assert not (results / "tofu" / "runs").exists()
+    assert list(ResultStore(results).iter_records("tofu")) == []  # what status and the leaderboard list
+
+
+def test_a_reference_fine_tuned_on_other_data_is_never_reused(tokenizer, tmp_path, tofu_data):
+    suite = Tofu()
+    ctx = Context(store=ResultStore(tmp_path / "results"), log=lambda msg: None, data_dir=str(tofu_data))
+    base = save(tiny("llama", tokenizer, seed=0), tokenizer, tmp_path / "base")
+    suite.finetune_hparams = lambda model: Hyperparams(lr=1e-3, epochs=1, batch_size=8, effective_batch=8)
+    out = suite.finetune(base, "retain90", ctx)
+    recipe = json.loads((out / "recipe.json").read_text())
+    assert recipe["data"] == {"retain90.json": fingerprint._sha256_file(tofu_data / "retain90.json")}
+    assert suite.finetune(base, "retain90", ctx) == out  # same data: reused
+    rows = json.loads((tofu_data / "retain90.json").read_text())
+    (tofu_data / "retain90.json").write_text(json.dumps(rows[:-1]))
+    spec = RunSpec("tofu", base, "forget10", "ga", "full", 0, 0, Hyperparams(), suite.check_options({}))
+    from bench.errors import BenchError
+
+    with pytest.raises(BenchError, match=r"the retain90 model at .* was fine-tuned on other data"):
+        suite.reference_model(spec, "reference", "retain90", ctx)
+    with pytest.raises(BenchError, match="delete that directory to fine-tune it again"):
+        suite.finetune(base, "retain90", ctx)

@@ -145,3 +145,18 @@ def test_a_few_steps_lower_the_forget_likelihood(memorised, objective, tokenizer
     alternate = refusals.alternates(forget, tokenizer, refusals.load(), 0, lambda a: " " + a)
     train(net, obj, forget, retain, hp, pad_id=tokenizer.pad_token_id, seed=0, reference=reference, alternate=alternate)
     assert forget_nll() > before + 0.1
+
+
+def test_a_step_too_small_to_split_across_processes_is_a_one_line_error(tokenizer):
+    """Under torchrun a rank without examples in a step would never reach DDP's gradient sync."""
+    from types import SimpleNamespace
+
+    from bench.data import qa_example
+    from bench.errors import BenchError
+    from bench.loop import train
+
+    forget = [qa_example(tokenizer, "Question: who?\nAnswer:", f" {w}", 32) for w in ("ka", "lo", "mi", "ne", "ru")]
+    four_processes = SimpleNamespace(num_processes=4, process_index=0)
+    hp = Hyperparams(epochs=1, batch_size=2, effective_batch=4)  # steps of 4 and 1 example
+    with pytest.raises(BenchError, match=r"an optimiser step of 1 forget examples cannot be split across 4 processes"):
+        train(tiny("llama", tokenizer), OBJECTIVES["ga"], forget, [], hp, pad_id=0, seed=0, accelerator=four_processes)

@@ -218,7 +218,8 @@ def test_a_missing_refusal_file_is_a_one_line_error(tmp_path):
 
     with pytest.raises(BenchError, match="bad option idk_answers="):
         expand("tofu-mini", "idkdpo+lora", options={"idk_answers": str(tmp_path / "nope.txt")})
-    expand("tofu-mini", "ga+lora", options={"idk_answers": str(tmp_path / "nope.txt")})  # not read by GA
+    with pytest.raises(BenchError, match="read by no run of this grid"):  # GA reads no refusal file
+        expand("tofu-mini", "ga+lora", options={"idk_answers": str(tmp_path / "nope.txt")})
 
 
 def test_first_objectives_keep_their_spec_ids_and_new_ones_record_what_they_read():

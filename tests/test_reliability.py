@@ -38,8 +38,7 @@ def test_bad_input_is_one_line_and_keeps_earlier_results(tdec_mini_artefacts, tm
     err = capsys.readouterr().err.splitlines()[-1]  # progress lines come first
     assert err.startswith("error: LoRA rank 4096 is larger than layer")
     assert keep.read_text() == "earlier results"
-    [record] = [json.loads(p.read_text()) for p in results.glob("tdec-mini/runs/*/run.json")]
-    assert record["status"] == "failed" and "rank 4096" in record["reason"]
+    assert not list(results.glob("tdec-mini/runs/*"))  # no failed run for the leaderboard to list
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert main(["run", "--suite", "tdec-mini", "--seeds", "0", "--results", str(blocker / "r")]) == 2

@@ -1,0 +1,121 @@
+"""`python -m bench run` under torchrun / accelerate launch: every rank trains, rank 0 owns the store.
+
+torchrun starts one process per device with WORLD_SIZE / RANK set. All of them build the same data and
+artefacts (atomic, idempotent writes), train together (bench/loop.py splits every optimiser step across
+them) and evaluate the same model. Only rank 0 claims a run's lock, decides whether to skip, resume or
+recompute it, and writes run.json, per-item files, checkpoints and exported models; the other ranks
+follow its decisions, which `share` sends them. Every collective has a timeout (BENCH_DIST_TIMEOUT
+seconds, default 1800), so a rank that dies or hangs makes the others stop with an error, not wait
+forever; torchrun itself also stops the other ranks when one exits with an error.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import Any
+
+from bench.errors import BenchError
+
+DEFAULT_TIMEOUT_S = 1800.0
+
+
+class RankLost(RuntimeError):
+    """Another rank stopped, or did not answer within the timeout."""
+
+
+def _collective(what: str):
+    import contextlib
+
+    @contextlib.contextmanager
+    def guard():
+        try:
+            yield
+        except Exception as e:
+            raise RankLost(f"another process of this distributed run stopped or did not answer within "
+                           f"{timeout_seconds():g} s (BENCH_DIST_TIMEOUT) during {what}: "
+                           f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+    return guard()
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def active() -> bool:
+    return world_size() > 1
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def timeout_seconds() -> float:
+    raw = os.environ.get("BENCH_DIST_TIMEOUT", str(DEFAULT_TIMEOUT_S))
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise BenchError(f"bad BENCH_DIST_TIMEOUT={raw!r} (expected seconds, a positive number)")
+    return value
+
+
+def init() -> None:
+    """Join the process group (gloo on CPU, nccl on GPUs) with the timeout, before Accelerate does."""
+    if not active():
+        return
+    import torch
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        return
+    backend = "gloo"
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        backend = "nccl"
+    with _collective("start-up"):
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_seconds()))
+
+
+def share(obj: Any) -> Any:
+    """Rank 0's `obj` on every rank (picklable; `obj` itself when not distributed)."""
+    if not active():
+        return obj
+    import torch.distributed as dist
+
+    box = [obj if is_main() else None]
+    with _collective("a broadcast of rank 0's decision"):
+        dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def any_rank(flag: bool, device="cpu") -> bool:
+    """True on every rank if `flag` is True on any (e.g. a non-finite loss on one rank's share)."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return flag
+
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    with _collective("the loss check"):
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def weighted_sum(values: list[float], weight: float, device="cpu") -> list[float]:
+    """sum over ranks of weight * values (each rank its own weight): a step's mean from its shares."""
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64, device=device) * weight
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        with _collective("the loss sum"):
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.tolist()

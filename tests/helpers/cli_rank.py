@@ -1,0 +1,22 @@
+"""One rank of a distributed `python -m bench run` that fails on purpose, for tests/test_distributed.py:
+`cli_rank.py die|hang ARGS...` runs the real CLI, but when training starts this rank exits (die) or
+stops answering (hang), as a crashed or stuck worker would."""
+
+import os
+import sys
+import time
+
+import bench.runner
+from bench.cli import main
+
+mode, argv = sys.argv[1], sys.argv[2:]
+
+
+def broken_train(*args, **kwargs):
+    if mode == "die":
+        os._exit(3)
+    time.sleep(3600)
+
+
+bench.runner.train = broken_train
+sys.exit(main(argv))
