@@ -110,6 +110,9 @@ def _load(source, dtype, device, kwargs, local_only):
         k: v for k, v in kwargs.items() if k in ("revision", "trust_remote_code")})
     model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, DTYPES[dtype]), local_files_only=local_only,
                                                  **kwargs)
+    from bench.tokenizer import check_vocabulary
+
+    check_vocabulary(tokenizer, source)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.to(device), tokenizer
