@@ -339,10 +339,10 @@ class Tofu(Suite):
         from bench.data import qa_example
         from suites.tofu_eval import evaluate_sets, forget_quality
 
-        self.check_data(spec, ctx)  # a bad file fails here, not after minutes of reference evaluation
         target = self.reference_model(spec, "target", "full", ctx)
         ref_split = self.reference_split(spec)
         reference = self.reference_model(spec, "reference", ref_split, ctx)
+        self.check_data(spec, ctx)  # a bad file fails here, not after minutes of reference evaluation
         ref_eval = self.evaluation_of(reference, spec, ctx)
         ref_ratios = ref_eval.items["forget"]["truth_ratio"]
 

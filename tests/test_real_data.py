@@ -220,7 +220,11 @@ def test_a_bad_tofu_file_fails_before_any_model_runs_naming_the_file(tmp_path):
     ctx = Context(store=ResultStore(tmp_path / "results"), data_dir=str(data))
     rows = [json.loads(line) for line in (data / "holdout01.json").read_text().splitlines()]
     (data / "holdout01.json").write_text("\n".join(json.dumps({"q": r["question"], "a": r["answer"]}) for r in rows))
-    # no target model exists: without the check first, the error would be the missing model's
+    model = tmp_path / "model"  # the references exist (any directory will do: nothing is loaded before the check)
+    (model / "config.json").parent.mkdir()
+    (model / "config.json").write_text("{}")
+    spec = RunSpec("tofu", "phi-1.5", "forget01", "ga", "lora", 4, 0, suite.hparams("phi-1.5"),
+                   suite.check_options({"target": str(model), "reference": str(model)}))
     with pytest.raises(BenchError, match=r"holdout01.json: row 0 lacks question, answer \(it has q, a; holdout01 needs"):
         suite.prepare(spec, ctx)
     (data / "holdout01.json").write_text('{"question": "x", "answer": "y"}\n{"question": "x", "answer": ')
