@@ -118,7 +118,7 @@ class Tdec(Suite):
         "seq_len": 200,
         "thresholds": "jang",  # jang: the published GPT-Neo 125M values; measured: this model on `unseen.csv`
         "lm_eval_tasks": ",".join(REASONING),
-        "eval_limit": 0,  # lm-eval items per task (0 = all)
+        "eval_limit": 0,  # items per utility task: lm-eval, dialogue rows, Pile documents, LAMBADA passages (0 = all)
         "retain_size": 256,  # WikiText chunks for GD / KL / NPO / IHL
         "dialogue": "auto",  # auto: every validation_data/<name>.json in --data-dir; none: off; or names a,b
         "pile_ppl": "auto",  # auto: <data-dir>/validation_data/pile.csv if present; none: off
@@ -306,7 +306,7 @@ class Tdec(Suite):
             return []
         docs = read_documents(path)
         docs = docs[:int(spec.option("eval_limit")) or None]
-        n = int(spec.option("ppl_tokens", self.late_options["ppl_tokens"]))
+        n = int(spec.option("ppl_tokens", Tdec.late_options["ppl_tokens"]))
         return [ids for ids in (tokenizer(d, add_special_tokens=False)["input_ids"][:n] for d in docs) if len(ids) > 1]
 
     def lambada_examples(self, spec: RunSpec, tokenizer, ctx: Context) -> list[dict]:
@@ -315,7 +315,7 @@ class Tdec(Suite):
         from bench.data import IGNORE
         from suites.tdec_data import read_lambada
 
-        if spec.option("lambada", self.late_options["lambada"]) == "none" or not ctx.data_dir:
+        if spec.option("lambada", Tdec.late_options["lambada"]) == "none" or not ctx.data_dir:
             return []
         path = local_file(ctx.data_dir, "validation_data/lambada.csv", required=False)
         if path is None:
