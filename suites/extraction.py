@@ -78,8 +78,8 @@ def greedy_continuations(model, ids: torch.Tensor, lengths: torch.Tensor, pred: 
     x_<i up to length L_j (a list of L_j - i tokens). Decodes only where the teacher-forced argmax misses.
 
     Cost: the rows to decode are sorted by prefix length and decoded in chunks of `max_rows`; each chunk
-    reads the text before its shortest prefix in one pass (no vocabulary projection), then steps one
-    position at a time. Where the model's logits are lm_head(last hidden state), the projection onto the
+    reads the text before its shortest prefix in one pass per sequence (no vocabulary projection), then
+    steps one position at a time. Where the model's logits are lm_head(last hidden state), the projection onto the
     vocabulary, the dominant cost with a 50k vocabulary, runs only for rows whose continuation has begun,
     `head_rows` at a time (bounds the logits' memory)."""
     from suites.tofu_eval import _decoder_and_head
@@ -94,10 +94,12 @@ def greedy_continuations(model, ids: torch.Tensor, lengths: torch.Tensor, pred: 
         width = max(int(lengths[j]) for j, _ in chunk)
         prefix = torch.tensor([i for _, i in chunk])
         canvas = ids[[j for j, _ in chunk], :width].clone()
-        first = int(prefix.min())  # positions before first - 1 predict text only: read them in one pass
-        past = None
+        first = int(prefix.min())  # positions before first - 1 predict text only: read them in one pass,
+        past = None  # once per sequence, and give each row its sequence's cache
         if first > 1:
-            past = (split[0] if split else model)(input_ids=canvas[:, :first - 1].to(device), use_cache=True).past_key_values
+            seqs = sorted({j for j, _ in chunk})
+            past = (split[0] if split else model)(input_ids=ids[seqs, :first - 1].to(device), use_cache=True).past_key_values
+            past.batch_select_indices(torch.tensor([seqs.index(j) for j, _ in chunk]).to(device))
         for s in range(first - 1, width - 1):  # feed position s, predict s + 1
             own = (prefix <= s + 1).nonzero().squeeze(1)  # rows whose continuation covers position s + 1
             if split is None:
