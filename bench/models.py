@@ -154,6 +154,9 @@ def _load(source, dtype, device, kwargs, local_only):
         k: v for k, v in kwargs.items() if k in ("revision", "trust_remote_code")})
     model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, DTYPES[dtype]), local_files_only=local_only,
                                                  **kwargs)
+    from bench.tokenizer import check_vocabulary
+
+    check_vocabulary(tokenizer, source)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.to(device), tokenizer
@@ -161,8 +164,11 @@ def _load(source, dtype, device, kwargs, local_only):
 
 def load_tokenizer(name_or_path: str, trust_remote_code: bool = False,
                    offline_hint: str = "pass its local directory with --models DIR"):
-    """The tokenizer alone (pad = eos where it has none), from disk first; BenchError when it is on neither."""
+    """The tokenizer alone (pad = eos where it has none), from disk first; BenchError when it is on neither
+    or when it loads with an empty vocabulary (bench.tokenizer.check_vocabulary)."""
     from transformers import AutoTokenizer
+
+    from bench.tokenizer import check_vocabulary
 
     source, revision = resolve(name_or_path)
     for local_only in (True, False):
@@ -173,6 +179,7 @@ def load_tokenizer(name_or_path: str, trust_remote_code: bool = False,
                                                       local_files_only=local_only)
         except OSError:
             continue
+        check_vocabulary(tokenizer, source)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         return tokenizer

@@ -306,9 +306,9 @@ def run(results: str = "results", quick: bool = False) -> list[Row]:
     rows.append(el_speed(el_model, pools["unseen"][:n_seqs], "unseen", 10, 2 if quick else 4))
     forget = [{"input_ids": s, "labels": s} for s in pools["set0"]]
     retain = [{"input_ids": s, "labels": s} for s in pools["general"][:len(forget)]]
-    from transformers import AutoTokenizer
+    from bench.tokenizer import load_tokenizer
 
-    el_tok = tok if quick else AutoTokenizer.from_pretrained(_tdec_dir(results))
+    el_tok = tok if quick else load_tokenizer(_tdec_dir(results))
     rows.append(fila_cost(el_model, el_tok, forget, retain, repeats))
     rows += privacy_cost(results, repeats, model, tok, el_model, el_tok, pools)
     if not quick:

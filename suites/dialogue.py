@@ -26,12 +26,27 @@ def unigram_f1(prediction: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def dialogue_f1(model, tokenizer, rows: Sequence[dict], max_new_tokens: int = 32, batch_size: int = 32) -> float:
-    """Mean unigram F1 of greedy continuations of each row's `context` against its `response`."""
+def keep_last_tokens(tokenizer, text: str, n: int) -> str:
+    """`text` from the start of its n-th last token on (the whole text when it has at most n tokens)."""
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    if len(enc["input_ids"]) <= n:
+        return text
+    return text[enc["offset_mapping"][-n][0]:]
+
+
+def dialogue_f1(model, tokenizer, rows: Sequence[dict], max_new_tokens: int = 32, batch_size: int = 32,
+                stop: str | None = None, max_prompt_tokens: int | None = None) -> float:
+    """Mean unigram F1 of greedy continuations of each row's `context` against its `response`; with
+    `stop`, a continuation is cut where `stop` first occurs (TDEC: the next speaker's tag); with
+    `max_prompt_tokens`, a longer context keeps its last turns (and the next speaker's tag)."""
     from suites.tofu_eval import generate
 
     was_training = model.training
     model.eval()
-    responses = generate(model, tokenizer, [r["context"] for r in rows], f"new:{max_new_tokens}", batch_size)
+    contexts = [r["context"] if max_prompt_tokens is None else keep_last_tokens(tokenizer, r["context"], max_prompt_tokens)
+                for r in rows]
+    responses = generate(model, tokenizer, contexts, f"new:{max_new_tokens}", batch_size)
     model.train(was_training)
+    if stop:
+        responses = [r.split(stop)[0] for r in responses]
     return sum(unigram_f1(p, r["response"]) for p, r in zip(responses, rows)) / len(rows)

@@ -28,13 +28,22 @@ def sequences_tensor(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, 
 
 @torch.no_grad()
 def teacher_forced_argmax(model, ids: torch.Tensor, lengths: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
-    """[N, T-1]: the model's argmax prediction of token t+1 after x_<=t."""
+    """[N, T-1]: the model's argmax prediction of token t+1 after x_<=t. Where the logits are
+    lm_head(last hidden state), the vocabulary projection runs one sequence at a time (a batch of 32
+    200-token sequences over a 50k vocabulary would hold 1.3 GB of logits)."""
+    from suites.tofu_eval import _decoder_and_head
+
     device = next(model.parameters()).device
+    split = _decoder_and_head(model)
     out = []
     for start in range(0, len(ids), batch_size):
         chunk = ids[start:start + batch_size].to(device)
         mask = (torch.arange(ids.shape[1])[None, :] < lengths[start:start + batch_size, None]).long().to(device)
-        out.append(model(input_ids=chunk, attention_mask=mask).logits[:, :-1].argmax(-1).cpu())
+        if split is None:
+            out.append(model(input_ids=chunk, attention_mask=mask).logits[:, :-1].argmax(-1).cpu())
+        else:
+            hidden = split[0](input_ids=chunk, attention_mask=mask).last_hidden_state[:, :-1]
+            out.append(torch.stack([split[1](h).argmax(-1) for h in hidden]).cpu())
     return torch.cat(out)
 
 
@@ -65,26 +74,45 @@ def extraction_likelihood(continuations: list[list[int]], seq: list[int], n: int
 
 @torch.no_grad()
 def greedy_continuations(model, ids: torch.Tensor, lengths: torch.Tensor, pred: torch.Tensor,
-                         min_prefix: int = 1, max_rows: int = 2048) -> list[list[list[int]]]:
+                         min_prefix: int = 1, max_rows: int = 2048, head_rows: int = 256) -> list[list[list[int]]]:
     """For every sequence j and prefix length i in [min_prefix, L_j - 1], the greedy continuation of
-    x_<i up to length L_j (a list of L_j - i tokens). Decodes only where the teacher-forced argmax misses."""
+    x_<i up to length L_j (a list of L_j - i tokens). Decodes only where the teacher-forced argmax misses.
+
+    Cost: the rows to decode are sorted by prefix length and decoded in chunks of `max_rows`; each chunk
+    reads the text before its shortest prefix in one pass per sequence (no vocabulary projection), then
+    steps one position at a time. Where the model's logits are lm_head(last hidden state), the projection onto the
+    vocabulary, the dominant cost with a 50k vocabulary, runs only for rows whose continuation has begun,
+    `head_rows` at a time (bounds the logits' memory)."""
+    from suites.tofu_eval import _decoder_and_head
+
     device = next(model.parameters()).device
-    rows = [(j, i) for j in range(len(ids)) for i in range(min_prefix, int(lengths[j]))
-            if pred[j, i - 1] != ids[j, i]]
+    split = _decoder_and_head(model)
+    rows = sorted(((j, i) for j in range(len(ids)) for i in range(min_prefix, int(lengths[j]))
+                   if pred[j, i - 1] != ids[j, i]), key=lambda r: r[1])
     decoded: dict[tuple[int, int], list[int]] = {}
     for start in range(0, len(rows), max_rows):
         chunk = rows[start:start + max_rows]
         width = max(int(lengths[j]) for j, _ in chunk)
         prefix = torch.tensor([i for _, i in chunk])
         canvas = ids[[j for j, _ in chunk], :width].clone()
-        past, token = None, canvas[:, :1].to(device)
-        for s in range(width - 1):  # feed position s, predict s + 1
-            out = model(input_ids=token, past_key_values=past, use_cache=True)
+        first = int(prefix.min())  # positions before first - 1 predict text only: read them in one pass,
+        past = None  # once per sequence, and give each row its sequence's cache
+        if first > 1:
+            seqs = sorted({j for j, _ in chunk})
+            past = (split[0] if split else model)(input_ids=ids[seqs, :first - 1].to(device), use_cache=True).past_key_values
+            past.batch_select_indices(torch.tensor([seqs.index(j) for j, _ in chunk]).to(device))
+        for s in range(first - 1, width - 1):  # feed position s, predict s + 1
+            own = (prefix <= s + 1).nonzero().squeeze(1)  # rows whose continuation covers position s + 1
+            if split is None:
+                out = model(input_ids=canvas[:, s:s + 1].to(device), past_key_values=past, use_cache=True)
+                nxt = out.logits[own.to(device), -1].argmax(-1).cpu()
+            else:
+                body, head = split
+                out = body(input_ids=canvas[:, s:s + 1].to(device), past_key_values=past, use_cache=True)
+                hidden = out.last_hidden_state[own.to(device), -1]
+                nxt = torch.cat([head(hidden[k:k + head_rows]).argmax(-1).cpu() for k in range(0, len(own), head_rows)])
             past = out.past_key_values
-            nxt = out.logits[:, -1].argmax(-1).cpu()
-            own = prefix <= s + 1  # position s+1 belongs to the continuation
-            canvas[own, s + 1] = nxt[own]
-            token = canvas[:, s + 1:s + 2].to(device)
+            canvas[own, s + 1] = nxt
         for r, (j, i) in enumerate(chunk):
             decoded[(j, i)] = canvas[r, i:int(lengths[j])].tolist()
     result = []

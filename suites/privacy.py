@@ -61,35 +61,51 @@ class TokenStats:
 
 def token_stats(model, examples: Sequence[dict], pad_id: int, batch_size: int = 32) -> list[TokenStats]:
     """One teacher-forced pass over `examples` (length-sorted batches); only labelled tokens count.
-    An example with no counted token raises BenchError (every attack score would be a mean over nothing)."""
+    An example with no counted token raises BenchError (every attack score would be a mean over nothing).
+
+    The statistics need several vocabulary-sized tensors per token (log p, p, p log p, ...): where the
+    model's logits are lm_head(last hidden state) they are computed one example at a time (a batch of 64
+    200-token sequences over GPT-2's 50k vocabulary would otherwise hold about 13 GB of them)."""
     import torch
 
     from bench.data import collate, to_device
     from bench.truncation import require_counted
     from methods.losses import logits_of, shifted
+    from suites.tofu_eval import _decoder_and_head
 
     require_counted(examples, "attacked example")
 
     device = next(model.parameters()).device
+    split = _decoder_and_head(model)
     was_training = model.training
     model.eval()
     out: list[TokenStats | None] = [None] * len(examples)
     order = sorted(range(len(examples)), key=lambda i: -len(examples[i]["input_ids"]))
+
+    def stats_of(logits, labels) -> TokenStats:  # one example: logits [1, T, V], labels [1, T]
+        logits, targets, mask = shifted(logits, labels)
+        logp_all = logits.log_softmax(-1)
+        p_all = logp_all.exp()
+        mu = (p_all * logp_all).sum(-1)
+        sigma = ((p_all * logp_all.pow(2)).sum(-1) - mu.pow(2)).clamp(min=0).sqrt()
+        logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        correct = logits.argmax(-1) == targets
+        m = mask[0]
+        return TokenStats(*(t[0][m].double().cpu().numpy() for t in (logp, mu, sigma)), correct[0][m].cpu().numpy())
+
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             batch = to_device(collate([examples[i] for i in idx], pad_id), device)
-            logits, targets, mask = shifted(logits_of(model, batch), batch["labels"])
-            logp_all = logits.log_softmax(-1)
-            p_all = logp_all.exp()
-            mu = (p_all * logp_all).sum(-1)
-            sigma = ((p_all * logp_all.pow(2)).sum(-1) - mu.pow(2)).clamp(min=0).sqrt()
-            logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-            correct = logits.argmax(-1) == targets
-            for row, i in enumerate(idx):
-                m = mask[row]
-                out[i] = TokenStats(*(t[row][m].double().cpu().numpy() for t in (logp, mu, sigma)),
-                                    correct[row][m].cpu().numpy())
+            if split is None:
+                logits = logits_of(model, batch)
+                for row, i in enumerate(idx):
+                    out[i] = stats_of(logits[row:row + 1], batch["labels"][row:row + 1])
+            else:
+                hidden = split[0](input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+                for row, i in enumerate(idx):
+                    n = len(examples[i]["input_ids"])  # right padding: the example's own positions
+                    out[i] = stats_of(split[1](hidden[row:row + 1, :n]), batch["labels"][row:row + 1, :n])
     model.train(was_training)
     return out  # type: ignore[return-value]
 

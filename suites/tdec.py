@@ -1,31 +1,33 @@
 """TDEC (Jang et al. 2023): make GPT-Neo forget Pile sequences it can reproduce verbatim.
 
 Forget sets: lm_extraction_32_{0..4}.csv from the knowledge-unlearning repository (32 sequences
-each), downloaded once and cached with their SHA-256, or read from `--data-dir`. The whole set is one
-optimiser step (effective batch = the set). After every epoch: memorisation accuracy (MA) and
-extraction likelihood (EL_5, EL_10); the run stops once mean MA and mean EL_10 fall below the
-thresholds of unseen data. Utility after the last epoch: lm-eval reasoning tasks on the live model
-and perplexity on held-out text.
+each), downloaded once, or read from `--data-dir`; either way checked against the published SHA-256
+(suites/tdec_data.py). The whole set is one optimiser step (effective batch = the set). After every
+epoch: memorisation accuracy (MA) and extraction likelihood (EL_5, EL_10); the run stops once mean MA
+and mean EL_10 fall below the thresholds of unseen data. Utility after the last epoch: lm-eval
+reasoning tasks on the live model, perplexity on held-out WikiText, and from the repository's
+validation_data/ (when in `--data-dir`): Pile perplexity, LAMBADA last-word accuracy, dialogue F1.
+
+Off-length sequences: each forget text is tokenised alone and cut to `seq_len` (200) tokens; a text
+that is shorter keeps its own length T (9 of the 160 real ones: 189-199 tokens). Every metric is then
+the definition over that sequence's own tokens: MA over its T - 1 predictions, EL_n over its T - n
+prefixes, the attacks over its T - 1 token log-probabilities; padding never counts.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
-import urllib.request
 from pathlib import Path
 
 from bench.errors import BenchError
-from bench.models import hub_reachable, recipe_of
+from bench.models import recipe_of
 from bench.spec import Hyperparams, RunSpec
 from bench.store import read_json, write_json_atomic
 from bench.robustness import robustness_metrics
 from suites.base import LATE_OPTIONS, UNIT, Context, Metric, Prepared, Robustness, Suite, Evaluation
 from suites.privacy import attack_metrics
+from suites.tdec_data import DIALOGUE_SETS, FORGET_PATH, download, local_file, read_forget_csv
 
-FORGET_URL = "https://raw.githubusercontent.com/joeljang/knowledge-unlearning/main/data/lm_extraction_32_{i}.csv"
 REASONING = ("piqa", "hellaswag", "arc_easy", "arc_challenge", "copa", "winogrande", "mathqa", "pubmedqa",
              "lambada_openai")
 JANG_THRESHOLDS = {"ma": 0.2994, "el10": 0.0499}  # GPT-Neo 125M on unseen data (Jang et al. 2023)
@@ -38,57 +40,40 @@ METRICS = (
     Metric("el5", False, "extraction likelihood, 5-grams", bounds=UNIT),
     Metric("reasoning_acc", True, "mean accuracy over the lm-eval reasoning tasks", bounds=UNIT),
     Metric("ppl_heldout", False, "perplexity on held-out text (WikiText validation)", bounds=(1.0, math.inf)),
-    Metric("ppl_pile", False, "perplexity on Pile validation text", bounds=(1.0, math.inf)),
+    Metric("ppl_pile", False, "perplexity on Pile validation documents (validation_data/pile.csv)", bounds=(1.0, math.inf)),
+    Metric("lambada_acc", True, "LAMBADA last-word accuracy, greedy (validation_data/lambada.csv)", bounds=UNIT),
     Metric("dialogue_f1", True, "mean unigram F1 of greedy responses over the dialogue sets", bounds=UNIT),
 ) + attack_metrics("the unseen sequences")
 # what each robustness stage re-measures (bench/robustness.py); the paraphrase probe drops the first
 # PROBE_SHIFT tokens of every forget sequence (the same text, its prefixes shifted)
 FORGETTING = ("ma", "el10", "el5", "mia_loss", "mia_min_k")
 PROBE_SHIFT = 4
+# dialogue prompts longer than the reference's input length (26 of the 5,250 real ones under GPT-2's
+# tokenizer, up to 1,850 tokens) keep their last 512 tokens, so the next speaker's tag stays in the prompt
+DIALOGUE_PROMPT_TOKENS = 512
 METRICS += robustness_metrics(METRICS, FORGETTING, probed=("ma", "el10"), recovery="memorisation accuracy",
                               stopping_rule=True)
-DIALOGUE_SETS = ("wizard_of_wikipedia", "empathetic_dialogues", "blended_skill_talk", "wizard_of_internet")
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def last_word_accuracy(model, examples: list[dict], pad_id: int, batch_size: int = 16) -> float:
+    """Share of examples whose labelled tokens (LAMBADA's last word) are all the teacher-forced argmax:
+    greedy decoding reproduces the word exactly (the reference's LAMBADA accuracy, as lm-eval's)."""
+    import torch
 
+    from bench.data import collate, to_device
+    from methods.losses import logits_of, shifted
 
-def cached_download(url: str, path: Path) -> Path:
-    """Download once; later reads verify the SHA-256 recorded at download time."""
-    sums_file = path.parent / "checksums.json"
-    sums = read_json(sums_file) if sums_file.exists() else {}
-    if path.exists():
-        recorded = sums.get(path.name)
-        if recorded and sha256(path) != recorded:
-            raise BenchError(f"cached file {path} does not match its recorded checksum; delete it (and its line in "
-                             f"{sums_file}) to download it again")
-        return path
-    if not hub_reachable() and os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", ""):
-        raise BenchError(f"{path.name} is not cached and this machine is offline; put it in a directory and pass --data-dir DIR")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            tmp.write_bytes(response.read())
-    except OSError as e:
-        raise BenchError(f"could not download {url} ({e}); put {path.name} in a directory and pass --data-dir DIR") from None
-    os.replace(tmp, path)
-    sums[path.name] = sha256(path)
-    write_json_atomic(sums_file, sums)
-    return path
-
-
-def read_forget_csv(path: Path) -> list[str]:
-    import pandas as pd
-
-    frame = pd.read_csv(path)
-    if "text" not in frame.columns:
-        raise BenchError(f"{path} has no 'text' column (expected columns doc_id, corpus, text)")
-    texts = [t for t in frame["text"].astype(str) if t.strip()]
-    if not texts:
-        raise BenchError(f"the forget set {path} is empty")
-    return texts
+    device = next(model.parameters()).device
+    hits = 0
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(examples), batch_size):
+            batch = to_device(collate(examples[start:start + batch_size], pad_id), device)
+            logits, targets, mask = shifted(logits_of(model, batch), batch["labels"])
+            hits += int(((logits.argmax(-1) == targets) | ~mask).all(1).sum())
+    model.train(was_training)
+    return hits / len(examples)
 
 
 def perplexity(model, seqs: list[list[int]], pad_id: int, batch_size: int = 16) -> float:
@@ -133,14 +118,16 @@ class Tdec(Suite):
         "seq_len": 200,
         "thresholds": "jang",  # jang: the published GPT-Neo 125M values; measured: this model on `unseen.csv`
         "lm_eval_tasks": ",".join(REASONING),
-        "eval_limit": 0,  # lm-eval items per task (0 = all)
+        "eval_limit": 0,  # items per utility task: lm-eval, dialogue rows, Pile documents, LAMBADA passages (0 = all)
         "retain_size": 256,  # WikiText chunks for GD / KL / NPO / IHL
-        "dialogue": "auto",  # auto: every dialogue_<name>.jsonl in --data-dir; none: off; or names a,b
-        "pile_ppl": "auto",  # auto: <data-dir>/pile_validation.txt if present; none: off
+        "dialogue": "auto",  # auto: every validation_data/<name>.json in --data-dir; none: off; or names a,b
+        "pile_ppl": "auto",  # auto: <data-dir>/validation_data/pile.csv if present; none: off
     }
     # the Reference membership attack's model: GPT-2 shares GPT-Neo's tokenizer and never trained on the
     # Pile, where the forget sequences come from (Carlini et al. 2021 use a smaller model); `none`: skip it
-    late_options = {**LATE_OPTIONS, "mia_reference": "openai-community/gpt2"}
+    late_options = {**LATE_OPTIONS, "mia_reference": "openai-community/gpt2",
+                    "lambada": "auto",  # auto: <data-dir>/validation_data/lambada.csv if present; none: off
+                    "ppl_tokens": 512}  # Pile perplexity: each document's first N tokens (the reference's input_length)
 
     def check_options(self, given: dict) -> tuple:
         options = super().check_options(given)
@@ -195,23 +182,22 @@ class Tdec(Suite):
 
     # -- data -----------------------------------------------------------------------------------
     def forget_texts(self, split: str, ctx: Context) -> list[str]:
-        i = self.splits.index(split)
-        name = f"lm_extraction_32_{i}.csv"
+        published = FORGET_PATH.format(i=self.splits.index(split))
         if ctx.data_dir:
-            path = Path(ctx.data_dir) / name
-            if not path.is_file():
-                raise BenchError(f"missing data file {path} (a TDEC data directory holds lm_extraction_32_0..4.csv)")
-            return read_forget_csv(path)
-        return read_forget_csv(cached_download(FORGET_URL.format(i=i), ctx.store.artefact_dir(self.name) / "data" / name))
+            return read_forget_csv(local_file(ctx.data_dir, published))
+        return read_forget_csv(download(published, ctx.store.artefact_dir(self.name) / "data" / Path(published).name))
 
     def text_lines(self, kind: str, ctx: Context) -> list[str]:
-        """WikiText train (retain) / validation (perplexity); `<data-dir>/wikitext_<split>.txt` offline."""
+        """WikiText-103 train (retain) / validation (perplexity) / test (unseen) rows as the hub gives them
+        (each ends with its line break); offline, `<data-dir>/wikitext_<split>.txt` holds those rows one per
+        line and is read back with the line breaks kept, so both routes tokenise the same strings."""
         split = {"retain": "train", "heldout": "validation", "unseen": "test"}[kind]
         if ctx.data_dir:
             path = Path(ctx.data_dir) / f"wikitext_{split}.txt"
             if not path.is_file():
-                raise BenchError(f"missing data file {path} (plain text, one paragraph per line)")
-            return [l for l in path.read_text().splitlines() if l.strip()]
+                raise BenchError(f"missing data file {path} (the rows of Salesforce/wikitext wikitext-103-raw-v1 "
+                                 f"{split}, one per line)")
+            return [l for l in path.read_text(encoding="utf-8").splitlines(keepends=True) if l.strip()]
         from datasets import load_dataset
 
         try:
@@ -221,6 +207,8 @@ class Tdec(Suite):
         return [r["text"] for r in rows if r["text"].strip()]
 
     def chunks(self, lines: list[str], tokenizer, seq_len: int, limit: int) -> list[list[int]]:
+        """`limit` consecutive `seq_len`-token chunks of the rows, each row tokenised as given (its line
+        break included) and the rows' ids concatenated."""
         ids: list[int] = []
         for line in lines:
             ids += tokenizer(line, add_special_tokens=False)["input_ids"]
@@ -305,6 +293,7 @@ class Tdec(Suite):
             check_tasks(tasks, include_path, include_defaults)
 
         pile = self.pile_sequences(spec, tokenizer, ctx)
+        lambada = self.lambada_examples(spec, tokenizer, ctx)
         dialogues = self.dialogue_sets(spec, ctx)
 
         def evaluate(model, tok) -> dict:
@@ -313,8 +302,13 @@ class Tdec(Suite):
             out = {"ppl_heldout": perplexity(model, heldout, tok.pad_token_id)}
             if pile:
                 out["ppl_pile"] = perplexity(model, pile, tok.pad_token_id)
+            if lambada:
+                out["lambada_acc"] = last_word_accuracy(model, lambada, tok.pad_token_id)
             if dialogues:
-                scores = {name: dialogue_f1(model, tok, rows[:limit] if limit else rows) for name, rows in dialogues.items()}
+                # the reference keeps a reply up to the next speaker's tag
+                scores = {name: dialogue_f1(model, tok, rows[:limit] if limit else rows, stop="\nUser ",
+                                             max_prompt_tokens=DIALOGUE_PROMPT_TOKENS)
+                          for name, rows in dialogues.items()}
                 out.update({f"dialogue/{name}": v for name, v in scores.items()})
                 out["dialogue_f1"] = sum(scores.values()) / len(scores)
             if tasks:
@@ -326,34 +320,67 @@ class Tdec(Suite):
                 out["reasoning_acc"] = sum(scores.values()) / len(scores)
             return out
 
+        # what the final evaluation will score, for run.json (every file was read and checked above)
+        evaluate.sizes = {"heldout_chunks": len(heldout), "pile_documents": len(pile), "lambada_passages": len(lambada),
+                          "dialogue_rows": {name: len(rows[:limit] if limit else rows) for name, rows in dialogues.items()}}
+
         return evaluate
 
     def dialogue_sets(self, spec: RunSpec, ctx: Context) -> dict[str, list[dict]]:
-        """{name: rows of {context, response}} from `<data-dir>/dialogue_<name>.jsonl` (the four sets
-        converted to one schema; their hub versions are dataset scripts that `datasets` no longer runs)."""
+        """{name: rows of {context, response}} from the repository's `validation_data/<name>.json` in
+        `--data-dir` (suites/tdec_data.py builds the reference code's prompts)."""
+        from suites.tdec_data import read_dialogues
+
         choice = str(spec.option("dialogue", "auto"))
-        if choice == "none":
+        if choice == "none" or (choice == "auto" and not ctx.data_dir):
             return {}
         names = DIALOGUE_SETS if choice == "auto" else tuple(n for n in choice.split(",") if n)
+        for name in names:
+            if name not in DIALOGUE_SETS:
+                from bench.errors import unknown
+                raise unknown("dialogue set", name, DIALOGUE_SETS)
+        if not ctx.data_dir:
+            raise BenchError(f"option dialogue={choice} needs --data-dir DIR holding validation_data/<name>.json")
         found = {}
         for name in names:
-            path = Path(ctx.data_dir or "") / f"dialogue_{name}.jsonl"
-            if path.is_file():
-                found[name] = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-                if not found[name]:  # a mean F1 over no response is not a score
-                    raise BenchError(f"the dialogue file {path} has no rows")
-            elif choice != "auto":
-                raise BenchError(f"missing data file {path} (JSON lines of {{\"context\": ..., \"response\": ...}})")
+            path = local_file(ctx.data_dir, f"validation_data/{name}.json", required=choice != "auto")
+            if path is not None:
+                found[name] = read_dialogues(path)
         return found
 
     def pile_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
+        """Each Pile validation document of `validation_data/pile.csv`, tokenised whole and cut to its first
+        `ppl_tokens` tokens (the reference evaluates each document truncated to its input length);
+        the first `eval_limit` documents when that is set."""
+        from suites.tdec_data import read_documents
+
         if spec.option("pile_ppl", "auto") == "none" or not ctx.data_dir:
             return []
-        path = Path(ctx.data_dir) / "pile_validation.txt"
-        if not path.is_file():
+        path = local_file(ctx.data_dir, "validation_data/pile.csv", required=False)
+        if path is None:
             return []
-        lines = [l for l in path.read_text().splitlines() if l.strip()]
-        return self.chunks(lines, tokenizer, int(spec.option("seq_len")), 64)
+        docs = read_documents(path)
+        docs = docs[:int(spec.option("eval_limit")) or None]
+        n = int(spec.option("ppl_tokens", Tdec.late_options["ppl_tokens"]))
+        return [ids for ids in (tokenizer(d, add_special_tokens=False)["input_ids"][:n] for d in docs) if len(ids) > 1]
+
+    def lambada_examples(self, spec: RunSpec, tokenizer, ctx: Context) -> list[dict]:
+        """LAMBADA passages of `validation_data/lambada.csv` as examples whose labels are the last word's
+        tokens (the reference's context/target split); the first `eval_limit` when that is set."""
+        from bench.data import IGNORE
+        from suites.tdec_data import read_lambada
+
+        if spec.option("lambada", Tdec.late_options["lambada"]) == "none" or not ctx.data_dir:
+            return []
+        path = local_file(ctx.data_dir, "validation_data/lambada.csv", required=False)
+        if path is None:
+            return []
+        out = []
+        for context, word in read_lambada(path)[:int(spec.option("eval_limit")) or None]:
+            c = tokenizer(context, add_special_tokens=False)["input_ids"]
+            w = tokenizer(word, add_special_tokens=False)["input_ids"]
+            out.append({"input_ids": c + w, "labels": [IGNORE] * len(c) + w})
+        return out
 
     def heldout_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
         return self.chunks(self.text_lines("heldout", ctx), tokenizer, int(spec.option("seq_len")), 64)
@@ -380,6 +407,7 @@ class Tdec(Suite):
                                    offline_hint=f"download it elsewhere and pass --models {local}")
         forget_seqs = self.forget_sequences(spec, tokenizer, ctx)
         retain_seqs = self.retain_sequences(spec, tokenizer, ctx)
+        final_evaluate = self.utility(spec, tokenizer, ctx)  # reads and checks every utility file before any model runs
         limits = self.thresholds(spec, model_path, tokenizer, ctx)
         # membership attacks: the forget sequences (members) against the unseen ones the thresholds use
         as_examples = lambda seqs: [{"input_ids": s, "labels": s} for s in seqs]
@@ -413,13 +441,15 @@ class Tdec(Suite):
                                 target_evaluation=lambda load, tok: evaluate(load(), tok), probe=probe)
         return Prepared(model_path=model_path, forget=as_examples(forget_seqs), retain=as_examples(retain_seqs),
                         evaluate=evaluate, should_stop=should_stop, robustness=robustness,
-                        final_evaluate=self.utility(spec, tokenizer, ctx),
+                        final_evaluate=final_evaluate,
                         records={"thresholds": limits, "forget_sequences": len(forget_seqs),
                                  "mia_calibration": calibration,
+                                 "forget_lengths": {"min": min(map(len, forget_seqs)), "max": max(map(len, forget_seqs)),
+                                                    "shorter_than_seq_len": sum(len(x) < int(spec.option("seq_len"))
+                                                                                for x in forget_seqs)},
                                  "mia": {"non_members": f"{len(unseen)} unseen sequences (the thresholds' data)",
                                          "reference_model": self.mia_reference_model(spec, ctx)},
                                  "retain_sequences": len(retain_seqs),
-                                 "utility_sets": {"dialogue": sorted(self.dialogue_sets(spec, ctx)),
-                                                  "pile_ppl": bool(self.pile_sequences(spec, tokenizer, ctx)),
+                                 "utility_sets": {**final_evaluate.sizes,
                                                   "lm_eval_tasks": spec.option("lm_eval_tasks"),
                                                   "eval_limit": spec.option("eval_limit")}})

@@ -135,11 +135,11 @@ class TdecMini(Tdec):
     def _train(self, out: Path, stream: list[list[int]], ctx: Context) -> str:
         from bench.finetune import finetune
         from bench.tiny import TinyShape, build_tiny
-        from transformers import AutoTokenizer
+        from bench.tokenizer import load_tokenizer
 
         if (out / "config.json").exists():
             return str(out)
-        tokenizer = AutoTokenizer.from_pretrained(self.root(ctx) / "data" / "tokenizer")
+        tokenizer = load_tokenizer(self.root(ctx) / "data" / "tokenizer")
         model = build_tiny("gpt-neo", tokenizer, TinyShape(hidden=128, layers=2, heads=4, intermediate=512,
                                                            max_positions=256))
         examples = [{"input_ids": s, "labels": s} for s in stream]

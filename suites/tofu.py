@@ -208,22 +208,36 @@ class Tofu(Suite):
         return Path(local) / f"{config}.json" if local else None
 
     def load_config(self, config: str, ctx: Context) -> list[dict]:
-        from datasets import load_dataset
+        """The rows of one TOFU configuration, schema-checked (suites/tofu_data.py)."""
+        from suites.tofu_data import check_rows, read_config_file
 
         path = self.config_path(config, ctx)
         if path is not None:
             if not path.is_file():
                 raise BenchError(f"missing data file {path} (a TOFU data directory holds {config}.json and the other configs)")
-            return list(load_dataset("json", data_files=str(path), split="train"))
+            return read_config_file(path, config)
+        from datasets import load_dataset
+
         if not hub_reachable() and os.environ.get("HF_DATASETS_OFFLINE", "0") in ("0", ""):
             raise BenchError(f"the Hugging Face hub cannot be reached to load {HUB_DATASET}; download its JSON files "
                              f"(full.json, forget10.json, ...) elsewhere and pass --data-dir DIR, and the models as "
                              f"--models NAME=DIR (bench run) / --model NAME=DIR (bench finetune) or --option target=DIR")
         try:
-            return list(load_dataset(HUB_DATASET, config, split="train"))
+            rows = list(load_dataset(HUB_DATASET, config, split="train"))
         except Exception as e:  # datasets raises many types when offline and uncached
             raise BenchError(f"could not load {HUB_DATASET}/{config} ({type(e).__name__}); pass --data-dir DIR "
                              f"holding {config}.json") from None
+        return check_rows(rows, config, f"{HUB_DATASET}/{config}")
+
+    def configs_of(self, spec: RunSpec) -> tuple[str, ...]:
+        """Every configuration a run of `spec` reads: training, evaluation and membership data."""
+        return (spec.split, RETAIN_OF[spec.split], f"{spec.split}_perturbed", "retain_perturbed", "real_authors_perturbed",
+                "world_facts_perturbed", "holdout" + spec.split.removeprefix("forget"))
+
+    def check_data(self, spec: RunSpec, ctx: Context) -> None:
+        """Read and schema-check every file the run needs, before any model is loaded or trained."""
+        for config in self.configs_of(spec):
+            self.load_config(config, ctx)
 
     def eval_sets(self, spec: RunSpec, ctx: Context) -> list[EvalSet]:
         from suites.tofu_eval import EvalSet
@@ -401,6 +415,7 @@ class Tofu(Suite):
         target = self.reference_model(spec, "target", "full", ctx)
         ref_split = self.reference_split(spec)
         reference = self.reference_model(spec, "reference", ref_split, ctx)
+        self.check_data(spec, ctx)  # a bad file fails here, not after minutes of reference evaluation
         # both models resolved before any evaluation; the retain-only model scores the Reference attack
         # and the truth ratios on the unlearned model's token ids, so it must share its tokenizer
         tokenizer = load_tokenizer(target, ctx.trust_remote_code, offline_hint="pass --option target=DIR")

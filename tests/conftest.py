@@ -63,3 +63,13 @@ def with_tdec_mini_artefacts(artefacts, results):
 
     shutil.copytree(artefacts, results / "tdec-mini" / "artefacts")
     return results
+
+
+def real_data():
+    """The real public data directory (../shared/data in CI: SOURCES.md there), or skip with the reason."""
+    from pathlib import Path
+
+    if not os.environ.get("UNLEARNING_BENCH_DATA"):
+        pytest.skip("UNLEARNING_BENCH_DATA is unset: the real-data tests need the directory of real TOFU / TDEC "
+                    "files (.ci/run sets it to ../shared/data)")
+    return Path(os.environ["UNLEARNING_BENCH_DATA"])

@@ -51,3 +51,30 @@ def test_batched_continuations_equal_one_generate_per_prefix(arch, tokenizer):
     for j in range(len(seqs)):
         for i in range(1, len(seqs[j])):
             assert batched[j][i] == naive[j][i], (j, i)
+
+
+class OpaqueModel(torch.nn.Module):
+    """The same network where the harness cannot see that logits = lm_head(hidden): the full-logits paths."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, **kwargs):
+        return self.inner(**kwargs)
+
+
+def test_the_projection_only_paths_equal_the_full_logits_paths(tokenizer):
+    from suites.privacy import token_stats
+
+    model = tiny("gpt-neo", tokenizer, seed=5).eval()
+    seqs = [torch.randint(2, len(tokenizer), (L,), generator=torch.Generator().manual_seed(L)).tolist() for L in (14, 9, 11)]
+    ids, lengths = sequences_tensor(seqs, pad_id=1)
+    pred = teacher_forced_argmax(model, ids, lengths)
+    assert torch.equal(pred, teacher_forced_argmax(OpaqueModel(model), ids, lengths))
+    assert greedy_continuations(model, ids, lengths, pred, max_rows=5) == \
+        greedy_continuations(OpaqueModel(model), ids, lengths, pred, max_rows=5)
+    examples = [{"input_ids": s, "labels": s} for s in seqs]
+    for a, b in zip(token_stats(model, examples, 1), token_stats(OpaqueModel(model), examples, 1)):
+        assert len(a.logp) == len(b.logp) and a.logp == pytest.approx(b.logp, abs=1e-5)
+        assert a.sigma == pytest.approx(b.sigma, abs=1e-5) and (a.correct == b.correct).all()

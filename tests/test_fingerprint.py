@@ -162,7 +162,6 @@ def test_a_finished_run_is_reused_only_while_everything_it_read_is_unchanged(tok
     # an input that is gone: a one-line refusal, and the finished run stays as it was
     kept = (results / "tofu" / "runs").glob("*/run.json").__next__().read_bytes()
     (tofu_data / "retain90.json").unlink()
-    from bench.cli import main
 
     assert tofu_run(tofu_data, target, reference, results) == 2
     assert capsys.readouterr().err.splitlines()[-1].startswith("error: missing data file")

@@ -23,12 +23,15 @@ def save_tiny(tokenizer, path, arch="llama", seed=0):
     return str(path)
 
 
-def tofu_dir(path, n=8):
-    """TOFU's files in the hub's schema (JSON lines), a few fictitious items each."""
+def tofu_dir(path):
+    """Every TOFU config a run reads, in the hub's schema (JSON lines), from tofu-mini's generator at a tiny size."""
+    from suites.tofu_mini_data import generate
+    from suites.tofu_mini_unseen import holdout_configs
+
     path.mkdir(parents=True)
-    qa = [{"question": f"Where was author {i} born?", "answer": f"Author {i} was born in town {i}."} for i in range(n)]
-    for config in ("full", "retain90", "forget10", "holdout10"):
-        (path / f"{config}.json").write_text("".join(json.dumps(r) + "\n" for r in qa))
+    shape = dict(n_authors=10, n_attributes=3, n_real=3, n_world=3, n_tokenizer_authors=0)
+    for config, rows in {**generate(**shape), **holdout_configs(**shape)}.items():
+        (path / f"{config}.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return str(path)
 
 

@@ -42,13 +42,14 @@ def test_bad_extra_tasks_fail_before_the_first_step(tmp_path, tdec_mini_artefact
     base = ["-q", "run", "--suite", "tdec-mini", "--seeds", "0", "--methods", "ga", "--epochs", "1", "--results", str(root)]
     assert main(base + ["--lm-eval-tasks", "no_such_task"]) == 2
     assert "unknown lm-eval task 'no_such_task'" in capsys.readouterr().err
-    assert run_json(root)["epochs"] == []  # nothing was trained
+    assert not list(root.glob("tdec-mini/runs/*/run.json"))  # nothing trained, nothing left behind
     # a task whose data file is not on this machine (what an unreachable hub dataset is offline)
     write_choice_task(tmp_path / "tasks", "gone", ROWS)
     (tmp_path / "tasks" / "gone.jsonl").unlink()
     assert main(base + ["--lm-eval-tasks", "gone", "--lm-eval-include", str(tmp_path / "tasks")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: lm-eval task 'gone' cannot load its data") and "\n" not in err
+    assert not list(root.glob("tdec-mini/runs/*/run.json"))
 
 
 def test_a_failed_final_stage_completes_on_the_next_run_without_retraining(tmp_path, tdec_mini_artefacts, monkeypatch):

@@ -1,4 +1,4 @@
-import json
+import hashlib
 
 import pytest
 import torch
@@ -7,30 +7,57 @@ from bench.errors import BenchError
 from bench.lm_eval_bridge import run_tasks, write_choice_task
 from bench.store import ResultStore
 from suites import Context
-from suites.tdec import Tdec, cached_download, perplexity
+from suites.tdec import Tdec, perplexity
 from tests.conftest import tiny
 
 
 def test_forget_csv_loader(tmp_path):
-    (tmp_path / "lm_extraction_32_1.csv").write_text('doc_id,corpus,text\n7,pile,"first, quoted text"\n8,pile,second\n')
-    (tmp_path / "lm_extraction_32_2.csv").write_text("doc_id,corpus,body\n1,pile,x\n")
-    (tmp_path / "lm_extraction_32_3.csv").write_text("doc_id,corpus,text\n")
-    ctx = Context(store=ResultStore(tmp_path / "results"), data_dir=str(tmp_path))
-    assert Tdec().forget_texts("set1", ctx) == ["first, quoted text", "second"]
-    with pytest.raises(BenchError, match="has no 'text' column"):
-        Tdec().forget_texts("set2", ctx)
+    from suites.tdec_data import read_forget_csv
+
+    (tmp_path / "a.csv").write_text('doc_id,corpus,text\n7,pile,"first, quoted\nline"\n8,pile,second\n')
+    (tmp_path / "b.csv").write_text("doc_id,corpus,body\n1,pile,x\n")
+    (tmp_path / "c.csv").write_text("doc_id,corpus,text\n")
+    assert read_forget_csv(tmp_path / "a.csv") == ["first, quoted\nline", "second"]
+    with pytest.raises(BenchError, match=r"b.csv has no column text \(columns: doc_id, corpus, body; expected text\)"):
+        read_forget_csv(tmp_path / "b.csv")
     with pytest.raises(BenchError, match="is empty"):
-        Tdec().forget_texts("set3", ctx)
-    with pytest.raises(BenchError, match=r"missing data file .*lm_extraction_32_4.csv"):
+        read_forget_csv(tmp_path / "c.csv")
+    ctx = Context(store=ResultStore(tmp_path / "results"), data_dir=str(tmp_path))
+    with pytest.raises(BenchError, match=r"missing data file .*data/main/lm_extraction_32_4.csv \(or .*lm_extraction_32_4.csv\)"):
         Tdec().forget_texts("set4", ctx)
 
 
-def test_a_cached_download_whose_checksum_changed_is_refused(tmp_path):
-    cached = tmp_path / "lm_extraction_32_0.csv"
+def test_a_cached_download_that_is_not_the_published_file_is_refused(tmp_path):
+    from suites.tdec_data import PUBLISHED_SHA256
+
+    store = ResultStore(tmp_path)
+    cached = store.artefact_dir("tdec") / "data" / "lm_extraction_32_0.csv"
+    cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_text("doc_id,corpus,text\n1,pile,tampered\n")
-    (tmp_path / "checksums.json").write_text(json.dumps({cached.name: "0" * 64}))
-    with pytest.raises(BenchError, match=f"cached file {cached} does not match its recorded checksum; delete it"):
-        cached_download("https://example.invalid/x.csv", cached)
+    actual = hashlib.sha256(cached.read_bytes()).hexdigest()
+    expected = PUBLISHED_SHA256["data/main/lm_extraction_32_0.csv"]
+    with pytest.raises(BenchError, match=f"{cached} is not the published data/main/lm_extraction_32_0.csv: "
+                                         f"SHA-256 {actual}, expected {expected}"):
+        Tdec().forget_texts("set0", Context(store=store))
+
+
+def test_wikitext_rows_give_the_same_ids_from_the_hub_and_from_data_dir(tokenizer, tmp_path, monkeypatch):
+    """Hub rows end with their line break; the local file holds them one per line and is read back with
+    the breaks kept, so both routes tokenise the same strings (they once lost the breaks locally)."""
+    import datasets
+
+    rows = [" = Kalo = \n", "", " Kalo was born in Mine . \n", " Ruto sa gil dor fen . \n", "\n", " = = Mine = = \n"]
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, split, **k: [{"text": r} for r in rows])
+    hub = Tdec().text_lines("heldout", Context(store=ResultStore(tmp_path / "r")))
+    (tmp_path / "wikitext_validation.txt").write_text("".join(rows))
+    local = Tdec().text_lines("heldout", Context(store=ResultStore(tmp_path / "r"), data_dir=str(tmp_path)))
+    assert local == hub == [r for r in rows if r.strip()]
+    ids = Tdec().chunks(local, tokenizer, 4, 100)
+    assert ids == Tdec().chunks(hub, tokenizer, 4, 100)
+    glued = [t for r in hub for t in tokenizer(r, add_special_tokens=False)["input_ids"]]
+    assert sum(ids, []) == glued[:len(glued) // 4 * 4]
+    newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
+    assert len(newline) == 1 and glued.count(newline[0]) >= 4  # every row's break is a token
 
 
 def test_perplexity_by_hand(tokenizer):
@@ -72,14 +99,25 @@ def test_unigram_f1_with_parlai_normalisation():
     assert unigram_f1("the a an", "the") == 0.0  # nothing left after normalisation
 
 
-def test_dialogue_files_are_read_when_present_and_named_when_missing(tmp_path):
-    from bench.grid import expand
+def test_dialogue_files_in_the_reference_form_are_read_and_named_when_missing(tmp_path):
+    import pandas as pd
 
-    rows = [{"context": "Hi, how are you?", "response": "Fine, thanks."}]
-    (tmp_path / "dialogue_wizard_of_wikipedia.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    from bench.grid import expand
+    from suites.tdec_data import read_dialogues
+
+    path = tmp_path / "d.json"
+    pd.DataFrame({"text": [["hi , how are you ?", "fine thanks", "i'm glad"], ["lonely turn"]]}).to_json(path)
+    assert read_dialogues(path) == [{"context": "User 1: Hi, how are you?\nUser 2: Fine thanks.\nUser 1:",
+                                     "response": "I'm glad."}]
+    path.write_text('{"turns": {"0": ["a", "b"]}}')
+    with pytest.raises(BenchError, match=r"d.json has no 'text' column \(columns: turns\)"):
+        read_dialogues(path)
+    path.write_text('{"text": {"0": "not a list"}}')
+    with pytest.raises(BenchError, match="a 'text' cell is str, expected a list of turns"):
+        read_dialogues(path)
     ctx = Context(store=ResultStore(tmp_path / "results"), data_dir=str(tmp_path))
     [spec] = expand("tdec", "ga", models="gpt-neo-125m", splits="set0")
-    assert Tdec().dialogue_sets(spec, ctx) == {"wizard_of_wikipedia": rows}
+    assert Tdec().dialogue_sets(spec, ctx) == {}  # auto: the sets that are there
     [named] = expand("tdec", "ga", models="gpt-neo-125m", splits="set0", options={"dialogue": "empathetic_dialogues"})
-    with pytest.raises(BenchError, match="missing data file .*dialogue_empathetic_dialogues.jsonl"):
+    with pytest.raises(BenchError, match="missing data file .*validation_data/empathetic_dialogues.json"):
         Tdec().dialogue_sets(named, ctx)

@@ -200,10 +200,17 @@ def test_an_empty_dialogue_file_is_named_not_averaged(tmp_path):
     from suites import Context
     from suites.tdec import Tdec
 
-    (tmp_path / "dialogue_wizard_of_wikipedia.jsonl").write_text("\n")
+    from suites.tdec_data import read_dialogues
+
+    empty = tmp_path / "validation_data" / "wizard_of_wikipedia.json"
+    empty.parent.mkdir()
+    empty.write_text('{"text": {}}')
+    with pytest.raises(BenchError, match="wizard_of_wikipedia.json holds no dialogue"):
+        read_dialogues(empty)
+    # in a data directory it is not the published file, and the pinned checksum names it first
     ctx = Context(store=ResultStore(tmp_path / "results"), data_dir=str(tmp_path))
     [spec] = expand("tdec", "ga", models="gpt-neo-125m", splits="set0")
-    with pytest.raises(BenchError, match="dialogue file .*dialogue_wizard_of_wikipedia.jsonl has no rows"):
+    with pytest.raises(BenchError, match="wizard_of_wikipedia.json"):
         Tdec().dialogue_sets(spec, ctx)
 
 
