@@ -14,8 +14,8 @@ A claim file (`suites/claims/<family>.yaml`, or `bench report --claims FILE`) ho
       method: ihl+fila
       metric: fq_constrained
 
-Every claim names its source in the paper (`source:`) and a practical margin (`margin:`, or the file's
-`margins:` per metric): the smallest difference that matters, in the metric's units (log10 for
+A claim names a practical margin (`margin:`, or the file's `margins:` per metric; the suites' own claims
+also quote their source in the paper, `source:`): the smallest difference that matters, in the metric's units (log10 for
 log-scale metrics, or for any metric with `scale: log10`). Each comparison pairs runs by (model, split,
 seed), refuses runs whose settings other than the method differ (`not comparable`, naming them:
 bench.report.run_settings), drops bit-identical replicates (runs whose every epoch's metrics are equal are one observation),
@@ -41,7 +41,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench import decide, stats
-from bench.errors import BenchError
+from bench.errors import BenchError, unknown
 
 CLAIMS_DIR = Path(__file__).resolve().parent.parent / "suites" / "claims"
 KEYS = ["model", "split", "seed"]
@@ -82,6 +82,10 @@ class ClaimResult:
     margin: float | None = None
 
 
+CLAIM_KEYS = {"id", "text", "metric", "better", "than", "for_each", "only_forgotten", "kind", "method", "margin",
+              "scale", "source"}
+
+
 def load(path: Path) -> list[dict]:
     import yaml
 
@@ -94,7 +98,10 @@ def load(path: Path) -> list[dict]:
     claims = (data or {}).get("claims") if isinstance(data, dict) else None
     if not isinstance(claims, list):
         raise BenchError(f"claims file {path} has no list `claims` (see bench/claims.py for the format)")
-    for c in claims:
+    seen = set()
+    for i, c in enumerate(claims):
+        if not isinstance(c, dict):
+            raise BenchError(f"claim #{i + 1} in {path} is {c!r}, not a mapping of id, metric, better, than, ...")
         kind = c.get("kind", "better")
         need = {"better": ("id", "metric", "better", "than"), "best": ("id", "metric", "method")}.get(kind)
         if need is None:
@@ -102,6 +109,12 @@ def load(path: Path) -> list[dict]:
         missing = [k for k in need if k not in c]
         if missing:
             raise BenchError(f"claim {c.get('id')!r} in {path} lacks {', '.join(missing)}")
+        stray = sorted(set(c) - CLAIM_KEYS)
+        if stray:
+            raise unknown(f"key of claim {c['id']!r} in {path}", stray[0], sorted(CLAIM_KEYS))
+        if c["id"] in seen:
+            raise BenchError(f"claim id {c['id']!r} appears twice in {path}; ids name the claims in claims.md and the sequential plan")
+        seen.add(c["id"])
         margin = c.get("margin", (data.get("margins") or {}).get(c["metric"]))
         if not isinstance(margin, (int, float)) or isinstance(margin, bool) or not margin > 0:
             raise BenchError(f"claim {c.get('id')!r} in {path}: margin {margin!r} is not a number > 0 (give `margin:` "
@@ -109,7 +122,29 @@ def load(path: Path) -> list[dict]:
         if c.get("scale", "linear") not in ("linear", "log10"):
             raise BenchError(f"claim {c.get('id')!r} in {path}: bad scale {c['scale']!r} (expected linear or log10)")
         c["margin"] = float(margin)
+        c["pairs"] = _pairs_of(c, path) if kind == "better" else None
     return claims
+
+
+def _pairs_of(c: dict, path: Path) -> list[tuple[str, str]]:
+    """The (A, B) methods of a `better` claim, one per substitution of `for_each`; a one-line BenchError for
+    an axis that is not a non-empty list, a placeholder no axis fills, or a method compared with itself."""
+    axes = c.get("for_each") or {}
+    if not isinstance(axes, dict) or not all(isinstance(v, list) and v for v in axes.values()):
+        raise BenchError(f"claim {c['id']!r} in {path}: for_each must map each placeholder to a non-empty list, "
+                         f"got {axes!r}")
+    combos = [dict(zip(axes, values)) for values in itertools.product(*axes.values())] or [{}]
+    pairs = []
+    for sub in combos:
+        try:
+            a, b = str(c["better"]).format(**sub), str(c["than"]).format(**sub)
+        except (KeyError, IndexError, ValueError) as e:
+            raise BenchError(f"claim {c['id']!r} in {path}: placeholder {e} in better/than is not a for_each axis "
+                             f"(axes: {', '.join(axes) or 'none'})") from None
+        if a == b:
+            raise BenchError(f"claim {c['id']!r} in {path} compares {a} with itself")
+        pairs.append((a, b))
+    return pairs
 
 
 def _runs_of(runs: pd.DataFrame, name: str, suite: str, only_forgotten: bool) -> pd.DataFrame:
@@ -197,7 +232,6 @@ def comparison_key(claim_id: str, a: str, b: str) -> str:
 def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None) -> list[ClaimResult]:
     """Every claim's comparisons decided on `runs`; with a sequential `plan` (bench.sequential.Plan) each
     comparison is tested at the level its look spends, and one decided at an earlier look keeps its verdict."""
-    from bench.errors import unknown
     from suites import SUITES
 
     metrics = {m.name: m for m in SUITES[suite].metrics}
@@ -214,9 +248,7 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None) -> l
             others = [label for label, base in methods if c["method"] not in (label, base)]
             pairs = [(c["method"], o) for o in others]
         else:
-            axes = c.get("for_each") or {}
-            combos = [dict(zip(axes, values)) for values in itertools.product(*axes.values())] or [{}]
-            pairs = [(c["better"].format(**sub), c["than"].format(**sub)) for sub in combos]
+            pairs = c["pairs"] if "pairs" in c else _pairs_of(c, Path("(claims given directly)"))
         # family-wise 95% over the claim's comparisons (Bonferroni): one lucky comparison of nine decides nothing
         alpha = (1 - stats.LEVEL) / max(len(pairs), 1)
         log10 = metric.log_scale or c.get("scale") == "log10"

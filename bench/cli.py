@@ -86,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--until-decided", action="store_true",
                    help="after the grid, add one seed at a time to the methods of every claim comparison still "
                         "inconclusive, until all are decided or --max-seeds (alpha spent per look: docs/statistics.md)")
-    p.add_argument("--max-seeds", type=int, default=10, metavar="N",
+    p.add_argument("--max-seeds", type=int, default=None, metavar="N",
                    help="with --until-decided: at most N seeds per method (default 10)")
     p = command("finetune", "fine-tune a reference model (TOFU target on `full`, or retain-only)")
     p.add_argument("--suite", required=True)
@@ -154,6 +154,17 @@ def _check_runtime(args, specs=()) -> None:
         raise BenchError("--lm-eval-include is read only with --lm-eval-tasks (the tasks it defines)")
     if getattr(args, "profile", None) and getattr(args, "launcher", "local") == "local":
         raise BenchError("--profile is read only by --launcher slurm or local-jobs")
+    if getattr(args, "max_seeds", None) is not None and not getattr(args, "until_decided", False):
+        raise BenchError("--max-seeds is read only with --until-decided")
+    if getattr(args, "threads", None) is not None and args.threads < 1:
+        raise BenchError(f"bad --threads {args.threads} (expected an integer >= 1)")
+    if getattr(args, "device", None):
+        import torch
+
+        try:
+            torch.device(args.device)
+        except RuntimeError:
+            raise BenchError(f"bad --device {args.device!r} (expected cpu, cuda, cuda:N, mps)") from None
 
 
 def _context(args):
@@ -244,11 +255,21 @@ def _until_decided(args, specs) -> int:
     from bench.sequential import Plan, undecided_methods
 
     if args.launcher != "local":
-        raise BenchError("--until-decided runs locally (each look needs the previous one's results); "
-                         "with --launcher slurm, rerun `bench report` after each sweep instead")
+        raise BenchError(f"--until-decided runs locally (each look needs the previous one's results); with "
+                         f"--launcher {args.launcher}, rerun `bench report` after each sweep instead")
     claims_path = suite_claims_path(args.suite)
     if not claims_path.exists():
         raise BenchError(f"suite {args.suite} has no claims ({claims_path}): nothing to decide")
+    from bench.claims import load
+
+    grid = {s.method for s in specs} | {s.method_label for s in specs}
+    claims = load(claims_path)
+    decidable = [c["id"] for c in claims if (c["pairs"] and any(a in grid and b in grid for a, b in c["pairs"]))
+                 or (c.get("kind") == "best" and c["method"] in grid and len({s.method for s in specs}) > 1)]
+    if not decidable:
+        raise BenchError(f"no claim of suite {args.suite} compares two methods of this grid ({', '.join(sorted({s.method for s in specs}))}); "
+                         f"nothing to decide (the claims are in {claims_path})")
+    args.max_seeds = 10 if args.max_seeds is None else args.max_seeds
     seeds = sorted({s.seed for s in specs})
     if len(seeds) > args.max_seeds:
         raise BenchError(f"--max-seeds {args.max_seeds} is below the {len(seeds)} seeds the grid starts with")

@@ -10,17 +10,31 @@ from methods import ADAPTERS, OBJECTIVES, expand_methods
 from suites import SUITES
 
 
-def parse_list(text: str | None) -> list[str]:
-    return [t.strip() for t in (text or "").split(",") if t.strip()]
+def parse_list(text: str | None, kind: str = "value") -> list[str]:
+    """`a,b,c` as a list; None: []. An empty entry (`4,,8`, `ga,`, or an empty string) or a repeated one is a
+    one-line BenchError: it is a typo, and a repeated seed would name one run twice."""
+    if text is None:
+        return []
+    items = [t.strip() for t in text.split(",")]
+    if not all(items):
+        raise BenchError(f"bad {kind} list {text!r}: an empty entry (expected {kind}s separated by commas)")
+    repeated = next((t for i, t in enumerate(items) if t in items[:i]), None)
+    if repeated is not None:
+        raise BenchError(f"{kind} {repeated!r} appears twice in {text!r}")
+    return items
+
+
+INT_EXAMPLES = {"rank": "4,8,16,32", "seed": "0,1,2"}
 
 
 def parse_ints(text: str | None, kind: str) -> list[int]:
     out = []
-    for item in parse_list(text):
+    for item in parse_list(text, kind):
         try:
             out.append(int(item))
         except ValueError:
-            raise BenchError(f"bad {kind} '{item}' (expected integers separated by commas, e.g. 4,8,16,32)") from None
+            raise BenchError(f"bad {kind} '{item}' (expected integers separated by commas, e.g. "
+                             f"{INT_EXAMPLES.get(kind, '1,2,3')})") from None
     return out
 
 
@@ -43,8 +57,8 @@ def expand(suite_name: str, methods: str = "all", models: str | None = None, spl
     does read it; a run that does not read a setting others read gets the spec it has without it.
     """
     suite = SUITES[suite_name]
-    model_list = parse_list(models) or list(suite.models)
-    split_list = parse_list(splits) or list(suite.default_splits)
+    model_list = parse_list(models, "model") or list(suite.models)
+    split_list = parse_list(splits, "split") or list(suite.default_splits)
     split_list = list(suite.splits) if split_list == ["all"] else [suite.check_split(s) for s in split_list]
     rank_list = parse_ints(ranks, "rank") or list(suite.default_ranks)
     for r in rank_list:

@@ -106,6 +106,8 @@ def check_model_name(name: str) -> None:
     """A model is a registry name, an existing directory, or a hub id `org/name`."""
 
     named, path = split_named(name)
+    if named and not path:
+        raise BenchError(f"model '{name}' names no directory (expected {named}=DIR)")
     if named and not is_local(path):
         raise BenchError(f"model directory '{path}' (named {named}) does not exist")
     if name in MODELS or is_local(name) or named:

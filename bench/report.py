@@ -358,6 +358,8 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
     paths += figures
     if claim_results:
         paths.append(claims.write_markdown(claim_results, suite, out / "claims.md"))
+    elif (out / "claims.md").exists():  # no claims this time: an earlier report's verdicts must not stand in
+        (out / "claims.md").unlink()
     signal = signal_table(suite, runs)
     if signal:
         (out / "signal.md").write_text(f"# {suite}: which columns carry signal ({rule})\n\n{SIGNAL_NOTE}\n\n"

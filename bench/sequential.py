@@ -39,6 +39,9 @@ class Plan:
         path = suite_dir / FILE
         if path.exists():
             data = read_json(path)
+            if n_max is not None and n_max != data["n_max"] and not any(
+                    c.get("looks") for c in data.get("comparisons", {}).values()):
+                return cls(path, n_max)  # no look taken yet: no error control to lose
             if n_max is not None and n_max != data["n_max"]:
                 raise BenchError(f"{path} was planned with at most {data['n_max']} replicates per comparison; "
                                  f"--max-seeds asks for {n_max} (delete the file to start a new plan, which "

@@ -38,7 +38,12 @@ def expand_methods(text: str, default_adapters: tuple[str, ...]) -> list[tuple[s
     """`all` = every objective with the suite's default adapters; `paper` = the paper's 3x3 grid;
     `baselines` = the literature's objectives with full fine-tuning; otherwise a comma-separated list."""
     out: list[tuple[str, str]] = []
-    for item in (t.strip() for t in text.split(",") if t.strip()):
+    items = [t.strip() for t in text.split(",")]
+    if len(items) > 1 and not all(items):  # "ga+lora," is a typo, not a one-method grid
+        raise BenchError(f"bad --methods {text!r}: an empty entry between commas")
+    for item in items:
+        if not item:
+            continue
         if item == "all":
             out += [(o, a) for o in OBJECTIVES.names() for a in default_adapters]
         elif item == "paper":

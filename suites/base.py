@@ -133,6 +133,8 @@ class Suite(ABC):
                 merged[key] = type(merged[key])(value)
             except ValueError:
                 raise BenchError(f"bad option {key}={value!r} (expected a {type(merged[key]).__name__})") from None
+            if type(merged[key]) is int and merged[key] < 0:  # counts and lengths: a negative one would slice from the end
+                raise BenchError(f"bad option {key}={value!r} (expected an integer >= 0)")
         from bench.robustness import check_recipe, parse
 
         parse(merged.get("robustness", "none"))  # a bad stage name or recipe fails before any run

@@ -196,7 +196,9 @@ class Tdec(Suite):
             path = Path(ctx.data_dir) / f"wikitext_{split}.txt"
             if not path.is_file():
                 raise BenchError(f"missing data file {path} (the rows of Salesforce/wikitext wikitext-103-raw-v1 "
-                                 f"{split}, one per line)")
+                                 f"{split}, one per line; on a machine with the hub: python -c \"from datasets import "
+                                 f"load_dataset; open('wikitext_{split}.txt', 'w').writelines(load_dataset("
+                                 f"'Salesforce/wikitext', 'wikitext-103-raw-v1', split='{split}')['text'])\")")
             return [l for l in path.read_text(encoding="utf-8").splitlines(keepends=True) if l.strip()]
         from datasets import load_dataset
 

@@ -139,6 +139,10 @@ class Tofu(Suite):
         attack = dict(options).get("privleak_attack", "min_k")
         if attack not in ATTACKS:
             raise BenchError(f"bad option privleak_attack={attack!r} (expected one of {', '.join(ATTACKS)})")
+        generation = str(dict(options).get("generation", self.all_options().get("generation")))
+        kind, _, limit = generation.partition(":")
+        if kind not in ("new", "total") or not limit.isdigit() or int(limit) < 1:
+            raise BenchError(f"bad option generation={generation!r} (expected new:N or total:N with N >= 1)")
         return options
 
     def derived_metrics(self, record: dict) -> dict:

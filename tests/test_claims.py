@@ -98,7 +98,16 @@ def test_bad_claims_files_are_one_line_errors(store, tmp_path, capsys):
     for text, message in (("claims: [", "is not valid YAML"), ("other: 1", "has no list `claims`"),
                           ("claims:\n  - id: x\n    metric: model_utility\n", "claim 'x'"),
                           ("claims:\n  - {id: x, metric: model_utility, better: a, than: b}\n", "margin None is not a number > 0"),
-                          ("claims:\n  - {id: x, metric: utility, better: a, than: b, margin: 0.02}\n", "did you mean 'model_utility'")):
+                          ("claims:\n  - {id: x, metric: utility, better: a, than: b, margin: 0.02}\n", "did you mean 'model_utility'"),
+                          ("claims: [hello]\n", "claim #1"),
+                          ("claims:\n  - {id: x, metric: model_utility, better: '{objectiv}+lora', than: ga, margin: 0.02, "
+                           "for_each: {objective: [ga]}}\n", "placeholder 'objectiv'"),
+                          ("claims:\n  - {id: x, metric: model_utility, better: '{o}', than: ga, margin: 1, for_each: {o: []}}\n",
+                           "non-empty list"),
+                          ("claims:\n  - {id: x, metric: model_utility, better: ga, than: ga, margin: 1}\n", "with itself"),
+                          ("claims:\n  - {id: x, metric: model_utility, better: ga, than: gd, marign: 1}\n", "did you mean 'margin'"),
+                          ("claims:\n  - {id: x, metric: model_utility, better: ga, than: gd, margin: 1}\n"
+                           "  - {id: x, metric: model_utility, better: gd, than: ga, margin: 1}\n", "appears twice")):
         bad.write_text(text)
         assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--claims", str(bad)]) == 2
         err = capsys.readouterr().err.strip()

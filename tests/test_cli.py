@@ -21,6 +21,18 @@ from bench.cli import main
     (["show-config", "--suite", "tofu-mini", "--option", "relearn_fraction=1.5"],
      "bad option relearn_fraction=1.5 (expected a number between 0 and 1, exclusive)"),
     (["show-config", "--suite", "tofu-mini", "--set", "retain_loss=kll"], "bad hyperparameter retain_loss='kll'"),
+    # values that passed unchecked before (a new user tried them)
+    (["show-config", "--suite", "tofu-mini", "--option", "max_items=-5"], "bad option max_items='-5' (expected an integer >= 0)"),
+    (["show-config", "--suite", "tofu-mini", "--option", "generation=bogus"], "bad option generation='bogus' (expected new:N"),
+    (["show-config", "--suite", "tofu-mini", "--methods", "ga+lora,"], "bad --methods 'ga+lora,': an empty entry"),
+    (["show-config", "--suite", "tofu-mini", "--seeds", "0,0"], "seed '0' appears twice in '0,0'"),
+    (["show-config", "--suite", "tofu-mini", "--seeds", ""], "bad seed list '': an empty entry"),
+    (["show-config", "--suite", "tofu-mini", "--seeds", "abc"], "e.g. 0,1,2"),
+    (["show-config", "--suite", "tofu", "--methods", "ga+lora", "--models", "phi-1.5="], "names no directory (expected phi-1.5=DIR)"),
+    (["run", "--suite", "tofu-mini", "--methods", "ga+lora", "--max-seeds", "5"], "--max-seeds is read only with --until-decided"),
+    (["run", "--suite", "tofu-mini", "--methods", "ga+lora", "--threads", "0"], "bad --threads 0"),
+    (["run", "--suite", "tofu-mini", "--methods", "ga+lora", "--device", "bogus"], "bad --device 'bogus'"),
+    (["run", "--suite", "tofu-mini", "--methods", "rmu+lora", "--until-decided"], "no claim of suite tofu-mini compares two methods"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
     assert main(argv) == 2
