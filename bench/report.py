@@ -555,7 +555,10 @@ def status_table(suite: str | None, results: str) -> str:
         for _, r in runs.iterrows():
             seen.add(r["run_id"])
             job = jobs.get(r["run_id"])
-            rows.append({"suite": s, "run": r["run_id"], "status": _status(r["status"], states.get(job)),
+            status = _status(r["status"], states.get(job))
+            if status == "running" and not job and not store.is_claimed(store.suite_dir(s) / "runs" / r["run_id"]):
+                status, r["reason"] = "interrupted", "no process holds it; the next `run` resumes it"
+            rows.append({"suite": s, "run": r["run_id"], "status": status,
                          "epoch": "" if pd.isna(r.get("epoch")) else int(r["epoch"]),
                          "slurm": f"{job} {states.get(job, '')}".strip() if job else "",
                          "reason": r.get("reason") if isinstance(r.get("reason"), str) else ""})

@@ -171,6 +171,20 @@ class ResultStore:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    @staticmethod
+    def is_claimed(run_dir: Path) -> bool:
+        """Whether a live process holds the run's lock (a record says `running` also after a kill)."""
+        lock_file = Path(run_dir) / "lock"
+        if not lock_file.exists():
+            return False
+        with open(lock_file, "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            return False
+
     def discard(self, run: Run) -> None:
         """Remove a run that never had a record (a bad input stopped it before it started), and the
         suite's `runs/` and suite directories if that leaves them empty: a failed start leaves nothing."""

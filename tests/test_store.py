@@ -54,3 +54,21 @@ def test_results_directory_that_is_not_writable(tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(BenchError, match=f"results directory '{blocker}/results' is not writable"):
         ResultStore(blocker / "results").check_writable()
+
+
+def test_a_running_record_without_a_live_lock_shows_as_interrupted(tmp_path):
+    """A killed process leaves `running` in run.json; only the lock says whether anyone still computes it."""
+    from bench.grid import expand
+    from bench.report import status_table
+    from bench.store import new_record
+
+    store = ResultStore(tmp_path)
+    [spec] = expand("tofu-mini", "ga+lora", seeds="0", hparams={"epochs": 1})
+    with store.claim(spec) as run:
+        run.record = {**new_record(spec), "status": "running"}
+        run.save()
+        assert store.is_claimed(run.dir)
+        assert "1 running" in status_table("tofu-mini", str(tmp_path))
+    assert not store.is_claimed(store.run_dir(spec))
+    table = status_table("tofu-mini", str(tmp_path))
+    assert "1 interrupted" in table and "the next `run` resumes it" in table
