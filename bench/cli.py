@@ -361,6 +361,11 @@ def cmd_finetune(args) -> int:
     suite.check_model(args.model)
     _check_runtime(args)
     overrides = _hparam_overrides(args)
+    from methods.objective import LOOP
+
+    unread = sorted(set(overrides) - set(LOOP))
+    if unread:  # fine-tuning is next-token training: no unlearning objective's setting applies
+        raise BenchError(f"--set {unread[0]} is not read by fine-tuning (it reads {', '.join(LOOP)})")
     recipe = suite.finetune_hparams(args.model).replace(**overrides)  # a bad value fails before any loading
     ctx = _context(args)
     ctx.store.check_writable()

@@ -33,6 +33,8 @@ from bench.cli import main
     (["run", "--suite", "tofu-mini", "--methods", "ga+lora", "--threads", "0"], "bad --threads 0"),
     (["run", "--suite", "tofu-mini", "--methods", "ga+lora", "--device", "bogus"], "bad --device 'bogus'"),
     (["run", "--suite", "tofu-mini", "--methods", "rmu+lora", "--until-decided"], "no claim of suite tofu-mini compares two methods"),
+    (["finetune", "--suite", "tofu", "--model", "phi-1.5", "--split", "full", "--set", "npo_beta=2"],
+     "--set npo_beta is not read by fine-tuning"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
     assert main(argv) == 2
