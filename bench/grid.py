@@ -84,7 +84,7 @@ def expand(suite_name: str, methods: str = "all", models: str | None = None, spl
         suite.check_model(model)
         for split in split_list:
             for objective, adapter in method_list:
-                base = suite.objective_hparams(model, objective)
+                base = suite.objective_hparams(model, objective, adapter)
                 every = base.replace(**given_hp)  # checks every name and value, read or not
                 read = {k: v for k, v in given_hp.items() if OBJECTIVES[objective].reads_hparam(k, every)}
                 hp = base.replace(**read)

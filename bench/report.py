@@ -86,7 +86,7 @@ def run_settings(spec: dict) -> str:
     kind = SUITES[spec["suite"]]
     given = Hyperparams(**spec["hparams"])
     try:
-        default = kind.objective_hparams(spec["model"], spec["objective"])
+        default = kind.objective_hparams(spec["model"], spec["objective"], spec["adapter"])
     except Exception:  # an objective this checkout no longer has: every value counts as given
         default = None
     parts = [f"{f.name}={getattr(given, f.name):g}" if isinstance(getattr(given, f.name), float) else

@@ -204,13 +204,16 @@ class Suite(ABC):
 
     # per-objective settings of this suite over the objective's own defaults, e.g. {"rmu": {"lr": 1e-3}}
     objective_overrides: dict[str, dict[str, Any]] = {}
+    # per-adapter settings of this suite over its per-model ones, e.g. {"lora": {"lr": 2e-4}}
+    adapter_hparams: dict[str, dict[str, Any]] = {}
 
-    def objective_hparams(self, model: str, objective: str) -> Hyperparams:
-        """The suite's settings for `model`, then the objective's defaults, then this suite's overrides for it."""
+    def objective_hparams(self, model: str, objective: str, adapter: str = "full") -> Hyperparams:
+        """The suite's settings for `model`, then its settings for `adapter`, then the objective's defaults,
+        then this suite's overrides for the objective."""
         from methods import OBJECTIVES
 
-        return self.hparams(model).replace(**OBJECTIVES[objective].defaults,
-                                           **self.objective_overrides.get(objective, {}))
+        return self.hparams(model).replace(**self.adapter_hparams.get(adapter, {})).replace(
+            **OBJECTIVES[objective].defaults, **self.objective_overrides.get(objective, {}))
 
     def derived_metrics(self, record: dict) -> dict:
         """Per-run numbers computed from a finished run.json's epochs (the report's rules, not the run's)."""

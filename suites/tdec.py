@@ -173,6 +173,10 @@ class Tdec(Suite):
             models["mia_reference"] = reference
         return models
 
+    # Cha et al. (ICLR 2025), TDEC experiments: LoRA (and FILA, LoRA initialised otherwise) at a fixed 2e-4
+    # for every rank 4/8/16/32; full fine-tuning keeps Jang et al.'s per-model rate (docs/methods.md)
+    adapter_hparams = {"lora": {"lr": 2e-4}, "fila": {"lr": 2e-4}}
+
     def hparams(self, model: str) -> Hyperparams:
         info = recipe_of(model)[0]
         lr = info.unlearn_lr if info else 5e-5

@@ -42,6 +42,7 @@ class TdecMini(Tdec):
     # separations reverse on another instruction set (docs/suites.md)
     paper_columns = ("epochs_to_forget", "ppl_heldout")
     default_splits = ("set0",)
+    adapter_hparams = {}  # one learning rate for every adapter, chosen for the twin (docs/suites.md)
     options = {**Tdec.options, "seq_len": 64, "thresholds": "measured", "lm_eval_tasks": "mini_phrase,mini_order",
                "retain_size": 256}
     objective_overrides = MINI_OBJECTIVE_OVERRIDES
