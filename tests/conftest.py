@@ -66,10 +66,29 @@ def with_tdec_mini_artefacts(artefacts, results):
 
 
 def real_data():
-    """The real public data directory (../shared/data in CI: SOURCES.md there), or skip with the reason."""
+    """The real public data directory (tofu/, tdec/, gpt2-tokenizer/; CI's copy beside the clone), or skip."""
     from pathlib import Path
 
     if not os.environ.get("UNLEARNING_BENCH_DATA"):
         pytest.skip("UNLEARNING_BENCH_DATA is unset: the real-data tests need the directory of real TOFU / TDEC "
-                    "files (.ci/run sets it to ../shared/data)")
+                    "files (tofu/, tdec/, gpt2-tokenizer/; .ci/run sets it in CI)")
     return Path(os.environ["UNLEARNING_BENCH_DATA"])
+
+
+def choice_accuracy_by_hand(model, tokenizer, rows, positions: int | None = None) -> float:
+    """Multiple-choice accuracy as lm-eval defines it, computed here with one forward pass per choice:
+    each choice scored by the summed log-probabilities of its tokens after the context, the input cut from
+    the left to the model's `positions` as lm-eval cuts it ((context + choice)[-(positions + 1):][:-1])."""
+    hits = 0
+    with torch.no_grad():
+        for r in rows:
+            context = tokenizer(r["context"])["input_ids"]
+            scores = []
+            for choice in r["choices"]:
+                whole = tokenizer(r["context"] + choice)["input_ids"]
+                n = len(whole) - len(context)
+                ids = (whole[-(positions + 1):] if positions else whole)[:-1]
+                logp = model(input_ids=torch.tensor([ids])).logits[0].log_softmax(-1)
+                scores.append(sum(logp[len(ids) - n + k, whole[len(whole) - n + k]].item() for k in range(n)))
+            hits += int(max(range(len(scores)), key=scores.__getitem__) == r["label"])
+    return hits / len(rows)

@@ -8,7 +8,7 @@ from bench.lm_eval_bridge import run_tasks, write_choice_task
 from bench.store import ResultStore
 from suites import Context
 from suites.tdec import Tdec, perplexity
-from tests.conftest import tiny
+from tests.conftest import choice_accuracy_by_hand, tiny
 
 
 def test_forget_csv_loader(tmp_path):
@@ -77,17 +77,7 @@ def test_lm_eval_bridge_scores_the_live_model_on_a_local_task(tokenizer, tmp_pat
             for i, w in enumerate(["mi", "ne", "to", "vi", "zu", "pe"])]
     write_choice_task(tmp_path, "toy_choice", rows)
     got = run_tasks(model, tokenizer, ["toy_choice"], str(tmp_path), include_defaults=False, metric="acc")
-    hits = 0
-    with torch.no_grad():
-        for r in rows:
-            context = tokenizer(r["context"])["input_ids"]
-            scores = []
-            for choice in r["choices"]:
-                whole = tokenizer(r["context"] + choice)["input_ids"]
-                logp = model(input_ids=torch.tensor([whole])).logits[0].log_softmax(-1)
-                scores.append(sum(logp[t - 1, whole[t]].item() for t in range(len(context), len(whole))))
-            hits += int(max(range(4), key=scores.__getitem__) == r["label"])
-    assert got == {"toy_choice": pytest.approx(hits / len(rows))}
+    assert got == {"toy_choice": pytest.approx(choice_accuracy_by_hand(model, tokenizer, rows))}
 
 
 def test_unigram_f1_with_parlai_normalisation():

@@ -10,7 +10,7 @@ from bench.data import qa_example
 from bench.errors import BenchError
 from bench.truncation import fit_prompt, left_cut
 from suites.tofu_eval import FORMATS, EvalSet, answer_nll, evaluate_sets, generate, paraphrase_probe
-from tests.conftest import tiny
+from tests.conftest import choice_accuracy_by_hand, tiny
 
 LONG_QUESTION = "Who is " + "ka lo mi ne ru sa " * 20 + "?"
 
@@ -224,17 +224,5 @@ def test_lm_eval_scores_the_whole_continuation_after_a_context_cut_from_the_left
              "label": i % 4} for i, w in enumerate(["mi", "ne", "to", "vi", "zu", "pe", "gil", "sa"])]
     write_choice_task(tmp_path, "long_choice", rows)
     got = run_tasks(model, tokenizer, ["long_choice"], str(tmp_path), include_defaults=False, metric="acc")
-    hits = 0
-    with torch.no_grad():
-        for r in rows:
-            context = tokenizer(r["context"])["input_ids"]
-            assert len(context) > 128
-            scores = []
-            for choice in r["choices"]:
-                whole = tokenizer(r["context"] + choice)["input_ids"]
-                n = len(whole) - len(context)
-                ids = whole[-129:][:-1]
-                logp = model(input_ids=torch.tensor([ids])).logits[0].log_softmax(-1)
-                scores.append(sum(logp[len(ids) - n + k, whole[len(whole) - n + k]].item() for k in range(n)))
-            hits += int(max(range(4), key=scores.__getitem__) == r["label"])
-    assert got == {"long_choice": pytest.approx(hits / len(rows))}
+    assert all(len(tokenizer(r["context"])["input_ids"]) > 128 for r in rows)
+    assert got == {"long_choice": pytest.approx(choice_accuracy_by_hand(model, tokenizer, rows, positions=128))}
