@@ -254,6 +254,10 @@ def _until_decided(args, specs) -> int:
     from bench.runner import run_grid
     from bench.sequential import Plan, undecided_methods
 
+    from bench import distributed
+
+    if distributed.active():  # each look reads every rank's finished runs: one process decides
+        raise BenchError("--until-decided runs in one process; under torchrun run the grid, then `bench report`")
     if args.launcher != "local":
         raise BenchError(f"--until-decided runs locally (each look needs the previous one's results); with "
                          f"--launcher {args.launcher}, rerun `bench report` after each sweep instead")
