@@ -225,8 +225,14 @@ def overall(verdicts: list[str]) -> str:
     return "does not hold"  # some comparisons hold only within the margin
 
 
-def comparison_key(claim_id: str, a: str, b: str) -> str:
-    return f"{claim_id}: {a} vs {b}"
+def comparison_key(claim: dict, a: str, b: str) -> str:
+    """The plan's name for one comparison: the claim's id and methods, and a digest of everything that
+    defines its test (metric, margin, scale, only_forgotten), so an edited claim is a new comparison."""
+    import hashlib
+    import json
+
+    test = {k: claim.get(k) for k in ("metric", "margin", "scale", "only_forgotten")}
+    return f"{claim['id']}: {a} vs {b} [{hashlib.sha256(json.dumps(test, sort_keys=True).encode()).hexdigest()[:8]}]"
 
 
 def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None) -> list[ClaimResult]:
@@ -254,7 +260,7 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None) -> l
         log10 = metric.log_scale or c.get("scale") == "log10"
         checks = []
         for a, b in pairs:
-            key = comparison_key(c["id"], a, b)
+            key = comparison_key(c, a, b)
             frozen = plan.decided(key) if plan is not None else None
             if frozen is not None:
                 checks.append(Check(**frozen))

@@ -46,6 +46,7 @@ from typing import Sequence
 POWER = 0.8
 VERDICTS = ("holds", "does not hold", "equivalent", "inconclusive")
 MAX_NEEDED = 10_000
+EQUAL = 1e-9  # differences this close (relative) are equal: t would give a point interval with p ~ 0
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def decide(diffs: Sequence[float], margin: float, level: float = 0.95) -> Decisi
         return Decision("inconclusive", mean, None, None, 1, None, level, needed=None,
                         reason="one replicate: no spread to build an interval from")
     sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1))
-    if sd == 0:  # sign test: every difference on one side; the point interval once 2 * 0.5^n <= alpha
+    if sd <= EQUAL * max(1.0, abs(mean)):  # equal up to float rounding (log10 of equal ratios): sign test: every difference on one side; the point interval once 2 * 0.5^n <= alpha
         p = min(1.0, 2 * 0.5 ** n) if mean != 0 else 1.0
         enough = math.ceil(math.log2(2 / alpha))
         if n < enough:

@@ -65,6 +65,9 @@ def expand(suite_name: str, methods: str = "all", models: str | None = None, spl
         if r <= 0:
             raise BenchError(f"bad LoRA rank {r} (expected a positive integer such as 4, 8, 16 or 32)")
     seed_list = parse_ints(seeds, "seed") or list(suite.default_seeds)
+    bad_seed = next((x for x in seed_list if not 0 <= x < 2 ** 32), None)  # what every RNG a run seeds accepts
+    if bad_seed is not None:
+        raise BenchError(f"bad seed {bad_seed} (expected an integer from 0 to {2 ** 32 - 1})")
     method_list = expand_methods(methods, suite.default_adapters)
     if parse_list(ranks) and not any(ADAPTERS[a].uses_rank for _, a in method_list):
         readers = ", ".join(n for n in ADAPTERS.names() if ADAPTERS[n].uses_rank)

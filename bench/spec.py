@@ -68,6 +68,9 @@ class Hyperparams:
             "rmu_params": self.rmu_params in ("wmdp", "all"),
         }
         for name, ok in checks.items():
+            value = getattr(self, name)
+            if isinstance(value, float) and not math.isfinite(value):  # inf passes "> 0" and breaks the spec's JSON
+                ok = False
             if not ok:
                 valid = {"dtype": "fp32 or bf16", "schedule": "linear or constant", "retain_loss": "nll or kl",
                          "rmu_params": "wmdp or all", "delta": "a finite number",

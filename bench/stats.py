@@ -141,7 +141,7 @@ def paired(a: Sequence[float], b: Sequence[float], log_scale: bool = False, leve
         return Paired(mean, None, None, None, n)
     sd = math.sqrt(sum((v - mean) ** 2 for v in d) / (n - 1))
     half = t_quantile(n, level) * sd / math.sqrt(n)
-    if sd == 0:  # equal differences: t is undefined; the sign test's interval is the point once 2 * 0.5^n <= 1 - level
+    if sd <= 1e-9 * max(1.0, abs(mean)):  # equal differences (up to float rounding): t is undefined; the sign test's interval is the point once 2 * 0.5^n <= 1 - level
         p = min(1.0, 2 * 0.5 ** n) if mean != 0 else 1.0
         return Paired(mean, mean, mean, p, n) if p <= 1 - level else Paired(mean, None, None, p, n)
     t = mean / (sd / math.sqrt(n))

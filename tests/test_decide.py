@@ -101,3 +101,10 @@ def test_spent_levels_sum_to_alpha():
         previous = n
     assert math.isclose(spent, alpha)
     assert spent_level(alpha, 15, 12, 12) == 1.0  # past the cap nothing is left to spend
+
+
+def test_differences_equal_but_for_float_rounding_use_the_sign_test():
+    # log10(6 / 4) computed two ways differs in the last bits; t would report p ~ 1e-60
+    d = [0.17609125905568124, 0.17609125905568135, 0.17609125905568124, 0.17609125905568135]
+    got = decide(d, margin=0.02)
+    assert got.verdict == "inconclusive" and got.lo is None and got.p_value == 0.125
