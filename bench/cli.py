@@ -83,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="local: in this process (default); local-jobs: parallel processes through submitit; "
                         "slurm: one SLURM job per run, as job arrays")
     p.add_argument("--profile", metavar="YAML", help="cluster profile for --launcher slurm, e.g. slurm/a100.yaml")
+    p.add_argument("--workers", default="auto", metavar="N",
+                   help="--launcher local: runs at a time, one process each (default auto: one per CPU core, at most 8; "
+                        "1 on a GPU and under torchrun)")
     p.add_argument("--until-decided", action="store_true",
                    help="after the grid, add one seed at a time to the methods of every claim comparison still "
                         "inconclusive, until all are decided or --max-seeds (alpha spent per look: docs/statistics.md)")
@@ -217,10 +220,13 @@ def cmd_show_config(args) -> int:
 
 def cmd_run(args) -> int:
     from bench import distributed
-    from bench.runner import run_grid
 
     specs = _specs(args)
     _check_runtime(args, specs)
+    if args.workers != "auto" and (not args.workers.isdigit() or int(args.workers) < 1):
+        raise BenchError(f"bad --workers {args.workers!r} (expected auto or an integer >= 1)")
+    if args.workers != "auto" and args.launcher != "local":
+        raise BenchError(f"--workers is read by --launcher local only; --launcher {args.launcher} runs one job per run")
     if args.until_decided:
         return _until_decided(args, specs)
     if args.launcher != "local":
@@ -233,7 +239,7 @@ def cmd_run(args) -> int:
     ctx = _context(args)
     log.info(f"{len(specs)} runs in suite {args.suite}; results in {ctx.store.suite_dir(args.suite)}"
              + (f"; {distributed.world_size()} processes" if distributed.active() else ""))
-    outcome = run_grid(specs, ctx, force=args.force, show_progress=not args.quiet)
+    outcome = _run_local(args, specs, ctx)
     if not distributed.is_main():
         return 1 if outcome.failed else 0
     print(f"{len(outcome.finished)} finished, {len(outcome.skipped)} already done, {len(outcome.busy)} busy elsewhere, "
@@ -251,7 +257,6 @@ def _until_decided(args, specs) -> int:
     until every comparison is decided or every such method has --max-seeds seeds (bench/sequential.py)."""
     from bench.claims import evaluate_file, suite_claims_path
     from bench.report import load_runs, method_base, write_report
-    from bench.runner import run_grid
     from bench.sequential import Plan, undecided_methods
 
     from bench import distributed
@@ -283,7 +288,7 @@ def _until_decided(args, specs) -> int:
     todo, failed, distinct, inert = specs, 0, {}, set()
     while True:
         log.info(f"{len(todo)} runs (seeds {','.join(str(s) for s in sorted({x.seed for x in todo}))})")
-        failed += len(run_grid(todo, ctx, force=args.force, show_progress=not args.quiet).failed)
+        failed += len(_run_local(args, todo, ctx).failed)
         write_report(args.suite, ctx.store)
         runs = load_runs(args.suite, ctx.store)
         done = runs[runs["status"] == "finished"]
@@ -306,6 +311,39 @@ def _until_decided(args, specs) -> int:
         todo = [s for s in _specs_with_seed(args, seeds[-1]) if {s.method_label, s.method} & undecided]
 
 
+def _workers(args, ctx, runs: int) -> int:
+    from bench import distributed
+    from bench.pool import auto_workers
+
+    if args.workers == "auto":
+        return 1 if distributed.active() else auto_workers(ctx.device, args.threads or 1, runs)
+    if int(args.workers) > 1 and distributed.active():
+        raise BenchError(f"--workers {args.workers} under torchrun: each rank is one process of one run (use --workers 1)")
+    return int(args.workers)
+
+
+def _run_local(args, specs, ctx):
+    """The grid in this process, or with --workers N > 1 in N processes (bench/pool.py)."""
+    from bench.runner import run_grid
+
+    workers = _workers(args, ctx, len(specs))
+    if workers == 1:
+        return run_grid(specs, ctx, force=args.force, show_progress=not args.quiet)
+    from bench.pool import run_grid_parallel
+
+    log.info(f"{workers} worker processes, {args.threads or 1} torch thread(s) each")
+    return run_grid_parallel(specs, _runtime(args, args.threads or 1), workers, force=args.force,
+                             show_progress=not args.quiet)
+
+
+def _runtime(args, threads: int):
+    from bench.dispatch import Runtime
+
+    return Runtime(results=os.path.abspath(args.results), data_dir=args.data_dir and os.path.abspath(args.data_dir),
+                   device=args.device, threads=threads, trust_remote_code=args.trust_remote_code,
+                   lm_eval_include=args.lm_eval_include, save_models=getattr(args, "save_models", False))
+
+
 def _specs_with_seed(args, seed: int):
     import copy
 
@@ -319,13 +357,10 @@ def _recipe_text(info, why: str) -> str:
 
 
 def _dispatch(args, specs) -> int:
-    from bench.dispatch import Runtime, load_profile, submit
+    from bench.dispatch import load_profile, submit
 
     profile = load_profile(args.profile) if args.profile else None
-    runtime = Runtime(results=os.path.abspath(args.results), data_dir=args.data_dir and os.path.abspath(args.data_dir),
-                      device=args.device, threads=args.threads or (profile.resources(specs[0].model).cpus if profile else 1),
-                      trust_remote_code=args.trust_remote_code, lm_eval_include=args.lm_eval_include,
-                   save_models=getattr(args, "save_models", False))
+    runtime = _runtime(args, args.threads or (profile.resources(specs[0].model).cpus if profile else 1))
     sweep = submit(specs, runtime, args.launcher, profile, force=args.force)
     runs = [j for j in sweep["jobs"] if j["kind"] == "run"]
     print(f"sweep {sweep['sweep_id']}: {len(runs)} run jobs submitted ({sweep['skipped_finished']} already finished); "

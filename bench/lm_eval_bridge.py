@@ -84,6 +84,9 @@ def run_tasks(model, tokenizer, tasks: Sequence[str], include_path: str | None =
               device: str = "cpu", metric: str = "auto", items: dict | None = None) -> dict[str, float]:
     """{task: score}: `metric` if given, else acc_norm where a task reports it, else acc, else its first metric.
     `limit`: items per task (None = all). `items`, if given, receives {task: items evaluated}."""
+    from unittest import mock
+
+    import lm_eval.evaluator
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
 
@@ -98,8 +101,12 @@ def run_tasks(model, tokenizer, tasks: Sequence[str], include_path: str | None =
     try:
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=device)
         manager = task_manager(include_path, include_defaults)
-        out = simple_evaluate(model=lm, tasks=list(tasks), task_manager=manager, limit=limit,
-                              log_samples=False, bootstrap_iters=0, verbosity="ERROR")
+        # lm-eval describes the environment in every result (torch's collect_env: about a dozen subprocesses,
+        # 0.9 s per call, more than the tasks of a mini suite); run.json records the environment itself
+        with mock.patch.object(lm_eval.evaluator, "add_env_info", lambda results: None), \
+                mock.patch.object(lm_eval.evaluator, "get_git_commit_hash", lambda: None):
+            out = simple_evaluate(model=lm, tasks=list(tasks), task_manager=manager, limit=limit,
+                                  log_samples=False, bootstrap_iters=0, verbosity="ERROR")
     finally:
         model.train(was_training)  # HFLM switches the model to eval mode
         for name, value in (("TQDM_DISABLE", quiet), ("LOCAL_RANK", local_rank)):

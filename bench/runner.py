@@ -244,6 +244,14 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
         epochs.append({"epoch": 0, "metrics": before})
     run.record["epochs"] = epochs
     eval_seconds = 0.0
+    # option epoch_metrics=read: every metric only at the epoch the run ends; before it, what is read per epoch
+    split_evaluation = prepared.per_epoch is not None and spec.option("epoch_metrics", LATE_OPTIONS["epoch_metrics"]) == "read"
+
+    def evaluate_epoch(model, tokenizer, last: bool):
+        if not split_evaluation or last:
+            return prepared.evaluate(model, tokenizer)
+        return prepared.per_epoch(model, tokenizer)
+
     items_dir = run.dir / "items"
     last_evaluation = None  # the robustness stages compare against it
 
@@ -251,7 +259,12 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
         nonlocal eval_seconds, last_evaluation
         t = time.perf_counter()
         # every rank evaluates its (identical) model; rank 0's numbers steer all of them
-        evaluation = last_evaluation = distributed.share(prepared.evaluate(model, tokenizer))
+        last = stats.epoch >= spec.hparams.epochs
+        evaluation = distributed.share(evaluate_epoch(model, tokenizer, last))
+        stop = bool(prepared.should_stop and prepared.should_stop(evaluation.metrics))
+        if stop and not last and split_evaluation:  # the run ends here: this epoch is the one the tables report
+            evaluation = distributed.share(prepared.complete(model, tokenizer, evaluation))
+        last_evaluation = evaluation
         eval_seconds += time.perf_counter() - t
         entry = {"epoch": stats.epoch, "train": {"loss": stats.loss, **stats.parts, "steps": stats.steps,
                                                   "seconds": stats.seconds},
@@ -261,7 +274,6 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
             write_json_atomic(items_dir / f"epoch-{stats.epoch}.json", evaluation.items)
         run.save()
         _check_finite(evaluation.metrics, stats.epoch)
-        stop = bool(prepared.should_stop and prepared.should_stop(evaluation.metrics))
         if stop:
             run.record["stopped_at_epoch"] = stats.epoch
         elif stats.epoch < spec.hparams.epochs and ctx.checkpoints and run.writes:

@@ -53,7 +53,12 @@ class Prepared:
     model_path: str  # the model to unlearn (TOFU: the target fine-tuned on `full`)
     forget: list[dict]  # tokenised examples: input_ids, labels (-100 = not counted)
     retain: list[dict]
-    evaluate: Callable[[Any, Any], Evaluation]  # (model, tokenizer) -> Evaluation
+    evaluate: Callable[[Any, Any], Evaluation]  # (model, tokenizer) -> Evaluation: every metric
+    # the cheaper split of `evaluate` the runner uses after every epoch but the last (option epoch_metrics=read):
+    # `per_epoch` computes what a column, a derived metric or the stopping rule reads at every epoch;
+    # `complete(model, tokenizer, its evaluation)` adds the rest, at the epoch the run ends. None: no split
+    per_epoch: Callable[[Any, Any], Evaluation] | None = None
+    complete: Callable[[Any, Any, Evaluation], Evaluation] | None = None
     should_stop: Callable[[dict], bool] | None = None  # the suite's stopping rule on an epoch's metrics
     final_evaluate: Callable[[Any, Any], dict] | None = None  # costly utility, once after the last epoch
     format_answer: Callable[[str], str] | None = None  # how an answer is written after the prompt (IdkDPO's refusals)
@@ -87,6 +92,9 @@ LATE_OPTIONS: dict[str, Any] = {
     "robustness": "none",  # robustness stages after the last epoch: none | all | relearn,quant,paraphrase
     "relearn_fraction": 0.5,  # the relearning attack's share of the forget set
     "relearn_epochs": 3,  # the relearning attack's epochs
+    # read: after each epoch only what a column, a derived metric or the stopping rule reads (every metric at
+    # the last epoch, which the tables report); all: every metric after every epoch (for per-epoch curves)
+    "epoch_metrics": "read",
 }
 
 # WMDP's RMU preset trains 3 of 32 blocks' MLP output projections; on a 2-block model that leaves one
@@ -135,6 +143,8 @@ class Suite(ABC):
                 raise BenchError(f"bad option {key}={value!r} (expected a {type(merged[key]).__name__})") from None
             if type(merged[key]) is int and merged[key] < 0:  # counts and lengths: a negative one would slice from the end
                 raise BenchError(f"bad option {key}={value!r} (expected an integer >= 0)")
+        if merged.get("epoch_metrics", "read") not in ("read", "all"):
+            raise BenchError(f"bad option epoch_metrics={merged['epoch_metrics']!r} (expected read or all)")
         from bench.robustness import check_recipe, parse
 
         parse(merged.get("robustness", "none"))  # a bad stage name or recipe fails before any run

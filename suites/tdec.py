@@ -426,14 +426,20 @@ class Tdec(Suite):
         calibration = {} if reference_nll is None else {
             "mia_loss": auc([-x for x in reference_nll[:len(forget_seqs)]], [-x for x in reference_nll[len(forget_seqs):]])}
 
-        def evaluate(model, tok) -> Evaluation:
+        def per_epoch(model, tok) -> Evaluation:
+            """MA and EL_n: what the stopping rule reads at every epoch; the attacks only at the last."""
+            scores = extraction_scores(model, forget_seqs, tok.pad_token_id)
+            return Evaluation({k: sum(v) / len(v) for k, v in scores.items()}, scores)
+
+        def complete(model, tok, evaluation: Evaluation) -> Evaluation:
             from suites.privacy import metrics_of, model_scores
 
-            scores = extraction_scores(model, forget_seqs, tok.pad_token_id)
-            metrics = {k: sum(v) / len(v) for k, v in scores.items()}
             mia = model_scores(model, tok, as_examples(forget_seqs), as_examples(unseen), ctx.eval_batch_size)
-            metrics.update(metrics_of(mia, reference_nll, memorisation=False))
-            return Evaluation(metrics, {**scores, "mia": mia})
+            return Evaluation({**evaluation.metrics, **metrics_of(mia, reference_nll, memorisation=False)},
+                              {**evaluation.items, "mia": mia})
+
+        def evaluate(model, tok) -> Evaluation:
+            return complete(model, tok, per_epoch(model, tok))
 
         def should_stop(metrics: dict) -> bool:
             return forgotten(metrics["ma"], metrics["el10"], limits["ma"], limits["el10"])
@@ -446,7 +452,8 @@ class Tdec(Suite):
                                 recovery_items=lambda ev: ev.items["ma"],
                                 target_evaluation=lambda load, tok: evaluate(load(), tok), probe=probe)
         return Prepared(model_path=model_path, forget=as_examples(forget_seqs), retain=as_examples(retain_seqs),
-                        evaluate=evaluate, should_stop=should_stop, robustness=robustness,
+                        evaluate=evaluate, per_epoch=per_epoch, complete=complete, should_stop=should_stop,
+                        robustness=robustness,
                         final_evaluate=final_evaluate,
                         records={"thresholds": limits, "forget_sequences": len(forget_seqs),
                                  "mia_calibration": calibration,

@@ -444,23 +444,39 @@ class Tofu(Suite):
         attack = spec.option("privleak_attack", "min_k")
 
         def against_references(metrics: dict, items: dict) -> dict:
-            """What needs the retain-only model: forget quality, the Reference attack, privleak."""
+            """What needs the retain-only model: forget quality, and with the attacks' scores the Reference
+            attack and privleak."""
             from suites.privacy import privleak, reference_auc
 
             out = dict(metrics)
             out["forget_quality"], out["forget_ks_stat"] = forget_quality(items["forget"]["truth_ratio"], ref_ratios)
-            out["mia_reference"] = reference_auc(items["mia"], ref_eval.items["mia"]["nll"])
-            out["privleak"] = privleak(out[f"mia_{attack}"], ref_auc[attack])
+            if "mia" in items:
+                out["mia_reference"] = reference_auc(items["mia"], ref_eval.items["mia"]["nll"])
+                out["privleak"] = privleak(out[f"mia_{attack}"], ref_auc[attack])
             return out
 
         # the retain-only model's AUCs (its Reference scores are all 0: AUC 0.5), so its own privleak is 0
         ref_auc = {**{a: ref_eval.metrics[f"mia_{a}"] for a in ATTACKS if a != "reference"}, "reference": 0.5}
         ref_metrics = against_references(ref_eval.metrics, ref_eval.items)
 
-        def evaluate(model, tok) -> Evaluation:
-            metrics, items = evaluate_sets(model, tok, sets, fmt, spec.option("generation"), max_length, ctx.eval_batch_size,
-                                           privacy=privacy)
+        encoded: dict = {}  # the eval sets' tokenised candidates, reused by every epoch
+
+        def per_epoch(model, tok) -> Evaluation:
+            """What the columns and derived metrics read at every epoch: forget quality, model utility and
+            forget ROUGE (fq_constrained, epochs_to_forget, mu_at_forget); the attacks only at the last."""
+            metrics, items = evaluate_sets(model, tok, sets, fmt, spec.option("generation"), max_length,
+                                           ctx.eval_batch_size, cache=encoded)
             return Evaluation(against_references(metrics, items), items)
+
+        def complete(model, tok, evaluation: Evaluation) -> Evaluation:
+            from suites.tofu_eval import privacy_scores
+
+            metrics, mia = privacy_scores(model, tok, privacy, fmt, max_length, ctx.eval_batch_size, encoded)
+            items = {**evaluation.items, "mia": mia}
+            return Evaluation(against_references({**evaluation.metrics, **metrics}, items), items)
+
+        def evaluate(model, tok) -> Evaluation:
+            return complete(model, tok, per_epoch(model, tok))
 
         target_eval = self.evaluation_of(target, spec, ctx)
         target_metrics = against_references(target_eval.metrics, target_eval.items)
@@ -482,6 +498,7 @@ class Tofu(Suite):
             recovery_items=lambda ev: ev.items["forget"]["prob"],
             target_evaluation=lambda load, tok: Evaluation(target_metrics, target_eval.items), probe=probe)
         return Prepared(model_path=target, forget=forget, retain=retain, evaluate=evaluate, should_stop=None,
+                        per_epoch=per_epoch, complete=complete,
                         format_answer=fmt.answer, max_length=max_length, robustness=robustness,
                         records={"target": target, "reference": reference, "reference_split": ref_split,
                                  "target_metrics": target_metrics, "reference_metrics": ref_metrics,

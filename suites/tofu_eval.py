@@ -281,20 +281,38 @@ def model_utility(metrics: dict[str, float]) -> float:
     return 0.0 if min(values) <= 0 else float(stats.hmean(values))
 
 
+def encoder(tokenizer, fmt: QAFormat, max_length: int, cache: dict | None = None):
+    """(question, answer) -> fmt.example(...). With `cache` (a dict kept across calls: one per run), each
+    pair is tokenised once, not once per epoch: the eval sets' thousands of candidates do not change."""
+    if cache is None:
+        return lambda question, answer: fmt.example(tokenizer, question, answer, max_length)
+
+    def encode(question: str, answer: str) -> dict:
+        key = (id(tokenizer), max_length, question, answer)
+        if key not in cache:
+            cache[key] = fmt.example(tokenizer, question, answer, max_length)
+        return cache[key]
+
+    return encode
+
+
 def evaluate_sets(model, tokenizer, sets: Sequence[EvalSet], fmt: QAFormat, generation: str,
                   max_length: int = 512, batch_size: int = 64,
-                  privacy: tuple[Sequence[dict], Sequence[dict]] | None = None) -> tuple[dict[str, float], dict[str, list]]:
+                  privacy: tuple[Sequence[dict], Sequence[dict]] | None = None,
+                  cache: dict | None = None) -> tuple[dict[str, float], dict[str, list]]:
     """Every TOFU number of `sets` (except forget quality, which needs the reference), and with
     `privacy` = (members, non-members) QA items the membership attacks that need no reference model,
-    extraction strength and exact memorisation (suites/privacy.py). Returns (metrics, per-item values)."""
+    extraction strength and exact memorisation (privacy_scores). Returns (metrics, per-item values).
+    `cache`: see `encoder`."""
     was_training = model.training
     model.eval()
+    encode = encoder(tokenizer, fmt, max_length, cache)
     examples, where = [], []  # where[k] = (set index, item index, candidate slot)
     for s, es in enumerate(sets):
         for i, item in enumerate(es.items):
             candidates = [item["answer"], item[es.base]] + list(item["perturbed_answer"])
             for slot, answer in enumerate(candidates):
-                examples.append(fmt.example(tokenizer, item["question"], answer, max_length))
+                examples.append(encode(item["question"], answer))
                 where.append((s, i, slot))
     nll = answer_nll(model, examples, tokenizer.pad_token_id, batch_size)
     per_set: list[dict[int, dict[int, float]]] = [dict() for _ in sets]
@@ -324,14 +342,27 @@ def evaluate_sets(model, tokenizer, sets: Sequence[EvalSet], fmt: QAFormat, gene
         items[es.name] = {"prob": p_item.tolist(), "truth_ratio": ratios.tolist(), "rouge": rouge.tolist()}
     if all(k in metrics for k in UTILITY_PARTS):
         metrics["model_utility"] = model_utility(metrics)
-    if privacy is not None:
-        from suites.privacy import metrics_of, model_scores
-
-        encode = lambda rows: [fmt.example(tokenizer, it["question"], it["answer"], max_length) for it in rows]
-        items["mia"] = model_scores(model, tokenizer, encode(privacy[0]), encode(privacy[1]), batch_size)
-        metrics.update(metrics_of(items["mia"]))
     model.train(was_training)
+    if privacy is not None:
+        privacy_metrics, items["mia"] = privacy_scores(model, tokenizer, privacy, fmt, max_length, batch_size, cache)
+        metrics.update(privacy_metrics)
     return metrics, items
+
+
+def privacy_scores(model, tokenizer, privacy: tuple[Sequence[dict], Sequence[dict]], fmt: QAFormat,
+                   max_length: int = 512, batch_size: int = 64, cache: dict | None = None) -> tuple[dict, dict]:
+    """The membership attacks that need no reference model (members = privacy[0], non-members =
+    privacy[1], QA items), extraction strength and exact memorisation: (metrics, per-item scores).
+    suites/privacy.py gives the definitions."""
+    from suites.privacy import metrics_of, model_scores
+
+    was_training = model.training
+    model.eval()
+    encode = encoder(tokenizer, fmt, max_length, cache)
+    rows = lambda items: [encode(it["question"], it["answer"]) for it in items]
+    scores = model_scores(model, tokenizer, rows(privacy[0]), rows(privacy[1]), batch_size)
+    model.train(was_training)
+    return metrics_of(scores), scores
 
 
 def paraphrase_probe(model, tokenizer, items: Sequence[dict], fmt: QAFormat, generation: str, max_length: int = 512,

@@ -1,0 +1,98 @@
+"""A grid on this machine's cores: `bench run --workers N` runs N runs at a time, one process each.
+
+Tiny models do not speed up with more torch threads (2 threads ran the mini suites 3-8x slower than 1
+on a shared 2-core machine), but independent runs do with more processes. The references, thresholds
+and FILA's Fisher row weights that runs share are built first, the first group's alone (it builds
+what every group shares: a mini suite's base model) and the others side by side, so no two processes
+build the same artefact; then the runs go to whichever process is free. Each run is claimed in the
+store as in one process (bench/store.py), so a second `bench run` on the same results is safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, as_completed, wait
+from typing import Sequence
+
+from bench.dispatch import Runtime, _artefact_specs, _groups
+from bench.spec import RunSpec
+
+MAX_AUTO_WORKERS = 8  # each process holds the stack (about 0.7 GB): a big login node must not start 64
+
+_ctx = None  # the worker's Context, built once per process
+
+
+def auto_workers(device: str, threads: int, runs: int) -> int:
+    """`--workers auto`: on CPU, as many processes as the cores this process may use hold `threads` threads
+    each (at most MAX_AUTO_WORKERS and the number of runs); on a GPU one, the device is not shared."""
+    if device != "cpu":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores // max(threads, 1), MAX_AUTO_WORKERS, runs))
+
+
+def _init(runtime: Runtime, level: int) -> None:
+    global _ctx
+    logging.basicConfig(level=level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("transformers", "datasets", "accelerate", "peft", "lm_eval", "httpx", "filelock", "absl"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*`pretrained` model kwarg.*")
+    _ctx = runtime.context()
+
+
+def _prepare(spec: dict) -> None:
+    from bench.runner import prepare_artefacts
+
+    prepare_artefacts(RunSpec.from_dict(spec), _ctx)
+
+
+def _run(spec: dict, force: bool) -> str:
+    from bench.runner import run_one
+
+    return run_one(RunSpec.from_dict(spec), _ctx, force=force)
+
+
+def run_grid_parallel(specs: Sequence[RunSpec], runtime: Runtime, workers: int, force: bool = False,
+                      show_progress: bool = True):
+    """run_grid's outcome for `specs`, computed by `workers` processes. A bad input (BenchError) in any run
+    stops the grid: runs not started are not started, and the error is raised here."""
+    from tqdm import tqdm
+
+    from bench.runner import GridOutcome
+    from bench.store import ResultStore
+
+    store = ResultStore(runtime.results)
+    store.check_writable()
+    outcome = GridOutcome()
+    context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools mid-use
+    level = logging.getLogger().getEffectiveLevel()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init,
+                             initargs=(runtime, level)) as pool:
+        try:
+            shared = [s for group in _groups(specs).values() for s in _artefact_specs(group)]
+            if shared:
+                pool.submit(_prepare, shared[0]).result()
+                done, _ = wait([pool.submit(_prepare, s) for s in shared[1:]], return_when=FIRST_EXCEPTION)
+                for future in done:
+                    future.result()  # the first failure, raised here
+            futures = {pool.submit(_run, s.to_dict(), force): s for s in specs}
+            bar = tqdm(total=len(specs), desc="grid", unit="run", disable=not show_progress)
+            for future in as_completed(futures):
+                spec, status = futures[future], future.result()
+                bar.update()
+                bar.set_postfix_str(f"{spec.split} {spec.method_label} s{spec.seed}")
+                if status == "failed":
+                    outcome.failed.append((spec.run_id, store.reason(spec)))
+                else:
+                    getattr(outcome, status).append(spec.run_id)
+            bar.close()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # runs already started finish; no new one starts
+            raise
+    return outcome
+
