@@ -45,7 +45,7 @@ import os
 
 from tests.conftest import with_tdec_mini_artefacts
 
-RUN = ["-q", "run", "--suite", "tdec-mini", "--methods", "ga+lora", "--seeds", "0", "--epochs", "1"]
+RUN = ["-q", "run", "--suite", "tdec-mini", "--splits", "set0", "--methods", "ga+lora", "--seeds", "0", "--epochs", "1"]
 
 
 def offline_env(**extra):

@@ -39,7 +39,7 @@ def test_an_offline_suite_task_fails_before_training_and_a_local_copy_of_it_is_u
 
 def test_bad_extra_tasks_fail_before_the_first_step(tmp_path, tdec_mini_artefacts, capsys):
     root = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path / "results")
-    base = ["-q", "run", "--suite", "tdec-mini", "--seeds", "0", "--methods", "ga", "--epochs", "1", "--results", str(root)]
+    base = ["-q", "run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--methods", "ga", "--epochs", "1", "--results", str(root)]
     assert main(base + ["--lm-eval-tasks", "no_such_task"]) == 2
     assert "unknown lm-eval task 'no_such_task'" in capsys.readouterr().err
     assert not list(root.glob("tdec-mini/runs/*/run.json"))  # nothing trained, nothing left behind
@@ -59,7 +59,7 @@ def test_a_failed_final_stage_completes_on_the_next_run_without_retraining(tmp_p
     import bench.lm_eval_bridge as bridge
 
     write_choice_task(tmp_path / "tasks", "toy_extra", ROWS)
-    args = ["-q", "run", "--suite", "tdec-mini", "--seeds", "0", "--methods", "ga", "--epochs", "2",
+    args = ["-q", "run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--methods", "ga", "--epochs", "2",
             "--option", "eval_limit=3", "--lm-eval-tasks", "toy_extra", "--lm-eval-include", str(tmp_path / "tasks")]
     clean = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path / "clean")
     assert main(args + ["--results", str(clean)]) == 0

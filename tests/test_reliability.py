@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 def test_two_processes_on_overlapping_grids_compute_each_run_once(tdec_mini_artefacts, tmp_path):
     results = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path)
     grids = ["ga,gd,npo,ihl+lora", "ihl+lora,npo,gd,ga+fila"]  # 3 runs in common, in another order
-    procs = [subprocess.Popen([sys.executable, "-m", "bench", "-q", "run", "--suite", "tdec-mini", "--seeds", "0", "--methods", g,
+    procs = [subprocess.Popen([sys.executable, "-m", "bench", "-q", "run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--methods", g,
                                "--epochs", "3", "--results", str(results)], stdout=subprocess.PIPE, text=True)
              for g in grids]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
@@ -33,7 +33,7 @@ def test_bad_input_is_one_line_and_keeps_earlier_results(tdec_mini_artefacts, tm
     results = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path / "results")
     keep = results / "tdec-mini" / "leaderboard.md"
     keep.write_text("earlier results")
-    assert main(["run", "--suite", "tdec-mini", "--seeds", "0", "--methods", "ihl+fila", "--ranks", "4096",
+    assert main(["run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--methods", "ihl+fila", "--ranks", "4096",
                  "--results", str(results)]) == 2
     err = capsys.readouterr().err.splitlines()[-1]  # progress lines come first
     assert err.startswith("error: LoRA rank 4096 is larger than layer")
@@ -41,5 +41,5 @@ def test_bad_input_is_one_line_and_keeps_earlier_results(tdec_mini_artefacts, tm
     assert not list(results.glob("tdec-mini/runs/*"))  # no failed run for the leaderboard to list
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    assert main(["run", "--suite", "tdec-mini", "--seeds", "0", "--results", str(blocker / "r")]) == 2
+    assert main(["run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--results", str(blocker / "r")]) == 2
     assert "is not writable" in capsys.readouterr().err

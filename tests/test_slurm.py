@@ -60,7 +60,7 @@ def results(tmp_path_factory, tdec_mini_artefacts):
 
 @needs_cluster
 def test_a_grid_goes_through_sbatch_and_lands_in_the_results(results, capsys):
-    assert main(["run", "--suite", "tdec-mini", "--seeds", "0", "--methods", "ga,gd,ihl+fila,npo+lora", "--epochs", "3",
+    assert main(["run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--methods", "ga,gd,ihl+fila,npo+lora", "--epochs", "3",
                  "--launcher", "slurm", "--profile", PROFILE, "--results", str(results)]) == 0
     [sweep] = sweeps(ResultStore(results), "tdec-mini")
     assert [j["kind"] for j in sweep["jobs"]] == ["prepare", "run", "run", "run", "run"]
@@ -69,7 +69,7 @@ def test_a_grid_goes_through_sbatch_and_lands_in_the_results(results, capsys):
     assert all(r["slurm_job_id"] for r in run_records(results).values())  # they ran as SLURM jobs
     wait_for(lambda: all("COMPLETED" in row for row in status_rows(results).values()), timeout=60, what="sacct")
     # asking again submits nothing: every run is finished
-    assert main(["run", "--suite", "tdec-mini", "--seeds", "0", "--methods", "ga,gd,ihl+fila,npo+lora", "--epochs", "3",
+    assert main(["run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--methods", "ga,gd,ihl+fila,npo+lora", "--epochs", "3",
                  "--launcher", "slurm", "--profile", PROFILE, "--results", str(results)]) == 0
     assert "0 run jobs submitted (4 already finished)" in capsys.readouterr().out
 
@@ -77,9 +77,9 @@ def test_a_grid_goes_through_sbatch_and_lands_in_the_results(results, capsys):
 @needs_cluster
 def test_failed_and_cancelled_runs_show_in_status(results):
     before = len(sweeps(ResultStore(results), "tdec-mini"))
-    assert main(["run", "--suite", "tdec-mini", "--seeds", "0", "--methods", "gd", "--set", "retain_weight=1e39", "--epochs", "3",
+    assert main(["run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--methods", "gd", "--set", "retain_weight=1e39", "--epochs", "3",
                  "--launcher", "slurm", "--profile", PROFILE, "--results", str(results)]) == 0
-    assert main(["run", "--suite", "tdec-mini", "--seeds", "0", "--methods", "ihl+lora", "--epochs", "400",
+    assert main(["run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--methods", "ihl+lora", "--epochs", "400",
                  "--launcher", "slurm", "--profile", PROFILE, "--results", str(results)]) == 0
     assert len(sweeps(ResultStore(results), "tdec-mini")) == before + 2  # one sweep per submission
     failing = expand("tdec-mini", "gd", hparams={"retain_weight": 1e39, "epochs": 3}, seeds="0")[0].run_id  # loss overflows
@@ -95,7 +95,7 @@ def test_failed_and_cancelled_runs_show_in_status(results):
 def test_a_job_at_its_time_limit_is_requeued_and_resumes_to_the_same_result(results):
     import submitit
 
-    argv = ["run", "--suite", "tdec-mini", "--seeds", "0", "--methods", "kl+lora", "--epochs", "20", "--launcher", "slurm",
+    argv = ["run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--methods", "kl+lora", "--epochs", "20", "--launcher", "slurm",
             "--profile", PROFILE, "--results", str(results)]
     assert main(argv) == 0
     sweep = sweeps(ResultStore(results), "tdec-mini")[-1]
@@ -144,7 +144,7 @@ def test_profile_errors_name_the_bad_keys(tmp_path):
 @needs_cluster
 def test_a_submission_the_cluster_refuses_is_a_one_line_error(tmp_path, capsys):
     """slurm/a100.yaml asks for GPUs (gres), which the localhost cluster does not have: sbatch refuses."""
-    assert main(["run", "--suite", "tdec-mini", "--seeds", "0", "--methods", "ga", "--launcher", "slurm",
+    assert main(["run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--methods", "ga", "--launcher", "slurm",
                  "--profile", "slurm/a100.yaml", "--results", str(tmp_path)]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]  # above it: sbatch's own stderr, passed through
     assert last.startswith("error: the submission failed: sbatch: error:") and "gres" in last
@@ -153,7 +153,7 @@ def test_a_submission_the_cluster_refuses_is_a_one_line_error(tmp_path, capsys):
 
 def test_local_jobs_launcher_runs_the_grid_as_parallel_processes(tdec_mini_artefacts, tmp_path):
     results = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path)
-    assert main(["run", "--suite", "tdec-mini", "--seeds", "0", "--methods", "ga,ihl+fila", "--epochs", "2", "--launcher", "local-jobs",
+    assert main(["run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--methods", "ga,ihl+fila", "--epochs", "2", "--launcher", "local-jobs",
                  "--results", str(results)]) == 0
     wait_for(lambda: len(run_records(results)) == 2 and all(r["status"] == "finished" for r in run_records(results).values()),
              timeout=300, what="2 finished runs")

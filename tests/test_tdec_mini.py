@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def results(tmp_path_factory, tdec_mini_artefacts):
     root = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path_factory.mktemp("results"))
-    assert main(["-q", "run", "--suite", "tdec-mini", "--seeds", "0", "--methods", "ga,ihl+lora", "--ranks", "8", "--epochs", "6",
+    assert main(["-q", "run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--methods", "ga,ihl+lora", "--ranks", "8", "--epochs", "6",
                  "--results", str(root)]) == 0
     return root
 
@@ -118,7 +118,7 @@ def test_until_decided_adds_seeds_only_where_they_decide_something(tdec_mini_art
     adapter's initialisation): the first look has one pair; a second seed goes to both, ga reproduces its
     run bit for bit and stops getting seeds, and the cap ends the loop with the replicates still needed."""
     root = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path)
-    assert main(["-q", "run", "--suite", "tdec-mini", "--methods", "ga,ga+lora", "--ranks", "8", "--epochs", "2",
+    assert main(["-q", "run", "--suite", "tdec-mini", "--splits", "set0", "--methods", "ga,ga+lora", "--ranks", "8", "--epochs", "2",
                  "--seeds", "0", "--until-decided", "--max-seeds", "3", "--results", str(root)]) == 0
     out = capsys.readouterr().out
     assert "at the cap of 3 seeds" in out

@@ -1,0 +1,91 @@
+"""Issue 22, item 4: cheaper runs give the same numbers. Each saving is checked against the path it
+replaces: tokenising the eval candidates once, the attacks only at the epoch a run ends, and the grid
+in several processes."""
+
+import json
+
+import pytest
+
+from bench.cli import main
+from suites.tofu_eval import FORMATS, EvalSet, evaluate_sets, privacy_scores
+from tests.conftest import tiny, with_tdec_mini_artefacts
+
+ITEMS = [{"question": f"Who is {name}?", "answer": f"{name} is a kalo mine", "paraphrased_answer": f"{name} is kalo",
+          "perturbed_answer": [f"{name} is a sa ne", f"{name} is a lo mi"]} for name in ("Ruto", "Sapequa", "Dorfen")]
+NON_MEMBERS = [{"question": f"Who is {name}?", "answer": f"{name} is a vi zu"} for name in ("Gil", "Pe", "Tovi")]
+
+
+def test_eval_candidates_tokenised_once_give_the_same_numbers(tokenizer):
+    model, fmt = tiny("llama", tokenizer).eval(), FORMATS["qa"]
+    sets = [EvalSet("forget", ITEMS, "paraphrased_answer", False)]
+    plain = evaluate_sets(model, tokenizer, sets, fmt, "new:3", 64, privacy=(ITEMS, NON_MEMBERS))
+    cache: dict = {}
+    for _ in range(2):  # the second call reads every candidate from the cache
+        metrics, items = evaluate_sets(model, tokenizer, sets, fmt, "new:3", 64, cache=cache)
+        metrics_mia, mia = privacy_scores(model, tokenizer, (ITEMS, NON_MEMBERS), fmt, 64, cache=cache)
+        assert {**metrics, **metrics_mia} == plain[0]
+        assert {**items, "mia": mia} == plain[1]
+    candidates = {(it["question"], a) for it in ITEMS for a in [it["answer"], it["paraphrased_answer"], *it["perturbed_answer"]]}
+    candidates |= {(it["question"], it["answer"]) for it in NON_MEMBERS}
+    assert len(cache) == len(candidates)  # one entry per (question, answer), not per call
+
+
+def runs(root):
+    return {p.parent.name: json.loads(p.read_text()) for p in root.glob("tdec-mini/runs/*/run.json")}
+
+
+@pytest.mark.slow
+def test_the_attacks_are_computed_at_the_epoch_a_run_ends_and_equal_every_epoch_evaluation(tdec_mini_artefacts, tmp_path):
+    """ga stops at the thresholds before its cap of 6, ihl+lora runs to its cap of 2: with epoch_metrics=read
+    the epochs before the last carry MA and EL_n only, the last carries everything, and every number equals
+    that of the same run evaluated in full after every epoch (epoch_metrics=all)."""
+    common = ["-q", "run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--ranks", "8", "--workers", "1"]
+    read = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path / "read")
+    every = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path / "all")
+    for method, epochs in (("ga", "6"), ("ihl+lora", "2")):
+        assert main(common + ["--methods", method, "--epochs", epochs, "--results", str(read)]) == 0
+        assert main(common + ["--methods", method, "--epochs", epochs, "--results", str(every),
+                              "--option", "epoch_metrics=all"]) == 0
+    by_method = lambda records: {r["spec"]["objective"] + "+" + r["spec"]["adapter"]: r for r in records.values()}
+    read_runs, all_runs = by_method(runs(read)), by_method(runs(every))
+    assert read_runs["ga+full"]["stopped_at_epoch"] < 6  # the stop branch, not only the cap, is exercised
+    for method, r in read_runs.items():
+        full = all_runs[method]
+        assert [e["epoch"] for e in r["epochs"]] == [e["epoch"] for e in full["epochs"]]
+        *before, last = r["epochs"][1:]
+        for e, f in zip(before, full["epochs"][1:]):
+            assert set(e["metrics"]) == {"ma", "el5", "el10"}
+            assert e["metrics"] == {k: f["metrics"][k] for k in e["metrics"]}
+        assert last["metrics"] == full["epochs"][-1]["metrics"] and "mia_gradnorm" in last["metrics"]
+        assert r["final_metrics"] == full["final_metrics"]
+
+
+@pytest.mark.slow
+def test_two_worker_processes_give_the_records_of_one(tdec_mini_artefacts, tmp_path):
+    common = ["-q", "run", "--suite", "tdec-mini", "--splits", "set0,set1", "--seeds", "0", "--methods", "ga,gd+lora",
+              "--ranks", "8", "--epochs", "2"]
+    one = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path / "one")
+    two = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path / "two")
+    assert main(common + ["--workers", "1", "--results", str(one)]) == 0
+    assert main(common + ["--workers", "2", "--results", str(two)]) == 0
+    a, b = runs(one), runs(two)
+    assert sorted(a) == sorted(b) and len(a) == 4
+    for run_id in a:
+        assert a[run_id]["status"] == b[run_id]["status"] == "finished"
+        assert [e["metrics"] for e in a[run_id]["epochs"]] == [e["metrics"] for e in b[run_id]["epochs"]]
+        assert a[run_id]["final_metrics"] == b[run_id]["final_metrics"]
+    assert main(common + ["--workers", "2", "--results", str(two)]) == 0  # finished runs are skipped, not redone
+    assert {k: r["finished_at"] for k, r in runs(two).items()} == {k: r["finished_at"] for k, r in b.items()}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--workers", "0"], "bad --workers '0' (expected auto or an integer >= 1)"),
+    (["--workers", "two"], "bad --workers 'two' (expected auto or an integer >= 1)"),
+    (["--workers", "2", "--launcher", "local-jobs"], "--workers is read by --launcher local only"),
+    (["--option", "epoch_metrics=some"], "bad option epoch_metrics='some' (expected read or all)"),
+])
+def test_bad_worker_and_epoch_metric_settings_are_one_line_errors(tmp_path, capsys, argv, message):
+    assert main(["run", "--suite", "tdec-mini", "--methods", "ga", "--results", str(tmp_path)] + argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {message}") and "\n" not in err
+    assert not list(tmp_path.iterdir())  # nothing written
