@@ -221,6 +221,12 @@ def cmd_run(args) -> int:
 
     specs = _specs(args)
     _check_runtime(args, specs)
+    from bench.preflight import check_grid
+
+    # ranks, RMU's layer, lm-eval tasks, the device: before any reference, base model or run is built
+    ctx = _context(args)
+    ctx.store.check_writable()  # the checks may write the suite's generated task files into it
+    check_grid(specs, ctx, device=args.launcher == "local")
     if args.until_decided:
         return _until_decided(args, specs)
     if args.launcher != "local":
@@ -372,6 +378,9 @@ def cmd_finetune(args) -> int:
         raise BenchError(f"--set {unread[0]} is not read by fine-tuning (it reads {', '.join(LOOP)})")
     recipe = suite.finetune_hparams(args.model).replace(**overrides)  # a bad value fails before any loading
     ctx = _context(args)
+    from bench.preflight import check_device
+
+    check_device(ctx.device)
     ctx.store.check_writable()
     out = suite.finetune(args.model, args.split, ctx, args.seed, overrides)
     print(f"{args.split} model of {args.model}: {out}")

@@ -219,6 +219,25 @@ class Suite(ABC):
         """Per-run numbers computed from a finished run.json's epochs (the report's rules, not the run's)."""
         return {}
 
+    def model_structure(self, spec: RunSpec, ctx: Context):
+        """The model a run of `spec` adapts, built from its config on the meta device (modules and shapes, no
+        weights), for the checks made before anything is built (bench/preflight.py); None when its config
+        cannot be read on this machine (the run's own loading then says what to pass). A TOFU target is a
+        fine-tune of `spec.model`: the same structure."""
+        from transformers import AutoConfig
+
+        from bench.models import resolve
+        from bench.preflight import on_meta
+
+        source, revision = resolve(spec.model)
+        try:
+            config = AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=ctx.trust_remote_code)
+        except Exception:  # offline without a cached copy, or not a model: not this check's to report
+            return None
+        from transformers import AutoModelForCausalLM
+
+        return on_meta(lambda: AutoModelForCausalLM.from_config(config, trust_remote_code=ctx.trust_remote_code))
+
     def check_model(self, model: str) -> None:
         from bench.models import check_model_name
 

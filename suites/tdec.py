@@ -139,6 +139,12 @@ class Tdec(Suite):
         options = super().check_options(given)
         if dict(options)["thresholds"] not in ("jang", "measured"):
             raise BenchError(f"bad option thresholds={dict(options)['thresholds']!r} (expected jang or measured)")
+        if type(self).dialogue_sets is Tdec.dialogue_sets:  # names read after the model's tokenizer: checked now
+            from bench.errors import unknown
+
+            for name in self.dialogue_names_of(str(dict(options)["dialogue"])):
+                if name not in DIALOGUE_SETS:
+                    raise unknown("dialogue set (option dialogue)", name, DIALOGUE_SETS)
         return options
 
     def unread_option(self, name: str, spec: RunSpec) -> str | None:
@@ -407,7 +413,10 @@ class Tdec(Suite):
         return found
 
     def dialogue_names(self, spec: RunSpec) -> tuple[str, ...]:
-        choice = str(spec.option("dialogue", "auto"))
+        return self.dialogue_names_of(str(spec.option("dialogue", "auto")))
+
+    @staticmethod
+    def dialogue_names_of(choice: str) -> tuple[str, ...]:
         return () if choice == "none" else DIALOGUE_SETS if choice == "auto" else tuple(n for n in choice.split(",") if n)
 
     def pile_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
