@@ -124,23 +124,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _hparam_overrides(args) -> dict[str, str]:
-    from bench.grid import parse_assignments
+    from bench.grid import add_setting, parse_assignments
 
     hp = parse_assignments(args.set, "--set")
-    if args.lr is not None:
-        hp["lr"] = args.lr
-    if args.epochs is not None:
-        hp["epochs"] = args.epochs
+    add_setting(hp, "lr", args.lr, "--lr", "--set")
+    add_setting(hp, "epochs", args.epochs, "--epochs", "--set")
     return hp
 
 
 def _specs(args):
-    from bench.grid import expand, parse_assignments
+    from bench.grid import add_setting, expand, parse_assignments
 
     hp = _hparam_overrides(args)
     options = parse_assignments(args.option, "--option")
-    if args.lm_eval_tasks:
-        options["lm_eval_extra"] = args.lm_eval_tasks
+    add_setting(options, "lm_eval_extra", args.lm_eval_tasks or None, "--lm-eval-tasks", "--option")
     return expand(args.suite, args.methods, args.models, args.splits, args.ranks, args.seeds, hp, options)
 
 

@@ -89,6 +89,9 @@ LATE_OPTIONS: dict[str, Any] = {
     "relearn_epochs": 3,  # the relearning attack's epochs
 }
 
+# options whose value is a comma list of names (lm-eval tasks, dialogue sets)
+LIST_OPTIONS = ("lm_eval_tasks", "lm_eval_extra", "dialogue")
+
 # WMDP's RMU preset trains 3 of 32 blocks' MLP output projections; on a 2-block model that leaves one
 # projection (1,856 LoRA parameters on tofu-mini: forget probability 0.997 -> 0.99 after 5 epochs), so the
 # mini suites let RMU train what the adapter trains (-> 0.65 LoRA / 0.23 FILA; 3 seeds, docs/methods.md)
@@ -135,9 +138,15 @@ class Suite(ABC):
                 raise BenchError(f"bad option {key}={value!r} (expected a {type(merged[key]).__name__})") from None
             if type(merged[key]) is int and merged[key] < 0:  # counts and lengths: a negative one would slice from the end
                 raise BenchError(f"bad option {key}={value!r} (expected an integer >= 0)")
-        from bench.robustness import check_recipe, parse
+        from bench.grid import parse_list
+        from bench.robustness import canonical, check_recipe
 
-        parse(merged.get("robustness", "none"))  # a bad stage name or recipe fails before any run
+        for key in LIST_OPTIONS:  # a repeated or empty entry is a typo, and would give the same runs another id
+            if str(merged.get(key, "")) not in ("", "auto", "none"):
+                parse_list(str(merged[key]), f"option {key} name")
+
+        if "robustness" in merged:  # a bad stage name fails before any run; one spelling per stage set
+            merged["robustness"] = canonical(merged["robustness"])
         check_recipe(merged)
         late = self.late_options
         return tuple(sorted((k, v) for k, v in merged.items() if k not in late or v != late[k]))
