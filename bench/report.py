@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,23 @@ def check_epoch_rule(rule: str, suite_name: str) -> str:
                              f"select on another metric (reported: {', '.join(suite.headline)})")
         return rule
     raise BenchError(f"bad epoch rule '{rule}' (expected last, an epoch number, or select:METRIC)")
+
+
+def check_epoch_available(rule: str, suite: str, store: ResultStore) -> None:
+    """An epoch number that no finished run evaluated is a one-line BenchError naming the epochs there are
+    (a table of empty cells would read as missing results)."""
+    from bench.errors import BenchError
+
+    if not rule.isdigit():
+        return
+    available = set()
+    for _, record, _ in store.iter_records(suite):
+        if record and record.get("status") == "finished":
+            available |= {e["epoch"] for e in record.get("epochs", []) if e.get("metrics") and e.get("epoch", 0) > 0}
+    if int(rule) not in available:
+        listed = ", ".join(map(str, sorted(available))) or "none"
+        raise BenchError(f"--epoch {rule}: no finished run of suite {suite} evaluated epoch {rule} (epochs evaluated: "
+                         f"{listed}; or --epoch last)")
 
 
 def _config_key(spec: dict) -> str:
@@ -299,7 +317,11 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
     if runs.empty:
         print(f"no runs of suite {suite} in {store.root}")
         return []
+    check_epoch_available(epoch, suite, store)
     comparisons = [compare_methods(suite, runs, *pair) for pair in parse_compare(compare)] if compare else []
+    for reason in runs.loc[runs["status"] == "corrupt", "reason"]:  # named, as `status` names them
+        print(f"corrupt run record {reason} (listed as corrupt; the next `run` of its spec recomputes it)",
+              file=sys.stderr)
     other = None
     if against:
         from bench.errors import BenchError
@@ -457,6 +479,11 @@ def parse_compare(text: str) -> list[tuple[str, str]]:
         names = [t.strip() for t in item.split(",") if t.strip()]
         if len(names) != 2:
             raise BenchError(f"bad --compare '{item}' (expected two methods, e.g. ihl+fila,ga+lora)")
+        if names[0] == names[1]:
+            raise BenchError(f"bad --compare '{item}': a method compared with itself (expected two methods, e.g. "
+                             f"ihl+fila,ga+lora)")
+        if tuple(names) in pairs or tuple(names[::-1]) in pairs:
+            raise BenchError(f"bad --compare {text!r}: {names[0]} and {names[1]} are compared twice")
         pairs.append((names[0], names[1]))
     return pairs
 
