@@ -207,6 +207,10 @@ def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: 
     runs = load_runs(suite_name, store, epoch) if runs is None else runs
     if runs.empty or "model" not in runs:
         return runs
+    if "settings" in runs:  # rows that one method name would cover say which settings they differ in
+        from bench.tables import row_labels
+
+        runs = runs.assign(method=row_labels(runs, ["model", "split", "method"]).fillna(runs["method"]))
     finished = runs[runs["status"] == "finished"]
     metric_cols = leaderboard_columns(suite_name, finished)
     metric_of = {m.name: m for m in suite.metrics}

@@ -162,3 +162,17 @@ def test_an_epoch_no_run_evaluated_a_self_comparison_and_a_corrupt_record_are_na
     assert corrupt == [f"corrupt run record {store.suite_dir('tofu-mini') / 'runs' / 'forget10__broken' / 'run.json'}: "
                        "Expecting property name enclosed in double quotes: line 1 column 2 (char 1) (listed as "
                        "corrupt; the next `run` of its spec recomputes it)"]
+
+
+def test_leaderboard_rows_split_by_setting_say_which_settings_differ(store):
+    """Two ga+lora configurations (the default lr and lr=0.001 with 2 epochs) are two rows, each labelled with
+    its settings as the paper table labels them (bench.tables.row_labels); other methods keep their names."""
+    [other] = expand("tofu-mini", "ga+lora", seeds="0", hparams={"lr": "1e-3", "epochs": "2"})
+    write_json_atomic(store.run_dir(other) / "run.json", tofu_record(other, [0.02, 0.03], [0.2, 0.25]))
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
+    board = (store.suite_dir("tofu-mini") / "leaderboard.md").read_text()
+    methods = [line.split("|")[3].strip() for line in board.splitlines() if line.startswith("| tiny-llama")]
+    assert methods == ["(target)", "(retain)", "ga+lora-r4 [defaults]", "ga+lora-r4 [lr=0.001 epochs=2]",
+                       "ihl+fila-r4", "kl+lora-r4", "npo+lora-r4"]
+    paper = (store.suite_dir("tofu-mini") / "paper_table.md").read_text()
+    assert "| ga+lora-r4 [defaults]" in paper and "| ga+lora-r4 [lr=0.001 epochs=2]" in paper
