@@ -96,10 +96,24 @@ def check_tasks(specs: Sequence[RunSpec], ctx) -> None:
             resolve(extra, ctx.lm_eval_include)
 
 
+def check_stages(specs: Sequence[RunSpec]) -> None:
+    """The libraries the robustness stages of `specs` import: optimum-quanto for `quant`."""
+    from bench.robustness import parse
+    from suites.base import LATE_OPTIONS
+
+    if any("quant" in parse(s.option("robustness", LATE_OPTIONS["robustness"])) for s in specs):
+        try:
+            import optimum.quanto  # noqa: F401
+        except ImportError:
+            raise BenchError("the quant robustness stage needs optimum-quanto (pip install optimum-quanto); or leave "
+                             "it out with --option robustness=relearn,paraphrase") from None
+
+
 def check_grid(specs: Sequence[RunSpec], ctx, device: bool = True) -> None:
     """All of the above for a grid about to run in this process (`device=False`: the runs go to other
     machines, whose devices this one cannot see)."""
     if device:
         check_device(ctx.device)
     check_structure(specs, ctx)
+    check_stages(specs)
     check_tasks(specs, ctx)

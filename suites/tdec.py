@@ -36,6 +36,7 @@ REASONING = ("piqa", "hellaswag", "arc_easy", "arc_challenge", "copa", "winogran
 # ~147k tokens, 735 chunks of 200 for the default 256)
 WIKITEXT_SPLITS = {"retain": "train", "heldout": "validation", "unseen": "test"}
 WIKITEXT_CSV_PARTS = {"heldout": (0, 100), "unseen": (100, 200), "retain": (200, 500)}
+MIN_SEQ_LEN = 11  # the extraction metrics' shortest sequence: a prefix and EL_10's 10-gram (suites/extraction.py)
 JANG_THRESHOLDS = {"ma": 0.2994, "el10": 0.0499}  # GPT-Neo 125M on unseen data (Jang et al. 2023)
 
 METRICS = (
@@ -139,6 +140,9 @@ class Tdec(Suite):
         options = super().check_options(given)
         if dict(options)["thresholds"] not in ("jang", "measured"):
             raise BenchError(f"bad option thresholds={dict(options)['thresholds']!r} (expected jang or measured)")
+        if int(dict(options)["seq_len"]) < MIN_SEQ_LEN:  # else the first evaluation fails, after the model is loaded
+            raise BenchError(f"bad option seq_len={dict(options)['seq_len']} (expected an integer >= {MIN_SEQ_LEN}: "
+                             f"EL_10 needs a prefix and a 10-gram)")
         if type(self).dialogue_sets is Tdec.dialogue_sets:  # names read after the model's tokenizer: checked now
             from bench.errors import unknown
 

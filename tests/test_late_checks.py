@@ -85,6 +85,7 @@ def test_a_device_this_machine_does_not_have_fails_at_once(tmp_path, capsys, mon
     ("tdec", "dialogue=wizard_of_wikipedia,empathetic", "unknown dialogue set (option dialogue) 'empathetic'; did you "
                                                          "mean 'empathetic_dialogues'?"),
     ("tofu-mini", "idk_answers=/no/such/file.txt", "bad option idk_answers='/no/such/file.txt' (expected a text file"),
+    ("tdec", "seq_len=8", "bad option seq_len=8 (expected an integer >= 11: EL_10 needs a prefix and a 10-gram)"),
 ])
 def test_option_values_read_late_are_checked_with_the_spec(tmp_path, capsys, suite, option, expected):
     """Values a run reads only once references are evaluated or the model is loaded fail at `show-config`."""
@@ -93,3 +94,14 @@ def test_option_values_read_late_are_checked_with_the_spec(tmp_path, capsys, sui
                  "--results", str(tmp_path)]) == 2
     assert expected in one_line_error(capsys)
     assert not list(tmp_path.iterdir())
+
+
+def test_a_missing_quantisation_library_fails_before_the_base_model(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "optimum.quanto", None)  # what an environment without optimum-quanto gives
+    results = tmp_path / "results"
+    assert main(["run", "--suite", "tdec-mini", "--seeds", "0", "--methods", "ga", "--results", str(results),
+                 "--option", "robustness=quant"]) == 2
+    assert "the quant robustness stage needs optimum-quanto" in one_line_error(capsys)
+    nothing_built(results)
