@@ -1,5 +1,6 @@
 """What a grid of runs will need, checked from its settings and its models' configs before any run starts:
-no reference or base model is built, nothing trained, nothing written when one of them is wrong.
+when one of them is wrong, no run is started and no reference or base model built or trained (a mini
+suite's generated lm-eval task files, a content-keyed cache every run of it writes anyway, may be written).
 
 Checks that need only a model's structure (LoRA / FILA ranks, RMU's layer) read it from the config, built
 on the meta device (shapes, no weights); the lm-eval tasks are resolved with their data, as the final
