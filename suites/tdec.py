@@ -33,7 +33,7 @@ REASONING = ("piqa", "hellaswag", "arc_easy", "arc_challenge", "copa", "winogran
 # which WikiText-103 split each role reads; from the repository's validation_data/wikitext.csv (500 consecutive
 # windows of ~490 tokens from the start of WikiText-103 validation), disjoint document ranges instead: held-out
 # first (the hub route's held-out chunks are the start of validation too), then unseen, then retain (the rest:
-# ~147k tokens, 735 chunks of 200 for the default 256)
+# 599 chunks of 200 tokens, each document chunked alone, for the default retain_size 256)
 WIKITEXT_SPLITS = {"retain": "train", "heldout": "validation", "unseen": "test"}
 WIKITEXT_CSV_PARTS = {"heldout": (0, 100), "unseen": (100, 200), "retain": (200, 500)}
 MIN_SEQ_LEN = 11  # the extraction metrics' shortest sequence: a prefix and EL_10's 10-gram (suites/extraction.py)
@@ -274,6 +274,21 @@ class Tdec(Suite):
                     f"not WikiText-103's splits)")
         return "wikitext_{train,validation,test}.txt in --data-dir (WikiText-103 rows)"
 
+    def text_chunks(self, kind: str, tokenizer, seq_len: int, limit: int, ctx: Context) -> list[list[int]]:
+        """`limit` chunks of `seq_len` tokens of the `kind` text (text_lines). WikiText rows run on into each
+        other (each ends with its line break); validation_data/wikitext.csv's documents are windows cut from
+        running text without the whitespace between them, so there each document is chunked alone and no
+        chunk spans a cut ("...americanus .The two species...")."""
+        lines = self.text_lines(kind, ctx)
+        if not (ctx.data_dir and "wikitext.csv" in self.wikitext_files(ctx)):
+            return self.chunks(lines, tokenizer, seq_len, limit)
+        out: list[list[int]] = []
+        for document in lines:
+            out += self.chunks([document], tokenizer, seq_len, limit)
+            if len(out) >= limit:
+                break
+        return out[:limit]
+
     def chunks(self, lines: list[str], tokenizer, seq_len: int, limit: int) -> list[list[int]]:
         """`limit` consecutive `seq_len`-token chunks of the rows, each row tokenised as given (its line
         break included) and the rows' ids concatenated."""
@@ -345,7 +360,7 @@ class Tdec(Suite):
         return nll
 
     def unseen_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
-        return self.chunks(self.text_lines("unseen", ctx), tokenizer, int(spec.option("seq_len")), 32)
+        return self.text_chunks("unseen", tokenizer, int(spec.option("seq_len")), 32, ctx)
 
     def utility(self, spec: RunSpec, tokenizer, ctx: Context):
         """The final evaluation: lm-eval tasks on the live model and held-out perplexity."""
@@ -458,7 +473,7 @@ class Tdec(Suite):
         return out
 
     def heldout_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
-        return self.chunks(self.text_lines("heldout", ctx), tokenizer, int(spec.option("seq_len")), 64)
+        return self.text_chunks("heldout", tokenizer, int(spec.option("seq_len")), 64, ctx)
 
     def lm_eval_tasks_dir(self, ctx: Context) -> tuple[str | None, bool]:
         """(include path, include lm-eval's own tasks): `--lm-eval-include DIR` overrides tasks of the same
@@ -470,7 +485,7 @@ class Tdec(Suite):
         return [tokenizer(t, add_special_tokens=False)["input_ids"][:seq_len] for t in self.forget_texts(spec.split, ctx)]
 
     def retain_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
-        return self.chunks(self.text_lines("retain", ctx), tokenizer, int(spec.option("seq_len")), int(spec.option("retain_size")))
+        return self.text_chunks("retain", tokenizer, int(spec.option("seq_len")), int(spec.option("retain_size")), ctx)
 
     def prepare(self, spec: RunSpec, ctx: Context) -> Prepared:
         from bench.models import load_tokenizer

@@ -28,6 +28,14 @@ def test_the_repositorys_wikitext_csv_stands_in_for_the_exports_in_disjoint_part
     assert parts == {"heldout": docs[0:100], "unseen": docs[100:200], "retain": docs[200:500]}
     assert WIKITEXT_CSV_PARTS == {"heldout": (0, 100), "unseen": (100, 200), "retain": (200, 500)}
     assert "validation_data/wikitext.csv" in suite.wikitext_source(ctx)
+    # each document is chunked alone: the windows were cut from running text, so no chunk spans a cut
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(real_data() / "gpt2-tokenizer")
+    first, second = (tokenizer(d, add_special_tokens=False)["input_ids"] for d in docs[:2])
+    heldout = suite.text_chunks("heldout", tokenizer, 200, 64, ctx)
+    assert heldout[:4] == [first[:200], first[200:400], second[:200], second[200:400]] and len(heldout) == 64
+    assert len(suite.text_chunks("retain", tokenizer, 200, 10**6, ctx)) == 599  # the most retain_size can get
 
     spec = RunSpec("tdec", "gpt-neo-125m", "set0", "ga", "full", 0, 0, suite.hparams("gpt-neo-125m"),
                    suite.check_options({"lm_eval_tasks": "", "mia_reference": "none"}))
