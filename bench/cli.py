@@ -234,7 +234,7 @@ def cmd_run(args) -> int:
     # ranks, RMU's layer, lm-eval tasks, the device: before any reference, base model or run is built
     ctx = _context(args)
     ctx.store.check_writable()  # the checks may write the suite's generated task files into it
-    check_grid(specs, ctx, device=args.launcher == "local")
+    check_grid(specs, ctx, device=args.launcher != "slurm")  # slurm's jobs run on other machines
     if args.until_decided:
         return _until_decided(args, specs)
     if args.launcher != "local":

@@ -59,16 +59,26 @@ def check_epoch_rule(rule: str, suite_name: str) -> str:
 
 
 def check_epoch_available(rule: str, suite: str, store: ResultStore) -> None:
-    """An epoch number that no finished run evaluated is a one-line BenchError naming the epochs there are
-    (a table of empty cells would read as missing results)."""
+    """An epoch number that no finished run evaluated, or a `select:METRIC` that no finished run recorded per
+    epoch (a metric measured once after the last epoch), is a one-line BenchError naming what there is (a
+    table of empty cells would read as missing results)."""
     from bench.errors import BenchError
 
-    if not rule.isdigit():
+    if rule == "last":
         return
-    available = set()
+    available, per_epoch = set(), set()
     for _, record, _ in store.iter_records(suite):
         if record and record.get("status") == "finished":
-            available |= {e["epoch"] for e in record.get("epochs", []) if e.get("metrics") and e.get("epoch", 0) > 0}
+            for e in record.get("epochs", []):
+                if e.get("metrics") and e.get("epoch", 0) > 0:
+                    available.add(e["epoch"])
+                    per_epoch |= {k for k, v in e["metrics"].items() if isinstance(v, (int, float))}
+    if rule.startswith("select:"):
+        metric = rule.split(":", 1)[1]
+        if available and metric not in per_epoch:
+            raise BenchError(f"--epoch {rule}: no finished run of suite {suite} recorded {metric} per epoch (measured "
+                             f"after the last epoch only, or not by these runs); select on one of: {', '.join(sorted(per_epoch))}")
+        return
     if int(rule) not in available:
         listed = ", ".join(map(str, sorted(available))) or "none"
         raise BenchError(f"--epoch {rule}: no finished run of suite {suite} evaluated epoch {rule} (epochs evaluated: "

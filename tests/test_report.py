@@ -153,6 +153,11 @@ def test_an_epoch_no_run_evaluated_a_self_comparison_and_a_corrupt_record_are_na
     assert err == ("error: --epoch 7: no finished run of suite tofu-mini evaluated epoch 7 (epochs evaluated: 1, 2; "
                    "or --epoch last)")
     assert not (store.suite_dir("tofu-mini") / "leaderboard.md").exists()  # nothing written
+    # a metric the runs record only after the last epoch cannot choose an epoch
+    assert main(["report", "--suite", "tofu-mini", "--results", str(root), "--epoch", "select:forget_rouge"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --epoch select:forget_rouge: no finished run of suite tofu-mini recorded forget_rouge per epoch (measured "
+        "after the last epoch only, or not by these runs); select on one of: forget_quality, model_utility")
     for compare in ("ga+lora,ga+lora", "ga+lora,ihl+fila;ihl+fila,ga+lora"):
         assert main(["report", "--suite", "tofu-mini", "--results", str(root), "--compare", compare]) == 2
         err = capsys.readouterr().err.strip()
