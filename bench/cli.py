@@ -244,7 +244,6 @@ def cmd_run(args) -> int:
     distributed.init()
     if not distributed.is_main():  # rank 0 reports; the others train alongside it quietly
         logging.getLogger().setLevel(logging.WARNING)
-    ctx = _context(args)
     log.info(f"{len(specs)} runs in suite {args.suite}; results in {ctx.store.suite_dir(args.suite)}"
              + (f"; {distributed.world_size()} processes" if distributed.active() else ""))
     outcome = run_grid(specs, ctx, force=args.force, show_progress=not args.quiet)
