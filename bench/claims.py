@@ -123,6 +123,8 @@ def load(path: Path) -> list[dict]:
             raise BenchError(f"claim {c.get('id')!r} in {path}: bad scale {c['scale']!r} (expected linear or log10)")
         c["margin"] = float(margin)
         c["pairs"] = _pairs_of(c, path) if kind == "better" else None
+        if kind == "best":
+            check_method(c["method"], c, path)
     return claims
 
 
@@ -143,8 +145,24 @@ def _pairs_of(c: dict, path: Path) -> list[tuple[str, str]]:
                              f"(axes: {', '.join(axes) or 'none'})") from None
         if a == b:
             raise BenchError(f"claim {c['id']!r} in {path} compares {a} with itself")
+        check_method(a, c, path)
+        check_method(b, c, path)
         pairs.append((a, b))
     return pairs
+
+
+def check_method(name: str, c: dict, path: Path) -> None:
+    """`name` is a method as runs are labelled (OBJECTIVE, OBJECTIVE+ADAPTER, or with a rank, ihl+fila-r4);
+    otherwise a one-line BenchError with a did-you-mean. A known method without runs is not an error: its
+    comparisons are `no data`."""
+    import re
+
+    from methods import ADAPTERS, OBJECTIVES
+
+    valid = list(OBJECTIVES.names()) + [f"{o}+{a}" for o in OBJECTIVES.names() for a in ADAPTERS.names() if a != "full"]
+    ranked = re.fullmatch(r"(.+\+.+)-r[1-9]\d*", str(name))
+    if (ranked.group(1) if ranked else str(name)) not in valid:
+        raise unknown(f"method in claim {c['id']!r} ({path})", name, valid)
 
 
 def _runs_of(runs: pd.DataFrame, name: str, suite: str, only_forgotten: bool) -> pd.DataFrame:
@@ -178,8 +196,11 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
         ra, rb = _runs_of(runs, a, suite, only_forgotten), _runs_of(runs, b, suite, only_forgotten)
     except BenchError as e:
         return Check(a, b, f"no data ({e})"), []
-    if ra.empty or rb.empty or metric.name not in ra or metric.name not in rb:
-        return Check(a, b, "no data"), []
+    if ra.empty or rb.empty:
+        return Check(a, b, "no data", reason=f"no finished run of {' or '.join(m for m, r in ((a, ra), (b, rb)) if r.empty)}"
+                                             f"{' that forgot (only_forgotten)' if only_forgotten else ''}"), []
+    if metric.name not in ra or metric.name not in rb:
+        return Check(a, b, "no data", reason=f"no run records {metric.name}"), []
     from bench.report import unlike_settings
 
     differ = unlike_settings(ra, rb)
@@ -251,6 +272,7 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None) -> l
             raise unknown(f"metric of suite {suite} (claim {c['id']})", c["metric"], metrics)
         metric, only = metrics[c["metric"]], bool(c.get("only_forgotten", False))
         if c.get("kind", "better") == "best":
+            check_method(c["method"], c, Path("(claims given directly)"))
             others = [label for label, base in methods if c["method"] not in (label, base)]
             pairs = [(c["method"], o) for o in others]
         else:

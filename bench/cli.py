@@ -89,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--until-decided", action="store_true",
                    help="after the grid, add one seed at a time to the methods of every claim comparison still "
                         "inconclusive, until all are decided or --max-seeds (alpha spent per look: docs/statistics.md)")
-    p.add_argument("--max-seeds", type=int, default=None, metavar="N",
+    p.add_argument("--max-seeds", default=None, metavar="N",
                    help="with --until-decided: at most N seeds per method (default 10)")
     p = command("finetune", "fine-tune a reference model (TOFU target on `full`, or retain-only)")
     p.add_argument("--suite", required=True)
@@ -127,23 +127,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _hparam_overrides(args) -> dict[str, str]:
-    from bench.grid import parse_assignments
+    from bench.grid import add_setting, parse_assignments
 
     hp = parse_assignments(args.set, "--set")
-    if args.lr is not None:
-        hp["lr"] = args.lr
-    if args.epochs is not None:
-        hp["epochs"] = args.epochs
+    add_setting(hp, "lr", args.lr, "--lr", "--set")
+    add_setting(hp, "epochs", args.epochs, "--epochs", "--set")
     return hp
 
 
 def _specs(args):
-    from bench.grid import expand, parse_assignments
+    from bench.grid import add_setting, expand, parse_assignments
 
     hp = _hparam_overrides(args)
     options = parse_assignments(args.option, "--option")
-    if args.lm_eval_tasks:
-        options["lm_eval_extra"] = args.lm_eval_tasks
+    add_setting(options, "lm_eval_extra", args.lm_eval_tasks or None, "--lm-eval-tasks", "--option")
     return expand(args.suite, args.methods, args.models, args.splits, args.ranks, args.seeds, hp, options)
 
 
@@ -157,8 +154,17 @@ def _check_runtime(args, specs=()) -> None:
         raise BenchError("--lm-eval-include is read only with --lm-eval-tasks (the tasks it defines)")
     if getattr(args, "profile", None) and getattr(args, "launcher", "local") == "local":
         raise BenchError("--profile is read only by --launcher slurm or local-jobs")
-    if getattr(args, "max_seeds", None) is not None and not getattr(args, "until_decided", False):
-        raise BenchError("--max-seeds is read only with --until-decided")
+    if getattr(args, "max_seeds", None) is not None:  # errors quote the text typed
+        text = args.max_seeds
+        if not getattr(args, "until_decided", False):
+            raise BenchError(f"--max-seeds {text} is read only with --until-decided")
+        try:
+            args.max_seeds = int(text)
+        except ValueError:
+            raise BenchError(f"bad --max-seeds {text!r} (expected an integer >= 1)") from None
+        if args.max_seeds < 1:
+            raise BenchError(f"bad --max-seeds {text} (expected an integer >= 1)")
+        args.max_seeds_text = text
     if getattr(args, "threads", None) is not None and args.threads < 1:
         raise BenchError(f"bad --threads {args.threads} (expected an integer >= 1)")
     if getattr(args, "device", None):
@@ -228,6 +234,14 @@ def cmd_run(args) -> int:
     if args.workers != "auto" and args.launcher != "local":
         raise BenchError(f"--workers is read by --launcher local only; --launcher {args.launcher} runs one job per run")
     if args.until_decided:
+        _check_until_decided(args, specs)
+    from bench.preflight import check_grid
+
+    # ranks, RMU's layer, lm-eval tasks, the device: before any reference, base model or run is built
+    ctx = _context(args)
+    ctx.store.check_writable()  # the checks may write the suite's generated task files into it
+    check_grid(specs, ctx, device=args.launcher != "slurm")  # slurm's jobs run on other machines
+    if args.until_decided:
         return _until_decided(args, specs)
     if args.launcher != "local":
         if distributed.active():
@@ -236,7 +250,6 @@ def cmd_run(args) -> int:
     distributed.init()
     if not distributed.is_main():  # rank 0 reports; the others train alongside it quietly
         logging.getLogger().setLevel(logging.WARNING)
-    ctx = _context(args)
     log.info(f"{len(specs)} runs in suite {args.suite}; results in {ctx.store.suite_dir(args.suite)}"
              + (f"; {distributed.world_size()} processes" if distributed.active() else ""))
     outcome = _run_local(args, specs, ctx)
@@ -252,12 +265,10 @@ def cmd_run(args) -> int:
     return 1 if outcome.failed else 0
 
 
-def _until_decided(args, specs) -> int:
-    """Run the grid, then add a seed to the methods of the inconclusive claim comparisons and look again,
-    until every comparison is decided or every such method has --max-seeds seeds (bench/sequential.py)."""
-    from bench.claims import evaluate_file, suite_claims_path
-    from bench.report import load_runs, method_base, write_report
-    from bench.sequential import Plan, undecided_methods
+def _check_until_decided(args, specs):
+    """What --until-decided needs, checked before anything runs or is built: one local process, claims that
+    compare methods of the grid, and a --max-seeds cap the grid's seeds fit under. Returns the claims file."""
+    from bench.claims import suite_claims_path
 
     from bench import distributed
 
@@ -278,10 +289,24 @@ def _until_decided(args, specs) -> int:
     if not decidable:
         raise BenchError(f"no claim of suite {args.suite} compares two methods of this grid ({', '.join(sorted({s.method for s in specs}))}); "
                          f"nothing to decide (the claims are in {claims_path})")
+    typed = f"--max-seeds {args.max_seeds_text}" if args.max_seeds is not None else "the default --max-seeds 10"
+    seeds = sorted({s.seed for s in specs})
+    if len(seeds) > (10 if args.max_seeds is None else args.max_seeds):
+        raise BenchError(f"{typed} is below the {len(seeds)} seeds the grid starts with "
+                         f"({','.join(map(str, seeds))}); give at least {len(seeds)}")
+    return claims_path
+
+
+def _until_decided(args, specs) -> int:
+    """Run the grid, then add a seed to the methods of the inconclusive claim comparisons and look again,
+    until every comparison is decided or every such method has --max-seeds seeds (bench/sequential.py)."""
+    from bench.claims import evaluate_file
+    from bench.report import load_runs, method_base, write_report
+    from bench.sequential import Plan, undecided_methods
+
+    claims_path = _check_until_decided(args, specs)
     args.max_seeds = 10 if args.max_seeds is None else args.max_seeds
     seeds = sorted({s.seed for s in specs})
-    if len(seeds) > args.max_seeds:
-        raise BenchError(f"--max-seeds {args.max_seeds} is below the {len(seeds)} seeds the grid starts with")
     ctx = _context(args)
     plan = Plan.open(ctx.store.suite_dir(args.suite), args.max_seeds * len({(s.model, s.split) for s in specs}))
     plan.save()
@@ -407,6 +432,9 @@ def cmd_finetune(args) -> int:
         raise BenchError(f"--set {unread[0]} is not read by fine-tuning (it reads {', '.join(LOOP)})")
     recipe = suite.finetune_hparams(args.model).replace(**overrides)  # a bad value fails before any loading
     ctx = _context(args)
+    from bench.preflight import check_device
+
+    check_device(ctx.device)
     ctx.store.check_writable()
     out = suite.finetune(args.model, args.split, ctx, args.seed, overrides)
     print(f"{args.split} model of {args.model}: {out}")

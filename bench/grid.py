@@ -39,13 +39,27 @@ def parse_ints(text: str | None, kind: str) -> list[int]:
 
 
 def parse_assignments(pairs: Sequence[str] | None, kind: str) -> dict[str, str]:
-    out = {}
+    """`NAME=VALUE` pairs of a repeatable flag as a dict. A name given twice is a one-line BenchError (which
+    one was meant cannot be told, so neither wins silently)."""
+    out: dict[str, str] = {}
     for pair in pairs or []:
         if "=" not in pair:
             raise BenchError(f"bad {kind} '{pair}' (expected NAME=VALUE)")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = value.strip()
+        key, value = (x.strip() for x in pair.split("=", 1))
+        if key in out:
+            raise BenchError(f"{key} is given twice ({kind} {key}={out[key]} and {kind} {key}={value}); give it once")
+        out[key] = value
     return out
+
+
+def add_setting(settings: dict[str, str], key: str, value, flag: str, kind: str) -> None:
+    """Put `flag`'s value into `settings` under `key` (e.g. --lr into the --set pairs), refusing a key that a
+    `kind NAME=VALUE` pair already gives."""
+    if value is None:
+        return
+    if key in settings:
+        raise BenchError(f"{key} is given twice ({kind} {key}={settings[key]} and {flag} {value}); give it once")
+    settings[key] = value
 
 
 def expand(suite_name: str, methods: str = "all", models: str | None = None, splits: str | None = None,

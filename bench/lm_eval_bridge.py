@@ -47,6 +47,10 @@ def check_tasks(tasks: Sequence[str], include_path: str | None, include_defaults
         if key in _CHECKED:
             continue
         where = f"--lm-eval-include {include_path}" if include_path else "no --lm-eval-include"
+        if task not in manager.all_tasks and not include_defaults:  # a suite's own generated tasks, nothing else
+            from bench.errors import unknown
+
+            raise unknown("lm-eval task of this suite (option lm_eval_tasks)", task, manager.all_tasks)
         if task not in manager.all_tasks:
             raise BenchError(f"unknown lm-eval task '{task}' ({where}); put a task YAML named {task} in a directory "
                              f"and pass --lm-eval-include DIR, or leave the task out")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,33 @@ def check_epoch_rule(rule: str, suite_name: str) -> str:
                              f"select on another metric (reported: {', '.join(suite.headline)})")
         return rule
     raise BenchError(f"bad epoch rule '{rule}' (expected last, an epoch number, or select:METRIC)")
+
+
+def check_epoch_available(rule: str, suite: str, store: ResultStore) -> None:
+    """An epoch number that no finished run evaluated, or a `select:METRIC` that no finished run recorded per
+    epoch (a metric measured once after the last epoch), is a one-line BenchError naming what there is (a
+    table of empty cells would read as missing results)."""
+    from bench.errors import BenchError
+
+    if rule == "last":
+        return
+    available, per_epoch = set(), set()
+    for _, record, _ in store.iter_records(suite):
+        if record and record.get("status") == "finished":
+            for e in record.get("epochs", []):
+                if e.get("metrics") and e.get("epoch", 0) > 0:
+                    available.add(e["epoch"])
+                    per_epoch |= {k for k, v in e["metrics"].items() if isinstance(v, (int, float))}
+    if rule.startswith("select:"):
+        metric = rule.split(":", 1)[1]
+        if available and metric not in per_epoch:
+            raise BenchError(f"--epoch {rule}: no finished run of suite {suite} recorded {metric} per epoch (measured "
+                             f"after the last epoch only, or not by these runs); select on one of: {', '.join(sorted(per_epoch))}")
+        return
+    if int(rule) not in available:
+        listed = ", ".join(map(str, sorted(available))) or "none"
+        raise BenchError(f"--epoch {rule}: no finished run of suite {suite} evaluated epoch {rule} (epochs evaluated: "
+                         f"{listed}; or --epoch last)")
 
 
 def _config_key(spec: dict) -> str:
@@ -189,6 +217,10 @@ def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: 
     runs = load_runs(suite_name, store, epoch) if runs is None else runs
     if runs.empty or "model" not in runs:
         return runs
+    if "settings" in runs:  # rows that one method name would cover say which settings they differ in
+        from bench.tables import row_labels
+
+        runs = runs.assign(method=row_labels(runs, ["model", "split", "method"]).fillna(runs["method"]))
     finished = runs[runs["status"] == "finished"]
     metric_cols = leaderboard_columns(suite_name, finished)
     metric_of = {m.name: m for m in suite.metrics}
@@ -299,7 +331,11 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
     if runs.empty:
         print(f"no runs of suite {suite} in {store.root}")
         return []
+    check_epoch_available(epoch, suite, store)
     comparisons = [compare_methods(suite, runs, *pair) for pair in parse_compare(compare)] if compare else []
+    for reason in runs.loc[runs["status"] == "corrupt", "reason"]:  # named, as `status` names them
+        print(f"corrupt run record {reason} (listed as corrupt; the next `run` of its spec recomputes it)",
+              file=sys.stderr)
     other = None
     if against:
         from bench.errors import BenchError
@@ -460,6 +496,11 @@ def parse_compare(text: str) -> list[tuple[str, str]]:
         names = [t.strip() for t in item.split(",") if t.strip()]
         if len(names) != 2:
             raise BenchError(f"bad --compare '{item}' (expected two methods, e.g. ihl+fila,ga+lora)")
+        if names[0] == names[1]:
+            raise BenchError(f"bad --compare '{item}': a method compared with itself (expected two methods, e.g. "
+                             f"ihl+fila,ga+lora)")
+        if tuple(names) in pairs or tuple(names[::-1]) in pairs:
+            raise BenchError(f"bad --compare {text!r}: {names[0]} and {names[1]} are compared twice")
         pairs.append((names[0], names[1]))
     return pairs
 

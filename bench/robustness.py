@@ -84,6 +84,16 @@ def parse(value: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def canonical(value: str) -> str:
+    """The one spelling of a stage list, so that lists running the same stages share a run id: `none` for
+    none (also ""), `all`, or the named stages once each in STAGES order (`quant,relearn,relearn` ->
+    `relearn,quant`). `all` stays itself: it names every stage of the harness that made the run."""
+    stages = parse(value)
+    if not stages:
+        return "none"
+    return "all" if str(value).strip() == "all" else ",".join(s for s in STAGES if s in stages)
+
+
 def merged_copy(model):
     """A plain model computing what `model` computes: adapters folded into the weights."""
     clone = copy.deepcopy(model)

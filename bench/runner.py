@@ -190,12 +190,9 @@ def _preflight(spec: RunSpec, ctx: Context) -> None:
         from bench.lm_eval_bridge import check_tasks
 
         check_tasks(extra, ctx.lm_eval_include)
-    if "quant" in robustness.parse(spec.option("robustness", LATE_OPTIONS["robustness"])):
-        try:
-            import optimum.quanto  # noqa: F401
-        except ImportError:
-            raise BenchError("the quant robustness stage needs optimum-quanto (pip install optimum-quanto); or leave "
-                             "it out with --option robustness=relearn,paraphrase") from None
+    from bench.preflight import check_stages
+
+    check_stages([spec])
 
 
 def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, object] | None) -> None:

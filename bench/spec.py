@@ -45,37 +45,36 @@ class Hyperparams:
     rmu_params: str = "wmdp"  # wmdp: train only MLP output projections of blocks l-2..l; all: what the adapter trains
 
     def __post_init__(self):
-        checks = {
-            "lr": self.lr > 0,
-            "epochs": self.epochs >= 1,
-            "batch_size": self.batch_size >= 1,
-            "effective_batch": self.effective_batch >= 1,
-            "warmup_epochs": self.warmup_epochs >= 0,
-            "weight_decay": self.weight_decay >= 0,
-            "retain_weight": self.retain_weight >= 0,
-            "npo_beta": self.npo_beta > 0,
-            "max_grad_norm": self.max_grad_norm >= 0,
-            "dtype": self.dtype in ("fp32", "bf16"),
-            "schedule": self.schedule in ("linear", "constant"),
-            "retain_loss": self.retain_loss in ("nll", "kl"),
-            "forget_weight": self.forget_weight >= 0,
-            "beta": self.beta > 0,
-            "delta": math.isfinite(self.delta),
-            "satimp_b1": self.satimp_b1 >= 0,
-            "satimp_b2": self.satimp_b2 >= 0,
-            "rmu_c": self.rmu_c > 0,
-            "rmu_layer": self.rmu_layer >= -1,
-            "rmu_params": self.rmu_params in ("wmdp", "all"),
+        positive, non_negative, count = "a number > 0", "a number >= 0", "an integer >= 1"
+        checks = {  # name: (holds, what would be valid)
+            "lr": (self.lr > 0, positive),
+            "epochs": (self.epochs >= 1, count),
+            "batch_size": (self.batch_size >= 1, count),
+            "effective_batch": (self.effective_batch >= 1, count),
+            "warmup_epochs": (self.warmup_epochs >= 0, non_negative),
+            "weight_decay": (self.weight_decay >= 0, non_negative),
+            "retain_weight": (self.retain_weight >= 0, non_negative),
+            "npo_beta": (self.npo_beta > 0, positive),
+            "max_grad_norm": (self.max_grad_norm >= 0, non_negative),
+            "dtype": (self.dtype in ("fp32", "bf16"), "fp32 or bf16"),
+            "schedule": (self.schedule in ("linear", "constant"), "linear or constant"),
+            "retain_loss": (self.retain_loss in ("nll", "kl"), "nll or kl"),
+            "forget_weight": (self.forget_weight >= 0, non_negative),
+            "beta": (self.beta > 0, positive),
+            "delta": (math.isfinite(self.delta), "a finite number"),
+            "satimp_b1": (self.satimp_b1 >= 0, non_negative),
+            "satimp_b2": (self.satimp_b2 >= 0, non_negative),
+            "rmu_c": (self.rmu_c > 0, positive),
+            "rmu_layer": (self.rmu_layer >= -1, "a block index, or -1 for the default depth"),
+            "rmu_params": (self.rmu_params in ("wmdp", "all"), "wmdp or all"),
         }
-        for name, ok in checks.items():
+        for name, (ok, valid) in checks.items():
             value = getattr(self, name)
             if isinstance(value, float) and not math.isfinite(value):  # inf passes "> 0" and breaks the spec's JSON
-                ok = False
-            if not ok:
-                valid = {"dtype": "fp32 or bf16", "schedule": "linear or constant", "retain_loss": "nll or kl",
-                         "rmu_params": "wmdp or all", "delta": "a finite number",
-                         "rmu_layer": "a block index, or -1 for the default depth"}.get(name, "a positive number")
-                raise BenchError(f"bad hyperparameter {name}={getattr(self, name)!r} (expected {valid})")
+                ok, valid = False, valid if name == "delta" else f"a finite {valid.removeprefix('a ')}"
+            if not ok:  # the number as typed (-1, not -1.0)
+                shown = f"{value:g}" if isinstance(value, float) else repr(value)
+                raise BenchError(f"bad hyperparameter {name}={shown} (expected {valid})")
 
     def record(self, reads: tuple[str, ...] = ()) -> dict:
         """The fields as a spec stores them: LATE fields only when in `reads` or not at their default."""

@@ -153,6 +153,8 @@ def fmt(x: float | None) -> str:
     """Compact number: 3 significant digits, scientific below 1e-3."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
+    if x == 0:  # -0.0 (a difference of equal values, negated for direction) is no negative number
+        return "0"
     if float(x).is_integer() and abs(x) >= 100:
         return f"{int(x):,}"
     if x == 0 or 1e-3 <= abs(x) < 1e5:

@@ -100,16 +100,32 @@ def choose_parameters(model, hp: Hyperparams) -> None:
     if hp.rmu_params == "all":
         return
     layer = steered_layer(getattr(model, "base_model", model), hp)
-    keep = set(range(max(0, layer - 2), layer + 1))
     kept = 0
     for name, p in model.named_parameters():
         if p.requires_grad:
-            m = MLP_OUT.search(name)
-            p.requires_grad_(bool(m) and int(m.group(1)) in keep)
+            p.requires_grad_(trained(name, layer))
             kept += p.requires_grad
     if not kept:
-        raise BenchError(f"RMU: no trainable MLP output projection in blocks {min(keep)}..{layer} "
-                         f"(set rmu_params=all to train what the adapter trains)")
+        raise no_projection(layer)
+
+
+def trained(name: str, layer: int) -> bool:
+    """Whether parameter `name` is in an MLP output projection of blocks layer-2..layer (`rmu_params=wmdp`)."""
+    m = MLP_OUT.search(name)
+    return bool(m) and layer - 2 <= int(m.group(1)) <= layer
+
+
+def no_projection(layer: int) -> BenchError:
+    return BenchError(f"RMU: no trainable MLP output projection in blocks {max(0, layer - 2)}..{layer} "
+                      f"(set rmu_params=all to train what the adapter trains)")
+
+
+def check(model, hp: Hyperparams) -> None:
+    """What `choose_parameters` will need, on the model before any adapter (bench/preflight.py): a steered
+    layer inside its blocks and, for `rmu_params=wmdp`, an MLP output projection to train."""
+    layer = steered_layer(model, hp)
+    if hp.rmu_params != "all" and not any(trained(name, layer) for name, _ in model.named_parameters()):
+        raise no_projection(layer)
 
 
 OBJECTIVE = Objective("rmu", loss, needs_retain=True, needs_reference=True,

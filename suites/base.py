@@ -97,6 +97,9 @@ LATE_OPTIONS: dict[str, Any] = {
     "epoch_metrics": "read",
 }
 
+# options whose value is a comma list of names (lm-eval tasks, dialogue sets)
+LIST_OPTIONS = ("lm_eval_tasks", "lm_eval_extra", "dialogue")
+
 # WMDP's RMU preset trains 3 of 32 blocks' MLP output projections; on a 2-block model that leaves one
 # projection (1,856 LoRA parameters on tofu-mini: forget probability 0.997 -> 0.99 after 5 epochs), so the
 # mini suites let RMU train what the adapter trains (-> 0.65 LoRA / 0.23 FILA; 3 seeds, docs/methods.md)
@@ -145,9 +148,15 @@ class Suite(ABC):
                 raise BenchError(f"bad option {key}={value!r} (expected an integer >= 0)")
         if merged.get("epoch_metrics", "read") not in ("read", "all"):
             raise BenchError(f"bad option epoch_metrics={merged['epoch_metrics']!r} (expected read or all)")
-        from bench.robustness import check_recipe, parse
+        from bench.grid import parse_list
+        from bench.robustness import canonical, check_recipe
 
-        parse(merged.get("robustness", "none"))  # a bad stage name or recipe fails before any run
+        for key in LIST_OPTIONS:  # a repeated or empty entry is a typo, and would give the same runs another id
+            if str(merged.get(key, "")) not in ("", "auto", "none"):
+                parse_list(str(merged[key]), f"option {key} name")
+
+        if "robustness" in merged:  # a bad stage name fails before any run; one spelling per stage set
+            merged["robustness"] = canonical(merged["robustness"])
         check_recipe(merged)
         late = self.late_options
         return tuple(sorted((k, v) for k, v in merged.items() if k not in late or v != late[k]))
@@ -228,6 +237,25 @@ class Suite(ABC):
     def derived_metrics(self, record: dict) -> dict:
         """Per-run numbers computed from a finished run.json's epochs (the report's rules, not the run's)."""
         return {}
+
+    def model_structure(self, spec: RunSpec, ctx: Context):
+        """The model a run of `spec` adapts, built from its config on the meta device (modules and shapes, no
+        weights), for the checks made before anything is built (bench/preflight.py); None when its config
+        cannot be read on this machine (the run's own loading then says what to pass). A TOFU target is a
+        fine-tune of `spec.model`: the same structure."""
+        from transformers import AutoConfig
+
+        from bench.models import resolve
+        from bench.preflight import on_meta
+
+        source, revision = resolve(spec.model)
+        try:
+            config = AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=ctx.trust_remote_code)
+        except Exception:  # offline without a cached copy, or not a model: not this check's to report
+            return None
+        from transformers import AutoModelForCausalLM
+
+        return on_meta(lambda: AutoModelForCausalLM.from_config(config, trust_remote_code=ctx.trust_remote_code))
 
     def check_model(self, model: str) -> None:
         from bench.models import check_model_name

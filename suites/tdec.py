@@ -30,6 +30,13 @@ from suites.tdec_data import DIALOGUE_SETS, FORGET_PATH, download, local_file, r
 
 REASONING = ("piqa", "hellaswag", "arc_easy", "arc_challenge", "copa", "winogrande", "mathqa", "pubmedqa",
              "lambada_openai")
+# which WikiText-103 split each role reads; from the repository's validation_data/wikitext.csv (500 consecutive
+# windows of ~490 tokens from the start of WikiText-103 validation), disjoint document ranges instead: held-out
+# first (the hub route's held-out chunks are the start of validation too), then unseen, then retain (the rest:
+# 599 chunks of 200 tokens, each document chunked alone, for the default retain_size 256)
+WIKITEXT_SPLITS = {"retain": "train", "heldout": "validation", "unseen": "test"}
+WIKITEXT_CSV_PARTS = {"heldout": (0, 100), "unseen": (100, 200), "retain": (200, 500)}
+MIN_SEQ_LEN = 11  # the extraction metrics' shortest sequence: a prefix and EL_10's 10-gram (suites/extraction.py)
 JANG_THRESHOLDS = {"ma": 0.2994, "el10": 0.0499}  # GPT-Neo 125M on unseen data (Jang et al. 2023)
 
 METRICS = (
@@ -133,6 +140,15 @@ class Tdec(Suite):
         options = super().check_options(given)
         if dict(options)["thresholds"] not in ("jang", "measured"):
             raise BenchError(f"bad option thresholds={dict(options)['thresholds']!r} (expected jang or measured)")
+        if int(dict(options)["seq_len"]) < MIN_SEQ_LEN:  # else the first evaluation fails, after the model is loaded
+            raise BenchError(f"bad option seq_len={dict(options)['seq_len']} (expected an integer >= {MIN_SEQ_LEN}: "
+                             f"EL_10 needs a prefix and a 10-gram)")
+        if type(self).dialogue_sets is Tdec.dialogue_sets:  # names read after the model's tokenizer: checked now
+            from bench.errors import unknown
+
+            for name in self.dialogue_names_of(str(dict(options)["dialogue"])):
+                if name not in DIALOGUE_SETS:
+                    raise unknown("dialogue set (option dialogue)", name, DIALOGUE_SETS)
         return options
 
     def unread_option(self, name: str, spec: RunSpec) -> str | None:
@@ -156,14 +172,21 @@ class Tdec(Suite):
                          "bench.lm_eval_bridge", "methods.losses", "bench.data")
 
     def input_files(self, spec: RunSpec, ctx: Context) -> dict[str, Path]:
-        name = f"lm_extraction_32_{self.splits.index(spec.split)}.csv"
+        published = FORGET_PATH.format(i=self.splits.index(spec.split))
+        name = Path(published).name
         if not ctx.data_dir:  # downloaded once into the artefacts, checked against its recorded SHA-256
             return {name: ctx.store.artefact_dir(self.name) / "data" / name}
+        # every file of --data-dir a run reads, where the readers find it (flat or the repository's layout);
+        # the WikiText source by its own name, so a run made from one source is never reused for the other
         data = Path(ctx.data_dir)
-        files = {n: data / n for n in (name, "wikitext_train.txt", "wikitext_validation.txt", "wikitext_test.txt")}
-        files.update({p.name: p for p in sorted(data.glob("dialogue_*.jsonl"))})
+        located = lambda p: next((c for c in (data / p, data / Path(p).name) if c.is_file()), data / p)
+        files = {name: located(published), **self.wikitext_files(ctx, check=False)}
+        optional = [f"validation_data/{n}.json" for n in self.dialogue_names(spec)]
         if spec.option("pile_ppl", "auto") != "none":
-            files["pile_validation.txt"] = data / "pile_validation.txt"
+            optional.append("validation_data/pile.csv")
+        if spec.option("lambada", self.late_options["lambada"]) != "none":
+            optional.append("validation_data/lambada.csv")
+        files.update({Path(p).name: located(p) for p in optional if located(p).is_file()})
         return files
 
     def input_models(self, spec: RunSpec, ctx: Context) -> dict[str, str]:
@@ -194,23 +217,77 @@ class Tdec(Suite):
     def text_lines(self, kind: str, ctx: Context) -> list[str]:
         """WikiText-103 train (retain) / validation (perplexity) / test (unseen) rows as the hub gives them
         (each ends with its line break); offline, `<data-dir>/wikitext_<split>.txt` holds those rows one per
-        line and is read back with the line breaks kept, so both routes tokenise the same strings."""
-        split = {"retain": "train", "heldout": "validation", "unseen": "test"}[kind]
+        line and is read back with the line breaks kept, so both routes tokenise the same strings. A
+        `--data-dir` with none of those exports uses the reference repository's own
+        `validation_data/wikitext.csv` instead: its documents, in the parts WIKITEXT_CSV_PARTS names (a
+        divergence: another sample than WikiText-103's splits, docs/suites.md)."""
+        split = WIKITEXT_SPLITS[kind]
         if ctx.data_dir:
-            path = Path(ctx.data_dir) / f"wikitext_{split}.txt"
+            files = self.wikitext_files(ctx)
+            if "wikitext.csv" in files:
+                from suites.tdec_data import read_documents
+
+                return read_documents(files["wikitext.csv"])[slice(*WIKITEXT_CSV_PARTS[kind])]
+            path = files[f"wikitext_{split}.txt"]
             if not path.is_file():
                 raise BenchError(f"missing data file {path} (the rows of Salesforce/wikitext wikitext-103-raw-v1 "
                                  f"{split}, one per line; on a machine with the hub: python -c \"from datasets import "
                                  f"load_dataset; open('wikitext_{split}.txt', 'w').writelines(load_dataset("
-                                 f"'Salesforce/wikitext', 'wikitext-103-raw-v1', split='{split}')['text'])\")")
+                                 f"'Salesforce/wikitext', 'wikitext-103-raw-v1', split='{split}')['text'])\"; or remove "
+                                 f"every wikitext_*.txt to use validation_data/wikitext.csv)")
             return [l for l in path.read_text(encoding="utf-8").splitlines(keepends=True) if l.strip()]
         from datasets import load_dataset
 
         try:
             rows = load_dataset("Salesforce/wikitext", "wikitext-103-raw-v1", split=split)
         except Exception as e:
-            raise BenchError(f"could not load WikiText ({type(e).__name__}); pass --data-dir DIR with wikitext_{split}.txt") from None
+            raise BenchError(f"could not load WikiText ({type(e).__name__}); pass --data-dir DIR with wikitext_{split}.txt "
+                             f"or the knowledge-unlearning repository's validation_data/wikitext.csv") from None
         return [r["text"] for r in rows if r["text"].strip()]
+
+    def wikitext_files(self, ctx: Context, check: bool = True) -> dict[str, Path]:
+        """Where a `--data-dir`'s WikiText text comes from: {"wikitext_<split>.txt": path} for the three
+        exports when any of them is there (a missing one is an error when read), else {"wikitext.csv": the
+        repository's validation_data/wikitext.csv} (verified against its published SHA-256). With neither,
+        a one-line error naming both (`check=False`: the export paths, for fingerprints, without reading)."""
+        data = Path(ctx.data_dir)
+        exported = {f"wikitext_{s}.txt": data / f"wikitext_{s}.txt" for s in WIKITEXT_SPLITS.values()}
+        if any(p.is_file() for p in exported.values()):
+            return exported
+        published = "validation_data/wikitext.csv"
+        if not check:
+            found = next((p for p in (data / published, data / "wikitext.csv") if p.is_file()), None)
+            return {"wikitext.csv": found} if found else exported
+        csv = local_file(data, published, required=False)
+        if csv is None:
+            raise BenchError(f"no WikiText text in {data}: it needs the knowledge-unlearning repository's {published} "
+                             f"or the harness's exports wikitext_{{train,validation,test}}.txt (docs/suites.md, TDEC)")
+        return {"wikitext.csv": csv}
+
+    def wikitext_source(self, ctx: Context) -> str:
+        """Which text retain, held-out and unseen sequences come from, for run.json and the log."""
+        if not ctx.data_dir:
+            return "hub: Salesforce/wikitext wikitext-103-raw-v1 train / validation / test"
+        if "wikitext.csv" in self.wikitext_files(ctx):
+            parts = ", ".join(f"{kind} {a}-{b - 1}" for kind, (a, b) in WIKITEXT_CSV_PARTS.items())
+            return (f"validation_data/wikitext.csv, documents {parts} (the reference repository's WikiText sample, "
+                    f"not WikiText-103's splits)")
+        return "wikitext_{train,validation,test}.txt in --data-dir (WikiText-103 rows)"
+
+    def text_chunks(self, kind: str, tokenizer, seq_len: int, limit: int, ctx: Context) -> list[list[int]]:
+        """`limit` chunks of `seq_len` tokens of the `kind` text (text_lines). WikiText rows run on into each
+        other (each ends with its line break); validation_data/wikitext.csv's documents are windows cut from
+        running text without the whitespace between them, so there each document is chunked alone and no
+        chunk spans a cut ("...americanus .The two species...")."""
+        lines = self.text_lines(kind, ctx)
+        if not (ctx.data_dir and "wikitext.csv" in self.wikitext_files(ctx)):
+            return self.chunks(lines, tokenizer, seq_len, limit)
+        out: list[list[int]] = []
+        for document in lines:
+            out += self.chunks([document], tokenizer, seq_len, limit)
+            if len(out) >= limit:
+                break
+        return out[:limit]
 
     def chunks(self, lines: list[str], tokenizer, seq_len: int, limit: int) -> list[list[int]]:
         """`limit` consecutive `seq_len`-token chunks of the rows, each row tokenised as given (its line
@@ -283,7 +360,7 @@ class Tdec(Suite):
         return nll
 
     def unseen_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
-        return self.chunks(self.text_lines("unseen", ctx), tokenizer, int(spec.option("seq_len")), 32)
+        return self.text_chunks("unseen", tokenizer, int(spec.option("seq_len")), 32, ctx)
 
     def utility(self, spec: RunSpec, tokenizer, ctx: Context):
         """The final evaluation: lm-eval tasks on the live model and held-out perplexity."""
@@ -340,7 +417,7 @@ class Tdec(Suite):
         choice = str(spec.option("dialogue", "auto"))
         if choice == "none" or (choice == "auto" and not ctx.data_dir):
             return {}
-        names = DIALOGUE_SETS if choice == "auto" else tuple(n for n in choice.split(",") if n)
+        names = self.dialogue_names(spec)
         for name in names:
             if name not in DIALOGUE_SETS:
                 from bench.errors import unknown
@@ -353,6 +430,13 @@ class Tdec(Suite):
             if path is not None:
                 found[name] = read_dialogues(path)
         return found
+
+    def dialogue_names(self, spec: RunSpec) -> tuple[str, ...]:
+        return self.dialogue_names_of(str(spec.option("dialogue", "auto")))
+
+    @staticmethod
+    def dialogue_names_of(choice: str) -> tuple[str, ...]:
+        return () if choice == "none" else DIALOGUE_SETS if choice == "auto" else tuple(n for n in choice.split(",") if n)
 
     def pile_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
         """Each Pile validation document of `validation_data/pile.csv`, tokenised whole and cut to its first
@@ -389,7 +473,7 @@ class Tdec(Suite):
         return out
 
     def heldout_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
-        return self.chunks(self.text_lines("heldout", ctx), tokenizer, int(spec.option("seq_len")), 64)
+        return self.text_chunks("heldout", tokenizer, int(spec.option("seq_len")), 64, ctx)
 
     def lm_eval_tasks_dir(self, ctx: Context) -> tuple[str | None, bool]:
         """(include path, include lm-eval's own tasks): `--lm-eval-include DIR` overrides tasks of the same
@@ -401,7 +485,7 @@ class Tdec(Suite):
         return [tokenizer(t, add_special_tokens=False)["input_ids"][:seq_len] for t in self.forget_texts(spec.split, ctx)]
 
     def retain_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
-        return self.chunks(self.text_lines("retain", ctx), tokenizer, int(spec.option("seq_len")), int(spec.option("retain_size")))
+        return self.text_chunks("retain", tokenizer, int(spec.option("seq_len")), int(spec.option("retain_size")), ctx)
 
     def prepare(self, spec: RunSpec, ctx: Context) -> Prepared:
         from bench.models import load_tokenizer
@@ -412,6 +496,10 @@ class Tdec(Suite):
         tokenizer = load_tokenizer(model_path, ctx.trust_remote_code,
                                    offline_hint=f"download it elsewhere and pass --models {local}")
         forget_seqs = self.forget_sequences(spec, tokenizer, ctx)
+        wikitext = self.wikitext_source(ctx) if self.reads_data_dir else None  # the mini twin generates its text
+        if wikitext and wikitext.startswith("validation_data/"):
+            ctx.log(f"{spec.run_id}: no wikitext_{{train,validation,test}}.txt in --data-dir; retain, held-out and unseen "
+                    f"text come from {wikitext} (docs/suites.md)")
         retain_seqs = self.retain_sequences(spec, tokenizer, ctx)
         final_evaluate = self.utility(spec, tokenizer, ctx)  # reads and checks every utility file before any model runs
         limits = self.thresholds(spec, model_path, tokenizer, ctx)
@@ -463,6 +551,7 @@ class Tdec(Suite):
                                  "mia": {"non_members": f"{len(unseen)} unseen sequences (the thresholds' data)",
                                          "reference_model": self.mia_reference_model(spec, ctx)},
                                  "retain_sequences": len(retain_seqs),
+                                 **({"wikitext": wikitext} if wikitext else {}),
                                  "utility_sets": {**final_evaluate.sizes,
                                                   "lm_eval_tasks": spec.option("lm_eval_tasks"),
                                                   "eval_limit": spec.option("eval_limit")}})

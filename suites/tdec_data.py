@@ -7,6 +7,9 @@ Layout of a `--data-dir` (the repository's own, or its files flat):
                                       pandas column-oriented JSON {"text": {"0": [turn, turn, ...], ...}}
     validation_data/pile.csv          doc_id, text, corpus (Pile validation documents)
     validation_data/lambada.csv       id, token_length, text, task
+    validation_data/wikitext.csv      (unnamed index), text: 500 consecutive ~490-token windows from the start
+                                      of WikiText-103 validation, the reference's perplexity text (suites/tdec.py
+                                      reads it when the WikiText-103 exports are absent)
 
 Every one of these files is checked against the SHA-256 published with it (pinned below, from the
 repository at 732876dc), whether downloaded or read from a directory: a different file would give
@@ -36,6 +39,7 @@ PUBLISHED_SHA256 = {
     "data/main/lm_extraction_32_4.csv": "21f50a98f4b82e53293c7f4cf3bd1a5029c89341da37aa639fc7f860ef19de90",
     "validation_data/pile.csv": "c5339507c8d8478f78f59a248f67d86b5e91e126d74949cdc8d8293e6a742b94",
     "validation_data/lambada.csv": "4059051c8cddaef9577f37dc0fb7399ecfdeac19712e831f09b9e75ca534ff27",
+    "validation_data/wikitext.csv": "cb85284acc5ce7e23706d69fc75da183c591da5a207c25c66490659dd88fcb0f",
     "validation_data/blended_skill_talk.json": "60c938c0f2f2f15d00a962a2df2163a9ce2d1511a90baacc68cb713d3b686766",
     "validation_data/empathetic_dialogues.json": "337ebfe6171f8732f114ea618febde30bb05bf2fa3aff259f452c9c5bbac65de",
     "validation_data/wizard_of_wikipedia.json": "e8d2d3332fe6abf59a567fa4a6cc9d7d8bfbebf0d38291519ef7a3df0df2e978",
@@ -107,18 +111,18 @@ def _read_csv(path: Path, columns: tuple[str, ...]):
     return frame
 
 
-def read_forget_csv(path: Path) -> list[str]:
+def read_forget_csv(path: Path, what: str = "the forget set") -> list[str]:
     """The `text` cells of a forget set (doc_id, corpus, text), in file order, exactly as written."""
     frame = _read_csv(path, ("text",))
     texts = [t for t in frame["text"].dropna().astype(str) if t.strip()]
     if not texts:
-        raise BenchError(f"the forget set {path} is empty")
+        raise BenchError(f"{what} {path} is empty")
     return texts
 
 
 def read_documents(path: Path) -> list[str]:
-    """The `text` cells of pile.csv (one document each, line breaks kept)."""
-    return read_forget_csv(path)
+    """The `text` cells of pile.csv or wikitext.csv (one document each, line breaks kept), in file order."""
+    return read_forget_csv(path, "the document file")
 
 
 def read_lambada(path: Path) -> list[tuple[str, str]]:

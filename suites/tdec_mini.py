@@ -27,6 +27,7 @@ from suites.tofu import publish_dir
 
 CORPUS = dict(documents=6000, seed=0, seq_len=64, sets=5, per_set=16, unseen=64, heldout=64, vocab=2048)
 TRAIN = dict(repeats=40, lr=3e-3)
+SHAPE = dict(hidden=128, layers=2, heads=4, intermediate=512, max_positions=256)  # the base model's (TinyShape)
 TASKS = dict(documents=600, seed=CORPUS["seed"] + 1)  # utility stand-ins
 
 
@@ -78,6 +79,12 @@ class TdecMini(Tdec):
         if name == "pile_ppl":
             return f"{self.name} has no Pile text (held-out perplexity stands for it)"
         return super().unread_option(name, spec)
+
+    def model_structure(self, spec: RunSpec, ctx: Context):
+        from bench.preflight import STAND_IN_VOCABULARY, on_meta
+        from bench.tiny import TinyShape, build_tiny
+
+        return on_meta(lambda: build_tiny("gpt-neo", STAND_IN_VOCABULARY, TinyShape(**SHAPE)))  # the vocabulary bounds no check
 
     def check_model(self, model: str) -> None:
         if model not in self.models:
@@ -143,8 +150,7 @@ class TdecMini(Tdec):
         if (out / "config.json").exists():
             return str(out)
         tokenizer = load_tokenizer(self.root(ctx) / "data" / "tokenizer")
-        model = build_tiny("gpt-neo", tokenizer, TinyShape(hidden=128, layers=2, heads=4, intermediate=512,
-                                                           max_positions=256))
+        model = build_tiny("gpt-neo", tokenizer, TinyShape(**SHAPE))
         examples = [{"input_ids": s, "labels": s} for s in stream]
         hp = Hyperparams(lr=TRAIN["lr"], epochs=1, batch_size=32, effective_batch=32, warmup_epochs=0.1,
                          weight_decay=0.01, max_grad_norm=1.0)

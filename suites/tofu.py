@@ -143,6 +143,15 @@ class Tofu(Suite):
         kind, _, limit = generation.partition(":")
         if kind not in ("new", "total") or not limit.isdigit() or int(limit) < 1:
             raise BenchError(f"bad option generation={generation!r} (expected new:N or total:N with N >= 1)")
+        # values read only once references are being evaluated: checked here, before any is built
+        values = dict(options)
+        if values["reference_split"] != "standard" and values["reference_split"] not in FINETUNE_SPLITS[1:]:
+            raise BenchError(f"bad option reference_split={values['reference_split']!r} (expected standard, "
+                             f"{', '.join(FINETUNE_SPLITS[1:])})")
+        if values["prompt"] not in ("auto", "qa", "llama2-chat", "chat-template"):
+            raise BenchError(f"bad option prompt={values['prompt']!r} (expected auto, qa, llama2-chat or chat-template)")
+        if values["reference_seed"] not in ("shared", "run"):
+            raise BenchError(f"bad option reference_seed={values['reference_seed']!r} (expected shared or run)")
         return options
 
     def derived_metrics(self, record: dict) -> dict:

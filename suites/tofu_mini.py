@@ -44,6 +44,12 @@ class TofuMini(Tofu):
     reads_data_dir = False  # generated data, cached under the results directory
     evaluator_modules = Tofu.evaluator_modules + ("suites.tofu_mini", "suites.tofu_mini_unseen")
 
+    def model_structure(self, spec: RunSpec, ctx: Context):
+        from bench.preflight import STAND_IN_VOCABULARY, on_meta
+        from bench.tiny import build_tiny
+
+        return on_meta(lambda: build_tiny(ARCH_OF[spec.model], STAND_IN_VOCABULARY))  # the vocabulary bounds no check
+
     def check_model(self, model: str) -> None:
         if model not in ARCH_OF:
             raise unknown(f"model of suite {self.name}", model, ARCH_OF)

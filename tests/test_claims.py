@@ -98,7 +98,7 @@ def test_bad_claims_files_are_one_line_errors(store, tmp_path, capsys):
     for text, message in (("claims: [", "is not valid YAML"), ("other: 1", "has no list `claims`"),
                           ("claims:\n  - id: x\n    metric: model_utility\n", "claim 'x'"),
                           ("claims:\n  - {id: x, metric: model_utility, better: a, than: b}\n", "margin None is not a number > 0"),
-                          ("claims:\n  - {id: x, metric: utility, better: a, than: b, margin: 0.02}\n", "did you mean 'model_utility'"),
+                          ("claims:\n  - {id: x, metric: utility, better: ga, than: gd, margin: 0.02}\n", "did you mean 'model_utility'"),
                           ("claims: [hello]\n", "claim #1"),
                           ("claims:\n  - {id: x, metric: model_utility, better: '{objectiv}+lora', than: ga, margin: 0.02, "
                            "for_each: {objective: [ga]}}\n", "placeholder 'objectiv'"),
@@ -265,3 +265,24 @@ def test_a_sequential_plan_spends_alpha_per_look_and_freezes_decided_comparisons
     edited.write_text("claims:\n  - {id: mu, metric: forget_quality, better: ihl+fila, than: ga+fila, margin: 1}\n")
     [mu3] = claims.evaluate_file(edited, "tofu-mini", load_runs("tofu-mini", store), Plan.open(store.suite_dir("tofu-mini")))
     assert mu3.checks[0].pairs == 6 and mu3.checks[0].level == f"{1 - 0.05 * 6 / 10:.4g}"
+
+
+def test_a_claim_naming_no_method_is_an_error_and_a_method_without_runs_is_no_data(store, tmp_path, capsys):
+    """A misspelt or non-existent method is a one-line error with a did-you-mean; a real method that simply
+    has no runs here leaves its comparisons `no data`, saying which method has none."""
+    bad = tmp_path / "bad.yaml"
+    for method, suggestion in (("ihl+filla", "ihl+fila"), ("gaa", "ga"), ("ga+lora-rx", "ga+lora")):
+        bad.write_text(f"claims:\n  - {{id: x, metric: model_utility, better: {method}, than: ga, margin: 0.02}}\n")
+        assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--claims", str(bad)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"unknown method in claim 'x'" in err and f"'{method}'" in err
+        assert f"did you mean '{suggestion}'?" in err
+    bad.write_text("claims:\n  - {id: y, kind: best, metric: model_utility, method: npo+fla, margin: 0.02}\n")
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--claims", str(bad)]) == 2
+    assert "did you mean 'npo+fila'?" in capsys.readouterr().err
+    good = tmp_path / "good.yaml"
+    good.write_text("claims:\n  - {id: z, metric: model_utility, better: ceu+fila, than: ihl+fila-r4, margin: 0.02}\n")
+    from bench.claims import evaluate_file
+
+    [result] = evaluate_file(good, "tofu-mini", load_runs("tofu-mini", store))
+    assert result.verdict == "no data" and result.checks[0].reason == "no finished run of ceu+fila"

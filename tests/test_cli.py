@@ -13,7 +13,7 @@ from bench.cli import main
     (["show-config", "--suite", "tofu-mini", "--ranks", "4,x"], "bad rank 'x'"),
     (["show-config", "--suite", "tofu-mini", "--ranks", "-4"], "bad LoRA rank -4"),
     (["show-config", "--suite", "tofu-mini", "--option", "max_item=3"], "did you mean 'max_items'?"),
-    (["show-config", "--suite", "tofu-mini", "--set", "lr=-1"], "bad hyperparameter lr=-1.0"),
+    (["show-config", "--suite", "tofu-mini", "--set", "lr=-1"], "bad hyperparameter lr=-1 (expected a number > 0)"),
     (["report", "--suite", "tdex"], "unknown suite 'tdex'"),
     (["show-config", "--suite", "tdec-mini", "--option", "robustness=relearn,quantise"],
      "bad option robustness='relearn,quantise' (expected none, all, or a comma list of relearn, quant, paraphrase)"),
@@ -29,7 +29,7 @@ from bench.cli import main
     (["show-config", "--suite", "tofu-mini", "--seeds", ""], "bad seed list '': an empty entry"),
     (["show-config", "--suite", "tofu-mini", "--seeds", "abc"], "e.g. 0,1,2"),
     (["show-config", "--suite", "tofu", "--methods", "ga+lora", "--models", "phi-1.5="], "names no directory (expected phi-1.5=DIR)"),
-    (["run", "--suite", "tofu-mini", "--methods", "ga+lora", "--max-seeds", "5"], "--max-seeds is read only with --until-decided"),
+    (["run", "--suite", "tofu-mini", "--methods", "ga+lora", "--max-seeds", "5"], "--max-seeds 5 is read only with --until-decided"),
     (["run", "--suite", "tofu-mini", "--methods", "ga+lora", "--threads", "0"], "bad --threads 0"),
     (["show-config", "--suite", "tofu-mini", "--lr", "inf"], "bad hyperparameter lr=inf"),
     (["show-config", "--suite", "tofu-mini", "--seeds", "99999999999999999999"], "bad seed 99999999999999999999"),
@@ -81,3 +81,20 @@ def test_commands_that_touch_no_model_never_import_the_model_stack():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "heavy: []"
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--max-seeds", "5"], "error: --max-seeds 5 is read only with --until-decided"),
+    (["--until-decided", "--max-seeds", "abc"], "error: bad --max-seeds 'abc' (expected an integer >= 1)"),
+    (["--until-decided", "--max-seeds", "-3"], "error: bad --max-seeds -3 (expected an integer >= 1)"),
+    (["--until-decided", "--max-seeds", "2", "--seeds", "0,1,2"],
+     "error: --max-seeds 2 is below the 3 seeds the grid starts with (0,1,2); give at least 3"),
+    (["--set", "warmup_epochs=-1"], "error: bad hyperparameter warmup_epochs=-1 (expected a number >= 0)"),
+    (["--set", "epochs=0"], "error: bad hyperparameter epochs=0 (expected an integer >= 1)"),
+    (["--lr", "inf"], "error: bad hyperparameter lr=inf (expected a finite number > 0)"),
+])
+def test_messages_quote_the_value_typed_and_say_what_is_valid(argv, expected, capsys, tmp_path):
+    results = tmp_path / "results"
+    assert main(["run", "--suite", "tdec-mini", "--methods", "ga+fila,ga+lora", "--results", str(results), *argv]) == 2
+    assert capsys.readouterr().err.strip() == expected
+    assert not results.exists()  # refused before anything is written

@@ -142,3 +142,42 @@ def test_forget_sets_of_one_setting_pool_into_one_tdec_row(tmp_path):
     by_label = {r["method"]: r for r in rows}
     assert set(by_label) == {"ga [defaults]", "ga [lr=0.01]"}
     assert by_label["ga [defaults]"]["runs"] == "2/2" and by_label["ga [defaults]"]["ppl_heldout"].mean == 15.0
+
+
+def test_an_epoch_no_run_evaluated_a_self_comparison_and_a_corrupt_record_are_named(store, capsys):
+    """`--epoch 7` on runs of two epochs names the epochs there are; `--compare A,A` is refused; a corrupt
+    run.json is named by its path, as `status` names it, and the report goes on."""
+    root = store.root
+    assert main(["report", "--suite", "tofu-mini", "--results", str(root), "--epoch", "7"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: --epoch 7: no finished run of suite tofu-mini evaluated epoch 7 (epochs evaluated: 1, 2; "
+                   "or --epoch last)")
+    assert not (store.suite_dir("tofu-mini") / "leaderboard.md").exists()  # nothing written
+    # a metric the runs record only after the last epoch cannot choose an epoch
+    assert main(["report", "--suite", "tofu-mini", "--results", str(root), "--epoch", "select:forget_rouge"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --epoch select:forget_rouge: no finished run of suite tofu-mini recorded forget_rouge per epoch (measured "
+        "after the last epoch only, or not by these runs); select on one of: forget_quality, model_utility")
+    for compare in ("ga+lora,ga+lora", "ga+lora,ihl+fila;ihl+fila,ga+lora"):
+        assert main(["report", "--suite", "tofu-mini", "--results", str(root), "--compare", compare]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: bad --compare") and "\n" not in err
+    assert main(["report", "--suite", "tofu-mini", "--results", str(root), "--epoch", "2"]) == 0
+    corrupt = [l for l in capsys.readouterr().err.splitlines() if l.startswith("corrupt run record")]
+    assert corrupt == [f"corrupt run record {store.suite_dir('tofu-mini') / 'runs' / 'forget10__broken' / 'run.json'}: "
+                       "Expecting property name enclosed in double quotes: line 1 column 2 (char 1) (listed as "
+                       "corrupt; the next `run` of its spec recomputes it)"]
+
+
+def test_leaderboard_rows_split_by_setting_say_which_settings_differ(store):
+    """Two ga+lora configurations (the default lr and lr=0.001 with 2 epochs) are two rows, each labelled with
+    its settings as the paper table labels them (bench.tables.row_labels); other methods keep their names."""
+    [other] = expand("tofu-mini", "ga+lora", seeds="0", hparams={"lr": "1e-3", "epochs": "2"})
+    write_json_atomic(store.run_dir(other) / "run.json", tofu_record(other, [0.02, 0.03], [0.2, 0.25]))
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
+    board = (store.suite_dir("tofu-mini") / "leaderboard.md").read_text()
+    methods = [line.split("|")[3].strip() for line in board.splitlines() if line.startswith("| tiny-llama")]
+    assert methods == ["(target)", "(retain)", "ga+lora-r4 [defaults]", "ga+lora-r4 [lr=0.001 epochs=2]",
+                       "ihl+fila-r4", "kl+lora-r4", "npo+lora-r4"]
+    paper = (store.suite_dir("tofu-mini") / "paper_table.md").read_text()
+    assert "| ga+lora-r4 [defaults]" in paper and "| ga+lora-r4 [lr=0.001 epochs=2]" in paper

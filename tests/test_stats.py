@@ -59,3 +59,13 @@ def test_paired_comparison_drops_incomplete_pairs_and_compares_log_metrics_as_ra
     assert p.lo is None and p.p_value == 0.5 and p.verdict(True) == "inconclusive"
     six = stats.paired([3] * 6, [1] * 6)  # 2 * 0.5^6 = 0.031 <= 0.05: the point interval, never p = 0
     assert six.lo == six.hi == 2 and six.p_value == pytest.approx(0.03125) and six.verdict(True) == "A better"
+
+
+def test_a_zero_difference_prints_as_0_never_minus_0():
+    """A difference of equal values negated for the metric's direction is -0.0: it prints as 0."""
+    from bench.stats import Summary, fmt, fmt_summary
+
+    assert fmt(-0.0) == fmt(0.0) == fmt(0) == "0"
+    assert fmt(-1 * (0.5 - 0.5)) == "0"
+    assert fmt_summary(Summary(-0.0, -0.0, 0.0, 3)) == "0 [0, 0]"
+    assert fmt(-0.0004) == "-4.00e-04" and fmt(-0.25) == "-0.25"  # real negatives keep their sign

@@ -151,5 +151,5 @@ def test_references_per_seed_live_apart_and_say_how_to_make_them(tmp_path):
     with pytest.raises(MissingReference, match=r"--split full --results"):  # shared: seed 0's model
         suite.reference_model(spec(2, "shared"), "target", "full", ctx)
     assert suite.artefact_model_dir("phi-1.5", "full", ctx, 2).name == "full-s2"
-    with pytest.raises(BenchError, match="bad reference_seed 'each'"):
+    with pytest.raises(BenchError, match="bad option reference_seed='each'"):  # with the spec, before any reference
         suite.reference_model(spec(2, "each"), "target", "full", ctx)
