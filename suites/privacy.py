@@ -71,6 +71,7 @@ def token_stats(model, examples: Sequence[dict], pad_id: int, batch_size: int = 
     from bench.data import collate, to_device
     from bench.truncation import require_counted
     from methods.losses import logits_of, shifted
+    from suites.extraction import top1
     from suites.tofu_eval import _decoder_and_head
 
     require_counted(examples, "attacked example")
@@ -89,7 +90,7 @@ def token_stats(model, examples: Sequence[dict], pad_id: int, batch_size: int = 
         mu = (p_all * logp_all).sum(-1)
         sigma = ((p_all * logp_all.pow(2)).sum(-1) - mu.pow(2)).clamp(min=0).sqrt()
         logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        correct = logits.argmax(-1) == targets
+        correct = top1(logits) == targets
         m = mask[0]
         return TokenStats(*(t[0][m].double().cpu().numpy() for t in (logp, mu, sigma)), correct[0][m].cpu().numpy())
 
@@ -262,10 +263,14 @@ def model_scores(model, tokenizer, members: Sequence[dict], non_members: Sequenc
                  batch_size: int = 32) -> dict:
     """Per-example attack scores (all but reference) and NLLs of members and non-members, and the
     members' extraction strength and exact memorisation, from one teacher-forced pass + GradNorm."""
+    from bench.phases import phase
+
     examples = list(members) + list(non_members)
-    stats = token_stats(model, examples, tokenizer.pad_token_id, batch_size)
-    scores = teacher_forced_scores(stats, [answer_text(e, tokenizer) for e in examples])
-    scores["gradnorm"] = gradnorm_scores(model, examples, tokenizer.pad_token_id)
+    with phase("attack_statistics"):
+        stats = token_stats(model, examples, tokenizer.pad_token_id, batch_size)
+        scores = teacher_forced_scores(stats, [answer_text(e, tokenizer) for e in examples])
+    with phase("gradnorm"):
+        scores["gradnorm"] = gradnorm_scores(model, examples, tokenizer.pad_token_id)
     n = len(members)
     return {"n_members": n,
             "nll": [s.nll for s in stats],

@@ -16,6 +16,7 @@ from scipy import stats
 
 from bench.data import collate, qa_example, to_device
 from bench.errors import BenchError
+from bench.phases import phase
 from bench.truncation import left_cut, name_of, require_counted
 from methods.losses import logits_of, sequence_mean_nll
 
@@ -296,13 +297,15 @@ def evaluate_sets(model, tokenizer, sets: Sequence[EvalSet], fmt: QAFormat, gene
             for slot, answer in enumerate(candidates):
                 examples.append(fmt.example(tokenizer, item["question"], answer, max_length))
                 where.append((s, i, slot))
-    nll = answer_nll(model, examples, tokenizer.pad_token_id, batch_size)
+    with phase("scoring"):
+        nll = answer_nll(model, examples, tokenizer.pad_token_id, batch_size)
     per_set: list[dict[int, dict[int, float]]] = [dict() for _ in sets]
     for value, (s, i, slot) in zip(nll, where):
         per_set[s].setdefault(i, {})[slot] = value
     questions = [it["question"] for es in sets for it in es.items]
-    generations = generate(model, tokenizer, [fmt.prompt(q) for q in questions], generation, max_length=max_length,
-                           add_special_tokens=fmt.adds_special_tokens, names=questions)
+    with phase("generation"):
+        generations = generate(model, tokenizer, [fmt.prompt(q) for q in questions], generation, max_length=max_length,
+                               add_special_tokens=fmt.adds_special_tokens, names=questions)
     metrics, items, offset = {}, {}, 0
     for s, es in enumerate(sets):
         n = len(es.items)
@@ -328,7 +331,8 @@ def evaluate_sets(model, tokenizer, sets: Sequence[EvalSet], fmt: QAFormat, gene
         from suites.privacy import metrics_of, model_scores
 
         encode = lambda rows: [fmt.example(tokenizer, it["question"], it["answer"], max_length) for it in rows]
-        items["mia"] = model_scores(model, tokenizer, encode(privacy[0]), encode(privacy[1]), batch_size)
+        with phase("attacks"):
+            items["mia"] = model_scores(model, tokenizer, encode(privacy[0]), encode(privacy[1]), batch_size)
         metrics.update(metrics_of(items["mia"]))
     model.train(was_training)
     return metrics, items
