@@ -302,7 +302,8 @@ class Tdec(Suite):
 
         model, tok = load_model(name, trust_remote_code=ctx.trust_remote_code, device=ctx.device, offline_hint=hint)
         nll = [s.nll for s in token_stats(model, [{"input_ids": s, "labels": s} for s in sequences],
-                                          tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)]
+                                          tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+                                          logp_only=True)]
         write_json_atomic(path, {"model": name, "nll": nll})
         return nll
 
