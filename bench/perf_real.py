@@ -129,16 +129,18 @@ def table(record: dict) -> str:
 
 
 def extrapolation(record: dict, sequences: int) -> str:
-    """MA + EL_n of a whole 32-sequence evaluation, scaled from the measured `sequences`."""
-    evaluation = record["phases"].get("evaluate-1", {}).get("phases", {})
-    parts = {k: evaluation[k]["seconds"] for k in ("ma", "el_n") if k in evaluation}
-    if not parts or sequences >= 32:
+    """MA + EL_n of a whole 32-sequence evaluation, scaled from the measured `sequences` (the range over the
+    run's evaluations)."""
+    if sequences >= 32:
         return ""
-    scaled = {k: v * 32 / sequences for k, v in parts.items()}
+    evaluations = [v["phases"] for k, v in record["phases"].items() if k.startswith("evaluate-") and "phases" in v]
+    scaled = {k: sorted(e[k]["seconds"] * 32 / sequences for e in evaluations) for k in ("ma", "el_n")}
+    span = lambda v: f"{v[0]:.0f}" if round(v[0]) == round(v[-1]) else f"{v[0]:.0f}-{v[-1]:.0f}"
     return (f"Extrapolated to all 32 sequences of a set (x 32/{sequences}: each sequence's prefixes are decoded "
-            f"independently): MA {scaled.get('ma', 0):.0f} s, EL_n {scaled.get('el_n', 0):.0f} s per evaluation; "
-            f"the measured thresholds (`thresholds=measured`: MA + EL_n on 32 unseen sequences, once, cached) cost "
-            f"about as much.")
+            f"independently, so the cost is linear in the sequences): MA {span(scaled['ma'])} s, EL_n "
+            f"{span(scaled['el_n'])} s per evaluation (over this run's {len(evaluations)} evaluations); the measured "
+            f"thresholds (`thresholds=measured`: MA + EL_n on 32 unseen sequences, once, then cached) cost about as "
+            f"much as one.")
 
 
 def run(real_data: str, results: str, sequences: int = 8, items: int = 0, limit: int = 64) -> str:
@@ -148,14 +150,17 @@ def run(real_data: str, results: str, sequences: int = 8, items: int = 0, limit:
     import torch
 
     real = check_real_data(Path(real_data))
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="perf-real-") as tmp:
         tdec = tdec_record(real, Path(tmp) / "tdec", sequences, limit)
         tofu = tofu_record(real, Path(tmp) / "tofu", items)
+    load = f"{load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
     counts = tofu["suite_records"]["eval_items"]
     text = (f"# Real-shaped runs: time and peak memory per phase\n\n"
             f"Written by `python -m bench perf --real-data DIR --real-sequences {sequences} --real-items {items} "
-            f"--real-limit {limit}`. Machine: {platform.processor() or platform.machine()}, one torch thread, torch "
-            f"{torch.__version__}. Peak memory: the process's resident-set high-water mark, reset at each phase "
+            f"--real-limit {limit}`. Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores "
+            f"(1-minute load average {load}: times on a shared machine vary by 1.5x and more), one torch thread, "
+            f"torch {torch.__version__}. Peak memory: the process's resident-set high-water mark, reset at each phase "
             f"(bench/phases.py); a phase's own cost is its peak less its RSS at start. Each run: one epoch, so "
             f"evaluate-0 is the model before unlearning and evaluate-1 after it.\n\n"
             f"## TDEC set0, ga+full, 2-layer GPT-Neo (hidden 64) with the 50,257-token GPT-2 vocabulary\n\n"

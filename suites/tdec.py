@@ -437,20 +437,25 @@ class Tdec(Suite):
 
     def prepare(self, spec: RunSpec, ctx: Context) -> Prepared:
         from bench.models import load_tokenizer
+        from bench.phases import phase
         from suites.extraction import extraction_scores, forgotten
 
         model_path = self.model_path(spec, ctx)
         local = f"{spec.model}=DIR" if recipe_of(spec.model)[1] == "registry name" else "DIR"
         tokenizer = load_tokenizer(model_path, ctx.trust_remote_code,
                                    offline_hint=f"download it elsewhere and pass --models {local}")
-        forget_seqs = self.forget_sequences(spec, tokenizer, ctx)
-        retain_seqs = self.retain_sequences(spec, tokenizer, ctx)
-        final_evaluate = self.utility(spec, tokenizer, ctx)  # reads and checks every utility file before any model runs
-        limits = self.thresholds(spec, model_path, tokenizer, ctx)
+        with phase("forget_and_retain_data"):
+            forget_seqs = self.forget_sequences(spec, tokenizer, ctx)
+            retain_seqs = self.retain_sequences(spec, tokenizer, ctx)
+        with phase("utility_data"):
+            final_evaluate = self.utility(spec, tokenizer, ctx)  # reads and checks every utility file before any model runs
+        with phase("thresholds"):
+            limits = self.thresholds(spec, model_path, tokenizer, ctx)
         # membership attacks: the forget sequences (members) against the unseen ones the thresholds use
         as_examples = lambda seqs: [{"input_ids": s, "labels": s} for s in seqs]
         unseen = self.unseen_sequences(spec, tokenizer, ctx)
-        reference_nll = self.mia_reference_nll(spec, forget_seqs + unseen, ctx, tokenizer)
+        with phase("mia_reference_nll"):
+            reference_nll = self.mia_reference_nll(spec, forget_seqs + unseen, ctx, tokenizer)
         # the LOSS attack's level without membership: the Reference model saw neither side (0.5 only when the
         # forget and unseen sequences come from one distribution, which Pile vs WikiText do not)
         from suites.privacy import auc

@@ -291,12 +291,13 @@ def evaluate_sets(model, tokenizer, sets: Sequence[EvalSet], fmt: QAFormat, gene
     was_training = model.training
     model.eval()
     examples, where = [], []  # where[k] = (set index, item index, candidate slot)
-    for s, es in enumerate(sets):
-        for i, item in enumerate(es.items):
-            candidates = [item["answer"], item[es.base]] + list(item["perturbed_answer"])
-            for slot, answer in enumerate(candidates):
-                examples.append(fmt.example(tokenizer, item["question"], answer, max_length))
-                where.append((s, i, slot))
+    with phase("encode"):
+        for s, es in enumerate(sets):
+            for i, item in enumerate(es.items):
+                candidates = [item["answer"], item[es.base]] + list(item["perturbed_answer"])
+                for slot, answer in enumerate(candidates):
+                    examples.append(fmt.example(tokenizer, item["question"], answer, max_length))
+                    where.append((s, i, slot))
     with phase("scoring"):
         nll = answer_nll(model, examples, tokenizer.pad_token_id, batch_size)
     per_set: list[dict[int, dict[int, float]]] = [dict() for _ in sets]
