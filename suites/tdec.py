@@ -429,7 +429,11 @@ class Tdec(Suite):
 
     def forget_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
         seq_len = int(spec.option("seq_len"))
-        texts = self.forget_texts(spec.split, ctx)[:int(spec.option("max_sequences", 0)) or None]
+        texts, limit = self.forget_texts(spec.split, ctx), int(spec.option("max_sequences", 0))
+        if limit > len(texts):
+            raise BenchError(f"bad option max_sequences={limit}: {spec.split} has {len(texts)} forget sequences "
+                             f"(expected 1-{len(texts)}, or 0 for all)")
+        texts = texts[:limit or None]
         return [tokenizer(t, add_special_tokens=False)["input_ids"][:seq_len] for t in texts]
 
     def retain_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:

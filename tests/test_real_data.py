@@ -136,6 +136,20 @@ def test_ma_and_the_attacks_count_only_a_short_sequences_own_tokens(tmp_path):
     assert [len(s.logp) for s in stats] == [199, 188]
 
 
+def test_max_sequences_takes_the_first_forget_sequences_and_refuses_more_than_the_set_has(tmp_path):
+    from bench.spec import RunSpec
+    from suites.tdec import Tdec
+
+    suite, tok = Tdec(), gpt2_tokenizer()
+    ctx = Context(store=ResultStore(tmp_path), data_dir=str(real_data() / "tdec"))
+    spec = lambda **o: RunSpec("tdec", "x", "set0", "ga", "full", 0, 0, suite.hparams("x"), suite.check_options(o))
+    every = suite.forget_sequences(spec(), tok, ctx)
+    assert len(every) == 32 and suite.forget_sequences(spec(max_sequences=8), tok, ctx) == every[:8]
+    assert dict(spec().options).get("max_sequences") is None  # a late option: runs without it keep their ids
+    with pytest.raises(BenchError, match=r"^bad option max_sequences=33: set0 has 32 forget sequences \(expected 1-32, or 0"):
+        suite.forget_sequences(spec(max_sequences=33), tok, ctx)
+
+
 # -- TDEC: utility data as shipped ------------------------------------------------------------------------
 
 def test_dialogue_prompts_are_the_reference_codes():
