@@ -61,16 +61,14 @@ def child(suite: str, model: str, split: str, method: str, options: str, data_di
     """One run in this (fresh) process; prints the path of its run.json."""
     import torch
 
-    from bench.grid import expand
     from bench.runner import run_one
+    from bench.spec import RunSpec
     from bench.store import ResultStore
     from suites import SUITES, Context
 
     torch.set_num_threads(1)
     objective, adapter = method.split("+")
     s = SUITES[suite]
-    from bench.spec import RunSpec
-
     rank = 4 if adapter in ("lora", "fila") else 0
     spec = RunSpec(suite, model, split, objective, adapter, rank, 0, s.hparams(model).replace(epochs=1),
                    s.check_options(json.loads(options)))

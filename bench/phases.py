@@ -15,7 +15,8 @@ therefore the maximum over its phases, and no longer carries the peak of an earl
 process.
 
 Phases nest: `phase("el_n")` inside the suite's evaluation records a child of the runner's current phase;
-outside any recorder it does nothing, so the suites call it unconditionally.
+outside any recorder it does nothing, so the suites call it unconditionally. A resumed run records the
+phases of its last attempt (the epochs an earlier attempt ran keep their `timings` only).
 """
 
 from __future__ import annotations

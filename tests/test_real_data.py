@@ -25,18 +25,10 @@ def gpt2_tokenizer():
 
 def tdec_dir(tmp_path):
     """The real TDEC files laid out as the knowledge-unlearning repository, plus the harness's own WikiText
-    rows (retain / held-out / unseen), carved here from the repository's validation_data/wikitext.csv."""
-    import pandas as pd
+    rows (retain / held-out / unseen), carved from the repository's validation_data/wikitext.csv."""
+    from bench.perf_real import tdec_layout
 
-    root = tmp_path / "tdec-data"
-    (root / "data" / "main").mkdir(parents=True)
-    for i in range(5):
-        (root / "data" / "main" / f"lm_extraction_32_{i}.csv").symlink_to(real_data() / "tdec" / f"lm_extraction_32_{i}.csv")
-    (root / "validation_data").symlink_to(real_data() / "tdec" / "validation_data")
-    docs = pd.read_csv(real_data() / "tdec" / "validation_data" / "wikitext.csv", lineterminator="\n")["text"].dropna()
-    for split, part in (("train", docs[:300]), ("validation", docs[300:400]), ("test", docs[400:])):
-        (root / f"wikitext_{split}.txt").write_text("".join(line for d in part for line in d.splitlines(keepends=True)))
-    return root
+    return tdec_layout(real_data(), tmp_path / "tdec-data")
 
 
 # -- TDEC: checksums, download, layout -----------------------------------------------------------------
