@@ -107,6 +107,15 @@ def _parser() -> argparse.ArgumentParser:
     results(p)
     p = command("perf", "measure the performance targets side by side; writes results/perf.md")
     p.add_argument("--quick", action="store_true", help="one repetition on tiny random models (a smoke test)")
+    p.add_argument("--real-data", metavar="DIR",
+                   help="instead: time and peak memory per phase of real-shaped TDEC and TOFU runs on the real files in "
+                        "DIR (tdec/, tofu/, gpt2-tokenizer/; as UNLEARNING_BENCH_DATA); writes results/perf-real.md")
+    p.add_argument("--real-sequences", type=int, default=8, metavar="N",
+                   help="with --real-data: TDEC forget sequences scored (1-32; the cost of 32 is extrapolated)")
+    p.add_argument("--real-items", type=int, default=0, metavar="N",
+                   help="with --real-data: TOFU items per evaluation set (0 = the real counts)")
+    p.add_argument("--real-limit", type=int, default=64, metavar="N",
+                   help="with --real-data: rows of each TDEC utility file (>= 1)")
     results(p)
     p = command("cancel", "cancel the SLURM jobs of a sweep (the newest, or --sweep ID)")
     p.add_argument("--suite", required=True)
@@ -398,6 +407,19 @@ def cmd_perf(args) -> int:
 
     from bench import perf
 
+    if args.real_data is not None:
+        from bench import perf_real
+
+        if args.quick:
+            raise BenchError("--quick and --real-data are two different measurements: give one")
+        if not 1 <= args.real_sequences <= 32 or args.real_items < 0 or args.real_limit < 1:
+            raise BenchError(f"bad --real-sequences {args.real_sequences} / --real-items {args.real_items} / "
+                             f"--real-limit {args.real_limit} (expected 1-32 / >= 0 / >= 1)")
+        print(perf_real.run(args.real_data, args.results, args.real_sequences, args.real_items, args.real_limit))
+        print(f"wrote {Path(args.results) / 'perf-real.md'}")
+        return 0
+    if (args.real_sequences, args.real_items, args.real_limit) != (8, 0, 64):
+        raise BenchError("--real-sequences, --real-items and --real-limit go with --real-data DIR")
     rows = perf.run(args.results, quick=args.quick)
     out = Path(args.results) / ("perf-quick.md" if args.quick else "perf.md")
     print(perf.write(rows, out, args.quick))

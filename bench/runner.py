@@ -19,7 +19,7 @@ import torch
 from bench.data import paired_batches
 from bench.environment import environment
 from bench.errors import BenchError
-from bench import checkpoint, distributed, robustness
+from bench import checkpoint, distributed, phases, robustness
 from bench.loop import EpochStats, LoopState, NonFiniteLoss, make_optimizer, train
 from bench.models import count_parameters, load_model
 from bench.spec import RunSpec
@@ -69,7 +69,11 @@ def fisher_cache(ctx: Context, suite: str, key: str, forget, retain, batch_size:
     return row_weights
 
 
-def peak_memory_mb(device: str) -> float:
+def peak_memory_mb(device: str, recorder: phases.PhaseRecorder | None = None) -> float:
+    """The run's peak: the largest of its phases' where the recorder resets the high-water mark per phase
+    (bench/phases.py), else the process's."""
+    if recorder is not None and recorder.phases and recorder.gauge.exact:
+        return recorder.peak_mb()
     if device.startswith("cuda"):
         return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB; process-wide high-water mark
@@ -123,7 +127,8 @@ def run_one(spec: RunSpec, ctx: Context, force: bool = False) -> str:
         if not main:  # trains alongside rank 0; the store is rank 0's
             run = Run(shared.dir, shared.record, existed=shared.existed, writes=False)
         try:
-            _execute(spec, ctx, run, resume_from)
+            with phases.recording(ctx.device):  # time and peak memory per phase -> run.json "phases"
+                _execute(spec, ctx, run, resume_from)
         except (NonFiniteLoss, NonFiniteMetric, FinalStageFailed) as e:  # every rank raises these together
             _fail(run, str(e))
             ctx.log(f"{spec.run_id}: FAILED: {e}")
@@ -198,8 +203,11 @@ def _preflight(spec: RunSpec, ctx: Context) -> None:
 def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, object] | None) -> None:
     suite, objective, adapter = SUITES[spec.suite], OBJECTIVES[spec.objective], ADAPTERS[spec.adapter]
     timings: dict[str, float] = {}
+    recorder = phases.current()
+    run.record["phases"] = recorder.phases  # filled in as the run goes (bench/phases.py)
     t0 = time.perf_counter()
-    prepared = suite.prepare(spec, ctx)
+    with recorder.phase("prepare"):
+        prepared = suite.prepare(spec, ctx)
     timings["prepare"] = time.perf_counter() - t0
     run.record["inputs"] = suite.inputs(spec, ctx)  # a finished run is reused only while these hold
     run.record["suite_records"] = prepared.records
@@ -208,17 +216,19 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
 
     t0 = time.perf_counter()
     torch.manual_seed(spec.seed)
-    model, tokenizer = load_model(prepared.model_path, dtype=spec.hparams.dtype,
-                                  trust_remote_code=ctx.trust_remote_code, device=ctx.device)
-    wants_reference = objective.wants_reference(spec.hparams)
-    reference = copy.deepcopy(model).eval().requires_grad_(False) if wants_reference else None
+    with recorder.phase("load"):
+        model, tokenizer = load_model(prepared.model_path, dtype=spec.hparams.dtype,
+                                      trust_remote_code=ctx.trust_remote_code, device=ctx.device)
+        wants_reference = objective.wants_reference(spec.hparams)
+        reference = copy.deepcopy(model).eval().requires_grad_(False) if wants_reference else None
     timings["load"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    row_weights = _fisher_for(spec, prepared, ctx, tokenizer.pad_token_id)
-    model = adapter.apply(model, AdapterInputs(rank=spec.rank, fisher_row_weights=row_weights))
-    if objective.prepare is not None:
-        objective.prepare(model, spec.hparams)
+    with recorder.phase("adapter"):
+        row_weights = _fisher_for(spec, prepared, ctx, tokenizer.pad_token_id)
+        model = adapter.apply(model, AdapterInputs(rank=spec.rank, fisher_row_weights=row_weights))
+        if objective.prepare is not None:
+            objective.prepare(model, spec.hparams)
     timings["adapter"] = time.perf_counter() - t0
     alternate = None
     if objective.needs_alternate:
@@ -237,7 +247,8 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
     last_recorded = max((e["epoch"] for e in run.record.get("epochs", [])), default=0)
     epochs: list[dict] = [e for e in run.record.get("epochs", []) if e["epoch"] <= start_epoch]
     if not epochs:  # epoch 0: the model before unlearning
-        before = prepared.records.get("target_metrics") or prepared.evaluate(model, tokenizer).metrics
+        with recorder.phase("evaluate-0"):
+            before = prepared.records.get("target_metrics") or prepared.evaluate(model, tokenizer).metrics
         epochs.append({"epoch": 0, "metrics": before})
     run.record["epochs"] = epochs
     eval_seconds = 0.0
@@ -254,13 +265,15 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
 
     def on_epoch_end(stats: EpochStats, state: LoopState) -> bool:
         nonlocal eval_seconds, last_evaluation
+        recorder.end()  # the epoch's training
         t = time.perf_counter()
         # every rank evaluates its (identical) model; rank 0's numbers steer all of them
         last = stats.epoch >= spec.hparams.epochs
-        evaluation = distributed.share(evaluate_epoch(model, tokenizer, last))
-        stop = bool(prepared.should_stop and prepared.should_stop(evaluation.metrics))
-        if stop and not last and split_evaluation:  # the run ends here: this epoch is the one the tables report
-            evaluation = distributed.share(prepared.complete(model, tokenizer, evaluation))
+        with recorder.phase(f"evaluate-{stats.epoch}"):
+            evaluation = distributed.share(evaluate_epoch(model, tokenizer, last))
+            stop = bool(prepared.should_stop and prepared.should_stop(evaluation.metrics))
+            if stop and not last and split_evaluation:  # the run ends here: this epoch is the one the tables report
+                evaluation = distributed.share(prepared.complete(model, tokenizer, evaluation))
         last_evaluation = evaluation
         eval_seconds += time.perf_counter() - t
         entry = {"epoch": stats.epoch, "train": {"loss": stats.loss, **stats.parts, "steps": stats.steps,
@@ -275,6 +288,8 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
             run.record["stopped_at_epoch"] = stats.epoch
         elif stats.epoch < spec.hparams.epochs and ctx.checkpoints and run.writes:
             checkpoint.save(run.dir, stats.epoch, model, state.optimizer, state.scheduler)
+        if not stop and stats.epoch < spec.hparams.epochs:
+            recorder.begin(f"train-{stats.epoch + 1}")
         return stop
 
     t0 = time.perf_counter()
@@ -285,11 +300,13 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
         if trained:
             ctx.log(f"{spec.run_id}: unlearning finished earlier; computing only the final evaluation")
         else:
+            recorder.begin(f"train-{start_epoch + 1}")
             state = train(model, objective, prepared.forget, prepared.retain, spec.hparams, pad_id=tokenizer.pad_token_id,
                           seed=spec.seed, reference=reference, alternate=alternate, on_epoch_end=on_epoch_end,
                           start_epoch=start_epoch, state=state,
                           progress=lambda msg: ctx.log(f"  {spec.method_label} {spec.split}: {msg}"))
     finally:
+        recorder.end()  # an epoch cut short by an error
         if trained:  # the epochs' times are those of the attempt that ran them
             earlier = run.record.get("timings", {})
             timings.update(train=earlier.get("train", 0.0), evaluate=earlier.get("evaluate", 0.0))
@@ -297,7 +314,7 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
             timings["train"] = time.perf_counter() - t0 - eval_seconds
             timings["evaluate"] = eval_seconds
         run.record["timings"] = timings
-        run.record["peak_memory_mb"] = peak_memory_mb(ctx.device)
+        run.record["peak_memory_mb"] = peak_memory_mb(ctx.device, recorder)
     run.record["training_complete"] = True
     try:
         final = distributed.share(_final_stage(spec, ctx, run, prepared, model, tokenizer, timings, last_evaluation))
@@ -329,7 +346,8 @@ def _final_stage(spec: RunSpec, ctx: Context, run: Run, prepared, model, tokeniz
         final["forgotten"] = final["epochs_to_forget"] is not None
     if prepared.final_evaluate is not None:
         t0 = time.perf_counter()
-        final.update(prepared.final_evaluate(model, tokenizer))
+        with phases.phase("utility"):
+            final.update(prepared.final_evaluate(model, tokenizer))
         timings["utility"] = time.perf_counter() - t0
         final = distributed.share(final)
         _check_finite(final, epochs[-1]["epoch"])

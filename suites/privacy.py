@@ -45,12 +45,13 @@ IGNORE = -100  # methods.losses.IGNORE; not imported from there, which loads tor
 @dataclass
 class TokenStats:
     """Per counted token of one example: log p(y_t), the mean and standard deviation of log p under the
-    model's own next-token distribution, and whether the argmax is y_t."""
+    model's own next-token distribution, and whether the argmax is y_t (None for the last three where
+    only log p was computed: token_stats(logp_only=True))."""
 
     logp: np.ndarray
-    mu: np.ndarray
-    sigma: np.ndarray
-    correct: np.ndarray
+    mu: np.ndarray | None
+    sigma: np.ndarray | None
+    correct: np.ndarray | None
 
     @property
     def nll(self) -> float:
@@ -59,9 +60,12 @@ class TokenStats:
         return float(-self.logp.mean())
 
 
-def token_stats(model, examples: Sequence[dict], pad_id: int, batch_size: int = 32) -> list[TokenStats]:
+def token_stats(model, examples: Sequence[dict], pad_id: int, batch_size: int = 32,
+                logp_only: bool = False) -> list[TokenStats]:
     """One teacher-forced pass over `examples` (length-sorted batches); only labelled tokens count.
     An example with no counted token raises BenchError (every attack score would be a mean over nothing).
+    `logp_only`: log p(y_t) alone (what a mean NLL needs: the Reference attack's model), the same values
+    without the four other vocabulary-sized tensors per token of mu and sigma.
 
     The statistics need several vocabulary-sized tensors per token (log p, p, p log p, ...): where the
     model's logits are lm_head(last hidden state) they are computed one example at a time (a batch of 64
@@ -71,6 +75,7 @@ def token_stats(model, examples: Sequence[dict], pad_id: int, batch_size: int = 
     from bench.data import collate, to_device
     from bench.truncation import require_counted
     from methods.losses import logits_of, shifted
+    from suites.extraction import top1
     from suites.tofu_eval import _decoder_and_head
 
     require_counted(examples, "attacked example")
@@ -85,12 +90,15 @@ def token_stats(model, examples: Sequence[dict], pad_id: int, batch_size: int = 
     def stats_of(logits, labels) -> TokenStats:  # one example: logits [1, T, V], labels [1, T]
         logits, targets, mask = shifted(logits, labels)
         logp_all = logits.log_softmax(-1)
+        m = mask[0]
+        if logp_only:
+            logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+            return TokenStats(logp[0][m].double().cpu().numpy(), None, None, None)
         p_all = logp_all.exp()
         mu = (p_all * logp_all).sum(-1)
         sigma = ((p_all * logp_all.pow(2)).sum(-1) - mu.pow(2)).clamp(min=0).sqrt()
         logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        correct = logits.argmax(-1) == targets
-        m = mask[0]
+        correct = top1(logits) == targets
         return TokenStats(*(t[0][m].double().cpu().numpy() for t in (logp, mu, sigma)), correct[0][m].cpu().numpy())
 
     with torch.no_grad():
@@ -262,10 +270,14 @@ def model_scores(model, tokenizer, members: Sequence[dict], non_members: Sequenc
                  batch_size: int = 32) -> dict:
     """Per-example attack scores (all but reference) and NLLs of members and non-members, and the
     members' extraction strength and exact memorisation, from one teacher-forced pass + GradNorm."""
+    from bench.phases import phase
+
     examples = list(members) + list(non_members)
-    stats = token_stats(model, examples, tokenizer.pad_token_id, batch_size)
-    scores = teacher_forced_scores(stats, [answer_text(e, tokenizer) for e in examples])
-    scores["gradnorm"] = gradnorm_scores(model, examples, tokenizer.pad_token_id)
+    with phase("attack_statistics"):
+        stats = token_stats(model, examples, tokenizer.pad_token_id, batch_size)
+        scores = teacher_forced_scores(stats, [answer_text(e, tokenizer) for e in examples])
+    with phase("gradnorm"):
+        scores["gradnorm"] = gradnorm_scores(model, examples, tokenizer.pad_token_id)
     n = len(members)
     return {"n_members": n,
             "nll": [s.nll for s in stats],

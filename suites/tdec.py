@@ -62,13 +62,33 @@ METRICS += robustness_metrics(METRICS, FORGETTING, probed=("ma", "el10"), recove
                               stopping_rule=True)
 
 
+def row_logits(model, batch: dict):
+    """The logits of each row of `batch` in turn ([1, T, V] each). Where the logits are lm_head(last hidden
+    state), the body runs on the whole batch and the projection onto the vocabulary one row at a time: a
+    batch of 16 200-token rows over GPT-2's 50k vocabulary holds 640 MB of logits, and cross_entropy's
+    log-probabilities as much again (the utility's peak: 2.6 GB before, measured with `bench perf --real-data`)."""
+    from methods.losses import logits_of
+    from suites.tofu_eval import _decoder_and_head
+
+    split = _decoder_and_head(model)
+    if split is None:
+        logits = logits_of(model, batch)
+        for row in range(len(logits)):
+            yield logits[row:row + 1]
+        return
+    hidden = split[0](input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    for row in range(len(hidden)):
+        yield split[1](hidden[row:row + 1])
+
+
 def last_word_accuracy(model, examples: list[dict], pad_id: int, batch_size: int = 16) -> float:
     """Share of examples whose labelled tokens (LAMBADA's last word) are all the teacher-forced argmax:
     greedy decoding reproduces the word exactly (the reference's LAMBADA accuracy, as lm-eval's)."""
     import torch
 
     from bench.data import collate, to_device
-    from methods.losses import logits_of, shifted
+    from methods.losses import shifted
+    from suites.extraction import top1
 
     device = next(model.parameters()).device
     hits = 0
@@ -77,8 +97,9 @@ def last_word_accuracy(model, examples: list[dict], pad_id: int, batch_size: int
     with torch.no_grad():
         for start in range(0, len(examples), batch_size):
             batch = to_device(collate(examples[start:start + batch_size], pad_id), device)
-            logits, targets, mask = shifted(logits_of(model, batch), batch["labels"])
-            hits += int(((logits.argmax(-1) == targets) | ~mask).all(1).sum())
+            for row, logits in enumerate(row_logits(model, batch)):
+                logits, targets, mask = shifted(logits, batch["labels"][row:row + 1])
+                hits += int(((top1(logits) == targets) | ~mask).all(1).sum())
     model.train(was_training)
     return hits / len(examples)
 
@@ -87,8 +108,8 @@ def perplexity(model, seqs: list[list[int]], pad_id: int, batch_size: int = 16) 
     """exp(mean token NLL) over all predicted tokens of `seqs`."""
     import torch
 
-    from bench.data import collate, to_device
-    from methods.losses import logits_of, token_nll
+    from bench.data import IGNORE, collate, to_device
+    from methods.losses import token_nll
 
     device = next(model.parameters()).device
     total, count = 0.0, 0
@@ -97,9 +118,10 @@ def perplexity(model, seqs: list[list[int]], pad_id: int, batch_size: int = 16) 
     with torch.no_grad():
         for start in range(0, len(seqs), batch_size):
             batch = to_device(collate([{"input_ids": s} for s in seqs[start:start + batch_size]], pad_id), device)
-            nll, mask = token_nll(logits_of(model, batch), batch["labels"])
-            total += nll.sum().item()
-            count += int(mask.sum())
+            nll = torch.cat([token_nll(logits, batch["labels"][row:row + 1])[0]
+                             for row, logits in enumerate(row_logits(model, batch))])
+            total += nll.sum().item()  # the batch's sum, as before the rows were projected one at a time
+            count += int((batch["labels"][:, 1:] != IGNORE).sum())
     model.train(was_training)
     if count == 0:  # exp(0 / 1) = 1 would read as a perfect model
         raise BenchError(f"perplexity over {len(seqs)} sequences with no predicted token")
@@ -134,7 +156,9 @@ class Tdec(Suite):
     # Pile, where the forget sequences come from (Carlini et al. 2021 use a smaller model); `none`: skip it
     late_options = {**LATE_OPTIONS, "mia_reference": "openai-community/gpt2",
                     "lambada": "auto",  # auto: <data-dir>/validation_data/lambada.csv if present; none: off
-                    "ppl_tokens": 512}  # Pile perplexity: each document's first N tokens (the reference's input_length)
+                    "ppl_tokens": 512,  # Pile perplexity: each document's first N tokens (the reference's input_length)
+                    # the first N forget sequences of the set (0 = all 32): a bounded run (`bench perf --real-data`)
+                    "max_sequences": 0}
 
     def check_options(self, given: dict) -> tuple:
         options = super().check_options(given)
@@ -355,7 +379,8 @@ class Tdec(Suite):
 
         model, tok = load_model(name, trust_remote_code=ctx.trust_remote_code, device=ctx.device, offline_hint=hint)
         nll = [s.nll for s in token_stats(model, [{"input_ids": s, "labels": s} for s in sequences],
-                                          tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)]
+                                          tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+                                          logp_only=True)]
         write_json_atomic(path, {"model": name, "nll": nll})
         return nll
 
@@ -380,24 +405,30 @@ class Tdec(Suite):
         dialogues = self.dialogue_sets(spec, ctx)
 
         def evaluate(model, tok) -> dict:
+            from bench.phases import phase
             from suites.dialogue import dialogue_f1
 
-            out = {"ppl_heldout": perplexity(model, heldout, tok.pad_token_id)}
+            with phase("ppl_heldout"):
+                out = {"ppl_heldout": perplexity(model, heldout, tok.pad_token_id)}
             if pile:
-                out["ppl_pile"] = perplexity(model, pile, tok.pad_token_id)
+                with phase("ppl_pile"):
+                    out["ppl_pile"] = perplexity(model, pile, tok.pad_token_id)
             if lambada:
-                out["lambada_acc"] = last_word_accuracy(model, lambada, tok.pad_token_id)
+                with phase("lambada"):
+                    out["lambada_acc"] = last_word_accuracy(model, lambada, tok.pad_token_id)
             if dialogues:
                 # the reference keeps a reply up to the next speaker's tag
-                scores = {name: dialogue_f1(model, tok, rows[:limit] if limit else rows, stop="\nUser ",
-                                             max_prompt_tokens=DIALOGUE_PROMPT_TOKENS)
-                          for name, rows in dialogues.items()}
+                with phase("dialogue"):
+                    scores = {name: dialogue_f1(model, tok, rows[:limit] if limit else rows, stop="\nUser ",
+                                                 max_prompt_tokens=DIALOGUE_PROMPT_TOKENS)
+                              for name, rows in dialogues.items()}
                 out.update({f"dialogue/{name}": v for name, v in scores.items()})
                 out["dialogue_f1"] = sum(scores.values()) / len(scores)
             if tasks:
                 counts: dict = {}
-                scores = run_tasks(model, tok, tasks, include_path, include_defaults, limit,
-                                   device=str(next(model.parameters()).device), items=counts)
+                with phase("lm_eval"):
+                    scores = run_tasks(model, tok, tasks, include_path, include_defaults, limit,
+                                       device=str(next(model.parameters()).device), items=counts)
                 out.update({f"lm_eval/{t}": v for t, v in scores.items()})
                 out.update({f"lm_eval_items/{t}": n for t, n in counts.items()})
                 out["reasoning_acc"] = sum(scores.values()) / len(scores)
@@ -482,31 +513,41 @@ class Tdec(Suite):
 
     def forget_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
         seq_len = int(spec.option("seq_len"))
-        return [tokenizer(t, add_special_tokens=False)["input_ids"][:seq_len] for t in self.forget_texts(spec.split, ctx)]
+        texts, limit = self.forget_texts(spec.split, ctx), int(spec.option("max_sequences", 0))
+        if limit > len(texts):
+            raise BenchError(f"bad option max_sequences={limit}: {spec.split} has {len(texts)} forget sequences "
+                             f"(expected 1-{len(texts)}, or 0 for all)")
+        texts = texts[:limit or None]
+        return [tokenizer(t, add_special_tokens=False)["input_ids"][:seq_len] for t in texts]
 
     def retain_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
         return self.text_chunks("retain", tokenizer, int(spec.option("seq_len")), int(spec.option("retain_size")), ctx)
 
     def prepare(self, spec: RunSpec, ctx: Context) -> Prepared:
         from bench.models import load_tokenizer
+        from bench.phases import phase
         from suites.extraction import extraction_scores, forgotten
 
         model_path = self.model_path(spec, ctx)
         local = f"{spec.model}=DIR" if recipe_of(spec.model)[1] == "registry name" else "DIR"
         tokenizer = load_tokenizer(model_path, ctx.trust_remote_code,
                                    offline_hint=f"download it elsewhere and pass --models {local}")
-        forget_seqs = self.forget_sequences(spec, tokenizer, ctx)
-        wikitext = self.wikitext_source(ctx) if self.reads_data_dir else None  # the mini twin generates its text
-        if wikitext and wikitext.startswith("validation_data/"):
-            ctx.log(f"{spec.run_id}: no wikitext_{{train,validation,test}}.txt in --data-dir; retain, held-out and unseen "
-                    f"text come from {wikitext} (docs/suites.md)")
-        retain_seqs = self.retain_sequences(spec, tokenizer, ctx)
-        final_evaluate = self.utility(spec, tokenizer, ctx)  # reads and checks every utility file before any model runs
-        limits = self.thresholds(spec, model_path, tokenizer, ctx)
+        with phase("forget_and_retain_data"):
+            forget_seqs = self.forget_sequences(spec, tokenizer, ctx)
+            wikitext = self.wikitext_source(ctx) if self.reads_data_dir else None  # the mini twin generates its text
+            if wikitext and wikitext.startswith("validation_data/"):
+                ctx.log(f"{spec.run_id}: no wikitext_{{train,validation,test}}.txt in --data-dir; retain, held-out and "
+                        f"unseen text come from {wikitext} (docs/suites.md)")
+            retain_seqs = self.retain_sequences(spec, tokenizer, ctx)
+        with phase("utility_data"):
+            final_evaluate = self.utility(spec, tokenizer, ctx)  # reads and checks every utility file before any model runs
+        with phase("thresholds"):
+            limits = self.thresholds(spec, model_path, tokenizer, ctx)
         # membership attacks: the forget sequences (members) against the unseen ones the thresholds use
         as_examples = lambda seqs: [{"input_ids": s, "labels": s} for s in seqs]
         unseen = self.unseen_sequences(spec, tokenizer, ctx)
-        reference_nll = self.mia_reference_nll(spec, forget_seqs + unseen, ctx, tokenizer)
+        with phase("mia_reference_nll"):
+            reference_nll = self.mia_reference_nll(spec, forget_seqs + unseen, ctx, tokenizer)
         # the LOSS attack's level without membership: the Reference model saw neither side (0.5 only when the
         # forget and unseen sequences come from one distribution, which Pile vs WikiText do not)
         from suites.privacy import auc
@@ -522,7 +563,8 @@ class Tdec(Suite):
         def complete(model, tok, evaluation: Evaluation) -> Evaluation:
             from suites.privacy import metrics_of, model_scores
 
-            mia = model_scores(model, tok, as_examples(forget_seqs), as_examples(unseen), ctx.eval_batch_size)
+            with phase("attacks"):
+                mia = model_scores(model, tok, as_examples(forget_seqs), as_examples(unseen), ctx.eval_batch_size)
             return Evaluation({**evaluation.metrics, **metrics_of(mia, reference_nll, memorisation=False)},
                               {**evaluation.items, "mia": mia})
 

@@ -428,7 +428,10 @@ class Tofu(Suite):
         target = self.reference_model(spec, "target", "full", ctx)
         ref_split = self.reference_split(spec)
         reference = self.reference_model(spec, "reference", ref_split, ctx)
-        self.check_data(spec, ctx)  # a bad file fails here, not after minutes of reference evaluation
+        from bench.phases import phase
+
+        with phase("check_data"):
+            self.check_data(spec, ctx)  # a bad file fails here, not after minutes of reference evaluation
         # both models resolved before any evaluation; the retain-only model scores the Reference attack
         # and the truth ratios on the unlearned model's token ids, so it must share its tokenizer
         tokenizer = load_tokenizer(target, ctx.trust_remote_code, offline_hint="pass --option target=DIR")
@@ -437,7 +440,8 @@ class Tofu(Suite):
             raise BenchError(f"the retain-only model '{reference}' has another tokenizer than the target '{target}'; "
                              f"the Reference attack compares NLLs of the same token ids: pass --option reference=DIR "
                              f"with a model fine-tuned from the same base")
-        ref_eval = self.evaluation_of(reference, spec, ctx)
+        with phase("reference_evaluation"):  # stored: computed by the first run that needs it
+            ref_eval = self.evaluation_of(reference, spec, ctx)
         ref_ratios = ref_eval.items["forget"]["truth_ratio"]
         fmt = self.qa_format(spec.model, tokenizer, spec.option("prompt", "auto"))
         max_length = int(spec.option("max_length"))
@@ -487,7 +491,8 @@ class Tofu(Suite):
         def evaluate(model, tok) -> Evaluation:
             return complete(model, tok, per_epoch(model, tok))
 
-        target_eval = self.evaluation_of(target, spec, ctx)
+        with phase("target_evaluation"):
+            target_eval = self.evaluation_of(target, spec, ctx)
         target_metrics = against_references(target_eval.metrics, target_eval.items)
         from bench.robustness import parse
 

@@ -16,6 +16,7 @@ from scipy import stats
 
 from bench.data import collate, qa_example, to_device
 from bench.errors import BenchError
+from bench.phases import phase
 from bench.truncation import left_cut, name_of, require_counted
 from methods.losses import logits_of, sequence_mean_nll
 
@@ -308,19 +309,22 @@ def evaluate_sets(model, tokenizer, sets: Sequence[EvalSet], fmt: QAFormat, gene
     model.eval()
     encode = encoder(tokenizer, fmt, max_length, cache)
     examples, where = [], []  # where[k] = (set index, item index, candidate slot)
-    for s, es in enumerate(sets):
-        for i, item in enumerate(es.items):
-            candidates = [item["answer"], item[es.base]] + list(item["perturbed_answer"])
-            for slot, answer in enumerate(candidates):
-                examples.append(encode(item["question"], answer))
-                where.append((s, i, slot))
-    nll = answer_nll(model, examples, tokenizer.pad_token_id, batch_size)
+    with phase("encode"):
+        for s, es in enumerate(sets):
+            for i, item in enumerate(es.items):
+                candidates = [item["answer"], item[es.base]] + list(item["perturbed_answer"])
+                for slot, answer in enumerate(candidates):
+                    examples.append(encode(item["question"], answer))
+                    where.append((s, i, slot))
+    with phase("scoring"):
+        nll = answer_nll(model, examples, tokenizer.pad_token_id, batch_size)
     per_set: list[dict[int, dict[int, float]]] = [dict() for _ in sets]
     for value, (s, i, slot) in zip(nll, where):
         per_set[s].setdefault(i, {})[slot] = value
     questions = [it["question"] for es in sets for it in es.items]
-    generations = generate(model, tokenizer, [fmt.prompt(q) for q in questions], generation, max_length=max_length,
-                           add_special_tokens=fmt.adds_special_tokens, names=questions)
+    with phase("generation"):
+        generations = generate(model, tokenizer, [fmt.prompt(q) for q in questions], generation, max_length=max_length,
+                               add_special_tokens=fmt.adds_special_tokens, names=questions)
     metrics, items, offset = {}, {}, 0
     for s, es in enumerate(sets):
         n = len(es.items)
@@ -360,7 +364,8 @@ def privacy_scores(model, tokenizer, privacy: tuple[Sequence[dict], Sequence[dic
     model.eval()
     encode = encoder(tokenizer, fmt, max_length, cache)
     rows = lambda items: [encode(it["question"], it["answer"]) for it in items]
-    scores = model_scores(model, tokenizer, rows(privacy[0]), rows(privacy[1]), batch_size)
+    with phase("attacks"):
+        scores = model_scores(model, tokenizer, rows(privacy[0]), rows(privacy[1]), batch_size)
     model.train(was_training)
     return metrics_of(scores), scores
 

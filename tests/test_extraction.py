@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -78,3 +80,49 @@ def test_the_projection_only_paths_equal_the_full_logits_paths(tokenizer):
     for a, b in zip(token_stats(model, examples, 1), token_stats(OpaqueModel(model), examples, 1)):
         assert len(a.logp) == len(b.logp) and a.logp == pytest.approx(b.logp, abs=1e-5)
         assert a.sigma == pytest.approx(b.sigma, abs=1e-5) and (a.correct == b.correct).all()
+
+
+def test_top1_is_argmax_with_its_tie_rule():
+    from suites.extraction import top1
+
+    logits = torch.randn(64, 50257, generator=torch.Generator().manual_seed(0))
+    logits[:8] = 0.0  # all tied: the first index
+    logits[8:16, 7] = logits[8:16, 3] = 1e4  # two tied maxima: the first of them
+    logits[16:24] = -math.inf
+    logits[16:24, 11] = logits[16:24, 40000] = 0.0
+    assert torch.equal(top1(logits), logits.argmax(-1))
+    assert top1(logits)[:24].tolist() == [0] * 8 + [3] * 8 + [11] * 8
+
+
+def test_utility_perplexity_and_lambada_project_one_row_at_a_time_with_the_numbers_of_the_whole_batch(tokenizer):
+    from bench.data import collate
+    from methods.losses import logits_of, shifted, token_nll
+    from suites.tdec import last_word_accuracy, perplexity
+
+    model = tiny("gpt-neo", tokenizer, seed=7).eval()
+    g = torch.Generator().manual_seed(1)
+    seqs = [torch.randint(2, len(tokenizer), (L,), generator=g).tolist() for L in (14, 9, 11, 20, 5)]
+    with torch.no_grad():  # the previous path: the whole batch's logits at once
+        total, count = 0.0, 0
+        for start in range(0, len(seqs), 2):
+            batch = collate([{"input_ids": s} for s in seqs[start:start + 2]], 1)
+            nll, mask = token_nll(logits_of(model, batch), batch["labels"])
+            total, count = total + nll.sum().item(), count + int(mask.sum())
+    assert perplexity(model, seqs, 1, batch_size=2) == math.exp(total / count)
+    assert perplexity(OpaqueModel(model), seqs, 1, batch_size=2) == math.exp(total / count)
+    with torch.no_grad():  # two of the five end in the model's own greedy two tokens: hits
+        for k in (1, 3):
+            for _ in range(2):
+                seqs[k] = seqs[k][:-1] + [int(model(input_ids=torch.tensor([seqs[k][:-1]])).logits[0, -1].argmax())] \
+                    if _ else seqs[k][:-2] + [int(model(input_ids=torch.tensor([seqs[k][:-2]])).logits[0, -1].argmax()), 0]
+    examples = [{"input_ids": s, "labels": [-100] * (len(s) - 2) + s[-2:]} for s in seqs]
+    with torch.no_grad():
+        preds = [model(input_ids=torch.tensor([s])).logits[0, :-1].argmax(-1) for s in seqs]
+    expected = sum(bool((p[-2:] == torch.tensor(s[-2:])).all()) for p, s in zip(preds, seqs)) / len(seqs)
+    assert expected == 0.4
+    assert last_word_accuracy(model, examples, 1, batch_size=2) == expected
+    assert last_word_accuracy(OpaqueModel(model), examples, 1, batch_size=2) == expected
+    with torch.no_grad():
+        batch = collate(examples, 1)
+        lg, targets, mask = shifted(logits_of(model, batch), batch["labels"])
+        assert int(((lg.argmax(-1) == targets) | ~mask).all(1).sum()) / len(examples) == expected

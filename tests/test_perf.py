@@ -1,6 +1,8 @@
 """`bench perf --quick` runs, and its fast and naive paths agree (timings are not checked here)."""
 
-from bench import perf
+import pytest
+
+from bench import perf, perf_real
 from bench.cli import main
 
 
@@ -12,3 +14,35 @@ def test_perf_quick_runs_and_the_fast_paths_equal_the_naive_ones(tmp_path, capsy
     scoring = next(r for r in rows if r.name.startswith("2."))
     assert float(scoring.detail.split("max |diff| ")[1].split(";")[0]) <= 1e-5
     assert all("continuations identical: True" in r.detail for r in rows if r.name.startswith("3."))
+
+
+def test_perf_real_data_refuses_bad_input_in_one_line_and_writes_nothing(tmp_path, capsys):
+    (tmp_path / "data" / "tdec").mkdir(parents=True)
+    results = tmp_path / "results"
+    assert main(["perf", "--real-data", str(tmp_path / "data"), "--results", str(results)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "lacks tdec/lm_extraction_32_0.csv" in err and "gpt2-tokenizer" in err
+    for bad in (["--real-sequences", "0"], ["--real-sequences", "33"], ["--real-limit", "0"], ["--real-items", "-1"]):
+        assert main(["perf", "--real-data", str(tmp_path / "data"), *bad, "--results", str(results)]) == 2
+        assert "expected 1-32 / >= 0 / >= 1" in capsys.readouterr().err
+    assert main(["perf", "--real-sequences", "4", "--results", str(results)]) == 2
+    assert "go with --real-data DIR" in capsys.readouterr().err
+    assert main(["perf", "--quick", "--real-data", str(tmp_path / "data"), "--results", str(results)]) == 2
+    assert not results.exists()
+
+
+@pytest.mark.slow
+def test_perf_real_data_profiles_every_phase_of_both_real_shaped_runs(tmp_path):
+    from tests.conftest import real_data
+
+    text = perf_real.run(str(real_data()), str(tmp_path), sequences=1, items=3, limit=2)
+    assert text == (tmp_path / "perf-real.md").read_text()
+    tdec, tofu = text.split("## TOFU")
+    for phase in ("| prepare ", "| evaluate-0 / el_n ", "| evaluate-1 / attacks / gradnorm ", "| train-1 ",
+                  "| utility / dialogue ", "| prepare / mia_reference_nll "):
+        assert phase in tdec, phase
+    assert "1 real forget sequences of set0" in tdec and "x 32/1" in tdec
+    for phase in ("| prepare / reference_evaluation / generation ", "| evaluate-1 / scoring ",
+                  "| evaluate-1 / attacks ", "| evaluate-1 / encode "):
+        assert phase in tofu, phase
+    assert '{"forget": 3, "retain": 3, "real_authors": 3, "world_facts": 3}' in tofu

@@ -134,3 +134,19 @@ def test_metrics_of_adds_the_reference_attack_when_given():
     assert out["mia_loss"] == 1.0 and out["mia_reference"] == 1.0
     assert out["extraction_strength"] == 0.75 and out["exact_memorisation"] == 0.875
     assert "mia_reference" not in privacy.metrics_of(items)
+
+
+def test_logp_only_statistics_give_the_full_passes_nll_exactly(tokenizer):
+    import torch
+
+    from suites.privacy import token_stats
+    from tests.conftest import tiny
+
+    model = tiny("gpt-neo", tokenizer, seed=2).eval()
+    g = torch.Generator().manual_seed(4)
+    examples = [{"input_ids": s, "labels": [-100] * 3 + s[3:]}
+                for s in (torch.randint(2, len(tokenizer), (L,), generator=g).tolist() for L in (16, 9, 23))]
+    full, only = token_stats(model, examples, 1, batch_size=2), token_stats(model, examples, 1, batch_size=2, logp_only=True)
+    assert [s.nll for s in only] == [s.nll for s in full]  # the Reference attack's NLLs, bit for bit
+    assert all((a.logp == b.logp).all() and b.mu is None for a, b in zip(full, only))
+    assert [len(s.logp) for s in only] == [13, 6, 20]  # tokens 3 .. L-1

@@ -25,18 +25,10 @@ def gpt2_tokenizer():
 
 def tdec_dir(tmp_path):
     """The real TDEC files laid out as the knowledge-unlearning repository, plus the harness's own WikiText
-    rows (retain / held-out / unseen), carved here from the repository's validation_data/wikitext.csv."""
-    import pandas as pd
+    rows (retain / held-out / unseen), carved from the repository's validation_data/wikitext.csv."""
+    from bench.perf_real import tdec_layout
 
-    root = tmp_path / "tdec-data"
-    (root / "data" / "main").mkdir(parents=True)
-    for i in range(5):
-        (root / "data" / "main" / f"lm_extraction_32_{i}.csv").symlink_to(real_data() / "tdec" / f"lm_extraction_32_{i}.csv")
-    (root / "validation_data").symlink_to(real_data() / "tdec" / "validation_data")
-    docs = pd.read_csv(real_data() / "tdec" / "validation_data" / "wikitext.csv", lineterminator="\n")["text"].dropna()
-    for split, part in (("train", docs[:300]), ("validation", docs[300:400]), ("test", docs[400:])):
-        (root / f"wikitext_{split}.txt").write_text("".join(line for d in part for line in d.splitlines(keepends=True)))
-    return root
+    return tdec_layout(real_data(), tmp_path / "tdec-data")
 
 
 # -- TDEC: checksums, download, layout -----------------------------------------------------------------
@@ -134,6 +126,20 @@ def test_ma_and_the_attacks_count_only_a_short_sequences_own_tokens(tmp_path):
     assert ma[1].item() == pytest.approx((alone == torch.tensor(seqs[short][1:])).float().mean().item())
     stats = token_stats(model, [{"input_ids": s, "labels": s} for s in pair], tok.pad_token_id)
     assert [len(s.logp) for s in stats] == [199, 188]
+
+
+def test_max_sequences_takes_the_first_forget_sequences_and_refuses_more_than_the_set_has(tmp_path):
+    from bench.spec import RunSpec
+    from suites.tdec import Tdec
+
+    suite, tok = Tdec(), gpt2_tokenizer()
+    ctx = Context(store=ResultStore(tmp_path), data_dir=str(real_data() / "tdec"))
+    spec = lambda **o: RunSpec("tdec", "x", "set0", "ga", "full", 0, 0, suite.hparams("x"), suite.check_options(o))
+    every = suite.forget_sequences(spec(), tok, ctx)
+    assert len(every) == 32 and suite.forget_sequences(spec(max_sequences=8), tok, ctx) == every[:8]
+    assert dict(spec().options).get("max_sequences") is None  # a late option: runs without it keep their ids
+    with pytest.raises(BenchError, match=r"^bad option max_sequences=33: set0 has 32 forget sequences \(expected 1-32, or 0"):
+        suite.forget_sequences(spec(max_sequences=33), tok, ctx)
 
 
 # -- TDEC: utility data as shipped ------------------------------------------------------------------------
