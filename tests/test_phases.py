@@ -1,6 +1,7 @@
 """Time and peak memory per phase (bench/phases.py), and the runner's record of them in run.json."""
 
 import json
+import mmap
 
 import numpy as np
 import pytest
@@ -8,9 +9,12 @@ import pytest
 from bench import phases
 
 
-def touch(mb: int) -> np.ndarray:
-    a = np.ones(mb * 2**20 // 8)  # written, so resident
-    return a
+def touch(mb: int) -> mmap.mmap:
+    """`mb` MB made resident in pages fresh from the kernel: a numpy array could reuse pages the allocator
+    already holds (after earlier tests in the same process), which would not raise the resident set."""
+    pages = mmap.mmap(-1, mb * 2**20)
+    np.frombuffer(pages, dtype=np.uint8)[:] = 1  # written, so resident
+    return pages
 
 
 @pytest.fixture
