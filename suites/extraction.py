@@ -170,27 +170,29 @@ def naive_continuations(model, ids: torch.Tensor, lengths: torch.Tensor, min_pre
 
 
 def extraction_scores(model, seqs: list[list[int]], pad_id: int, ns=(5, 10), batch_size: int = 32) -> dict[str, list[float]]:
-    """Per-sequence MA and EL_n, batched. Every sequence needs more than max(ns) tokens (at least one
-    prefix followed by an n-gram); a shorter one raises BenchError naming it, as a mean over no token or
-    n-gram would read as 0, "forgotten"."""
+    """Per-sequence MA and EL_n, batched (`ns=()`: MA alone, one teacher-forced pass). Every sequence needs
+    more than max(ns) tokens (at least one prefix followed by an n-gram); a shorter one raises BenchError
+    naming it, as a mean over no token or n-gram would read as 0, "forgotten"."""
     from bench.errors import BenchError
 
     if not seqs:
         raise BenchError("no sequence to score: MA and EL over zero sequences")
     for j, seq in enumerate(seqs):
-        if len(seq) <= max(ns):
-            raise BenchError(f"sequence #{j} has {len(seq)} tokens; MA and EL_{max(ns)} need at least {max(ns) + 1}")
+        if len(seq) <= max(ns, default=1):
+            raise BenchError(f"sequence #{j} has {len(seq)} tokens; MA and EL_{max(ns, default=1)} need at least "
+                             f"{max(ns, default=1) + 1}")
     was_training = model.training
     model.eval()
     ids, lengths = sequences_tensor(seqs, pad_id)
     with phase("ma"):
         pred = teacher_forced_argmax(model, ids, lengths, batch_size)
         ma = memorization_accuracy(pred, ids, lengths)
-    with phase("el_n"):
-        conts = greedy_continuations(model, ids, lengths, pred)
-        scores = {"ma": ma.tolist()}
-        for n in ns:
-            scores[f"el{n}"] = [extraction_likelihood(conts[j], seqs[j], n) for j in range(len(seqs))]
+    scores = {"ma": ma.tolist()}
+    if ns:
+        with phase("el_n"):
+            conts = greedy_continuations(model, ids, lengths, pred)
+            for n in ns:
+                scores[f"el{n}"] = [extraction_likelihood(conts[j], seqs[j], n) for j in range(len(seqs))]
     model.train(was_training)
     return scores
 

@@ -348,6 +348,26 @@ class Tdec(Suite):
         write_json_atomic(path, result)
         return result
 
+    def start_evaluation(self, spec: RunSpec, ctx: Context, model_path: str, evaluate, inputs: list) -> Evaluation:
+        """Every metric of the model before unlearning: epoch 0 of every run of this split and the robustness
+        stages' target. Computed once per model weights, dtype, evaluated `inputs` and evaluator code, and
+        stored (a run used to repeat it: a second each on tdec-mini, minutes on a real-shaped model)."""
+        from bench.fingerprint import code_fingerprint, digest, model_fingerprint
+
+        key = digest([model_fingerprint(model_path), spec.hparams.dtype, inputs, code_fingerprint(*self.evaluator_modules)])
+        path = ctx.store.artefact_dir(self.name) / "evals" / f"{key}.json"
+        if path.exists():
+            cached = read_json(path)
+            return Evaluation(cached["metrics"], cached["items"])
+        from bench.models import load_model
+
+        model, tok = load_model(model_path, dtype=spec.hparams.dtype, trust_remote_code=ctx.trust_remote_code,
+                                device=ctx.device)
+        evaluation = evaluate(model, tok)
+        write_json_atomic(path, {"model": model_path, "split": spec.split, "metrics": evaluation.metrics,
+                                 "items": evaluation.items})
+        return evaluation
+
     def mia_reference_model(self, spec: RunSpec, ctx: Context) -> str | None:
         choice = str(spec.option("mia_reference", self.late_options["mia_reference"]))
         return None if choice == "none" else choice
@@ -555,24 +575,37 @@ class Tdec(Suite):
         calibration = {} if reference_nll is None else {
             "mia_loss": auc([-x for x in reference_nll[:len(forget_seqs)]], [-x for x in reference_nll[len(forget_seqs):]])}
 
-        def per_epoch(model, tok) -> Evaluation:
-            """MA and EL_n: what the stopping rule reads at every epoch; the attacks only at the last."""
-            scores = extraction_scores(model, forget_seqs, tok.pad_token_id)
+        def extraction(model, tok, ns=(5, 10)) -> Evaluation:
+            scores = extraction_scores(model, forget_seqs, tok.pad_token_id, ns=ns)
             return Evaluation({k: sum(v) / len(v) for k, v in scores.items()}, scores)
+
+        def per_epoch(model, tok) -> Evaluation:
+            """What the stopping rule reads: MA, and EL_n once MA is below its threshold (the rule needs both
+            below; before that EL_10 cannot change its answer). The attacks only at the last epoch."""
+            evaluation = extraction(model, tok, ns=())
+            if forgotten(evaluation.metrics["ma"], 0.0, limits["ma"], math.inf):
+                evaluation = extraction(model, tok)
+            return evaluation
 
         def complete(model, tok, evaluation: Evaluation) -> Evaluation:
             from suites.privacy import metrics_of, model_scores
 
+            if "el10" not in evaluation.metrics:
+                evaluation = extraction(model, tok)
             with phase("attacks"):
                 mia = model_scores(model, tok, as_examples(forget_seqs), as_examples(unseen), ctx.eval_batch_size)
             return Evaluation({**evaluation.metrics, **metrics_of(mia, reference_nll, memorisation=False)},
                               {**evaluation.items, "mia": mia})
 
         def evaluate(model, tok) -> Evaluation:
-            return complete(model, tok, per_epoch(model, tok))
+            return complete(model, tok, extraction(model, tok))
 
         def should_stop(metrics: dict) -> bool:
-            return forgotten(metrics["ma"], metrics["el10"], limits["ma"], limits["el10"])
+            return "el10" in metrics and forgotten(metrics["ma"], metrics["el10"], limits["ma"], limits["el10"])
+
+        with phase("start_evaluation"):
+            start = self.start_evaluation(spec, ctx, model_path, evaluate,
+                                          [forget_seqs, unseen, reference_nll, ctx.eval_batch_size])
 
         def probe(model, tok) -> dict:
             scores = extraction_scores(model, [s[PROBE_SHIFT:] for s in forget_seqs], tok.pad_token_id)
@@ -580,12 +613,12 @@ class Tdec(Suite):
 
         robustness = Robustness(forgetting_metrics=FORGETTING, relearn_hparams=self.hparams(spec.model),
                                 recovery_items=lambda ev: ev.items["ma"],
-                                target_evaluation=lambda load, tok: evaluate(load(), tok), probe=probe)
+                                target_evaluation=lambda load, tok: start, probe=probe)
         return Prepared(model_path=model_path, forget=as_examples(forget_seqs), retain=as_examples(retain_seqs),
                         evaluate=evaluate, per_epoch=per_epoch, complete=complete, should_stop=should_stop,
                         robustness=robustness,
                         final_evaluate=final_evaluate,
-                        records={"thresholds": limits, "forget_sequences": len(forget_seqs),
+                        records={"thresholds": limits, "forget_sequences": len(forget_seqs), "target_metrics": start.metrics,
                                  "mia_calibration": calibration,
                                  "forget_lengths": {"min": min(map(len, forget_seqs)), "max": max(map(len, forget_seqs)),
                                                     "shorter_than_seq_len": sum(len(x) < int(spec.option("seq_len"))

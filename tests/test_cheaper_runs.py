@@ -37,9 +37,10 @@ def runs(root):
 @pytest.mark.slow
 def test_the_attacks_are_computed_at_the_epoch_a_run_ends_and_equal_every_epoch_evaluation(tdec_mini_artefacts, tmp_path):
     """ga stops at the thresholds before its cap of 6, ihl+lora runs to its cap of 2: with epoch_metrics=read
-    the epochs before the last carry MA and EL_n only, the last carries everything, and every number equals
-    that of the same run evaluated in full after every epoch (epoch_metrics=all)."""
-    common = ["-q", "run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--ranks", "8", "--workers", "1"]
+    the epochs before the last carry MA (and EL_n where MA is below its threshold), the last carries
+    everything, and every number equals that of the same run evaluated in full after every epoch
+    (epoch_metrics=all). Epoch 0, the model before unlearning, is evaluated once for both."""
+    common = ["-q", "run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--workers", "1"]
     read = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path / "read")
     every = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path / "all")
     for method, epochs in (("ga", "6"), ("ihl+lora", "2")):
@@ -53,17 +54,21 @@ def test_the_attacks_are_computed_at_the_epoch_a_run_ends_and_equal_every_epoch_
         full = all_runs[method]
         assert [e["epoch"] for e in r["epochs"]] == [e["epoch"] for e in full["epochs"]]
         *before, last = r["epochs"][1:]
+        limit = r["suite_records"]["thresholds"]["ma"]
         for e, f in zip(before, full["epochs"][1:]):
-            assert set(e["metrics"]) == {"ma", "el5", "el10"}
+            # EL_n only once MA is below its threshold: before that the stopping rule cannot fire
+            assert set(e["metrics"]) == ({"ma", "el5", "el10"} if e["metrics"]["ma"] < limit else {"ma"})
             assert e["metrics"] == {k: f["metrics"][k] for k in e["metrics"]}
         assert last["metrics"] == full["epochs"][-1]["metrics"] and "mia_gradnorm" in last["metrics"]
         assert r["final_metrics"] == full["final_metrics"]
+        assert r["epochs"][0]["metrics"] == full["epochs"][0]["metrics"] == r["suite_records"]["target_metrics"]
+    assert len(list((read / "tdec-mini" / "artefacts" / "evals").glob("*.json"))) == 1  # one start evaluation
 
 
 @pytest.mark.slow
 def test_two_worker_processes_give_the_records_of_one(tdec_mini_artefacts, tmp_path):
     common = ["-q", "run", "--suite", "tdec-mini", "--splits", "set0,set1", "--seeds", "0", "--methods", "ga,gd+lora",
-              "--ranks", "8", "--epochs", "2"]
+              "--epochs", "2"]
     one = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path / "one")
     two = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path / "two")
     assert main(common + ["--workers", "1", "--results", str(one)]) == 0

@@ -104,8 +104,8 @@ def test_unread_options_and_ranks_are_errors(argv, message, capsys):
 
 
 def test_options_apply_only_to_the_runs_that_read_them():
-    plain = {s.method: s for s in expand("tdec-mini", "ga,gd,ga+fila", ranks="8", seeds="0")}
-    sized = {s.method: s for s in expand("tdec-mini", "ga,gd,ga+fila", ranks="8", seeds="0",
+    plain = {s.method: s for s in expand("tdec-mini", "ga,gd,ga+fila", ranks="8", splits="set0", seeds="0")}
+    sized = {s.method: s for s in expand("tdec-mini", "ga,gd,ga+fila", ranks="8", splits="set0", seeds="0",
                                          options={"retain_size": "64"})}
     assert sized["ga"].run_id == plain["ga"].run_id  # GA with full fine-tuning reads no retain sequence
     assert sized["gd"].option("retain_size") == 64 and sized["ga+fila"].option("retain_size") == 64

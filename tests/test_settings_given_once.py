@@ -43,9 +43,9 @@ def test_a_setting_given_twice_is_a_one_line_error_naming_it(argv, expected, cap
 
 def test_repeated_or_empty_list_entries_in_list_options_are_refused():
     with pytest.raises(BenchError, match="option lm_eval_tasks name 'mini_order' appears twice"):
-        expand("tdec-mini", "ga", seeds="0", options={"lm_eval_tasks": "mini_order,mini_order"})
+        expand("tdec-mini", "ga", splits="set0", seeds="0", options={"lm_eval_tasks": "mini_order,mini_order"})
     with pytest.raises(BenchError, match="an empty entry"):
         expand("tdec", "ga", seeds="0", options={"dialogue": "wizard_of_wikipedia,"})
     # the defaults and the empty list (no task) stay valid
-    assert expand("tdec-mini", "ga", seeds="0", options={"lm_eval_tasks": ""})
+    assert expand("tdec-mini", "ga", splits="set0", seeds="0", options={"lm_eval_tasks": ""})
     assert expand("tdec", "ga", seeds="0")

@@ -82,8 +82,8 @@ def test_failed_and_cancelled_runs_show_in_status(results):
     assert main(["run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--methods", "ihl+lora", "--epochs", "400",
                  "--launcher", "slurm", "--profile", PROFILE, "--results", str(results)]) == 0
     assert len(sweeps(ResultStore(results), "tdec-mini")) == before + 2  # one sweep per submission
-    failing = expand("tdec-mini", "gd", hparams={"retain_weight": 1e39, "epochs": 3}, seeds="0")[0].run_id  # loss overflows
-    long = expand("tdec-mini", "ihl+lora", hparams={"epochs": 400}, seeds="0")[0].run_id
+    failing = expand("tdec-mini", "gd", hparams={"retain_weight": 1e39, "epochs": 3}, splits="set0", seeds="0")[0].run_id  # loss overflows
+    long = expand("tdec-mini", "ihl+lora", hparams={"epochs": 400}, splits="set0", seeds="0")[0].run_id
     wait_for(lambda: run_records(results).get(long, {}).get("epochs"), what="the long run to start")
     assert main(["cancel", "--suite", "tdec-mini", "--results", str(results)]) == 0
     wait_for(lambda: "| cancelled" in status_rows(results).get(long, ""), timeout=120, what="cancelled in status")
@@ -100,7 +100,7 @@ def test_a_job_at_its_time_limit_is_requeued_and_resumes_to_the_same_result(resu
     assert main(argv) == 0
     sweep = sweeps(ResultStore(results), "tdec-mini")[-1]
     [job] = [j for j in sweep["jobs"] if j["kind"] == "run"]
-    spec = expand("tdec-mini", "kl+lora", hparams={"epochs": 20}, seeds="0")[0]
+    spec = expand("tdec-mini", "kl+lora", hparams={"epochs": 20}, splits="set0", seeds="0")[0]
     wait_for(lambda: len(run_records(results).get(spec.run_id, {}).get("epochs", [])) >= 4, what="a few epochs")
     folder = results / "tdec-mini" / "jobs" / sweep["sweep_id"] / "%j"
     # the signal SLURM sends signal_delay_s before the time limit: submitit checkpoints and requeues

@@ -66,7 +66,7 @@ def test_utility_stand_ins_are_far_above_chance_for_the_base_model(results):
     from suites.dialogue import dialogue_f1
 
     suite, ctx = SUITES["tdec-mini"], Context(store=ResultStore(results), log=lambda msg: None)
-    [spec] = expand("tdec-mini", "ga", seeds="0")
+    [spec] = expand("tdec-mini", "ga", splits="set0", seeds="0")
     model, tokenizer = load_model(suite.model_path(spec, ctx))
     include, defaults = suite.lm_eval_tasks_dir(ctx)
     scores = run_tasks(model, tokenizer, ["mini_phrase", "mini_order"], include, defaults, metric="acc")
@@ -80,7 +80,7 @@ def test_every_new_objective_runs_with_full_fine_tuning_and_lowers_memorisation(
 
     ctx = Context(store=ResultStore(results), log=lambda msg: None)
     objectives = ("simnpo", "idkdpo", "rmu", "undial", "wga", "satimp", "ceu")
-    for spec in expand("tdec-mini", ",".join(objectives), hparams={"epochs": 2}, seeds="0"):
+    for spec in expand("tdec-mini", ",".join(objectives), hparams={"epochs": 2}, splits="set0", seeds="0"):
         assert run_one(spec, ctx) == "finished", ctx.store.reason(spec)
         r = record(results, spec.method)
         assert r["epochs"][-1]["metrics"]["ma"] < r["epochs"][0]["metrics"]["ma"], spec.objective
@@ -101,7 +101,7 @@ def test_robustness_stages_say_whether_the_thresholds_are_met_again(results):
     from bench.runner import run_one
 
     ctx = Context(store=ResultStore(results), log=lambda msg: None)
-    [spec] = expand("tdec-mini", "ga", hparams={"epochs": 4}, seeds="0", options={"robustness": "all"})
+    [spec] = expand("tdec-mini", "ga", hparams={"epochs": 4}, splits="set0", seeds="0", options={"robustness": "all"})
     assert run_one(spec, ctx) == "finished", ctx.store.reason(spec)
     r = json.loads((ctx.store.run_dir(spec) / "run.json").read_text())
     final = r["final_metrics"]
