@@ -45,10 +45,12 @@ def _init(runtime: Runtime, level: int) -> None:
     _ctx = runtime.context()
 
 
-def _prepare(spec: dict) -> None:
+def _prepare(specs: list[dict]) -> None:
+    """One seed's shared artefacts, in order: its references first, then what builds on them (FILA's Fisher)."""
     from bench.runner import prepare_artefacts
 
-    prepare_artefacts(RunSpec.from_dict(spec), _ctx)
+    for spec in specs:
+        prepare_artefacts(RunSpec.from_dict(spec), _ctx)
 
 
 def _run(spec: dict, force: bool) -> str:
@@ -74,10 +76,15 @@ def run_grid_parallel(specs: Sequence[RunSpec], runtime: Runtime, workers: int, 
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init,
                              initargs=(runtime, level)) as pool:
         try:
-            shared = [s for group in _groups(specs).values() for s in _artefact_specs(group)]
-            if shared:
-                pool.submit(_prepare, shared[0]).result()
-                done, _ = wait([pool.submit(_prepare, s) for s in shared[1:]], return_when=FIRST_EXCEPTION)
+            # one task per (group, seed): two tasks of one seed would build its references twice, side by side
+            shared: dict[tuple, list[dict]] = {}
+            for group in _groups(specs).values():
+                for s in _artefact_specs(group):
+                    shared.setdefault((s["suite"], s["model"], s["split"], s["seed"]), []).append(s)
+            tasks = list(shared.values())
+            if tasks:
+                pool.submit(_prepare, tasks[0]).result()
+                done, _ = wait([pool.submit(_prepare, t) for t in tasks[1:]], return_when=FIRST_EXCEPTION)
                 for future in done:
                     future.result()  # the first failure, raised here
             futures = {pool.submit(_run, s.to_dict(), force): s for s in specs}
