@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, as_completed, wait
 from typing import Sequence
 
@@ -33,8 +35,17 @@ def auto_workers(device: str, threads: int, runs: int) -> int:
     return max(1, min(cores // max(threads, 1), MAX_AUTO_WORKERS, runs))
 
 
+def _exit_with(parent: int) -> None:
+    """A worker whose grid process is gone (killed, not interrupted) stops too, as a killed run does: its
+    record then reads `interrupted`, not a run some orphan goes on writing after the user stopped the grid."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
+
+
 def _init(runtime: Runtime, level: int) -> None:
     global _ctx
+    threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
     logging.basicConfig(level=level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("transformers", "datasets", "accelerate", "peft", "lm_eval", "httpx", "filelock", "absl"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
