@@ -357,17 +357,25 @@ def _workers(args, ctx, runs: int) -> int:
 
 
 def _run_local(args, specs, ctx):
-    """The grid in this process, or with --workers N > 1 in N processes (bench/pool.py)."""
-    from bench.runner import run_grid
+    """The grid in this process, or with --workers N > 1 in N processes (bench/pool.py); its wall time goes
+    into results/<suite>/grids.json (`bench perf`)."""
+    import time
 
-    workers = _workers(args, ctx, len(specs))
+    from bench import distributed
+    from bench.runner import record_grid, run_grid
+
+    started, workers = time.time(), _workers(args, ctx, len(specs))
     if workers == 1:
-        return run_grid(specs, ctx, force=args.force, show_progress=not args.quiet)
-    from bench.pool import run_grid_parallel
+        outcome = run_grid(specs, ctx, force=args.force, show_progress=not args.quiet)
+    else:
+        from bench.pool import run_grid_parallel
 
-    log.info(f"{workers} worker processes, {args.threads or 1} torch thread(s) each")
-    return run_grid_parallel(specs, _runtime(args, args.threads or 1), workers, force=args.force,
-                             show_progress=not args.quiet)
+        log.info(f"{workers} worker processes, {args.threads or 1} torch thread(s) each")
+        outcome = run_grid_parallel(specs, _runtime(args, args.threads or 1), workers, force=args.force,
+                                    show_progress=not args.quiet)
+    if distributed.is_main():
+        record_grid(ctx.store, args.suite, started, outcome, workers)
+    return outcome
 
 
 def _runtime(args, threads: int):

@@ -93,11 +93,13 @@ def run_grid_parallel(specs: Sequence[RunSpec], runtime: Runtime, workers: int, 
                 for s in _artefact_specs(group):
                     shared.setdefault((s["suite"], s["model"], s["split"], s["seed"]), []).append(s)
             tasks = list(shared.values())
+            start = time.perf_counter()
             if tasks:
                 pool.submit(_prepare, tasks[0]).result()
                 done, _ = wait([pool.submit(_prepare, t) for t in tasks[1:]], return_when=FIRST_EXCEPTION)
                 for future in done:
                     future.result()  # the first failure, raised here
+            outcome.artefact_seconds = time.perf_counter() - start
             futures = {pool.submit(_run, s.to_dict(), force): s for s in specs}
             bar = tqdm(total=len(specs), desc="grid", unit="run", disable=not show_progress)
             for future in as_completed(futures):

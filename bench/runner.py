@@ -43,6 +43,20 @@ class GridOutcome:
     skipped: list[str] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)  # claimed by another process
     failed: list[tuple[str, str]] = field(default_factory=list)
+    artefact_seconds: float = 0.0  # building what runs share (references, thresholds, Fisher): absent when cached
+
+
+def record_grid(store, suite: str, started: float, outcome: GridOutcome, workers: int) -> None:
+    """Append this `bench run`'s wall time to results/<suite>/grids.json: what `bench perf` reports as a
+    sweep's time, cold (with the shared artefacts built) and without building them."""
+    from bench.store import read_json
+
+    path = store.suite_dir(suite) / "grids.json"
+    grids = read_json(path) if path.exists() else []
+    grids.append({"started_at": started, "finished_at": time.time(), "workers": workers,
+                  "finished": len(outcome.finished), "skipped": len(outcome.skipped), "failed": len(outcome.failed),
+                  "artefact_seconds": outcome.artefact_seconds})
+    write_json_atomic(path, grids)
 
 
 def fisher_cache(ctx: Context, suite: str, key: str, forget, retain, batch_size: int, pad_id: int
@@ -408,6 +422,8 @@ def run_grid(specs: Sequence[RunSpec], ctx: Context, force: bool = False, show_p
     for spec in bar:
         bar.set_postfix_str(f"{spec.split} {spec.method_label} s{spec.seed}")
         status = run_one(spec, ctx, force=force)
+        if status == "finished" and distributed.is_main():  # one process: a run builds what runs share in its prepare
+            outcome.artefact_seconds += (ctx.store.load(ctx.store.run_dir(spec)) or {}).get("timings", {}).get("prepare", 0.0)
         if status == "failed":
             outcome.failed.append((spec.run_id, ctx.store.reason(spec)))
         else:

@@ -94,3 +94,38 @@ def test_bad_worker_and_epoch_metric_settings_are_one_line_errors(tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {message}") and "\n" not in err
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.slow
+def test_workers_stop_when_the_grid_process_is_killed(tdec_mini_artefacts, tmp_path):
+    """SIGKILL to `bench run --workers 2` (no chance to stop its pool): its worker processes stop within a few
+    seconds instead of computing on as orphans, and the run they held reads `interrupted`, not `running`."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from bench.report import status_table
+
+    root = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path)
+    grid = subprocess.Popen([sys.executable, "-m", "bench", "-q", "run", "--suite", "tdec-mini", "--methods", "ga,gd",
+                             "--workers", "2", "--results", str(root)], env={**os.environ, "PYTHONPATH": os.getcwd()})
+
+    def workers():
+        out = subprocess.run(["pgrep", "-P", str(grid.pid)], capture_output=True, text=True).stdout.split()
+        return [int(pid) for pid in out]
+
+    deadline = time.time() + 120
+    while not list(root.glob("tdec-mini/runs/*/run.json")) and time.time() < deadline:
+        time.sleep(0.5)
+    children = workers()
+    assert children, "the grid started no worker"
+    grid.send_signal(signal.SIGKILL)
+    grid.wait()
+    time.sleep(5)
+    alive = [pid for pid in children if os.path.exists(f"/proc/{pid}") and
+             open(f"/proc/{pid}/stat").read().split()[2] != "Z"]
+    assert not alive
+    table = status_table("tdec-mini", str(root))
+    assert "running" not in table
