@@ -1,11 +1,14 @@
 """A grid on this machine's cores: `bench run --workers N` runs N runs at a time, one process each.
 
 Tiny models do not speed up with more torch threads (2 threads ran the mini suites 3-8x slower than 1
-on a shared 2-core machine), but independent runs do with more processes. The references, thresholds
-and FILA's Fisher row weights that runs share are built first, the first group's alone (it builds
-what every group shares: a mini suite's base model) and the others side by side, so no two processes
-build the same artefact; then the runs go to whichever process is free. Each run is claimed in the
-store as in one process (bench/store.py), so a second `bench run` on the same results is safe.
+on a shared 2-core machine), but independent runs do with more processes. What the runs of one
+(suite, model, split, seed) share -- references, thresholds, FILA's Fisher row weights -- is prepared
+by one task, in order; the tasks go first, side by side, and each one's runs are queued as soon as it is
+done, so no core waits for references it does not need. Two tasks may build an artefact they both need
+(a mini suite's base model) at the same time: every artefact is published atomically and the first copy
+kept (suites/tofu.py publish_dir, bench/store.py write_json_atomic), and a core that would otherwise wait
+spends the time. Each run is claimed in the store as in one process (bench/store.py), so a second
+`bench run` on the same results is safe.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import multiprocessing
 import os
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, as_completed, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Sequence
 
 from bench.dispatch import Runtime, _artefact_specs, _groups
@@ -87,29 +90,40 @@ def run_grid_parallel(specs: Sequence[RunSpec], runtime: Runtime, workers: int, 
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init,
                              initargs=(runtime, level)) as pool:
         try:
-            # one task per (group, seed): two tasks of one seed would build its references twice, side by side
+            # one preparation per (group, seed), its specs in order (two of one seed would build its references
+            # twice side by side); a group-seed's runs start as soon as its own preparation is done
+            key = lambda s: (s["suite"], s["model"], s["split"], s["seed"])
             shared: dict[tuple, list[dict]] = {}
             for group in _groups(specs).values():
                 for s in _artefact_specs(group):
-                    shared.setdefault((s["suite"], s["model"], s["split"], s["seed"]), []).append(s)
-            tasks = list(shared.values())
+                    shared.setdefault(key(s), []).append(s)
+            waiting: dict[tuple, list[RunSpec]] = {}
+            for spec in specs:
+                waiting.setdefault(key(spec.to_dict()), []).append(spec)
             start = time.perf_counter()
-            if tasks:
-                pool.submit(_prepare, tasks[0]).result()
-                done, _ = wait([pool.submit(_prepare, t) for t in tasks[1:]], return_when=FIRST_EXCEPTION)
-                for future in done:
-                    future.result()  # the first failure, raised here
-            outcome.artefact_seconds = time.perf_counter() - start
-            futures = {pool.submit(_run, s.to_dict(), force): s for s in specs}
+            preparing = {pool.submit(_prepare, task): k for k, task in shared.items()}
+            running: dict = {}
+            pending = set(preparing)
             bar = tqdm(total=len(specs), desc="grid", unit="run", disable=not show_progress)
-            for future in as_completed(futures):
-                spec, status = futures[future], future.result()
-                bar.update()
-                bar.set_postfix_str(f"{spec.split} {spec.method_label} s{spec.seed}")
-                if status == "failed":
-                    outcome.failed.append((spec.run_id, store.reason(spec)))
-                else:
-                    getattr(outcome, status).append(spec.run_id)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    if future in preparing:
+                        future.result()  # a failure stops the grid here
+                        for spec in waiting.pop(preparing[future], []):
+                            run = pool.submit(_run, spec.to_dict(), force)
+                            running[run] = spec
+                            pending.add(run)
+                        if not any(f in preparing for f in pending):
+                            outcome.artefact_seconds = time.perf_counter() - start
+                        continue
+                    spec, status = running[future], future.result()
+                    bar.update()
+                    bar.set_postfix_str(f"{spec.split} {spec.method_label} s{spec.seed}")
+                    if status == "failed":
+                        outcome.failed.append((spec.run_id, store.reason(spec)))
+                    else:
+                        getattr(outcome, status).append(spec.run_id)
             bar.close()
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)  # runs already started finish; no new one starts

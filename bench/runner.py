@@ -43,7 +43,8 @@ class GridOutcome:
     skipped: list[str] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)  # claimed by another process
     failed: list[tuple[str, str]] = field(default_factory=list)
-    artefact_seconds: float = 0.0  # building what runs share (references, thresholds, Fisher): absent when cached
+    # until what runs share (references, thresholds, Fisher) was built; ~0 when cached (runs may overlap it)
+    artefact_seconds: float = 0.0
 
 
 def record_grid(store, suite: str, started: float, outcome: GridOutcome, workers: int) -> None:

@@ -50,7 +50,7 @@ def test_perf_real_data_profiles_every_phase_of_both_real_shaped_runs(tmp_path):
 
 def test_sweep_rows_read_the_wall_time_of_the_bench_run_that_built_the_references_and_of_a_cached_one(tmp_path):
     """Row 6 against the issue's targets: cold = the latest grid that built its shared artefacts, cached = the
-    latest that found them built, or without one the cold grid less its artefact stage."""
+    latest that found them built (never estimated)."""
     import json
 
     from bench.runner import GridOutcome, record_grid
@@ -61,10 +61,11 @@ def test_sweep_rows_read_the_wall_time_of_the_bench_run_that_built_the_reference
     [row] = [r for r in perf.sweep_times(tmp_path) if "tofu-mini" in r.name]
     grid = json.loads((tmp_path / "tofu-mini" / "grids.json").read_text())[0]
     cold = (grid["finished_at"] - grid["started_at"]) / 60
-    assert row.value == f"{cold:.1f} min / {cold - 4:.1f} min" and "less its artefact stage" in row.detail
+    assert row.value == f"{cold:.1f} min / – (no cached rerun)" and row.ok is False
+    assert "references built within its first 4.0 min" in row.detail
     record_grid(store, "tofu-mini", grid["finished_at"] - 300, GridOutcome(finished=["a"] * 72, artefact_seconds=0.2), 2)
     [row] = [r for r in perf.sweep_times(tmp_path) if "tofu-mini" in r.name]
-    assert row.value.endswith("/ 5.0 min") and "a rerun with them cached (72 runs)" in row.detail
+    assert row.value.endswith("/ 5.0 min") and "a rerun with them built (72 runs)" in row.detail
     assert row.ok is False  # the cold grid's 'wall time' here is the age of the test's clock: far over 12 minutes
     [missing] = [r for r in perf.sweep_times(tmp_path) if "tdec-mini" in r.name]
     assert missing.value == "–" and "built its references" in missing.detail
