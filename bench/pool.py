@@ -49,13 +49,10 @@ def _exit_with(parent: int) -> None:
 def _init(runtime: Runtime, level: int) -> None:
     global _ctx
     threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
-    logging.basicConfig(level=level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("transformers", "datasets", "accelerate", "peft", "lm_eval", "httpx", "filelock", "absl"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    import warnings
+    from bench.cli import _quiet_libraries
 
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*`pretrained` model kwarg.*")
+    logging.basicConfig(level=level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    _quiet_libraries(verbose=level <= logging.DEBUG)  # as the grid's own process does
     _ctx = runtime.context()
 
 
