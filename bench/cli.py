@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
                                         "(default: the suite's)")
         p.add_argument("--splits", help="comma-separated forget splits, or `all` (default: the suite's)")
         p.add_argument("--ranks", help="LoRA / FILA ranks, e.g. 4,8,16,32 (default: the suite's)")
-        p.add_argument("--seeds", help="comma-separated seeds (default: the suite's, 3 for the mini suites)")
+        p.add_argument("--seeds", help="comma-separated seeds (default: the suite's: 0,1,2 for tofu and tofu-mini, 0 for tdec and tdec-mini)")
         p.add_argument("--lr", help="learning rate (overrides the suite's per-model default)")
         p.add_argument("--epochs", help="unlearning epochs")
         p.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
@@ -333,9 +333,13 @@ def _until_decided(args, specs) -> int:
                 log.info(f"{label}: another seed reproduced an earlier run bit for bit; seeds change nothing for it")
         distinct = counts
         results = evaluate_file(claims_path, args.suite, runs, Plan.open(ctx.store.suite_dir(args.suite)))
-        undecided = undecided_methods(results) - inert
+        undecided = undecided_methods(results, inert)
         if not undecided:
-            print(f"every claim comparison is decided after seeds {','.join(map(str, seeds))}")
+            stuck = undecided_methods(results)
+            print(f"every claim comparison is decided after seeds {','.join(map(str, seeds))}" if not stuck else
+                  f"no more seeds can decide the comparisons still inconclusive: every seed reproduces the runs of "
+                  f"{', '.join(sorted(inert))} bit for bit, so no seed adds a pair; claims.md gives the replicates "
+                  f"each would need")
             return 1 if failed else 0
         if len(seeds) >= args.max_seeds:
             print(f"{len(undecided)} methods still in undecided comparisons at the cap of {args.max_seeds} seeds "
@@ -374,7 +378,7 @@ def _run_local(args, specs, ctx):
         outcome = run_grid_parallel(specs, _runtime(args, args.threads or 1), workers, force=args.force,
                                     show_progress=not args.quiet)
     if distributed.is_main():
-        record_grid(ctx.store, args.suite, started, outcome, workers)
+        record_grid(ctx.store, args.suite, started, outcome, workers, [s.run_id for s in specs])
     return outcome
 
 

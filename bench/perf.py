@@ -226,17 +226,22 @@ def sweep_times(results: Path) -> list[Row]:
     building of references)."""
     import time
 
+    from bench.fingerprint import digest
+    from bench.grid import expand
+
     rows = []
     for suite, (cold_limit, cached_limit) in SWEEP_TARGETS.items():
         path = results / suite / "grids.json"
-        grids = [g for g in (json.loads(path.read_text()) if path.exists() else []) if g["finished"] > 0]
+        default = digest(sorted(s.run_id for s in expand(suite, "all")))  # the sweep the target is for, not a test grid
+        grids = [g for g in (json.loads(path.read_text()) if path.exists() else [])
+                 if g.get("grid") == default and g["finished"] > 0]
         wall = lambda g: (g["finished_at"] - g["started_at"]) / 60
         cold = [g for g in grids if g["artefact_seconds"] >= 1.0]
         warm = [g for g in grids if g["artefact_seconds"] < 1.0]
         if not cold:
             rows.append(Row(f"6. {suite} sweep wall time", "–", "reported", None,
-                            f"no `bench run` in {results / suite} built its references; run `python -m bench run --suite "
-                            f"{suite} --methods all --results {results}` from an empty results directory"))
+                            f"no `bench run --suite {suite} --methods all` (default splits and seeds) in {results / suite} "
+                            f"built its references; run it from an empty results directory"))
             continue
         c = cold[-1]
         cached = wall(warm[-1]) if warm else None

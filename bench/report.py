@@ -98,8 +98,9 @@ def replicate_key(record: dict) -> str:
     return hashlib.sha256(json.dumps(produced, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-# options that change no measured number: they add measurements after the last epoch, or before it
-ADDS_ONLY = ("robustness", "lm_eval_extra", "epoch_metrics")
+# options that only add measurements after the last epoch and change none of the others (epoch_metrics changes
+# what the epochs before the last record, so its runs are labelled apart: never two observations of one run)
+ADDS_ONLY = ("robustness", "lm_eval_extra")
 
 
 def run_settings(spec: dict) -> str:
@@ -353,8 +354,8 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
     out.mkdir(parents=True, exist_ok=True)
     # before its last epoch a run records what is read per epoch (option epoch_metrics=read): not the attacks
     rule = {"last": "the last epoch of each run"}.get(
-        epoch, f"epoch rule `{epoch}`; at epochs before a run's last, the membership attacks are blank unless it "
-               f"was made with --option epoch_metrics=all")
+        epoch, f"epoch rule `{epoch}`; at epochs before a run's last, the membership attacks (and TDEC's EL_n while MA "
+               f"is above its threshold) are blank unless it was made with --option epoch_metrics=all")
     refs = reference_rows(suite, store)  # one more pass over every run.json, shared by the tables below
     frame = leaderboard(suite, store, epoch, runs, refs)
     shown = _format(frame, suite)

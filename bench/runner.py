@@ -47,14 +47,17 @@ class GridOutcome:
     artefact_seconds: float = 0.0
 
 
-def record_grid(store, suite: str, started: float, outcome: GridOutcome, workers: int) -> None:
+def record_grid(store, suite: str, started: float, outcome: GridOutcome, workers: int, run_ids: Sequence[str]) -> None:
     """Append this `bench run`'s wall time to results/<suite>/grids.json: what `bench perf` reports as a
-    sweep's time, cold (with the shared artefacts built) and without building them."""
+    sweep's time, cold (with the shared artefacts built) and without building them. `grid` (a digest of the
+    sorted run ids) says which grid it was: perf counts only the suite's default sweep."""
+    from bench.fingerprint import digest
     from bench.store import read_json
 
     path = store.suite_dir(suite) / "grids.json"
     grids = read_json(path) if path.exists() else []
-    grids.append({"started_at": started, "finished_at": time.time(), "workers": workers,
+    grids.append({"grid": digest(sorted(run_ids)), "runs": len(run_ids), "started_at": started,
+                  "finished_at": time.time(), "workers": workers,
                   "finished": len(outcome.finished), "skipped": len(outcome.skipped), "failed": len(outcome.failed),
                   "artefact_seconds": outcome.artefact_seconds})
     write_json_atomic(path, grids)

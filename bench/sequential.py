@@ -84,6 +84,12 @@ class Plan:
         write_json_atomic(self.path, {"n_max": self.n_max, "comparisons": self.comparisons})
 
 
-def undecided_methods(results) -> set[str]:
-    """Methods of the comparisons that more replicates could still decide (inconclusive, not `no data`)."""
-    return {m for r in results for k in r.checks if k.verdict == "inconclusive" for m in (k.a, k.b)}
+def undecided_methods(results, inert: set[str] = frozenset()) -> set[str]:
+    """Methods of the comparisons that more replicates could still decide: inconclusive (not `no data`), and
+    neither side `inert` (a method, without rank, whose new seeds reproduce its runs bit for bit: a pair with
+    one of its copies is dropped, so no seed adds a pair to such a comparison)."""
+    import re
+
+    base = lambda method: re.sub(r"-r\d+$", "", method)
+    return {m for r in results for k in r.checks if k.verdict == "inconclusive"
+            and not {base(k.a), base(k.b)} & inert for m in (k.a, k.b)}

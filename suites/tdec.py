@@ -305,12 +305,16 @@ class Tdec(Suite):
         chunk spans a cut ("...americanus .The two species...")."""
         lines = self.text_lines(kind, ctx)
         if not (ctx.data_dir and "wikitext.csv" in self.wikitext_files(ctx)):
-            return self.chunks(lines, tokenizer, seq_len, limit)
-        out: list[list[int]] = []
-        for document in lines:
-            out += self.chunks([document], tokenizer, seq_len, limit)
-            if len(out) >= limit:
-                break
+            out = self.chunks(lines, tokenizer, seq_len, limit)
+        else:
+            out = []
+            for document in lines:
+                out += self.chunks([document], tokenizer, seq_len, limit)
+                if len(out) >= limit:
+                    break
+        if limit and not out:  # an empty or too short file: thresholds and attacks over nothing would read NaN
+            raise BenchError(f"the {kind} text ({self.wikitext_source(ctx)}) holds no {seq_len}-token chunk "
+                             f"({len(lines)} non-empty rows); it needs at least {seq_len} tokens")
         return out[:limit]
 
     def chunks(self, lines: list[str], tokenizer, seq_len: int, limit: int) -> list[list[int]]:

@@ -92,3 +92,17 @@ def test_the_documented_offline_tdec_command_succeeds_on_the_repository_director
     assert record["suite_records"]["retain_sequences"] == 8
     assert "data/wikitext.csv" in record["inputs"]
     assert sum("come from validation_data/wikitext.csv" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_empty_wikitext_exports_are_a_one_line_error_before_any_model_runs(tmp_path, tokenizer):
+    """Zero-byte (or too short) exports gave no chunk: the thresholds and the attacks then read NaN after a
+    whole epoch of training. Now the text that holds no chunk is named when the run reads it, in prepare."""
+    from bench.errors import BenchError
+    from suites import SUITES
+
+    for split in ("train", "validation", "test"):
+        (tmp_path / f"wikitext_{split}.txt").write_text("" if split != "train" else "too short\n")
+    ctx = Context(store=ResultStore(tmp_path / "r"), data_dir=str(tmp_path))
+    for kind in ("retain", "heldout", "unseen"):
+        with pytest.raises(BenchError, match=rf"the {kind} text \(wikitext_.*\) holds no 24-token chunk"):
+            SUITES["tdec"].text_chunks(kind, tokenizer, 24, 8, ctx)

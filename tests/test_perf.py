@@ -56,16 +56,25 @@ def test_sweep_rows_read_the_wall_time_of_the_bench_run_that_built_the_reference
     from bench.runner import GridOutcome, record_grid
     from bench.store import ResultStore
 
+    from bench.grid import expand
+
     store = ResultStore(tmp_path)
-    record_grid(store, "tofu-mini", 0.0, GridOutcome(finished=["a"] * 72, artefact_seconds=240.0), 2)
+    sweep = [s.run_id for s in expand("tofu-mini", "all")]
+    record_grid(store, "tofu-mini", 0.0, GridOutcome(finished=["a"] * 72, artefact_seconds=240.0), 2, sweep)
+    record_grid(store, "tofu-mini", 1.0, GridOutcome(finished=["a"], artefact_seconds=60.0), 2, sweep[:1])  # a test grid
     [row] = [r for r in perf.sweep_times(tmp_path) if "tofu-mini" in r.name]
     grid = json.loads((tmp_path / "tofu-mini" / "grids.json").read_text())[0]
     cold = (grid["finished_at"] - grid["started_at"]) / 60
     assert row.value == f"{cold:.1f} min / – (no cached rerun)" and row.ok is False
     assert "references built within its first 4.0 min" in row.detail
-    record_grid(store, "tofu-mini", grid["finished_at"] - 300, GridOutcome(finished=["a"] * 72, artefact_seconds=0.2), 2)
+    record_grid(store, "tofu-mini", grid["finished_at"] - 300, GridOutcome(finished=["a"] * 72, artefact_seconds=0.2), 2,
+                sweep)
+    record_grid(store, "tofu-mini", 0.0, GridOutcome(finished=["a"], artefact_seconds=0.1), 2, sweep[:1])  # ignored
     [row] = [r for r in perf.sweep_times(tmp_path) if "tofu-mini" in r.name]
     assert row.value.endswith("/ 5.0 min") and "a rerun with them built (72 runs)" in row.detail
     assert row.ok is False  # the cold grid's 'wall time' here is the age of the test's clock: far over 12 minutes
     [missing] = [r for r in perf.sweep_times(tmp_path) if "tdec-mini" in r.name]
     assert missing.value == "–" and "built its references" in missing.detail
+    record_grid(store, "tdec-mini", 0.0, GridOutcome(finished=["a"], artefact_seconds=10.0), 1, ["one-run"])
+    [small] = [r for r in perf.sweep_times(tmp_path) if "tdec-mini" in r.name]
+    assert small.value == "–"  # a one-run grid is not the 180-run sweep the target is for
