@@ -131,7 +131,10 @@ def extrapolation(record: dict, sequences: int) -> str:
     run's evaluations)."""
     if sequences >= 32:
         return ""
+    # the evaluations after epochs, and TDEC's of the model before unlearning (once per split, in prepare)
     evaluations = [v["phases"] for k, v in record["phases"].items() if k.startswith("evaluate-") and "phases" in v]
+    evaluations += [record["phases"]["prepare"].get("phases", {}).get("start_evaluation", {}).get("phases", {})]
+    evaluations = [e for e in evaluations if "ma" in e and "el_n" in e]  # EL_n waits for MA's threshold per epoch
     scaled = {k: sorted(e[k]["seconds"] * 32 / sequences for e in evaluations) for k in ("ma", "el_n")}
     span = lambda v: f"{v[0]:.0f}" if round(v[0]) == round(v[-1]) else f"{v[0]:.0f}-{v[-1]:.0f}"
     return (f"Extrapolated to all 32 sequences of a set (x 32/{sequences}: each sequence's prefixes are decoded "
@@ -159,8 +162,9 @@ def run(real_data: str, results: str, sequences: int = 8, items: int = 0, limit:
             f"--real-limit {limit}`. Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores "
             f"(1-minute load average {load}: times on a shared machine vary by 1.5x and more), one torch thread, "
             f"torch {torch.__version__}. Peak memory: the process's resident-set high-water mark, reset at each phase "
-            f"(bench/phases.py); a phase's own cost is its peak less its RSS at start. Each run: one epoch, so "
-            f"evaluate-0 is the model before unlearning and evaluate-1 after it.\n\n"
+            f"(bench/phases.py); a phase's own cost is its peak less its RSS at start. Each run: one epoch; "
+            f"evaluate-1 is the model after it, and the model before it is evaluated once and stored (TDEC: "
+            f"prepare / start_evaluation; TOFU: the target's evaluation in prepare).\n\n"
             f"## TDEC set0, ga+full, 2-layer GPT-Neo (hidden 64) with the 50,257-token GPT-2 vocabulary\n\n"
             f"{tdec['suite_records']['forget_sequences']} real forget sequences of set0 "
             f"(lengths {tdec['suite_records']['forget_lengths']['min']}-{tdec['suite_records']['forget_lengths']['max']} "

@@ -38,7 +38,7 @@ def test_perf_real_data_profiles_every_phase_of_both_real_shaped_runs(tmp_path):
     text = perf_real.run(str(real_data()), str(tmp_path), sequences=1, items=3, limit=2)
     assert text == (tmp_path / "perf-real.md").read_text()
     tdec, tofu = text.split("## TOFU")
-    for phase in ("| prepare ", "| evaluate-0 / el_n ", "| evaluate-1 / attacks / gradnorm ", "| train-1 ",
+    for phase in ("| prepare ", "| prepare / start_evaluation / el_n ", "| evaluate-1 / attacks / gradnorm ", "| train-1 ",
                   "| utility / dialogue ", "| prepare / mia_reference_nll "):
         assert phase in tdec, phase
     assert "1 real forget sequences of set0" in tdec and "x 32/1" in tdec

@@ -63,18 +63,24 @@ def test_a_run_records_every_phase_and_the_evaluations_parts(tdec_mini_artefacts
     from tests.conftest import with_tdec_mini_artefacts
 
     root = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path / "results")
-    assert main(["-q", "run", "--suite", "tdec-mini", "--seeds", "0", "--methods", "ga", "--epochs", "2",
-                 "--option", "eval_limit=3", "--results", str(root)]) == 0
+    assert main(["-q", "run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--methods", "ga",
+                 "--epochs", "2", "--option", "eval_limit=3", "--results", str(root)]) == 0
     record = json.loads(next(root.rglob("run.json")).read_text())
     recorded = record["phases"]
     assert {"prepare", "load", "adapter", "utility"} <= set(recorded)
+    # the model before unlearning: evaluated in full once per split, in prepare (stored for later runs)
+    assert {"ma", "el_n", "attacks"} <= set(recorded["prepare"]["phases"]["start_evaluation"]["phases"])
     trained = [e["epoch"] for e in record["epochs"] if e["epoch"] > 0]
     assert [f"train-{e}" for e in trained] == [k for k in recorded if k.startswith("train-")]
-    for epoch in trained:  # the evaluation's parts: MA, EL_n, the attacks' two passes
-        parts = recorded[f"evaluate-{epoch}"]["phases"]
-        assert {"ma", "el_n", "attacks"} <= set(parts)
-        assert set(parts["attacks"]["phases"]) == {"attack_statistics", "gradnorm"}
-        assert parts["el_n"]["seconds"] <= recorded[f"evaluate-{epoch}"]["seconds"]
+    limit = record["suite_records"]["thresholds"]["ma"]
+    for entry in record["epochs"][1:]:  # the evaluation's parts: MA, EL_n once MA is below its threshold, the attacks last
+        epoch, parts = entry["epoch"], recorded[f"evaluate-{entry['epoch']}"]["phases"]
+        last = epoch == trained[-1]
+        assert set(parts) == {"ma"} | ({"el_n"} if last or entry["metrics"]["ma"] < limit else set()) | \
+            ({"attacks"} if last else set())
+        if last:
+            assert set(parts["attacks"]["phases"]) == {"attack_statistics", "gradnorm"}
+            assert parts["el_n"]["seconds"] <= recorded[f"evaluate-{epoch}"]["seconds"]
     if recorded["prepare"]["exact"]:
         # the run's peak is its phases' largest (up to the end of training, as before phases existed)
         assert record["peak_memory_mb"] == max(v["peak_memory_mb"] for k, v in recorded.items() if k != "utility")
