@@ -78,15 +78,34 @@ def remove_all(run_dir: Path) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
+# a merged copy is made for evaluation only while it costs at most this much memory (bytes of parameters)
+MERGE_FOR_EVALUATION_BYTES = 1 << 30
+
+
+def merged(model: torch.nn.Module, limit: int | None = None) -> torch.nn.Module:
+    """A plain copy of a PEFT model with its LoRA / FILA adapters merged into the weights (the model
+    `export_model` saves); any other model is returned as it is. With `limit` (bytes), a model whose
+    parameters take more is returned unmerged.
+
+    Evaluation reads the merged copy: the same function as the adapter model (equal up to float
+    rounding, ~1e-7 relative), one matrix product per layer instead of three and none of PEFT's
+    per-layer Python. On tofu-mini this made teacher-forced scoring 1.5x and generation 1.2x faster
+    (measured, results/perf.md). The copy is discarded after the evaluation; training never sees it."""
+    import copy
+
+    if not hasattr(model, "merge_and_unload"):
+        return model
+    if limit is not None and sum(p.numel() * p.element_size() for p in model.parameters()) > limit:
+        return model
+    return copy.deepcopy(model).merge_and_unload()
+
+
 def export_model(model: torch.nn.Module, tokenizer, out_dir: Path) -> Path:
     """Save the unlearned model as a plain Hugging Face checkpoint (safetensors) that
     `from_pretrained` loads with no PEFT code. LoRA / FILA adapters are merged into their base
     weights first: for FILA that base is the residual W - s*B0*A0, so the saved weights are
     W_res + s*B*A, never the trained adapter on top of the original W."""
-    import copy
-
     out_dir = Path(out_dir)
-    plain = copy.deepcopy(model).merge_and_unload() if hasattr(model, "merge_and_unload") else model
-    plain.save_pretrained(out_dir)
+    merged(model).save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir

@@ -10,9 +10,10 @@ A claim file (`suites/claims/<family>.yaml`, or `bench report --claims FILE`) ho
       for_each: {objective: [ga, gd, ihl]}  # optional: one comparison per substitution
       only_forgotten: false                 # optional: keep only runs that forgot (equal forgetting)
     - id: ihl-fila-best
-      kind: best                            # A better than every other method of the suite
+      kind: best                            # A better than every other method of the suite ...
       method: ihl+fila
       metric: fq_constrained
+      among: [ga, gd, ihl, kl, npo]         # optional: only methods of these objectives (the paper's)
 
 A claim names a practical margin (`margin:`, or the file's `margins:` per metric; the suites' own claims
 also quote their source in the paper, `source:`): the smallest difference that matters, in the metric's units (log10 for
@@ -83,7 +84,7 @@ class ClaimResult:
 
 
 CLAIM_KEYS = {"id", "text", "metric", "better", "than", "for_each", "only_forgotten", "kind", "method", "margin",
-              "scale", "source"}
+              "scale", "source", "among"}
 
 
 def load(path: Path) -> list[dict]:
@@ -125,7 +126,22 @@ def load(path: Path) -> list[dict]:
         c["pairs"] = _pairs_of(c, path) if kind == "better" else None
         if kind == "best":
             check_method(c["method"], c, path)
+            check_among(c, path)
     return claims
+
+
+def check_among(c: dict, path: Path) -> None:
+    """`among` of a best claim: a non-empty list of objectives, else a one-line BenchError naming the valid ones."""
+    from methods import OBJECTIVES
+
+    among = c.get("among")
+    if among is None:
+        return
+    if not isinstance(among, list) or not among:
+        raise BenchError(f"claim {c['id']!r} in {path}: among must be a non-empty list of objectives, got {among!r}")
+    for name in among:
+        if name not in OBJECTIVES:
+            raise unknown(f"objective in `among` of claim {c['id']!r} in {path}", name, sorted(OBJECTIVES))
 
 
 def _pairs_of(c: dict, path: Path) -> list[tuple[str, str]]:
@@ -273,7 +289,10 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None) -> l
         metric, only = metrics[c["metric"]], bool(c.get("only_forgotten", False))
         if c.get("kind", "better") == "best":
             check_method(c["method"], c, Path("(claims given directly)"))
-            others = [label for label, base in methods if c["method"] not in (label, base)]
+            check_among(c, Path("(claims given directly)"))
+            among = c.get("among")  # the methods the claim's source compared: their objectives
+            others = [label for label, base in methods if c["method"] not in (label, base)
+                      and (among is None or base.split("+")[0] in among)]
             pairs = [(c["method"], o) for o in others]
         else:
             pairs = c["pairs"] if "pairs" in c else _pairs_of(c, Path("(claims given directly)"))

@@ -96,10 +96,10 @@ def canonical(value: str) -> str:
 
 def merged_copy(model):
     """A plain model computing what `model` computes: adapters folded into the weights."""
-    clone = copy.deepcopy(model)
-    if hasattr(clone, "merge_and_unload"):
-        clone = clone.merge_and_unload()
-    return clone.eval()
+    from bench.checkpoint import merged
+
+    clone = merged(model)
+    return (copy.deepcopy(clone) if clone is model else clone).eval()
 
 
 def quantized(model, bits: int):

@@ -278,6 +278,9 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
             return prepared.evaluate(model, tokenizer)
         return prepared.per_epoch(model, tokenizer)
 
+    def evaluated(model):  # what the evaluations read: adapters merged into a copy (bench/checkpoint.py: merged)
+        return checkpoint.merged(model, checkpoint.MERGE_FOR_EVALUATION_BYTES)
+
     items_dir = run.dir / "items"
     last_evaluation = None  # the robustness stages compare against it
 
@@ -288,10 +291,12 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
         # every rank evaluates its (identical) model; rank 0's numbers steer all of them
         last = stats.epoch >= spec.hparams.epochs
         with recorder.phase(f"evaluate-{stats.epoch}"):
-            evaluation = distributed.share(evaluate_epoch(model, tokenizer, last))
+            view = evaluated(model)
+            evaluation = distributed.share(evaluate_epoch(view, tokenizer, last))
             stop = bool(prepared.should_stop and prepared.should_stop(evaluation.metrics))
             if stop and not last and split_evaluation:  # the run ends here: this epoch is the one the tables report
-                evaluation = distributed.share(prepared.complete(model, tokenizer, evaluation))
+                evaluation = distributed.share(prepared.complete(view, tokenizer, evaluation))
+            del view
         last_evaluation = evaluation
         eval_seconds += time.perf_counter() - t
         entry = {"epoch": stats.epoch, "train": {"loss": stats.loss, **stats.parts, "steps": stats.steps,
@@ -365,7 +370,8 @@ def _final_stage(spec: RunSpec, ctx: Context, run: Run, prepared, model, tokeniz
     if prepared.final_evaluate is not None:
         t0 = time.perf_counter()
         with phases.phase("utility"):
-            final.update(prepared.final_evaluate(model, tokenizer))
+            final.update(prepared.final_evaluate(checkpoint.merged(model, checkpoint.MERGE_FOR_EVALUATION_BYTES),
+                                                 tokenizer))
         timings["utility"] = time.perf_counter() - t0
         final = distributed.share(final)
         _check_finite(final, epochs[-1]["epoch"])
@@ -375,7 +381,7 @@ def _final_stage(spec: RunSpec, ctx: Context, run: Run, prepared, model, tokeniz
 
         t0 = time.perf_counter()
         counts: dict = {}
-        scores = run_tasks(model, tokenizer, extra, ctx.lm_eval_include, include_defaults=True, device=ctx.device,
+        scores = run_tasks(checkpoint.merged(model, checkpoint.MERGE_FOR_EVALUATION_BYTES), tokenizer, extra, ctx.lm_eval_include, include_defaults=True, device=ctx.device,
                            limit=int(spec.option("eval_limit", 0)) or None, items=counts)
         final.update({f"lm_eval/{t}": v for t, v in scores.items()})
         final.update({f"lm_eval_items/{t}": n for t, n in counts.items()})

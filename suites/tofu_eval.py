@@ -323,8 +323,8 @@ def evaluate_sets(model, tokenizer, sets: Sequence[EvalSet], fmt: QAFormat, gene
         per_set[s].setdefault(i, {})[slot] = value
     questions = [it["question"] for es in sets for it in es.items]
     with phase("generation"):
-        generations = generate(model, tokenizer, [fmt.prompt(q) for q in questions], generation, max_length=max_length,
-                               add_special_tokens=fmt.adds_special_tokens, names=questions)
+        generations = generate(model, tokenizer, [fmt.prompt(q) for q in questions], generation, batch_size,
+                               max_length=max_length, add_special_tokens=fmt.adds_special_tokens, names=questions)
     metrics, items, offset = {}, {}, 0
     for s, es in enumerate(sets):
         n = len(es.items)
@@ -378,8 +378,8 @@ def paraphrase_probe(model, tokenizer, items: Sequence[dict], fmt: QAFormat, gen
     questions = [it["paraphrased_question"] for it in items]
     examples = [fmt.example(tokenizer, q, it["answer"], max_length) for q, it in zip(questions, items)]
     prob = np.exp(-answer_nll(model, examples, tokenizer.pad_token_id, batch_size))
-    generations = generate(model, tokenizer, [fmt.prompt(q) for q in questions], generation, max_length=max_length,
-                           add_special_tokens=fmt.adds_special_tokens, names=questions)
+    generations = generate(model, tokenizer, [fmt.prompt(q) for q in questions], generation, batch_size,
+                           max_length=max_length, add_special_tokens=fmt.adds_special_tokens, names=questions)
     rouge = rouge_l_recall([it["answer"] for it in items], generations)
     model.train(was_training)
     return {"forget_prob": float(prob.mean()), "forget_rouge": float(rouge.mean())}

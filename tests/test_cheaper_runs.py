@@ -30,6 +30,35 @@ def test_eval_candidates_tokenised_once_give_the_same_numbers(tokenizer):
     assert len(cache) == len(candidates)  # one entry per (question, answer), not per call
 
 
+def test_adapter_models_are_evaluated_as_their_merged_weights(tokenizer):
+    """Evaluation reads a merged copy of a LoRA / FILA model (bench/checkpoint.py: merged): every TOFU number and
+    attack equals the adapter model's to float rounding, the adapter model itself is left as it was (still PEFT,
+    same weights), and a model over the size limit is evaluated in place."""
+    import torch
+
+    from bench.checkpoint import merged
+    from methods import lora
+
+    model, fmt = lora.wrap(tiny("llama", tokenizer), 4), FORMATS["qa"]
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    before = {n: p.clone() for n, p in model.state_dict().items()}
+    sets = [EvalSet("forget", ITEMS, "paraphrased_answer", False)]
+    adapter = evaluate_sets(model, tokenizer, sets, fmt, "new:3", 64, privacy=(ITEMS, NON_MEMBERS))
+    view = merged(model)
+    assert not hasattr(view, "merge_and_unload") and not any("lora_" in n for n, _ in view.named_parameters())
+    plain = evaluate_sets(view, tokenizer, sets, fmt, "new:3", 64, privacy=(ITEMS, NON_MEMBERS))
+    assert adapter[0].keys() == plain[0].keys()
+    for key, value in adapter[0].items():
+        assert plain[0][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+    assert hasattr(model, "merge_and_unload") and all(torch.equal(before[n], p) for n, p in model.state_dict().items())
+    assert merged(model, limit=1) is model  # over the limit: evaluated through the adapters in place
+    plain_model = tiny("llama", tokenizer)
+    assert merged(plain_model) is plain_model
+
+
 def runs(root):
     return {p.parent.name: json.loads(p.read_text()) for p in root.glob("tdec-mini/runs/*/run.json")}
 

@@ -286,3 +286,24 @@ def test_a_claim_naming_no_method_is_an_error_and_a_method_without_runs_is_no_da
 
     [result] = evaluate_file(good, "tofu-mini", load_runs("tofu-mini", store))
     assert result.verdict == "no data" and result.checks[0].reason == "no finished run of ceu+fila"
+
+
+def test_a_best_claim_compares_only_the_objectives_its_source_compared(store, tmp_path, capsys):
+    """`among` restricts a best claim to methods of the listed objectives: a method the paper never ran is
+    not one of its comparisons (nor one more Bonferroni share); an objective that does not exist is a
+    one-line error naming the valid ones."""
+    runs = load_runs("tofu-mini", store)
+    path = tmp_path / "best.yaml"
+    path.write_text("claims:\n  - {id: b, kind: best, metric: fq_constrained, method: ihl+fila, margin: 1, among: [ga]}\n")
+    [result] = claims.evaluate_file(path, "tofu-mini", runs)
+    assert sorted(k.b for k in result.checks) == ["ga+fila-r4", "ga+lora-r4"]  # not ihl+lora-r4
+    assert [k.level for k in result.checks] == ["0.975", "0.975"]  # 2 comparisons share the 5%
+    path.write_text("claims:\n  - {id: b, kind: best, metric: fq_constrained, method: ihl+fila, margin: 1, "
+                    "among: [ga, gd]}\n")
+    assert sorted(k.b for k in claims.evaluate_file(path, "tofu-mini", runs)[0].checks) == ["ga+fila-r4", "ga+lora-r4"]
+    for among, message in (("[gaa]", "unknown objective in `among` of claim 'b'"), ("ga", "among must be a non-empty list")):
+        path.write_text(f"claims:\n  - {{id: b, kind: best, metric: fq_constrained, method: ihl+fila, margin: 1, "
+                        f"among: {among}}}\n")
+        assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--claims", str(path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err
