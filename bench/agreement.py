@@ -14,10 +14,15 @@ from tabulate import tabulate
 from bench import stats
 
 
-def _summaries(runs: pd.DataFrame, metrics) -> dict[tuple, stats.Summary]:
+POOLED = "all sets"  # the split label of summaries pooled over forget sets
+
+
+def _summaries(runs: pd.DataFrame, metrics, pool_splits: bool = False) -> dict[tuple, stats.Summary]:
     from bench.tables import row_labels
 
     finished = runs[runs["status"] == "finished"]
+    if pool_splits:  # the forget sets are replicates: one summary over sets and seeds, as the paper table's
+        finished = finished.assign(split=POOLED)
     finished = finished.assign(method=row_labels(finished, ["model", "split", "method"]))  # unlike runs never pool
     out = {}
     for (model, split, method), group in finished.groupby(["model", "split", "method"]):
@@ -29,9 +34,10 @@ def _summaries(runs: pd.DataFrame, metrics) -> dict[tuple, stats.Summary]:
     return out
 
 
-def separated_pairs(runs_a: pd.DataFrame, runs_b: pd.DataFrame, metrics) -> list[dict]:
-    """Every pair separated in A, with what B says of it."""
-    a, b = _summaries(runs_a, metrics), _summaries(runs_b, metrics)
+def separated_pairs(runs_a: pd.DataFrame, runs_b: pd.DataFrame, metrics, pool_splits: bool = False) -> list[dict]:
+    """Every pair separated in A, with what B says of it. `pool_splits`: summarise each method over all forget
+    sets and seeds (split `all sets`), for suites whose splits are replicates (Suite.splits_are_replicates)."""
+    a, b = _summaries(runs_a, metrics, pool_splits), _summaries(runs_b, metrics, pool_splits)
     direction = {m.name: m.higher_is_better for m in metrics}
     groups: dict[tuple, list[str]] = {}
     for model, split, metric, method in a:
@@ -71,7 +77,9 @@ def write(suite: str, path: Path, pairs: list[dict], claims_a: list, claims_b: l
                    "agree": "yes" if verdicts_b.get(c.id) == c.verdict else "NO"} for c in claims_a]
     lines = [f"# {suite}: do these results and {other} agree?", "",
              "A = these results, B = the other set. Every pair of methods whose 95% intervals do not overlap "
-             "in A, per metric, and what B says of it.", "",
+             "in A, per metric, and what B says of it." + (
+                 " The forget sets are replicates here: each method is summarised over all of them (split "
+                 f"`{POOLED}`), as in the paper table." if any(p["split"] == POOLED for p in pairs) else ""), "",
              f"All metrics: {_count(pairs)}.", "",
              f"The paper table's columns ({', '.join(table_metrics)}): "
              f"{_count([p for p in pairs if p['metric'] in table_metrics])}.", ""]

@@ -409,7 +409,7 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
         from bench import agreement
 
         other_claims = claims.evaluate_file(claims_path, suite, other) if claim_results else []
-        pairs = agreement.separated_pairs(runs, other, kind.metrics)
+        pairs = agreement.separated_pairs(runs, other, kind.metrics, kind.splits_are_replicates)
         paths.append(agreement.write(suite, out / "agreement.md", pairs, claim_results, other_claims, against,
                                      getattr(kind, "paper_columns", ())))
     if comparisons:

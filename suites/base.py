@@ -125,6 +125,9 @@ class Suite(ABC):
     robustness_columns: tuple[str, ...] = ()  # robustness.md's metrics (bench/robustness.py)
     recovery_metric: str | None = None  # what the relearning recovery is a share of
     reads_data_dir: bool = True  # False: the suite builds its own data and never reads --data-dir
+    # True: the forget splits are replicates of one task (TDEC's five sets, which the paper averages), so
+    # summaries across result sets (agreement.md) pool them; False: each split is its own task (TOFU's 1/5/10 %)
+    splits_are_replicates: bool = False
 
     def check_split(self, split: str) -> str:
         if split not in self.splits:

@@ -137,6 +137,7 @@ class Tdec(Suite):
     default_adapters = ("full", "lora", "fila")
     default_ranks = (4, 8, 16, 32)
     claims = "tdec"  # suites/claims/tdec.yaml: the paper's claims as comparisons
+    splits_are_replicates = True  # the paper averages over the five forget sets
     # the paper table's quality columns; every metric stays in run.json and the leaderboard
     paper_columns = ("epochs_to_forget", "reasoning_acc", "dialogue_f1", "ppl_pile", "ppl_heldout")
     metrics = METRICS

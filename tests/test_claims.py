@@ -307,3 +307,21 @@ def test_a_best_claim_compares_only_the_objectives_its_source_compared(store, tm
         assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--claims", str(path)]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err
+
+
+def test_agreement_pools_forget_sets_where_they_are_replicates():
+    """TDEC's five forget sets are replicates (one seed each): per set no method has an interval and nothing
+    can be separated; pooled over the sets, as the paper table pools them, the pair is separated."""
+    from bench import agreement
+    from suites import SUITES
+
+    metrics = [m for m in SUITES["tdec-mini"].metrics if m.name == "ma"]
+    rows = [{"model": "m", "split": f"set{i}", "method": method, "status": "finished", "settings": "", "ma": value + d}
+            for method, value in (("ga", 0.1), ("ihl", 0.5)) for i, d in enumerate((0.0, 0.01, -0.01, 0.02, -0.02))]
+    runs = pd.DataFrame(rows)
+    assert SUITES["tdec-mini"].splits_are_replicates and not SUITES["tofu-mini"].splits_are_replicates
+    assert agreement.separated_pairs(runs, runs, metrics) == []
+    [pair] = agreement.separated_pairs(runs, runs, metrics, pool_splits=True)
+    assert pair["split"] == "all sets" and pair["in B"] == "same, separated"
+    flipped = runs.assign(method=runs["method"].map({"ga": "ihl", "ihl": "ga"}))
+    assert agreement.separated_pairs(runs, flipped, metrics, pool_splits=True)[0]["in B"] == "reversed, separated"
