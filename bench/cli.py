@@ -366,8 +366,9 @@ def _run_local(args, specs, ctx):
     import time
 
     from bench import distributed
-    from bench.runner import record_grid, run_grid
+    from bench.runner import artefact_entries, record_grid, run_grid
 
+    before = artefact_entries(ctx.store, args.suite)
     started, workers = time.time(), _workers(args, ctx, len(specs))
     if workers == 1:
         outcome = run_grid(specs, ctx, force=args.force, show_progress=not args.quiet)
@@ -378,7 +379,8 @@ def _run_local(args, specs, ctx):
         outcome = run_grid_parallel(specs, _runtime(args, args.threads or 1), workers, force=args.force,
                                     show_progress=not args.quiet)
     if distributed.is_main():
-        record_grid(ctx.store, args.suite, started, outcome, workers, [s.run_id for s in specs])
+        record_grid(ctx.store, args.suite, started, outcome, workers, [s.run_id for s in specs],
+                    sorted(artefact_entries(ctx.store, args.suite) - before))
     return outcome
 
 

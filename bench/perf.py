@@ -236,8 +236,10 @@ def sweep_times(results: Path) -> list[Row]:
         grids = [g for g in (json.loads(path.read_text()) if path.exists() else [])
                  if g.get("grid") == default and g["finished"] > 0]
         wall = lambda g: (g["finished_at"] - g["started_at"]) / 60
-        cold = [g for g in grids if g["artefact_seconds"] >= 1.0]
-        warm = [g for g in grids if g["artefact_seconds"] < 1.0]
+        # cold: the grid built shared artefacts (grids.json's `built`; older entries: it spent time preparing)
+        built = lambda g: bool(g["built"]) if "built" in g else g["artefact_seconds"] >= 1.0
+        cold = [g for g in grids if built(g)]
+        warm = [g for g in grids if not built(g)]
         if not cold:
             rows.append(Row(f"6. {suite} sweep wall time", "–", "reported", None,
                             f"no `bench run --suite {suite} --methods all` (default splits and seeds) in {results / suite} "

@@ -47,10 +47,30 @@ class GridOutcome:
     artefact_seconds: float = 0.0
 
 
-def record_grid(store, suite: str, started: float, outcome: GridOutcome, workers: int, run_ids: Sequence[str]) -> None:
+def artefact_entries(store, suite: str) -> set[str]:
+    """The suite's shared artefacts (reference models, Fisher tensors, thresholds, generated data), as paths
+    up to three levels below results/<suite>/artefacts (tofu-mini: models/<recipe>/<split-seed>); stored
+    evaluations (`evals/`) are left out: they are not what "with references cached" is about, and a change
+    of evaluator code recomputes them."""
+    root = store.artefact_dir(suite)
+    if not root.exists():
+        return set()
+
+    def below(path, depth):
+        yield path
+        if depth > 1 and path.is_dir():
+            for child in path.iterdir():
+                yield from below(child, depth - 1)
+
+    return {str(p.relative_to(root)) for top in root.iterdir() if top.name != "evals" for p in below(top, 3)}
+
+
+def record_grid(store, suite: str, started: float, outcome: GridOutcome, workers: int, run_ids: Sequence[str],
+                built: Sequence[str] = ()) -> None:
     """Append this `bench run`'s wall time to results/<suite>/grids.json: what `bench perf` reports as a
-    sweep's time, cold (with the shared artefacts built) and without building them. `grid` (a digest of the
-    sorted run ids) says which grid it was: perf counts only the suite's default sweep."""
+    sweep's time, cold (with the shared artefacts built: `built` names them, `artefact_entries`) and without
+    building them. `grid` (a digest of the sorted run ids) says which grid it was: perf counts only the
+    suite's default sweep."""
     from bench.fingerprint import digest
     from bench.store import read_json
 
@@ -59,7 +79,7 @@ def record_grid(store, suite: str, started: float, outcome: GridOutcome, workers
     grids.append({"grid": digest(sorted(run_ids)), "runs": len(run_ids), "started_at": started,
                   "finished_at": time.time(), "workers": workers,
                   "finished": len(outcome.finished), "skipped": len(outcome.skipped), "failed": len(outcome.failed),
-                  "artefact_seconds": outcome.artefact_seconds})
+                  "artefact_seconds": outcome.artefact_seconds, "built": sorted(built)})
     write_json_atomic(path, grids)
 
 

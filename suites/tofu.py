@@ -472,7 +472,9 @@ class Tofu(Suite):
         ref_auc = {**{a: ref_eval.metrics[f"mia_{a}"] for a in ATTACKS if a != "reference"}, "reference": 0.5}
         ref_metrics = against_references(ref_eval.metrics, ref_eval.items)
 
-        encoded: dict = {}  # the eval sets' tokenised candidates, reused by every epoch
+        from suites.tofu_eval import encoding_cache
+
+        encoded = encoding_cache(target, fmt)  # the eval sets' tokenised candidates, reused by every epoch and run
 
         def per_epoch(model, tok) -> Evaluation:
             """What the columns and derived metrics read at every epoch: forget quality, model utility and

@@ -60,14 +60,17 @@ def test_sweep_rows_read_the_wall_time_of_the_bench_run_that_built_the_reference
 
     store = ResultStore(tmp_path)
     sweep = [s.run_id for s in expand("tofu-mini", "all")]
-    record_grid(store, "tofu-mini", 0.0, GridOutcome(finished=["a"] * 72, artefact_seconds=240.0), 2, sweep)
-    record_grid(store, "tofu-mini", 1.0, GridOutcome(finished=["a"], artefact_seconds=60.0), 2, sweep[:1])  # a test grid
+    record_grid(store, "tofu-mini", 0.0, GridOutcome(finished=["a"] * 72, artefact_seconds=240.0), 2, sweep,
+                built=["models/tiny-llama-1/full"])
+    record_grid(store, "tofu-mini", 1.0, GridOutcome(finished=["a"], artefact_seconds=60.0), 2, sweep[:1],
+                built=["models/tiny-llama-1/full"])  # a test grid
     [row] = [r for r in perf.sweep_times(tmp_path) if "tofu-mini" in r.name]
     grid = json.loads((tmp_path / "tofu-mini" / "grids.json").read_text())[0]
     cold = (grid["finished_at"] - grid["started_at"]) / 60
     assert row.value == f"{cold:.1f} min / – (no cached rerun)" and row.ok is False
     assert "references built within its first 4.0 min" in row.detail
-    record_grid(store, "tofu-mini", grid["finished_at"] - 300, GridOutcome(finished=["a"] * 72, artefact_seconds=0.2), 2,
+    # cached: it built nothing, though preparing (reading references, recomputing their evaluations) took time
+    record_grid(store, "tofu-mini", grid["finished_at"] - 300, GridOutcome(finished=["a"] * 72, artefact_seconds=13.0), 2,
                 sweep)
     record_grid(store, "tofu-mini", 0.0, GridOutcome(finished=["a"], artefact_seconds=0.1), 2, sweep[:1])  # ignored
     [row] = [r for r in perf.sweep_times(tmp_path) if "tofu-mini" in r.name]
@@ -75,6 +78,25 @@ def test_sweep_rows_read_the_wall_time_of_the_bench_run_that_built_the_reference
     assert row.ok is False  # the cold grid's 'wall time' here is the age of the test's clock: far over 12 minutes
     [missing] = [r for r in perf.sweep_times(tmp_path) if "tdec-mini" in r.name]
     assert missing.value == "–" and "built its references" in missing.detail
-    record_grid(store, "tdec-mini", 0.0, GridOutcome(finished=["a"], artefact_seconds=10.0), 1, ["one-run"])
+    record_grid(store, "tdec-mini", 0.0, GridOutcome(finished=["a"], artefact_seconds=10.0), 1, ["one-run"], built=["world-1"])
     [small] = [r for r in perf.sweep_times(tmp_path) if "tdec-mini" in r.name]
     assert small.value == "–"  # a one-run grid is not the 180-run sweep the target is for
+
+
+def test_a_grid_records_the_shared_artefacts_it_built(tmp_path):
+    """grids.json's `built`: the artefact entries a `bench run` added (reference models, data; not the stored
+    evaluations), which is what tells a cold sweep from one with its references cached."""
+    from bench.runner import artefact_entries
+    from bench.store import ResultStore
+
+    store = ResultStore(tmp_path)
+    assert artefact_entries(store, "tofu-mini") == set()
+    root = store.artefact_dir("tofu-mini")
+    (root / "models" / "tiny-llama-1" / "full").mkdir(parents=True)
+    (root / "evals").mkdir()
+    (root / "evals" / "x.json").write_text("{}")
+    before = artefact_entries(store, "tofu-mini")
+    assert before == {"models", "models/tiny-llama-1", "models/tiny-llama-1/full"}
+    (root / "models" / "tiny-llama-1" / "full-s3").mkdir()  # one more seed's reference
+    (root / "evals" / "y.json").write_text("{}")
+    assert artefact_entries(store, "tofu-mini") - before == {"models/tiny-llama-1/full-s3"}
