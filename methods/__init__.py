@@ -4,16 +4,32 @@ Users type `ihl+fila`, `gd+lora`, `npo` (full fine-tuning when no adapter is nam
 
 from __future__ import annotations
 
+from bench import settings
 from bench.errors import BenchError
 from bench.registry import Registry
 from methods import ceu, fila, full, ga, gd, idkdpo, ihl, kl, lora, npo, rmu, satimp, simnpo, undial, wga
 from methods.adapter import Adapter, AdapterInputs
-from methods.objective import LossInputs, Objective
+from methods.objective import BETA, FORGET_WEIGHT, RETAIN_LOSS, RETAIN_WEIGHT, LossInputs, Objective
 
 OBJECTIVES: Registry[Objective] = Registry("objective")
 ADAPTERS: Registry[Adapter] = Registry("adapter")
+
+
+def register(objective: Objective) -> Objective:
+    """Make `objective` available as `--methods NAME`, and its settings (Objective.settings) to `--set` and
+    to run specs (bench/settings.py). One line per objective; a plug-in outside this package calls it too."""
+    OBJECTIVES.register(objective.name, objective)
+    settings.register_objective(objective.name, objective.settings, objective.records_defaults)
+    return objective
+
+
+# The objectives' settings in the order run specs list them (show-config prints them so); an objective's
+# registration adds any it declares that is not here.
+for _setting in (RETAIN_WEIGHT, npo.NPO_BETA, RETAIN_LOSS, FORGET_WEIGHT, BETA, simnpo.DELTA, satimp.B1, satimp.B2,
+                 rmu.C, rmu.LAYER, rmu.PARAMS):
+    settings.register(_setting)
 for _module in (ga, gd, kl, npo, ihl, simnpo, idkdpo, rmu, undial, wga, satimp, ceu):
-    OBJECTIVES.register(_module.OBJECTIVE.name, _module.OBJECTIVE)
+    register(_module.OBJECTIVE)
 for _module in (full, lora, fila):
     ADAPTERS.register(_module.ADAPTER.name, _module.ADAPTER)
 
@@ -57,5 +73,5 @@ def expand_methods(text: str, default_adapters: tuple[str, ...]) -> list[tuple[s
                          "--methods ihl+fila,ga+lora)")
     return list(dict.fromkeys(out))
 
-__all__ = ["OBJECTIVES", "ADAPTERS", "Adapter", "AdapterInputs", "LossInputs", "Objective", "parse_method",
+__all__ = ["OBJECTIVES", "ADAPTERS", "register", "Adapter", "AdapterInputs", "LossInputs", "Objective", "parse_method",
            "expand_methods", "PAPER_OBJECTIVES", "PAPER_ADAPTERS", "BASELINE_OBJECTIVES"]

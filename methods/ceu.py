@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from methods.objective import RETAIN, RETAIN_TERM, LossInputs, Objective
+from methods.objective import FORGET_WEIGHT, RETAIN_TERM, LossInputs, Objective
 
 if TYPE_CHECKING:
     import torch
@@ -45,6 +45,5 @@ def loss(x: LossInputs):
 
 OBJECTIVE = Objective("ceu", loss, needs_retain=True, needs_reference=False,
                       summary="cross-entropy toward the model's own distribution without the true token",
-                      reads=RETAIN + ("forget_weight",), defaults={"retain_weight": 0.0},
-                      source="Yang et al. 2025, CE-U: cross entropy unlearning",
-                      uses=RETAIN_TERM + ("forget_weight",))
+                      settings=RETAIN_TERM + (FORGET_WEIGHT,), records_defaults=True, defaults={"retain_weight": 0.0},
+                      source="Yang et al. 2025, CE-U: cross entropy unlearning")

@@ -13,4 +13,4 @@ def loss(x: LossInputs):
 OBJECTIVE = Objective("ga", loss, needs_retain=False, needs_reference=False,
                       summary="gradient ascent on the forget set",
                       source="Jang et al. 2023, Knowledge unlearning for mitigating privacy risks in LMs",
-                      uses=())
+                      settings=())

@@ -14,4 +14,4 @@ def loss(x: LossInputs):
 OBJECTIVE = Objective("gd", loss, needs_retain=True, needs_reference=False,
                       summary="gradient ascent on forget + descent on retain",
                       source="Liu et al. 2022, Continual learning and private unlearning",
-                      uses=RETAIN_TERM)
+                      settings=RETAIN_TERM)

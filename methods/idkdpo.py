@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from methods.objective import RETAIN, RETAIN_TERM, LossInputs, Objective
+from methods.objective import BETA, FORGET_WEIGHT, RETAIN_TERM, LossInputs, Objective
 
 if TYPE_CHECKING:
     import torch
@@ -44,6 +44,5 @@ def loss(x: LossInputs):
 
 OBJECTIVE = Objective("idkdpo", loss, needs_retain=True, needs_reference=True,
                       summary="DPO preferring a refusal over the forget answer + retain NLL",
-                      reads=RETAIN + ("beta", "forget_weight"), defaults={"beta": 0.1},
-                      needs_alternate=True, source="Maini et al. 2024, TOFU (IdkDPO); Rafailov et al. 2023, DPO",
-                      uses=RETAIN_TERM + ("beta", "forget_weight"))
+                      settings=RETAIN_TERM + (BETA, FORGET_WEIGHT), records_defaults=True, defaults={"beta": 0.1},
+                      needs_alternate=True, source="Maini et al. 2024, TOFU (IdkDPO); Rafailov et al. 2023, DPO")

@@ -38,4 +38,4 @@ def loss(x: LossInputs):
 OBJECTIVE = Objective("ihl", loss, needs_retain=True, needs_reference=False,
                       summary="inverted hinge loss on forget + retain NLL",
                       source="Cha et al. 2025, Towards robust and parameter-efficient knowledge unlearning for LLMs",
-                      uses=RETAIN_TERM)
+                      settings=RETAIN_TERM)

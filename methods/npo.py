@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bench.settings import positive
 from methods.objective import RETAIN_TERM, LossInputs, Objective
 
 if TYPE_CHECKING:
     import torch
+
+NPO_BETA = positive("npo_beta", 0.1, "NPO's beta: the sharpness of its log-sigmoid", late=False,
+                    source="Zhang et al. 2024 (their TOFU setting)")
 
 
 def npo_term(s_theta: torch.Tensor, s_ref: torch.Tensor, beta: float) -> torch.Tensor:
@@ -36,4 +40,4 @@ def loss(x: LossInputs):
 OBJECTIVE = Objective("npo", loss, needs_retain=True, needs_reference=True,
                       summary="negative preference optimisation + retain NLL",
                       source="Zhang et al. 2024, Negative preference optimization",
-                      uses=RETAIN_TERM + ("npo_beta",))
+                      settings=RETAIN_TERM + (NPO_BETA,))

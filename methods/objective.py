@@ -1,14 +1,18 @@
-"""What an objective is: a loss over (forget batch, paired retain batch), and what it needs."""
+"""What an objective is: a loss over (forget batch, paired retain batch), what it needs, and the settings it
+reads. The settings several objectives share are declared here; each objective's own ones in its file."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from bench.spec import Hyperparams
+from bench.settings import Setting, choice, non_negative, positive
+from bench.spec import LOOP
 
 if TYPE_CHECKING:  # torch loads when a loss runs, not when the registry is read
     import torch
+
+    from bench.spec import Hyperparams
 
 
 @dataclass
@@ -28,19 +32,35 @@ class LossInputs:
 
 @dataclass(frozen=True)
 class Objective:
+    """An unlearning objective. `loss(LossInputs)` returns (a scalar tensor to minimise, its parts as floats
+    for the log). `settings` are every setting its loss and `prepare` read beyond the loop's (LOOP);
+    tests/test_settings.py checks them by tracing attribute reads: a --set of anything else would change
+    the run id and nothing else."""
+
     name: str
     loss: Callable[[LossInputs], tuple[torch.Tensor, dict[str, float]]]  # (loss, parts for logging)
     needs_retain: bool
     needs_reference: bool  # the frozen model, whatever the retain regulariser
     summary: str
-    reads: tuple[str, ...] = ()  # the later-added hyperparameters it reads; its specs always record them
+    settings: tuple[Setting, ...] = ()
+    # its specs record its late settings even at their defaults: the objectives added with those settings
+    records_defaults: bool = False
     defaults: dict[str, Any] = field(default_factory=dict)  # its own hyperparameter defaults over the suite's
     needs_alternate: bool = False  # reads LossInputs.alternate (IdkDPO)
     prepare: Callable[[torch.nn.Module, Hyperparams], None] | None = None  # after the adapter: e.g. RMU's parameter choice
+    # what `prepare` will need, checked on the model's structure before any run starts (bench/preflight.py)
+    check: Callable[[torch.nn.Module, Hyperparams], None] | None = None
     source: str = ""  # the paper it comes from
-    # every hyperparameter its loss and `prepare` read beyond LOOP (tests/test_settings.py checks it by
-    # tracing attribute reads): a --set of anything else would change the run id and nothing else
-    uses: tuple[str, ...] = ()
+
+    @property
+    def uses(self) -> tuple[str, ...]:
+        """The names of the settings it reads beyond the loop's."""
+        return tuple(s.name for s in self.settings)
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """The late settings its specs always record (bench.settings.RECORDED)."""
+        return tuple(s.name for s in self.settings if s.late) if self.records_defaults else ()
 
     def wants_reference(self, hp: Hyperparams) -> bool:
         """The frozen copy costs a model's memory: build it only when a term reads it."""
@@ -56,8 +76,12 @@ class Objective:
         return not (name == "retain_loss" and hp.retain_weight == 0)
 
 
-RETAIN = ("retain_loss",)  # what every objective with a retain regulariser reads
-RETAIN_TERM = ("retain_weight", "retain_loss")  # what losses.retain_term reads
-# what the loop (optimiser, schedule, batching, clipping) and model loading read for every objective
-LOOP = ("lr", "epochs", "batch_size", "effective_batch", "warmup_epochs", "schedule", "weight_decay",
-        "max_grad_norm", "dtype")
+# Settings several objectives read (an objective's own ones live in its file).
+RETAIN_WEIGHT = non_negative("retain_weight", 1.0, "lambda: weight of the retain term (GD, KL, NPO, IHL, ...)",
+                             late=False)
+RETAIN_LOSS = choice("retain_loss", "nll", ("nll", "kl"),
+                     "the retain regulariser of every objective with one: nll, or kl to the frozen model")
+FORGET_WEIGHT = non_negative("forget_weight", 1.0, "gamma: weight of the forget term")
+BETA = positive("beta", 1.0, "the objective's temperature / sharpness (SimNPO, IdkDPO, UNDIAL, WGA)")
+
+RETAIN_TERM = (RETAIN_WEIGHT, RETAIN_LOSS)  # what losses.retain_term reads

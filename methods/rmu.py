@@ -21,7 +21,8 @@ import re
 from typing import TYPE_CHECKING
 
 from bench.errors import BenchError
-from methods.objective import LossInputs, Objective
+from bench.settings import Setting, choice, positive
+from methods.objective import FORGET_WEIGHT, RETAIN_WEIGHT, LossInputs, Objective
 
 if TYPE_CHECKING:
     import torch
@@ -29,6 +30,13 @@ if TYPE_CHECKING:
     from bench.spec import Hyperparams
 
 WMDP_LAYER, WMDP_DEPTH = 7, 32
+SOURCE = "Li et al. 2024, The WMDP benchmark (RMU)"
+C = positive("rmu_c", 2.0, "c: forget activations are pushed to c * u", source="this project: a TOFU-scale c")
+LAYER = Setting("rmu_layer", -1, lambda v: v >= -1, "a block index, or -1 for the default depth",
+                "l: the steered block; -1 = WMDP's block 7 of 32 at the same relative depth", SOURCE)
+PARAMS = choice("rmu_params", "wmdp", ("wmdp", "all"),
+                "wmdp: train only the MLP output projections of blocks l-2..l; all: what the adapter trains",
+                source=SOURCE)
 # the MLP output projection in the architectures transformers ships (Llama/Mistral, GPT-2/Neo, Phi, GPT-NeoX)
 MLP_OUT = re.compile(r"\.(\d+)\.mlp\.(down_proj|c_proj|fc2|dense_4h_to_h)(\.|$)")
 
@@ -130,6 +138,5 @@ def check(model, hp: Hyperparams) -> None:
 
 OBJECTIVE = Objective("rmu", loss, needs_retain=True, needs_reference=True,
                       summary="steer forget activations to a random direction, keep retain activations",
-                      reads=("rmu_c", "rmu_layer", "rmu_params", "forget_weight"), prepare=choose_parameters,
-                      source="Li et al. 2024, The WMDP benchmark (RMU)",
-                      uses=("retain_weight", "rmu_c", "rmu_layer", "rmu_params", "forget_weight"))
+                      settings=(RETAIN_WEIGHT, C, LAYER, PARAMS, FORGET_WEIGHT), records_defaults=True,
+                      prepare=choose_parameters, check=check, source=SOURCE)
