@@ -33,6 +33,8 @@ def without_true_token(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tens
 
 
 def loss(x: LossInputs):
+    """gamma * mean over forget answer positions of CE(q_t, p_theta,t) + retain term (module docstring);
+    parts: `ceu` and the retain term's."""
     from methods.losses import logits_of, retain_term
     from methods.undial import soft_cross_entropy
 

@@ -4,6 +4,7 @@ from methods.objective import LossInputs, Objective
 
 
 def loss(x: LossInputs):
+    """-mean NLL(forget) over counted tokens (Jang et al. 2023); parts: `forget_nll`."""
     from methods.losses import nll_of
 
     forget = nll_of(x.model, x.forget)

@@ -4,6 +4,7 @@ from methods.objective import RETAIN_TERM, LossInputs, Objective
 
 
 def loss(x: LossInputs):
+    """-mean NLL(forget) + lambda * retain term (Liu et al. 2022); parts: `forget_nll` and the retain term's."""
     from methods.losses import nll_of, retain_term
 
     forget = nll_of(x.model, x.forget)

@@ -27,6 +27,8 @@ def dpo_term(s_win: torch.Tensor, s_win_ref: torch.Tensor, s_lose: torch.Tensor,
 
 
 def loss(x: LossInputs):
+    """gamma * DPO term preferring the refusal (`x.alternate`) over the forget answer, relative to the
+    frozen model, + retain term (module docstring); parts: `dpo` and the retain term's."""
     import torch
 
     from methods.losses import logits_of, retain_term, sequence_nll

@@ -4,6 +4,8 @@ from methods.objective import RETAIN_WEIGHT, LossInputs, Objective
 
 
 def loss(x: LossInputs):
+    """-mean NLL(forget) + lambda * KL(p_ref || p_theta) over counted retain tokens (Maini et al. 2024);
+    parts: `forget_nll`, `retain_kl`."""
     import torch
 
     from methods.losses import logits_of, nll_of, retain_kl

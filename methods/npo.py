@@ -18,12 +18,16 @@ NPO_BETA = positive("npo_beta", 0.1, "NPO's beta: the sharpness of its log-sigmo
 
 
 def npo_term(s_theta: torch.Tensor, s_ref: torch.Tensor, beta: float) -> torch.Tensor:
+    """-(2/beta) * mean log sigmoid(beta * (S_theta - S_ref)); S = summed answer NLL per sequence [B].
+    Zhang et al. 2024."""
     import torch.nn.functional as F
 
     return -(2.0 / beta) * F.logsigmoid(beta * (s_theta - s_ref)).mean()
 
 
 def loss(x: LossInputs):
+    """NPO term on the forget batch against the frozen model + lambda * retain term; parts: `npo` and the
+    retain term's."""
     import torch
 
     from methods.losses import logits_of, retain_term, sequence_nll

@@ -42,6 +42,7 @@ MLP_OUT = re.compile(r"\.(\d+)\.mlp\.(down_proj|c_proj|fc2|dense_4h_to_h)(\.|$)"
 
 
 def n_blocks(model) -> int:
+    """The number of transformer blocks in `model`'s config; BenchError if it names none."""
     config = model.config
     for name in ("num_hidden_layers", "num_layers", "n_layer"):
         if isinstance(getattr(config, name, None), int):
@@ -61,6 +62,8 @@ def steered_layer(model, hp: Hyperparams) -> int:
 
 
 def direction(hidden: int, seed: int, c: float, device) -> torch.Tensor:
+    """c * u with u a uniform [0, 1) draw of length `hidden` from `seed`, normalised to unit length, on
+    `device` (RMU's fixed random target)."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
@@ -76,11 +79,14 @@ def mean_squared_distance(h: torch.Tensor, target: torch.Tensor, mask: torch.Ten
 
 
 def hidden_at(model, batch: dict, layer: int) -> torch.Tensor:
+    """The output of block `layer` (0-based), [B, T, hidden]: `hidden_states[layer + 1]`."""
     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True)
     return out.hidden_states[layer + 1]  # [0] is the embeddings
 
 
 def loss(x: LossInputs):
+    """gamma * msd(h_l, c u) on forget tokens + lambda * msd(h_l, h_l,ref) on retain tokens (module
+    docstring); parts: `rmu_forget`, `rmu_retain`."""
     import torch
 
     from methods.losses import IGNORE
@@ -124,6 +130,7 @@ def trained(name: str, layer: int) -> bool:
 
 
 def no_projection(layer: int) -> BenchError:
+    """The error for a steered layer with no trainable MLP output projection in blocks l-2..l."""
     return BenchError(f"RMU: no trainable MLP output projection in blocks {max(0, layer - 2)}..{layer} "
                       f"(set rmu_params=all to train what the adapter trains)")
 

@@ -16,6 +16,8 @@ B2 = non_negative("satimp_b2", 1.0, "b2: exponent of the importance weight (1-p)
 
 
 def loss(x: LossInputs):
+    """gamma * -mean over forget tokens of p^b1 (1-p)^b2 NLL_t (weights detached) + retain term; parts:
+    `satimp` and the retain term's."""
     from methods.losses import logits_of, retain_term
     from methods.wga import weighted_ascent
 

@@ -27,6 +27,8 @@ def simnpo_term(mean_nll: torch.Tensor, beta: float, delta: float) -> torch.Tens
 
 
 def loss(x: LossInputs):
+    """gamma * SimNPO term on the length-normalised forget NLL + retain term; parts: `simnpo` and the
+    retain term's."""
     from methods.losses import logits_of, retain_term, sequence_mean_nll
 
     nll = sequence_mean_nll(logits_of(x.model, x.forget), x.forget["labels"])

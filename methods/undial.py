@@ -42,6 +42,8 @@ def adjusted_logits(ref_logits: torch.Tensor, labels: torch.Tensor, beta: float)
 
 
 def loss(x: LossInputs):
+    """gamma * CE(softmax(z_ref - beta onehot(y)), p_theta) over forget answer positions + retain term;
+    parts: `undial` and the retain term's."""
     import torch
 
     from methods.losses import logits_of, retain_term

@@ -26,6 +26,8 @@ def weighted_ascent(logits: torch.Tensor, labels: torch.Tensor, weight_of) -> to
 
 
 def loss(x: LossInputs):
+    """gamma * -mean over forget tokens of p(y_t)^beta NLL_t (weights detached) + retain term; parts:
+    `wga` and the retain term's."""
     from methods.losses import logits_of, retain_term
 
     forget = weighted_ascent(logits_of(x.model, x.forget), x.forget["labels"], lambda p: p ** x.hp.beta)
