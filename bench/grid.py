@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from bench import settings
 from bench.errors import BenchError
 from bench.spec import RunSpec
 from methods import ADAPTERS, OBJECTIVES, expand_methods
@@ -133,6 +134,7 @@ def expand(suite_name: str, methods: str = "all", models: str | None = None, spl
 def unread_setting(name: str, value: Any, grid_objectives: str) -> BenchError:
     """`--set beta=0.5 is read by none of this grid's objectives (npo); objectives that read it: simnpo, ...`"""
     readers = [o for o in OBJECTIVES.names() if name in OBJECTIVES[o].uses]
-    note = "; retain_loss is read only when retain_weight > 0" if name == "retain_loss" and readers else ""
+    condition = settings.SETTINGS[name].condition if name in settings.SETTINGS else ""
+    note = f"; {name} is {condition}" if condition and readers else ""
     return BenchError(f"--set {name}={value} is read by none of this grid's objectives ({grid_objectives}); "
                       f"objectives that read it: {', '.join(readers) or 'none'}{note}")

@@ -32,6 +32,11 @@ class Setting:
     doc: str = ""
     source: str = ""
     late: bool = True
+    # read only when this holds for the run's Hyperparams (retain_loss: when retain_weight > 0); `condition`
+    # says it in words for the error of a --set nobody reads
+    read_when: Callable[[Any], bool] | None = None
+    condition: str = ""
+    wants_reference: Callable[[Any], bool] | None = None  # this value needs the frozen model (retain_loss=kl)
 
     @property
     def kind(self) -> type:

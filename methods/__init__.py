@@ -9,18 +9,32 @@ from bench.errors import BenchError
 from bench.registry import Registry
 from methods import ceu, fila, full, ga, gd, idkdpo, ihl, kl, lora, npo, rmu, satimp, simnpo, undial, wga
 from methods.adapter import Adapter, AdapterInputs
-from methods.objective import BETA, FORGET_WEIGHT, RETAIN_LOSS, RETAIN_WEIGHT, LossInputs, Objective
+from methods.objective import BETA, FORGET_WEIGHT, LOOP, RETAIN_LOSS, RETAIN_WEIGHT, LossInputs, Objective
 
-OBJECTIVES: Registry[Objective] = Registry("objective")
+class ObjectiveRegistry(Registry[Objective]):
+    """The objectives by name. Registering one also declares its settings (Objective.settings) to `--set` and
+    to run specs (bench/settings.py), so `OBJECTIVES.register(name, objective)` is the one line a new
+    objective needs, in this package or in a plug-in outside it. A default for a setting the objective does
+    not read raises ValueError: it would change its run ids and nothing it computes."""
+
+    def register(self, name: str, item: Objective) -> Objective:
+        unread = sorted(set(item.defaults) - set(item.uses) - set(LOOP))
+        if unread:
+            raise ValueError(f"objective '{name}' has a default for {unread[0]}, a setting it does not read "
+                             f"(it reads {', '.join(item.uses) or 'only the loop settings'})")
+        if name in self:
+            raise ValueError(f"{self.kind} '{name}' registered twice")
+        settings.register_objective(name, item.settings, item.records_defaults)
+        return super().register(name, item)
+
+
+OBJECTIVES = ObjectiveRegistry("objective")
 ADAPTERS: Registry[Adapter] = Registry("adapter")
 
 
 def register(objective: Objective) -> Objective:
-    """Make `objective` available as `--methods NAME`, and its settings (Objective.settings) to `--set` and
-    to run specs (bench/settings.py). One line per objective; a plug-in outside this package calls it too."""
-    OBJECTIVES.register(objective.name, objective)
-    settings.register_objective(objective.name, objective.settings, objective.records_defaults)
-    return objective
+    """`OBJECTIVES.register(objective.name, objective)`."""
+    return OBJECTIVES.register(objective.name, objective)
 
 
 # The objectives' settings in the order run specs list them (show-config prints them so); an objective's

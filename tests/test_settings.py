@@ -10,9 +10,8 @@ import torch
 
 from bench.cli import main
 from bench.grid import expand
-from bench.spec import Hyperparams
+from bench.spec import LOOP, Hyperparams, setting_names
 from methods import OBJECTIVES, LossInputs
-from methods.objective import LOOP
 from tests.conftest import tiny
 
 
@@ -164,7 +163,6 @@ def test_each_declared_check_gives_the_message_of_the_old_global_check(name):
 
 
 def test_the_declarations_cover_exactly_the_settings_specs_have_had():
-    from bench.spec import LOOP, setting_names
 
     assert setting_names() == ["lr", "epochs", "batch_size", "effective_batch", "warmup_epochs", "schedule",
                                "weight_decay", "retain_weight", "npo_beta", "max_grad_norm", "dtype", "retain_loss",
@@ -178,7 +176,6 @@ def test_the_docs_settings_table_matches_the_declarations():
     from pathlib import Path
 
     from bench.settings import SETTINGS
-    from bench.spec import LOOP, setting_names
 
     text = (Path(__file__).parents[1] / "docs" / "methods.md").read_text()
     rows = {line.split("|")[1].strip().strip("`"): [c.strip() for c in line.split("|")[2:-1]]
@@ -239,8 +236,9 @@ def toy_objective():
         return -x.hp.toy_alpha * nll_of(x.model, x.forget), {}
 
     try:
-        yield methods.register(Objective("toy", loss, needs_retain=True, needs_reference=False, summary="toy",
-                                         settings=RETAIN_TERM + (alpha,), records_defaults=True))
+        toy = Objective("toy", loss, needs_retain=True, needs_reference=False, summary="toy",
+                        settings=RETAIN_TERM + (alpha,), records_defaults=True)
+        yield methods.OBJECTIVES.register(toy.name, toy)  # the one line README's plug-in has
     finally:
         for d, before in saved:
             d.clear()
@@ -263,3 +261,28 @@ def test_a_new_objective_brings_its_setting_without_editing_the_kernel(toy_objec
     assert main(["show-config", "--suite", "tofu-mini", "--methods", "ga+lora", "--set", "toy_alpha=1"]) == 2
     assert capsys.readouterr().err == ("error: --set toy_alpha=1 is read by none of this grid's objectives (ga); "
                                        "objectives that read it: toy\n")
+
+
+@pytest.mark.parametrize("name", OBJECTIVES.names())
+def test_the_frozen_model_is_built_exactly_when_the_old_rule_said(name):
+    """The rule written out as it was before the settings declared it (Setting.wants_reference / read_when)."""
+    objective = OBJECTIVES[name]
+    for retain_weight in (0.0, 1.0):
+        for retain_loss in ("nll", "kl"):
+            hp = Hyperparams(retain_weight=retain_weight, retain_loss=retain_loss)
+            old = objective.needs_reference or (objective.needs_retain and retain_weight > 0 and retain_loss == "kl")
+            assert objective.wants_reference(hp) == old, (retain_weight, retain_loss)
+
+
+def test_defaults_and_suite_overrides_name_only_settings_their_objective_reads():
+    import methods
+    from methods.objective import Objective
+    from suites import SUITES
+
+    for suite in SUITES.names():
+        for objective, overrides in SUITES[suite].objective_overrides.items():
+            assert set(overrides) <= set(OBJECTIVES[objective].uses) | set(LOOP), (suite, objective)
+    with pytest.raises(ValueError, match="has a default for beta, a setting it does not read"):
+        methods.register(Objective("toy2", lambda x: None, needs_retain=False, needs_reference=False, summary="",
+                                   defaults={"beta": 2.0}))
+    assert "toy2" not in OBJECTIVES
