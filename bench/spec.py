@@ -58,23 +58,19 @@ class Hyperparams:
 
     Hyperparams(**values): unknown names and values outside a setting's range raise a one-line BenchError."""
 
-    __slots__ = ("_values",)
-
     def __init__(self, **values: Any):
         names = setting_names()
         for name in values:
             if declared(name) is None:
                 raise unknown("hyperparameter", name, names)
-        full = {name: values.get(name, SETTINGS[name].default) for name in names}
-        for name, value in full.items():
+        for name in names:  # plain attributes: the training loop reads them at every step
+            value = values.get(name, SETTINGS[name].default)
             SETTINGS[name].check(value)
-        object.__setattr__(self, "_values", full)
+            object.__setattr__(self, name, value)
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):  # never a setting; keeps copy / pickle probes away from _values
+    def __getattr__(self, name: str) -> Any:  # only for names that are not attributes
+        if name.startswith("_"):  # never a setting (copy and pickle probe such names)
             raise AttributeError(name)
-        if name in self._values:
-            return self._values[name]
         setting = declared(name)  # registered after this object was built: it has its default
         if setting is None:
             raise AttributeError(f"Hyperparams has no setting {name!r}")
@@ -149,7 +145,7 @@ class RunSpec:
         return dict(self.options).get(name, default)
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["hparams"] = self.hparams.record(recorded_by(self.objective))
         d["options"] = dict(self.options)
         return d
