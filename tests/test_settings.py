@@ -48,14 +48,19 @@ def test_a_setting_no_objective_of_the_grid_reads_is_a_one_line_error(capsys):
     assert main(["show-config", "--suite", "tofu-mini", "--methods", "npo+lora", "--set", "beta=0.5"]) == 2
     err = capsys.readouterr().err
     assert err == ("error: --set beta=0.5 is read by none of this grid's objectives (npo); objectives that read it: "
-                   "simnpo, idkdpo, undial, wga\n")
+                   "simnpo, idkdpo, undial, wga; this grid reads, besides the loop's settings: retain_weight, npo_beta, "
+                   "retain_loss\n")
     assert main(["show-config", "--suite", "tofu-mini", "--methods", "npo+lora", "--set", "forget_weight=0.25"]) == 2
     err = capsys.readouterr().err
     assert "forget_weight=0.25" in err and "rmu" in err and "ceu" in err and err.count("\n") == 1
     # zero retain weight: the retain term, and so its choice of loss, is skipped
     assert main(["show-config", "--suite", "tofu-mini", "--methods", "gd", "--set", "retain_weight=0",
                  "--set", "retain_loss=kl"]) == 2
-    assert "read only when retain_weight > 0" in capsys.readouterr().err
+    err = capsys.readouterr().err  # and so this grid reads only the weight
+    assert "read only when retain_weight > 0" in err and err.endswith("besides the loop's settings: retain_weight\n")
+    assert main(["show-config", "--suite", "tofu-mini", "--methods", "ga,rmu", "--set", "beta=2"]) == 2
+    assert capsys.readouterr().err.endswith("this grid reads, besides the loop's settings: retain_weight, "
+                                            "forget_weight, rmu_c, rmu_layer, rmu_params\n")
 
 
 def test_objectives_that_do_not_read_a_setting_keep_their_ids():
@@ -260,7 +265,8 @@ def test_a_new_objective_brings_its_setting_without_editing_the_kernel(toy_objec
     assert "toy_alpha" not in ga.to_dict()["hparams"]  # nobody else's spec (or id) changes
     assert main(["show-config", "--suite", "tofu-mini", "--methods", "ga+lora", "--set", "toy_alpha=1"]) == 2
     assert capsys.readouterr().err == ("error: --set toy_alpha=1 is read by none of this grid's objectives (ga); "
-                                       "objectives that read it: toy\n")
+                                       "objectives that read it: toy; this grid reads, besides the loop's settings: "
+                                       "none\n")
 
 
 @pytest.mark.parametrize("name", OBJECTIVES.names())
