@@ -253,8 +253,13 @@ def toy_objective():
 def test_a_new_objective_brings_its_setting_without_editing_the_kernel(toy_objective, capsys):
     from bench.errors import BenchError
 
+    from bench import settings
+    from bench.settings import positive
+
     hp = Hyperparams()
     assert hp.toy_alpha == 0.5 and hp.replace(toy_alpha="2").toy_alpha == 2.0
+    with pytest.raises(ValueError, match="setting 'beta' declared twice"):  # one flat name, one meaning
+        settings.register(positive("beta", 2.0))
     with pytest.raises(BenchError, match=r"^bad hyperparameter toy_alpha=-1 \(expected a number >= 0\)$"):
         hp.replace(toy_alpha="-1")
     [toy] = expand("tofu-mini", "toy+lora", ranks="4", seeds="0", hparams={"toy_alpha": "0.25"})
@@ -288,6 +293,8 @@ def test_defaults_and_suite_overrides_name_only_settings_their_objective_reads()
     for suite in SUITES.names():
         for objective, overrides in SUITES[suite].objective_overrides.items():
             assert set(overrides) <= set(OBJECTIVES[objective].uses) | set(LOOP), (suite, objective)
+        for adapter, overrides in SUITES[suite].adapter_hparams.items():  # applied to every objective
+            assert set(overrides) <= set(LOOP), (suite, adapter)
     with pytest.raises(ValueError, match="has a default for beta, a setting it does not read"):
         methods.register(Objective("toy2", lambda x: None, needs_retain=False, needs_reference=False, summary="",
                                    defaults={"beta": 2.0}))
