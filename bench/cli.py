@@ -9,6 +9,7 @@ import os
 import sys
 
 from bench.errors import BenchError
+from bench.spec import LOOP
 
 log = logging.getLogger("bench")
 
@@ -461,8 +462,6 @@ def cmd_finetune(args) -> int:
     suite.check_model(args.model)
     _check_runtime(args)
     overrides = _hparam_overrides(args)
-    from methods.objective import LOOP
-
     unread = sorted(set(overrides) - set(LOOP))
     if unread:  # fine-tuning is next-token training: no unlearning objective's setting applies
         raise BenchError(f"--set {unread[0]} is not read by fine-tuning (it reads {', '.join(LOOP)})")

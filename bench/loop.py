@@ -22,9 +22,9 @@ import torch
 from bench.data import Example, collate, epoch_pairing, to_device
 from bench.distributed import any_rank, weighted_sum
 from bench.errors import BenchError
+from bench.objective import LossInputs, Objective
 from bench.spec import Hyperparams
 from bench.truncation import require_counted
-from methods.objective import LossInputs, Objective
 
 
 class NonFiniteLoss(RuntimeError):

@@ -54,17 +54,18 @@ STAND_IN_VOCABULARY = _StandInVocabulary()
 
 
 def check_structure(specs: Sequence[RunSpec], ctx) -> None:
-    """LoRA / FILA ranks against the smallest target layer, RMU's steered layer against the blocks (and, with
-    rmu_params=wmdp, an MLP output projection to train), for every (suite, model) of `specs` whose config
-    can be read here (one that cannot is left to the run, whose loading says what to pass)."""
-    from methods import ADAPTERS, rmu
+    """LoRA / FILA ranks against the smallest target layer, and each objective's own structural check
+    (`Objective.check`: RMU's steered layer against the blocks and, with rmu_params=wmdp, an MLP output
+    projection to train), for every (suite, model) of `specs` whose config can be read here (one that cannot
+    is left to the run, whose loading says what to pass)."""
+    from methods import ADAPTERS, OBJECTIVES
     from methods.lora import check_rank, target_linear_names
     from suites import SUITES
 
     models: dict = {}
     for spec in specs:
-        adapted = ADAPTERS[spec.adapter].uses_rank
-        if not adapted and spec.objective != "rmu":
+        adapted, check = ADAPTERS[spec.adapter].uses_rank, OBJECTIVES[spec.objective].check
+        if not adapted and check is None:
             continue
         key = (spec.suite, spec.model)
         if key not in models:
@@ -74,8 +75,8 @@ def check_structure(specs: Sequence[RunSpec], ctx) -> None:
             continue
         if adapted:
             check_rank(model, target_linear_names(model), spec.rank)
-        if spec.objective == "rmu":
-            rmu.check(model, spec.hparams)
+        if check is not None:
+            check(model, spec.hparams)
 
 
 def check_tasks(specs: Sequence[RunSpec], ctx) -> None:

@@ -108,8 +108,6 @@ def run_settings(spec: dict) -> str:
     (`lr=0.001 epochs=2`, "" = the suite's defaults): every hyperparameter that differs from what the suite
     gives its method on its model, and every option that differs from the suite's default. Comparisons,
     claims and table rows pair or pool only runs whose settings agree (`unlike_settings`)."""
-    import dataclasses
-
     from bench.spec import Hyperparams
 
     kind = SUITES[spec["suite"]]
@@ -118,9 +116,8 @@ def run_settings(spec: dict) -> str:
         default = kind.objective_hparams(spec["model"], spec["objective"], spec["adapter"])
     except Exception:  # an objective this checkout no longer has: every value counts as given
         default = None
-    parts = [f"{f.name}={getattr(given, f.name):g}" if isinstance(getattr(given, f.name), float) else
-             f"{f.name}={getattr(given, f.name)}" for f in dataclasses.fields(given)
-             if default is None or getattr(given, f.name) != getattr(default, f.name)]
+    parts = [f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}" for name, value in given.items()
+             if default is None or value != getattr(default, name)]
     options = kind.all_options()
     parts += [f"{k}={v}" for k, v in sorted(spec.get("options", {}).items())
               if k not in ADDS_ONLY and options.get(k, object()) != v]
