@@ -29,11 +29,13 @@ same attack as full fine-tuning.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 import time
 from typing import Callable
 
 from bench.errors import BenchError
+from bench.metrics import UNIT, Metric
 
 STAGES = ("relearn", "quant", "paraphrase")
 VARIANTS = {"relearn": ("relearn_forget", "relearn_retain"), "quant": ("quant8", "quant4", "target_quant8", "target_quant4"),
@@ -52,10 +54,6 @@ def robustness_metrics(metrics: tuple, forgetting: tuple[str, ...], probed: tupl
     """The suite Metrics of every stage: each forgetting metric per variant (same direction, range and
     scale), the probe's metrics, the relearning recovery, and (suites with a stopping rule) whether the
     run still meets it."""
-    import dataclasses
-
-    from suites.base import UNIT, Metric
-
     by_name = {m.name: m for m in metrics}
     out = []
     for variant, desc in DESCRIPTIONS.items():

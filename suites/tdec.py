@@ -24,7 +24,8 @@ from bench.models import recipe_of
 from bench.spec import Hyperparams, RunSpec
 from bench.store import read_json, write_json_atomic
 from bench.robustness import robustness_metrics
-from suites.base import LATE_OPTIONS, UNIT, Context, Metric, Prepared, Robustness, Suite, Evaluation
+from bench.metrics import UNIT, Metric
+from suites.base import LATE_OPTIONS, Context, Prepared, Robustness, Suite, Evaluation
 from suites.privacy import attack_metrics
 from suites.tdec_data import DIALOGUE_SETS, FORGET_PATH, download, local_file, read_forget_csv
 

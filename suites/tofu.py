@@ -21,8 +21,8 @@ from bench.fingerprint import digest
 from bench.models import hub_reachable, load_model, recipe_of
 from bench.spec import Hyperparams, RunSpec
 from bench.store import read_json, write_json_atomic
-from suites.base import (LATE_OPTIONS, UNIT, Context, Evaluation, Metric, MissingReference, Prepared, Robustness,
-                         Suite)
+from bench.metrics import UNIT, Metric
+from suites.base import LATE_OPTIONS, Context, Evaluation, MissingReference, Prepared, Robustness, Suite
 from bench.robustness import robustness_metrics
 from suites.privacy import ATTACKS, attack_metrics, memorisation_metrics
 
