@@ -6,7 +6,7 @@ on a shared 2-core machine), but independent runs do with more processes. What t
 by one task, in order; the tasks go first, side by side, and each one's runs are queued as soon as it is
 done, so no core waits for references it does not need. Two tasks may build an artefact they both need
 (a mini suite's base model) at the same time: every artefact is published atomically and the first copy
-kept (suites/tofu.py publish_dir, bench/store.py write_json_atomic), and a core that would otherwise wait
+kept (bench/store.py artefact / publish / write_json_atomic), and a core that would otherwise wait
 spends the time. Each run is claimed in the store as in one process (bench/store.py), so a second
 `bench run` on the same results is safe.
 """

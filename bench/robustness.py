@@ -36,6 +36,7 @@ from typing import Callable
 
 from bench.errors import BenchError
 from bench.metrics import UNIT, Metric
+from bench.store import json_artefact
 
 STAGES = ("relearn", "quant", "paraphrase")
 VARIANTS = {"relearn": ("relearn_forget", "relearn_retain"), "quant": ("quant8", "quant4", "target_quant8", "target_quant4"),
@@ -162,7 +163,6 @@ def target_cache(spec, prepared, ctx) -> Callable[[str, Callable[[], dict]], dic
     """Numbers of the target under an attack are the same for every run that shares its target, data,
     references and options: computed once, stored under the suite's artefacts."""
     from bench.fingerprint import code_fingerprint, digest, model_fingerprint
-    from bench.store import read_json, write_json_atomic
 
     key = digest([model_fingerprint(prepared.model_path), spec.suite, spec.model, spec.split, dict(spec.options),
                   spec.hparams.dtype, prepared.records, code_fingerprint("bench.robustness", "suites.tofu_eval",
@@ -170,12 +170,7 @@ def target_cache(spec, prepared, ctx) -> Callable[[str, Callable[[], dict]], dic
                                                                         "bench.truncation")])
 
     def cached(name: str, compute: Callable[[], dict]) -> dict:
-        path = ctx.store.artefact_dir(spec.suite) / "robustness" / f"{key}-{name}.json"
-        if path.exists():
-            return read_json(path)
-        value = compute()
-        write_json_atomic(path, value)
-        return value
+        return json_artefact(ctx.store.artefact_dir(spec.suite) / "robustness" / f"{key}-{name}.json", compute)
 
     return cached
 
