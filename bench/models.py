@@ -199,3 +199,25 @@ def count_parameters(model) -> dict[str, int]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"trainable": trainable, "total": total}
+
+
+def on_meta(build):
+    """`build()`'s model on the meta device: its modules and shapes without allocating weights (what
+    bench/preflight.py checks before anything is built; a suite's `model_structure` returns it)."""
+    import torch
+
+    with torch.device("meta"):
+        return build()
+
+
+class _StandInVocabulary:
+    """What bench.tiny.build_tiny reads of a tokenizer, for a structure whose vocabulary no check reads
+    (the output embedding is never adapted)."""
+
+    eos_token_id = pad_token_id = 0
+
+    def __len__(self) -> int:
+        return 256
+
+
+STAND_IN_VOCABULARY = _StandInVocabulary()

@@ -22,6 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Sequence
 
 from bench.dispatch import Runtime, _artefact_specs, _groups
+from bench.quiet import quiet_libraries
 from bench.spec import RunSpec
 
 MAX_AUTO_WORKERS = 8  # each process holds the stack (about 0.7 GB): a big login node must not start 64
@@ -49,10 +50,8 @@ def _exit_with(parent: int) -> None:
 def _init(runtime: Runtime, level: int) -> None:
     global _ctx
     threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
-    from bench.cli import _quiet_libraries
-
     logging.basicConfig(level=level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    _quiet_libraries(verbose=level <= logging.DEBUG)  # as the grid's own process does
+    quiet_libraries(verbose=level <= logging.DEBUG)  # as the grid's own process does
     _ctx = runtime.context()
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.errors import BenchError, unknown
+from bench.errors import BenchError, parse_list, unknown
 from bench.metrics import UNIT, Metric  # the kernel's metric definitions; suites import them from bench.metrics
 from bench.spec import Hyperparams, RunSpec
 from bench.store import ResultStore
@@ -129,7 +129,6 @@ class Suite(ABC):
                 raise BenchError(f"bad option {key}={value!r} (expected an integer >= 0)")
         if merged.get("epoch_metrics", "read") not in ("read", "all"):
             raise BenchError(f"bad option epoch_metrics={merged['epoch_metrics']!r} (expected read or all)")
-        from bench.grid import parse_list
         from bench.robustness import canonical, check_recipe
 
         for key in LIST_OPTIONS:  # a repeated or empty entry is a typo, and would give the same runs another id
@@ -227,7 +226,7 @@ class Suite(ABC):
         from transformers import AutoConfig
 
         from bench.models import resolve
-        from bench.preflight import on_meta
+        from bench.models import on_meta
 
         source, revision = resolve(spec.model)
         try:

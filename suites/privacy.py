@@ -37,8 +37,6 @@ from typing import Sequence
 
 import numpy as np
 
-from bench.metrics import UNIT, Metric
-
 MIN_K = 0.4
 ATTACKS = ("loss", "zlib", "min_k", "min_k_pp", "gradnorm", "reference")
 IGNORE = -100  # methods.losses.IGNORE; not imported from there, which loads torch (this module must not)
@@ -316,12 +314,16 @@ ATTACK_NAMES = {"loss": "LOSS", "zlib": "ZLib", "min_k": "Min-K% (k 0.4)", "min_
 def attack_metrics(non_members: str) -> tuple:
     """The suite Metrics of the six attack AUCs (forget set vs `non_members`); best = nearest the calibrating
     model's AUC on the same items where the run records one (bench.report.calibration), else nearest 0.5."""
+    from suites.base import UNIT, Metric
+
     return tuple(Metric(f"mia_{a}", False, f"AUC of the {ATTACK_NAMES[a]} membership attack, forget set vs {non_members} "
                         "(best: the retain-only / reference model's AUC on the same items, else 0.5)", bounds=UNIT,
                         ideal=0.5, calibrated=True) for a in ATTACKS)
 
 
 def memorisation_metrics() -> tuple:
+    from suites.base import UNIT, Metric
+
     return (Metric("privleak", False, "(AUC gap to the retain-only model) (s - r) / r x 100, s = 1 - AUC, r = 1 - AUC "
                    "of the retain-only model, on the `privleak_attack` attack (0 = as private as retraining)",
                    bounds=(-100.0, math.inf), ideal=0.0),

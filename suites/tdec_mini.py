@@ -81,7 +81,7 @@ class TdecMini(Tdec):
         return super().unread_option(name, spec)
 
     def model_structure(self, spec: RunSpec, ctx: Context):
-        from bench.preflight import STAND_IN_VOCABULARY, on_meta
+        from bench.models import STAND_IN_VOCABULARY, on_meta
         from bench.tiny import TinyShape, build_tiny
 
         return on_meta(lambda: build_tiny("gpt-neo", STAND_IN_VOCABULARY, TinyShape(**SHAPE)))  # the vocabulary bounds no check

@@ -44,7 +44,7 @@ class TofuMini(Tofu):
     evaluator_modules = Tofu.evaluator_modules + ("suites.tofu_mini", "suites.tofu_mini_unseen")
 
     def model_structure(self, spec: RunSpec, ctx: Context):
-        from bench.preflight import STAND_IN_VOCABULARY, on_meta
+        from bench.models import STAND_IN_VOCABULARY, on_meta
         from bench.tiny import build_tiny
 
         return on_meta(lambda: build_tiny(ARCH_OF[spec.model], STAND_IN_VOCABULARY))  # the vocabulary bounds no check

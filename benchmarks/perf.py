@@ -204,7 +204,7 @@ def memory_child(adapter: str) -> None:
 def peak_memory() -> Row:
     found = {}
     for adapter in ("full", "lora", "fila"):
-        out = subprocess.run([sys.executable, "-c", f"from bench.perf import memory_child; memory_child('{adapter}')"],
+        out = subprocess.run([sys.executable, "-c", f"from benchmarks.perf import memory_child; memory_child('{adapter}')"],
                              capture_output=True, text=True, check=True)
         found[adapter] = json.loads(out.stdout.strip().splitlines()[-1])
     full = found["full"]["peak_mb"]

@@ -80,7 +80,7 @@ def child(suite: str, model: str, split: str, method: str, options: str, data_di
 
 
 def _run_child(*args: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", "import sys; from bench.perf_real import child; child(*sys.argv[1:])",
+    out = subprocess.run([sys.executable, "-c", "import sys; from benchmarks.perf_real import child; child(*sys.argv[1:])",
                           *args], capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
     if out.returncode != 0:
         raise BenchError(f"the real-shaped {args[0]} run failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
