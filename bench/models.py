@@ -24,6 +24,8 @@ DTYPES = {"fp32": "float32", "bf16": "bfloat16"}  # torch dtypes by name: torch 
 
 @dataclass(frozen=True)
 class ModelInfo:
+    """A registered model: its hub id (and pinned revision), prompt family and the paper's learning rates."""
+
     name: str
     hub_id: str
     family: str  # selects the prompt format: phi | llama2-chat | gpt-neo | chat-template
@@ -47,6 +49,7 @@ for _info in (
 
 
 def is_local(name_or_path: str) -> bool:
+    """Whether `name_or_path` is a local directory (a model on disk) rather than a hub id or registry name."""
     return Path(name_or_path).is_dir()
 
 
@@ -196,6 +199,8 @@ def same_tokenizer(a, b) -> bool:
 
 
 def count_parameters(model) -> dict[str, int]:
+    """{"trainable": parameters with requires_grad, "total": all parameters} of a torch module (counts of
+    scalars, not tensors)."""
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"trainable": trainable, "total": total}

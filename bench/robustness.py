@@ -135,6 +135,8 @@ MIN_REMOVED = 0.05
 
 
 def recovery(after: float | None, unlearned: float | None, target: float | None) -> float | None:
+    """(after - unlearned) / (target - unlearned): the share of what unlearning removed that came back (0 =
+    nothing, 1 = all; Deeb & Roger 2024); None when a value is missing or unlearning removed nothing."""
     if None in (after, unlearned, target) or abs(target - unlearned) < 1e-9:
         return None
     return (after - unlearned) / (target - unlearned)

@@ -114,7 +114,8 @@ def json_artefact(path: Path, compute: Callable[[], Any]) -> Any:
 
 
 class CorruptRun(Exception):
-    pass
+    """A run.json that cannot be read as a run record (truncated, not JSON, no `spec` / `status`); the
+    message names the file. Reported per run (`bench status`, the report), never fatal to a grid."""
 
 
 @dataclass
@@ -131,9 +132,11 @@ class Run:
 
     @property
     def status(self) -> str:
+        """pending | running | finished | failed | cancelled, as the record says ("missing" without one)."""
         return self.record.get("status", "missing")
 
     def save(self) -> None:
+        """Write the record to `<dir>/run.json` atomically with its `updated_at` (seconds since the epoch)."""
         if not self.writes:
             return
         self.record["updated_at"] = time.time()
@@ -141,13 +144,18 @@ class Run:
 
 
 class ResultStore:
+    """The results directory `root`: `<suite>/runs/<run-id>/` per run, `<suite>/artefacts/` shared by a suite's
+    runs. Nothing is written until a run is claimed or an artefact built."""
+
     def __init__(self, root: str | os.PathLike = "results"):
         self.root = Path(root)
 
     def suite_dir(self, suite: str) -> Path:
+        """`<root>/<suite>`: the suite's runs, artefacts, reports and grid timings."""
         return self.root / suite
 
     def run_dir(self, spec: RunSpec) -> Path:
+        """`<root>/<suite>/runs/<run-id>`: where `spec`'s run.json, items and checkpoints live."""
         return self.suite_dir(spec.suite) / "runs" / spec.run_id
 
     def artefact_dir(self, suite: str) -> Path:
@@ -186,6 +194,7 @@ class ResultStore:
             return str(e)
 
     def status(self, spec: RunSpec) -> str:
+        """`spec`'s run status as its record says; "missing" without a record, "corrupt" if it cannot be read."""
         try:
             record = self.load(self.run_dir(spec))
         except CorruptRun:
@@ -253,6 +262,7 @@ class ResultStore:
 
 
 def new_record(spec: RunSpec) -> dict:
+    """The record of a run not started yet (status pending, no epochs), in schema SCHEMA_VERSION."""
     return {
         "schema": SCHEMA_VERSION,
         "run_id": spec.run_id,
