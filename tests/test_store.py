@@ -171,3 +171,24 @@ def test_a_json_artefact_is_computed_once_and_returned_as_computed(tmp_path):
     assert first["ma"] == 0.25 and math.isnan(first["el10"])  # the computed value, NaN as a float
     assert json_artefact(path, compute) == {"ma": 0.25, "el10": "nan"}  # read back: NaN stored as a string
     assert len(calls) == 1
+
+
+def test_artefacts_are_published_only_through_the_store():
+    """"Compute, write to a temporary path, publish by rename" has one implementation (bench/store.py): a
+    rename anywhere else is a hand-written copy. bench/checkpoint.py renames a run's own checkpoint, which no
+    other process shares (the run's lock holds it)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    allowed = {"bench/store.py", "bench/checkpoint.py"}
+    renames = []
+    for package in ("bench", "suites", "methods", "benchmarks"):
+        for path in sorted((root / package).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                    continue
+                module_call = isinstance(node.func.value, ast.Name) and node.func.value.id in ("os", "shutil")
+                if node.func.attr == "rename" or module_call and node.func.attr in ("replace", "move"):
+                    renames.append(f"{path.relative_to(root)}:{node.lineno}")  # os.replace/rename, shutil.move, Path.rename
+    assert renames and all(r.split(":")[0] in allowed for r in renames), renames
