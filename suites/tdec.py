@@ -20,11 +20,11 @@ import math
 from pathlib import Path
 
 from bench.errors import BenchError
+from bench.metrics import UNIT, Metric
 from bench.models import recipe_of
 from bench.spec import Hyperparams, RunSpec
 from bench.store import json_artefact
 from bench.robustness import robustness_metrics
-from bench.metrics import UNIT, Metric
 from suites.base import LATE_OPTIONS, Context, Prepared, Robustness, Suite, Evaluation
 from suites.privacy import attack_metrics
 from suites.tdec_data import DIALOGUE_SETS, FORGET_PATH, download, local_file, read_forget_csv

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 
 from bench.errors import BenchError
 from bench.fingerprint import digest
+from bench.metrics import UNIT, Metric
 from bench.models import hub_reachable, load_model, recipe_of
 from bench.spec import Hyperparams, RunSpec
 from bench.store import json_artefact, publish, read_json, write_json_atomic
-from bench.metrics import UNIT, Metric
 from suites.base import LATE_OPTIONS, Context, Evaluation, MissingReference, Prepared, Robustness, Suite
 from bench.robustness import robustness_metrics
 from suites.privacy import ATTACKS, attack_metrics, memorisation_metrics
