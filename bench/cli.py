@@ -9,6 +9,7 @@ import os
 import sys
 
 from bench.errors import BenchError
+from bench.quiet import quiet_libraries
 from bench.spec import LOOP
 
 log = logging.getLogger("bench")
@@ -420,10 +421,11 @@ def _dispatch(args, specs) -> int:
 def cmd_perf(args) -> int:
     from pathlib import Path
 
-    from bench import perf
+    # the benchmarks live beside the package (benchmarks/) and import torch: loaded only for this command
+    from benchmarks import perf
 
     if args.real_data is not None:
-        from bench import perf_real
+        from benchmarks import perf_real
 
         if args.quick:
             raise BenchError("--quick and --real-data are two different measurements: give one")
@@ -498,28 +500,11 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _quiet_libraries(verbose: bool) -> None:
-    """Library chatter (weight-loading bars, rouge's tokenizer notice, deprecation notes) hides
-    the harness's own progress lines; -v brings it back."""
-    if verbose:
-        return
-    import warnings
-
-    for noisy in ("transformers", "datasets", "accelerate", "peft", "lm_eval", "httpx", "filelock", "absl"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*`pretrained` model kwarg.*")
-    # environment, not imports: commands that never touch a model must not pay for importing the stack
-    for name, value in (("TRANSFORMERS_VERBOSITY", "error"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
-                        ("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")):
-        os.environ.setdefault(name, value)
-
-
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     level = logging.WARNING if getattr(args, "quiet", False) else logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    _quiet_libraries(verbose=getattr(args, "verbose", False))
+    quiet_libraries(verbose=getattr(args, "verbose", False))
     handler = {"list": cmd_list, "show-config": cmd_show_config, "run": cmd_run, "finetune": cmd_finetune,
                "status": cmd_status, "cancel": cmd_cancel, "perf": cmd_perf, "report": cmd_report}[args.command]
     try:

@@ -5,24 +5,10 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from bench import settings
-from bench.errors import BenchError
+from bench.errors import BenchError, parse_list
 from bench.spec import RunSpec, setting_names
 from methods import ADAPTERS, OBJECTIVES, expand_methods
 from suites import SUITES
-
-
-def parse_list(text: str | None, kind: str = "value") -> list[str]:
-    """`a,b,c` as a list; None: []. An empty entry (`4,,8`, `ga,`, or an empty string) or a repeated one is a
-    one-line BenchError: it is a typo, and a repeated seed would name one run twice."""
-    if text is None:
-        return []
-    items = [t.strip() for t in text.split(",")]
-    if not all(items):
-        raise BenchError(f"bad {kind} list {text!r}: an empty entry (expected {kind}s separated by commas)")
-    repeated = next((t for i, t in enumerate(items) if t in items[:i]), None)
-    if repeated is not None:
-        raise BenchError(f"{kind} {repeated!r} appears twice in {text!r}")
-    return items
 
 
 INT_EXAMPLES = {"rank": "4,8,16,32", "seed": "0,1,2"}

@@ -24,6 +24,8 @@ DTYPES = {"fp32": "float32", "bf16": "bfloat16"}  # torch dtypes by name: torch 
 
 @dataclass(frozen=True)
 class ModelInfo:
+    """A registered model: its hub id (and pinned revision), prompt family and the paper's learning rates."""
+
     name: str
     hub_id: str
     family: str  # selects the prompt format: phi | llama2-chat | gpt-neo | chat-template
@@ -47,6 +49,7 @@ for _info in (
 
 
 def is_local(name_or_path: str) -> bool:
+    """Whether `name_or_path` is a local directory (a model on disk) rather than a hub id or registry name."""
     return Path(name_or_path).is_dir()
 
 
@@ -196,6 +199,30 @@ def same_tokenizer(a, b) -> bool:
 
 
 def count_parameters(model) -> dict[str, int]:
+    """{"trainable": parameters with requires_grad, "total": all parameters} of a torch module (counts of
+    scalars, not tensors)."""
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"trainable": trainable, "total": total}
+
+
+def on_meta(build):
+    """`build()`'s model on the meta device: its modules and shapes without allocating weights (what
+    bench/preflight.py checks before anything is built; a suite's `model_structure` returns it)."""
+    import torch
+
+    with torch.device("meta"):
+        return build()
+
+
+class _StandInVocabulary:
+    """What bench.tiny.build_tiny reads of a tokenizer, for a structure whose vocabulary no check reads
+    (the output embedding is never adapted)."""
+
+    eos_token_id = pad_token_id = 0
+
+    def __len__(self) -> int:
+        return 256
+
+
+STAND_IN_VOCABULARY = _StandInVocabulary()

@@ -6,7 +6,7 @@ on a shared 2-core machine), but independent runs do with more processes. What t
 by one task, in order; the tasks go first, side by side, and each one's runs are queued as soon as it is
 done, so no core waits for references it does not need. Two tasks may build an artefact they both need
 (a mini suite's base model) at the same time: every artefact is published atomically and the first copy
-kept (suites/tofu.py publish_dir, bench/store.py write_json_atomic), and a core that would otherwise wait
+kept (bench/store.py artefact / publish / write_json_atomic), and a core that would otherwise wait
 spends the time. Each run is claimed in the store as in one process (bench/store.py), so a second
 `bench run` on the same results is safe.
 """
@@ -22,6 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Sequence
 
 from bench.dispatch import Runtime, _artefact_specs, _groups
+from bench.quiet import quiet_libraries
 from bench.spec import RunSpec
 
 MAX_AUTO_WORKERS = 8  # each process holds the stack (about 0.7 GB): a big login node must not start 64
@@ -49,10 +50,8 @@ def _exit_with(parent: int) -> None:
 def _init(runtime: Runtime, level: int) -> None:
     global _ctx
     threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
-    from bench.cli import _quiet_libraries
-
     logging.basicConfig(level=level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    _quiet_libraries(verbose=level <= logging.DEBUG)  # as the grid's own process does
+    quiet_libraries(verbose=level <= logging.DEBUG)  # as the grid's own process does
     _ctx = runtime.context()
 
 

@@ -32,27 +32,6 @@ def check_device(device: str) -> None:
         raise BenchError(f"bad --device {device}: MPS is not available on this machine (valid: cpu)")
 
 
-def on_meta(build):
-    """`build()`'s model on the meta device: its modules and shapes without allocating weights."""
-    import torch
-
-    with torch.device("meta"):
-        return build()
-
-
-class _StandInVocabulary:
-    """What bench.tiny.build_tiny reads of a tokenizer, for a structure whose vocabulary no check reads
-    (the output embedding is never adapted)."""
-
-    eos_token_id = pad_token_id = 0
-
-    def __len__(self) -> int:
-        return 256
-
-
-STAND_IN_VOCABULARY = _StandInVocabulary()
-
-
 def check_structure(specs: Sequence[RunSpec], ctx) -> None:
     """LoRA / FILA ranks against the smallest target layer, and each objective's own structural check
     (`Objective.check`: RMU's steered layer against the blocks and, with rmu_params=wmdp, an MLP output

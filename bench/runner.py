@@ -23,7 +23,7 @@ from bench import checkpoint, distributed, phases, robustness
 from bench.loop import EpochStats, LoopState, NonFiniteLoss, make_optimizer, train
 from bench.models import count_parameters, load_model
 from bench.spec import RunSpec
-from bench.store import Run, new_record, write_json_atomic
+from bench.store import Run, new_record, publish, write_json_atomic
 from methods import ADAPTERS, OBJECTIVES, AdapterInputs, fila
 from suites import SUITES, Context
 from suites.base import LATE_OPTIONS
@@ -98,10 +98,8 @@ def fisher_cache(ctx: Context, suite: str, key: str, forget, retain, batch_size:
         ctx.log(f"FILA: Fisher pass over {len(forget)} forget examples (cached at {path})")
         weights = fila.row_weights(*fila.fisher_diagonals(
             model, names, paired_batches(forget, retain, batch_size, pad_id, seed=0)))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        save_file({n: w.contiguous().cpu() for n, w in weights.items()}, str(tmp))
-        os.replace(tmp, path)
+        # a file of other rows (another model structure under the same key) is replaced
+        publish(path, lambda tmp: save_file({n: w.contiguous().cpu() for n, w in weights.items()}, str(tmp)))
         return weights
 
     return row_weights

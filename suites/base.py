@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.errors import BenchError, unknown
+from bench.errors import BenchError, parse_list, unknown
+from bench.metrics import UNIT, Metric  # the kernel's metric definitions; suites import them from bench.metrics
 from bench.spec import Hyperparams, RunSpec
 from bench.store import ResultStore
 
@@ -67,24 +68,6 @@ class Prepared:
     records: dict = field(default_factory=dict)  # settings and references to write into run.json
 
 
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    higher_is_better: bool
-    summary: str
-    log_scale: bool = False  # summarised on log10 (geometric mean, asymmetric interval): p-values
-    bounds: tuple[float, float] | None = None  # the metric's range; intervals are clipped to it
-    ideal: float | None = None  # best = nearest to this value (an attack AUC's 0.5), not highest or lowest
-    # the ideal is the calibrating model's value on the same items where a run records one (an attack AUC of
-    # the retain-only model: chance is not 0.5 when members and non-members differ, e.g. by author)
-    calibrated: bool = False
-
-    def summarize(self, values):
-        from bench.stats import summarize_metric
-
-        return summarize_metric(values, self)
-
-
 # Options every suite has that were added after results existed: a spec records them only when set, so
 # runs made before them keep their ids (read them with spec.option(name, LATE_OPTIONS[name])).
 LATE_OPTIONS: dict[str, Any] = {
@@ -104,8 +87,6 @@ LIST_OPTIONS = ("lm_eval_tasks", "lm_eval_extra", "dialogue")
 # projection (1,856 LoRA parameters on tofu-mini: forget probability 0.997 -> 0.99 after 5 epochs), so the
 # mini suites let RMU train what the adapter trains (-> 0.65 LoRA / 0.23 FILA; 3 seeds, docs/methods.md)
 MINI_OBJECTIVE_OVERRIDES: dict[str, dict[str, Any]] = {"rmu": {"rmu_params": "all"}}
-
-UNIT = (0.0, 1.0)  # bounds of probabilities, accuracies, p-values, F1, ROUGE
 
 
 class Suite(ABC):
@@ -151,7 +132,6 @@ class Suite(ABC):
                 raise BenchError(f"bad option {key}={value!r} (expected an integer >= 0)")
         if merged.get("epoch_metrics", "read") not in ("read", "all"):
             raise BenchError(f"bad option epoch_metrics={merged['epoch_metrics']!r} (expected read or all)")
-        from bench.grid import parse_list
         from bench.robustness import canonical, check_recipe
 
         for key in LIST_OPTIONS:  # a repeated or empty entry is a typo, and would give the same runs another id
@@ -249,7 +229,7 @@ class Suite(ABC):
         from transformers import AutoConfig
 
         from bench.models import resolve
-        from bench.preflight import on_meta
+        from bench.models import on_meta
 
         source, revision = resolve(spec.model)
         try:

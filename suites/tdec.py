@@ -20,11 +20,12 @@ import math
 from pathlib import Path
 
 from bench.errors import BenchError
+from bench.metrics import UNIT, Metric
 from bench.models import recipe_of
 from bench.spec import Hyperparams, RunSpec
-from bench.store import read_json, write_json_atomic
+from bench.store import json_artefact
 from bench.robustness import robustness_metrics
-from suites.base import LATE_OPTIONS, UNIT, Context, Metric, Prepared, Robustness, Suite, Evaluation
+from suites.base import LATE_OPTIONS, Context, Prepared, Robustness, Suite, Evaluation
 from suites.privacy import attack_metrics
 from suites.tdec_data import DIALOGUE_SETS, FORGET_PATH, download, local_file, read_forget_csv
 
@@ -340,18 +341,17 @@ class Tdec(Suite):
 
         seqs = self.unseen_sequences(spec, tokenizer, ctx)
         key = digest([model_fingerprint(model_path), seqs, code_fingerprint("suites.extraction")])
-        path = ctx.store.artefact_dir(self.name) / "thresholds" / f"{key}.json"
-        if path.exists():
-            return read_json(path)
-        from bench.models import load_model
-        from suites.extraction import extraction_scores
 
-        model, tok = load_model(model_path, trust_remote_code=ctx.trust_remote_code, device=ctx.device)
-        scores = extraction_scores(model, seqs, tok.pad_token_id)
-        result = {"ma": sum(scores["ma"]) / len(seqs), "el10": sum(scores["el10"]) / len(seqs),
-                  "el5": sum(scores["el5"]) / len(seqs), "n": len(seqs), "source": f"measured on {len(seqs)} unseen sequences"}
-        write_json_atomic(path, result)
-        return result
+        def compute() -> dict:
+            from bench.models import load_model
+            from suites.extraction import extraction_scores
+
+            model, tok = load_model(model_path, trust_remote_code=ctx.trust_remote_code, device=ctx.device)
+            scores = extraction_scores(model, seqs, tok.pad_token_id)
+            return {"ma": sum(scores["ma"]) / len(seqs), "el10": sum(scores["el10"]) / len(seqs),
+                    "el5": sum(scores["el5"]) / len(seqs), "n": len(seqs), "source": f"measured on {len(seqs)} unseen sequences"}
+
+        return json_artefact(ctx.store.artefact_dir(self.name) / "thresholds" / f"{key}.json", compute)
 
     def start_evaluation(self, spec: RunSpec, ctx: Context, model_path: str, evaluate, inputs: list) -> Evaluation:
         """Every metric of the model before unlearning: epoch 0 of every run of this split and the robustness
@@ -360,18 +360,17 @@ class Tdec(Suite):
         from bench.fingerprint import code_fingerprint, digest, model_fingerprint
 
         key = digest([model_fingerprint(model_path), spec.hparams.dtype, inputs, code_fingerprint(*self.evaluator_modules)])
-        path = ctx.store.artefact_dir(self.name) / "evals" / f"{key}.json"
-        if path.exists():
-            cached = read_json(path)
-            return Evaluation(cached["metrics"], cached["items"])
-        from bench.models import load_model
 
-        model, tok = load_model(model_path, dtype=spec.hparams.dtype, trust_remote_code=ctx.trust_remote_code,
-                                device=ctx.device)
-        evaluation = evaluate(model, tok)
-        write_json_atomic(path, {"model": model_path, "split": spec.split, "metrics": evaluation.metrics,
-                                 "items": evaluation.items})
-        return evaluation
+        def compute() -> dict:
+            from bench.models import load_model
+
+            model, tok = load_model(model_path, dtype=spec.hparams.dtype, trust_remote_code=ctx.trust_remote_code,
+                                    device=ctx.device)
+            evaluation = evaluate(model, tok)
+            return {"model": model_path, "split": spec.split, "metrics": evaluation.metrics, "items": evaluation.items}
+
+        stored = json_artefact(ctx.store.artefact_dir(self.name) / "evals" / f"{key}.json", compute)
+        return Evaluation(stored["metrics"], stored["items"])
 
     def mia_reference_model(self, spec: RunSpec, ctx: Context) -> str | None:
         choice = str(spec.option("mia_reference", self.late_options["mia_reference"]))
@@ -396,18 +395,18 @@ class Tdec(Suite):
                              f"'{spec.model}' (it must score the same token ids); pass --option mia_reference=DIR with "
                              f"a model sharing the tokenizer, or --option mia_reference=none")
         key = digest([model_fingerprint(name), sequences, code_fingerprint("suites.privacy")])
-        path = ctx.store.artefact_dir(self.name) / "mia_reference" / f"{key}.json"
-        if path.exists():
-            return read_json(path)["nll"]
-        from bench.models import load_model
-        from suites.privacy import token_stats
 
-        model, tok = load_model(name, trust_remote_code=ctx.trust_remote_code, device=ctx.device, offline_hint=hint)
-        nll = [s.nll for s in token_stats(model, [{"input_ids": s, "labels": s} for s in sequences],
-                                          tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
-                                          logp_only=True)]
-        write_json_atomic(path, {"model": name, "nll": nll})
-        return nll
+        def compute() -> dict:
+            from bench.models import load_model
+            from suites.privacy import token_stats
+
+            model, tok = load_model(name, trust_remote_code=ctx.trust_remote_code, device=ctx.device, offline_hint=hint)
+            nll = [s.nll for s in token_stats(model, [{"input_ids": s, "labels": s} for s in sequences],
+                                              tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+                                              logp_only=True)]
+            return {"model": name, "nll": nll}
+
+        return json_artefact(ctx.store.artefact_dir(self.name) / "mia_reference" / f"{key}.json", compute)["nll"]
 
     def unseen_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
         return self.text_chunks("unseen", tokenizer, int(spec.option("seq_len")), 32, ctx)

@@ -25,6 +25,7 @@ import urllib.request
 from pathlib import Path
 
 from bench.errors import BenchError
+from bench.store import publish
 
 REPOSITORY = "https://raw.githubusercontent.com/joeljang/knowledge-unlearning/732876dc19a782c4440c3565cf9821df0a4c7ca0/"
 FORGET_PATH = "data/main/lm_extraction_32_{i}.csv"
@@ -76,11 +77,7 @@ def download(published: str, path: Path) -> Path:
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected:
         raise BenchError(f"downloaded {url} is not the published file: SHA-256 {actual}, expected {expected} (not kept)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
+    return publish(path, lambda tmp: tmp.write_bytes(data))
 
 
 def local_file(data_dir: str | Path, published: str, required: bool = True) -> Path | None:

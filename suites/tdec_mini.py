@@ -10,7 +10,6 @@ the reasoning suite and go through lm-eval, offline. Everything is built and cac
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
@@ -18,12 +17,11 @@ from bench.errors import BenchError, unknown
 from bench.fingerprint import code_fingerprint, digest
 from bench.lm_eval_bridge import write_choice_task
 from bench.spec import Hyperparams, RunSpec
-from bench.store import read_json, write_json_atomic
+from bench.store import artefact, read_json, write_json_atomic
 from suites.base import LATE_OPTIONS, MINI_OBJECTIVE_OVERRIDES, Context
 from suites.tdec import Tdec
 from suites.tdec_mini_data import documents
 from suites.tdec_mini_tasks import choice_tasks, dialogue_rows
-from suites.tofu import publish_dir
 
 CORPUS = dict(documents=6000, seed=0, seq_len=64, sets=5, per_set=16, unseen=64, heldout=64, vocab=2048)
 TRAIN = dict(repeats=40, lr=3e-3)
@@ -83,7 +81,7 @@ class TdecMini(Tdec):
         return super().unread_option(name, spec)
 
     def model_structure(self, spec: RunSpec, ctx: Context):
-        from bench.preflight import STAND_IN_VOCABULARY, on_meta
+        from bench.models import STAND_IN_VOCABULARY, on_meta
         from bench.tiny import TinyShape, build_tiny
 
         return on_meta(lambda: build_tiny("gpt-neo", STAND_IN_VOCABULARY, TinyShape(**SHAPE)))  # the vocabulary bounds no check
@@ -102,8 +100,7 @@ class TdecMini(Tdec):
 
     def pools(self, ctx: Context) -> dict:
         """Token chunks: forget sets, unseen (thresholds), heldout (perplexity), general, and the tokenizer."""
-        out = self.root(ctx) / "data"
-        if not (out / "pools.json").exists():
+        def write(tmp: Path) -> None:
             from bench.tiny import train_tokenizer
 
             docs = documents(CORPUS["documents"], CORPUS["seed"])
@@ -119,11 +116,10 @@ class TdecMini(Tdec):
             rest = chunks[n_forget:]
             pools["unseen"], rest = rest[:CORPUS["unseen"]], rest[CORPUS["unseen"]:]
             pools["heldout"], pools["general"] = rest[:CORPUS["heldout"]], rest[CORPUS["heldout"]:]
-            tmp = out.with_name(out.name + f".tmp{os.getpid()}")
             tokenizer.save_pretrained(tmp / "tokenizer")
             write_json_atomic(tmp / "pools.json", pools)
-            publish_dir(tmp, out)
-        return read_json(out / "pools.json")
+
+        return read_json(artefact(self.root(ctx) / "data", write, ready="pools.json") / "pools.json")
 
     def lm_eval_tasks_dir(self, ctx: Context) -> tuple[str | None, bool]:
         # held-out documents (another generator seed): no task item was ever trained on
@@ -155,31 +151,27 @@ class TdecMini(Tdec):
     def _train(self, out: Path, stream: list[list[int]], ctx: Context) -> str:
         import fcntl
 
+        from bench.finetune import finetune
+        from bench.tiny import TinyShape, build_tiny
+        from bench.tokenizer import load_tokenizer
+
+        def build(tmp: Path) -> None:
+            tokenizer = load_tokenizer(self.root(ctx) / "data" / "tokenizer")
+            model = build_tiny("gpt-neo", tokenizer, TinyShape(**SHAPE))
+            examples = [{"input_ids": s, "labels": s} for s in stream]
+            hp = Hyperparams(lr=TRAIN["lr"], epochs=1, batch_size=32, effective_batch=32, warmup_epochs=0.1,
+                             weight_decay=0.01, max_grad_norm=1.0)
+            ctx.log(f"tdec-mini: training {out.name} on {len(examples)} chunks ({len(examples) // 32} steps)")
+            finetune(model, examples, hp, pad_id=tokenizer.pad_token_id, seed=0)
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+
         if (out / "config.json").exists():
             return str(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(out.with_name(out.name + ".lock"), "w") as lock:  # a second process waits, then reads it
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if not (out / "config.json").exists():
-                self._train_unlocked(out, stream, ctx)
-        return str(out)
-
-    def _train_unlocked(self, out: Path, stream: list[list[int]], ctx: Context) -> None:
-        from bench.finetune import finetune
-        from bench.tiny import TinyShape, build_tiny
-        from bench.tokenizer import load_tokenizer
-
-        tokenizer = load_tokenizer(self.root(ctx) / "data" / "tokenizer")
-        model = build_tiny("gpt-neo", tokenizer, TinyShape(**SHAPE))
-        examples = [{"input_ids": s, "labels": s} for s in stream]
-        hp = Hyperparams(lr=TRAIN["lr"], epochs=1, batch_size=32, effective_batch=32, warmup_epochs=0.1,
-                         weight_decay=0.01, max_grad_norm=1.0)
-        ctx.log(f"tdec-mini: training {out.name} on {len(examples)} chunks ({len(examples) // 32} steps)")
-        finetune(model, examples, hp, pad_id=tokenizer.pad_token_id, seed=0)
-        tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        publish_dir(tmp, out)
+            return str(artefact(out, build, ready="config.json"))
 
     def forget_sequences(self, spec, tokenizer, ctx):
         return self.pools(ctx)[spec.split]

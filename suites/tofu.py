@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 
 from bench.errors import BenchError
 from bench.fingerprint import digest
+from bench.metrics import UNIT, Metric
 from bench.models import hub_reachable, load_model, recipe_of
 from bench.spec import Hyperparams, RunSpec
-from bench.store import read_json, write_json_atomic
-from suites.base import (LATE_OPTIONS, UNIT, Context, Evaluation, Metric, MissingReference, Prepared, Robustness,
-                         Suite)
+from bench.store import json_artefact, publish, read_json, write_json_atomic
+from suites.base import LATE_OPTIONS, Context, Evaluation, MissingReference, Prepared, Robustness, Suite
 from bench.robustness import robustness_metrics
 from suites.privacy import ATTACKS, attack_metrics, memorisation_metrics
 
@@ -68,16 +68,6 @@ DERIVED = (
     Metric("epochs_to_forget_or_cap", False, "epochs to forget; a run that never forgot counts as cap + 1"),
     Metric("mu_at_forget", True, "model utility at the epoch the run forgot (equal forgetting)", bounds=UNIT),
 )
-
-
-def publish_dir(tmp: Path, out: Path) -> None:
-    """Make a finished directory visible in one step; if another process won the race, keep theirs."""
-    try:
-        os.replace(tmp, out)
-    except OSError:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _seeded(split: str, seed: int) -> str:
@@ -382,13 +372,14 @@ class Tofu(Suite):
                     for it in self.finetune_items(split, ctx)]
         ctx.log(f"fine-tuning {model} on {self.name}/{split}: {len(examples)} examples, {hp.epochs} epochs")
         finetune(net, examples, hp, pad_id=tokenizer.pad_token_id, seed=seed, progress=ctx.log)
-        tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-        net.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        write_json_atomic(tmp / "recipe.json", {"model": model, "split": split, "hparams": hp.record(), "seed": seed,
-                                                "data": data})
-        publish_dir(tmp, out)
-        return out
+
+        def save(tmp: Path) -> None:
+            net.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            write_json_atomic(tmp / "recipe.json", {"model": model, "split": split, "hparams": hp.record(), "seed": seed,
+                                                    "data": data})
+
+        return publish(out, save)
 
     def evaluation_key(self, model_path: str, spec: RunSpec, sets, privacy) -> str:
         """What a stored evaluation was computed from: the model's weights, every item it scored, the
@@ -408,16 +399,16 @@ class Tofu(Suite):
         options = {k: v for k, v in spec.options if k in ("max_items", "generation", "max_length", "prompt")}
         sets, privacy = self.eval_sets(spec, ctx), self.privacy_items(spec, ctx)
         path = ctx.store.artefact_dir(self.name) / "evals" / f"{self.evaluation_key(model_path, spec, sets, privacy)}.json"
-        if path.exists():
-            cached = read_json(path)
-            return Evaluation(cached["metrics"], cached["items"])
-        net, tokenizer = load_model(model_path, trust_remote_code=ctx.trust_remote_code, device=ctx.device)
-        metrics, items = evaluate_sets(net, tokenizer, sets, self.qa_format(spec.model, tokenizer, spec.option("prompt", "auto")),
-                                       spec.option("generation"), int(spec.option("max_length")), ctx.eval_batch_size,
-                                       privacy=privacy)
-        write_json_atomic(path, {"model": model_path, "split": spec.split, "options": options,
-                                 "metrics": metrics, "items": items})
-        return Evaluation(metrics, items)
+
+        def compute() -> dict:
+            net, tokenizer = load_model(model_path, trust_remote_code=ctx.trust_remote_code, device=ctx.device)
+            metrics, items = evaluate_sets(net, tokenizer, sets, self.qa_format(spec.model, tokenizer, spec.option("prompt", "auto")),
+                                           spec.option("generation"), int(spec.option("max_length")), ctx.eval_batch_size,
+                                           privacy=privacy)
+            return {"model": model_path, "split": spec.split, "options": options, "metrics": metrics, "items": items}
+
+        stored = json_artefact(path, compute)
+        return Evaluation(stored["metrics"], stored["items"])
 
     # -- one run -------------------------------------------------------------------------------
     def prepare(self, spec: RunSpec, ctx: Context) -> Prepared:

@@ -11,15 +11,14 @@ the paraphrase template, so that truth ratios measure knowledge rather than temp
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from bench.errors import unknown
 from bench.fingerprint import code_fingerprint, digest
 from bench.spec import Hyperparams, RunSpec
-from bench.store import read_json, write_json_atomic
+from bench.store import artefact, read_json, write_json_atomic
 from suites.base import MINI_OBJECTIVE_OVERRIDES, Context
-from suites.tofu import Tofu, _seeded, publish_dir
+from suites.tofu import Tofu, _seeded
 from suites.tofu_mini_data import generate
 
 ARCH_OF = {"tiny-llama": "llama", "tiny-phi": "phi", "tiny-gpt-neo": "gpt-neo"}
@@ -45,7 +44,7 @@ class TofuMini(Tofu):
     evaluator_modules = Tofu.evaluator_modules + ("suites.tofu_mini", "suites.tofu_mini_unseen")
 
     def model_structure(self, spec: RunSpec, ctx: Context):
-        from bench.preflight import STAND_IN_VOCABULARY, on_meta
+        from bench.models import STAND_IN_VOCABULARY, on_meta
         from bench.tiny import build_tiny
 
         return on_meta(lambda: build_tiny(ARCH_OF[spec.model], STAND_IN_VOCABULARY))  # the vocabulary bounds no check
@@ -71,12 +70,12 @@ class TofuMini(Tofu):
     def data_dir(self, ctx: Context) -> str:
         """The generated configs, written once as `<config>.json` files in the hub's schema."""
         out = ctx.store.artefact_dir(self.name) / f"data-{digest([DATA, code_fingerprint('suites.tofu_mini_data')])}"
-        if not (out / "full.json").exists():
-            tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+
+        def write(tmp: Path) -> None:
             for config, rows in generate(**DATA).items():
                 write_json_atomic(tmp / f"{config}.json", rows)
-            publish_dir(tmp, out)
-        return str(out)
+
+        return str(artefact(out, write, ready="full.json"))
 
     def config_path(self, config: str, ctx: Context) -> Path:
         if not config.startswith("holdout"):
@@ -86,12 +85,12 @@ class TofuMini(Tofu):
 
         out = ctx.store.artefact_dir(self.name) / \
             f"holdout-{digest([DATA, code_fingerprint('suites.tofu_mini_data', 'suites.tofu_mini_unseen')])}"
-        if not (out / "holdout10.json").exists():
-            tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+
+        def write(tmp: Path) -> None:
             for name, rows in holdout_configs(**DATA).items():
                 write_json_atomic(tmp / f"{name}.json", rows)
-            publish_dir(tmp, out)
-        return out / f"{config}.json"
+
+        return artefact(out, write, ready="holdout10.json") / f"{config}.json"
 
     def load_config(self, config: str, ctx: Context) -> list[dict]:
         if config.startswith("holdout"):
@@ -124,23 +123,21 @@ class TofuMini(Tofu):
         from bench.finetune import finetune
         from bench.tiny import build_tiny, train_tokenizer
 
-        out = self.artefact_model_dir(model, "base", ctx)
-        if (out / "config.json").exists():
-            return str(out)
-        corpus = [row["text"] for row in read_json(Path(self.data_dir(ctx)) / "tokenizer_corpus.json")]
-        tokenizer = train_tokenizer(corpus, vocab_size=2000)
-        net = build_tiny(ARCH_OF[model], tokenizer)
-        fmt = self.qa_format(model, tokenizer)
 
-        items = self.load_config("real_authors", ctx) + self.load_config("world_facts", ctx) + self.load_config("background", ctx)
-        examples = [fmt.example(tokenizer, it["question"], it["answer"], int(self.options["max_length"])) for it in items]
-        ctx.log(f"stage A: teaching {model} {len(examples)} known facts")
-        finetune(net, examples, self.stage_a_hparams(), pad_id=tokenizer.pad_token_id, seed=0)
-        tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-        net.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        publish_dir(tmp, out)
-        return str(out)
+        def build(tmp: Path) -> None:
+            corpus = [row["text"] for row in read_json(Path(self.data_dir(ctx)) / "tokenizer_corpus.json")]
+            tokenizer = train_tokenizer(corpus, vocab_size=2000)
+            net = build_tiny(ARCH_OF[model], tokenizer)
+            fmt = self.qa_format(model, tokenizer)
+
+            items = self.load_config("real_authors", ctx) + self.load_config("world_facts", ctx) + self.load_config("background", ctx)
+            examples = [fmt.example(tokenizer, it["question"], it["answer"], int(self.options["max_length"])) for it in items]
+            ctx.log(f"stage A: teaching {model} {len(examples)} known facts")
+            finetune(net, examples, self.stage_a_hparams(), pad_id=tokenizer.pad_token_id, seed=0)
+            net.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+
+        return str(artefact(self.artefact_model_dir(model, "base", ctx), build, ready="config.json"))
 
     def missing_reference(self, spec: RunSpec, split: str, seed: int, path: Path, ctx: Context) -> None:
         self.finetune(spec.model, split, ctx, seed)  # mini references are cheap: build them on first use
