@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import stats, tables
+from bench.claims import NOTE as CLAIMS_NOTE
 
 SCRIPT = """
 function sortTable(th) {
@@ -84,11 +85,9 @@ def write_page(suite: str, path: Path, leaderboard: pd.DataFrame, rule: str, not
     if figures:
         parts += ["<h2>Plots</h2>"] + [f"<img src=\"{html.escape(f.name)}\" alt=\"{html.escape(f.stem)}\">" for f in figures]
     if claims:
-        from bench.claims import NOTE
-
         rows = pd.DataFrame([{"claim": c.id, "verdict": c.verdict, "metric": c.metric, "margin": stats.fmt(c.margin),
                               "statement": c.text, "source": c.source} for c in claims])
-        parts += ["<h2>Claims</h2>", f"<p class=\"note\">{html.escape(NOTE)}</p>", table(rows, "claims")]
+        parts += ["<h2>Claims</h2>", f"<p class=\"note\">{html.escape(CLAIMS_NOTE)}</p>", table(rows, "claims")]
         for c in claims:
             checks = pd.DataFrame([{"A": k.a, "B": k.b, "A value": k.a_value, "B value": k.b_value, "A - B": k.diff,
                                     "interval": k.interval, "level": k.level, "margin": k.margin, "p": k.p,

@@ -1,13 +1,17 @@
-"""Leaderboards from the result store: every run.json into one DataFrame, then tables.
+"""Reports from the result store: the leaderboard every suite gets, then the sections the suite supplies.
 
-Which epoch a table reports is a stated rule: the last evaluated epoch (`epoch="last"`). Failed,
-running and corrupt runs appear as such, never as zeros and never silently dropped.
+Runs are loaded by bench/runs.py (one row per run; which epoch a row reports is a stated rule, the last
+evaluated epoch by default). This module computes the leaderboard (means and 95% intervals per
+configuration, tied-best marks), the pairwise comparisons, the signal table and the SLURM status, and
+assembles the report: leaderboard, the suite's paper table and plots (`Suite.paper_table`, `Suite.plots`),
+robustness, claims (bench/claims.py) and the HTML page (bench/html.py). It names no suite: a new suite gets
+every section by overriding those hooks. Failed, running and corrupt runs appear as such, never as zeros and
+never silently dropped.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,34 +19,21 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from bench import robustness, stats
+from bench import agreement, claims, html, plots, stats, tables
+from bench.claims import distinct_pairs
+from bench.dispatch import slurm_states, sweeps
+from bench.errors import BenchError, unknown
+from bench.runs import (load_runs, method_base, reference_rows, run_settings,  # noqa: F401 (method_base, run_settings:
+                        select_method, unlike_settings)                  # bench/cli.py and tests read them from here)
+from bench.sequential import Plan
 from bench.store import ResultStore
+from bench.tables import row_labels
 from suites import SUITES
 
 COST = ("wall_s", "trainable_params", "peak_mem_mb")
 
 
-def choose_epoch(record: dict, rule: str, higher_is_better: dict[str, bool]) -> tuple[int | None, dict]:
-    """The epoch a table reports, by a stated rule: `last` (default), a number, or `select:METRIC`
-    (the epoch that is best on METRIC, which must not be a reported column)."""
-    evaluated = [e for e in record.get("epochs", []) if e.get("metrics") and e.get("epoch", 0) > 0]
-    if not evaluated:
-        return None, {}
-    if rule == "last":
-        chosen = evaluated[-1]
-    elif rule.startswith("select:"):
-        metric = rule.split(":", 1)[1]
-        sign = 1 if higher_is_better.get(metric, True) else -1
-        scored = [e for e in evaluated if isinstance(e["metrics"].get(metric), (int, float))]
-        chosen = max(scored, key=lambda e: sign * e["metrics"][metric]) if scored else None
-    else:
-        chosen = next((e for e in evaluated if e["epoch"] == int(rule)), None)
-    return (chosen["epoch"], chosen["metrics"]) if chosen else (None, {})
-
-
 def check_epoch_rule(rule: str, suite_name: str) -> str:
-    from bench.errors import BenchError, unknown
-
     suite = SUITES[suite_name]
     if rule == "last" or rule.isdigit():
         return rule
@@ -62,8 +53,6 @@ def check_epoch_available(rule: str, suite: str, store: ResultStore) -> None:
     """An epoch number that no finished run evaluated, or a `select:METRIC` that no finished run recorded per
     epoch (a metric measured once after the last epoch), is a one-line BenchError naming what there is (a
     table of empty cells would read as missing results)."""
-    from bench.errors import BenchError
-
     if rule == "last":
         return
     available, per_epoch = set(), set()
@@ -83,120 +72,6 @@ def check_epoch_available(rule: str, suite: str, store: ResultStore) -> None:
         listed = ", ".join(map(str, sorted(available))) or "none"
         raise BenchError(f"--epoch {rule}: no finished run of suite {suite} evaluated epoch {rule} (epochs evaluated: "
                          f"{listed}; or --epoch last)")
-
-
-def _config_key(spec: dict) -> str:
-    """Runs that differ only by seed share this key; anything else is a different leaderboard row."""
-    rest = {k: v for k, v in spec.items() if k != "seed"}
-    return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()[:6]
-
-
-def replicate_key(record: dict) -> str:
-    """What a replicate produced: every epoch's metrics. Two runs with the same key are bit-identical (the
-    seed changed nothing): one observation, never two (bench/claims.py, the leaderboard's n)."""
-    produced = [e.get("metrics") for e in record.get("epochs", [])]
-    return hashlib.sha256(json.dumps(produced, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-# options that only add measurements after the last epoch and change none of the others (epoch_metrics changes
-# what the epochs before the last record, so its runs are labelled apart: never two observations of one run)
-ADDS_ONLY = ("robustness", "lm_eval_extra")
-
-
-def run_settings(spec: dict) -> str:
-    """A run's settings other than its method (objective, adapter, rank), model, split and seed, as text
-    (`lr=0.001 epochs=2`, "" = the suite's defaults): every hyperparameter that differs from what the suite
-    gives its method on its model, and every option that differs from the suite's default. Comparisons,
-    claims and table rows pair or pool only runs whose settings agree (`unlike_settings`)."""
-    import dataclasses
-
-    from bench.spec import Hyperparams
-
-    kind = SUITES[spec["suite"]]
-    given = Hyperparams(**spec["hparams"])
-    try:
-        default = kind.objective_hparams(spec["model"], spec["objective"], spec["adapter"])
-    except Exception:  # an objective this checkout no longer has: every value counts as given
-        default = None
-    parts = [f"{f.name}={getattr(given, f.name):g}" if isinstance(getattr(given, f.name), float) else
-             f"{f.name}={getattr(given, f.name)}" for f in dataclasses.fields(given)
-             if default is None or getattr(given, f.name) != getattr(default, f.name)]
-    options = kind.all_options()
-    parts += [f"{k}={v}" for k, v in sorted(spec.get("options", {}).items())
-              if k not in ADDS_ONLY and options.get(k, object()) != v]
-    return " ".join(parts)
-
-
-def unlike_settings(ra: pd.DataFrame, rb: pd.DataFrame) -> str:
-    """"" when every run of `ra` and `rb` has the same settings (`run_settings`), else what differs:
-    `A: lr=0.001 epochs=2 vs B: (defaults)`."""
-    a, b = sorted(set(ra["settings"])), sorted(set(rb["settings"]))
-    if a == b and len(a) == 1:
-        return ""
-    show = lambda values: " | ".join(v or "(defaults)" for v in values)
-    return f"A: {show(a)} vs B: {show(b)}"
-
-
-def calibration(record: dict, metrics) -> dict:
-    """`<metric>_ref`: the calibrating model's value of each calibrated metric on this run's items, the level
-    an attack AUC reaches without membership: TOFU's retain-only model (suite_records.reference_metrics),
-    TDEC's Reference-attack model (suite_records.mia_calibration, LOSS only)."""
-    extra = record.get("suite_records", {})
-    known = {**extra.get("mia_calibration", {}), **extra.get("reference_metrics", {})}
-    return {f"{m.name}_ref": known[m.name] for m in metrics
-            if m.calibrated and isinstance(known.get(m.name), (int, float))}
-
-
-def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFrame:
-    kind = SUITES[suite]
-    direction = {m.name: m.higher_is_better for m in kind.metrics}
-    rows = []
-    for run_dir, record, error in store.iter_records(suite):
-        if error:
-            rows.append({"run_id": run_dir.name, "status": "corrupt", "reason": error})
-            continue
-        if record is None:
-            rows.append({"run_id": run_dir.name, "status": "pending"})
-            continue
-        spec = record["spec"]
-        label = spec["objective"] if spec["adapter"] == "full" else f"{spec['objective']}+{spec['adapter']}-r{spec['rank']}"
-        at, metrics = choose_epoch(record, epoch, direction)
-        metrics = {**metrics, **robustness.screened(record, kind.recovery_metric),
-                   **kind.derived_metrics(record), **calibration(record, kind.metrics)}
-        timings = record.get("timings", {})
-        rows.append({
-            "run_id": record["run_id"], "status": record["status"], "reason": record.get("reason"),
-            "model": spec["model"], "split": spec["split"], "method": label, "lr": spec["hparams"]["lr"],
-            "config": _config_key(spec), "settings": run_settings(spec), "objective": spec["objective"],
-            "max_epochs": spec["hparams"]["epochs"], "replicate": replicate_key(record),
-            "adapter": spec["adapter"], "rank": spec["rank"], "seed": spec["seed"], "epoch": at,
-            **metrics,
-            # the run's own cost: shared references (`prepare`) are built once for many runs, and the opt-in
-            # robustness stages are timed apart
-            "wall_s": sum(v for k, v in timings.items() if k not in ("prepare",) + robustness.STAGES) if timings else None,
-            "trainable_params": record.get("parameters", {}).get("trainable"),
-            "peak_mem_mb": record.get("peak_memory_mb"),
-            "trajectory": [(e["epoch"], e["metrics"]) for e in record.get("epochs", []) if e.get("metrics")],
-            "environment": record.get("environment", {}),
-        })
-    return pd.DataFrame(rows)
-
-
-def reference_rows(suite: str, store: ResultStore) -> pd.DataFrame:
-    """The target (before unlearning) and reference (retain-only) rows TOFU tables carry: one per distinct
-    model (several when references are fine-tuned per seed, which tables then summarise)."""
-    rows, seen = [], set()
-    for _, record, _ in store.iter_records(suite):
-        if not record or "suite_records" not in record:
-            continue
-        spec, extra = record["spec"], record["suite_records"]
-        for role, key, path in (("target", "target_metrics", "target"), ("retain", "reference_metrics", "reference")):
-            ident = (spec["model"], spec["split"], role, extra.get(path))  # one row per reference model
-            if key in extra and ident not in seen:
-                seen.add(ident)
-                rows.append({"model": spec["model"], "split": spec["split"], "method": f"({role})",
-                             "status": "reference", **extra[key]})
-    return pd.DataFrame(rows)
 
 
 GROUP = ["model", "split", "method", "lr", "config"]
@@ -219,8 +94,6 @@ def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: 
     if runs.empty or "model" not in runs:
         return runs
     if "settings" in runs:  # rows that one method name would cover say which settings they differ in
-        from bench.tables import row_labels
-
         runs = runs.assign(method=row_labels(runs, ["model", "split", "method"]).fillna(runs["method"]))
     finished = runs[runs["status"] == "finished"]
     metric_cols = leaderboard_columns(suite_name, finished)
@@ -322,10 +195,6 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
                  claims_file: str | None = None, against: str | None = None) -> list[Path]:
     """Leaderboard (.md/.csv/.tex), paper-style table (.md/.tex), plots, claims, comparisons and the
     HTML page under results/<suite>/."""
-    from bench import claims, html, plots, tables
-    from suites.tdec import Tdec
-    from suites.tofu import Tofu
-
     epoch = check_epoch_rule(epoch, suite)
     runs = load_runs(suite, store, epoch)
     out = store.suite_dir(suite)
@@ -339,14 +208,10 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
               file=sys.stderr)
     other = None
     if against:
-        from bench.errors import BenchError
-
         other = load_runs(suite, ResultStore(against), epoch)
         if other.empty or "status" not in other or not (other["status"] == "finished").any():
             raise BenchError(f"--against {against}: no finished runs of suite {suite} there")
     claims_path = Path(claims_file) if claims_file else claims.suite_claims_path(suite)
-    from bench.sequential import Plan
-
     plan = Plan.open(out)  # a sequential plan (bench run --until-decided): this report is one of its looks
     claim_results = claims.evaluate_file(claims_path, suite, runs, plan) if claims_file or claims_path.exists() else []
     if plan is not None and claim_results:
@@ -368,23 +233,14 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
                                  showindex=False) + "\n")
 
     kind = SUITES[suite]
-    figures, table_md = [], ""
-    if isinstance(kind, Tofu):
-        rows, columns = tables.tofu_rows(runs, refs, kind.metrics, kind.paper_columns)
-        keys = ["method", "runs", "status", "forgot"]
-        figures = plots.tofu_tradeoff(runs, refs, out, kind.metrics)
-        caption = tables.TOFU_CAPTION + _left_out(tables.TOFU_COLUMNS, kind.paper_columns)
-    elif isinstance(kind, Tdec):
-        rows, columns = tables.tdec_rows(runs, kind.metrics, kind.paper_columns)
-        keys = ["model", "method", "runs", "status", "forgotten"]
-        figures = plots.tdec_epochs(runs, out)
-        caption = tables.TDEC_CAPTION + _left_out(tables.TDEC_COLUMNS, kind.paper_columns)
-    else:
-        rows = None
-    if rows is not None:
-        table_md = tables.render(rows, columns, keys, tex=False)
-        (out / "paper_table.md").write_text(f"# {suite}: paper-style table ({rule})\n\n{caption}\n\n{table_md}\n")
-        (out / "paper_table.tex").write_text(tables.render(rows, columns, keys, tex=True) + "\n")
+    # the suite's own sections (Suite.paper_table / Suite.plots; none by default)
+    paper = kind.paper_table(runs, refs)
+    figures = list(kind.plots(runs, refs, out))
+    table_md = ""
+    if paper is not None:
+        table_md = tables.render(paper.rows, paper.columns, paper.keys, tex=False)
+        (out / "paper_table.md").write_text(f"# {suite}: paper-style table ({rule})\n\n{paper.caption}\n\n{table_md}\n")
+        (out / "paper_table.tex").write_text(tables.render(paper.rows, paper.columns, paper.keys, tex=True) + "\n")
         paths += [out / "paper_table.md", out / "paper_table.tex"]
     robustness = None
     if any("/" in c and c.split("/")[0] in tables.ROBUSTNESS_VARIANTS for c in runs.columns):
@@ -406,8 +262,6 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
                                        + tabulate(signal, headers="keys", tablefmt="github") + "\n")
         paths.append(out / "signal.md")
     if other is not None:
-        from bench import agreement
-
         other_claims = claims.evaluate_file(claims_path, suite, other) if claim_results else []
         pairs = agreement.separated_pairs(runs, other, kind.metrics)
         paths.append(agreement.write(suite, out / "agreement.md", pairs, claim_results, other_claims, against,
@@ -417,16 +271,10 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
         print(text)
         (out / "compare.md").write_text(f"# {suite}: pairwise comparisons ({rule})\n\n{COMPARE_NOTE}\n\n{text}\n")
         paths.append(out / "compare.md")
-    paths.append(html.write_page(suite, out / "index.html", shown, rule, LEADERBOARD_NOTE, table_md and caption,
-                                 rows and (rows, columns, keys), figures, claim_results, comparisons,
-                                 provenance(runs), robustness))
+    paths.append(html.write_page(suite, out / "index.html", shown, rule, LEADERBOARD_NOTE, table_md and paper.caption,
+                                 paper and paper.rows and (paper.rows, paper.columns, paper.keys), figures,
+                                 claim_results, comparisons, provenance(runs), robustness))
     return paths
-
-
-def _left_out(columns: dict, shown: tuple[str, ...]) -> str:
-    left_out = [c for c in columns if c not in shown]
-    return (f" Measured but left out of this suite's table (between-method spread not above the seed-to-seed "
-            f"spread; see signal.md and leaderboard.csv): {', '.join(left_out)}." if left_out else "")
 
 
 def provenance(runs: pd.DataFrame) -> list[dict]:
@@ -451,9 +299,6 @@ SIGNAL_NOTE = ("Does a column separate methods? For each metric: the spread betw
 
 def signal_table(suite: str, runs: pd.DataFrame) -> list[dict]:
     """Between-method vs seed-to-seed spread of every metric, per model and split."""
-    import math
-
-    from bench.tables import row_labels
 
     kind = SUITES[suite]
     finished = runs[runs["status"] == "finished"] if "status" in runs else runs
@@ -490,8 +335,6 @@ COMPARE_NOTE = ("A minus B over runs paired by (model, split, seed); 95% t-inter
 
 
 def parse_compare(text: str) -> list[tuple[str, str]]:
-    from bench.errors import BenchError
-
     pairs = []
     for item in text.split(";"):
         names = [t.strip() for t in item.split(",") if t.strip()]
@@ -504,28 +347,6 @@ def parse_compare(text: str) -> list[tuple[str, str]]:
             raise BenchError(f"bad --compare {text!r}: {names[0]} and {names[1]} are compared twice")
         pairs.append((names[0], names[1]))
     return pairs
-
-
-def method_base(labels: pd.Series) -> pd.Series:
-    """`ihl+fila-r4` -> `ihl+fila`: the method as a user types it, without the rank."""
-    return labels.str.replace(r"-r\d+$", "", regex=True)
-
-
-def select_method(runs: pd.DataFrame, name: str, suite: str) -> pd.DataFrame:
-    """Finished runs of the method `name`: a full label (`ihl+fila-r4`) or a method (`ihl+fila`, any rank)
-    that must then denote one configuration."""
-    from bench.errors import BenchError, unknown
-
-    finished = runs[runs["status"] == "finished"]
-    chosen = finished[(finished["method"] == name) | (method_base(finished["method"]) == name)]
-    if chosen.empty:
-        raise unknown(f"method with finished runs in suite {suite}", name, sorted(set(finished["method"])))
-    configs = sorted(set(zip(chosen["method"], chosen["settings"])))
-    if len(configs) > 1:
-        listed = ", ".join(f"{m} [{c or 'defaults'}]" for m, c in configs)
-        raise BenchError(f"'{name}' matches {len(configs)} configurations ({listed}); name one with its rank, e.g. "
-                         "ihl+fila-r4, or report runs of one setting (--results DIR holding only them)")
-    return chosen
 
 
 @dataclass
@@ -547,14 +368,10 @@ def compare_methods(suite: str, runs: pd.DataFrame, a: str, b: str) -> Compariso
     a, b = ra["method"].iloc[0], rb["method"].iloc[0]
     differ = unlike_settings(ra, rb)
     if differ:
-        from bench.errors import BenchError
-
         raise BenchError(f"cannot compare {a} with {b}: their runs differ in settings other than the method "
                          f"({differ}); compare runs made with the same --lr/--epochs/--set/--option")
     keys = ["model", "split", "seed"]
-    from bench.claims import _distinct
-
-    merged, _ = _distinct(ra.merge(rb, on=keys, suffixes=("_a", "_b")))
+    merged, _ = distinct_pairs(ra.merge(rb, on=keys, suffixes=("_a", "_b")))
     rows = []
     for metric in kind.metrics:
         if metric.name not in ra or metric.name not in rb:
@@ -587,8 +404,6 @@ def _status(stored: str, slurm: str | None) -> str:
 def status_table(suite: str | None, results: str) -> str:
     store = ResultStore(results)
     suites = [suite] if suite else sorted(p.name for p in Path(results).iterdir() if p.is_dir()) if Path(results).is_dir() else []
-    from bench.dispatch import slurm_states, sweeps
-
     rows = []
     for s in suites:
         SUITES[s]

@@ -5,11 +5,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from bench.errors import BenchError, unknown
 from bench.spec import Hyperparams, RunSpec
 from bench.store import ResultStore
+
+if TYPE_CHECKING:  # annotations only: pandas stays out of `import suites` (the fast CLI's list / show-config)
+    import pandas as pd
+
+    from bench.tables import PaperTable
 
 
 @dataclass
@@ -261,6 +266,21 @@ class Suite(ABC):
         from bench.models import check_model_name
 
         check_model_name(model)
+
+    # ---- report sections: bench/report.py writes the leaderboard, robustness table, claims (the `claims` file
+    # above), signal and comparisons for every suite, then asks the suite for its own sections. Override these
+    # to give a suite its paper-style table and plots; the defaults give none. ----
+
+    def paper_table(self, runs: "pd.DataFrame", refs: "pd.DataFrame") -> "PaperTable | None":
+        """This suite's paper-style table (bench.tables.PaperTable: rows, columns, key columns, caption) from
+        `runs` (bench.runs.load_runs: one row per run) and `refs` (bench.runs.reference_rows: the target and
+        reference models' rows); None = no paper table (paper_table.md is not written)."""
+        return None
+
+    def plots(self, runs: "pd.DataFrame", refs: "pd.DataFrame", out_dir: Path) -> list[Path]:
+        """This suite's plots, written into `out_dir` (the suite's results directory) as PNGs; returns their
+        paths in the order the HTML page shows them. Default: none."""
+        return []
 
 
 class MissingReference(BenchError):
