@@ -5,16 +5,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from bench.errors import BenchError, unknown
 from bench.spec import Hyperparams, RunSpec
 from bench.store import ResultStore
-
-if TYPE_CHECKING:  # annotations only: pandas stays out of `import suites` (the fast CLI's list / show-config)
-    import pandas as pd
-
-    from bench.tables import PaperTable
 
 
 @dataclass
@@ -271,13 +266,14 @@ class Suite(ABC):
     # above), signal and comparisons for every suite, then asks the suite for its own sections. Override these
     # to give a suite its paper-style table and plots; the defaults give none. ----
 
-    def paper_table(self, runs: "pd.DataFrame", refs: "pd.DataFrame") -> "PaperTable | None":
-        """This suite's paper-style table (bench.tables.PaperTable: rows, columns, key columns, caption) from
-        `runs` (bench.runs.load_runs: one row per run) and `refs` (bench.runs.reference_rows: the target and
-        reference models' rows); None = no paper table (paper_table.md is not written)."""
+    def paper_table(self, runs, refs):
+        """This suite's paper-style table, a bench.tables.PaperTable (rows, columns, key columns, caption), from
+        `runs` (a DataFrame, bench.runs.load_runs: one row per run) and `refs` (a DataFrame,
+        bench.runs.reference_rows: the target and reference models' rows); None = no paper table
+        (paper_table.md is not written). pandas is not imported here: `import suites` stays light."""
         return None
 
-    def plots(self, runs: "pd.DataFrame", refs: "pd.DataFrame", out_dir: Path) -> list[Path]:
+    def plots(self, runs, refs, out_dir: Path) -> list[Path]:
         """This suite's plots, written into `out_dir` (the suite's results directory) as PNGs; returns their
         paths in the order the HTML page shows them. Default: none."""
         return []
