@@ -62,6 +62,7 @@ def suite_claims_path(suite: str) -> Path:
 
 @dataclass
 class Check:
+    """One comparison of a claim: A against B on the claim's metric, its verdict and the numbers behind it."""
     a: str
     b: str
     verdict: str
@@ -79,6 +80,7 @@ class Check:
 
 @dataclass
 class ClaimResult:
+    """A claim's verdict (module docstring) with every comparison it made."""
     id: str
     text: str
     metric: str
@@ -93,6 +95,8 @@ CLAIM_KEYS = {"id", "text", "metric", "better", "than", "for_each", "only_forgot
 
 
 def load(path: Path) -> list[dict]:
+    """The claims of a YAML file, checked (format in the module docstring): a one-line BenchError names the
+    first bad claim, key, method or margin."""
     try:
         data = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
@@ -307,6 +311,7 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None) -> l
 
 
 def evaluate_file(path: Path, suite: str, runs: pd.DataFrame, plan=None) -> list[ClaimResult]:
+    """`evaluate` on the claims of the file `path`."""
     return evaluate(load(path), suite, runs, plan)
 
 
@@ -321,6 +326,7 @@ NOTE = ("Each comparison pairs runs by (model, split, seed), drops bit-identical
 
 
 def write_markdown(results: list[ClaimResult], suite: str, path: Path) -> Path:
+    """claims.md: the verdicts, then one section per claim with its comparisons and reasons. Returns `path`."""
     lines = [f"# {suite}: claims", "", NOTE, "",
              tabulate([{"claim": r.id, "verdict": r.verdict, "metric": r.metric, "margin": stats.fmt(r.margin),
                         "statement": r.text} for r in results], headers="keys", tablefmt="github"), ""]

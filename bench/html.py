@@ -54,6 +54,7 @@ def _cell(text) -> tuple[str, str]:
 
 
 def table(frame: pd.DataFrame, table_id: str) -> str:
+    """`frame` as a sortable HTML table (id `table_id`): cells in `**bold**` become best cells, numbers sort as numbers."""
     head = "".join(f"<th onclick=\"sortTable(this)\">{html.escape(str(c))}</th>" for c in frame.columns)
     body = []
     for _, row in frame.iterrows():
@@ -70,6 +71,9 @@ def table(frame: pd.DataFrame, table_id: str) -> str:
 def write_page(suite: str, path: Path, leaderboard: pd.DataFrame, rule: str, note: str, caption: str,
                paper: tuple | None, figures: list[Path], claims: list, comparisons: list, provenance: list[dict],
                robustness: tuple | None = None) -> Path:
+    """The suite's report page at `path`: epoch rule, paper table (`paper` = rows, columns, keys for
+    bench.tables.cells, with its Markdown `caption`), robustness table, leaderboard, plots (`figures`, linked by
+    file name), claims with each comparison, pairwise comparisons and provenance. Returns `path`."""
     parts = [f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(suite)} leaderboard</title>",
              f"<style>{STYLE}</style><script>{SCRIPT}</script></head><body>",
              f"<h1>{html.escape(suite)}</h1><p class=\"note\">Epoch rule: {html.escape(rule)}. "

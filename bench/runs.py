@@ -39,6 +39,49 @@ def choose_epoch(record: dict, rule: str, higher_is_better: dict[str, bool]) -> 
     return (chosen["epoch"], chosen["metrics"]) if chosen else (None, {})
 
 
+def check_epoch_rule(rule: str, suite_name: str) -> str:
+    """`rule` if it is a valid --epoch rule for the suite (`last`, an epoch number, or `select:METRIC` with a metric
+    of the suite that is not a reported column), else a one-line BenchError saying what is valid."""
+    suite = SUITES[suite_name]
+    if rule == "last" or rule.isdigit():
+        return rule
+    if rule.startswith("select:"):
+        metric = rule.split(":", 1)[1]
+        names = [m.name for m in suite.metrics]
+        if metric not in names:
+            raise unknown(f"metric of suite {suite_name}", metric, names)
+        if metric in suite.headline:
+            raise BenchError(f"--epoch select:{metric} would choose the epoch on a reported number; "
+                             f"select on another metric (reported: {', '.join(suite.headline)})")
+        return rule
+    raise BenchError(f"bad epoch rule '{rule}' (expected last, an epoch number, or select:METRIC)")
+
+
+def check_epoch_available(rule: str, suite: str, store: ResultStore) -> None:
+    """An epoch number that no finished run evaluated, or a `select:METRIC` that no finished run recorded per
+    epoch (a metric measured once after the last epoch), is a one-line BenchError naming what there is (a
+    table of empty cells would read as missing results)."""
+    if rule == "last":
+        return
+    available, per_epoch = set(), set()
+    for _, record, _ in store.iter_records(suite):
+        if record and record.get("status") == "finished":
+            for e in record.get("epochs", []):
+                if e.get("metrics") and e.get("epoch", 0) > 0:
+                    available.add(e["epoch"])
+                    per_epoch |= {k for k, v in e["metrics"].items() if isinstance(v, (int, float))}
+    if rule.startswith("select:"):
+        metric = rule.split(":", 1)[1]
+        if available and metric not in per_epoch:
+            raise BenchError(f"--epoch {rule}: no finished run of suite {suite} recorded {metric} per epoch (measured "
+                             f"after the last epoch only, or not by these runs); select on one of: {', '.join(sorted(per_epoch))}")
+        return
+    if int(rule) not in available:
+        listed = ", ".join(map(str, sorted(available))) or "none"
+        raise BenchError(f"--epoch {rule}: no finished run of suite {suite} evaluated epoch {rule} (epochs evaluated: "
+                         f"{listed}; or --epoch last)")
+
+
 def _config_key(spec: dict) -> str:
     """Runs that differ only by seed share this key; anything else is a different leaderboard row."""
     rest = {k: v for k, v in spec.items() if k != "seed"}
