@@ -245,6 +245,22 @@ class Suite(ABC):
 
         check_model_name(model)
 
+    # ---- report sections: bench/report.py writes the leaderboard, robustness table, claims (the `claims` file
+    # above), signal and comparisons for every suite, then asks the suite for its own sections. Override these
+    # to give a suite its paper-style table and plots; the defaults give none. ----
+
+    def paper_table(self, runs, refs):
+        """This suite's paper-style table, a bench.tables.PaperTable (rows, columns, key columns, caption), from
+        `runs` (a DataFrame, bench.runs.load_runs: one row per run) and `refs` (a DataFrame,
+        bench.runs.reference_rows: the target and reference models' rows); None = no paper table
+        (paper_table.md is not written). pandas is not imported here: `import suites` stays light."""
+        return None
+
+    def plots(self, runs, refs, out_dir: Path) -> list[Path]:
+        """This suite's plots, written into `out_dir` (the suite's results directory) as PNGs; returns their
+        paths in the order the HTML page shows them. Default: none."""
+        return []
+
 
 class MissingReference(BenchError):
     pass

@@ -313,7 +313,7 @@ ATTACK_NAMES = {"loss": "LOSS", "zlib": "ZLib", "min_k": "Min-K% (k 0.4)", "min_
 
 def attack_metrics(non_members: str) -> tuple:
     """The suite Metrics of the six attack AUCs (forget set vs `non_members`); best = nearest the calibrating
-    model's AUC on the same items where the run records one (bench.report.calibration), else nearest 0.5."""
+    model's AUC on the same items where the run records one (bench.runs.calibration), else nearest 0.5."""
     from suites.base import UNIT, Metric
 
     return tuple(Metric(f"mia_{a}", False, f"AUC of the {ATTACK_NAMES[a]} membership attack, forget set vs {non_members} "

@@ -193,6 +193,18 @@ class Tdec(Suite):
         cap = record["spec"]["hparams"]["epochs"]
         return {"epochs_to_forget_or_cap": final["epochs_to_forget"] if final["forgotten"] else cap + 1}
 
+    # -- report sections (suites/tdec_report.py); imported when a report is written, so that pandas and the
+    # table code stay out of `import suites` (the fast CLI's list / show-config) ----------------------------
+    def paper_table(self, runs, refs):
+        from suites.tdec_report import paper_table
+
+        return paper_table(self, runs, refs)
+
+    def plots(self, runs, refs, out_dir: Path) -> list[Path]:
+        from suites.tdec_report import plots
+
+        return plots(self, runs, refs, out_dir)
+
     # -- what a run reads (fingerprinted into run.json) ---------------------------------------------
     evaluator_modules = ("suites.tdec", "suites.extraction", "suites.privacy", "suites.dialogue",
                          "bench.lm_eval_bridge", "methods.losses", "bench.data")

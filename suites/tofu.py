@@ -167,6 +167,18 @@ class Tofu(Suite):
                        mu_at_forget=hit and hit["metrics"].get("model_utility"))
         return out
 
+    # -- report sections (suites/tofu_report.py); imported when a report is written, so that pandas and the
+    # table code stay out of `import suites` (the fast CLI's list / show-config) ----------------------------
+    def paper_table(self, runs, refs):
+        from suites.tofu_report import paper_table
+
+        return paper_table(self, runs, refs)
+
+    def plots(self, runs, refs, out_dir: Path) -> list[Path]:
+        from suites.tofu_report import plots
+
+        return plots(self, runs, refs, out_dir)
+
     # -- settings ------------------------------------------------------------------------------
     def hparams(self, model: str) -> Hyperparams:
         info = recipe_of(model)[0]
