@@ -226,3 +226,21 @@ class _StandInVocabulary:
 
 
 STAND_IN_VOCABULARY = _StandInVocabulary()
+
+
+# architectures whose logits are exactly lm_head(last hidden state): scoring may run the head only where it reads
+PLAIN_HEADS = ("llama", "phi", "gpt_neo", "gpt2", "mistral", "qwen2")
+
+
+def decoder_and_head(model):
+    """(transformer body, lm_head) of a Hugging Face causal LM whose logits are exactly
+    lm_head(last hidden state); None for anything else (logit soft-capping, custom heads, ...).
+    A PEFT model is unwrapped: its LoRA layers live inside the underlying model's modules."""
+    from transformers import PreTrainedModel
+
+    if hasattr(model, "get_base_model"):
+        model = model.get_base_model()
+    if not isinstance(model, PreTrainedModel) or model.config.model_type not in PLAIN_HEADS:
+        return None
+    body, head = getattr(model, model.base_model_prefix, None), model.get_output_embeddings()
+    return (body, head) if body is not None and head is not None else None

@@ -40,10 +40,10 @@ def teacher_forced_argmax(model, ids: torch.Tensor, lengths: torch.Tensor, batch
     """[N, T-1]: the model's argmax prediction of token t+1 after x_<=t. Where the logits are
     lm_head(last hidden state), the vocabulary projection runs one sequence at a time (a batch of 32
     200-token sequences over a 50k vocabulary would hold 1.3 GB of logits)."""
-    from suites.tofu_eval import _decoder_and_head
+    from bench.models import decoder_and_head
 
     device = next(model.parameters()).device
-    split = _decoder_and_head(model)
+    split = decoder_and_head(model)
     out = []
     for start in range(0, len(ids), batch_size):
         chunk = ids[start:start + batch_size].to(device)
@@ -92,10 +92,10 @@ def greedy_continuations(model, ids: torch.Tensor, lengths: torch.Tensor, pred: 
     steps one position at a time. Where the model's logits are lm_head(last hidden state), the projection onto the
     vocabulary, the dominant cost with a 50k vocabulary, runs only for rows whose continuation has begun,
     `head_rows` at a time (bounds the logits' memory)."""
-    from suites.tofu_eval import _decoder_and_head
+    from bench.models import decoder_and_head
 
     device = next(model.parameters()).device
-    split = _decoder_and_head(model)
+    split = decoder_and_head(model)
     rows = sorted(((j, i) for j in range(len(ids)) for i in range(min_prefix, int(lengths[j]))
                    if pred[j, i - 1] != ids[j, i]), key=lambda r: r[1])
     lengths = lengths.long()

@@ -76,12 +76,12 @@ def token_stats(model, examples: Sequence[dict], pad_id: int, batch_size: int = 
     from bench.truncation import require_counted
     from methods.losses import logits_of, shifted
     from suites.extraction import top1
-    from suites.tofu_eval import _decoder_and_head
+    from bench.models import decoder_and_head
 
     require_counted(examples, "attacked example")
 
     device = next(model.parameters()).device
-    split = _decoder_and_head(model)
+    split = decoder_and_head(model)
     was_training = model.training
     model.eval()
     out: list[TokenStats | None] = [None] * len(examples)

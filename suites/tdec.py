@@ -69,9 +69,9 @@ def row_logits(model, batch: dict):
     batch of 16 200-token rows over GPT-2's 50k vocabulary holds 640 MB of logits, and cross_entropy's
     log-probabilities as much again (the utility's peak: 2.6 GB before, measured with `bench perf --real-data`)."""
     from methods.losses import logits_of
-    from suites.tofu_eval import _decoder_and_head
+    from bench.models import decoder_and_head
 
-    split = _decoder_and_head(model)
+    split = decoder_and_head(model)
     if split is None:
         logits = logits_of(model, batch)
         for row in range(len(logits)):

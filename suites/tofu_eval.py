@@ -15,6 +15,7 @@ import torch
 from scipy import stats
 
 from bench.data import collate, qa_example, to_device
+from bench.models import decoder_and_head
 from bench.errors import BenchError
 from bench.phases import phase
 from bench.truncation import left_cut, name_of, require_counted
@@ -77,21 +78,6 @@ class EvalSet:
     normalised_probability: bool  # P(a) / (P(a) + sum P(perturbed)) for real authors / world facts
 
 
-def _decoder_and_head(model):
-    """(transformer body, lm_head) of a Hugging Face causal LM whose logits are exactly
-    lm_head(last hidden state); None for anything else (logit soft-capping, custom heads, ...).
-    A PEFT model is unwrapped: its LoRA layers live inside the underlying model's modules."""
-    from transformers import PreTrainedModel
-
-    if hasattr(model, "get_base_model"):
-        model = model.get_base_model()
-    if not isinstance(model, PreTrainedModel) or model.config.model_type not in PLAIN_HEADS:
-        return None
-    body, head = getattr(model, model.base_model_prefix, None), model.get_output_embeddings()
-    return (body, head) if body is not None and head is not None else None
-
-
-PLAIN_HEADS = ("llama", "phi", "gpt_neo", "gpt2", "mistral", "qwen2")
 
 
 @torch.no_grad()
@@ -104,7 +90,7 @@ def answer_nll(model, examples: Sequence[dict], pad_id: int, batch_size: int = 6
     Otherwise every sequence runs in full, in length-sorted batches. An example with no scored token
     raises BenchError: its mean NLL would be 0, P(a) = 1."""
     require_counted(examples, "scored example")
-    split = _decoder_and_head(model)
+    split = decoder_and_head(model)
     if split is None:
         return _answer_nll_full(model, examples, pad_id, batch_size)
     body, head = split
