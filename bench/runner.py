@@ -296,9 +296,6 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
             return prepared.evaluate(model, tokenizer)
         return prepared.per_epoch(model, tokenizer)
 
-    def evaluated(model):  # what the evaluations read: adapters merged into a copy (bench/checkpoint.py: merged)
-        return checkpoint.merged(model, checkpoint.MERGE_FOR_EVALUATION_BYTES)
-
     items_dir = run.dir / "items"
     last_evaluation = None  # the robustness stages compare against it
 
@@ -309,7 +306,7 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
         # every rank evaluates its (identical) model; rank 0's numbers steer all of them
         last = stats.epoch >= spec.hparams.epochs
         with recorder.phase(f"evaluate-{stats.epoch}"):
-            view = evaluated(model)
+            view = checkpoint.for_evaluation(model)  # adapters merged into a copy
             evaluation = distributed.share(evaluate_epoch(view, tokenizer, last))
             stop = bool(prepared.should_stop and prepared.should_stop(evaluation.metrics))
             if stop and not last and split_evaluation:  # the run ends here: this epoch is the one the tables report
@@ -388,8 +385,7 @@ def _final_stage(spec: RunSpec, ctx: Context, run: Run, prepared, model, tokeniz
     if prepared.final_evaluate is not None:
         t0 = time.perf_counter()
         with phases.phase("utility"):
-            final.update(prepared.final_evaluate(checkpoint.merged(model, checkpoint.MERGE_FOR_EVALUATION_BYTES),
-                                                 tokenizer))
+            final.update(prepared.final_evaluate(checkpoint.for_evaluation(model), tokenizer))
         timings["utility"] = time.perf_counter() - t0
         final = distributed.share(final)
         _check_finite(final, epochs[-1]["epoch"])
@@ -399,8 +395,8 @@ def _final_stage(spec: RunSpec, ctx: Context, run: Run, prepared, model, tokeniz
 
         t0 = time.perf_counter()
         counts: dict = {}
-        scores = run_tasks(checkpoint.merged(model, checkpoint.MERGE_FOR_EVALUATION_BYTES), tokenizer, extra, ctx.lm_eval_include, include_defaults=True, device=ctx.device,
-                           limit=int(spec.option("eval_limit", 0)) or None, items=counts)
+        scores = run_tasks(checkpoint.for_evaluation(model), tokenizer, extra, ctx.lm_eval_include, include_defaults=True,
+                           device=ctx.device, limit=int(spec.option("eval_limit", 0)) or None, items=counts)
         final.update({f"lm_eval/{t}": v for t, v in scores.items()})
         final.update({f"lm_eval_items/{t}": n for t, n in counts.items()})
         timings["lm_eval_extra"] = time.perf_counter() - t0
