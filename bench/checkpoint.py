@@ -22,6 +22,11 @@ def _trainable(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save(run_dir: Path, epoch: int, model: torch.nn.Module, optimizer, scheduler) -> Path:
+    """Save the trainable weights (safetensors), optimizer, scheduler and torch RNG state after `epoch`.
+
+    Written to `ckpt-<epoch>.tmp` and renamed, so a crash never leaves a half checkpoint; older checkpoints of
+    the run are removed. Returns the checkpoint directory `run_dir/ckpt-<epoch>`.
+    """
     from safetensors.torch import save_file
 
     final = Path(run_dir) / f"ckpt-{epoch}"
@@ -39,6 +44,7 @@ def save(run_dir: Path, epoch: int, model: torch.nn.Module, optimizer, scheduler
 
 
 def all_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """The run's complete checkpoints (those with a state.pt) as (epoch, directory), oldest first."""
     found = []
     for p in Path(run_dir).glob("ckpt-*"):
         m = re.fullmatch(r"ckpt-(\d+)", p.name)
@@ -54,6 +60,11 @@ def latest(run_dir: Path, at_most: int) -> tuple[int, Path] | None:
 
 
 def restore(path: Path, model: torch.nn.Module, optimizer, scheduler) -> int:
+    """Load a checkpoint written by `save` into model, optimizer and scheduler; return its epoch.
+
+    Raises RuntimeError when the checkpoint's trainable parameters differ from the model's (another model or
+    adapter). The RNG state is restored too, so a resumed run draws the same batches.
+    """
     from safetensors.torch import load_file
 
     weights = load_file(str(path / "trainable.safetensors"))
@@ -72,6 +83,7 @@ def restore(path: Path, model: torch.nn.Module, optimizer, scheduler) -> int:
 
 
 def remove_all(run_dir: Path) -> None:
+    """Delete every checkpoint of the run, finished or half-written (`ckpt-*.tmp`)."""
     for _, p in all_checkpoints(run_dir):
         shutil.rmtree(p, ignore_errors=True)
     for p in Path(run_dir).glob("ckpt-*.tmp"):

@@ -209,6 +209,7 @@ def _context(args):
 
 
 def cmd_list(args) -> int:
+    """`bench list`: print the registered suites, objectives, adapters and models; return exit code 0."""
     from bench.models import MODELS
     from methods import ADAPTERS, OBJECTIVES
     from suites import SUITES
@@ -225,6 +226,10 @@ def cmd_list(args) -> int:
 
 
 def cmd_show_config(args) -> int:
+    """`bench show-config`: print the grid's run specs as JSON (with run id and model recipe); return 0.
+
+    Raises BenchError for a bad grid (unknown suite, method, option or setting).
+    """
     from bench.models import recipe_of
 
     specs = _specs(args)
@@ -236,6 +241,11 @@ def cmd_show_config(args) -> int:
 
 
 def cmd_run(args) -> int:
+    """`bench run`: check the grid, then run it here (or under torchrun), dispatch it to SLURM, or run until decided.
+
+    Returns the exit code: 0 when every run finished or was already done, 1 when any failed. Raises BenchError
+    for a bad grid, bad --workers, or a launcher combination that cannot work, before any run starts.
+    """
     from bench import distributed
 
     specs = _specs(args)
@@ -419,6 +429,11 @@ def _dispatch(args, specs) -> int:
 
 
 def cmd_perf(args) -> int:
+    """`bench perf`: run benchmarks/perf.py (or perf_real.py with --real-data) and write its markdown table.
+
+    Returns 0, or 1 when a full (non --quick) measurement misses one of its targets. Raises BenchError for a
+    bad combination or range of the --real-* options.
+    """
     from pathlib import Path
 
     # the benchmarks live beside the package (benchmarks/) and import torch: loaded only for this command
@@ -445,6 +460,10 @@ def cmd_perf(args) -> int:
 
 
 def cmd_cancel(args) -> int:
+    """`bench cancel`: scancel the SLURM jobs of a sweep (the latest by default); return 0.
+
+    Raises BenchError for an unknown suite or sweep id.
+    """
     from bench.dispatch import cancel
     from bench.store import ResultStore
     from suites import SUITES
@@ -456,6 +475,11 @@ def cmd_cancel(args) -> int:
 
 
 def cmd_finetune(args) -> int:
+    """`bench finetune`: fine-tune the suite's target (split full) or reference model and print where it is.
+
+    Returns 0. Raises BenchError when the suite has no reference models, for an unknown model, or a --set
+    key that fine-tuning does not read (it reads the loop's settings only).
+    """
     from suites import SUITES
 
     suite = SUITES[args.suite]
@@ -483,6 +507,7 @@ def cmd_finetune(args) -> int:
 
 
 def cmd_status(args) -> int:
+    """`bench status`: print the suite's run status table (finished / failed / running, SLURM jobs); return 0."""
     from bench.report import status_table
 
     print(status_table(args.suite, args.results))
@@ -490,6 +515,10 @@ def cmd_status(args) -> int:
 
 
 def cmd_report(args) -> int:
+    """`bench report`: write the suite's report files (markdown, plots, comparisons) and print their paths; return 0.
+
+    Raises BenchError for an unknown suite or when there is nothing to report.
+    """
     from bench.report import write_report
     from bench.store import ResultStore
     from suites import SUITES
@@ -501,6 +530,11 @@ def cmd_report(args) -> int:
 
 
 def main(argv=None) -> int:
+    """The `bench` command: parse `argv` (default sys.argv), run the subcommand, return the exit code.
+
+    A BenchError or a lost distributed rank prints one `error:` line and returns its exit code (1 by
+    default); Ctrl-C returns 130 and keeps finished runs.
+    """
     args = _parser().parse_args(argv)
     level = logging.WARNING if getattr(args, "quiet", False) else logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")

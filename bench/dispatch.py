@@ -75,6 +75,11 @@ def _resources(raw: Any, where: str) -> Resources:
 
 
 def load_profile(path: str) -> Profile:
+    """Read a SLURM profile (YAML: partition, account, resources per model, setup commands, ...).
+
+    Raises BenchError when the file is missing, not YAML, not a mapping, has an unknown key, or a malformed
+    `models` / `setup` / resources entry.
+    """
     p = Path(path)
     if not p.is_file():
         raise BenchError(f"profile '{path}' does not exist (see slurm/README.md; e.g. --profile slurm/local.yaml)")
@@ -114,6 +119,9 @@ class Runtime:
     save_models: bool = False
 
     def context(self):
+        """The run Context of this runtime: result store, data dir, device (cuda if available unless given), and
+        torch's thread count set to `threads`.
+        """
         import torch
 
         from suites import Context
@@ -282,6 +290,10 @@ def slurm_states(job_ids: Sequence[str]) -> dict[str, str]:
 
 
 def cancel(store: ResultStore, suite: str, sweep_id: str | None = None) -> list[str]:
+    """scancel the SLURM jobs of sweep `sweep_id` (default: the latest sweep of the suite); return their job ids.
+
+    Raises BenchError (via `unknown`) when `sweep_id` names no sweep of the suite. Local sweeps have no jobs.
+    """
     known = sorted(sweeps(store, suite), key=lambda s: s["created"])
     chosen = [s for s in known if s["sweep_id"] == sweep_id] if sweep_id else known[-1:]
     if sweep_id and not chosen:

@@ -40,22 +40,30 @@ def _collective(what: str):
 
 
 def world_size() -> int:
+    """Number of processes of this torchrun launch (WORLD_SIZE; 1 outside torchrun)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def rank() -> int:
+    """This process's global rank (RANK; 0 outside torchrun)."""
     return int(os.environ.get("RANK", "0"))
 
 
 def active() -> bool:
+    """True under torchrun with more than one process."""
     return world_size() > 1
 
 
 def is_main() -> bool:
+    """True on rank 0, the process that reports and writes shared results."""
     return rank() == 0
 
 
 def timeout_seconds() -> float:
+    """Collective timeout in seconds: BENCH_DIST_TIMEOUT, or DEFAULT_TIMEOUT_S when unset.
+
+    Raises BenchError when the variable is not a positive number.
+    """
     raw = os.environ.get("BENCH_DIST_TIMEOUT", str(DEFAULT_TIMEOUT_S))
     try:
         value = float(raw)

@@ -15,6 +15,11 @@ INT_EXAMPLES = {"rank": "4,8,16,32", "seed": "0,1,2"}
 
 
 def parse_ints(text: str | None, kind: str) -> list[int]:
+    """Parse a comma-separated list of integers ("0,1,2" -> [0, 1, 2]) for the option named `kind`.
+
+    Raises BenchError naming the bad item and an example for `kind`; empty or repeated entries fail in
+    `parse_list`.
+    """
     out = []
     for item in parse_list(text, kind):
         try:

@@ -50,10 +50,16 @@ class LoopState:
 
 
 def steps_per_epoch(n_forget: int, hp: Hyperparams) -> int:
+    """Optimizer steps per epoch: ceil(n_forget / effective batch size)."""
     return math.ceil(n_forget / hp.effective_batch)
 
 
 def make_optimizer(model: torch.nn.Module, hp: Hyperparams, n_forget: int):
+    """AdamW over the trainable parameters (lr, weight decay from `hp`) and its schedule; returns (optimizer, scheduler).
+
+    The schedule (transformers) warms up over `warmup_epochs` epochs' worth of steps, then stays constant
+    (`schedule == "constant"`) or decays linearly to 0 at the end of `hp.epochs`.
+    """
     from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 
     params = [p for p in model.parameters() if p.requires_grad]

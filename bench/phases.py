@@ -57,6 +57,7 @@ class MemoryGauge:
         self.exact = True if self.cuda else (_status_kb("VmHWM") is not None and _reset_hwm())
 
     def reset(self) -> None:
+        """Restart the peak measurement (CUDA peak allocation, or the process's VmHWM where it can be reset)."""
         if self.cuda:
             import torch
 
@@ -65,6 +66,7 @@ class MemoryGauge:
             _reset_hwm()
 
     def peak_mb(self) -> float:
+        """Peak memory in MiB since the last reset: CUDA allocation, else VmHWM, else max RSS of the process."""
         if self.cuda:
             import torch
 
@@ -74,6 +76,7 @@ class MemoryGauge:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
     def current_mb(self) -> float:
+        """Memory in use now in MiB: CUDA allocation, else the process's RSS (nan where /proc is unreadable)."""
         if self.cuda:
             import torch
 
@@ -103,6 +106,9 @@ class PhaseRecorder:
 
     @contextlib.contextmanager
     def phase(self, name: str):
+        """Context manager timing the block as phase `name` (nested in the enclosing phase) and recording its seconds,
+        peak and start memory (MiB); a phase entered twice is merged. Yields the phase's frame.
+        """
         parent = self.stack[-1] if self.stack else None
         if parent is not None:
             parent.peak = max(parent.peak, self.gauge.peak_mb())
@@ -169,6 +175,7 @@ def recording(device: str = "cpu"):
 
 
 def current() -> PhaseRecorder | None:
+    """The PhaseRecorder of the phase being recorded now, or None outside any."""
     return _active
 
 

@@ -442,6 +442,11 @@ def prepare_artefacts(spec: RunSpec, ctx: Context) -> None:
 
 
 def run_grid(specs: Sequence[RunSpec], ctx: Context, force: bool = False, show_progress: bool = True) -> GridOutcome:
+    """Run each spec in turn with `run_one` (skipping finished ones unless `force`) and return what happened.
+
+    The outcome lists run ids by status (finished, skipped, busy) and (run id, reason) for failed runs, plus
+    the seconds spent building shared artefacts. Raises BenchError when the result store is not writable.
+    """
     from tqdm import tqdm
 
     outcome = GridOutcome()

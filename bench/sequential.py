@@ -75,12 +75,16 @@ class Plan:
         return level
 
     def record(self, key: str, check) -> None:
+        """Record the latest check of comparison `key`; a verdict that decides it (holds / does not hold / equivalent)
+        marks it decided and keeps the check.
+        """
         entry = self.comparisons[key]
         entry["last"] = check.verdict
         if check.verdict in ("holds", "does not hold", "equivalent"):
             entry["decided"], entry["check"] = True, asdict(check)
 
     def save(self) -> None:
+        """Write the plan (n_max and the comparisons) atomically to its path."""
         write_json_atomic(self.path, {"n_max": self.n_max, "comparisons": self.comparisons})
 
 

@@ -32,9 +32,11 @@ class Summary:
 
     @property
     def has_interval(self) -> bool:
+        """True when the summary has a 95% interval (n >= 2)."""
         return self.lo is not None
 
     def overlaps(self, other: "Summary") -> bool:
+        """True when the two intervals overlap (a summary without one counts as the point at its mean)."""
         lo_a, hi_a = (self.lo, self.hi) if self.has_interval else (self.mean, self.mean)
         lo_b, hi_b = (other.lo, other.hi) if other.has_interval else (other.mean, other.mean)
         return lo_a <= hi_b and lo_b <= hi_a
