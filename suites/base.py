@@ -111,15 +111,23 @@ class Suite(ABC):
     splits_are_replicates: bool = False
 
     def check_split(self, split: str) -> str:
+        """Return `split` when the suite knows it. Raises BenchError (via `unknown`) naming the valid splits."""
         if split not in self.splits:
             raise unknown(f"split of suite {self.name}", split, self.splits)
         return split
 
     def all_options(self) -> dict[str, Any]:
+        """Every option a run of this suite can set, with its default: the suite's, `lm_eval_extra`, the late ones."""
         # lm_eval_extra: lm-eval tasks added to any suite's final evaluation (`--lm-eval-tasks a,b`)
         return {**self.options, "lm_eval_extra": "", **self.late_options}
 
     def check_options(self, given: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+        """Validate `--option` values against `all_options` and return the spec's options as sorted (key, value) pairs.
+
+        Each value is converted to its default's type; late options equal to their default are left out, so
+        specs (and run ids) made before they existed stay the same. Raises BenchError for an unknown key, a value
+        of the wrong type, a negative count, a bad `epoch_metrics`, list entry or robustness stage / recipe.
+        """
         merged = self.all_options()
         for key, value in given.items():
             if key not in merged:
@@ -241,6 +249,7 @@ class Suite(ABC):
         return on_meta(lambda: AutoModelForCausalLM.from_config(config, trust_remote_code=ctx.trust_remote_code))
 
     def check_model(self, model: str) -> None:
+        """Raises BenchError when `model` is neither a registered model nor a hub id / local path (bench.models)."""
         from bench.models import check_model_name
 
         check_model_name(model)

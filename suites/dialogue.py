@@ -14,10 +14,14 @@ _PUNCT = str.maketrans("", "", string.punctuation)
 
 
 def normalise(text: str) -> list[str]:
+    """The words of `text` after ParlAI's normalisation: lower case, punctuation removed, articles (a, an, the) dropped."""
     return _ARTICLES.sub(" ", text.lower().translate(_PUNCT)).split()
 
 
 def unigram_f1(prediction: str, reference: str) -> float:
+    """Unigram F1 in [0, 1] between the normalised prediction and reference (ParlAI's F1 metric, as the TDEC
+    paper's dialogue evaluation uses it); 0 when no word is shared.
+    """
     pred, gold = normalise(prediction), normalise(reference)
     common = sum((Counter(pred) & Counter(gold)).values())
     if common == 0:

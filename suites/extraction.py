@@ -64,6 +64,9 @@ def memorization_accuracy(pred: torch.Tensor, ids: torch.Tensor, lengths: torch.
 
 
 def overlap(pred: list[int], label: list[int], n: int) -> float:
+    """OVERLAP_n(pred, label) in [0, 1]: the share of the label's n-grams (with multiplicity) that occur among
+    pred's n-grams (Jang et al. 2023, the EL_n definition above); 0 when the label is shorter than n tokens.
+    """
     label_grams = [tuple(label[k:k + n]) for k in range(len(label) - n + 1)]
     if not label_grams:
         return 0.0

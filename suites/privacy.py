@@ -55,6 +55,7 @@ class TokenStats:
 
     @property
     def nll(self) -> float:
+        """Mean negative log-likelihood per counted token (nats). Raises ValueError when no token is counted."""
         if not len(self.logp):
             raise ValueError("no counted token: no mean NLL")
         return float(-self.logp.mean())
@@ -127,6 +128,7 @@ def lowest_mean(values: np.ndarray, k: float = MIN_K) -> float:
 
 
 def zlib_length(text: str) -> int:
+    """Length in bytes of the zlib-compressed UTF-8 text: the zlib attack's denominator (Carlini et al. 2021)."""
     return len(zlib.compress(text.encode("utf-8")))
 
 
@@ -153,6 +155,11 @@ def extraction_strength(correct: np.ndarray) -> float:
 
 
 def exact_memorisation(correct: np.ndarray) -> float:
+    """Exact memorisation in [0, 1] (Tirumala et al. 2022): the mean of the per-token `correct` flags
+    (teacher-forced argmax = token).
+
+    Raises ValueError when there is no answer token.
+    """
     if not len(correct):
         raise ValueError("no answer token: no exact memorisation")
     return float(np.mean(correct))
@@ -263,6 +270,7 @@ def _looped_norms(model, weights: dict, batch: dict) -> np.ndarray:
 
 
 def answer_text(example: dict, tokenizer) -> str:
+    """The example's labelled (answer) tokens decoded to text, special tokens skipped: what the zlib attack compresses."""
     return tokenizer.decode([t for t in example["labels"] if t != IGNORE], skip_special_tokens=True)
 
 
@@ -322,6 +330,9 @@ def attack_metrics(non_members: str) -> tuple:
 
 
 def memorisation_metrics() -> tuple:
+    """The Metric definitions (direction, formula, bounds) of privleak (MUSE, Shi et al. 2024), extraction_strength
+    (Carlini et al. 2021) and exact_memorisation (Tirumala et al. 2022), as the open harness reports them.
+    """
     from suites.base import UNIT, Metric
 
     return (Metric("privleak", False, "(AUC gap to the retain-only model) (s - r) / r x 100, s = 1 - AUC, r = 1 - AUC "

@@ -49,6 +49,7 @@ PUBLISHED_SHA256 = {
 
 
 def sha256(path: Path) -> str:
+    """SHA-256 hex digest of the file's bytes."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 

@@ -39,6 +39,7 @@ class QAFormat:
     chat_tokenizer: object = None  # set for `chat-template`: the tokenizer's own template
 
     def prompt(self, question: str) -> str:
+        """The prompt text for `question`: the model's chat template with a generation prompt, or `prompt_template`."""
         if self.chat_tokenizer is not None:
             return self.chat_tokenizer.apply_chat_template([{"role": "user", "content": question}],
                                                            tokenize=False, add_generation_prompt=True)
@@ -50,9 +51,11 @@ class QAFormat:
         return self.chat_tokenizer is None
 
     def prompt_ids(self, tokenizer, question: str) -> list[int]:
+        """The prompt's token ids, with the tokenizer's special prefix only where the text does not hold it."""
         return tokenizer(self.prompt(question), add_special_tokens=self.adds_special_tokens)["input_ids"]
 
     def answer(self, answer: str) -> str:
+        """The answer text as the model is trained on it: `answer_template` around the stripped answer."""
         return self.answer_template.format(a=answer.strip())
 
     def example(self, tokenizer, question: str, answer: str, max_length: int) -> dict:
@@ -234,6 +237,9 @@ def generate(model, tokenizer, prompts: Sequence[str], generation: str, batch_si
 
 
 def rouge_l_recall(golds: Sequence[str], predictions: Sequence[str]) -> np.ndarray:
+    """ROUGE-L recall (stemmed, rouge_score) of each prediction against its gold answer; shape [N], values in [0, 1].
+    As TOFU's evaluation (Maini et al. 2024) scores generated answers.
+    """
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
@@ -247,10 +253,14 @@ def truth_ratios(base_nll: np.ndarray, perturbed_nll: np.ndarray) -> np.ndarray:
 
 
 def forget_truth_score(r: np.ndarray) -> float:
+    """TOFU's forget-set truth ratio in (0, 1]: mean of min(R, 1/R) over the truth ratios `r` [N] (Maini et al. 2024)."""
     return float(np.mean(np.minimum(r, 1.0 / r)))
 
 
 def other_truth_score(r: np.ndarray) -> float:
+    """TOFU's truth ratio for the retain / real-author / world-fact sets in [0, 1]: mean of max(0, 1 - R) over `r` [N]
+    (Maini et al. 2024).
+    """
     return float(np.mean(np.maximum(0.0, 1.0 - r)))
 
 
