@@ -163,6 +163,9 @@ class Tdec(Suite):
                     "max_sequences": 0}
 
     def check_options(self, given: dict) -> tuple:
+        """See Suite.check_options. Also raises BenchError for `thresholds` other than jang / measured, `seq_len` below
+        MIN_SEQ_LEN (EL_10 needs a prefix and a 10-gram), or an unknown dialogue set name.
+        """
         options = super().check_options(given)
         if dict(options)["thresholds"] not in ("jang", "measured"):
             raise BenchError(f"bad option thresholds={dict(options)['thresholds']!r} (expected jang or measured)")
@@ -178,6 +181,9 @@ class Tdec(Suite):
         return options
 
     def unread_option(self, name: str, spec: RunSpec) -> str | None:
+        """See Suite.unread_option. `retain_size` is read only by objectives with a retain term and by FILA;
+        `eval_limit` only when lm-eval tasks or dialogue sets run.
+        """
         from methods import OBJECTIVES
 
         if name == "retain_size" and not OBJECTIVES[spec.objective].needs_retain and spec.adapter != "fila":
@@ -187,6 +193,9 @@ class Tdec(Suite):
         return super().unread_option(name, spec)
 
     def derived_metrics(self, record: dict) -> dict:
+        """See Suite.derived_metrics. `epochs_to_forget_or_cap`: the epochs the run took to forget, or the epoch cap + 1
+        when it never did (so unforgotten runs rank last); {} for a run without the stopping rule's record.
+        """
         final = record.get("final_metrics", {})
         if "forgotten" not in final:
             return {}
@@ -196,11 +205,13 @@ class Tdec(Suite):
     # -- report sections (suites/tdec_report.py); imported when a report is written, so that pandas and the
     # table code stay out of `import suites` (the fast CLI's list / show-config) ----------------------------
     def paper_table(self, runs, refs):
+        """See Suite.paper_table: the TDEC table of suites/tdec_report.py (Jang et al. 2023, Table 2's columns)."""
         from suites.tdec_report import paper_table
 
         return paper_table(self, runs, refs)
 
     def plots(self, runs, refs, out_dir: Path) -> list[Path]:
+        """See Suite.plots: TDEC's plots (suites/tdec_report.py)."""
         from suites.tdec_report import plots
 
         return plots(self, runs, refs, out_dir)
@@ -210,6 +221,9 @@ class Tdec(Suite):
                          "bench.lm_eval_bridge", "methods.losses", "bench.data")
 
     def input_files(self, spec: RunSpec, ctx: Context) -> dict[str, Path]:
+        """See Suite.input_files. The forget CSV of the split (downloaded artefact, or located in --data-dir flat or in the
+        repository's layout), the WikiText source, and the dialogue / Pile / LAMBADA files the spec reads that exist.
+        """
         published = FORGET_PATH.format(i=self.splits.index(spec.split))
         name = Path(published).name
         if not ctx.data_dir:  # downloaded once into the artefacts, checked against its recorded SHA-256
@@ -228,6 +242,7 @@ class Tdec(Suite):
         return files
 
     def input_models(self, spec: RunSpec, ctx: Context) -> dict[str, str]:
+        """See Suite.input_models: the model unlearned (`start`) and, when set, the Reference attack's model."""
         models = {"start": self.model_path(spec, ctx)}
         reference = self.mia_reference_model(spec, ctx)
         if reference is not None:
@@ -239,6 +254,9 @@ class Tdec(Suite):
     adapter_hparams = {"lora": {"lr": 2e-4}, "fila": {"lr": 2e-4}}
 
     def hparams(self, model: str) -> Hyperparams:
+        """See Suite.hparams. Jang et al. 2023: Adam, constant lr (the model registry's unlearning lr, else 5e-5), batches of
+        32 sequences, no warm-up or weight decay, at most 30 epochs (the stopping rule usually ends earlier).
+        """
         info = recipe_of(model)[0]
         lr = info.unlearn_lr if info else 5e-5
         # Jang et al.: Adam, constant lr, the whole forget set per step, until forgotten (capped here)
@@ -247,6 +265,10 @@ class Tdec(Suite):
 
     # -- data -----------------------------------------------------------------------------------
     def forget_texts(self, split: str, ctx: Context) -> list[str]:
+        """The published forget texts of `split` (FORGET_PATH), from --data-dir or downloaded once and verified.
+
+        Raises BenchError when the file is missing from --data-dir or cannot be downloaded.
+        """
         published = FORGET_PATH.format(i=self.splits.index(split))
         if ctx.data_dir:
             return read_forget_csv(local_file(ctx.data_dir, published))
@@ -342,9 +364,15 @@ class Tdec(Suite):
         return [ids[k:k + seq_len] for k in range(0, len(ids) - seq_len + 1, seq_len)][:limit]
 
     def model_path(self, spec: RunSpec, ctx: Context) -> str:
+        """The model a run of `spec` unlearns: the model as given (the mini twin trains its own)."""
         return spec.model
 
     def thresholds(self, spec: RunSpec, model_path: str, tokenizer, ctx: Context) -> dict:
+        """The forgetting thresholds {"ma", "el10", ..., "source"} the stopping rule compares against.
+
+        `jang`: the published GPT-Neo 125M values (Jang et al. 2023); `measured`: MA and EL_n of the model on 32 unseen
+        sequences, computed once per (model, sequences, code) and stored. Raises BenchError for another choice.
+        """
         if spec.option("thresholds") == "jang":
             return dict(JANG_THRESHOLDS, source="Jang et al. 2023, GPT-Neo 125M")
         if spec.option("thresholds") != "measured":
@@ -385,6 +413,7 @@ class Tdec(Suite):
         return Evaluation(stored["metrics"], stored["items"])
 
     def mia_reference_model(self, spec: RunSpec, ctx: Context) -> str | None:
+        """The Reference attack's model (option mia_reference), or None when it is `none`."""
         choice = str(spec.option("mia_reference", self.late_options["mia_reference"]))
         return None if choice == "none" else choice
 
@@ -421,6 +450,7 @@ class Tdec(Suite):
         return json_artefact(ctx.store.artefact_dir(self.name) / "mia_reference" / f"{key}.json", compute)["nll"]
 
     def unseen_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
+        """32 unseen sequences of `seq_len` token ids (WikiText test text): the thresholds' and the attacks' non-members."""
         return self.text_chunks("unseen", tokenizer, int(spec.option("seq_len")), 32, ctx)
 
     def utility(self, spec: RunSpec, tokenizer, ctx: Context):
@@ -499,10 +529,12 @@ class Tdec(Suite):
         return found
 
     def dialogue_names(self, spec: RunSpec) -> tuple[str, ...]:
+        """The dialogue sets a run of `spec` evaluates (option dialogue)."""
         return self.dialogue_names_of(str(spec.option("dialogue", "auto")))
 
     @staticmethod
     def dialogue_names_of(choice: str) -> tuple[str, ...]:
+        """The dialogue set names of an option value: none -> (), auto -> DIALOGUE_SETS, else the comma-separated names."""
         return () if choice == "none" else DIALOGUE_SETS if choice == "auto" else tuple(n for n in choice.split(",") if n)
 
     def pile_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
@@ -540,6 +572,7 @@ class Tdec(Suite):
         return out
 
     def heldout_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
+        """64 held-out sequences of `seq_len` token ids (WikiText validation text) for the held-out perplexity."""
         return self.text_chunks("heldout", tokenizer, int(spec.option("seq_len")), 64, ctx)
 
     def lm_eval_tasks_dir(self, ctx: Context) -> tuple[str | None, bool]:
@@ -548,6 +581,10 @@ class Tdec(Suite):
         return ctx.lm_eval_include, True
 
     def forget_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
+        """The forget split's sequences as token ids, each cut to `seq_len`, the first `max_sequences` (0 = all).
+
+        Raises BenchError when `max_sequences` exceeds the split's size.
+        """
         seq_len = int(spec.option("seq_len"))
         texts, limit = self.forget_texts(spec.split, ctx), int(spec.option("max_sequences", 0))
         if limit > len(texts):
@@ -557,9 +594,14 @@ class Tdec(Suite):
         return [tokenizer(t, add_special_tokens=False)["input_ids"][:seq_len] for t in texts]
 
     def retain_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
+        """`retain_size` retain sequences of `seq_len` token ids (WikiText train text) for objectives with a retain term."""
         return self.text_chunks("retain", tokenizer, int(spec.option("seq_len")), int(spec.option("retain_size")), ctx)
 
     def prepare(self, spec: RunSpec, ctx: Context) -> Prepared:
+        """See Suite.prepare. Tokenises the forget and retain sequences, reads every utility file, settles the thresholds
+        and the Reference attack's NLLs, and evaluates the start model, before any training; the evaluations give MA / EL_n per
+        epoch (with Jang et al.'s stopping rule) and the final utility, attacks and extraction.
+        """
         from bench.models import load_tokenizer
         from bench.phases import phase
         from suites.extraction import extraction_scores, forgotten
