@@ -125,6 +125,9 @@ class Tofu(Suite):
     late_options = {**LATE_OPTIONS, "privleak_attack": "min_k", "eval_limit": 0}
 
     def check_options(self, given: dict) -> tuple:
+        """See Suite.check_options. Also raises BenchError for an unknown `privleak_attack`, a `generation` other than
+        new:N / total:N (N >= 1), or a bad `reference_split`, `prompt` or `reference_seed`, before any model is built.
+        """
         options = super().check_options(given)
         attack = dict(options).get("privleak_attack", "min_k")
         if attack not in ATTACKS:
@@ -170,27 +173,38 @@ class Tofu(Suite):
     # -- report sections (suites/tofu_report.py); imported when a report is written, so that pandas and the
     # table code stay out of `import suites` (the fast CLI's list / show-config) ----------------------------
     def paper_table(self, runs, refs):
+        """See Suite.paper_table: the TOFU table of suites/tofu_report.py (Maini et al. 2024's columns)."""
         from suites.tofu_report import paper_table
 
         return paper_table(self, runs, refs)
 
     def plots(self, runs, refs, out_dir: Path) -> list[Path]:
+        """See Suite.plots: TOFU's plots (suites/tofu_report.py)."""
         from suites.tofu_report import plots
 
         return plots(self, runs, refs, out_dir)
 
     # -- settings ------------------------------------------------------------------------------
     def hparams(self, model: str) -> Hyperparams:
+        """See Suite.hparams. TOFU's unlearning recipe (Maini et al. 2024): the registry's unlearning lr (else 1e-4), 5 epochs,
+        batch 4 x 8 accumulation = 32, one warm-up epoch, weight decay 0.01.
+        """
         info = recipe_of(model)[0]
         lr = info.unlearn_lr if info else 1e-4
         return Hyperparams(lr=lr, epochs=5, batch_size=4, effective_batch=32, warmup_epochs=1.0, weight_decay=0.01)
 
     def finetune_hparams(self, model: str) -> Hyperparams:
+        """TOFU's fine-tuning recipe for the target and retain-only models: the registry's fine-tuning lr (else 1e-5),
+        otherwise as `hparams`.
+        """
         info = recipe_of(model)[0]
         lr = info.finetune_lr if info and info.finetune_lr else 1e-5
         return Hyperparams(lr=lr, epochs=5, batch_size=4, effective_batch=32, warmup_epochs=1.0, weight_decay=0.01)
 
     def reference_split(self, spec: RunSpec) -> str:
+        """The retain split the run's retain-only (reference) model is fine-tuned on: the forget split's standard one
+        (RETAIN_OF) or the option `reference_split`. Raises BenchError for another value.
+        """
         choice = spec.option("reference_split", "standard")
         if choice == "standard":
             return RETAIN_OF[spec.split]
@@ -215,6 +229,7 @@ class Tofu(Suite):
 
     # -- data ----------------------------------------------------------------------------------
     def data_dir(self, ctx: Context) -> str | None:
+        """The directory the TOFU JSON files are read from (--data-dir), or None to load them from the hub."""
         return ctx.data_dir
 
     def config_path(self, config: str, ctx: Context) -> Path | None:
@@ -255,6 +270,9 @@ class Tofu(Suite):
             self.load_config(config, ctx)
 
     def eval_sets(self, spec: RunSpec, ctx: Context) -> list[EvalSet]:
+        """The four evaluation sets (forget, retain, real authors, world facts), each cut to `max_items` (0 = all), with the
+        answer field the truth ratio compares against.
+        """
         from suites.tofu_eval import EvalSet
 
         cap = int(spec.option("max_items", 0))
@@ -269,6 +287,7 @@ class Tofu(Suite):
                 EvalSet("world_facts", take("world_facts_perturbed"), "answer", True)]
 
     def finetune_items(self, split: str, ctx: Context) -> list[dict]:
+        """The QA rows the `split` model is fine-tuned on (full or a retain split)."""
         return self.load_config(split, ctx)
 
     def finetune_configs(self, split: str) -> tuple[str, ...]:
@@ -307,10 +326,12 @@ class Tofu(Suite):
                 "real_authors_perturbed", "world_facts_perturbed", "holdout" + spec.split.removeprefix("forget"))
 
     def input_files(self, spec: RunSpec, ctx: Context) -> dict[str, Path]:
+        """See Suite.input_files: each TOFU config file a run reads that is a local file (none for hub data)."""
         paths = {f"{c}.json": self.config_path(c, ctx) for c in self.run_configs(spec)}
         return {name: path for name, path in paths.items() if path is not None}
 
     def input_models(self, spec: RunSpec, ctx: Context) -> dict[str, str]:
+        """See Suite.input_models: where the target and the retain-only model are (not built here)."""
         # where they are, not built: fingerprinting must not train (under torchrun rank 0 does it alone)
         return {"target": self.reference_location(spec, "target", "full", ctx),
                 "reference": self.reference_location(spec, "reference", self.reference_split(spec), ctx)}
@@ -318,6 +339,9 @@ class Tofu(Suite):
     # -- reference models ------------------------------------------------------------------------
     def artefact_model_dir(self, model: str, split: str, ctx: Context, seed: int = 0, recipe: Hyperparams | None = None
                            ) -> Path:
+        """Where the fine-tuned `split` model of `model` is stored: named by the model and a digest of the recipe, then
+        the split (and `seed` when not 0).
+        """
         recipe = recipe or self.finetune_hparams(model)
         return ctx.store.artefact_dir(self.name) / "models" / f"{_slug(model)}-{digest([model, recipe.record()])}" / \
             _seeded(split, seed)
@@ -352,12 +376,18 @@ class Tofu(Suite):
         return named or str(self.artefact_model_dir(spec.model, split, ctx, self.reference_seed(spec)))
 
     def reference_seed(self, spec: RunSpec) -> int:
+        """The seed of the reference models a run uses: 0 (`shared`) or the run's own seed (`run`).
+        Raises BenchError for another value.
+        """
         choice = spec.option("reference_seed", "shared")
         if choice not in ("shared", "run"):
             raise BenchError(f"bad reference_seed '{choice}' (expected shared or run)")
         return spec.seed if choice == "run" else 0
 
     def missing_reference(self, spec: RunSpec, split: str, seed: int, path: Path, ctx: Context) -> None:
+        """Raise MissingReference (a BenchError) naming the missing model, where it was looked for and the
+        `bench finetune` command that makes it (or `--option ...=published` where a published model exists).
+        """
         info = recipe_of(spec.model)[0]
         hint = f" or --option {'target' if split == 'full' else 'reference'}=published" \
             if info and (info.name, split) in PUBLISHED else ""
@@ -424,6 +454,12 @@ class Tofu(Suite):
 
     # -- one run -------------------------------------------------------------------------------
     def prepare(self, spec: RunSpec, ctx: Context) -> Prepared:
+        """See Suite.prepare. Finds the target and retain-only models (MissingReference names the `bench finetune`
+        command), checks the data and evaluates both before training; the evaluations give TOFU's metrics per epoch
+        and forget quality (KS test against the retain-only model's truth ratios, Maini et al. 2024), privleak and the
+        attacks at the end. Raises BenchError when the two models' tokenizers differ, the forget set is empty or the
+        paraphrase stage has no paraphrased questions.
+        """
         from suites.tofu_eval import evaluate_sets, forget_quality
 
         from bench.models import load_tokenizer, same_tokenizer
