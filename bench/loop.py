@@ -55,7 +55,7 @@ def steps_per_epoch(n_forget: int, hp: Hyperparams) -> int:
 
 
 def make_optimizer(model: torch.nn.Module, hp: Hyperparams, n_forget: int):
-    """AdamW over the trainable parameters (lr, weight decay from `hp`) and its schedule; returns (optimizer, scheduler).
+    """AdamW over the trainable parameters (lr, weight decay from `hp`) and its schedule: (optimizer, scheduler).
 
     The schedule (transformers) warms up over `warmup_epochs` epochs' worth of steps, then stays constant
     (`schedule == "constant"`) or decays linearly to 0 at the end of `hp.epochs`.

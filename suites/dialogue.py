@@ -14,7 +14,8 @@ _PUNCT = str.maketrans("", "", string.punctuation)
 
 
 def normalise(text: str) -> list[str]:
-    """The words of `text` after ParlAI's normalisation: lower case, punctuation removed, articles (a, an, the) dropped."""
+    """The words of `text` after ParlAI's normalisation: lower case, punctuation removed, articles (a, an, the)
+    dropped."""
     return _ARTICLES.sub(" ", text.lower().translate(_PUNCT)).split()
 
 

@@ -270,7 +270,8 @@ def _looped_norms(model, weights: dict, batch: dict) -> np.ndarray:
 
 
 def answer_text(example: dict, tokenizer) -> str:
-    """The example's labelled (answer) tokens decoded to text, special tokens skipped: what the zlib attack compresses."""
+    """The example's labelled (answer) tokens decoded to text, special tokens skipped: what the zlib attack
+    compresses."""
     return tokenizer.decode([t for t in example["labels"] if t != IGNORE], skip_special_tokens=True)
 
 

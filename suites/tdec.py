@@ -221,8 +221,9 @@ class Tdec(Suite):
                          "bench.lm_eval_bridge", "methods.losses", "bench.data")
 
     def input_files(self, spec: RunSpec, ctx: Context) -> dict[str, Path]:
-        """See Suite.input_files. The forget CSV of the split (downloaded artefact, or located in --data-dir flat or in the
-        repository's layout), the WikiText source, and the dialogue / Pile / LAMBADA files the spec reads that exist.
+        """See Suite.input_files. The forget CSV of the split (downloaded artefact, or located in --data-dir flat or in
+        the repository's layout), the WikiText source, and the dialogue / Pile / LAMBADA files the spec reads that
+        exist.
         """
         published = FORGET_PATH.format(i=self.splits.index(spec.split))
         name = Path(published).name
@@ -254,8 +255,9 @@ class Tdec(Suite):
     adapter_hparams = {"lora": {"lr": 2e-4}, "fila": {"lr": 2e-4}}
 
     def hparams(self, model: str) -> Hyperparams:
-        """See Suite.hparams. Jang et al. 2023: Adam, constant lr (the model registry's unlearning lr, else 5e-5), batches of
-        32 sequences, no warm-up or weight decay, at most 30 epochs (the stopping rule usually ends earlier).
+        """See Suite.hparams. Jang et al. 2023: Adam, constant lr (the model registry's unlearning lr, else 5e-5),
+        batches of 32 sequences, no warm-up or weight decay, at most 30 epochs (the stopping rule usually ends
+        earlier).
         """
         info = recipe_of(model)[0]
         lr = info.unlearn_lr if info else 5e-5
@@ -450,7 +452,8 @@ class Tdec(Suite):
         return json_artefact(ctx.store.artefact_dir(self.name) / "mia_reference" / f"{key}.json", compute)["nll"]
 
     def unseen_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
-        """32 unseen sequences of `seq_len` token ids (WikiText test text): the thresholds' and the attacks' non-members."""
+        """32 unseen sequences of `seq_len` token ids (WikiText test text): the non-members of the thresholds and
+        of the attacks."""
         return self.text_chunks("unseen", tokenizer, int(spec.option("seq_len")), 32, ctx)
 
     def utility(self, spec: RunSpec, tokenizer, ctx: Context):
@@ -534,7 +537,8 @@ class Tdec(Suite):
 
     @staticmethod
     def dialogue_names_of(choice: str) -> tuple[str, ...]:
-        """The dialogue set names of an option value: none -> (), auto -> DIALOGUE_SETS, else the comma-separated names."""
+        """The dialogue set names of an option value: none -> (), auto -> DIALOGUE_SETS, else the comma-separated
+        names."""
         return () if choice == "none" else DIALOGUE_SETS if choice == "auto" else tuple(n for n in choice.split(",") if n)
 
     def pile_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
@@ -594,13 +598,14 @@ class Tdec(Suite):
         return [tokenizer(t, add_special_tokens=False)["input_ids"][:seq_len] for t in texts]
 
     def retain_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
-        """`retain_size` retain sequences of `seq_len` token ids (WikiText train text) for objectives with a retain term."""
+        """`retain_size` retain sequences of `seq_len` token ids (WikiText train text) for objectives with a retain
+        term."""
         return self.text_chunks("retain", tokenizer, int(spec.option("seq_len")), int(spec.option("retain_size")), ctx)
 
     def prepare(self, spec: RunSpec, ctx: Context) -> Prepared:
-        """See Suite.prepare. Tokenises the forget and retain sequences, reads every utility file, settles the thresholds
-        and the Reference attack's NLLs, and evaluates the start model, before any training; the evaluations give MA / EL_n per
-        epoch (with Jang et al.'s stopping rule) and the final utility, attacks and extraction.
+        """See Suite.prepare. Tokenises the forget and retain sequences, reads every utility file, settles the
+        thresholds and the Reference attack's NLLs, and evaluates the start model, before any training; the
+        evaluations give MA / EL_n per epoch (with Jang et al.'s stopping rule) and the final utility, attacks and extraction.
         """
         from bench.models import load_tokenizer
         from bench.phases import phase

@@ -53,7 +53,8 @@ class TdecMini(Tdec):
     evaluator_modules = Tdec.evaluator_modules + ("suites.tdec_mini", "suites.tdec_mini_tasks")
 
     def input_files(self, spec: RunSpec, ctx: Context) -> dict[str, Path]:
-        """See Suite.input_files: the generated token pools (pools.json); the task files are named by their own digest."""
+        """See Suite.input_files: the generated token pools (pools.json); the task files are named by their own
+        digest."""
         # the lm-eval task files are generated from code and constants that their directory name digests
         return {"pools.json": self.root(ctx) / "data" / "pools.json"}
 
@@ -70,14 +71,16 @@ class TdecMini(Tdec):
     late_options = {**LATE_OPTIONS, "mia_reference": "trained"}
 
     def check_options(self, given: dict) -> tuple:
-        """See Tdec.check_options. Also raises BenchError for `dialogue` other than auto / none (its one set is generated)."""
+        """See Tdec.check_options. Also raises BenchError for `dialogue` other than auto / none (its one set is
+        generated)."""
         options = super().check_options(given)
         if dict(options)["dialogue"] not in ("auto", "none"):  # its one dialogue set is generated, not named
             raise BenchError(f"bad option dialogue={dict(options)['dialogue']!r} for {self.name} (expected auto or none)")
         return options
 
     def unread_option(self, name: str, spec: RunSpec) -> str | None:
-        """See Tdec.unread_option. `seq_len` (sequences are generated once) and `pile_ppl` (no Pile text) are never read."""
+        """See Tdec.unread_option. `seq_len` (sequences are generated once) and `pile_ppl` (no Pile text) are never
+        read."""
         if name == "seq_len":
             return f"{self.name}'s sequences are generated once at {CORPUS['seq_len']} tokens"
         if name == "pile_ppl":
@@ -97,13 +100,15 @@ class TdecMini(Tdec):
             raise unknown(f"model of suite {self.name}", model, self.models)
 
     def hparams(self, model: str) -> Hyperparams:
-        """See Suite.hparams: measured for the tiny model (docs/suites.md): lr 1e-3, constant, batch 16, at most 20 epochs."""
+        """See Suite.hparams: measured for the tiny model (docs/suites.md): lr 1e-3, constant, batch 16, at most 20
+        epochs."""
         # cap 20: IHL+LoRA, the slowest of the paper's methods, reaches the thresholds in 13-16 epochs on the five sets
         return Hyperparams(lr=1e-3, epochs=20, batch_size=16, effective_batch=16, warmup_epochs=0.0,
                            weight_decay=0.0, schedule="constant")
 
     def root(self, ctx: Context) -> Path:
-        """The directory of this synthetic world's artefacts, named by a digest of CORPUS, TRAIN and the generator code."""
+        """The directory of this synthetic world's artefacts, named by a digest of CORPUS, TRAIN and the generator
+        code."""
         return ctx.store.artefact_dir(self.name) / f"world-{digest([CORPUS, TRAIN, code_fingerprint('suites.tdec_mini_data', 'bench.tiny')])}"
 
     def pools(self, ctx: Context) -> dict:
@@ -130,8 +135,8 @@ class TdecMini(Tdec):
         return read_json(artefact(self.root(ctx) / "data", write, ready="pools.json") / "pools.json")
 
     def lm_eval_tasks_dir(self, ctx: Context) -> tuple[str | None, bool]:
-        """See Tdec.lm_eval_tasks_dir: the two generated multiple-choice tasks, written on first use, and not lm-eval's own
-        tasks (False). Returns (absolute directory, False).
+        """See Tdec.lm_eval_tasks_dir: the two generated multiple-choice tasks, written on first use, and not lm-eval's
+        own tasks (False). Returns (absolute directory, False).
         """
         # held-out documents (another generator seed): no task item was ever trained on
         directory = self.root(ctx) / f"lm_eval_tasks-{digest([TASKS, code_fingerprint('suites.tdec_mini_data', 'suites.tdec_mini_tasks', 'bench.lm_eval_bridge')])}"
@@ -212,7 +217,8 @@ class TdecMini(Tdec):
         return self.pools(ctx)["heldout"]
 
     def dialogue_sets(self, spec, ctx):
-        """See Tdec.dialogue_sets: one generated set, `mini_function`, from the held-out documents ({} for dialogue=none)."""
+        """See Tdec.dialogue_sets: one generated set, `mini_function`, from the held-out documents ({} for
+        dialogue=none)."""
         if spec.option("dialogue", "auto") == "none":
             return {}
         return {"mini_function": dialogue_rows(documents(TASKS["documents"], TASKS["seed"]))}

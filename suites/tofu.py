@@ -186,8 +186,8 @@ class Tofu(Suite):
 
     # -- settings ------------------------------------------------------------------------------
     def hparams(self, model: str) -> Hyperparams:
-        """See Suite.hparams. TOFU's unlearning recipe (Maini et al. 2024): the registry's unlearning lr (else 1e-4), 5 epochs,
-        batch 4 x 8 accumulation = 32, one warm-up epoch, weight decay 0.01.
+        """See Suite.hparams. TOFU's unlearning recipe (Maini et al. 2024): the registry's unlearning lr (else 1e-4), 5
+        epochs, batch 4 x 8 accumulation = 32, one warm-up epoch, weight decay 0.01.
         """
         info = recipe_of(model)[0]
         lr = info.unlearn_lr if info else 1e-4
@@ -270,8 +270,8 @@ class Tofu(Suite):
             self.load_config(config, ctx)
 
     def eval_sets(self, spec: RunSpec, ctx: Context) -> list[EvalSet]:
-        """The four evaluation sets (forget, retain, real authors, world facts), each cut to `max_items` (0 = all), with the
-        answer field the truth ratio compares against.
+        """The four evaluation sets (forget, retain, real authors, world facts), each cut to `max_items` (0 = all), with
+        the answer field the truth ratio compares against.
         """
         from suites.tofu_eval import EvalSet
 

@@ -253,7 +253,8 @@ def truth_ratios(base_nll: np.ndarray, perturbed_nll: np.ndarray) -> np.ndarray:
 
 
 def forget_truth_score(r: np.ndarray) -> float:
-    """TOFU's forget-set truth ratio in (0, 1]: mean of min(R, 1/R) over the truth ratios `r` [N] (Maini et al. 2024)."""
+    """TOFU's forget-set truth ratio in (0, 1]: mean of min(R, 1/R) over the truth ratios `r` [N]
+    (Maini et al. 2024)."""
     return float(np.mean(np.minimum(r, 1.0 / r)))
 
 

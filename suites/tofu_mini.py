@@ -44,7 +44,8 @@ class TofuMini(Tofu):
     evaluator_modules = Tofu.evaluator_modules + ("suites.tofu_mini", "suites.tofu_mini_unseen")
 
     def model_structure(self, spec: RunSpec, ctx: Context):
-        """See Suite.model_structure: the tiny model of `spec.model`'s architecture on the meta device (stand-in vocabulary)."""
+        """See Suite.model_structure: the tiny model of `spec.model`'s architecture on the meta device (stand-in
+        vocabulary)."""
         from bench.models import STAND_IN_VOCABULARY, on_meta
         from bench.tiny import build_tiny
 
@@ -56,19 +57,22 @@ class TofuMini(Tofu):
             raise unknown(f"model of suite {self.name}", model, ARCH_OF)
 
     def hparams(self, model: str) -> Hyperparams:
-        """See Suite.hparams: lr 1e-2 chosen by a 3-seed sweep (docs/suites.md), 5 epochs, batch 32, one warm-up epoch."""
+        """See Suite.hparams: lr 1e-2 chosen by a 3-seed sweep (docs/suites.md), 5 epochs, batch 32, one warm-up
+        epoch."""
         # chosen by a sweep over 3e-3 / 1e-2 / 3e-2 with 3 seeds (docs/suites.md): at 3e-3 LoRA barely moves,
         # at 3e-2 every method but IHL collapses within two epochs; at 1e-2 methods separate and no
         # method's forgetting flips between seeds
         return Hyperparams(lr=1e-2, epochs=5, batch_size=32, effective_batch=32, warmup_epochs=1.0, weight_decay=0.01)
 
     def finetune_hparams(self, model: str) -> Hyperparams:
-        """See Tofu.finetune_hparams: stage B of the tiny references (lr 3e-3, 20 epochs, batch 32, gradient norm clipped at 1)."""
+        """See Tofu.finetune_hparams: stage B of the tiny references (lr 3e-3, 20 epochs, batch 32, gradient norm
+        clipped at 1)."""
         return Hyperparams(lr=3e-3, epochs=20, batch_size=32, effective_batch=32, warmup_epochs=0.5,
                            weight_decay=0.01, max_grad_norm=1.0)
 
     def stage_a_hparams(self) -> Hyperparams:
-        """Stage A's recipe: teaching the base model the known facts (lr 3e-3, 30 epochs, batch 32, clipped at norm 1)."""
+        """Stage A's recipe: teaching the base model the known facts (lr 3e-3, 30 epochs, batch 32, clipped at norm
+        1)."""
         return Hyperparams(lr=3e-3, epochs=30, batch_size=32, effective_batch=32, warmup_epochs=1.0,
                            weight_decay=0.01, max_grad_norm=1.0)
 
@@ -83,8 +87,8 @@ class TofuMini(Tofu):
         return str(artefact(out, write, ready="full.json"))
 
     def config_path(self, config: str, ctx: Context) -> Path:
-        """See Tofu.config_path. The holdout configs are generated apart from the training data (suites/tofu_mini_unseen.py)
-        and stored once under a digest of DATA and the generator code.
+        """See Tofu.config_path. The holdout configs are generated apart from the training data
+        (suites/tofu_mini_unseen.py) and stored once under a digest of DATA and the generator code.
         """
         if not config.startswith("holdout"):
             return super().config_path(config, ctx)
@@ -118,7 +122,8 @@ class TofuMini(Tofu):
 
     def artefact_model_dir(self, model: str, split: str, ctx: Context, seed: int = 0, recipe: Hyperparams | None = None
                            ) -> Path:
-        """See Tofu.artefact_model_dir; the digest also covers DATA, stage A's recipe and the generator / tiny-model code."""
+        """See Tofu.artefact_model_dir; the digest also covers DATA, stage A's recipe and the generator / tiny-model
+        code."""
         recipe = [model, DATA, (recipe or self.finetune_hparams(model)).record(), self.stage_a_hparams().record(),
                   code_fingerprint("suites.tofu_mini_data", "bench.tiny")]
         return ctx.store.artefact_dir(self.name) / "models" / f"{model}-{digest(recipe)}" / _seeded(split, seed)
