@@ -605,7 +605,8 @@ class Tdec(Suite):
     def prepare(self, spec: RunSpec, ctx: Context) -> Prepared:
         """See Suite.prepare. Tokenises the forget and retain sequences, reads every utility file, settles the
         thresholds and the Reference attack's NLLs, and evaluates the start model, before any training; the
-        evaluations give MA / EL_n per epoch (with Jang et al.'s stopping rule) and the final utility, attacks and extraction.
+        evaluations give MA / EL_n per epoch (with Jang et al.'s stopping rule) and the final utility, attacks and
+        extraction.
         """
         from bench.models import load_tokenizer
         from bench.phases import phase
