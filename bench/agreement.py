@@ -12,14 +12,13 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench import stats
+from bench.tables import row_labels
 
 
 POOLED = "all sets"  # the split label of summaries pooled over forget sets
 
 
 def _summaries(runs: pd.DataFrame, metrics, pool_splits: bool = False) -> dict[tuple, stats.Summary]:
-    from bench.tables import row_labels
-
     finished = runs[runs["status"] == "finished"]
     if pool_splits:  # the forget sets are replicates: one summary over sets and seeds, as the paper table's
         finished = finished.assign(split=POOLED)

@@ -9,6 +9,7 @@ so a kill at any moment leaves a complete checkpoint behind.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import shutil
@@ -103,8 +104,6 @@ def merged(model: torch.nn.Module, limit: int | None = None) -> torch.nn.Module:
     rounding, ~1e-7 relative), one matrix product per layer instead of three and none of PEFT's
     per-layer Python. On tofu-mini this made teacher-forced scoring 1.5x and generation 1.2x faster
     (measured, results/perf.md). The copy is discarded after the evaluation; training never sees it."""
-    import copy
-
     if not hasattr(model, "merge_and_unload"):
         return model
     if limit is not None and sum(p.numel() * p.element_size() for p in model.parameters()) > limit:

@@ -22,9 +22,11 @@ from typing import Any, Sequence
 import submitit
 import yaml
 
-from bench.errors import BenchError
+from bench.errors import BenchError, unknown
+from bench.models import recipe_of
 from bench.spec import RunSpec
 from bench.store import ResultStore, read_json, write_json_atomic
+from suites import Context
 
 PROFILE_KEYS = {"partition", "account", "qos", "constraint", "setup", "array_parallelism", "default", "models",
                 "signal_delay_s"}
@@ -54,8 +56,6 @@ class Profile:
 
     def resources(self, model: str) -> Resources:
         """The model's entry, else that of the registry model whose recipe it gets (`phi-1.5=DIR`), else the default."""
-        from bench.models import recipe_of
-
         if model in self.models:
             return self.models[model]
         info = recipe_of(model)[0]
@@ -123,8 +123,6 @@ class Runtime:
         torch's thread count set to `threads`.
         """
         import torch
-
-        from suites import Context
 
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         torch.set_num_threads(self.threads)
@@ -297,8 +295,6 @@ def cancel(store: ResultStore, suite: str, sweep_id: str | None = None) -> list[
     known = sorted(sweeps(store, suite), key=lambda s: s["created"])
     chosen = [s for s in known if s["sweep_id"] == sweep_id] if sweep_id else known[-1:]
     if sweep_id and not chosen:
-        from bench.errors import unknown
-
         raise unknown(f"sweep of suite {suite}", sweep_id, [s["sweep_id"] for s in sweeps(store, suite)])
     ids = [j["job_id"] for s in chosen if s["launcher"] == "slurm" for j in s["jobs"]]
     if ids:

@@ -11,6 +11,7 @@ forever; torchrun itself also stops the other ranks when one exits with an error
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from typing import Any
@@ -25,8 +26,6 @@ class RankLost(RuntimeError):
 
 
 def _collective(what: str):
-    import contextlib
-
     @contextlib.contextmanager
     def guard():
         try:

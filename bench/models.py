@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bench.errors import BenchError, unknown
 from bench.registry import Registry
+from bench.tokenizer import check_vocabulary
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16"}  # torch dtypes by name: torch loads only with a model
 
@@ -159,7 +160,6 @@ def _load(source, dtype, device, kwargs, local_only):
         k: v for k, v in kwargs.items() if k in ("revision", "trust_remote_code")})
     model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, DTYPES[dtype]), local_files_only=local_only,
                                                  **kwargs)
-    from bench.tokenizer import check_vocabulary
 
     check_vocabulary(tokenizer, source)
     if tokenizer.pad_token is None:
@@ -172,8 +172,6 @@ def load_tokenizer(name_or_path: str, trust_remote_code: bool = False,
     """The tokenizer alone (pad = eos where it has none), from disk first; BenchError when it is on neither
     or when it loads with an empty vocabulary (bench.tokenizer.check_vocabulary)."""
     from transformers import AutoTokenizer
-
-    from bench.tokenizer import check_vocabulary
 
     source, revision = resolve(name_or_path)
     for local_only in (True, False):

@@ -15,16 +15,21 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import torch
+from tqdm import tqdm
 
 from bench.data import paired_batches
 from bench.environment import environment
 from bench.errors import BenchError
 from bench import checkpoint, distributed, phases, robustness
+from bench.fingerprint import digest
+from bench.lm_eval_bridge import check_tasks
 from bench.loop import EpochStats, LoopState, NonFiniteLoss, make_optimizer, train
 from bench.models import count_parameters, load_model
+from bench.preflight import check_stages
 from bench.spec import RunSpec
-from bench.store import Run, new_record, publish, write_json_atomic
-from methods import ADAPTERS, OBJECTIVES, AdapterInputs, fila
+from bench.store import Run, new_record, publish, read_json, write_json_atomic
+from methods import ADAPTERS, OBJECTIVES, AdapterInputs, fila, refusals
+from methods.lora import target_linear_names
 from suites import SUITES, Context
 from suites.base import LATE_OPTIONS
 
@@ -71,9 +76,6 @@ def record_grid(store, suite: str, started: float, outcome: GridOutcome, workers
     sweep's time, cold (with the shared artefacts built: `built` names them, `artefact_entries`) and without
     building them. `grid` (a digest of the sorted run ids) says which grid it was: perf counts only the
     suite's default sweep."""
-    from bench.fingerprint import digest
-    from bench.store import read_json
-
     path = store.suite_dir(suite) / "grids.json"
     grids = read_json(path) if path.exists() else []
     grids.append({"grid": digest(sorted(run_ids)), "runs": len(run_ids), "started_at": started,
@@ -228,10 +230,7 @@ def _preflight(spec: RunSpec, ctx: Context) -> None:
     quantisation library of the robustness stage."""
     extra = [t for t in str(spec.option("lm_eval_extra", "")).split(",") if t]
     if extra:
-        from bench.lm_eval_bridge import check_tasks
-
         check_tasks(extra, ctx.lm_eval_include)
-    from bench.preflight import check_stages
 
     check_stages([spec])
 
@@ -268,8 +267,6 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
     timings["adapter"] = time.perf_counter() - t0
     alternate = None
     if objective.needs_alternate:
-        from methods import refusals
-
         answers_file = spec.option("idk_answers", LATE_OPTIONS["idk_answers"])
         alternate = refusals.alternates(prepared.forget, tokenizer, refusals.load(answers_file), spec.seed,
                                         prepared.format_answer, prepared.max_length)
@@ -432,8 +429,6 @@ def _fisher_for(spec: RunSpec, prepared, ctx: Context, pad_id: int):
 
 def prepare_artefacts(spec: RunSpec, ctx: Context) -> None:
     """Build what runs of `spec`'s group share (references, thresholds, FILA's Fisher) without training."""
-    from methods.lora import target_linear_names
-
     prepared = SUITES[spec.suite].prepare(spec, ctx)
     if spec.adapter == "fila":
         model, tokenizer = load_model(prepared.model_path, dtype=spec.hparams.dtype,
@@ -447,8 +442,6 @@ def run_grid(specs: Sequence[RunSpec], ctx: Context, force: bool = False, show_p
     The outcome lists run ids by status (finished, skipped, busy) and (run id, reason) for failed runs, plus
     the seconds spent building shared artefacts. Raises BenchError when the result store is not writable.
     """
-    from tqdm import tqdm
-
     outcome = GridOutcome()
     ctx.store.check_writable()
     bar = tqdm(specs, desc="grid", unit="run", disable=not show_progress or not distributed.is_main())

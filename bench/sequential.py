@@ -15,6 +15,7 @@ so the chance that any look of any comparison of the claim errs stays below 0.05
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -92,8 +93,6 @@ def undecided_methods(results, inert: set[str] = frozenset()) -> set[str]:
     """Methods of the comparisons that more replicates could still decide: inconclusive (not `no data`), and
     neither side `inert` (a method, without rank, whose new seeds reproduce its runs bit for bit: a pair with
     one of its copies is dropped, so no seed adds a pair to such a comparison)."""
-    import re
-
     base = lambda method: re.sub(r"-r\d+$", "", method)
     return {m for r in results for k in r.checks if k.verdict == "inconclusive"
             and not {base(k.a), base(k.b)} & inert for m in (k.a, k.b)}

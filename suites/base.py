@@ -9,8 +9,12 @@ from typing import Any, Callable
 
 from bench.errors import BenchError, parse_list, unknown
 from bench.metrics import UNIT, Metric  # the kernel's metric definitions; suites import them from bench.metrics
+from bench.models import check_model_name, on_meta, resolve
+from bench.robustness import canonical, check_recipe, parse
 from bench.spec import Hyperparams, RunSpec
 from bench.store import ResultStore
+from methods import OBJECTIVES
+from methods.refusals import SHIPPED
 
 
 @dataclass
@@ -140,7 +144,6 @@ class Suite(ABC):
                 raise BenchError(f"bad option {key}={value!r} (expected an integer >= 0)")
         if merged.get("epoch_metrics", "read") not in ("read", "all"):
             raise BenchError(f"bad option epoch_metrics={merged['epoch_metrics']!r} (expected read or all)")
-        from bench.robustness import canonical, check_recipe
 
         for key in LIST_OPTIONS:  # a repeated or empty entry is a typo, and would give the same runs another id
             if str(merged.get(key, "")) not in ("", "auto", "none"):
@@ -155,14 +158,10 @@ class Suite(ABC):
     def unread_option(self, name: str, spec: RunSpec) -> str | None:
         """Why a run of `spec` does not read option `name`, or None when it does. A --option that no run
         of a grid reads is an error; a run that does not read it keeps the spec (and id) it has without it."""
-        from methods import OBJECTIVES
-
         if name == "idk_answers" and not OBJECTIVES[spec.objective].needs_alternate:
             readers = [o for o in OBJECTIVES.names() if OBJECTIVES[o].needs_alternate]
             return f"only objectives trained towards refusals read it ({', '.join(readers)})"
         if name in ("relearn_fraction", "relearn_epochs"):
-            from bench.robustness import parse
-
             if "relearn" not in parse(spec.option("robustness", LATE_OPTIONS["robustness"])):
                 return "only the relearning stage reads it (--option robustness=relearn or all)"
         return None
@@ -191,13 +190,9 @@ class Suite(ABC):
         weights (bench.fingerprint.model_fingerprint) and the evaluator's code. run.json records them;
         a finished run whose inputs differ now is recomputed, not reused (bench/runner.py)."""
         from bench.fingerprint import code_fingerprint, file_fingerprint, model_fingerprint
-        from bench.robustness import parse
-        from methods import OBJECTIVES
 
         files = dict(self.input_files(spec, ctx))
         if OBJECTIVES[spec.objective].needs_alternate:
-            from methods.refusals import SHIPPED
-
             files["idk_answers"] = Path(spec.option("idk_answers", "") or SHIPPED)
         if spec.option("lm_eval_extra") and ctx.lm_eval_include:
             files.update({f"lm_eval_include/{p.name}": p for p in sorted(Path(ctx.lm_eval_include).glob("*"))
@@ -220,8 +215,6 @@ class Suite(ABC):
     def objective_hparams(self, model: str, objective: str, adapter: str = "full") -> Hyperparams:
         """The suite's settings for `model`, then its settings for `adapter`, then the objective's defaults,
         then this suite's overrides for the objective."""
-        from methods import OBJECTIVES
-
         return self.hparams(model).replace(**self.adapter_hparams.get(adapter, {})).replace(
             **OBJECTIVES[objective].defaults, **self.objective_overrides.get(objective, {}))
 
@@ -236,9 +229,6 @@ class Suite(ABC):
         fine-tune of `spec.model`: the same structure."""
         from transformers import AutoConfig
 
-        from bench.models import resolve
-        from bench.models import on_meta
-
         source, revision = resolve(spec.model)
         try:
             config = AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=ctx.trust_remote_code)
@@ -250,8 +240,6 @@ class Suite(ABC):
 
     def check_model(self, model: str) -> None:
         """Raises BenchError when `model` is neither a registered model nor a hub id / local path (bench.models)."""
-        from bench.models import check_model_name
-
         check_model_name(model)
 
     # ---- report sections: bench/report.py writes the leaderboard, robustness table, claims (the `claims` file

@@ -13,9 +13,13 @@ filled in right to left. Decoding never stops at an end-of-text token: TDEC sequ
 
 from __future__ import annotations
 
+import copy
+
 
 import torch
 
+from bench.errors import BenchError
+from bench.models import decoder_and_head
 from bench.phases import phase
 
 
@@ -40,8 +44,6 @@ def teacher_forced_argmax(model, ids: torch.Tensor, lengths: torch.Tensor, batch
     """[N, T-1]: the model's argmax prediction of token t+1 after x_<=t. Where the logits are
     lm_head(last hidden state), the vocabulary projection runs one sequence at a time (a batch of 32
     200-token sequences over a 50k vocabulary would hold 1.3 GB of logits)."""
-    from bench.models import decoder_and_head
-
     device = next(model.parameters()).device
     split = decoder_and_head(model)
     out = []
@@ -95,8 +97,6 @@ def greedy_continuations(model, ids: torch.Tensor, lengths: torch.Tensor, pred: 
     steps one position at a time. Where the model's logits are lm_head(last hidden state), the projection onto the
     vocabulary, the dominant cost with a 50k vocabulary, runs only for rows whose continuation has begun,
     `head_rows` at a time (bounds the logits' memory)."""
-    from bench.models import decoder_and_head
-
     device = next(model.parameters()).device
     split = decoder_and_head(model)
     rows = sorted(((j, i) for j in range(len(ids)) for i in range(min_prefix, int(lengths[j]))
@@ -147,8 +147,6 @@ def greedy_continuations(model, ids: torch.Tensor, lengths: torch.Tensor, pred: 
 @torch.no_grad()
 def naive_continuations(model, ids: torch.Tensor, lengths: torch.Tensor, min_prefix: int = 1) -> list[list[list[int]]]:
     """One `generate` call per (sequence, prefix): the reference the batched path must equal."""
-    import copy
-
     device = next(model.parameters()).device
     saved = model.generation_config
     # generate() falls back to the model's own eos_token_id: remove it, TDEC text contains EOS tokens
@@ -176,8 +174,6 @@ def extraction_scores(model, seqs: list[list[int]], pad_id: int, ns=(5, 10), bat
     """Per-sequence MA and EL_n, batched (`ns=()`: MA alone, one teacher-forced pass). Every sequence needs
     more than max(ns) tokens (at least one prefix followed by an n-gram); a shorter one raises BenchError
     naming it, as a mean over no token or n-gram would read as 0, "forgotten"."""
-    from bench.errors import BenchError
-
     if not seqs:
         raise BenchError("no sequence to score: MA and EL over zero sequences")
     for j, seq in enumerate(seqs):

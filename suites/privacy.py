@@ -37,6 +37,11 @@ from typing import Sequence
 
 import numpy as np
 
+from bench.models import decoder_and_head
+from bench.phases import phase
+from bench.truncation import require_counted
+from suites.base import UNIT, Metric
+
 MIN_K = 0.4
 ATTACKS = ("loss", "zlib", "min_k", "min_k_pp", "gradnorm", "reference")
 IGNORE = -100  # methods.losses.IGNORE; not imported from there, which loads torch (this module must not)
@@ -74,10 +79,8 @@ def token_stats(model, examples: Sequence[dict], pad_id: int, batch_size: int = 
     import torch
 
     from bench.data import collate, to_device
-    from bench.truncation import require_counted
     from methods.losses import logits_of, shifted
     from suites.extraction import top1
-    from bench.models import decoder_and_head
 
     require_counted(examples, "attacked example")
 
@@ -202,7 +205,6 @@ def gradnorm_scores(model, examples: Sequence[dict], pad_id: int, memory_floats:
     a chunk of examples, as many as `memory_floats` gradient entries allow: on tofu-mini 12 per chunk ran
     6x faster than 200, measured); models vmap cannot trace fall back to one backward pass per example."""
     from bench.data import collate, to_device
-    from bench.truncation import require_counted
 
     require_counted(examples, "attacked example")
     device = next(model.parameters()).device
@@ -279,8 +281,6 @@ def model_scores(model, tokenizer, members: Sequence[dict], non_members: Sequenc
                  batch_size: int = 32) -> dict:
     """Per-example attack scores (all but reference) and NLLs of members and non-members, and the
     members' extraction strength and exact memorisation, from one teacher-forced pass + GradNorm."""
-    from bench.phases import phase
-
     examples = list(members) + list(non_members)
     with phase("attack_statistics"):
         stats = token_stats(model, examples, tokenizer.pad_token_id, batch_size)
@@ -323,8 +323,6 @@ ATTACK_NAMES = {"loss": "LOSS", "zlib": "ZLib", "min_k": "Min-K% (k 0.4)", "min_
 def attack_metrics(non_members: str) -> tuple:
     """The suite Metrics of the six attack AUCs (forget set vs `non_members`); best = nearest the calibrating
     model's AUC on the same items where the run records one (bench.runs.calibration), else nearest 0.5."""
-    from suites.base import UNIT, Metric
-
     return tuple(Metric(f"mia_{a}", False, f"AUC of the {ATTACK_NAMES[a]} membership attack, forget set vs {non_members} "
                         "(best: the retain-only / reference model's AUC on the same items, else 0.5)", bounds=UNIT,
                         ideal=0.5, calibrated=True) for a in ATTACKS)
@@ -334,8 +332,6 @@ def memorisation_metrics() -> tuple:
     """The Metric definitions (direction, formula, bounds) of privleak (MUSE, Shi et al. 2024), extraction_strength
     (Carlini et al. 2021) and exact_memorisation (Tirumala et al. 2022), as the open harness reports them.
     """
-    from suites.base import UNIT, Metric
-
     return (Metric("privleak", False, "(AUC gap to the retain-only model) (s - r) / r x 100, s = 1 - AUC, r = 1 - AUC "
                    "of the retain-only model, on the `privleak_attack` attack (0 = as private as retraining)",
                    bounds=(-100.0, math.inf), ideal=0.0),

@@ -19,15 +19,20 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from bench.errors import BenchError
+from bench.errors import BenchError, unknown
+from bench.lm_eval_bridge import check_tasks
 from bench.metrics import UNIT, Metric
-from bench.models import recipe_of
+from bench.models import decoder_and_head, load_model, load_tokenizer, recipe_of, same_tokenizer
+from bench.phases import phase
 from bench.spec import Hyperparams, RunSpec
 from bench.store import json_artefact
 from bench.robustness import robustness_metrics
+from methods import OBJECTIVES
 from suites.base import LATE_OPTIONS, Context, Prepared, Robustness, Suite, Evaluation
-from suites.privacy import attack_metrics
-from suites.tdec_data import DIALOGUE_SETS, FORGET_PATH, download, local_file, read_forget_csv
+from suites.dialogue import dialogue_f1
+from suites.privacy import attack_metrics, auc, metrics_of, model_scores, token_stats
+from suites.tdec_data import (DIALOGUE_SETS, FORGET_PATH, download, local_file, read_dialogues, read_documents,
+                              read_forget_csv, read_lambada)
 
 REASONING = ("piqa", "hellaswag", "arc_easy", "arc_challenge", "copa", "winogrande", "mathqa", "pubmedqa",
              "lambada_openai")
@@ -69,7 +74,6 @@ def row_logits(model, batch: dict):
     batch of 16 200-token rows over GPT-2's 50k vocabulary holds 640 MB of logits, and cross_entropy's
     log-probabilities as much again (the utility's peak: 2.6 GB before, measured with `bench perf --real-data`)."""
     from methods.losses import logits_of
-    from bench.models import decoder_and_head
 
     split = decoder_and_head(model)
     if split is None:
@@ -173,7 +177,6 @@ class Tdec(Suite):
             raise BenchError(f"bad option seq_len={dict(options)['seq_len']} (expected an integer >= {MIN_SEQ_LEN}: "
                              f"EL_10 needs a prefix and a 10-gram)")
         if type(self).dialogue_sets is Tdec.dialogue_sets:  # names read after the model's tokenizer: checked now
-            from bench.errors import unknown
 
             for name in self.dialogue_names_of(str(dict(options)["dialogue"])):
                 if name not in DIALOGUE_SETS:
@@ -184,8 +187,6 @@ class Tdec(Suite):
         """See Suite.unread_option. `retain_size` is read only by objectives with a retain term and by FILA;
         `eval_limit` only when lm-eval tasks or dialogue sets run.
         """
-        from methods import OBJECTIVES
-
         if name == "retain_size" and not OBJECTIVES[spec.objective].needs_retain and spec.adapter != "fila":
             return "only objectives with a retain term, and FILA's Fisher pass, read the retain sequences"
         if name == "eval_limit" and not str(spec.option("lm_eval_tasks")) and spec.option("dialogue", "auto") == "none":
@@ -287,8 +288,6 @@ class Tdec(Suite):
         if ctx.data_dir:
             files = self.wikitext_files(ctx)
             if "wikitext.csv" in files:
-                from suites.tdec_data import read_documents
-
                 return read_documents(files["wikitext.csv"])[slice(*WIKITEXT_CSV_PARTS[kind])]
             path = files[f"wikitext_{split}.txt"]
             if not path.is_file():
@@ -385,7 +384,6 @@ class Tdec(Suite):
         key = digest([model_fingerprint(model_path), seqs, code_fingerprint("suites.extraction")])
 
         def compute() -> dict:
-            from bench.models import load_model
             from suites.extraction import extraction_scores
 
             model, tok = load_model(model_path, trust_remote_code=ctx.trust_remote_code, device=ctx.device)
@@ -404,8 +402,6 @@ class Tdec(Suite):
         key = digest([model_fingerprint(model_path), spec.hparams.dtype, inputs, code_fingerprint(*self.evaluator_modules)])
 
         def compute() -> dict:
-            from bench.models import load_model
-
             model, tok = load_model(model_path, dtype=spec.hparams.dtype, trust_remote_code=ctx.trust_remote_code,
                                     device=ctx.device)
             evaluation = evaluate(model, tok)
@@ -425,7 +421,6 @@ class Tdec(Suite):
         sequences are ids of the unlearned model's `tokenizer`: a reference model with another vocabulary
         would score other text, so it is refused (BenchError naming both)."""
         from bench.fingerprint import code_fingerprint, digest, model_fingerprint
-        from bench.models import load_tokenizer, same_tokenizer
 
         name = self.mia_reference_model(spec, ctx)
         if name is None:
@@ -440,9 +435,6 @@ class Tdec(Suite):
         key = digest([model_fingerprint(name), sequences, code_fingerprint("suites.privacy")])
 
         def compute() -> dict:
-            from bench.models import load_model
-            from suites.privacy import token_stats
-
             model, tok = load_model(name, trust_remote_code=ctx.trust_remote_code, device=ctx.device, offline_hint=hint)
             nll = [s.nll for s in token_stats(model, [{"input_ids": s, "labels": s} for s in sequences],
                                               tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
@@ -465,7 +457,6 @@ class Tdec(Suite):
         limit = int(spec.option("eval_limit")) or None
         include_path, include_defaults = self.lm_eval_tasks_dir(ctx)
         if tasks:  # every task and its data resolved now, before the first step, not after the last epoch
-            from bench.lm_eval_bridge import check_tasks
 
             check_tasks(tasks, include_path, include_defaults)
 
@@ -474,9 +465,6 @@ class Tdec(Suite):
         dialogues = self.dialogue_sets(spec, ctx)
 
         def evaluate(model, tok) -> dict:
-            from bench.phases import phase
-            from suites.dialogue import dialogue_f1
-
             with phase("ppl_heldout"):
                 out = {"ppl_heldout": perplexity(model, heldout, tok.pad_token_id)}
             if pile:
@@ -512,15 +500,12 @@ class Tdec(Suite):
     def dialogue_sets(self, spec: RunSpec, ctx: Context) -> dict[str, list[dict]]:
         """{name: rows of {context, response}} from the repository's `validation_data/<name>.json` in
         `--data-dir` (suites/tdec_data.py builds the reference code's prompts)."""
-        from suites.tdec_data import read_dialogues
-
         choice = str(spec.option("dialogue", "auto"))
         if choice == "none" or (choice == "auto" and not ctx.data_dir):
             return {}
         names = self.dialogue_names(spec)
         for name in names:
             if name not in DIALOGUE_SETS:
-                from bench.errors import unknown
                 raise unknown("dialogue set", name, DIALOGUE_SETS)
         if not ctx.data_dir:
             raise BenchError(f"option dialogue={choice} needs --data-dir DIR holding validation_data/<name>.json")
@@ -545,8 +530,6 @@ class Tdec(Suite):
         """Each Pile validation document of `validation_data/pile.csv`, tokenised whole and cut to its first
         `ppl_tokens` tokens (the reference evaluates each document truncated to its input length);
         the first `eval_limit` documents when that is set."""
-        from suites.tdec_data import read_documents
-
         if spec.option("pile_ppl", "auto") == "none" or not ctx.data_dir:
             return []
         path = local_file(ctx.data_dir, "validation_data/pile.csv", required=False)
@@ -561,7 +544,6 @@ class Tdec(Suite):
         """LAMBADA passages of `validation_data/lambada.csv` as examples whose labels are the last word's
         tokens (the reference's context/target split); the first `eval_limit` when that is set."""
         from bench.data import IGNORE
-        from suites.tdec_data import read_lambada
 
         if spec.option("lambada", Tdec.late_options["lambada"]) == "none" or not ctx.data_dir:
             return []
@@ -608,8 +590,6 @@ class Tdec(Suite):
         evaluations give MA / EL_n per epoch (with Jang et al.'s stopping rule) and the final utility, attacks and
         extraction.
         """
-        from bench.models import load_tokenizer
-        from bench.phases import phase
         from suites.extraction import extraction_scores, forgotten
 
         model_path = self.model_path(spec, ctx)
@@ -634,8 +614,6 @@ class Tdec(Suite):
             reference_nll = self.mia_reference_nll(spec, forget_seqs + unseen, ctx, tokenizer)
         # the LOSS attack's level without membership: the Reference model saw neither side (0.5 only when the
         # forget and unseen sequences come from one distribution, which Pile vs WikiText do not)
-        from suites.privacy import auc
-
         calibration = {} if reference_nll is None else {
             "mia_loss": auc([-x for x in reference_nll[:len(forget_seqs)]], [-x for x in reference_nll[len(forget_seqs):]])}
 
@@ -652,8 +630,6 @@ class Tdec(Suite):
             return evaluation
 
         def complete(model, tok, evaluation: Evaluation) -> Evaluation:
-            from suites.privacy import metrics_of, model_scores
-
             if "el10" not in evaluation.metrics:
                 evaluation = extraction(model, tok)
             with phase("attacks"):

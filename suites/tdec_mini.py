@@ -10,14 +10,17 @@ the reasoning suite and go through lm-eval, offline. Everything is built and cac
 
 from __future__ import annotations
 
+import fcntl
 import random
 from pathlib import Path
 
 from bench.errors import BenchError, unknown
 from bench.fingerprint import code_fingerprint, digest
 from bench.lm_eval_bridge import write_choice_task
+from bench.models import STAND_IN_VOCABULARY, on_meta
 from bench.spec import Hyperparams, RunSpec
 from bench.store import artefact, read_json, write_json_atomic
+from bench.tokenizer import load_tokenizer
 from suites.base import LATE_OPTIONS, MINI_OBJECTIVE_OVERRIDES, Context
 from suites.tdec import Tdec
 from suites.tdec_mini_data import documents
@@ -89,7 +92,6 @@ class TdecMini(Tdec):
 
     def model_structure(self, spec: RunSpec, ctx: Context):
         """See Suite.model_structure: the tiny GPT-Neo (SHAPE) on the meta device, with a stand-in vocabulary."""
-        from bench.models import STAND_IN_VOCABULARY, on_meta
         from bench.tiny import TinyShape, build_tiny
 
         return on_meta(lambda: build_tiny("gpt-neo", STAND_IN_VOCABULARY, TinyShape(**SHAPE)))  # the vocabulary bounds no check
@@ -168,11 +170,8 @@ class TdecMini(Tdec):
         return super().prepare(spec, ctx)
 
     def _train(self, out: Path, stream: list[list[int]], ctx: Context) -> str:
-        import fcntl
-
         from bench.finetune import finetune
         from bench.tiny import TinyShape, build_tiny
-        from bench.tokenizer import load_tokenizer
 
         def build(tmp: Path) -> None:
             tokenizer = load_tokenizer(self.root(ctx) / "data" / "tokenizer")

@@ -13,18 +13,21 @@ from __future__ import annotations
 import math
 import os
 import re
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.errors import BenchError
-from bench.fingerprint import digest
+from bench.errors import BenchError, unknown
+from bench.fingerprint import digest, file_fingerprint
 from bench.metrics import UNIT, Metric
-from bench.models import hub_reachable, load_model, recipe_of
+from bench.models import hub_reachable, load_model, load_tokenizer, recipe_of, same_tokenizer
+from bench.phases import phase
 from bench.spec import Hyperparams, RunSpec
 from bench.store import json_artefact, publish, read_json, write_json_atomic
 from suites.base import LATE_OPTIONS, Context, Evaluation, MissingReference, Prepared, Robustness, Suite
-from bench.robustness import robustness_metrics
-from suites.privacy import ATTACKS, attack_metrics, memorisation_metrics
+from bench.robustness import parse, robustness_metrics
+from suites.privacy import ATTACKS, attack_metrics, memorisation_metrics, privleak, reference_auc
+from suites.tofu_data import check_rows, read_config_file
 
 if TYPE_CHECKING:
     from suites.tofu_eval import EvalSet, QAFormat
@@ -78,8 +81,6 @@ def _seeded(split: str, seed: int) -> str:
 def finetune_command(suite: str, model: str, split: str, seed: int, ctx: Context) -> str:
     """The `bench finetune` command that makes the reference a run looks for, with every runtime setting
     of this invocation that it needs (data directory, results, device, remote code), quoted for a shell."""
-    import shlex
-
     args = ["python", "-m", "bench", "finetune", "--suite", suite, "--model", model, "--split", split]
     args += ["--seed", str(seed)] if seed else []
     args += ["--results", str(ctx.store.root)]
@@ -239,8 +240,6 @@ class Tofu(Suite):
 
     def load_config(self, config: str, ctx: Context) -> list[dict]:
         """The rows of one TOFU configuration, schema-checked (suites/tofu_data.py)."""
-        from suites.tofu_data import check_rows, read_config_file
-
         path = self.config_path(config, ctx)
         if path is not None:
             if not path.is_file():
@@ -296,8 +295,6 @@ class Tofu(Suite):
 
     def finetune_data(self, split: str, ctx: Context) -> dict[str, str]:
         """Fingerprints of the files a fine-tune on `split` reads ({} for hub data)."""
-        from bench.fingerprint import file_fingerprint
-
         paths = {f"{c}.json": self.config_path(c, ctx) for c in self.finetune_configs(split)}
         return {name: file_fingerprint(path) for name, path in paths.items() if path is not None}
 
@@ -400,7 +397,6 @@ class Tofu(Suite):
         from bench.finetune import finetune
 
         if split not in FINETUNE_SPLITS:
-            from bench.errors import unknown
             raise unknown("fine-tune split", split, FINETUNE_SPLITS)
         hp = self.finetune_hparams(model).replace(**(overrides or {}))
         out = self.artefact_model_dir(model, split, ctx, seed, hp)
@@ -462,12 +458,9 @@ class Tofu(Suite):
         """
         from suites.tofu_eval import evaluate_sets, forget_quality
 
-        from bench.models import load_tokenizer, same_tokenizer
-
         target = self.reference_model(spec, "target", "full", ctx)
         ref_split = self.reference_split(spec)
         reference = self.reference_model(spec, "reference", ref_split, ctx)
-        from bench.phases import phase
 
         with phase("check_data"):
             self.check_data(spec, ctx)  # a bad file fails here, not after minutes of reference evaluation
@@ -498,8 +491,6 @@ class Tofu(Suite):
         def against_references(metrics: dict, items: dict) -> dict:
             """What needs the retain-only model: forget quality, and with the attacks' scores the Reference
             attack and privleak."""
-            from suites.privacy import privleak, reference_auc
-
             out = dict(metrics)
             out["forget_quality"], out["forget_ks_stat"] = forget_quality(items["forget"]["truth_ratio"], ref_ratios)
             if "mia" in items:
@@ -535,7 +526,6 @@ class Tofu(Suite):
         with phase("target_evaluation"):
             target_eval = self.evaluation_of(target, spec, ctx)
         target_metrics = against_references(target_eval.metrics, target_eval.items)
-        from bench.robustness import parse
 
         if "paraphrase" in parse(spec.option("robustness", "none")) and \
                 not all(it.get("paraphrased_question") for it in sets[0].items):  # fail before training, not after

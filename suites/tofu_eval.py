@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from rouge_score import rouge_scorer
 from scipy import stats
 
 from bench.data import collate, qa_example, to_device
@@ -20,6 +21,7 @@ from bench.errors import BenchError
 from bench.phases import phase
 from bench.truncation import left_cut, name_of, require_counted
 from methods.losses import logits_of, sequence_mean_nll
+from suites.privacy import metrics_of, model_scores
 
 
 
@@ -240,8 +242,6 @@ def rouge_l_recall(golds: Sequence[str], predictions: Sequence[str]) -> np.ndarr
     """ROUGE-L recall (stemmed, rouge_score) of each prediction against its gold answer; shape [N], values in [0, 1].
     As TOFU's evaluation (Maini et al. 2024) scores generated answers.
     """
-    from rouge_score import rouge_scorer
-
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
     return np.array([scorer.score(g, p)["rougeL"].recall for g, p in zip(golds, predictions)])
 
@@ -368,8 +368,6 @@ def privacy_scores(model, tokenizer, privacy: tuple[Sequence[dict], Sequence[dic
     """The membership attacks that need no reference model (members = privacy[0], non-members =
     privacy[1], QA items), extraction strength and exact memorisation: (metrics, per-item scores).
     suites/privacy.py gives the definitions."""
-    from suites.privacy import metrics_of, model_scores
-
     was_training = model.training
     model.eval()
     encode = encoder(tokenizer, fmt, max_length, cache)

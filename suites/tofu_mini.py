@@ -15,11 +15,13 @@ from pathlib import Path
 
 from bench.errors import unknown
 from bench.fingerprint import code_fingerprint, digest
+from bench.models import STAND_IN_VOCABULARY, on_meta
 from bench.spec import Hyperparams, RunSpec
 from bench.store import artefact, read_json, write_json_atomic
 from suites.base import MINI_OBJECTIVE_OVERRIDES, Context
 from suites.tofu import Tofu, _seeded
 from suites.tofu_mini_data import generate
+from suites.tofu_mini_unseen import holdout_configs, paraphrase_question
 
 ARCH_OF = {"tiny-llama": "llama", "tiny-phi": "phi", "tiny-gpt-neo": "gpt-neo"}
 DATA = dict(n_authors=100, n_attributes=10, seed=0, n_background=50)
@@ -46,7 +48,6 @@ class TofuMini(Tofu):
     def model_structure(self, spec: RunSpec, ctx: Context):
         """See Suite.model_structure: the tiny model of `spec.model`'s architecture on the meta device (stand-in
         vocabulary)."""
-        from bench.models import STAND_IN_VOCABULARY, on_meta
         from bench.tiny import build_tiny
 
         return on_meta(lambda: build_tiny(ARCH_OF[spec.model], STAND_IN_VOCABULARY))  # the vocabulary bounds no check
@@ -93,8 +94,6 @@ class TofuMini(Tofu):
         if not config.startswith("holdout"):
             return super().config_path(config, ctx)
         # generated apart from the training data (suites/tofu_mini_unseen.py)
-        from suites.tofu_mini_unseen import holdout_configs
-
         out = ctx.store.artefact_dir(self.name) / \
             f"holdout-{digest([DATA, code_fingerprint('suites.tofu_mini_data', 'suites.tofu_mini_unseen')])}"
 
@@ -115,7 +114,6 @@ class TofuMini(Tofu):
             return read_json(path)
         rows = super().load_config(config, ctx)
         if config.endswith("_perturbed") and config.startswith("forget"):  # TOFU's items carry paraphrased questions
-            from suites.tofu_mini_unseen import paraphrase_question
 
             rows = [{**row, "paraphrased_question": paraphrase_question(row["question"])} for row in rows]
         return rows
