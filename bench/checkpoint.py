@@ -28,6 +28,7 @@ def save(run_dir: Path, epoch: int, model: torch.nn.Module, optimizer, scheduler
     Written to `ckpt-<epoch>.tmp` and renamed, so a crash never leaves a half checkpoint; older checkpoints of
     the run are removed. Returns the checkpoint directory `run_dir/ckpt-<epoch>`.
     """
+    # safetensors loads when this runs, not on import of bench.checkpoint
     from safetensors.torch import save_file
 
     final = Path(run_dir) / f"ckpt-{epoch}"
@@ -66,6 +67,7 @@ def restore(path: Path, model: torch.nn.Module, optimizer, scheduler) -> int:
     Raises RuntimeError when the checkpoint's trainable parameters differ from the model's (another model or
     adapter). The RNG state is restored too, so a resumed run draws the same batches.
     """
+    # safetensors loads when this runs, not on import of bench.checkpoint
     from safetensors.torch import load_file
 
     weights = load_file(str(path / "trainable.safetensors"))

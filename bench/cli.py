@@ -187,6 +187,7 @@ def _check_runtime(args, specs=()) -> None:
     if getattr(args, "threads", None) is not None and args.threads < 1:
         raise BenchError(f"bad --threads {args.threads} (expected an integer >= 1)")
     if getattr(args, "device", None):
+        # torch loads when this runs, not when the CLI imports bench.cli
         import torch
 
         try:
@@ -196,6 +197,7 @@ def _check_runtime(args, specs=()) -> None:
 
 
 def _context(args):
+    # torch loads when this runs, not when the CLI imports bench.cli
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -274,6 +276,7 @@ def cmd_run(args) -> int:
           f"{len(outcome.failed)} failed; results in {ctx.store.suite_dir(args.suite) / 'runs'}")
     for run_id, reason in outcome.failed:
         print(f"failed: {run_id}: {reason}")
+    # pandas loads when this runs, not when the CLI imports bench.cli
     from bench.report import print_leaderboard
 
     print_leaderboard(args.suite, ctx.store)
@@ -283,6 +286,7 @@ def cmd_run(args) -> int:
 def _check_until_decided(args, specs):
     """What --until-decided needs, checked before anything runs or is built: one local process, claims that
     compare methods of the grid, and a --max-seeds cap the grid's seeds fit under. Returns the claims file."""
+    # pandas loads when this runs, not when the CLI imports bench.cli
     from bench.claims import suite_claims_path
 
     if distributed.active():  # each look reads every rank's finished runs: one process decides
@@ -313,6 +317,7 @@ def _check_until_decided(args, specs):
 def _until_decided(args, specs) -> int:
     """Run the grid, then add a seed to the methods of the inconclusive claim comparisons and look again,
     until every comparison is decided or every such method has --max-seeds seeds (bench/sequential.py)."""
+    # pandas loads when this runs, not when the CLI imports bench.cli
     from bench.claims import evaluate_file
     from bench.report import load_runs, method_base, write_report
 
@@ -363,6 +368,7 @@ def _workers(args, ctx, runs: int) -> int:
 def _run_local(args, specs, ctx):
     """The grid in this process, or with --workers N > 1 in N processes (bench/pool.py); its wall time goes
     into results/<suite>/grids.json (`bench perf`)."""
+    # torch loads when this runs, not when the CLI imports bench.cli
     from bench.runner import artefact_entries, record_grid, run_grid
 
     before = artefact_entries(ctx.store, args.suite)
@@ -476,6 +482,7 @@ def cmd_finetune(args) -> int:
 
 def cmd_status(args) -> int:
     """`bench status`: print the suite's run status table (finished / failed / running, SLURM jobs); return 0."""
+    # pandas loads when this runs, not when the CLI imports bench.cli
     from bench.report import status_table
 
     print(status_table(args.suite, args.results))
@@ -487,6 +494,7 @@ def cmd_report(args) -> int:
 
     Raises BenchError for an unknown suite or when there is nothing to report.
     """
+    # pandas loads when this runs, not when the CLI imports bench.cli
     from bench.report import write_report
 
     SUITES[args.suite]

@@ -122,6 +122,7 @@ class Runtime:
         """The run Context of this runtime: result store, data dir, device (cuda if available unless given), and
         torch's thread count set to `threads`.
         """
+        # torch loads when this runs, not when the CLI imports bench.dispatch
         import torch
 
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -143,6 +144,7 @@ class RunJob(submitit.helpers.Checkpointable):
         self.spec, self.runtime = spec, runtime
 
     def __call__(self) -> str:
+        # torch loads when this runs, not when the CLI imports bench.dispatch
         from bench.runner import run_one
 
         _job_logging()
@@ -160,6 +162,7 @@ class PrepareJob(submitit.helpers.Checkpointable):
         self.specs, self.runtime = specs, runtime
 
     def __call__(self) -> str:
+        # torch loads when this runs, not when the CLI imports bench.dispatch
         from bench.runner import prepare_artefacts
 
         _job_logging()
@@ -209,6 +212,7 @@ def _done(spec: RunSpec, store: ResultStore, runtime: Runtime) -> bool:
     """Finished, from the inputs there are now (a run whose data, models or evaluator changed is submitted)."""
     if store.status(spec) != "finished":
         return False
+    # torch loads when this runs, not when the CLI imports bench.dispatch
     from bench.runner import changed_inputs
 
     return not changed_inputs(spec, runtime.context(), store.load(store.run_dir(spec)))
@@ -227,6 +231,7 @@ def submit(specs: Sequence[RunSpec], runtime: Runtime, launcher: str, profile: P
     sweep = {"sweep_id": sweep_id, "suite": suite, "launcher": launcher, "profile": profile.name if profile else None,
              "created": time.time(), "skipped_finished": len(specs) - len(todo), "jobs": []}
     if force:
+        # torch loads when this runs, not when the CLI imports bench.dispatch
         from bench import checkpoint
 
         for s in todo:  # --force: start again, even from a finished run

@@ -77,6 +77,7 @@ def init() -> None:
     """Join the process group (gloo on CPU, nccl on GPUs) with the timeout, before Accelerate does."""
     if not active():
         return
+    # torch loads when this runs, not when the CLI imports bench.distributed
     import torch
     import torch.distributed as dist
 
@@ -94,6 +95,7 @@ def share(obj: Any) -> Any:
     """Rank 0's `obj` on every rank (picklable; `obj` itself when not distributed)."""
     if not active():
         return obj
+    # torch loads when this runs, not when the CLI imports bench.distributed
     import torch.distributed as dist
 
     box = [obj if is_main() else None]
@@ -104,6 +106,7 @@ def share(obj: Any) -> Any:
 
 def any_rank(flag: bool, device="cpu") -> bool:
     """True on every rank if `flag` is True on any (e.g. a non-finite loss on one rank's share)."""
+    # torch loads when this runs, not when the CLI imports bench.distributed
     import torch
     import torch.distributed as dist
 
@@ -118,6 +121,7 @@ def any_rank(flag: bool, device="cpu") -> bool:
 
 def weighted_sum(values: list[float], weight: float, device="cpu") -> list[float]:
     """sum over ranks of weight * values (each rank its own weight): a step's mean from its shares."""
+    # torch loads when this runs, not when the CLI imports bench.distributed
     import torch
     import torch.distributed as dist
 

@@ -26,6 +26,7 @@ _CHECKED: set = set()  # (task, include path, defaults) whose data loaded in thi
 def task_manager(include_path: str | None, include_defaults: bool):
     """lm-eval's TaskManager over `include_path` (whose tasks override built-in ones of the same name)
     and, when `include_defaults`, lm-eval's own tasks."""
+    # lm_eval loads when this runs, not when the CLI imports bench.lm_eval_bridge
     from lm_eval.tasks import TaskManager
 
     if include_path is not None and not Path(include_path).is_dir():
@@ -88,6 +89,7 @@ def run_tasks(model, tokenizer, tasks: Sequence[str], include_path: str | None =
               device: str = "cpu", metric: str = "auto", items: dict | None = None) -> dict[str, float]:
     """{task: score}: `metric` if given, else acc_norm where a task reports it, else acc, else its first metric.
     `limit`: items per task (None = all). `items`, if given, receives {task: items evaluated}."""
+    # datasets, lm_eval load when this runs, not when the CLI imports bench.lm_eval_bridge
     import lm_eval.evaluator
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM

@@ -153,6 +153,7 @@ def load_model(name_or_path: str, dtype: str = "fp32", trust_remote_code: bool =
 
 
 def _load(source, dtype, device, kwargs, local_only):
+    # torch, transformers load when this runs, not when the CLI imports bench.models
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -171,6 +172,7 @@ def load_tokenizer(name_or_path: str, trust_remote_code: bool = False,
                    offline_hint: str = "pass its local directory with --models DIR"):
     """The tokenizer alone (pad = eos where it has none), from disk first; BenchError when it is on neither
     or when it loads with an empty vocabulary (bench.tokenizer.check_vocabulary)."""
+    # transformers loads when this runs, not when the CLI imports bench.models
     from transformers import AutoTokenizer
 
     source, revision = resolve(name_or_path)
@@ -207,6 +209,7 @@ def count_parameters(model) -> dict[str, int]:
 def on_meta(build):
     """`build()`'s model on the meta device: its modules and shapes without allocating weights (what
     bench/preflight.py checks before anything is built; a suite's `model_structure` returns it)."""
+    # torch loads when this runs, not when the CLI imports bench.models
     import torch
 
     with torch.device("meta"):
@@ -234,6 +237,7 @@ def decoder_and_head(model):
     """(transformer body, lm_head) of a Hugging Face causal LM whose logits are exactly
     lm_head(last hidden state); None for anything else (logit soft-capping, custom heads, ...).
     A PEFT model is unwrapped: its LoRA layers live inside the underlying model's modules."""
+    # transformers loads when this runs, not when the CLI imports bench.models
     from transformers import PreTrainedModel
 
     if hasattr(model, "get_base_model"):

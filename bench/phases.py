@@ -59,6 +59,7 @@ class MemoryGauge:
     def reset(self) -> None:
         """Restart the peak measurement (CUDA peak allocation, or the process's VmHWM where it can be reset)."""
         if self.cuda:
+            # torch loads when this runs, not when the CLI imports bench.phases
             import torch
 
             torch.cuda.reset_peak_memory_stats()
@@ -68,6 +69,7 @@ class MemoryGauge:
     def peak_mb(self) -> float:
         """Peak memory in MiB since the last reset: CUDA allocation, else VmHWM, else max RSS of the process."""
         if self.cuda:
+            # torch loads when this runs, not when the CLI imports bench.phases
             import torch
 
             return torch.cuda.max_memory_allocated() / 2**20
@@ -78,6 +80,7 @@ class MemoryGauge:
     def current_mb(self) -> float:
         """Memory in use now in MiB: CUDA allocation, else the process's RSS (nan where /proc is unreadable)."""
         if self.cuda:
+            # torch loads when this runs, not when the CLI imports bench.phases
             import torch
 
             return torch.cuda.memory_allocated() / 2**20

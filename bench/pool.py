@@ -60,6 +60,7 @@ def _init(runtime: Runtime, level: int) -> None:
 
 def _prepare(specs: list[dict]) -> None:
     """One seed's shared artefacts, in order: its references first, then what builds on them (FILA's Fisher)."""
+    # torch loads when this runs, not when the CLI imports bench.pool
     from bench.runner import prepare_artefacts
 
     for spec in specs:
@@ -67,6 +68,7 @@ def _prepare(specs: list[dict]) -> None:
 
 
 def _run(spec: dict, force: bool) -> str:
+    # torch loads when this runs, not when the CLI imports bench.pool
     from bench.runner import run_one
 
     return run_one(RunSpec.from_dict(spec), _ctx, force=force)
@@ -76,6 +78,7 @@ def run_grid_parallel(specs: Sequence[RunSpec], runtime: Runtime, workers: int, 
                       show_progress: bool = True):
     """run_grid's outcome for `specs`, computed by `workers` processes. A bad input (BenchError) in any run
     stops the grid: runs not started are not started, and the error is raised here."""
+    # torch loads when this runs, not when the CLI imports bench.pool
     from bench.runner import GridOutcome
 
     store = ResultStore(runtime.results)

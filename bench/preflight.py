@@ -24,6 +24,7 @@ from suites.base import LATE_OPTIONS
 
 def check_device(device: str) -> None:
     """`device` exists on this machine: a CUDA index below the device count, MPS where it is built."""
+    # torch loads when this runs, not when the CLI imports bench.preflight
     import torch
 
     kind = torch.device(device)

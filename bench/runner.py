@@ -20,8 +20,8 @@ from tqdm import tqdm
 from bench.data import paired_batches
 from bench.environment import environment
 from bench.errors import BenchError
-from bench import checkpoint, distributed, phases, robustness
-from bench.fingerprint import digest
+from bench import checkpoint, distributed, fingerprint, lm_eval_bridge, phases, robustness
+from bench.fingerprint import digest, model_fingerprint
 from bench.lm_eval_bridge import check_tasks
 from bench.loop import EpochStats, LoopState, NonFiniteLoss, make_optimizer, train
 from bench.models import count_parameters, load_model
@@ -89,6 +89,7 @@ def fisher_cache(ctx: Context, suite: str, key: str, forget, retain, batch_size:
                  ) -> Callable[[torch.nn.Module, list[str]], dict[str, torch.Tensor]]:
     """FILA's row weights for (model, forget data): computed once, stored as safetensors, reused
     by every rank and every objective."""
+    # safetensors loads when this runs, not on import of bench.runner
     from safetensors.torch import load_file, save_file
 
     def row_weights(model, names):
@@ -392,11 +393,9 @@ def _final_stage(spec: RunSpec, ctx: Context, run: Run, prepared, model, tokeniz
         _check_finite(final, epochs[-1]["epoch"])
     extra = [t for t in str(spec.option("lm_eval_extra", "")).split(",") if t]
     if extra:
-        from bench.lm_eval_bridge import run_tasks
-
         t0 = time.perf_counter()
         counts: dict = {}
-        scores = run_tasks(checkpoint.merged(model, checkpoint.MERGE_FOR_EVALUATION_BYTES), tokenizer, extra, ctx.lm_eval_include, include_defaults=True, device=ctx.device,
+        scores = lm_eval_bridge.run_tasks(checkpoint.merged(model, checkpoint.MERGE_FOR_EVALUATION_BYTES), tokenizer, extra, ctx.lm_eval_include, include_defaults=True, device=ctx.device,
                            limit=int(spec.option("eval_limit", 0)) or None, items=counts)
         final.update({f"lm_eval/{t}": v for t, v in scores.items()})
         final.update({f"lm_eval_items/{t}": n for t, n in counts.items()})
@@ -416,10 +415,8 @@ def _final_stage(spec: RunSpec, ctx: Context, run: Run, prepared, model, tokeniz
 def fisher_key(spec: RunSpec, prepared) -> str:
     """What FILA's row weights are computed from: the model's weights, every forget and retain example
     the Fisher pass reads, its batch size and dtype, and the code of the pass."""
-    from bench.fingerprint import code_fingerprint, digest, model_fingerprint
-
     return digest([model_fingerprint(prepared.model_path), prepared.forget, prepared.retain, spec.hparams.batch_size,
-                   spec.hparams.dtype, code_fingerprint("methods.fila", "methods.losses", "bench.data")])
+                   spec.hparams.dtype, fingerprint.code_fingerprint("methods.fila", "methods.losses", "bench.data")])
 
 
 def _fisher_for(spec: RunSpec, prepared, ctx: Context, pad_id: int):

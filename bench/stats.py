@@ -44,6 +44,7 @@ class Summary:
 
 def t_quantile(n: int, level: float = LEVEL) -> float:
     """Student-t quantile for n values (scipy.special: a third of scipy.stats' import time)."""
+    # scipy loads when this runs, not when the CLI imports bench.stats
     from scipy.special import stdtrit
 
     return float(stdtrit(n - 1, 0.5 + level / 2))
@@ -128,6 +129,7 @@ class Paired:
 def paired(a: Sequence[float], b: Sequence[float], log_scale: bool = False, level: float = LEVEL) -> Paired | None:
     """Paired comparison of matched values (a[i] and b[i] from the same seed / split); the p-value is the
     two-sided paired t-test's (what scipy.stats.ttest_rel gives)."""
+    # scipy loads when this runs, not when the CLI imports bench.stats
     from scipy.special import stdtr
 
     pairs = [(float(x), float(y)) for x, y in zip(a, b) if x is not None and y is not None

@@ -18,6 +18,7 @@ PAD = "<pad>"
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 2000):
     """Byte-level BPE over `texts`; EOS = `<|endoftext|>` (id 0), PAD = `<pad>` (id 1)."""
+    # transformers loads when this runs, not on import of bench.tiny
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
@@ -42,6 +43,7 @@ class TinyShape:
 
 def build_tiny(arch: str, tokenizer, shape: TinyShape = TinyShape(), seed: int = 0):
     """A randomly initialised causal LM of `arch` with `tokenizer`'s vocabulary."""
+    # transformers loads when this runs, not on import of bench.tiny
     from transformers import (GPTNeoConfig, GPTNeoForCausalLM, LlamaConfig, LlamaForCausalLM, PhiConfig,
                               PhiForCausalLM)
 

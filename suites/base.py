@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from bench import fingerprint
 from bench.errors import BenchError, parse_list, unknown
+from bench.fingerprint import file_fingerprint, model_fingerprint
 from bench.metrics import UNIT, Metric  # the kernel's metric definitions; suites import them from bench.metrics
 from bench.models import check_model_name, on_meta, resolve
 from bench.robustness import canonical, check_recipe, parse
@@ -189,8 +191,6 @@ class Suite(ABC):
         """Fingerprints of everything a run of `spec` reads besides its spec: data files (SHA-256), model
         weights (bench.fingerprint.model_fingerprint) and the evaluator's code. run.json records them;
         a finished run whose inputs differ now is recomputed, not reused (bench/runner.py)."""
-        from bench.fingerprint import code_fingerprint, file_fingerprint, model_fingerprint
-
         files = dict(self.input_files(spec, ctx))
         if OBJECTIVES[spec.objective].needs_alternate:
             files["idk_answers"] = Path(spec.option("idk_answers", "") or SHIPPED)
@@ -204,7 +204,7 @@ class Suite(ABC):
             modules.append("bench.lm_eval_bridge")
         if parse(spec.option("robustness", LATE_OPTIONS["robustness"])):
             modules.append("bench.robustness")
-        out["code/evaluator"] = code_fingerprint(*dict.fromkeys(modules))
+        out["code/evaluator"] = fingerprint.code_fingerprint(*dict.fromkeys(modules))
         return out
 
     # per-objective settings of this suite over the objective's own defaults, e.g. {"rmu": {"lr": 1e-3}}
@@ -227,6 +227,7 @@ class Suite(ABC):
         weights), for the checks made before anything is built (bench/preflight.py); None when its config
         cannot be read on this machine (the run's own loading then says what to pass). A TOFU target is a
         fine-tune of `spec.model`: the same structure."""
+        # transformers loads when this runs, not when the CLI imports suites.base
         from transformers import AutoConfig
 
         source, revision = resolve(spec.model)

@@ -44,6 +44,7 @@ def dialogue_f1(model, tokenizer, rows: Sequence[dict], max_new_tokens: int = 32
     """Mean unigram F1 of greedy continuations of each row's `context` against its `response`; with
     `stop`, a continuation is cut where `stop` first occurs (TDEC: the next speaker's tag); with
     `max_prompt_tokens`, a longer context keeps its last turns (and the next speaker's tag)."""
+    # scipy, torch load when this runs, not when the CLI imports suites.dialogue
     from suites.tofu_eval import generate
 
     was_training = model.training

@@ -76,6 +76,7 @@ def token_stats(model, examples: Sequence[dict], pad_id: int, batch_size: int = 
     The statistics need several vocabulary-sized tensors per token (log p, p, p log p, ...): where the
     model's logits are lm_head(last hidden state) they are computed one example at a time (a batch of 64
     200-token sequences over GPT-2's 50k vocabulary would otherwise hold about 13 GB of them)."""
+    # torch loads when this runs, not when the CLI imports suites.privacy
     import torch
 
     from bench.data import collate, to_device
@@ -170,6 +171,7 @@ def exact_memorisation(correct: np.ndarray) -> float:
 
 def auc(members: Sequence[float], non_members: Sequence[float]) -> float:
     """P(member score > non-member score) + 0.5 P(tie): the Mann-Whitney U statistic / (n1 n2)."""
+    # scipy loads when this runs, not when the CLI imports suites.privacy
     from scipy.stats import mannwhitneyu
 
     m, n = np.asarray(members, dtype=float), np.asarray(non_members, dtype=float)
@@ -204,6 +206,7 @@ def gradnorm_scores(model, examples: Sequence[dict], pad_id: int, memory_floats:
     """-||grad_w mean NLL(example)|| for each example. Per-example gradients with torch.func (vmap over
     a chunk of examples, as many as `memory_floats` gradient entries allow: on tofu-mini 12 per chunk ran
     6x faster than 200, measured); models vmap cannot trace fall back to one backward pass per example."""
+    # torch loads when this runs, not when the CLI imports suites.privacy
     from bench.data import collate, to_device
 
     require_counted(examples, "attacked example")
@@ -229,6 +232,7 @@ def gradnorm_scores(model, examples: Sequence[dict], pad_id: int, memory_floats:
 
 
 def _vmapped_norms(model, weights: dict, batch: dict) -> np.ndarray:
+    # torch loads when this runs, not when the CLI imports suites.privacy
     import torch
     from torch.func import functional_call, grad, vmap
 
@@ -250,6 +254,7 @@ def _vmapped_norms(model, weights: dict, batch: dict) -> np.ndarray:
 
 
 def _looped_norms(model, weights: dict, batch: dict) -> np.ndarray:
+    # torch loads when this runs, not when the CLI imports suites.privacy
     import torch
 
     from methods.losses import logits_of, mean_nll

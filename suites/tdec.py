@@ -19,7 +19,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from bench import fingerprint, lm_eval_bridge
 from bench.errors import BenchError, unknown
+from bench.fingerprint import digest, model_fingerprint
 from bench.lm_eval_bridge import check_tasks
 from bench.metrics import UNIT, Metric
 from bench.models import decoder_and_head, load_model, load_tokenizer, recipe_of, same_tokenizer
@@ -73,6 +75,7 @@ def row_logits(model, batch: dict):
     state), the body runs on the whole batch and the projection onto the vocabulary one row at a time: a
     batch of 16 200-token rows over GPT-2's 50k vocabulary holds 640 MB of logits, and cross_entropy's
     log-probabilities as much again (the utility's peak: 2.6 GB before, measured with `bench perf --real-data`)."""
+    # torch loads when this runs, not when the CLI imports suites.tdec
     from methods.losses import logits_of
 
     split = decoder_and_head(model)
@@ -89,6 +92,7 @@ def row_logits(model, batch: dict):
 def last_word_accuracy(model, examples: list[dict], pad_id: int, batch_size: int = 16) -> float:
     """Share of examples whose labelled tokens (LAMBADA's last word) are all the teacher-forced argmax:
     greedy decoding reproduces the word exactly (the reference's LAMBADA accuracy, as lm-eval's)."""
+    # torch loads when this runs, not when the CLI imports suites.tdec
     import torch
 
     from bench.data import collate, to_device
@@ -111,6 +115,7 @@ def last_word_accuracy(model, examples: list[dict], pad_id: int, batch_size: int
 
 def perplexity(model, seqs: list[list[int]], pad_id: int, batch_size: int = 16) -> float:
     """exp(mean token NLL) over all predicted tokens of `seqs`."""
+    # torch loads when this runs, not when the CLI imports suites.tdec
     import torch
 
     from bench.data import IGNORE, collate, to_device
@@ -297,6 +302,7 @@ class Tdec(Suite):
                                  f"'Salesforce/wikitext', 'wikitext-103-raw-v1', split='{split}')['text'])\"; or remove "
                                  f"every wikitext_*.txt to use validation_data/wikitext.csv)")
             return [l for l in path.read_text(encoding="utf-8").splitlines(keepends=True) if l.strip()]
+        # datasets loads when this runs, not when the CLI imports suites.tdec
         from datasets import load_dataset
 
         try:
@@ -378,12 +384,12 @@ class Tdec(Suite):
             return dict(JANG_THRESHOLDS, source="Jang et al. 2023, GPT-Neo 125M")
         if spec.option("thresholds") != "measured":
             raise BenchError(f"bad thresholds '{spec.option('thresholds')}' (expected jang or measured)")
-        from bench.fingerprint import code_fingerprint, digest, model_fingerprint
 
         seqs = self.unseen_sequences(spec, tokenizer, ctx)
-        key = digest([model_fingerprint(model_path), seqs, code_fingerprint("suites.extraction")])
+        key = digest([model_fingerprint(model_path), seqs, fingerprint.code_fingerprint("suites.extraction")])
 
         def compute() -> dict:
+            # torch loads when this runs, not when the CLI imports suites.tdec
             from suites.extraction import extraction_scores
 
             model, tok = load_model(model_path, trust_remote_code=ctx.trust_remote_code, device=ctx.device)
@@ -397,9 +403,7 @@ class Tdec(Suite):
         """Every metric of the model before unlearning: epoch 0 of every run of this split and the robustness
         stages' target. Computed once per model weights, dtype, evaluated `inputs` and evaluator code, and
         stored (a run used to repeat it: a second each on tdec-mini, minutes on a real-shaped model)."""
-        from bench.fingerprint import code_fingerprint, digest, model_fingerprint
-
-        key = digest([model_fingerprint(model_path), spec.hparams.dtype, inputs, code_fingerprint(*self.evaluator_modules)])
+        key = digest([model_fingerprint(model_path), spec.hparams.dtype, inputs, fingerprint.code_fingerprint(*self.evaluator_modules)])
 
         def compute() -> dict:
             model, tok = load_model(model_path, dtype=spec.hparams.dtype, trust_remote_code=ctx.trust_remote_code,
@@ -420,8 +424,6 @@ class Tdec(Suite):
         """Mean NLL of each sequence under the Reference attack's model, computed once and stored. The
         sequences are ids of the unlearned model's `tokenizer`: a reference model with another vocabulary
         would score other text, so it is refused (BenchError naming both)."""
-        from bench.fingerprint import code_fingerprint, digest, model_fingerprint
-
         name = self.mia_reference_model(spec, ctx)
         if name is None:
             return None
@@ -432,7 +434,7 @@ class Tdec(Suite):
             raise BenchError(f"the Reference attack's model '{name}' has another tokenizer than the unlearned model "
                              f"'{spec.model}' (it must score the same token ids); pass --option mia_reference=DIR with "
                              f"a model sharing the tokenizer, or --option mia_reference=none")
-        key = digest([model_fingerprint(name), sequences, code_fingerprint("suites.privacy")])
+        key = digest([model_fingerprint(name), sequences, fingerprint.code_fingerprint("suites.privacy")])
 
         def compute() -> dict:
             model, tok = load_model(name, trust_remote_code=ctx.trust_remote_code, device=ctx.device, offline_hint=hint)
@@ -450,8 +452,6 @@ class Tdec(Suite):
 
     def utility(self, spec: RunSpec, tokenizer, ctx: Context):
         """The final evaluation: lm-eval tasks on the live model and held-out perplexity."""
-        from bench.lm_eval_bridge import run_tasks
-
         tasks = [t for t in str(spec.option("lm_eval_tasks")).split(",") if t]
         heldout = self.heldout_sequences(spec, tokenizer, ctx)
         limit = int(spec.option("eval_limit")) or None
@@ -484,7 +484,7 @@ class Tdec(Suite):
             if tasks:
                 counts: dict = {}
                 with phase("lm_eval"):
-                    scores = run_tasks(model, tok, tasks, include_path, include_defaults, limit,
+                    scores = lm_eval_bridge.run_tasks(model, tok, tasks, include_path, include_defaults, limit,
                                        device=str(next(model.parameters()).device), items=counts)
                 out.update({f"lm_eval/{t}": v for t, v in scores.items()})
                 out.update({f"lm_eval_items/{t}": n for t, n in counts.items()})
@@ -543,6 +543,7 @@ class Tdec(Suite):
     def lambada_examples(self, spec: RunSpec, tokenizer, ctx: Context) -> list[dict]:
         """LAMBADA passages of `validation_data/lambada.csv` as examples whose labels are the last word's
         tokens (the reference's context/target split); the first `eval_limit` when that is set."""
+        # torch loads when this runs, not when the CLI imports suites.tdec
         from bench.data import IGNORE
 
         if spec.option("lambada", Tdec.late_options["lambada"]) == "none" or not ctx.data_dir:
@@ -590,6 +591,7 @@ class Tdec(Suite):
         evaluations give MA / EL_n per epoch (with Jang et al.'s stopping rule) and the final utility, attacks and
         extraction.
         """
+        # torch loads when this runs, not when the CLI imports suites.tdec
         from suites.extraction import extraction_scores, forgotten
 
         model_path = self.model_path(spec, ctx)

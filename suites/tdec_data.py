@@ -95,6 +95,7 @@ def local_file(data_dir: str | Path, published: str, required: bool = True) -> P
 
 
 def _read_csv(path: Path, columns: tuple[str, ...]):
+    # pandas loads when this runs, not when the CLI imports suites.tdec_data
     import pandas as pd
 
     try:
@@ -169,6 +170,7 @@ def dialogue_prompt(turns: list[str]) -> str:
 def read_dialogues(path: Path) -> list[dict]:
     """Rows {context, response} of one dialogue set: every turn but the last as the prompt, the last
     (normalised) as the reference response. Dialogues of fewer than two turns have no prompt: skipped."""
+    # pandas loads when this runs, not when the CLI imports suites.tdec_data
     import pandas as pd
 
     try:

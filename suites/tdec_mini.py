@@ -92,6 +92,7 @@ class TdecMini(Tdec):
 
     def model_structure(self, spec: RunSpec, ctx: Context):
         """See Suite.model_structure: the tiny GPT-Neo (SHAPE) on the meta device, with a stand-in vocabulary."""
+        # torch loads when this runs, not when the CLI imports suites.tdec_mini
         from bench.tiny import TinyShape, build_tiny
 
         return on_meta(lambda: build_tiny("gpt-neo", STAND_IN_VOCABULARY, TinyShape(**SHAPE)))  # the vocabulary bounds no check
@@ -116,6 +117,7 @@ class TdecMini(Tdec):
     def pools(self, ctx: Context) -> dict:
         """Token chunks: forget sets, unseen (thresholds), heldout (perplexity), general, and the tokenizer."""
         def write(tmp: Path) -> None:
+            # torch loads when this runs, not when the CLI imports suites.tdec_mini
             from bench.tiny import train_tokenizer
 
             docs = documents(CORPUS["documents"], CORPUS["seed"])
@@ -170,6 +172,7 @@ class TdecMini(Tdec):
         return super().prepare(spec, ctx)
 
     def _train(self, out: Path, stream: list[list[int]], ctx: Context) -> str:
+        # torch loads when this runs, not when the CLI imports suites.tdec_mini
         from bench.finetune import finetune
         from bench.tiny import TinyShape, build_tiny
 

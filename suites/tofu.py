@@ -17,8 +17,9 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bench import fingerprint
 from bench.errors import BenchError, unknown
-from bench.fingerprint import digest, file_fingerprint
+from bench.fingerprint import digest, file_fingerprint, model_fingerprint
 from bench.metrics import UNIT, Metric
 from bench.models import hub_reachable, load_model, load_tokenizer, recipe_of, same_tokenizer
 from bench.phases import phase
@@ -215,6 +216,7 @@ class Tofu(Suite):
 
     def qa_format(self, model: str, tokenizer, choice: str = "auto") -> QAFormat:
         """The prompt format of `model` (registry family, else the tokenizer's chat template, else Q/A)."""
+        # scipy, torch load when this runs, not when the CLI imports suites.tofu
         from suites.tofu_eval import FORMATS, QAFormat
 
         if choice == "auto":
@@ -245,6 +247,7 @@ class Tofu(Suite):
             if not path.is_file():
                 raise BenchError(f"missing data file {path} (a TOFU data directory holds {config}.json and the other configs)")
             return read_config_file(path, config)
+        # datasets loads when this runs, not when the CLI imports suites.tofu
         from datasets import load_dataset
 
         if not hub_reachable() and os.environ.get("HF_DATASETS_OFFLINE", "0") in ("0", ""):
@@ -272,6 +275,7 @@ class Tofu(Suite):
         """The four evaluation sets (forget, retain, real authors, world facts), each cut to `max_items` (0 = all), with
         the answer field the truth ratio compares against.
         """
+        # scipy, torch load when this runs, not when the CLI imports suites.tofu
         from suites.tofu_eval import EvalSet
 
         cap = int(spec.option("max_items", 0))
@@ -394,6 +398,7 @@ class Tofu(Suite):
     def finetune(self, model: str, split: str, ctx: Context, seed: int = 0, overrides: dict | None = None) -> Path:
         """Fine-tune `model` on `split` with the paper's recipe (`overrides`: hyperparameters changed from it);
         cached by (model, recipe, split)."""
+        # torch loads when this runs, not when the CLI imports suites.tofu
         from bench.finetune import finetune
 
         if split not in FINETUNE_SPLITS:
@@ -422,16 +427,15 @@ class Tofu(Suite):
     def evaluation_key(self, model_path: str, spec: RunSpec, sets, privacy) -> str:
         """What a stored evaluation was computed from: the model's weights, every item it scored, the
         options that change scores, the prompt format, and the evaluator's code."""
-        from bench.fingerprint import code_fingerprint, digest, model_fingerprint
-
         options = {k: v for k, v in spec.options if k in ("max_items", "generation", "max_length", "prompt")}
         return digest([model_fingerprint(model_path), spec.model, options, [(s.name, list(s.items), s.base, s.normalised_probability)
                                                                            for s in sets], privacy,
-                       code_fingerprint("suites.tofu_eval", "suites.privacy", "methods.losses", "bench.data",
+                       fingerprint.code_fingerprint("suites.tofu_eval", "suites.privacy", "methods.losses", "bench.data",
                                         "bench.truncation")])
 
     def evaluation_of(self, model_path: str, spec: RunSpec, ctx: Context) -> Evaluation:
         """Evaluation of a fixed model on this spec's eval sets, computed once and stored as JSON."""
+        # scipy, torch load when this runs, not when the CLI imports suites.tofu
         from suites.tofu_eval import evaluate_sets
 
         options = {k: v for k, v in spec.options if k in ("max_items", "generation", "max_length", "prompt")}
@@ -456,6 +460,7 @@ class Tofu(Suite):
         attacks at the end. Raises BenchError when the two models' tokenizers differ, the forget set is empty or the
         paraphrase stage has no paraphrased questions.
         """
+        # scipy, torch load when this runs, not when the CLI imports suites.tofu
         from suites.tofu_eval import evaluate_sets, forget_quality
 
         target = self.reference_model(spec, "target", "full", ctx)
@@ -514,6 +519,7 @@ class Tofu(Suite):
             return Evaluation(against_references(metrics, items), items)
 
         def complete(model, tok, evaluation: Evaluation) -> Evaluation:
+            # scipy, torch load when this runs, not when the CLI imports suites.tofu
             from suites.tofu_eval import privacy_scores
 
             metrics, mia = privacy_scores(model, tok, privacy, fmt, max_length, ctx.eval_batch_size, encoded)
@@ -533,6 +539,7 @@ class Tofu(Suite):
                              "stage needs them (--option robustness=relearn,quant leaves it out)")
 
         def probe(model, tok) -> dict:
+            # scipy, torch load when this runs, not when the CLI imports suites.tofu
             from suites.tofu_eval import paraphrase_probe
 
             return paraphrase_probe(model, tok, sets[0].items, fmt, spec.option("generation"), max_length,

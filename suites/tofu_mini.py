@@ -48,6 +48,7 @@ class TofuMini(Tofu):
     def model_structure(self, spec: RunSpec, ctx: Context):
         """See Suite.model_structure: the tiny model of `spec.model`'s architecture on the meta device (stand-in
         vocabulary)."""
+        # torch loads when this runs, not when the CLI imports suites.tofu_mini
         from bench.tiny import build_tiny
 
         return on_meta(lambda: build_tiny(ARCH_OF[spec.model], STAND_IN_VOCABULARY))  # the vocabulary bounds no check
@@ -137,6 +138,7 @@ class TofuMini(Tofu):
 
     def base_model(self, model: str, ctx: Context) -> str:
         """Stage A, cached: tokenizer trained on disjoint authors, then the known facts learnt."""
+        # torch loads when this runs, not when the CLI imports suites.tofu_mini
         from bench.finetune import finetune
         from bench.tiny import build_tiny, train_tokenizer
 
