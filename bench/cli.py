@@ -492,7 +492,8 @@ def cmd_status(args) -> int:
 def cmd_report(args) -> int:
     """`bench report`: write the suite's report files (markdown, plots, comparisons) and print their paths; return 0.
 
-    Raises BenchError for an unknown suite or when there is nothing to report.
+    Raises BenchError for an unknown suite, a bad --epoch rule or --compare method, or an --against directory
+    without finished runs of the suite.
     """
     # pandas loads when this runs, not when the CLI imports bench.cli
     from bench.report import write_report
