@@ -32,7 +32,7 @@ class Summary:
 
     @property
     def has_interval(self) -> bool:
-        """True when the summary has a 95% interval (n >= 2)."""
+        """True when lo / hi hold a 95% interval (never for n < 2)."""
         return self.lo is not None
 
     def overlaps(self, other: "Summary") -> bool:
