@@ -45,6 +45,7 @@ def collate(examples: Sequence[Example], pad_id: int, side: str = "right") -> di
 
 
 def to_device(batch: dict, device) -> dict:
+    """The batch with every tensor moved to `device` (same keys, same shapes)."""
     return {k: v.to(device) for k, v in batch.items()}
 
 

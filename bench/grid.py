@@ -7,7 +7,7 @@ from typing import Any, Sequence
 from bench import settings
 from bench.errors import BenchError, parse_list
 from bench.spec import RunSpec, setting_names
-from methods import ADAPTERS, OBJECTIVES, expand_methods
+from methods import ADAPTERS, OBJECTIVES, expand_methods, refusals
 from suites import SUITES
 
 
@@ -15,6 +15,11 @@ INT_EXAMPLES = {"rank": "4,8,16,32", "seed": "0,1,2"}
 
 
 def parse_ints(text: str | None, kind: str) -> list[int]:
+    """Parse a comma-separated list of integers ("0,1,2" -> [0, 1, 2]) for the option named `kind`.
+
+    Raises BenchError naming the bad item and an example for `kind`; empty or repeated entries fail in
+    `parse_list`.
+    """
     out = []
     for item in parse_list(text, kind):
         try:
@@ -77,7 +82,6 @@ def expand(suite_name: str, methods: str = "all", models: str | None = None, spl
     given_hp, given_opts = dict(hparams or {}), dict(options or {})
     opts = suite.check_options(given_opts)
     if any(OBJECTIVES[o].needs_alternate for o, _ in method_list):  # a bad refusal file fails before any run
-        from methods import refusals
 
         refusals.load(dict(opts).get("idk_answers", ""))
     hp_readers: dict[str, set[str]] = {name: set() for name in given_hp}

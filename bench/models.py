@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bench.errors import BenchError, unknown
 from bench.registry import Registry
+from bench.tokenizer import check_vocabulary
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16"}  # torch dtypes by name: torch loads only with a model
 
@@ -152,6 +153,7 @@ def load_model(name_or_path: str, dtype: str = "fp32", trust_remote_code: bool =
 
 
 def _load(source, dtype, device, kwargs, local_only):
+    # torch, transformers load when this runs, not when the CLI imports bench.models
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -159,7 +161,6 @@ def _load(source, dtype, device, kwargs, local_only):
         k: v for k, v in kwargs.items() if k in ("revision", "trust_remote_code")})
     model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, DTYPES[dtype]), local_files_only=local_only,
                                                  **kwargs)
-    from bench.tokenizer import check_vocabulary
 
     check_vocabulary(tokenizer, source)
     if tokenizer.pad_token is None:
@@ -171,9 +172,8 @@ def load_tokenizer(name_or_path: str, trust_remote_code: bool = False,
                    offline_hint: str = "pass its local directory with --models DIR"):
     """The tokenizer alone (pad = eos where it has none), from disk first; BenchError when it is on neither
     or when it loads with an empty vocabulary (bench.tokenizer.check_vocabulary)."""
+    # transformers loads when this runs, not when the CLI imports bench.models
     from transformers import AutoTokenizer
-
-    from bench.tokenizer import check_vocabulary
 
     source, revision = resolve(name_or_path)
     for local_only in (True, False):
@@ -209,6 +209,7 @@ def count_parameters(model) -> dict[str, int]:
 def on_meta(build):
     """`build()`'s model on the meta device: its modules and shapes without allocating weights (what
     bench/preflight.py checks before anything is built; a suite's `model_structure` returns it)."""
+    # torch loads when this runs, not when the CLI imports bench.models
     import torch
 
     with torch.device("meta"):
@@ -236,6 +237,7 @@ def decoder_and_head(model):
     """(transformer body, lm_head) of a Hugging Face causal LM whose logits are exactly
     lm_head(last hidden state); None for anything else (logit soft-capping, custom heads, ...).
     A PEFT model is unwrapped: its LoRA layers live inside the underlying model's modules."""
+    # transformers loads when this runs, not when the CLI imports bench.models
     from transformers import PreTrainedModel
 
     if hasattr(model, "get_base_model"):

@@ -15,6 +15,7 @@ from bench.tables import ROBUSTNESS_VARIANTS, row_labels
 def pyplot():
     """matplotlib.pyplot on the file-only Agg backend (no display needed). Imported here, not at module top:
     matplotlib takes about a second to load, and `bench report` without plots never needs it."""
+    # matplotlib loads when this runs, not on import of bench.plots
     import matplotlib
 
     matplotlib.use("Agg")

@@ -21,9 +21,12 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Sequence
 
+from tqdm import tqdm
+
 from bench.dispatch import Runtime, _artefact_specs, _groups
 from bench.quiet import quiet_libraries
 from bench.spec import RunSpec
+from bench.store import ResultStore
 
 MAX_AUTO_WORKERS = 8  # each process holds the stack (about 0.7 GB): a big login node must not start 64
 
@@ -57,6 +60,7 @@ def _init(runtime: Runtime, level: int) -> None:
 
 def _prepare(specs: list[dict]) -> None:
     """One seed's shared artefacts, in order: its references first, then what builds on them (FILA's Fisher)."""
+    # torch loads when this runs, not when the CLI imports bench.pool
     from bench.runner import prepare_artefacts
 
     for spec in specs:
@@ -64,6 +68,7 @@ def _prepare(specs: list[dict]) -> None:
 
 
 def _run(spec: dict, force: bool) -> str:
+    # torch loads when this runs, not when the CLI imports bench.pool
     from bench.runner import run_one
 
     return run_one(RunSpec.from_dict(spec), _ctx, force=force)
@@ -73,10 +78,8 @@ def run_grid_parallel(specs: Sequence[RunSpec], runtime: Runtime, workers: int, 
                       show_progress: bool = True):
     """run_grid's outcome for `specs`, computed by `workers` processes. A bad input (BenchError) in any run
     stops the grid: runs not started are not started, and the error is raised here."""
-    from tqdm import tqdm
-
+    # torch loads when this runs, not when the CLI imports bench.pool
     from bench.runner import GridOutcome
-    from bench.store import ResultStore
 
     store = ResultStore(runtime.results)
     store.check_writable()

@@ -13,11 +13,18 @@ from __future__ import annotations
 from typing import Sequence
 
 from bench.errors import BenchError
+from bench.lm_eval_bridge import check_tasks as resolve
+from bench.robustness import parse
 from bench.spec import RunSpec
+from methods import ADAPTERS, OBJECTIVES
+from methods.lora import check_rank, target_linear_names
+from suites import SUITES
+from suites.base import LATE_OPTIONS
 
 
 def check_device(device: str) -> None:
     """`device` exists on this machine: a CUDA index below the device count, MPS where it is built."""
+    # torch loads when this runs, not when the CLI imports bench.preflight
     import torch
 
     kind = torch.device(device)
@@ -37,10 +44,6 @@ def check_structure(specs: Sequence[RunSpec], ctx) -> None:
     (`Objective.check`: RMU's steered layer against the blocks and, with rmu_params=wmdp, an MLP output
     projection to train), for every (suite, model) of `specs` whose config can be read here (one that cannot
     is left to the run, whose loading says what to pass)."""
-    from methods import ADAPTERS, OBJECTIVES
-    from methods.lora import check_rank, target_linear_names
-    from suites import SUITES
-
     models: dict = {}
     for spec in specs:
         adapted, check = ADAPTERS[spec.adapter].uses_rank, OBJECTIVES[spec.objective].check
@@ -61,9 +64,6 @@ def check_structure(specs: Sequence[RunSpec], ctx) -> None:
 def check_tasks(specs: Sequence[RunSpec], ctx) -> None:
     """Every lm-eval task a run of `specs` will score, the suite's (`lm_eval_tasks`) and the extra ones
     (`--lm-eval-tasks`), resolved with its data where the run will look for it."""
-    from bench.lm_eval_bridge import check_tasks as resolve
-    from suites import SUITES
-
     seen = set()
     for spec in specs:
         suite = SUITES[spec.suite]
@@ -79,9 +79,6 @@ def check_tasks(specs: Sequence[RunSpec], ctx) -> None:
 
 def check_stages(specs: Sequence[RunSpec]) -> None:
     """The libraries the robustness stages of `specs` import: optimum-quanto for `quant`."""
-    from bench.robustness import parse
-    from suites.base import LATE_OPTIONS
-
     if any("quant" in parse(s.option("robustness", LATE_OPTIONS["robustness"])) for s in specs):
         try:
             import optimum.quanto  # noqa: F401

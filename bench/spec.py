@@ -139,12 +139,15 @@ class RunSpec:
 
     @property
     def method_label(self) -> str:
+        """The method as shown in tables: the objective name, with `-r<rank>` for a LoRA-style adapter."""
         return self.method if self.adapter == "full" else f"{self.method}-r{self.rank}"
 
     def option(self, name: str, default: Any = None) -> Any:
+        """The suite option `name` of this run, or `default` when the spec does not set it."""
         return dict(self.options).get(name, default)
 
     def to_dict(self) -> dict:
+        """The spec as a flat JSON-ready dict: its fields, the hyperparameters the objective records, the options."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["hparams"] = self.hparams.record(recorded_by(self.objective))
         d["options"] = dict(self.options)
@@ -152,16 +155,19 @@ class RunSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunSpec":
+        """Rebuild a spec from `to_dict` output (e.g. a run's spec.json)."""
         d = dict(d)
         d["hparams"] = Hyperparams(**d["hparams"])
         d["options"] = tuple(sorted(d.get("options", {}).items()))
         return cls(**d)
 
     def canonical_json(self) -> str:
+        """`to_dict` as compact JSON with sorted keys: the text the run id is hashed from. Raises ValueError on NaN."""
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False)
 
     @property
     def hash(self) -> str:
+        """SHA-256 hex digest of `canonical_json`; its first 10 characters end the run id."""
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
 
     @property

@@ -49,6 +49,7 @@ PUBLISHED_SHA256 = {
 
 
 def sha256(path: Path) -> str:
+    """SHA-256 hex digest of the file's bytes."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
@@ -94,6 +95,7 @@ def local_file(data_dir: str | Path, published: str, required: bool = True) -> P
 
 
 def _read_csv(path: Path, columns: tuple[str, ...]):
+    # pandas loads when this runs, not when the CLI imports suites.tdec_data
     import pandas as pd
 
     try:
@@ -168,6 +170,7 @@ def dialogue_prompt(turns: list[str]) -> str:
 def read_dialogues(path: Path) -> list[dict]:
     """Rows {context, response} of one dialogue set: every turn but the last as the prompt, the last
     (normalised) as the reference response. Dialogues of fewer than two turns have no prompt: skipped."""
+    # pandas loads when this runs, not when the CLI imports suites.tdec_data
     import pandas as pd
 
     try:
