@@ -12,14 +12,13 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench import stats
+from bench.tables import row_labels
 
 
 POOLED = "all sets"  # the split label of summaries pooled over forget sets
 
 
 def _summaries(runs: pd.DataFrame, metrics, pool_splits: bool = False) -> dict[tuple, stats.Summary]:
-    from bench.tables import row_labels
-
     finished = runs[runs["status"] == "finished"]
     if pool_splits:  # the forget sets are replicates: one summary over sets and seeds, as the paper table's
         finished = finished.assign(split=POOLED)
@@ -72,6 +71,12 @@ def _count(pairs: list[dict]) -> str:
 
 def write(suite: str, path: Path, pairs: list[dict], claims_a: list, claims_b: list, other: str,
           table_metrics: tuple[str, ...] = ()) -> Path:
+    """Write the agreement report of two result sets to `path` and return `path`.
+
+    `pairs`: one row per method pair whose 95% intervals do not overlap in A (these results), with B's verdict;
+    `claims_a` / `claims_b`: the claims checked on each set; `table_metrics`: the paper table's columns, counted
+    apart. Markdown, overwritten if it exists.
+    """
     verdicts_b = {c.id: c.verdict for c in claims_b}
     claim_rows = [{"claim": c.id, "A": c.verdict, "B": verdicts_b.get(c.id, "–"),
                    "agree": "yes" if verdicts_b.get(c.id) == c.verdict else "NO"} for c in claims_a]

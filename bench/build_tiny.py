@@ -5,13 +5,15 @@ is part of the mini suites' artefact fingerprints.)"""
 
 from __future__ import annotations
 
+import argparse
+import json
+
 from bench.tiny import ARCHS, TinyShape, build_tiny, train_tokenizer
+from bench.tokenizer import load_tokenizer
 
 
 def _texts(path: str) -> list[str]:
     """Training text for a tokenizer: the string values of a JSON-lines file, else its lines."""
-    import json
-
     out = []
     for line in open(path, encoding="utf-8"):
         try:
@@ -24,10 +26,6 @@ def _texts(path: str) -> list[str]:
 
 def main(argv=None) -> None:
     """Build a tiny causal LM directory with a given or freshly trained tokenizer."""
-    import argparse
-
-    from bench.tokenizer import load_tokenizer
-
     p = argparse.ArgumentParser(prog="python -m bench.build_tiny", description=main.__doc__)
     p.add_argument("--arch", choices=ARCHS, required=True)
     p.add_argument("--out", required=True)

@@ -9,6 +9,7 @@ so a kill at any moment leaves a complete checkpoint behind.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import shutil
@@ -22,6 +23,12 @@ def _trainable(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save(run_dir: Path, epoch: int, model: torch.nn.Module, optimizer, scheduler) -> Path:
+    """Save the trainable weights (safetensors), optimizer, scheduler and torch RNG state after `epoch`.
+
+    Written to `ckpt-<epoch>.tmp` and renamed, so a crash never leaves a half checkpoint; older checkpoints of
+    the run are removed. Returns the checkpoint directory `run_dir/ckpt-<epoch>`.
+    """
+    # safetensors loads when this runs, not on import of bench.checkpoint
     from safetensors.torch import save_file
 
     final = Path(run_dir) / f"ckpt-{epoch}"
@@ -39,6 +46,7 @@ def save(run_dir: Path, epoch: int, model: torch.nn.Module, optimizer, scheduler
 
 
 def all_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """The run's complete checkpoints (those with a state.pt) as (epoch, directory), oldest first."""
     found = []
     for p in Path(run_dir).glob("ckpt-*"):
         m = re.fullmatch(r"ckpt-(\d+)", p.name)
@@ -54,6 +62,12 @@ def latest(run_dir: Path, at_most: int) -> tuple[int, Path] | None:
 
 
 def restore(path: Path, model: torch.nn.Module, optimizer, scheduler) -> int:
+    """Load a checkpoint written by `save` into model, optimizer and scheduler; return its epoch.
+
+    Raises RuntimeError when the checkpoint's trainable parameters differ from the model's (another model or
+    adapter). The RNG state is restored too, so a resumed run draws the same batches.
+    """
+    # safetensors loads when this runs, not on import of bench.checkpoint
     from safetensors.torch import load_file
 
     weights = load_file(str(path / "trainable.safetensors"))
@@ -72,6 +86,7 @@ def restore(path: Path, model: torch.nn.Module, optimizer, scheduler) -> int:
 
 
 def remove_all(run_dir: Path) -> None:
+    """Delete every checkpoint of the run, finished or half-written (`ckpt-*.tmp`)."""
     for _, p in all_checkpoints(run_dir):
         shutil.rmtree(p, ignore_errors=True)
     for p in Path(run_dir).glob("ckpt-*.tmp"):
@@ -89,15 +104,19 @@ def merged(model: torch.nn.Module, limit: int | None = None) -> torch.nn.Module:
 
     Evaluation reads the merged copy: the same function as the adapter model (equal up to float
     rounding, ~1e-7 relative), one matrix product per layer instead of three and none of PEFT's
-    per-layer Python. On tofu-mini this made teacher-forced scoring 1.5x and generation 1.2x faster
-    (measured, results/perf.md). The copy is discarded after the evaluation; training never sees it."""
-    import copy
-
+    per-layer Python (on tofu-mini, measured: teacher-forced scoring 1.5x and generation 1.2x faster). The
+    copy is discarded after the evaluation; training never sees it."""
     if not hasattr(model, "merge_and_unload"):
         return model
     if limit is not None and sum(p.numel() * p.element_size() for p in model.parameters()) > limit:
         return model
     return copy.deepcopy(model).merge_and_unload()
+
+
+def for_evaluation(model: torch.nn.Module) -> torch.nn.Module:
+    """What an evaluation reads: `merged(model)` while its parameters take at most
+    MERGE_FOR_EVALUATION_BYTES, else `model` itself (evaluated through its adapters in place)."""
+    return merged(model, MERGE_FOR_EVALUATION_BYTES)
 
 
 def export_model(model: torch.nn.Module, tokenizer, out_dir: Path) -> Path:

@@ -19,7 +19,7 @@ A claim names a practical margin (`margin:`, or the file's `margins:` per metric
 also quote their source in the paper, `source:`): the smallest difference that matters, in the metric's units (log10 for
 log-scale metrics, or for any metric with `scale: log10`). Each comparison pairs runs by (model, split,
 seed), refuses runs whose settings other than the method differ (`not comparable`, naming them:
-bench.report.run_settings), drops bit-identical replicates (runs whose every epoch's metrics are equal are one observation),
+bench.runs.run_settings), drops bit-identical replicates (runs whose every epoch's metrics are equal are one observation),
 and decides with bench.decide at a family-wise 95% over the claim's k comparisons (Bonferroni: each at
 1 - 0.05 / k): holds, does not hold, equivalent (the interval lies within ±margin) or inconclusive, with
 the replicates an inconclusive comparison would need. A claim does not hold when any comparison does
@@ -33,16 +33,23 @@ alpha its look spends, and a comparison decided at one look keeps that verdict.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import yaml
 from tabulate import tabulate
 
 from bench import decide, stats
 from bench.errors import BenchError, unknown
+from bench.runs import method_base, select_method, unlike_settings
+from methods import ADAPTERS, OBJECTIVES
+from suites import SUITES
 
 CLAIMS_DIR = Path(__file__).resolve().parent.parent / "suites" / "claims"
 KEYS = ["model", "split", "seed"]
@@ -50,13 +57,12 @@ KEYS = ["model", "split", "seed"]
 
 def suite_claims_path(suite: str) -> Path:
     """The claims file of the suite's family (`tofu-mini` shares `tofu.yaml`)."""
-    from suites import SUITES
-
     return CLAIMS_DIR / f"{SUITES[suite].claims}.yaml"
 
 
 @dataclass
 class Check:
+    """One comparison of a claim: A against B on the claim's metric, its verdict and the numbers behind it."""
     a: str
     b: str
     verdict: str
@@ -74,6 +80,7 @@ class Check:
 
 @dataclass
 class ClaimResult:
+    """A claim's verdict (module docstring) with every comparison it made."""
     id: str
     text: str
     metric: str
@@ -88,8 +95,8 @@ CLAIM_KEYS = {"id", "text", "metric", "better", "than", "for_each", "only_forgot
 
 
 def load(path: Path) -> list[dict]:
-    import yaml
-
+    """The claims of a YAML file, checked (format in the module docstring): a one-line BenchError names the
+    first bad claim, key, method or margin."""
     try:
         data = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
@@ -132,8 +139,6 @@ def load(path: Path) -> list[dict]:
 
 def check_among(c: dict, path: Path) -> None:
     """`among` of a best claim: a non-empty list of objectives, else a one-line BenchError naming the valid ones."""
-    from methods import OBJECTIVES
-
     among = c.get("among")
     if among is None:
         return
@@ -171,10 +176,6 @@ def check_method(name: str, c: dict, path: Path) -> None:
     """`name` is a method as runs are labelled (OBJECTIVE, OBJECTIVE+ADAPTER, or with a rank, ihl+fila-r4);
     otherwise a one-line BenchError with a did-you-mean. A known method without runs is not an error: its
     comparisons are `no data`."""
-    import re
-
-    from methods import ADAPTERS, OBJECTIVES
-
     valid = list(OBJECTIVES.names()) + [f"{o}+{a}" for o in OBJECTIVES.names() for a in ADAPTERS.names() if a != "full"]
     ranked = re.fullmatch(r"(.+\+.+)-r[1-9]\d*", str(name))
     if (ranked.group(1) if ranked else str(name)) not in valid:
@@ -183,8 +184,6 @@ def check_method(name: str, c: dict, path: Path) -> None:
 
 def _runs_of(runs: pd.DataFrame, name: str, suite: str, only_forgotten: bool) -> pd.DataFrame:
     """Finished runs of `name` (empty when it has none); several configurations -> BenchError."""
-    from bench.report import method_base, select_method
-
     finished = runs[runs["status"] == "finished"]
     if not (method_base(finished["method"]).eq(name) | finished["method"].eq(name)).any():
         return finished.iloc[0:0]
@@ -194,7 +193,7 @@ def _runs_of(runs: pd.DataFrame, name: str, suite: str, only_forgotten: bool) ->
     return chosen
 
 
-def _distinct(merged: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+def distinct_pairs(merged: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """Matched pairs without bit-identical replicates: a pair is kept when neither its A run nor its B run
     repeats an earlier one (the seed changed nothing); the reason names a method whose runs repeat."""
     if "replicate_a" not in merged:
@@ -217,12 +216,10 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
                                              f"{' that forgot (only_forgotten)' if only_forgotten else ''}"), []
     if metric.name not in ra or metric.name not in rb:
         return Check(a, b, "no data", reason=f"no run records {metric.name}"), []
-    from bench.report import unlike_settings
-
     differ = unlike_settings(ra, rb)
     if differ:  # a claim about methods must not rest on runs that differ in anything else
         return Check(a, b, f"not comparable ({differ})"), []
-    merged, repeats = _distinct(ra.merge(rb, on=KEYS, suffixes=("_a", "_b")))
+    merged, repeats = distinct_pairs(ra.merge(rb, on=KEYS, suffixes=("_a", "_b")))
     va = list(pd.to_numeric(merged[metric.name + "_a"], errors="coerce"))
     vb = list(pd.to_numeric(merged[metric.name + "_b"], errors="coerce"))
     pairs = [(x, y) for x, y in zip(va, vb) if pd.notna(x) and pd.notna(y)]
@@ -265,9 +262,6 @@ def overall(verdicts: list[str]) -> str:
 def comparison_key(claim: dict, a: str, b: str) -> str:
     """The plan's name for one comparison: the claim's id and methods, and a digest of everything that
     defines its test (metric, margin, scale, only_forgotten), so an edited claim is a new comparison."""
-    import hashlib
-    import json
-
     test = {k: claim.get(k) for k in ("metric", "margin", "scale", "only_forgotten")}
     return f"{claim['id']}: {a} vs {b} [{hashlib.sha256(json.dumps(test, sort_keys=True).encode()).hexdigest()[:8]}]"
 
@@ -275,11 +269,7 @@ def comparison_key(claim: dict, a: str, b: str) -> str:
 def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None) -> list[ClaimResult]:
     """Every claim's comparisons decided on `runs`; with a sequential `plan` (bench.sequential.Plan) each
     comparison is tested at the level its look spends, and one decided at an earlier look keeps its verdict."""
-    from suites import SUITES
-
     metrics = {m.name: m for m in SUITES[suite].metrics}
-    from bench.report import method_base
-
     labels = runs.loc[runs["status"] == "finished", "method"] if "method" in runs else pd.Series(dtype=str)
     methods = sorted(set(zip(labels, method_base(labels))))
     results = []
@@ -321,6 +311,7 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None) -> l
 
 
 def evaluate_file(path: Path, suite: str, runs: pd.DataFrame, plan=None) -> list[ClaimResult]:
+    """`evaluate` on the claims of the file `path`."""
     return evaluate(load(path), suite, runs, plan)
 
 
@@ -335,6 +326,7 @@ NOTE = ("Each comparison pairs runs by (model, split, seed), drops bit-identical
 
 
 def write_markdown(results: list[ClaimResult], suite: str, path: Path) -> Path:
+    """claims.md: the verdicts, then one section per claim with its comparisons and reasons. Returns `path`."""
     lines = [f"# {suite}: claims", "", NOTE, "",
              tabulate([{"claim": r.id, "verdict": r.verdict, "metric": r.metric, "margin": stats.fmt(r.margin),
                         "statement": r.text} for r in results], headers="keys", tablefmt="github"), ""]

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import os
 import sys
+import time
+from pathlib import Path
 
+from bench import distributed
+from bench.dispatch import Runtime, cancel, load_profile, submit
+from bench.distributed import RankLost
 from bench.errors import BenchError
+from bench.grid import add_setting, expand, parse_assignments
+from bench.models import MODELS, recipe_of
+from bench.pool import auto_workers, run_grid_parallel
+from bench.preflight import check_device, check_grid
+from bench.quiet import quiet_libraries
+from bench.sequential import Plan, undecided_methods
+from bench.spec import LOOP
+from bench.store import ResultStore
+from methods import ADAPTERS, OBJECTIVES
+from suites import SUITES, Context
 
 log = logging.getLogger("bench")
 
@@ -136,8 +152,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _hparam_overrides(args) -> dict[str, str]:
-    from bench.grid import add_setting, parse_assignments
-
     hp = parse_assignments(args.set, "--set")
     add_setting(hp, "lr", args.lr, "--lr", "--set")
     add_setting(hp, "epochs", args.epochs, "--epochs", "--set")
@@ -145,8 +159,6 @@ def _hparam_overrides(args) -> dict[str, str]:
 
 
 def _specs(args):
-    from bench.grid import add_setting, expand, parse_assignments
-
     hp = _hparam_overrides(args)
     options = parse_assignments(args.option, "--option")
     add_setting(options, "lm_eval_extra", args.lm_eval_tasks or None, "--lm-eval-tasks", "--option")
@@ -155,8 +167,6 @@ def _specs(args):
 
 def _check_runtime(args, specs=()) -> None:
     """Runtime flags that nothing of this command would read are errors, not silent no-ops."""
-    from suites import SUITES
-
     if getattr(args, "data_dir", None) and not SUITES[args.suite].reads_data_dir:
         raise BenchError(f"--data-dir is read by no run of suite {args.suite} (it generates its own data)")
     if getattr(args, "lm_eval_include", None) and not any(s.option("lm_eval_extra") for s in specs):
@@ -177,6 +187,7 @@ def _check_runtime(args, specs=()) -> None:
     if getattr(args, "threads", None) is not None and args.threads < 1:
         raise BenchError(f"bad --threads {args.threads} (expected an integer >= 1)")
     if getattr(args, "device", None):
+        # torch loads when this runs, not when the CLI imports bench.cli
         import torch
 
         try:
@@ -186,12 +197,8 @@ def _check_runtime(args, specs=()) -> None:
 
 
 def _context(args):
+    # torch loads when this runs, not when the CLI imports bench.cli
     import torch
-
-    from bench.store import ResultStore
-    from suites import Context
-
-    from bench import distributed
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and distributed.active():  # one device per rank
@@ -207,10 +214,7 @@ def _context(args):
 
 
 def cmd_list(args) -> int:
-    from bench.models import MODELS
-    from methods import ADAPTERS, OBJECTIVES
-    from suites import SUITES
-
+    """`bench list`: print the registered suites, objectives, adapters and models; return exit code 0."""
     for name, suite in SUITES.items():
         print(f"suite      {name:14s} {suite.summary}; splits {','.join(suite.splits)}; models {','.join(suite.models)}")
     for name, obj in OBJECTIVES.items():
@@ -223,8 +227,10 @@ def cmd_list(args) -> int:
 
 
 def cmd_show_config(args) -> int:
-    from bench.models import recipe_of
+    """`bench show-config`: print the grid's run specs as JSON (with run id and model recipe); return 0.
 
+    Raises BenchError for a bad grid (unknown suite, method, option or setting).
+    """
     specs = _specs(args)
     # model_recipe: which registry recipe (learning rates, prompt format) the model gets, and why; not in the spec
     print(json.dumps([{"run_id": s.run_id, **s.to_dict(), "model_recipe": _recipe_text(*recipe_of(s.model))}
@@ -234,8 +240,11 @@ def cmd_show_config(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from bench import distributed
+    """`bench run`: check the grid, then run it here (or under torchrun), dispatch it to SLURM, or run until decided.
 
+    Returns the exit code: 0 when every run finished or was already done, 1 when any failed. Raises BenchError
+    for a bad grid, bad --workers, or a launcher combination that cannot work, before any run starts.
+    """
     specs = _specs(args)
     _check_runtime(args, specs)
     if args.workers != "auto" and (not args.workers.isdigit() or int(args.workers) < 1):
@@ -244,7 +253,6 @@ def cmd_run(args) -> int:
         raise BenchError(f"--workers is read by --launcher local only; --launcher {args.launcher} runs one job per run")
     if args.until_decided:
         _check_until_decided(args, specs)
-    from bench.preflight import check_grid
 
     # ranks, RMU's layer, lm-eval tasks, the device: before any reference, base model or run is built
     ctx = _context(args)
@@ -268,6 +276,7 @@ def cmd_run(args) -> int:
           f"{len(outcome.failed)} failed; results in {ctx.store.suite_dir(args.suite) / 'runs'}")
     for run_id, reason in outcome.failed:
         print(f"failed: {run_id}: {reason}")
+    # pandas loads when this runs, not when the CLI imports bench.cli
     from bench.report import print_leaderboard
 
     print_leaderboard(args.suite, ctx.store)
@@ -277,9 +286,8 @@ def cmd_run(args) -> int:
 def _check_until_decided(args, specs):
     """What --until-decided needs, checked before anything runs or is built: one local process, claims that
     compare methods of the grid, and a --max-seeds cap the grid's seeds fit under. Returns the claims file."""
+    # pandas loads when this runs, not when the CLI imports bench.cli
     from bench.claims import suite_claims_path
-
-    from bench import distributed
 
     if distributed.active():  # each look reads every rank's finished runs: one process decides
         raise BenchError("--until-decided runs in one process; under torchrun run the grid, then `bench report`")
@@ -309,9 +317,9 @@ def _check_until_decided(args, specs):
 def _until_decided(args, specs) -> int:
     """Run the grid, then add a seed to the methods of the inconclusive claim comparisons and look again,
     until every comparison is decided or every such method has --max-seeds seeds (bench/sequential.py)."""
+    # pandas loads when this runs, not when the CLI imports bench.cli
     from bench.claims import evaluate_file
     from bench.report import load_runs, method_base, write_report
-    from bench.sequential import Plan, undecided_methods
 
     claims_path = _check_until_decided(args, specs)
     args.max_seeds = 10 if args.max_seeds is None else args.max_seeds
@@ -350,9 +358,6 @@ def _until_decided(args, specs) -> int:
 
 
 def _workers(args, ctx, runs: int) -> int:
-    from bench import distributed
-    from bench.pool import auto_workers
-
     if args.workers == "auto":
         return 1 if distributed.active() else auto_workers(ctx.device, args.threads or 1, runs)
     if int(args.workers) > 1 and distributed.active():
@@ -363,9 +368,7 @@ def _workers(args, ctx, runs: int) -> int:
 def _run_local(args, specs, ctx):
     """The grid in this process, or with --workers N > 1 in N processes (bench/pool.py); its wall time goes
     into results/<suite>/grids.json (`bench perf`)."""
-    import time
-
-    from bench import distributed
+    # torch loads when this runs, not when the CLI imports bench.cli
     from bench.runner import artefact_entries, record_grid, run_grid
 
     before = artefact_entries(ctx.store, args.suite)
@@ -373,8 +376,6 @@ def _run_local(args, specs, ctx):
     if workers == 1:
         outcome = run_grid(specs, ctx, force=args.force, show_progress=not args.quiet)
     else:
-        from bench.pool import run_grid_parallel
-
         log.info(f"{workers} worker processes, {args.threads or 1} torch thread(s) each")
         outcome = run_grid_parallel(specs, _runtime(args, args.threads or 1), workers, force=args.force,
                                     show_progress=not args.quiet)
@@ -385,16 +386,12 @@ def _run_local(args, specs, ctx):
 
 
 def _runtime(args, threads: int):
-    from bench.dispatch import Runtime
-
     return Runtime(results=os.path.abspath(args.results), data_dir=args.data_dir and os.path.abspath(args.data_dir),
                    device=args.device, threads=threads, trust_remote_code=args.trust_remote_code,
                    lm_eval_include=args.lm_eval_include, save_models=getattr(args, "save_models", False))
 
 
 def _specs_with_seed(args, seed: int):
-    import copy
-
     more = copy.copy(args)
     more.seeds = str(seed)
     return _specs(more)
@@ -405,8 +402,6 @@ def _recipe_text(info, why: str) -> str:
 
 
 def _dispatch(args, specs) -> int:
-    from bench.dispatch import load_profile, submit
-
     profile = load_profile(args.profile) if args.profile else None
     runtime = _runtime(args, args.threads or (profile.resources(specs[0].model).cpus if profile else 1))
     sweep = submit(specs, runtime, args.launcher, profile, force=args.force)
@@ -417,12 +412,16 @@ def _dispatch(args, specs) -> int:
 
 
 def cmd_perf(args) -> int:
-    from pathlib import Path
+    """`bench perf`: run benchmarks/perf.py (or perf_real.py with --real-data) and write its markdown table.
 
-    from bench import perf
+    Returns 0, or 1 when a full (non --quick) measurement misses one of its targets. Raises BenchError for a
+    bad combination or range of the --real-* options.
+    """
+    # the benchmarks live beside the package (benchmarks/) and import torch: loaded only for this command
+    from benchmarks import perf
 
     if args.real_data is not None:
-        from bench import perf_real
+        from benchmarks import perf_real
 
         if args.quick:
             raise BenchError("--quick and --real-data are two different measurements: give one")
@@ -442,10 +441,10 @@ def cmd_perf(args) -> int:
 
 
 def cmd_cancel(args) -> int:
-    from bench.dispatch import cancel
-    from bench.store import ResultStore
-    from suites import SUITES
+    """`bench cancel`: scancel the SLURM jobs of a sweep (the latest by default); return 0.
 
+    Raises BenchError for an unknown suite or sweep id.
+    """
     SUITES[args.suite]
     ids = cancel(ResultStore(args.results), args.suite, args.sweep)
     print(f"cancelled {len(ids)} jobs" if ids else "no SLURM jobs to cancel")
@@ -453,22 +452,22 @@ def cmd_cancel(args) -> int:
 
 
 def cmd_finetune(args) -> int:
-    from suites import SUITES
+    """`bench finetune`: fine-tune the suite's target (split full) or reference model and print where it is.
 
+    Returns 0. Raises BenchError when the suite has no reference models, for an unknown model, or a --set
+    key that fine-tuning does not read (it reads the loop's settings only).
+    """
     suite = SUITES[args.suite]
     if not hasattr(suite, "finetune"):
         raise BenchError(f"suite {args.suite} has no reference models to fine-tune")
     suite.check_model(args.model)
     _check_runtime(args)
     overrides = _hparam_overrides(args)
-    from methods.objective import LOOP
-
     unread = sorted(set(overrides) - set(LOOP))
     if unread:  # fine-tuning is next-token training: no unlearning objective's setting applies
         raise BenchError(f"--set {unread[0]} is not read by fine-tuning (it reads {', '.join(LOOP)})")
     recipe = suite.finetune_hparams(args.model).replace(**overrides)  # a bad value fails before any loading
     ctx = _context(args)
-    from bench.preflight import check_device
 
     check_device(ctx.device)
     ctx.store.check_writable()
@@ -482,6 +481,8 @@ def cmd_finetune(args) -> int:
 
 
 def cmd_status(args) -> int:
+    """`bench status`: print the suite's run status table (finished / failed / running, SLURM jobs); return 0."""
+    # pandas loads when this runs, not when the CLI imports bench.cli
     from bench.report import status_table
 
     print(status_table(args.suite, args.results))
@@ -489,9 +490,13 @@ def cmd_status(args) -> int:
 
 
 def cmd_report(args) -> int:
+    """`bench report`: write the suite's report files (markdown, plots, comparisons) and print their paths; return 0.
+
+    Raises BenchError for an unknown suite, a bad --epoch rule or --compare method, or an --against directory
+    without finished runs of the suite.
+    """
+    # pandas loads when this runs, not when the CLI imports bench.cli
     from bench.report import write_report
-    from bench.store import ResultStore
-    from suites import SUITES
 
     SUITES[args.suite]
     for path in write_report(args.suite, ResultStore(args.results), args.epoch, args.compare, args.claims, args.against):
@@ -499,28 +504,16 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _quiet_libraries(verbose: bool) -> None:
-    """Library chatter (weight-loading bars, rouge's tokenizer notice, deprecation notes) hides
-    the harness's own progress lines; -v brings it back."""
-    if verbose:
-        return
-    import warnings
-
-    for noisy in ("transformers", "datasets", "accelerate", "peft", "lm_eval", "httpx", "filelock", "absl"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*`pretrained` model kwarg.*")
-    # environment, not imports: commands that never touch a model must not pay for importing the stack
-    for name, value in (("TRANSFORMERS_VERBOSITY", "error"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
-                        ("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")):
-        os.environ.setdefault(name, value)
-
-
 def main(argv=None) -> int:
+    """The `bench` command: parse `argv` (default sys.argv), run the subcommand, return the exit code.
+
+    A BenchError or a lost distributed rank prints one `error:` line and returns its exit code (1 by
+    default); Ctrl-C returns 130 and keeps finished runs.
+    """
     args = _parser().parse_args(argv)
     level = logging.WARNING if getattr(args, "quiet", False) else logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    _quiet_libraries(verbose=getattr(args, "verbose", False))
+    quiet_libraries(verbose=getattr(args, "verbose", False))
     handler = {"list": cmd_list, "show-config": cmd_show_config, "run": cmd_run, "finetune": cmd_finetune,
                "status": cmd_status, "cancel": cmd_cancel, "perf": cmd_perf, "report": cmd_report}[args.command]
     try:
@@ -529,8 +522,6 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except RuntimeError as e:
-        from bench.distributed import RankLost
-
         if not isinstance(e, RankLost):
             raise
         print(f"error: {e}", file=sys.stderr)

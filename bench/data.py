@@ -8,9 +8,9 @@ from typing import Sequence
 import torch
 
 from bench.truncation import fit_prompt
-from methods.losses import IGNORE
 
 Example = dict
+IGNORE = -100  # the label of a position the loss must not count (the prompt, padding), as torch's cross-entropy
 
 
 def qa_example(tokenizer, prompt: str, answer: str, max_length: int, *, special_tokens: bool = True,
@@ -45,6 +45,7 @@ def collate(examples: Sequence[Example], pad_id: int, side: str = "right") -> di
 
 
 def to_device(batch: dict, device) -> dict:
+    """The batch with every tensor moved to `device` (same keys, same shapes)."""
     return {k: v.to(device) for k, v in batch.items()}
 
 

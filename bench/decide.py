@@ -67,6 +67,7 @@ class Decision:
 
 
 def _t(df: int, q: float) -> float:
+    # scipy loads when this runs, not when the CLI imports bench.decide
     from scipy.special import stdtrit
 
     return float(stdtrit(df, q))
@@ -98,6 +99,7 @@ def decide(diffs: Sequence[float], margin: float, level: float = 0.95) -> Decisi
     else:
         half = _t(n - 1, 1 - alpha / 2) * sd / math.sqrt(n)
         lo, hi = mean - half, mean + half
+        # scipy loads when this runs, not when the CLI imports bench.decide
         from scipy.special import stdtr
 
         p = float(2 * stdtr(n - 1, -abs(mean) / (sd / math.sqrt(n))))
@@ -126,6 +128,7 @@ def replicates_needed(diff: float, sd: float, margin: float, level: float = 0.95
     miss = 1 - power if sign else (1 - power) / 2
     if gap == 0:
         return MAX_NEEDED
+    # scipy loads when this runs, not when the CLI imports bench.decide
     from scipy.special import ndtri
 
     # the normal approximation is a lower bound (t quantiles exceed z): search upwards from it

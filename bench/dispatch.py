@@ -22,9 +22,11 @@ from typing import Any, Sequence
 import submitit
 import yaml
 
-from bench.errors import BenchError
+from bench.errors import BenchError, unknown
+from bench.models import recipe_of
 from bench.spec import RunSpec
 from bench.store import ResultStore, read_json, write_json_atomic
+from suites import Context
 
 PROFILE_KEYS = {"partition", "account", "qos", "constraint", "setup", "array_parallelism", "default", "models",
                 "signal_delay_s"}
@@ -54,8 +56,6 @@ class Profile:
 
     def resources(self, model: str) -> Resources:
         """The model's entry, else that of the registry model whose recipe it gets (`phi-1.5=DIR`), else the default."""
-        from bench.models import recipe_of
-
         if model in self.models:
             return self.models[model]
         info = recipe_of(model)[0]
@@ -75,6 +75,11 @@ def _resources(raw: Any, where: str) -> Resources:
 
 
 def load_profile(path: str) -> Profile:
+    """Read a SLURM profile (YAML: partition, account, resources per model, setup commands, ...).
+
+    Raises BenchError when the file is missing, not YAML, not a mapping, has an unknown key, or a malformed
+    `models` / `setup` / resources entry.
+    """
     p = Path(path)
     if not p.is_file():
         raise BenchError(f"profile '{path}' does not exist (see slurm/README.md; e.g. --profile slurm/local.yaml)")
@@ -114,9 +119,11 @@ class Runtime:
     save_models: bool = False
 
     def context(self):
+        """The run Context of this runtime: result store, data dir, device (cuda if available unless given), and
+        torch's thread count set to `threads`.
+        """
+        # torch loads when this runs, not when the CLI imports bench.dispatch
         import torch
-
-        from suites import Context
 
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         torch.set_num_threads(self.threads)
@@ -137,6 +144,7 @@ class RunJob(submitit.helpers.Checkpointable):
         self.spec, self.runtime = spec, runtime
 
     def __call__(self) -> str:
+        # torch loads when this runs, not when the CLI imports bench.dispatch
         from bench.runner import run_one
 
         _job_logging()
@@ -154,6 +162,7 @@ class PrepareJob(submitit.helpers.Checkpointable):
         self.specs, self.runtime = specs, runtime
 
     def __call__(self) -> str:
+        # torch loads when this runs, not when the CLI imports bench.dispatch
         from bench.runner import prepare_artefacts
 
         _job_logging()
@@ -203,6 +212,7 @@ def _done(spec: RunSpec, store: ResultStore, runtime: Runtime) -> bool:
     """Finished, from the inputs there are now (a run whose data, models or evaluator changed is submitted)."""
     if store.status(spec) != "finished":
         return False
+    # torch loads when this runs, not when the CLI imports bench.dispatch
     from bench.runner import changed_inputs
 
     return not changed_inputs(spec, runtime.context(), store.load(store.run_dir(spec)))
@@ -221,6 +231,7 @@ def submit(specs: Sequence[RunSpec], runtime: Runtime, launcher: str, profile: P
     sweep = {"sweep_id": sweep_id, "suite": suite, "launcher": launcher, "profile": profile.name if profile else None,
              "created": time.time(), "skipped_finished": len(specs) - len(todo), "jobs": []}
     if force:
+        # torch loads when this runs, not when the CLI imports bench.dispatch
         from bench import checkpoint
 
         for s in todo:  # --force: start again, even from a finished run
@@ -282,11 +293,13 @@ def slurm_states(job_ids: Sequence[str]) -> dict[str, str]:
 
 
 def cancel(store: ResultStore, suite: str, sweep_id: str | None = None) -> list[str]:
+    """scancel the SLURM jobs of sweep `sweep_id` (default: the latest sweep of the suite); return their job ids.
+
+    Raises BenchError (via `unknown`) when `sweep_id` names no sweep of the suite. Local sweeps have no jobs.
+    """
     known = sorted(sweeps(store, suite), key=lambda s: s["created"])
     chosen = [s for s in known if s["sweep_id"] == sweep_id] if sweep_id else known[-1:]
     if sweep_id and not chosen:
-        from bench.errors import unknown
-
         raise unknown(f"sweep of suite {suite}", sweep_id, [s["sweep_id"] for s in sweeps(store, suite)])
     ids = [j["job_id"] for s in chosen if s["launcher"] == "slurm" for j in s["jobs"]]
     if ids:

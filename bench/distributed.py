@@ -11,6 +11,7 @@ forever; torchrun itself also stops the other ranks when one exits with an error
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from typing import Any
@@ -25,8 +26,6 @@ class RankLost(RuntimeError):
 
 
 def _collective(what: str):
-    import contextlib
-
     @contextlib.contextmanager
     def guard():
         try:
@@ -40,22 +39,30 @@ def _collective(what: str):
 
 
 def world_size() -> int:
+    """Number of processes of this torchrun launch (WORLD_SIZE; 1 outside torchrun)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def rank() -> int:
+    """This process's global rank (RANK; 0 outside torchrun)."""
     return int(os.environ.get("RANK", "0"))
 
 
 def active() -> bool:
+    """True under torchrun with more than one process."""
     return world_size() > 1
 
 
 def is_main() -> bool:
+    """True on rank 0, the process that reports and writes shared results."""
     return rank() == 0
 
 
 def timeout_seconds() -> float:
+    """Collective timeout in seconds: BENCH_DIST_TIMEOUT, or DEFAULT_TIMEOUT_S when unset.
+
+    Raises BenchError when the variable is not a positive number.
+    """
     raw = os.environ.get("BENCH_DIST_TIMEOUT", str(DEFAULT_TIMEOUT_S))
     try:
         value = float(raw)
@@ -70,6 +77,7 @@ def init() -> None:
     """Join the process group (gloo on CPU, nccl on GPUs) with the timeout, before Accelerate does."""
     if not active():
         return
+    # torch loads when this runs, not when the CLI imports bench.distributed
     import torch
     import torch.distributed as dist
 
@@ -87,6 +95,7 @@ def share(obj: Any) -> Any:
     """Rank 0's `obj` on every rank (picklable; `obj` itself when not distributed)."""
     if not active():
         return obj
+    # torch loads when this runs, not when the CLI imports bench.distributed
     import torch.distributed as dist
 
     box = [obj if is_main() else None]
@@ -97,6 +106,7 @@ def share(obj: Any) -> Any:
 
 def any_rank(flag: bool, device="cpu") -> bool:
     """True on every rank if `flag` is True on any (e.g. a non-finite loss on one rank's share)."""
+    # torch loads when this runs, not when the CLI imports bench.distributed
     import torch
     import torch.distributed as dist
 
@@ -111,6 +121,7 @@ def any_rank(flag: bool, device="cpu") -> bool:
 
 def weighted_sum(values: list[float], weight: float, device="cpu") -> list[float]:
     """sum over ranks of weight * values (each rank its own weight): a step's mean from its shares."""
+    # torch loads when this runs, not when the CLI imports bench.distributed
     import torch
     import torch.distributed as dist
 

@@ -18,6 +18,7 @@ CODE_PATHS = ("bench", "methods", "suites", "pyproject.toml")
 
 
 def git_commit() -> str | None:
+    """The harness's git commit, with `-dirty` when the code under CODE_PATHS differs from it; None without git."""
     root = Path(__file__).resolve().parent.parent
     try:
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
@@ -31,6 +32,7 @@ def git_commit() -> str | None:
 
 
 def versions() -> dict[str, str | None]:
+    """Installed version of each package in PACKAGES (None when it is not installed)."""
     found = {}
     for name in PACKAGES:
         try:
@@ -62,6 +64,7 @@ def cpu_info() -> dict:
 
 
 def gpu_info(device: str) -> dict:
+    """Name, compute capability, memory (MiB), CUDA / cuDNN and driver version of a cuda `device`; {} for CPU."""
     if not device.startswith("cuda"):
         return {}
     props = torch.cuda.get_device_properties(torch.device(device))
@@ -77,6 +80,9 @@ def gpu_info(device: str) -> dict:
 
 
 def environment(device: str, dtype: str, seed: int) -> dict:
+    """Everything a run records about where it ran: CPU / GPU, commit, Python, platform, package versions,
+    device, torch threads, dtype and seed (a flat dict, written into the run's result).
+    """
     return {
         **cpu_info(),
         **gpu_info(device),

@@ -15,3 +15,17 @@ def unknown(kind: str, value, valid) -> BenchError:
     close = difflib.get_close_matches(str(value), valid, n=1, cutoff=0.5)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     return BenchError(f"unknown {kind} '{value}'{hint} (valid: {', '.join(valid)})")
+
+
+def parse_list(text: str | None, kind: str = "value") -> list[str]:
+    """`a,b,c` as a list; None: []. An empty entry (`4,,8`, `ga,`, or an empty string) or a repeated one is a
+    one-line BenchError: it is a typo, and a repeated seed would name one run twice."""
+    if text is None:
+        return []
+    items = [t.strip() for t in text.split(",")]
+    if not all(items):
+        raise BenchError(f"bad {kind} list {text!r}: an empty entry (expected {kind}s separated by commas)")
+    repeated = next((t for i, t in enumerate(items) if t in items[:i]), None)
+    if repeated is not None:
+        raise BenchError(f"{kind} {repeated!r} appears twice in {text!r}")
+    return items

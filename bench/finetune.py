@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from bench.loop import train
+from bench.objective import LossInputs, Objective
 from bench.spec import Hyperparams
 from methods.losses import nll_of
-from methods.objective import LossInputs, Objective
 
 
 def _sft_loss(x: LossInputs):

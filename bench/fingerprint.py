@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from bench.models import resolve
 from bench.store import read_json, write_json_atomic
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
@@ -36,8 +37,6 @@ def model_fingerprint(name_or_path: str) -> str:
     revision it resolves to (a hub snapshot is immutable once its commit is fixed)."""
     directory = Path(name_or_path)
     if not directory.is_dir():
-        from bench.models import resolve
-
         source, revision = resolve(name_or_path)
         return digest(["hub", source, revision or "main"])
     files = sorted(p for p in directory.iterdir() if p.is_file()

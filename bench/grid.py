@@ -4,30 +4,22 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from bench.errors import BenchError
-from bench.spec import RunSpec
-from methods import ADAPTERS, OBJECTIVES, expand_methods
+from bench import settings
+from bench.errors import BenchError, parse_list
+from bench.spec import RunSpec, setting_names
+from methods import ADAPTERS, OBJECTIVES, expand_methods, refusals
 from suites import SUITES
-
-
-def parse_list(text: str | None, kind: str = "value") -> list[str]:
-    """`a,b,c` as a list; None: []. An empty entry (`4,,8`, `ga,`, or an empty string) or a repeated one is a
-    one-line BenchError: it is a typo, and a repeated seed would name one run twice."""
-    if text is None:
-        return []
-    items = [t.strip() for t in text.split(",")]
-    if not all(items):
-        raise BenchError(f"bad {kind} list {text!r}: an empty entry (expected {kind}s separated by commas)")
-    repeated = next((t for i, t in enumerate(items) if t in items[:i]), None)
-    if repeated is not None:
-        raise BenchError(f"{kind} {repeated!r} appears twice in {text!r}")
-    return items
 
 
 INT_EXAMPLES = {"rank": "4,8,16,32", "seed": "0,1,2"}
 
 
 def parse_ints(text: str | None, kind: str) -> list[int]:
+    """Parse a comma-separated list of integers ("0,1,2" -> [0, 1, 2]) for the option named `kind`.
+
+    Raises BenchError naming the bad item and an example for `kind`; empty or repeated entries fail in
+    `parse_list`.
+    """
     out = []
     for item in parse_list(text, kind):
         try:
@@ -90,10 +82,10 @@ def expand(suite_name: str, methods: str = "all", models: str | None = None, spl
     given_hp, given_opts = dict(hparams or {}), dict(options or {})
     opts = suite.check_options(given_opts)
     if any(OBJECTIVES[o].needs_alternate for o, _ in method_list):  # a bad refusal file fails before any run
-        from methods import refusals
 
         refusals.load(dict(opts).get("idk_answers", ""))
     hp_readers: dict[str, set[str]] = {name: set() for name in given_hp}
+    grid_reads: set[str] = set()  # the objectives' settings some run of the grid reads
     opt_readers: dict[str, set[str]] = {name: set() for name in given_opts}
     why_unread: dict[str, str] = {}
     specs = []
@@ -103,6 +95,7 @@ def expand(suite_name: str, methods: str = "all", models: str | None = None, spl
             for objective, adapter in method_list:
                 base = suite.objective_hparams(model, objective, adapter)
                 every = base.replace(**given_hp)  # checks every name and value, read or not
+                grid_reads.update(n for n in OBJECTIVES[objective].uses if OBJECTIVES[objective].reads_hparam(n, every))
                 read = {k: v for k, v in given_hp.items() if OBJECTIVES[objective].reads_hparam(k, every)}
                 hp = base.replace(**read)
                 for name in read:
@@ -123,16 +116,20 @@ def expand(suite_name: str, methods: str = "all", models: str | None = None, spl
     grid_objectives = ", ".join(dict.fromkeys(o for o, _ in method_list))
     for name, readers in hp_readers.items():
         if not readers:
-            raise unread_setting(name, given_hp[name], grid_objectives)
+            raise unread_setting(name, given_hp[name], grid_objectives, grid_reads)
     for name, readers in opt_readers.items():
         if not readers:
             raise BenchError(f"--option {name}={given_opts[name]} is read by no run of this grid: {why_unread[name]}")
     return specs
 
 
-def unread_setting(name: str, value: Any, grid_objectives: str) -> BenchError:
-    """`--set beta=0.5 is read by none of this grid's objectives (npo); objectives that read it: simnpo, ...`"""
+def unread_setting(name: str, value: Any, grid_objectives: str, grid_reads: set[str] = frozenset()) -> BenchError:
+    """`--set beta=0.5 is read by none of this grid's objectives (npo); objectives that read it: simnpo, ...;
+    this grid reads, besides the loop's settings: npo_beta, retain_weight, retain_loss` (declaration order)."""
     readers = [o for o in OBJECTIVES.names() if name in OBJECTIVES[o].uses]
-    note = "; retain_loss is read only when retain_weight > 0" if name == "retain_loss" and readers else ""
+    condition = settings.SETTINGS[name].condition if name in settings.SETTINGS else ""
+    note = f"; {name} is {condition}" if condition and readers else ""
+    valid = [n for n in setting_names() if n in grid_reads]
     return BenchError(f"--set {name}={value} is read by none of this grid's objectives ({grid_objectives}); "
-                      f"objectives that read it: {', '.join(readers) or 'none'}{note}")
+                      f"objectives that read it: {', '.join(readers) or 'none'}{note}; this grid reads, besides "
+                      f"the loop's settings: {', '.join(valid) or 'none'}")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import stats, tables
+from bench.claims import NOTE as CLAIMS_NOTE
 
 SCRIPT = """
 function sortTable(th) {
@@ -53,6 +54,7 @@ def _cell(text) -> tuple[str, str]:
 
 
 def table(frame: pd.DataFrame, table_id: str) -> str:
+    """`frame` as a sortable HTML table (id `table_id`): cells in `**bold**` become best cells, numbers sort as numbers."""
     head = "".join(f"<th onclick=\"sortTable(this)\">{html.escape(str(c))}</th>" for c in frame.columns)
     body = []
     for _, row in frame.iterrows():
@@ -69,6 +71,9 @@ def table(frame: pd.DataFrame, table_id: str) -> str:
 def write_page(suite: str, path: Path, leaderboard: pd.DataFrame, rule: str, note: str, caption: str,
                paper: tuple | None, figures: list[Path], claims: list, comparisons: list, provenance: list[dict],
                robustness: tuple | None = None) -> Path:
+    """The suite's report page at `path`: epoch rule, paper table (`paper` = rows, columns, keys for
+    bench.tables.cells, with its Markdown `caption`), robustness table, leaderboard, plots (`figures`, linked by
+    file name), claims with each comparison, pairwise comparisons and provenance. Returns `path`."""
     parts = [f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(suite)} leaderboard</title>",
              f"<style>{STYLE}</style><script>{SCRIPT}</script></head><body>",
              f"<h1>{html.escape(suite)}</h1><p class=\"note\">Epoch rule: {html.escape(rule)}. "
@@ -84,11 +89,9 @@ def write_page(suite: str, path: Path, leaderboard: pd.DataFrame, rule: str, not
     if figures:
         parts += ["<h2>Plots</h2>"] + [f"<img src=\"{html.escape(f.name)}\" alt=\"{html.escape(f.stem)}\">" for f in figures]
     if claims:
-        from bench.claims import NOTE
-
         rows = pd.DataFrame([{"claim": c.id, "verdict": c.verdict, "metric": c.metric, "margin": stats.fmt(c.margin),
                               "statement": c.text, "source": c.source} for c in claims])
-        parts += ["<h2>Claims</h2>", f"<p class=\"note\">{html.escape(NOTE)}</p>", table(rows, "claims")]
+        parts += ["<h2>Claims</h2>", f"<p class=\"note\">{html.escape(CLAIMS_NOTE)}</p>", table(rows, "claims")]
         for c in claims:
             checks = pd.DataFrame([{"A": k.a, "B": k.b, "A value": k.a_value, "B value": k.b_value, "A - B": k.diff,
                                     "interval": k.interval, "level": k.level, "margin": k.margin, "p": k.p,

@@ -13,10 +13,11 @@ import json
 import os
 from pathlib import Path
 from typing import Sequence
+from unittest import mock
 
 import yaml
 
-from bench.errors import BenchError
+from bench.errors import BenchError, unknown
 
 _MANAGERS: dict = {}  # indexing lm-eval's task tree takes seconds: once per (include path, defaults)
 _CHECKED: set = set()  # (task, include path, defaults) whose data loaded in this process
@@ -25,6 +26,7 @@ _CHECKED: set = set()  # (task, include path, defaults) whose data loaded in thi
 def task_manager(include_path: str | None, include_defaults: bool):
     """lm-eval's TaskManager over `include_path` (whose tasks override built-in ones of the same name)
     and, when `include_defaults`, lm-eval's own tasks."""
+    # lm_eval loads when this runs, not when the CLI imports bench.lm_eval_bridge
     from lm_eval.tasks import TaskManager
 
     if include_path is not None and not Path(include_path).is_dir():
@@ -48,7 +50,6 @@ def check_tasks(tasks: Sequence[str], include_path: str | None, include_defaults
             continue
         where = f"--lm-eval-include {include_path}" if include_path else "no --lm-eval-include"
         if task not in manager.all_tasks and not include_defaults:  # a suite's own generated tasks, nothing else
-            from bench.errors import unknown
 
             raise unknown("lm-eval task of this suite (option lm_eval_tasks)", task, manager.all_tasks)
         if task not in manager.all_tasks:
@@ -88,8 +89,7 @@ def run_tasks(model, tokenizer, tasks: Sequence[str], include_path: str | None =
               device: str = "cpu", metric: str = "auto", items: dict | None = None) -> dict[str, float]:
     """{task: score}: `metric` if given, else acc_norm where a task reports it, else acc, else its first metric.
     `limit`: items per task (None = all). `items`, if given, receives {task: items evaluated}."""
-    from unittest import mock
-
+    # datasets, lm_eval load when this runs, not when the CLI imports bench.lm_eval_bridge
     import lm_eval.evaluator
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM

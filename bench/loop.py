@@ -22,9 +22,9 @@ import torch
 from bench.data import Example, collate, epoch_pairing, to_device
 from bench.distributed import any_rank, weighted_sum
 from bench.errors import BenchError
+from bench.objective import LossInputs, Objective
 from bench.spec import Hyperparams
 from bench.truncation import require_counted
-from methods.objective import LossInputs, Objective
 
 
 class NonFiniteLoss(RuntimeError):
@@ -50,10 +50,17 @@ class LoopState:
 
 
 def steps_per_epoch(n_forget: int, hp: Hyperparams) -> int:
+    """Optimizer steps per epoch: ceil(n_forget / effective batch size)."""
     return math.ceil(n_forget / hp.effective_batch)
 
 
 def make_optimizer(model: torch.nn.Module, hp: Hyperparams, n_forget: int):
+    """AdamW over the trainable parameters (lr, weight decay from `hp`) and its schedule: (optimizer, scheduler).
+
+    The schedule (transformers) warms up over `warmup_epochs` epochs' worth of steps, then stays constant
+    (`schedule == "constant"`) or decays linearly to 0 at the end of `hp.epochs`.
+    """
+    # transformers loads when this runs, not on import of bench.loop
     from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -79,6 +86,7 @@ def train(model: torch.nn.Module, objective: Objective, forget: Sequence[Example
 
     `on_epoch_end(stats, state)` runs after each epoch (evaluate, checkpoint) and returns True to stop.
     """
+    # accelerate loads when this runs, not on import of bench.loop
     from accelerate import Accelerator
 
     # every example counts at least one token, so no micro-batch loss is a mean over nothing (0, no gradient)

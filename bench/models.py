@@ -18,12 +18,15 @@ from pathlib import Path
 
 from bench.errors import BenchError, unknown
 from bench.registry import Registry
+from bench.tokenizer import check_vocabulary
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16"}  # torch dtypes by name: torch loads only with a model
 
 
 @dataclass(frozen=True)
 class ModelInfo:
+    """A registered model: its hub id (and pinned revision), prompt family and the paper's learning rates."""
+
     name: str
     hub_id: str
     family: str  # selects the prompt format: phi | llama2-chat | gpt-neo | chat-template
@@ -47,6 +50,7 @@ for _info in (
 
 
 def is_local(name_or_path: str) -> bool:
+    """Whether `name_or_path` is a local directory (a model on disk) rather than a hub id or registry name."""
     return Path(name_or_path).is_dir()
 
 
@@ -149,6 +153,7 @@ def load_model(name_or_path: str, dtype: str = "fp32", trust_remote_code: bool =
 
 
 def _load(source, dtype, device, kwargs, local_only):
+    # torch, transformers load when this runs, not when the CLI imports bench.models
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -156,7 +161,6 @@ def _load(source, dtype, device, kwargs, local_only):
         k: v for k, v in kwargs.items() if k in ("revision", "trust_remote_code")})
     model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, DTYPES[dtype]), local_files_only=local_only,
                                                  **kwargs)
-    from bench.tokenizer import check_vocabulary
 
     check_vocabulary(tokenizer, source)
     if tokenizer.pad_token is None:
@@ -168,9 +172,8 @@ def load_tokenizer(name_or_path: str, trust_remote_code: bool = False,
                    offline_hint: str = "pass its local directory with --models DIR"):
     """The tokenizer alone (pad = eos where it has none), from disk first; BenchError when it is on neither
     or when it loads with an empty vocabulary (bench.tokenizer.check_vocabulary)."""
+    # transformers loads when this runs, not when the CLI imports bench.models
     from transformers import AutoTokenizer
-
-    from bench.tokenizer import check_vocabulary
 
     source, revision = resolve(name_or_path)
     for local_only in (True, False):
@@ -196,6 +199,50 @@ def same_tokenizer(a, b) -> bool:
 
 
 def count_parameters(model) -> dict[str, int]:
+    """{"trainable": parameters with requires_grad, "total": all parameters} of a torch module (counts of
+    scalars, not tensors)."""
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"trainable": trainable, "total": total}
+
+
+def on_meta(build):
+    """`build()`'s model on the meta device: its modules and shapes without allocating weights (what
+    bench/preflight.py checks before anything is built; a suite's `model_structure` returns it)."""
+    # torch loads when this runs, not when the CLI imports bench.models
+    import torch
+
+    with torch.device("meta"):
+        return build()
+
+
+class _StandInVocabulary:
+    """What bench.tiny.build_tiny reads of a tokenizer, for a structure whose vocabulary no check reads
+    (the output embedding is never adapted)."""
+
+    eos_token_id = pad_token_id = 0
+
+    def __len__(self) -> int:
+        return 256
+
+
+STAND_IN_VOCABULARY = _StandInVocabulary()
+
+
+# architectures whose logits are exactly lm_head(last hidden state): scoring may run the head only where it reads
+PLAIN_HEADS = ("llama", "phi", "gpt_neo", "gpt2", "mistral", "qwen2")
+
+
+def decoder_and_head(model):
+    """(transformer body, lm_head) of a Hugging Face causal LM whose logits are exactly
+    lm_head(last hidden state); None for anything else (logit soft-capping, custom heads, ...).
+    A PEFT model is unwrapped: its LoRA layers live inside the underlying model's modules."""
+    # transformers loads when this runs, not when the CLI imports bench.models
+    from transformers import PreTrainedModel
+
+    if hasattr(model, "get_base_model"):
+        model = model.get_base_model()
+    if not isinstance(model, PreTrainedModel) or model.config.model_type not in PLAIN_HEADS:
+        return None
+    body, head = getattr(model, model.base_model_prefix, None), model.get_output_embeddings()
+    return (body, head) if body is not None and head is not None else None

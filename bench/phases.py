@@ -57,7 +57,9 @@ class MemoryGauge:
         self.exact = True if self.cuda else (_status_kb("VmHWM") is not None and _reset_hwm())
 
     def reset(self) -> None:
+        """Restart the peak measurement (CUDA peak allocation, or the process's VmHWM where it can be reset)."""
         if self.cuda:
+            # torch loads when this runs, not when the CLI imports bench.phases
             import torch
 
             torch.cuda.reset_peak_memory_stats()
@@ -65,7 +67,9 @@ class MemoryGauge:
             _reset_hwm()
 
     def peak_mb(self) -> float:
+        """Peak memory in MiB since the last reset: CUDA allocation, else VmHWM, else max RSS of the process."""
         if self.cuda:
+            # torch loads when this runs, not when the CLI imports bench.phases
             import torch
 
             return torch.cuda.max_memory_allocated() / 2**20
@@ -74,7 +78,9 @@ class MemoryGauge:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
     def current_mb(self) -> float:
+        """Memory in use now in MiB: CUDA allocation, else the process's RSS (nan where /proc is unreadable)."""
         if self.cuda:
+            # torch loads when this runs, not when the CLI imports bench.phases
             import torch
 
             return torch.cuda.memory_allocated() / 2**20
@@ -103,6 +109,9 @@ class PhaseRecorder:
 
     @contextlib.contextmanager
     def phase(self, name: str):
+        """Context manager timing the block as phase `name` (nested in the enclosing phase) and recording its seconds,
+        peak and start memory (MiB); a phase entered twice is merged. Yields the phase's frame.
+        """
         parent = self.stack[-1] if self.stack else None
         if parent is not None:
             parent.peak = max(parent.peak, self.gauge.peak_mb())
@@ -169,6 +178,7 @@ def recording(device: str = "cpu"):
 
 
 def current() -> PhaseRecorder | None:
+    """The PhaseRecorder of the phase being recorded now, or None outside any."""
     return _active
 
 

@@ -6,7 +6,7 @@ on a shared 2-core machine), but independent runs do with more processes. What t
 by one task, in order; the tasks go first, side by side, and each one's runs are queued as soon as it is
 done, so no core waits for references it does not need. Two tasks may build an artefact they both need
 (a mini suite's base model) at the same time: every artefact is published atomically and the first copy
-kept (suites/tofu.py publish_dir, bench/store.py write_json_atomic), and a core that would otherwise wait
+kept (bench/store.py artefact / publish / write_json_atomic), and a core that would otherwise wait
 spends the time. Each run is claimed in the store as in one process (bench/store.py), so a second
 `bench run` on the same results is safe.
 """
@@ -21,8 +21,12 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Sequence
 
+from tqdm import tqdm
+
 from bench.dispatch import Runtime, _artefact_specs, _groups
+from bench.quiet import quiet_libraries
 from bench.spec import RunSpec
+from bench.store import ResultStore
 
 MAX_AUTO_WORKERS = 8  # each process holds the stack (about 0.7 GB): a big login node must not start 64
 
@@ -49,15 +53,14 @@ def _exit_with(parent: int) -> None:
 def _init(runtime: Runtime, level: int) -> None:
     global _ctx
     threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
-    from bench.cli import _quiet_libraries
-
     logging.basicConfig(level=level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    _quiet_libraries(verbose=level <= logging.DEBUG)  # as the grid's own process does
+    quiet_libraries(verbose=level <= logging.DEBUG)  # as the grid's own process does
     _ctx = runtime.context()
 
 
 def _prepare(specs: list[dict]) -> None:
     """One seed's shared artefacts, in order: its references first, then what builds on them (FILA's Fisher)."""
+    # torch loads when this runs, not when the CLI imports bench.pool
     from bench.runner import prepare_artefacts
 
     for spec in specs:
@@ -65,6 +68,7 @@ def _prepare(specs: list[dict]) -> None:
 
 
 def _run(spec: dict, force: bool) -> str:
+    # torch loads when this runs, not when the CLI imports bench.pool
     from bench.runner import run_one
 
     return run_one(RunSpec.from_dict(spec), _ctx, force=force)
@@ -74,10 +78,8 @@ def run_grid_parallel(specs: Sequence[RunSpec], runtime: Runtime, workers: int, 
                       show_progress: bool = True):
     """run_grid's outcome for `specs`, computed by `workers` processes. A bad input (BenchError) in any run
     stops the grid: runs not started are not started, and the error is raised here."""
-    from tqdm import tqdm
-
+    # torch loads when this runs, not when the CLI imports bench.pool
     from bench.runner import GridOutcome
-    from bench.store import ResultStore
 
     store = ResultStore(runtime.results)
     store.check_writable()

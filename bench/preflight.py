@@ -13,11 +13,18 @@ from __future__ import annotations
 from typing import Sequence
 
 from bench.errors import BenchError
+from bench.lm_eval_bridge import check_tasks as resolve
+from bench.robustness import parse
 from bench.spec import RunSpec
+from methods import ADAPTERS, OBJECTIVES
+from methods.lora import check_rank, target_linear_names
+from suites import SUITES
+from suites.base import LATE_OPTIONS
 
 
 def check_device(device: str) -> None:
     """`device` exists on this machine: a CUDA index below the device count, MPS where it is built."""
+    # torch loads when this runs, not when the CLI imports bench.preflight
     import torch
 
     kind = torch.device(device)
@@ -32,39 +39,15 @@ def check_device(device: str) -> None:
         raise BenchError(f"bad --device {device}: MPS is not available on this machine (valid: cpu)")
 
 
-def on_meta(build):
-    """`build()`'s model on the meta device: its modules and shapes without allocating weights."""
-    import torch
-
-    with torch.device("meta"):
-        return build()
-
-
-class _StandInVocabulary:
-    """What bench.tiny.build_tiny reads of a tokenizer, for a structure whose vocabulary no check reads
-    (the output embedding is never adapted)."""
-
-    eos_token_id = pad_token_id = 0
-
-    def __len__(self) -> int:
-        return 256
-
-
-STAND_IN_VOCABULARY = _StandInVocabulary()
-
-
 def check_structure(specs: Sequence[RunSpec], ctx) -> None:
-    """LoRA / FILA ranks against the smallest target layer, RMU's steered layer against the blocks (and, with
-    rmu_params=wmdp, an MLP output projection to train), for every (suite, model) of `specs` whose config
-    can be read here (one that cannot is left to the run, whose loading says what to pass)."""
-    from methods import ADAPTERS, rmu
-    from methods.lora import check_rank, target_linear_names
-    from suites import SUITES
-
+    """LoRA / FILA ranks against the smallest target layer, and each objective's own structural check
+    (`Objective.check`: RMU's steered layer against the blocks and, with rmu_params=wmdp, an MLP output
+    projection to train), for every (suite, model) of `specs` whose config can be read here (one that cannot
+    is left to the run, whose loading says what to pass)."""
     models: dict = {}
     for spec in specs:
-        adapted = ADAPTERS[spec.adapter].uses_rank
-        if not adapted and spec.objective != "rmu":
+        adapted, check = ADAPTERS[spec.adapter].uses_rank, OBJECTIVES[spec.objective].check
+        if not adapted and check is None:
             continue
         key = (spec.suite, spec.model)
         if key not in models:
@@ -74,16 +57,13 @@ def check_structure(specs: Sequence[RunSpec], ctx) -> None:
             continue
         if adapted:
             check_rank(model, target_linear_names(model), spec.rank)
-        if spec.objective == "rmu":
-            rmu.check(model, spec.hparams)
+        if check is not None:
+            check(model, spec.hparams)
 
 
 def check_tasks(specs: Sequence[RunSpec], ctx) -> None:
     """Every lm-eval task a run of `specs` will score, the suite's (`lm_eval_tasks`) and the extra ones
     (`--lm-eval-tasks`), resolved with its data where the run will look for it."""
-    from bench.lm_eval_bridge import check_tasks as resolve
-    from suites import SUITES
-
     seen = set()
     for spec in specs:
         suite = SUITES[spec.suite]
@@ -99,9 +79,6 @@ def check_tasks(specs: Sequence[RunSpec], ctx) -> None:
 
 def check_stages(specs: Sequence[RunSpec]) -> None:
     """The libraries the robustness stages of `specs` import: optimum-quanto for `quant`."""
-    from bench.robustness import parse
-    from suites.base import LATE_OPTIONS
-
     if any("quant" in parse(s.option("robustness", LATE_OPTIONS["robustness"])) for s in specs):
         try:
             import optimum.quanto  # noqa: F401

@@ -13,6 +13,7 @@ class Registry(Generic[T]):
         self._items: dict[str, T] = {}
 
     def register(self, name: str, item: T) -> T:
+        """Add `item` under `name` and return it. Raises ValueError when `name` is already registered."""
         if name in self._items:
             raise ValueError(f"{self.kind} '{name}' registered twice")
         self._items[name] = item
@@ -31,7 +32,9 @@ class Registry(Generic[T]):
         return iter(self._items)
 
     def items(self):
+        """(name, item) pairs in registration order."""
         return self._items.items()
 
     def names(self) -> list[str]:
+        """Registered names in registration order."""
         return list(self._items)

@@ -1,331 +1,41 @@
-"""Leaderboards from the result store: every run.json into one DataFrame, then tables.
+"""`bench report`: the report of one suite, assembled from its sections under results/<suite>/.
 
-Which epoch a table reports is a stated rule: the last evaluated epoch (`epoch="last"`). Failed,
-running and corrupt runs appear as such, never as zeros and never silently dropped.
+Every suite gets the leaderboard (bench/leaderboard.py), robustness (bench/tables.py), claims (bench/claims.py),
+the signal table (bench/signal.py), pairwise comparisons (bench/compare.py), agreement with another result set
+(bench/agreement.py) and the HTML page (bench/html.py); the suite adds its own paper table and plots
+(`Suite.paper_table`, `Suite.plots`: suites/tofu_report.py, suites/tdec_report.py). Runs are read once, by
+bench/runs.py. This module names no suite. Failed, running and corrupt runs appear as such, never as zeros and
+never silently dropped.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from tabulate import tabulate
 
-from bench import robustness, stats
+from bench import agreement, claims, html, plots, tables
+from bench.compare import COMPARE_NOTE, compare_methods, parse_compare
+from bench.errors import BenchError
+from bench.leaderboard import LEADERBOARD_NOTE, format_leaderboard, leaderboard, print_leaderboard
+from bench.runs import check_epoch_available, check_epoch_rule, load_runs, method_base, reference_rows, run_settings
+from bench.sequential import Plan
+from bench.signal import SIGNAL_NOTE, signal_table
+from bench.status import status_table
 from bench.store import ResultStore
 from suites import SUITES
 
-COST = ("wall_s", "trainable_params", "peak_mem_mb")
-
-
-def choose_epoch(record: dict, rule: str, higher_is_better: dict[str, bool]) -> tuple[int | None, dict]:
-    """The epoch a table reports, by a stated rule: `last` (default), a number, or `select:METRIC`
-    (the epoch that is best on METRIC, which must not be a reported column)."""
-    evaluated = [e for e in record.get("epochs", []) if e.get("metrics") and e.get("epoch", 0) > 0]
-    if not evaluated:
-        return None, {}
-    if rule == "last":
-        chosen = evaluated[-1]
-    elif rule.startswith("select:"):
-        metric = rule.split(":", 1)[1]
-        sign = 1 if higher_is_better.get(metric, True) else -1
-        scored = [e for e in evaluated if isinstance(e["metrics"].get(metric), (int, float))]
-        chosen = max(scored, key=lambda e: sign * e["metrics"][metric]) if scored else None
-    else:
-        chosen = next((e for e in evaluated if e["epoch"] == int(rule)), None)
-    return (chosen["epoch"], chosen["metrics"]) if chosen else (None, {})
-
-
-def check_epoch_rule(rule: str, suite_name: str) -> str:
-    from bench.errors import BenchError, unknown
-
-    suite = SUITES[suite_name]
-    if rule == "last" or rule.isdigit():
-        return rule
-    if rule.startswith("select:"):
-        metric = rule.split(":", 1)[1]
-        names = [m.name for m in suite.metrics]
-        if metric not in names:
-            raise unknown(f"metric of suite {suite_name}", metric, names)
-        if metric in suite.headline:
-            raise BenchError(f"--epoch select:{metric} would choose the epoch on a reported number; "
-                             f"select on another metric (reported: {', '.join(suite.headline)})")
-        return rule
-    raise BenchError(f"bad epoch rule '{rule}' (expected last, an epoch number, or select:METRIC)")
-
-
-def check_epoch_available(rule: str, suite: str, store: ResultStore) -> None:
-    """An epoch number that no finished run evaluated, or a `select:METRIC` that no finished run recorded per
-    epoch (a metric measured once after the last epoch), is a one-line BenchError naming what there is (a
-    table of empty cells would read as missing results)."""
-    from bench.errors import BenchError
-
-    if rule == "last":
-        return
-    available, per_epoch = set(), set()
-    for _, record, _ in store.iter_records(suite):
-        if record and record.get("status") == "finished":
-            for e in record.get("epochs", []):
-                if e.get("metrics") and e.get("epoch", 0) > 0:
-                    available.add(e["epoch"])
-                    per_epoch |= {k for k, v in e["metrics"].items() if isinstance(v, (int, float))}
-    if rule.startswith("select:"):
-        metric = rule.split(":", 1)[1]
-        if available and metric not in per_epoch:
-            raise BenchError(f"--epoch {rule}: no finished run of suite {suite} recorded {metric} per epoch (measured "
-                             f"after the last epoch only, or not by these runs); select on one of: {', '.join(sorted(per_epoch))}")
-        return
-    if int(rule) not in available:
-        listed = ", ".join(map(str, sorted(available))) or "none"
-        raise BenchError(f"--epoch {rule}: no finished run of suite {suite} evaluated epoch {rule} (epochs evaluated: "
-                         f"{listed}; or --epoch last)")
-
-
-def _config_key(spec: dict) -> str:
-    """Runs that differ only by seed share this key; anything else is a different leaderboard row."""
-    rest = {k: v for k, v in spec.items() if k != "seed"}
-    return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()[:6]
-
-
-def replicate_key(record: dict) -> str:
-    """What a replicate produced: every epoch's metrics. Two runs with the same key are bit-identical (the
-    seed changed nothing): one observation, never two (bench/claims.py, the leaderboard's n)."""
-    produced = [e.get("metrics") for e in record.get("epochs", [])]
-    return hashlib.sha256(json.dumps(produced, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-# options that only add measurements after the last epoch and change none of the others (epoch_metrics changes
-# what the epochs before the last record, so its runs are labelled apart: never two observations of one run)
-ADDS_ONLY = ("robustness", "lm_eval_extra")
-
-
-def run_settings(spec: dict) -> str:
-    """A run's settings other than its method (objective, adapter, rank), model, split and seed, as text
-    (`lr=0.001 epochs=2`, "" = the suite's defaults): every hyperparameter that differs from what the suite
-    gives its method on its model, and every option that differs from the suite's default. Comparisons,
-    claims and table rows pair or pool only runs whose settings agree (`unlike_settings`)."""
-    import dataclasses
-
-    from bench.spec import Hyperparams
-
-    kind = SUITES[spec["suite"]]
-    given = Hyperparams(**spec["hparams"])
-    try:
-        default = kind.objective_hparams(spec["model"], spec["objective"], spec["adapter"])
-    except Exception:  # an objective this checkout no longer has: every value counts as given
-        default = None
-    parts = [f"{f.name}={getattr(given, f.name):g}" if isinstance(getattr(given, f.name), float) else
-             f"{f.name}={getattr(given, f.name)}" for f in dataclasses.fields(given)
-             if default is None or getattr(given, f.name) != getattr(default, f.name)]
-    options = kind.all_options()
-    parts += [f"{k}={v}" for k, v in sorted(spec.get("options", {}).items())
-              if k not in ADDS_ONLY and options.get(k, object()) != v]
-    return " ".join(parts)
-
-
-def unlike_settings(ra: pd.DataFrame, rb: pd.DataFrame) -> str:
-    """"" when every run of `ra` and `rb` has the same settings (`run_settings`), else what differs:
-    `A: lr=0.001 epochs=2 vs B: (defaults)`."""
-    a, b = sorted(set(ra["settings"])), sorted(set(rb["settings"]))
-    if a == b and len(a) == 1:
-        return ""
-    show = lambda values: " | ".join(v or "(defaults)" for v in values)
-    return f"A: {show(a)} vs B: {show(b)}"
-
-
-def calibration(record: dict, metrics) -> dict:
-    """`<metric>_ref`: the calibrating model's value of each calibrated metric on this run's items, the level
-    an attack AUC reaches without membership: TOFU's retain-only model (suite_records.reference_metrics),
-    TDEC's Reference-attack model (suite_records.mia_calibration, LOSS only)."""
-    extra = record.get("suite_records", {})
-    known = {**extra.get("mia_calibration", {}), **extra.get("reference_metrics", {})}
-    return {f"{m.name}_ref": known[m.name] for m in metrics
-            if m.calibrated and isinstance(known.get(m.name), (int, float))}
-
-
-def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFrame:
-    kind = SUITES[suite]
-    direction = {m.name: m.higher_is_better for m in kind.metrics}
-    rows = []
-    for run_dir, record, error in store.iter_records(suite):
-        if error:
-            rows.append({"run_id": run_dir.name, "status": "corrupt", "reason": error})
-            continue
-        if record is None:
-            rows.append({"run_id": run_dir.name, "status": "pending"})
-            continue
-        spec = record["spec"]
-        label = spec["objective"] if spec["adapter"] == "full" else f"{spec['objective']}+{spec['adapter']}-r{spec['rank']}"
-        at, metrics = choose_epoch(record, epoch, direction)
-        metrics = {**metrics, **robustness.screened(record, kind.recovery_metric),
-                   **kind.derived_metrics(record), **calibration(record, kind.metrics)}
-        timings = record.get("timings", {})
-        rows.append({
-            "run_id": record["run_id"], "status": record["status"], "reason": record.get("reason"),
-            "model": spec["model"], "split": spec["split"], "method": label, "lr": spec["hparams"]["lr"],
-            "config": _config_key(spec), "settings": run_settings(spec), "objective": spec["objective"],
-            "max_epochs": spec["hparams"]["epochs"], "replicate": replicate_key(record),
-            "adapter": spec["adapter"], "rank": spec["rank"], "seed": spec["seed"], "epoch": at,
-            **metrics,
-            # the run's own cost: shared references (`prepare`) are built once for many runs, and the opt-in
-            # robustness stages are timed apart
-            "wall_s": sum(v for k, v in timings.items() if k not in ("prepare",) + robustness.STAGES) if timings else None,
-            "trainable_params": record.get("parameters", {}).get("trainable"),
-            "peak_mem_mb": record.get("peak_memory_mb"),
-            "trajectory": [(e["epoch"], e["metrics"]) for e in record.get("epochs", []) if e.get("metrics")],
-            "environment": record.get("environment", {}),
-        })
-    return pd.DataFrame(rows)
-
-
-def reference_rows(suite: str, store: ResultStore) -> pd.DataFrame:
-    """The target (before unlearning) and reference (retain-only) rows TOFU tables carry: one per distinct
-    model (several when references are fine-tuned per seed, which tables then summarise)."""
-    rows, seen = [], set()
-    for _, record, _ in store.iter_records(suite):
-        if not record or "suite_records" not in record:
-            continue
-        spec, extra = record["spec"], record["suite_records"]
-        for role, key, path in (("target", "target_metrics", "target"), ("retain", "reference_metrics", "reference")):
-            ident = (spec["model"], spec["split"], role, extra.get(path))  # one row per reference model
-            if key in extra and ident not in seen:
-                seen.add(ident)
-                rows.append({"model": spec["model"], "split": spec["split"], "method": f"({role})",
-                             "status": "reference", **extra[key]})
-    return pd.DataFrame(rows)
-
-
-GROUP = ["model", "split", "method", "lr", "config"]
-
-
-def leaderboard_columns(suite_name: str, runs: pd.DataFrame) -> list[str]:
-    """Headline metrics first, then the suite's other metrics that the runs have."""
-    suite = SUITES[suite_name]
-    names = list(suite.headline) + [m.name for m in suite.metrics if m.name not in suite.headline]
-    return [n for n in names if n in runs.columns and pd.to_numeric(runs[n], errors="coerce").notna().any()]
-
-
-def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: pd.DataFrame | None = None,
-                refs: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per (model, split, method, config): for every metric the mean over seeds and its 95%
-    interval (`<m>`, `<m>_lo`, `<m>_hi`), `n` finished runs, and `<m>_best` = best or tied with it
-    (interval overlaps the best one's) within the same model and split."""
-    suite = SUITES[suite_name]
-    runs = load_runs(suite_name, store, epoch) if runs is None else runs
-    if runs.empty or "model" not in runs:
-        return runs
-    if "settings" in runs:  # rows that one method name would cover say which settings they differ in
-        from bench.tables import row_labels
-
-        runs = runs.assign(method=row_labels(runs, ["model", "split", "method"]).fillna(runs["method"]))
-    finished = runs[runs["status"] == "finished"]
-    metric_cols = leaderboard_columns(suite_name, finished)
-    metric_of = {m.name: m for m in suite.metrics}
-    table, summaries = [], []
-    for key, group in runs.groupby(GROUP, dropna=False, sort=True):
-        done = finished.merge(group[["run_id"]], on="run_id")
-        row = dict(zip(GROUP, key))
-        row["runs"] = f"{len(done)}/{len(group)}"
-        if "replicate" in done and done["replicate"].duplicated().any():  # bit-identical runs: one observation
-            row["runs"] += f" ({done['replicate'].nunique()} distinct)"
-            done = done.drop_duplicates("replicate")
-        row["n"] = len(done)
-        statuses = sorted(set(group["status"]) - {"finished"})
-        row["status"] = "ok" if not statuses else ",".join(statuses)
-        if "forgotten" in done and len(done):  # how many runs reached the forgetting rule within the cap
-            row["forgotten"] = f"{int(done['forgotten'].fillna(False).astype(bool).sum())}/{len(done)}"
-        sums = {}
-        for col in metric_cols + list(COST):
-            s = stats.summarize_metric(pd.to_numeric(done[col], errors="coerce"), metric_of.get(col)) if col in done else None
-            sums[col] = s
-            row[col] = s.mean if s else None
-            if col in metric_cols:
-                row[col + "_lo"], row[col + "_hi"] = (s.lo, s.hi) if s else (None, None)
-            if col + "_ref" in done and metric_of.get(col) is not None and metric_of[col].calibrated:
-                ref = pd.to_numeric(done[col + "_ref"], errors="coerce")
-                if ref.notna().any():  # ranked by each run's distance to its own calibrating model's value
-                    row[col + "_ref"] = float(ref.mean())
-                    sums[col + "_gap"] = stats.summarize(pd.to_numeric(done[col], errors="coerce") - ref)
-        table.append(row)
-        summaries.append(sums)
-    frame = pd.DataFrame(table)
-    direction = {m.name: m.higher_is_better for m in suite.metrics}
-    ideal = {m.name: m.ideal for m in suite.metrics}
-    for col in metric_cols:
-        frame[col + "_best"] = False
-        for _, idx in frame.groupby(["model", "split"]).groups.items():
-            idx = list(idx)
-            if any(summaries[i].get(col + "_gap") for i in idx):  # calibrated: nearest the calibrating model
-                tied = stats.best_and_tied([summaries[i].get(col + "_gap") for i in idx], False, 0.0)
-            else:
-                tied = stats.best_and_tied([summaries[i][col] for i in idx], direction[col], ideal.get(col))
-            frame.loc[[idx[i] for i in tied], col + "_best"] = True
-    refs = reference_rows(suite_name, store) if refs is None else refs
-    if not refs.empty:  # one row per role, summarised like the methods when references vary by seed
-        rows = []
-        for (model, split, method), group in refs.groupby(["model", "split", "method"], sort=False):
-            row = {"model": model, "split": split, "method": method, "status": "reference", "runs": f"{len(group)}"}
-            for col in metric_cols:
-                s = metric_of[col].summarize(pd.to_numeric(group[col], errors="coerce")) if col in group else None
-                if s is not None:
-                    row[col], row[col + "_lo"], row[col + "_hi"] = s.mean, s.lo, s.hi
-            rows.append(row)
-        frame = pd.concat([pd.DataFrame(rows), frame], ignore_index=True)
-    return frame
-
-
-def _format(frame: pd.DataFrame, suite_name: str, tex: bool = False) -> pd.DataFrame:
-    """Readable leaderboard: `mean [lo, hi]` per metric, best and tied-best in bold."""
-    metrics = [c for c in leaderboard_columns(suite_name, frame) if c + "_lo" in frame]
-    keep = ["model", "split", "method", "runs", "status"] + (["forgotten"] if "forgotten" in frame else [])
-    out = pd.DataFrame({k: frame[k] for k in keep if k in frame}).astype(object).where(lambda d: d.notna(), "")
-    for col in metrics:
-        cells = []
-        for _, r in frame.iterrows():
-            s = None if pd.isna(r.get(col)) else stats.Summary(
-                r[col], None if pd.isna(r.get(col + "_lo")) else r[col + "_lo"],
-                None if pd.isna(r.get(col + "_hi")) else r[col + "_hi"], 0)
-            text = stats.fmt_summary(s) if s else ""
-            ref = r.get(col + "_ref")
-            if text and ref is not None and not pd.isna(ref):
-                text += f" (ref {stats.fmt(ref)})"
-            if text and r.get(col + "_best") is True:
-                text = rf"\textbf{{{text}}}" if tex else f"**{text}**"
-            cells.append(text)
-        out[col] = cells
-    for col in COST:
-        if col in frame:
-            out[col] = frame[col].map(lambda v: "" if v is None or pd.isna(v) else stats.fmt(v))
-    return out
-
-
-def print_leaderboard(suite: str, store: ResultStore) -> None:
-    frame = leaderboard(suite, store)
-    if frame.empty:
-        print(f"no runs of suite {suite} in {store.root}")
-        return
-    print(tabulate(_format(frame, suite), headers="keys", tablefmt="github", showindex=False))
-
-
-LEADERBOARD_NOTE = ("mean over seeds and its 95% Student-t interval [lo, hi]; forget-quality columns on a log "
-                    "scale (geometric mean); bold = best mean or an interval overlapping the best one's (tied) "
-                    "within a model and split (privleak: nearest 0; membership-inference AUCs: nearest the AUC of the "
-                    "calibrating model on the same items, shown as (ref x) -- TOFU's retain-only model, TDEC's "
-                    "Reference-attack model for LOSS -- else nearest 0.5); `runs` = finished / all")
+# what bench/cli.py and the tests import from here; each lives in the module its import names
+__all__ = ["write_report", "provenance", "leaderboard", "print_leaderboard", "compare_methods", "load_runs",
+           "check_epoch_rule", "method_base", "run_settings", "status_table"]
 
 
 def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: str | None = None,
                  claims_file: str | None = None, against: str | None = None) -> list[Path]:
     """Leaderboard (.md/.csv/.tex), paper-style table (.md/.tex), plots, claims, comparisons and the
     HTML page under results/<suite>/."""
-    from bench import claims, html, plots, tables
-    from suites.tdec import Tdec
-    from suites.tofu import Tofu
-
     epoch = check_epoch_rule(epoch, suite)
     runs = load_runs(suite, store, epoch)
     out = store.suite_dir(suite)
@@ -339,14 +49,10 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
               file=sys.stderr)
     other = None
     if against:
-        from bench.errors import BenchError
-
         other = load_runs(suite, ResultStore(against), epoch)
         if other.empty or "status" not in other or not (other["status"] == "finished").any():
             raise BenchError(f"--against {against}: no finished runs of suite {suite} there")
     claims_path = Path(claims_file) if claims_file else claims.suite_claims_path(suite)
-    from bench.sequential import Plan
-
     plan = Plan.open(out)  # a sequential plan (bench run --until-decided): this report is one of its looks
     claim_results = claims.evaluate_file(claims_path, suite, runs, plan) if claims_file or claims_path.exists() else []
     if plan is not None and claim_results:
@@ -358,33 +64,24 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
                f"is above its threshold) are blank unless it was made with --option epoch_metrics=all")
     refs = reference_rows(suite, store)  # one more pass over every run.json, shared by the tables below
     frame = leaderboard(suite, store, epoch, runs, refs)
-    shown = _format(frame, suite)
+    shown = format_leaderboard(frame, suite)
     md = tabulate(shown, headers="keys", tablefmt="github", showindex=False)
     print(md)
     paths = [out / "leaderboard.md", out / "leaderboard.csv", out / "leaderboard.tex"]
     paths[0].write_text(f"# {suite} leaderboard ({rule})\n\n{LEADERBOARD_NOTE}.\n\n{md}\n")
     frame.to_csv(paths[1], index=False)
-    paths[2].write_text(tabulate(_format(frame, suite, tex=True), headers="keys", tablefmt="latex_raw",
+    paths[2].write_text(tabulate(format_leaderboard(frame, suite, tex=True), headers="keys", tablefmt="latex_raw",
                                  showindex=False) + "\n")
 
     kind = SUITES[suite]
-    figures, table_md = [], ""
-    if isinstance(kind, Tofu):
-        rows, columns = tables.tofu_rows(runs, refs, kind.metrics, kind.paper_columns)
-        keys = ["method", "runs", "status", "forgot"]
-        figures = plots.tofu_tradeoff(runs, refs, out, kind.metrics)
-        caption = tables.TOFU_CAPTION + _left_out(tables.TOFU_COLUMNS, kind.paper_columns)
-    elif isinstance(kind, Tdec):
-        rows, columns = tables.tdec_rows(runs, kind.metrics, kind.paper_columns)
-        keys = ["model", "method", "runs", "status", "forgotten"]
-        figures = plots.tdec_epochs(runs, out)
-        caption = tables.TDEC_CAPTION + _left_out(tables.TDEC_COLUMNS, kind.paper_columns)
-    else:
-        rows = None
-    if rows is not None:
-        table_md = tables.render(rows, columns, keys, tex=False)
-        (out / "paper_table.md").write_text(f"# {suite}: paper-style table ({rule})\n\n{caption}\n\n{table_md}\n")
-        (out / "paper_table.tex").write_text(tables.render(rows, columns, keys, tex=True) + "\n")
+    # the suite's own sections (Suite.paper_table / Suite.plots; none by default)
+    paper = kind.paper_table(runs, refs)
+    figures = list(kind.plots(runs, refs, out))
+    table_md = ""
+    if paper is not None:
+        table_md = tables.render(paper.rows, paper.columns, paper.keys, tex=False)
+        (out / "paper_table.md").write_text(f"# {suite}: paper-style table ({rule})\n\n{paper.caption}\n\n{table_md}\n")
+        (out / "paper_table.tex").write_text(tables.render(paper.rows, paper.columns, paper.keys, tex=True) + "\n")
         paths += [out / "paper_table.md", out / "paper_table.tex"]
     robustness = None
     if any("/" in c and c.split("/")[0] in tables.ROBUSTNESS_VARIANTS for c in runs.columns):
@@ -406,8 +103,6 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
                                        + tabulate(signal, headers="keys", tablefmt="github") + "\n")
         paths.append(out / "signal.md")
     if other is not None:
-        from bench import agreement
-
         other_claims = claims.evaluate_file(claims_path, suite, other) if claim_results else []
         pairs = agreement.separated_pairs(runs, other, kind.metrics, kind.splits_are_replicates)
         paths.append(agreement.write(suite, out / "agreement.md", pairs, claim_results, other_claims, against,
@@ -417,16 +112,10 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
         print(text)
         (out / "compare.md").write_text(f"# {suite}: pairwise comparisons ({rule})\n\n{COMPARE_NOTE}\n\n{text}\n")
         paths.append(out / "compare.md")
-    paths.append(html.write_page(suite, out / "index.html", shown, rule, LEADERBOARD_NOTE, table_md and caption,
-                                 rows and (rows, columns, keys), figures, claim_results, comparisons,
-                                 provenance(runs), robustness))
+    paths.append(html.write_page(suite, out / "index.html", shown, rule, LEADERBOARD_NOTE, table_md and paper.caption,
+                                 paper and paper.rows and (paper.rows, paper.columns, paper.keys), figures,
+                                 claim_results, comparisons, provenance(runs), robustness))
     return paths
-
-
-def _left_out(columns: dict, shown: tuple[str, ...]) -> str:
-    left_out = [c for c in columns if c not in shown]
-    return (f" Measured but left out of this suite's table (between-method spread not above the seed-to-seed "
-            f"spread; see signal.md and leaderboard.csv): {', '.join(left_out)}." if left_out else "")
 
 
 def provenance(runs: pd.DataFrame) -> list[dict]:
@@ -443,175 +132,3 @@ def provenance(runs: pd.DataFrame) -> list[dict]:
     return [{**dict(zip(names, k)), "runs": n} for k, n in sorted(counts.items(), key=lambda kv: -kv[1])]
 
 
-SIGNAL_NOTE = ("Does a column separate methods? For each metric: the spread between methods (standard deviation of "
-               "the method means) against the spread between seeds (pooled within-method standard deviation), both "
-               "on the scale the tables use (log10 for forget quality). Ratio > 1: methods differ by more than seeds "
-               "do; `separated pairs` counts method pairs whose 95% intervals do not overlap.")
-
-
-def signal_table(suite: str, runs: pd.DataFrame) -> list[dict]:
-    """Between-method vs seed-to-seed spread of every metric, per model and split."""
-    import math
-
-    from bench.tables import row_labels
-
-    kind = SUITES[suite]
-    finished = runs[runs["status"] == "finished"] if "status" in runs else runs
-    out = []
-    for (model, split), block in finished.groupby(["model", "split"]):
-        for metric in kind.metrics:
-            if metric.name not in block:
-                continue
-            values = pd.to_numeric(block[metric.name], errors="coerce")
-            if metric.log_scale:
-                values = values.clip(lower=stats.FLOOR).map(math.log10)
-            frame = pd.DataFrame({"method": row_labels(block, ["method"]), "v": values}).dropna()
-            frame = frame[frame.groupby("method")["v"].transform("size") >= 2]  # a seed spread needs two runs
-            groups = frame.groupby("method")["v"]
-            if groups.ngroups < 2:
-                continue
-            between = float(groups.mean().std(ddof=1))
-            within = math.sqrt(float(groups.var(ddof=1).mean()))
-            summaries = [stats.summarize(g, False) for _, g in groups]
-            separated = sum(1 for i in range(len(summaries)) for j in range(i + 1, len(summaries))
-                            if not summaries[i].overlaps(summaries[j]))
-            n_pairs = len(summaries) * (len(summaries) - 1) // 2
-            out.append({"model": model, "split": split, "metric": metric.name + (" (log10)" if metric.log_scale else ""),
-                        "between-method sd": stats.fmt(between), "seed sd": stats.fmt(within),
-                        "ratio": stats.fmt(between / within) if within > 0 else ("inf" if between > 0 else "–"),
-                        "separated pairs": f"{separated}/{n_pairs}", "methods": groups.ngroups,
-                        "seeds": int(groups.size().min())})
-    return out
-
-
-COMPARE_NOTE = ("A minus B over runs paired by (model, split, seed); 95% t-interval of the mean difference and the "
-                "paired t-test p-value (scipy.stats.ttest_rel); log-scale metrics compared as log10 ratios. A "
-                "verdict needs the interval to exclude 0.")
-
-
-def parse_compare(text: str) -> list[tuple[str, str]]:
-    from bench.errors import BenchError
-
-    pairs = []
-    for item in text.split(";"):
-        names = [t.strip() for t in item.split(",") if t.strip()]
-        if len(names) != 2:
-            raise BenchError(f"bad --compare '{item}' (expected two methods, e.g. ihl+fila,ga+lora)")
-        if names[0] == names[1]:
-            raise BenchError(f"bad --compare '{item}': a method compared with itself (expected two methods, e.g. "
-                             f"ihl+fila,ga+lora)")
-        if tuple(names) in pairs or tuple(names[::-1]) in pairs:
-            raise BenchError(f"bad --compare {text!r}: {names[0]} and {names[1]} are compared twice")
-        pairs.append((names[0], names[1]))
-    return pairs
-
-
-def method_base(labels: pd.Series) -> pd.Series:
-    """`ihl+fila-r4` -> `ihl+fila`: the method as a user types it, without the rank."""
-    return labels.str.replace(r"-r\d+$", "", regex=True)
-
-
-def select_method(runs: pd.DataFrame, name: str, suite: str) -> pd.DataFrame:
-    """Finished runs of the method `name`: a full label (`ihl+fila-r4`) or a method (`ihl+fila`, any rank)
-    that must then denote one configuration."""
-    from bench.errors import BenchError, unknown
-
-    finished = runs[runs["status"] == "finished"]
-    chosen = finished[(finished["method"] == name) | (method_base(finished["method"]) == name)]
-    if chosen.empty:
-        raise unknown(f"method with finished runs in suite {suite}", name, sorted(set(finished["method"])))
-    configs = sorted(set(zip(chosen["method"], chosen["settings"])))
-    if len(configs) > 1:
-        listed = ", ".join(f"{m} [{c or 'defaults'}]" for m, c in configs)
-        raise BenchError(f"'{name}' matches {len(configs)} configurations ({listed}); name one with its rank, e.g. "
-                         "ihl+fila-r4, or report runs of one setting (--results DIR holding only them)")
-    return chosen
-
-
-@dataclass
-class Comparison:
-    a: str
-    b: str
-    rows: list[dict]
-
-    def markdown(self) -> str:
-        table = [{"metric": r["metric"], "A": r["a"], "B": r["b"], "A - B": stats.fmt(r["diff"]),
-                  "95% interval": "–" if r["lo"] is None else f"[{stats.fmt(r['lo'])}, {stats.fmt(r['hi'])}]",
-                  "paired t p": stats.fmt(r["p"]), "pairs": r["n"], "verdict": r["verdict"]} for r in self.rows]
-        return f"## A = {self.a}, B = {self.b}\n\n" + tabulate(table, headers="keys", tablefmt="github")
-
-
-def compare_methods(suite: str, runs: pd.DataFrame, a: str, b: str) -> Comparison:
-    kind = SUITES[suite]
-    ra, rb = select_method(runs, a, suite), select_method(runs, b, suite)
-    a, b = ra["method"].iloc[0], rb["method"].iloc[0]
-    differ = unlike_settings(ra, rb)
-    if differ:
-        from bench.errors import BenchError
-
-        raise BenchError(f"cannot compare {a} with {b}: their runs differ in settings other than the method "
-                         f"({differ}); compare runs made with the same --lr/--epochs/--set/--option")
-    keys = ["model", "split", "seed"]
-    from bench.claims import _distinct
-
-    merged, _ = _distinct(ra.merge(rb, on=keys, suffixes=("_a", "_b")))
-    rows = []
-    for metric in kind.metrics:
-        if metric.name not in ra or metric.name not in rb:
-            continue
-        va = pd.to_numeric(merged[metric.name + "_a"], errors="coerce")
-        vb = pd.to_numeric(merged[metric.name + "_b"], errors="coerce")
-        result = stats.paired(list(va), list(vb), metric.log_scale)
-        if result is None:
-            continue
-        verdict = result.verdict(metric.higher_is_better)
-        verdict = {"A better": f"{a} better", "B better": f"{b} better"}.get(verdict, verdict)
-        rows.append({"metric": metric.name + (" (log10 ratio)" if metric.log_scale else ""),
-                     "a": stats.fmt_summary(metric.summarize(va)), "b": stats.fmt_summary(metric.summarize(vb)),
-                     "diff": result.diff, "lo": result.lo, "hi": result.hi, "p": result.p_value, "n": result.n,
-                     "verdict": verdict})
-    return Comparison(a, b, rows)
-
-
-def _status(stored: str, slurm: str | None) -> str:
-    """The store says what a run reached; SLURM says whether its job is still alive."""
-    if slurm in ("CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED") and stored != "finished":
-        return slurm.lower()
-    if slurm == "FAILED" and stored != "finished":
-        return "failed"
-    if slurm in ("PENDING", "REQUEUED") and stored != "finished":
-        return "pending" if stored in ("pending", "missing") else f"{stored} (requeued)"
-    return stored
-
-
-def status_table(suite: str | None, results: str) -> str:
-    store = ResultStore(results)
-    suites = [suite] if suite else sorted(p.name for p in Path(results).iterdir() if p.is_dir()) if Path(results).is_dir() else []
-    from bench.dispatch import slurm_states, sweeps
-
-    rows = []
-    for s in suites:
-        SUITES[s]
-        runs = load_runs(s, store)
-        jobs = {j["run_id"]: j["job_id"] for sw in sweeps(store, s) if sw["launcher"] == "slurm"
-                for j in sw["jobs"] if j["kind"] == "run"}  # newest sweep wins
-        states = slurm_states(list(jobs.values()))
-        seen = set()
-        for _, r in runs.iterrows():
-            seen.add(r["run_id"])
-            job = jobs.get(r["run_id"])
-            status = _status(r["status"], states.get(job))
-            if status == "running" and not job and not store.is_claimed(store.suite_dir(s) / "runs" / r["run_id"]):
-                status, r["reason"] = "interrupted", "no process holds it; the next `run` resumes it"
-            rows.append({"suite": s, "run": r["run_id"], "status": status,
-                         "epoch": "" if pd.isna(r.get("epoch")) else int(r["epoch"]),
-                         "slurm": f"{job} {states.get(job, '')}".strip() if job else "",
-                         "reason": r.get("reason") if isinstance(r.get("reason"), str) else ""})
-        for run_id, job in jobs.items():  # submitted, not started yet
-            if run_id not in seen:
-                rows.append({"suite": s, "run": run_id, "status": _status("pending", states.get(job)), "epoch": "",
-                             "slurm": f"{job} {states.get(job, '')}".strip(), "reason": ""})
-    if not rows:
-        return f"no runs in {results}"
-    counts = pd.DataFrame(rows)["status"].value_counts().to_dict()
-    return tabulate(rows, headers="keys", tablefmt="github") + "\n" + ", ".join(f"{n} {k}" for k, n in counts.items())

@@ -29,11 +29,16 @@ same attack as full fine-tuning.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 import time
+from importlib.metadata import version
 from typing import Callable
 
 from bench.errors import BenchError
+from bench.fingerprint import code_fingerprint, digest, model_fingerprint
+from bench.metrics import UNIT, Metric
+from bench.store import json_artefact
 
 STAGES = ("relearn", "quant", "paraphrase")
 VARIANTS = {"relearn": ("relearn_forget", "relearn_retain"), "quant": ("quant8", "quant4", "target_quant8", "target_quant4"),
@@ -52,10 +57,6 @@ def robustness_metrics(metrics: tuple, forgetting: tuple[str, ...], probed: tupl
     """The suite Metrics of every stage: each forgetting metric per variant (same direction, range and
     scale), the probe's metrics, the relearning recovery, and (suites with a stopping rule) whether the
     run still meets it."""
-    import dataclasses
-
-    from suites.base import UNIT, Metric
-
     by_name = {m.name: m for m in metrics}
     out = []
     for variant, desc in DESCRIPTIONS.items():
@@ -96,7 +97,7 @@ def canonical(value: str) -> str:
 
 def merged_copy(model):
     """A plain model computing what `model` computes: adapters folded into the weights."""
-    from bench.checkpoint import merged
+    from bench.checkpoint import merged  # torch: this module is imported by `bench report`, which never loads it
 
     clone = merged(model)
     return (copy.deepcopy(clone) if clone is model else clone).eval()
@@ -104,7 +105,7 @@ def merged_copy(model):
 
 def quantized(model, bits: int):
     """A copy of `model` with every Linear weight quantised by optimum-quanto (weight-only)."""
-    from optimum.quanto import freeze, qint4, qint8, quantize
+    from optimum.quanto import freeze, qint4, qint8, quantize  # torch, as above
 
     clone = copy.deepcopy(model)
     quantize(clone, weights={8: qint8, 4: qint4}[bits])
@@ -136,6 +137,8 @@ MIN_REMOVED = 0.05
 
 
 def recovery(after: float | None, unlearned: float | None, target: float | None) -> float | None:
+    """(after - unlearned) / (target - unlearned): the share of what unlearning removed that came back (0 =
+    nothing, 1 = all; Deeb & Roger 2024); None when a value is missing or unlearning removed nothing."""
     if None in (after, unlearned, target) or abs(target - unlearned) < 1e-9:
         return None
     return (after - unlearned) / (target - unlearned)
@@ -163,21 +166,13 @@ def screened(record: dict, metric: str | None) -> dict:
 def target_cache(spec, prepared, ctx) -> Callable[[str, Callable[[], dict]], dict]:
     """Numbers of the target under an attack are the same for every run that shares its target, data,
     references and options: computed once, stored under the suite's artefacts."""
-    from bench.fingerprint import code_fingerprint, digest, model_fingerprint
-    from bench.store import read_json, write_json_atomic
-
     key = digest([model_fingerprint(prepared.model_path), spec.suite, spec.model, spec.split, dict(spec.options),
                   spec.hparams.dtype, prepared.records, code_fingerprint("bench.robustness", "suites.tofu_eval",
                                                                         "suites.privacy", "suites.extraction",
                                                                         "bench.truncation")])
 
     def cached(name: str, compute: Callable[[], dict]) -> dict:
-        path = ctx.store.artefact_dir(spec.suite) / "robustness" / f"{key}-{name}.json"
-        if path.exists():
-            return read_json(path)
-        value = compute()
-        write_json_atomic(path, value)
-        return value
+        return json_artefact(ctx.store.artefact_dir(spec.suite) / "robustness" / f"{key}-{name}.json", compute)
 
     return cached
 
@@ -186,7 +181,7 @@ def run_stages(stages: tuple[str, ...], model, tokenizer, prepared, spec, ctx, t
                timings: dict, unlearned=None) -> dict:
     """Every stage in `stages` on `model` (the unlearned model), as `<variant>/<metric>` numbers.
     `unlearned` is the model's last evaluation (computed again when not given)."""
-    from bench.finetune import finetune
+    from bench.finetune import finetune  # torch, as above
 
     suite = prepared.robustness
     if suite is None:
@@ -249,8 +244,6 @@ def describe(stages: tuple[str, ...], spec, prepared) -> dict:
                           "batch_size": hp.batch_size, "effective_batch": hp.effective_batch, "objective": "NLL",
                           "on": "the merged model"}
     if "quant" in stages:
-        from importlib.metadata import version
-
         out["quant"] = {"library": f"optimum-quanto {version('optimum-quanto')}",
                         "scheme": "weight-only qint8 (per output channel) and qint4 (group-wise), every Linear; "
                                   "activations in float"}

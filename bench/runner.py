@@ -15,16 +15,21 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import torch
+from tqdm import tqdm
 
 from bench.data import paired_batches
 from bench.environment import environment
 from bench.errors import BenchError
-from bench import checkpoint, distributed, phases, robustness
+from bench import checkpoint, distributed, fingerprint, lm_eval_bridge, phases, robustness
+from bench.fingerprint import digest, model_fingerprint
+from bench.lm_eval_bridge import check_tasks
 from bench.loop import EpochStats, LoopState, NonFiniteLoss, make_optimizer, train
 from bench.models import count_parameters, load_model
+from bench.preflight import check_stages
 from bench.spec import RunSpec
-from bench.store import Run, new_record, write_json_atomic
-from methods import ADAPTERS, OBJECTIVES, AdapterInputs, fila
+from bench.store import Run, new_record, publish, read_json, write_json_atomic
+from methods import ADAPTERS, OBJECTIVES, AdapterInputs, fila, refusals
+from methods.lora import target_linear_names
 from suites import SUITES, Context
 from suites.base import LATE_OPTIONS
 
@@ -71,9 +76,6 @@ def record_grid(store, suite: str, started: float, outcome: GridOutcome, workers
     sweep's time, cold (with the shared artefacts built: `built` names them, `artefact_entries`) and without
     building them. `grid` (a digest of the sorted run ids) says which grid it was: perf counts only the
     suite's default sweep."""
-    from bench.fingerprint import digest
-    from bench.store import read_json
-
     path = store.suite_dir(suite) / "grids.json"
     grids = read_json(path) if path.exists() else []
     grids.append({"grid": digest(sorted(run_ids)), "runs": len(run_ids), "started_at": started,
@@ -87,6 +89,7 @@ def fisher_cache(ctx: Context, suite: str, key: str, forget, retain, batch_size:
                  ) -> Callable[[torch.nn.Module, list[str]], dict[str, torch.Tensor]]:
     """FILA's row weights for (model, forget data): computed once, stored as safetensors, reused
     by every rank and every objective."""
+    # safetensors loads when this runs, not on import of bench.runner
     from safetensors.torch import load_file, save_file
 
     def row_weights(model, names):
@@ -98,10 +101,8 @@ def fisher_cache(ctx: Context, suite: str, key: str, forget, retain, batch_size:
         ctx.log(f"FILA: Fisher pass over {len(forget)} forget examples (cached at {path})")
         weights = fila.row_weights(*fila.fisher_diagonals(
             model, names, paired_batches(forget, retain, batch_size, pad_id, seed=0)))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        save_file({n: w.contiguous().cpu() for n, w in weights.items()}, str(tmp))
-        os.replace(tmp, path)
+        # a file of other rows (another model structure under the same key) is replaced
+        publish(path, lambda tmp: save_file({n: w.contiguous().cpu() for n, w in weights.items()}, str(tmp)))
         return weights
 
     return row_weights
@@ -230,10 +231,7 @@ def _preflight(spec: RunSpec, ctx: Context) -> None:
     quantisation library of the robustness stage."""
     extra = [t for t in str(spec.option("lm_eval_extra", "")).split(",") if t]
     if extra:
-        from bench.lm_eval_bridge import check_tasks
-
         check_tasks(extra, ctx.lm_eval_include)
-    from bench.preflight import check_stages
 
     check_stages([spec])
 
@@ -270,8 +268,6 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
     timings["adapter"] = time.perf_counter() - t0
     alternate = None
     if objective.needs_alternate:
-        from methods import refusals
-
         answers_file = spec.option("idk_answers", LATE_OPTIONS["idk_answers"])
         alternate = refusals.alternates(prepared.forget, tokenizer, refusals.load(answers_file), spec.seed,
                                         prepared.format_answer, prepared.max_length)
@@ -298,9 +294,6 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
             return prepared.evaluate(model, tokenizer)
         return prepared.per_epoch(model, tokenizer)
 
-    def evaluated(model):  # what the evaluations read: adapters merged into a copy (bench/checkpoint.py: merged)
-        return checkpoint.merged(model, checkpoint.MERGE_FOR_EVALUATION_BYTES)
-
     items_dir = run.dir / "items"
     last_evaluation = None  # the robustness stages compare against it
 
@@ -311,7 +304,7 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
         # every rank evaluates its (identical) model; rank 0's numbers steer all of them
         last = stats.epoch >= spec.hparams.epochs
         with recorder.phase(f"evaluate-{stats.epoch}"):
-            view = evaluated(model)
+            view = checkpoint.for_evaluation(model)  # adapters merged into a copy
             evaluation = distributed.share(evaluate_epoch(view, tokenizer, last))
             stop = bool(prepared.should_stop and prepared.should_stop(evaluation.metrics))
             if stop and not last and split_evaluation:  # the run ends here: this epoch is the one the tables report
@@ -390,19 +383,17 @@ def _final_stage(spec: RunSpec, ctx: Context, run: Run, prepared, model, tokeniz
     if prepared.final_evaluate is not None:
         t0 = time.perf_counter()
         with phases.phase("utility"):
-            final.update(prepared.final_evaluate(checkpoint.merged(model, checkpoint.MERGE_FOR_EVALUATION_BYTES),
-                                                 tokenizer))
+            final.update(prepared.final_evaluate(checkpoint.for_evaluation(model), tokenizer))
         timings["utility"] = time.perf_counter() - t0
         final = distributed.share(final)
         _check_finite(final, epochs[-1]["epoch"])
     extra = [t for t in str(spec.option("lm_eval_extra", "")).split(",") if t]
     if extra:
-        from bench.lm_eval_bridge import run_tasks
-
         t0 = time.perf_counter()
         counts: dict = {}
-        scores = run_tasks(checkpoint.merged(model, checkpoint.MERGE_FOR_EVALUATION_BYTES), tokenizer, extra, ctx.lm_eval_include, include_defaults=True, device=ctx.device,
-                           limit=int(spec.option("eval_limit", 0)) or None, items=counts)
+        scores = lm_eval_bridge.run_tasks(checkpoint.for_evaluation(model), tokenizer, extra, ctx.lm_eval_include,
+                                          include_defaults=True, device=ctx.device,
+                                          limit=int(spec.option("eval_limit", 0)) or None, items=counts)
         final.update({f"lm_eval/{t}": v for t, v in scores.items()})
         final.update({f"lm_eval_items/{t}": n for t, n in counts.items()})
         timings["lm_eval_extra"] = time.perf_counter() - t0
@@ -421,10 +412,8 @@ def _final_stage(spec: RunSpec, ctx: Context, run: Run, prepared, model, tokeniz
 def fisher_key(spec: RunSpec, prepared) -> str:
     """What FILA's row weights are computed from: the model's weights, every forget and retain example
     the Fisher pass reads, its batch size and dtype, and the code of the pass."""
-    from bench.fingerprint import code_fingerprint, digest, model_fingerprint
-
     return digest([model_fingerprint(prepared.model_path), prepared.forget, prepared.retain, spec.hparams.batch_size,
-                   spec.hparams.dtype, code_fingerprint("methods.fila", "methods.losses", "bench.data")])
+                   spec.hparams.dtype, fingerprint.code_fingerprint("methods.fila", "methods.losses", "bench.data")])
 
 
 def _fisher_for(spec: RunSpec, prepared, ctx: Context, pad_id: int):
@@ -434,8 +423,6 @@ def _fisher_for(spec: RunSpec, prepared, ctx: Context, pad_id: int):
 
 def prepare_artefacts(spec: RunSpec, ctx: Context) -> None:
     """Build what runs of `spec`'s group share (references, thresholds, FILA's Fisher) without training."""
-    from methods.lora import target_linear_names
-
     prepared = SUITES[spec.suite].prepare(spec, ctx)
     if spec.adapter == "fila":
         model, tokenizer = load_model(prepared.model_path, dtype=spec.hparams.dtype,
@@ -444,8 +431,11 @@ def prepare_artefacts(spec: RunSpec, ctx: Context) -> None:
 
 
 def run_grid(specs: Sequence[RunSpec], ctx: Context, force: bool = False, show_progress: bool = True) -> GridOutcome:
-    from tqdm import tqdm
+    """Run each spec in turn with `run_one` (skipping finished ones unless `force`) and return what happened.
 
+    The outcome lists run ids by status (finished, skipped, busy) and (run id, reason) for failed runs, plus
+    the seconds spent building shared artefacts. Raises BenchError when the result store is not writable.
+    """
     outcome = GridOutcome()
     ctx.store.check_writable()
     bar = tqdm(specs, desc="grid", unit="run", disable=not show_progress or not distributed.is_main())

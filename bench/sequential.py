@@ -15,6 +15,7 @@ so the chance that any look of any comparison of the claim errs stays below 0.05
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -75,12 +76,16 @@ class Plan:
         return level
 
     def record(self, key: str, check) -> None:
+        """Record the latest check of comparison `key`; a verdict that decides it (holds / does not hold / equivalent)
+        marks it decided and keeps the check.
+        """
         entry = self.comparisons[key]
         entry["last"] = check.verdict
         if check.verdict in ("holds", "does not hold", "equivalent"):
             entry["decided"], entry["check"] = True, asdict(check)
 
     def save(self) -> None:
+        """Write the plan (n_max and the comparisons) atomically to its path."""
         write_json_atomic(self.path, {"n_max": self.n_max, "comparisons": self.comparisons})
 
 
@@ -88,8 +93,6 @@ def undecided_methods(results, inert: set[str] = frozenset()) -> set[str]:
     """Methods of the comparisons that more replicates could still decide: inconclusive (not `no data`), and
     neither side `inert` (a method, without rank, whose new seeds reproduce its runs bit for bit: a pair with
     one of its copies is dropped, so no seed adds a pair to such a comparison)."""
-    import re
-
     base = lambda method: re.sub(r"-r\d+$", "", method)
     return {m for r in results for k in r.checks if k.verdict == "inconclusive"
             and not {base(k.a), base(k.b)} & inert for m in (k.a, k.b)}

@@ -9,100 +9,112 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.errors import BenchError, unknown
+from bench.errors import unknown
+from bench.settings import (PLUGIN_PACKAGES, SETTINGS, choice, count, declared, load_plugins, non_negative, positive,
+                            recorded_by, register)
 
 
-@dataclass(frozen=True)
+# The training loop's settings: every objective's run reads them (bench/loop.py, model loading).
+LOOP_SETTINGS = tuple(register(s) for s in (
+    positive("lr", 1e-4, "peak learning rate (after warm-up)", late=False),
+    count("epochs", 5, "passes over the forget set", late=False),
+    count("batch_size", 8, "examples per forward pass (micro-batch)", late=False),
+    count("effective_batch", 32, "examples per optimiser step; accumulation = effective / micro", late=False),
+    non_negative("warmup_epochs", 1.0, "linear warm-up, then the schedule", late=False),
+    choice("schedule", "linear", ("linear", "constant"),
+           "linear: decay to 0 at the last epoch; constant: stay at lr (Jang et al.)", late=False),
+    non_negative("weight_decay", 0.01, "AdamW's decoupled weight decay", late=False),
+    non_negative("max_grad_norm", 0.0, "gradient clipping norm; 0 = no clipping", late=False),
+    choice("dtype", "fp32", ("fp32", "bf16"), "the model's compute dtype", late=False),
+))
+LOOP = tuple(s.name for s in LOOP_SETTINGS)
+
+# The settings every spec has recorded since the first results, in the order specs list them (show-config
+# prints them so): part of the id scheme. Two are objectives' settings (methods/objective.py, methods/npo.py);
+# every other setting follows in the order the plug-ins register it.
+FIRST_RECORDED = ("lr", "epochs", "batch_size", "effective_batch", "warmup_epochs", "schedule", "weight_decay",
+                  "retain_weight", "npo_beta", "max_grad_norm", "dtype")
+
+
+def setting_names() -> list[str]:
+    """Every declared setting, in spec order. RuntimeError if a setting every spec records is declared by no
+    loaded plug-in (its runs' ids could not be computed)."""
+    load_plugins()
+    missing = next((n for n in FIRST_RECORDED if n not in SETTINGS), None)
+    if missing is not None:
+        raise RuntimeError(f"setting {missing!r}, which every run spec records, is declared by no plug-in "
+                           f"(bench.settings.PLUGIN_PACKAGES: {PLUGIN_PACKAGES})")
+    return [*FIRST_RECORDED, *(n for n in SETTINGS if n not in FIRST_RECORDED)]
+
+
 class Hyperparams:
-    """Training settings of one unlearning run. Suites provide per-model defaults."""
+    """Training settings of one unlearning run: one value per declared setting (bench/settings.py), read as
+    attributes (`hp.lr`, `hp.rmu_c`). The loop's are declared above, each objective's in its own file.
+    Suites provide per-model defaults. Immutable, hashable, compared by value.
 
-    lr: float = 1e-4
-    epochs: int = 5
-    batch_size: int = 8  # examples per forward pass (micro-batch)
-    effective_batch: int = 32  # examples per optimiser step; accumulation = effective / micro
-    warmup_epochs: float = 1.0  # linear warm-up, then the schedule
-    schedule: str = "linear"  # linear: decay to 0 at the last epoch; constant: stay at lr (Jang et al.)
-    weight_decay: float = 0.01
-    retain_weight: float = 1.0  # lambda of GD / KL / NPO / IHL
-    npo_beta: float = 0.1
-    max_grad_norm: float = 0.0  # 0 = no clipping
-    dtype: str = "fp32"  # fp32 | bf16
-    # Added with the second set of objectives (LATE): a spec records them only when its objective reads
-    # them or they differ from the default, so runs made before they existed keep their ids.
-    retain_loss: str = "nll"  # the retain regulariser of every objective with one: nll | kl (to the frozen model)
-    forget_weight: float = 1.0  # gamma: weight of the forget term
-    beta: float = 1.0  # the objective's temperature / sharpness (SimNPO, IdkDPO, UNDIAL, WGA)
-    delta: float = 0.0  # SimNPO's margin on the length-normalised NLL
-    satimp_b1: float = 5.0  # SatImp's token weight p^b1 (1-p)^b2
-    satimp_b2: float = 1.0
-    rmu_c: float = 2.0  # RMU's steering coefficient: forget activations are pushed to c * u
-    rmu_layer: int = -1  # RMU's steered block; -1 = WMDP's block 7 of 32 at the same relative depth
-    rmu_params: str = "wmdp"  # wmdp: train only MLP output projections of blocks l-2..l; all: what the adapter trains
+    Hyperparams(**values): unknown names and values outside a setting's range raise a one-line BenchError."""
 
-    def __post_init__(self):
-        positive, non_negative, count = "a number > 0", "a number >= 0", "an integer >= 1"
-        checks = {  # name: (holds, what would be valid)
-            "lr": (self.lr > 0, positive),
-            "epochs": (self.epochs >= 1, count),
-            "batch_size": (self.batch_size >= 1, count),
-            "effective_batch": (self.effective_batch >= 1, count),
-            "warmup_epochs": (self.warmup_epochs >= 0, non_negative),
-            "weight_decay": (self.weight_decay >= 0, non_negative),
-            "retain_weight": (self.retain_weight >= 0, non_negative),
-            "npo_beta": (self.npo_beta > 0, positive),
-            "max_grad_norm": (self.max_grad_norm >= 0, non_negative),
-            "dtype": (self.dtype in ("fp32", "bf16"), "fp32 or bf16"),
-            "schedule": (self.schedule in ("linear", "constant"), "linear or constant"),
-            "retain_loss": (self.retain_loss in ("nll", "kl"), "nll or kl"),
-            "forget_weight": (self.forget_weight >= 0, non_negative),
-            "beta": (self.beta > 0, positive),
-            "delta": (math.isfinite(self.delta), "a finite number"),
-            "satimp_b1": (self.satimp_b1 >= 0, non_negative),
-            "satimp_b2": (self.satimp_b2 >= 0, non_negative),
-            "rmu_c": (self.rmu_c > 0, positive),
-            "rmu_layer": (self.rmu_layer >= -1, "a block index, or -1 for the default depth"),
-            "rmu_params": (self.rmu_params in ("wmdp", "all"), "wmdp or all"),
-        }
-        for name, (ok, valid) in checks.items():
-            value = getattr(self, name)
-            if isinstance(value, float) and not math.isfinite(value):  # inf passes "> 0" and breaks the spec's JSON
-                ok, valid = False, valid if name == "delta" else f"a finite {valid.removeprefix('a ')}"
-            if not ok:  # the number as typed (-1, not -1.0)
-                shown = f"{value:g}" if isinstance(value, float) else repr(value)
-                raise BenchError(f"bad hyperparameter {name}={shown} (expected {valid})")
+    def __init__(self, **values: Any):
+        names = setting_names()
+        for name in values:
+            if declared(name) is None:
+                raise unknown("hyperparameter", name, names)
+        for name in names:  # plain attributes: the training loop reads them at every step
+            value = values.get(name, SETTINGS[name].default)
+            SETTINGS[name].check(value)
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str) -> Any:  # only for names that are not attributes
+        if name.startswith("_"):  # never a setting (copy and pickle probe such names)
+            raise AttributeError(name)
+        setting = declared(name)  # registered after this object was built: it has its default
+        if setting is None:
+            raise AttributeError(f"Hyperparams has no setting {name!r}")
+        return setting.default
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field '{name}'")
+
+    def items(self) -> list[tuple[str, Any]]:
+        """(name, value) of every declared setting, in spec order."""
+        return [(name, getattr(self, name)) for name in setting_names()]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Hyperparams) and self.items() == other.items()
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.items()))
+
+    def __repr__(self) -> str:
+        return f"Hyperparams({', '.join(f'{n}={v!r}' for n, v in self.items())})"
+
+    def __reduce__(self):  # pickled by value (worker processes), rebuilt and checked on load
+        return _rebuild, (tuple(self.items()),)
 
     def record(self, reads: tuple[str, ...] = ()) -> dict:
-        """The fields as a spec stores them: LATE fields only when in `reads` or not at their default."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name not in LATE or f.name in reads or getattr(self, f.name) != f.default}
+        """The settings as a spec stores them: late ones (bench.settings.Setting.late) only when in `reads`
+        or not at their default."""
+        return {name: value for name, value in self.items()
+                if not SETTINGS[name].late or name in reads or value != SETTINGS[name].default}
 
     def replace(self, **changes: Any) -> "Hyperparams":
-        """Return a copy with `changes` applied; values given as strings are converted."""
-        fields = {f.name: f for f in dataclasses.fields(self)}
+        """Return a copy with `changes` applied; values given as strings are converted to the current value's
+        type. An unknown name raises BenchError with a did-you-mean."""
         typed = {}
         for name, value in changes.items():
-            if name not in fields:
-                raise unknown("hyperparameter", name, fields)
-            typed[name] = _convert(name, value, type(getattr(self, name)))
-        return dataclasses.replace(self, **typed)
+            setting = declared(name)
+            if setting is None:
+                raise unknown("hyperparameter", name, setting_names())
+            typed[name] = setting.convert(value, type(getattr(self, name)))
+        return Hyperparams(**{**dict(self.items()), **typed})
 
 
-LATE = frozenset({"retain_loss", "forget_weight", "beta", "delta", "satimp_b1", "satimp_b2", "rmu_c", "rmu_layer",
-                   "rmu_params"})
-
-
-def _convert(name: str, value: Any, kind: type) -> Any:
-    if not isinstance(value, str) or kind is str:
-        return kind(value)
-    try:
-        return int(value) if kind is int else float(value)
-    except ValueError:
-        raise BenchError(f"bad hyperparameter {name}={value!r} (expected a {kind.__name__})") from None
+def _rebuild(items: tuple[tuple[str, Any], ...]) -> Hyperparams:
+    return Hyperparams(**dict(items))
 
 
 @dataclass(frozen=True)
@@ -127,32 +139,35 @@ class RunSpec:
 
     @property
     def method_label(self) -> str:
+        """The method as shown in tables: the objective name, with `-r<rank>` for a LoRA-style adapter."""
         return self.method if self.adapter == "full" else f"{self.method}-r{self.rank}"
 
     def option(self, name: str, default: Any = None) -> Any:
+        """The suite option `name` of this run, or `default` when the spec does not set it."""
         return dict(self.options).get(name, default)
 
     def to_dict(self) -> dict:
-        from methods import OBJECTIVES  # no torch: objective modules import it lazily
-
-        d = dataclasses.asdict(self)
-        reads = OBJECTIVES[self.objective].reads if self.objective in OBJECTIVES else ()
-        d["hparams"] = self.hparams.record(reads)
+        """The spec as a flat JSON-ready dict: its fields, the hyperparameters the objective records, the options."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["hparams"] = self.hparams.record(recorded_by(self.objective))
         d["options"] = dict(self.options)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunSpec":
+        """Rebuild a spec from `to_dict` output (e.g. a run's spec.json)."""
         d = dict(d)
         d["hparams"] = Hyperparams(**d["hparams"])
         d["options"] = tuple(sorted(d.get("options", {}).items()))
         return cls(**d)
 
     def canonical_json(self) -> str:
+        """`to_dict` as compact JSON with sorted keys: the text the run id is hashed from. Raises ValueError on NaN."""
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False)
 
     @property
     def hash(self) -> str:
+        """SHA-256 hex digest of `canonical_json`; its first 10 characters end the run id."""
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
 
     @property

@@ -32,9 +32,11 @@ class Summary:
 
     @property
     def has_interval(self) -> bool:
+        """True when lo / hi hold a 95% interval (never for n < 2)."""
         return self.lo is not None
 
     def overlaps(self, other: "Summary") -> bool:
+        """True when the two intervals overlap (a summary without one counts as the point at its mean)."""
         lo_a, hi_a = (self.lo, self.hi) if self.has_interval else (self.mean, self.mean)
         lo_b, hi_b = (other.lo, other.hi) if other.has_interval else (other.mean, other.mean)
         return lo_a <= hi_b and lo_b <= hi_a
@@ -42,6 +44,7 @@ class Summary:
 
 def t_quantile(n: int, level: float = LEVEL) -> float:
     """Student-t quantile for n values (scipy.special: a third of scipy.stats' import time)."""
+    # scipy loads when this runs, not when the CLI imports bench.stats
     from scipy.special import stdtrit
 
     return float(stdtrit(n - 1, 0.5 + level / 2))
@@ -126,6 +129,7 @@ class Paired:
 def paired(a: Sequence[float], b: Sequence[float], log_scale: bool = False, level: float = LEVEL) -> Paired | None:
     """Paired comparison of matched values (a[i] and b[i] from the same seed / split); the p-value is the
     two-sided paired t-test's (what scipy.stats.ttest_rel gives)."""
+    # scipy loads when this runs, not when the CLI imports bench.stats
     from scipy.special import stdtr
 
     pairs = [(float(x), float(y)) for x, y in zip(a, b) if x is not None and y is not None

@@ -4,6 +4,12 @@ Every write is atomic (temporary file in the same directory + fsync + rename), s
 process killed mid-write, never sees half a file. A run is claimed with an exclusive flock on its
 `lock` file, so two processes working through overlapping grids on one results directory compute
 each run exactly once; the lock dies with its process, so a killed run can be claimed again.
+
+Artefacts shared by the runs of a suite (reference models, generated data, stored evaluations, Fisher
+tensors, thresholds) live under `results/<suite>/artefacts/` at paths named by a digest of everything
+they are computed from, so an artefact that exists is the right one: `artefact` (a file or a directory)
+and `json_artefact` read it if it exists, else compute it, write it to a temporary path and publish it by
+one rename. A reader, or a process killed while writing, never sees a partial artefact.
 """
 
 from __future__ import annotations
@@ -12,12 +18,13 @@ import fcntl
 import json
 import math
 import os
+import shutil
 import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from bench.errors import BenchError
 from bench.spec import RunSpec
@@ -37,6 +44,8 @@ def _json_safe(obj: Any) -> Any:
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write `obj` as JSON to `path` (parents created) by a temporary file in the same directory, fsync and
+    one rename: readers see the old file or the new one, never part of one. NaN / inf become strings."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -53,12 +62,60 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
+    """The JSON value stored at `path` (OSError if it cannot be read, json.JSONDecodeError if it is not JSON)."""
     with open(path) as f:
         return json.load(f)
 
 
+def publish(path: Path, write: Callable[[Path], None]) -> Path:
+    """Make the artefact `write(tmp)` writes (a file or a directory at `tmp`) visible at `path` by one rename.
+
+    `tmp` lies in a hidden staging directory beside `path` (same file system), removed afterwards whatever
+    happens; a process killed mid-write leaves only that staging directory, never a partial `path`. A
+    directory that another process published first is kept and ours discarded (artefact paths are
+    content-addressed: theirs holds the same); a file replaces the one there. Returns `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        tmp = staging / path.name
+        write(tmp)
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            if not (tmp.is_dir() and path.is_dir()):
+                raise
+            # another process won the race to publish this directory: keep theirs
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
+def artefact(path: Path, write: Callable[[Path], None], ready: str | None = None) -> Path:
+    """`path` if the artefact is there, else built by `write(tmp)` and published (`publish`).
+
+    `ready`: for a directory, the file inside it whose presence says it is complete (e.g. `config.json`
+    of a saved model); None: `path` itself. Returns `path`."""
+    path = Path(path)
+    if not (path / ready if ready else path).exists():
+        publish(path, write)
+    return path
+
+
+def json_artefact(path: Path, compute: Callable[[], Any]) -> Any:
+    """The JSON value stored at `path`, else `compute()`, stored there atomically (`write_json_atomic`) and
+    returned as computed (NaN stays a float here; the stored copy reads it back as the string 'nan')."""
+    path = Path(path)
+    if path.exists():
+        return read_json(path)
+    value = compute()
+    write_json_atomic(path, value)
+    return value
+
+
 class CorruptRun(Exception):
-    pass
+    """A run.json that cannot be read as a run record (truncated, not JSON, no `spec` / `status`); the
+    message names the file. Reported per run (`bench status`, the report), never fatal to a grid."""
 
 
 @dataclass
@@ -75,9 +132,11 @@ class Run:
 
     @property
     def status(self) -> str:
+        """pending | running | finished | failed | cancelled, as the record says ("missing" without one)."""
         return self.record.get("status", "missing")
 
     def save(self) -> None:
+        """Write the record to `<dir>/run.json` atomically with its `updated_at` (seconds since the epoch)."""
         if not self.writes:
             return
         self.record["updated_at"] = time.time()
@@ -85,13 +144,18 @@ class Run:
 
 
 class ResultStore:
+    """The results directory `root`: `<suite>/runs/<run-id>/` per run, `<suite>/artefacts/` shared by a suite's
+    runs. Nothing is written until a run is claimed or an artefact built."""
+
     def __init__(self, root: str | os.PathLike = "results"):
         self.root = Path(root)
 
     def suite_dir(self, suite: str) -> Path:
+        """`<root>/<suite>`: the suite's runs, artefacts, reports and grid timings."""
         return self.root / suite
 
     def run_dir(self, spec: RunSpec) -> Path:
+        """`<root>/<suite>/runs/<run-id>`: where `spec`'s run.json, items and checkpoints live."""
         return self.suite_dir(spec.suite) / "runs" / spec.run_id
 
     def artefact_dir(self, suite: str) -> Path:
@@ -130,6 +194,7 @@ class ResultStore:
             return str(e)
 
     def status(self, spec: RunSpec) -> str:
+        """`spec`'s run status as its record says; "missing" without a record, "corrupt" if it cannot be read."""
         try:
             record = self.load(self.run_dir(spec))
         except CorruptRun:
@@ -188,8 +253,6 @@ class ResultStore:
     def discard(self, run: Run) -> None:
         """Remove a run that never had a record (a bad input stopped it before it started), and the
         suite's `runs/` and suite directories if that leaves them empty: a failed start leaves nothing."""
-        import shutil
-
         shutil.rmtree(run.dir, ignore_errors=True)
         for parent in (run.dir.parent, run.dir.parent.parent):
             try:
@@ -199,6 +262,7 @@ class ResultStore:
 
 
 def new_record(spec: RunSpec) -> dict:
+    """The record of a run not started yet (status pending, no epochs), in schema SCHEMA_VERSION."""
     return {
         "schema": SCHEMA_VERSION,
         "run_id": spec.run_id,

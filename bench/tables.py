@@ -1,9 +1,13 @@
-"""Paper-style tables: the layout of Cha et al.'s TDEC table and TOFU's forget-quality / model-utility
-grid. Every cell is the mean over seeds (and forget sets) with its 95% interval; every method whose
-interval overlaps the best one's is marked best with it (ties), never a single bolded number; the cost
-of each method (wall time, trainable parameters, peak memory) sits beside its quality."""
+"""Paper-style tables: the cells every suite's table is made of, and the robustness table. Every cell is the
+mean over seeds (and forget sets) with its 95% interval; every method whose interval overlaps the best one's
+is marked best with it (ties), never a single bolded number; the cost of each method (wall time, trainable
+parameters, peak memory) sits beside its quality. A suite's own layout lives beside it (suites/tofu_report.py:
+TOFU's forget-quality / model-utility grid; suites/tdec_report.py: Cha et al.'s TDEC table) and reaches the
+report through `Suite.paper_table`, which returns a `PaperTable`."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import pandas as pd
 from tabulate import tabulate
@@ -13,19 +17,25 @@ from bench import stats
 # peak MB is the process's high-water RSS on CPU (in-process grids: the maximum so far), GPU memory on CUDA
 COST = {"wall_s": ("wall s", False), "trainable_params": ("trainable", False), "peak_mem_mb": ("peak MB", False)}
 
-TOFU_CAPTION = (
-    "Cells: mean over seeds and its 95% Student-t interval [lo, hi] (forget quality: geometric mean, interval "
-    "on log10). Bold: the best mean and every interval overlapping it (tied). Column rules: **FQ last** / "
-    "**MU last** = forget quality / model utility after the last epoch; **FQ@MU** = utility-constrained forget "
-    "quality, the best forget quality over epochs (epoch 0 = the target itself) whose model utility stays at or "
-    "above 0.9 x the target's; **forgot** = runs whose forget ROUGE-L recall fell to the retain-only model's "
-    "within the epochs; **MU@forgot** = model utility at that epoch (equal forgetting). Reference rows are "
-    "single models and never compete.")
-TDEC_CAPTION = (
-    "Cells: mean over seeds and forget sets with its 95% Student-t interval [lo, hi]. Epochs to forget: over "
-    "the runs that reached the unseen-data thresholds (`forgotten` counts them); a row competes for best "
-    "only when all its runs forgot. Utility columns are measured after the last epoch (the stopping epoch). "
-    "Bold: best mean and every interval overlapping it (tied). – = not measured.")
+
+@dataclass
+class PaperTable:
+    """A suite's paper-style table as bench/report.py writes it (paper_table.md / .tex and the HTML page):
+    `rows` and `columns` as `cells` takes them, `keys` = the row's identifying columns shown first, and the
+    Markdown `caption` that says what the cells are."""
+
+    rows: list[dict]
+    columns: dict[str, tuple[str, bool]]
+    keys: list[str]
+    caption: str
+
+
+def left_out_note(columns: dict, shown: tuple[str, ...]) -> str:
+    """The caption's sentence naming the `columns` a suite measures but does not show (its `paper_columns`
+    leave them out), or "" when it shows them all."""
+    left_out = [c for c in columns if c not in shown]
+    return (f" Measured but left out of this suite's table (between-method spread not above the seed-to-seed "
+            f"spread; see signal.md and leaderboard.csv): {', '.join(left_out)}." if left_out else "")
 
 
 def cells(rows: list[dict], columns: dict[str, tuple[str, bool]], keys: list[str], tex: bool = False) -> list[dict]:
@@ -50,18 +60,19 @@ def cells(rows: list[dict], columns: dict[str, tuple[str, bool]], keys: list[str
 
 
 def render(rows: list[dict], columns: dict[str, tuple[str, bool]], keys: list[str], tex: bool) -> str:
+    """`cells` as one GitHub-Markdown table (tex=False) or LaTeX tabular (tex=True)."""
     return tabulate(cells(rows, columns, keys, tex), headers="keys", tablefmt="latex_raw" if tex else "github",
                     showindex=False)
 
 
-def _status(group: pd.DataFrame) -> str:
+def row_status(group: pd.DataFrame) -> str:
     """`ok`, or what else the runs of a row are: `1 failed, 1 running`."""
     other = group[group["status"] != "finished"]["status"].value_counts()
     return ", ".join(f"{n} {status}" for status, n in sorted(other.items())) or "ok"
 
 
 def row_labels(runs: pd.DataFrame, keys: list[str]) -> pd.Series:
-    """The method label, with its settings appended (bench.report.run_settings: `ga [lr=0.001 epochs=2]`)
+    """The method label, with its settings appended (bench.runs.run_settings: `ga [lr=0.001 epochs=2]`)
     where one row name would cover runs of several settings: such runs are never averaged together.
     Forget sets, splits and seeds of one setting pool into one row."""
     if runs.empty:
@@ -72,7 +83,7 @@ def row_labels(runs: pd.DataFrame, keys: list[str]) -> pd.Series:
     return runs["method"].where(distinct <= 1, runs["method"] + " [" + tag + "]")
 
 
-def _summary(frame: pd.DataFrame, col: str, metrics: dict | None = None):
+def column_summary(frame: pd.DataFrame, col: str, metrics: dict | None = None):
     """Summary of column `col` with the scale and range of its metric. Cost: wall time with its interval;
     trainable parameters and peak memory, which do not vary with the seed, as plain means."""
     if col not in frame:
@@ -85,73 +96,11 @@ def _summary(frame: pd.DataFrame, col: str, metrics: dict | None = None):
     return s if s is None or col == "wall_s" else stats.Summary(s.mean, None, None, s.n)
 
 
-def _forgot(done: pd.DataFrame) -> str:
+def forgot_share(done: pd.DataFrame) -> str:
+    """`k/n`: how many of the runs `done` set their `forgotten` flag (the suite's forgetting rule), "–" when none
+    records it."""
     flags = done["forgotten"].dropna().astype(bool) if "forgotten" in done else pd.Series(dtype=bool)
     return f"{int(flags.sum())}/{len(flags)}" if len(flags) else "–"
-
-
-TOFU_COLUMNS = {"forget_quality": ("FQ last", True), "model_utility": ("MU last", True),
-                "fq_constrained": ("FQ@MU", True), "mu_at_forget": ("MU@forgot", True)}
-
-
-def tofu_rows(runs: pd.DataFrame, refs: pd.DataFrame, metrics=(), shown=tuple(TOFU_COLUMNS)) -> tuple[list[dict], dict]:
-    """Rows: target, retain, then each method; per split the columns `shown` (the suite's choice of FQ and
-    MU at the last epoch, FQ@MU, MU@forgot), how many runs forgot, then cost."""
-    splits = sorted(runs["split"].dropna().unique()) if not runs.empty else []
-    metrics = {m.name: m for m in metrics}
-    per_split = {c: TOFU_COLUMNS[c] for c in shown}
-    columns = {}
-    for split in splits:
-        for metric, (header, higher) in per_split.items():
-            columns[f"{split}:{metric}"] = (f"{split} {header}", higher)
-    columns.update(COST)
-    rows = []
-    for role in ("(target)", "(retain)"):
-        row = {"method": role, "runs": "", "status": "reference", "forgot": "", "reference": True}
-        for split in splits:
-            ref = refs[(refs["method"] == role) & (refs["split"] == split)] if not refs.empty else refs
-            for metric in ("forget_quality", "model_utility"):
-                row[f"{split}:{metric}"] = _summary(ref, metric, metrics) if not ref.empty else None
-        rows.append(row)
-    runs = runs.assign(method=row_labels(runs, ["method"]))
-    finished = runs[runs["status"] == "finished"]
-    for method, group in runs.groupby("method", sort=True):
-        done = finished[finished["method"] == method]
-        row = {"method": method, "runs": f"{len(done)}/{len(group)}", "status": _status(group)}
-        for split in splits:
-            in_split = done[done["split"] == split]
-            for metric in per_split:
-                row[f"{split}:{metric}"] = _summary(in_split, metric, metrics)
-        row["forgot"] = _forgot(done)
-        for col in COST:
-            row[col] = _summary(done, col)
-        rows.append(row)
-    return rows, columns
-
-
-TDEC_COLUMNS = {"epochs_to_forget": ("epochs to forget", False), "reasoning_acc": ("reasoning acc", True),
-                "dialogue_f1": ("dialogue F1", True), "ppl_pile": ("Pile PPL", False),
-                "ppl_heldout": ("held-out PPL", False)}
-
-
-def tdec_rows(runs: pd.DataFrame, metrics=(), shown=tuple(TDEC_COLUMNS)) -> tuple[list[dict], dict]:
-    """Rows: model x method (objective + adapter/rank); mean and interval over forget sets and seeds;
-    quality columns `shown` (the suite's choice), then cost."""
-    columns = {**{c: TDEC_COLUMNS[c] for c in shown}, **COST}
-    metrics = {m.name: m for m in metrics}
-    runs = runs.assign(method=row_labels(runs, ["model", "method"]))
-    finished = runs[runs["status"] == "finished"]
-    rows = []
-    for (model, method), group in runs.groupby(["model", "method"], sort=True):
-        done = finished[(finished["model"] == model) & (finished["method"] == method)]
-        forgot = done["forgotten"].fillna(False).astype(bool) if "forgotten" in done else pd.Series(dtype=bool)
-        row = {"model": model, "method": method, "runs": f"{len(done)}/{len(group)}", "status": _status(group),
-               "forgotten": f"{int(forgot.sum())}/{len(done)}",
-               "ineligible": set() if len(done) and forgot.all() else {"epochs_to_forget"}}
-        for col in columns:
-            row[col] = _summary(done, col, metrics)
-        rows.append(row)
-    return rows, columns
 
 
 ROBUSTNESS_VARIANTS = {"relearn_forget": "relearn (forget)", "relearn_retain": "relearn (retain)", "quant8": "8-bit",
@@ -189,12 +138,12 @@ def robustness_rows(runs: pd.DataFrame, refs: pd.DataFrame, metrics=(), shown: t
     for col in columns:
         variant, _, name = col.rpartition("/")
         if not variant and not refs.empty and name in refs:  # TOFU: the target's own evaluation
-            target[col] = _summary(refs[refs["method"] == "(target)"], name, metric_of)
+            target[col] = column_summary(refs[refs["method"] == "(target)"], name, metric_of)
         elif variant in ("quant8", "quant4", "paraphrase"):
-            target[col] = _summary(finished, f"target_{col}", metric_of)
+            target[col] = column_summary(finished, f"target_{col}", metric_of)
     rows = [target]
     for method, done in finished.groupby("method", sort=True):
         row = {"method": method, "runs": f"{len(done)}"}
-        row.update({col: _summary(done, col, metric_of) for col in columns})
+        row.update({col: column_summary(done, col, metric_of) for col in columns})
         rows.append(row)
     return rows, columns

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from typing import Iterable
 
 import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+from bench.errors import unknown
 
 ARCHS = ("gpt-neo", "llama", "phi")
 EOS = "<|endoftext|>"
@@ -15,7 +18,7 @@ PAD = "<pad>"
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 2000):
     """Byte-level BPE over `texts`; EOS = `<|endoftext|>` (id 0), PAD = `<pad>` (id 1)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    # transformers loads when this runs, not on import of bench.tiny
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
@@ -40,6 +43,7 @@ class TinyShape:
 
 def build_tiny(arch: str, tokenizer, shape: TinyShape = TinyShape(), seed: int = 0):
     """A randomly initialised causal LM of `arch` with `tokenizer`'s vocabulary."""
+    # transformers loads when this runs, not on import of bench.tiny
     from transformers import (GPTNeoConfig, GPTNeoForCausalLM, LlamaConfig, LlamaForCausalLM, PhiConfig,
                               PhiForCausalLM)
 
@@ -63,7 +67,6 @@ def build_tiny(arch: str, tokenizer, shape: TinyShape = TinyShape(), seed: int =
                            resid_pdrop=0.0, embd_pdrop=0.0, attention_dropout=0.0, **special)
         cls = PhiForCausalLM
     else:
-        from bench.errors import unknown
         raise unknown("architecture", arch, ARCHS)
     torch.manual_seed(seed)
     return cls(config)

@@ -20,6 +20,7 @@ def check_vocabulary(tokenizer, source) -> None:
 
 def load_tokenizer(source, **kwargs):
     """AutoTokenizer.from_pretrained(source, **kwargs), checked; pad = EOS where the tokenizer has no pad."""
+    # transformers loads when this runs, not when the CLI imports bench.tokenizer
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(source), **kwargs)

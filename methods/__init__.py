@@ -4,16 +4,46 @@ Users type `ihl+fila`, `gd+lora`, `npo` (full fine-tuning when no adapter is nam
 
 from __future__ import annotations
 
+from bench import settings
 from bench.errors import BenchError
 from bench.registry import Registry
 from methods import ceu, fila, full, ga, gd, idkdpo, ihl, kl, lora, npo, rmu, satimp, simnpo, undial, wga
 from methods.adapter import Adapter, AdapterInputs
-from methods.objective import LossInputs, Objective
+from methods.objective import BETA, FORGET_WEIGHT, LOOP, RETAIN_LOSS, RETAIN_WEIGHT, LossInputs, Objective
 
-OBJECTIVES: Registry[Objective] = Registry("objective")
+class ObjectiveRegistry(Registry[Objective]):
+    """The objectives by name. Registering one also declares its settings (Objective.settings) to `--set` and
+    to run specs (bench/settings.py), so `OBJECTIVES.register(name, objective)` is the one line a new
+    objective needs, in this package or in a plug-in outside it. A default for a setting the objective does
+    not read raises ValueError: it would change its run ids and nothing it computes."""
+
+    def register(self, name: str, item: Objective) -> Objective:
+        unread = sorted(set(item.defaults) - set(item.uses) - set(LOOP))
+        if unread:
+            raise ValueError(f"objective '{name}' has a default for {unread[0]}, a setting it does not read "
+                             f"(it reads {', '.join(item.uses) or 'only the loop settings'})")
+        if name in self:
+            raise ValueError(f"{self.kind} '{name}' registered twice")
+        settings.register_objective(name, item.settings, item.records_defaults)
+        return super().register(name, item)
+
+
+OBJECTIVES = ObjectiveRegistry("objective")
 ADAPTERS: Registry[Adapter] = Registry("adapter")
+
+
+def register(objective: Objective) -> Objective:
+    """`OBJECTIVES.register(objective.name, objective)`."""
+    return OBJECTIVES.register(objective.name, objective)
+
+
+# The objectives' settings in the order run specs list them (show-config prints them so); an objective's
+# registration adds any it declares that is not here.
+for _setting in (RETAIN_WEIGHT, npo.NPO_BETA, RETAIN_LOSS, FORGET_WEIGHT, BETA, simnpo.DELTA, satimp.B1, satimp.B2,
+                 rmu.C, rmu.LAYER, rmu.PARAMS):
+    settings.register(_setting)
 for _module in (ga, gd, kl, npo, ihl, simnpo, idkdpo, rmu, undial, wga, satimp, ceu):
-    OBJECTIVES.register(_module.OBJECTIVE.name, _module.OBJECTIVE)
+    register(_module.OBJECTIVE)
 for _module in (full, lora, fila):
     ADAPTERS.register(_module.ADAPTER.name, _module.ADAPTER)
 
@@ -57,5 +87,5 @@ def expand_methods(text: str, default_adapters: tuple[str, ...]) -> list[tuple[s
                          "--methods ihl+fila,ga+lora)")
     return list(dict.fromkeys(out))
 
-__all__ = ["OBJECTIVES", "ADAPTERS", "Adapter", "AdapterInputs", "LossInputs", "Objective", "parse_method",
+__all__ = ["OBJECTIVES", "ADAPTERS", "register", "Adapter", "AdapterInputs", "LossInputs", "Objective", "parse_method",
            "expand_methods", "PAPER_OBJECTIVES", "PAPER_ADAPTERS", "BASELINE_OBJECTIVES"]

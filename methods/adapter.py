@@ -20,6 +20,8 @@ class AdapterInputs:
 
 @dataclass(frozen=True)
 class Adapter:
+    """An adapter: `apply(model, AdapterInputs)` makes the chosen parameters trainable (wrapping the model
+    if needed) and returns the model to train; `uses_rank`: it reads `--ranks`."""
     name: str
     apply: Callable[[torch.nn.Module, AdapterInputs], torch.nn.Module]
     uses_rank: bool

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from methods.objective import RETAIN, RETAIN_TERM, LossInputs, Objective
+from methods.objective import FORGET_WEIGHT, RETAIN_TERM, LossInputs, Objective
 
 if TYPE_CHECKING:
     import torch
@@ -33,6 +33,8 @@ def without_true_token(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tens
 
 
 def loss(x: LossInputs):
+    """gamma * mean over forget answer positions of CE(q_t, p_theta,t) + retain term (module docstring);
+    parts: `ceu` and the retain term's."""
     from methods.losses import logits_of, retain_term
     from methods.undial import soft_cross_entropy
 
@@ -45,6 +47,5 @@ def loss(x: LossInputs):
 
 OBJECTIVE = Objective("ceu", loss, needs_retain=True, needs_reference=False,
                       summary="cross-entropy toward the model's own distribution without the true token",
-                      reads=RETAIN + ("forget_weight",), defaults={"retain_weight": 0.0},
-                      source="Yang et al. 2025, CE-U: cross entropy unlearning",
-                      uses=RETAIN_TERM + ("forget_weight",))
+                      settings=RETAIN_TERM + (FORGET_WEIGHT,), records_defaults=True, defaults={"retain_weight": 0.0},
+                      source="Yang et al. 2025, CE-U: cross entropy unlearning")

@@ -4,6 +4,7 @@ from methods.adapter import Adapter, AdapterInputs
 
 
 def apply(model, _: AdapterInputs):
+    """Every parameter of `model` trains; the model is returned unwrapped."""
     for p in model.parameters():
         p.requires_grad_(True)
     return model

@@ -4,6 +4,7 @@ from methods.objective import RETAIN_TERM, LossInputs, Objective
 
 
 def loss(x: LossInputs):
+    """-mean NLL(forget) + lambda * retain term (Liu et al. 2022); parts: `forget_nll` and the retain term's."""
     from methods.losses import nll_of, retain_term
 
     forget = nll_of(x.model, x.forget)
@@ -14,4 +15,4 @@ def loss(x: LossInputs):
 OBJECTIVE = Objective("gd", loss, needs_retain=True, needs_reference=False,
                       summary="gradient ascent on forget + descent on retain",
                       source="Liu et al. 2022, Continual learning and private unlearning",
-                      uses=RETAIN_TERM)
+                      settings=RETAIN_TERM)

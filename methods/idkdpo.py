@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from methods.objective import RETAIN, RETAIN_TERM, LossInputs, Objective
+from methods.objective import BETA, FORGET_WEIGHT, RETAIN_TERM, LossInputs, Objective
 
 if TYPE_CHECKING:
     import torch
@@ -27,6 +27,8 @@ def dpo_term(s_win: torch.Tensor, s_win_ref: torch.Tensor, s_lose: torch.Tensor,
 
 
 def loss(x: LossInputs):
+    """gamma * DPO term preferring the refusal (`x.alternate`) over the forget answer, relative to the
+    frozen model, + retain term (module docstring); parts: `dpo` and the retain term's."""
     import torch
 
     from methods.losses import logits_of, retain_term, sequence_nll
@@ -44,6 +46,5 @@ def loss(x: LossInputs):
 
 OBJECTIVE = Objective("idkdpo", loss, needs_retain=True, needs_reference=True,
                       summary="DPO preferring a refusal over the forget answer + retain NLL",
-                      reads=RETAIN + ("beta", "forget_weight"), defaults={"beta": 0.1},
-                      needs_alternate=True, source="Maini et al. 2024, TOFU (IdkDPO); Rafailov et al. 2023, DPO",
-                      uses=RETAIN_TERM + ("beta", "forget_weight"))
+                      settings=RETAIN_TERM + (BETA, FORGET_WEIGHT), records_defaults=True, defaults={"beta": 0.1},
+                      needs_alternate=True, source="Maini et al. 2024, TOFU (IdkDPO); Rafailov et al. 2023, DPO")

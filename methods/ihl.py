@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 
 def inverted_hinge(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean over counted positions of 1 + p(y_t) - max_{v != y_t} p(v); logits [B, T, V], labels [B, T]
+    (-100 = not counted), softmax in float32. A scalar in [0, 2]. Cha et al. 2025."""
     from methods.losses import shifted
 
     lg, targets, mask = shifted(logits, labels)
@@ -28,6 +30,7 @@ def inverted_hinge(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def loss(x: LossInputs):
+    """Inverted hinge on the forget batch + lambda * retain term; parts: `ihl` and the retain term's."""
     from methods.losses import logits_of, retain_term
 
     forget = inverted_hinge(logits_of(x.model, x.forget), x.forget["labels"])
@@ -38,4 +41,4 @@ def loss(x: LossInputs):
 OBJECTIVE = Objective("ihl", loss, needs_retain=True, needs_reference=False,
                       summary="inverted hinge loss on forget + retain NLL",
                       source="Cha et al. 2025, Towards robust and parameter-efficient knowledge unlearning for LLMs",
-                      uses=RETAIN_TERM)
+                      settings=RETAIN_TERM)

@@ -1,9 +1,11 @@
 """KL: -NLL(forget) + lambda * KL(p_ref || p_theta), averaged over counted retain tokens."""
 
-from methods.objective import LossInputs, Objective
+from methods.objective import RETAIN_WEIGHT, LossInputs, Objective
 
 
 def loss(x: LossInputs):
+    """-mean NLL(forget) + lambda * KL(p_ref || p_theta) over counted retain tokens (Maini et al. 2024);
+    parts: `forget_nll`, `retain_kl`."""
     import torch
 
     from methods.losses import logits_of, nll_of, retain_kl
@@ -18,4 +20,4 @@ def loss(x: LossInputs):
 OBJECTIVE = Objective("kl", loss, needs_retain=True, needs_reference=True,
                       summary="gradient ascent + KL to the original model on retain",
                       source="Maini et al. 2024, TOFU",
-                      uses=("retain_weight",))
+                      settings=(RETAIN_WEIGHT,))

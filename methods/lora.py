@@ -27,6 +27,8 @@ def target_linear_names(model: torch.nn.Module) -> list[str]:
 
 
 def check_rank(model: torch.nn.Module, names: list[str], rank: int) -> None:
+    """A one-line BenchError when `rank` is not positive or exceeds the smallest dimension of a target
+    layer `names` of `model` (a LoRA factor cannot be wider than its layer)."""
     if rank <= 0:
         raise BenchError(f"bad LoRA rank {rank} (expected a positive integer such as 4, 8, 16 or 32)")
     modules = dict(model.named_modules())
@@ -47,6 +49,7 @@ def wrap(model: torch.nn.Module, rank: int):
 
 
 def apply(model, x: AdapterInputs):
+    """Wrap `model` in rank-`x.rank` LoRA (PEFT, alpha = 2r, B = 0): only the adapter matrices train."""
     return wrap(model, x.rank)
 
 

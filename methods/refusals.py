@@ -18,6 +18,8 @@ IGNORE = -100  # methods.losses.IGNORE; not imported from there, which loads tor
 
 
 def load(path: str = "") -> list[str]:
+    """The refusals of file `path` (the shipped methods/idk_answers.txt when empty), one per non-empty
+    line; a missing or empty file is a one-line BenchError."""
     file = Path(path) if path else SHIPPED
     if not file.is_file():
         raise BenchError(f"bad option idk_answers={path!r} (expected a text file with one refusal per line)")
@@ -35,6 +37,7 @@ def describe(path: str = "") -> dict:
 
 
 def pair(n: int, answers: Sequence[str], seed: int) -> list[str]:
+    """`n` refusals drawn with replacement from `answers` by `seed` (the same pairs on every resumption)."""
     rng = random.Random(seed)
     return [rng.choice(answers) for _ in range(n)]
 

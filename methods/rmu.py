@@ -21,7 +21,8 @@ import re
 from typing import TYPE_CHECKING
 
 from bench.errors import BenchError
-from methods.objective import LossInputs, Objective
+from bench.settings import Setting, choice, positive
+from methods.objective import FORGET_WEIGHT, RETAIN_WEIGHT, LossInputs, Objective
 
 if TYPE_CHECKING:
     import torch
@@ -29,11 +30,19 @@ if TYPE_CHECKING:
     from bench.spec import Hyperparams
 
 WMDP_LAYER, WMDP_DEPTH = 7, 32
+SOURCE = "Li et al. 2024, The WMDP benchmark (RMU)"
+C = positive("rmu_c", 2.0, "c: forget activations are pushed to c * u", source="this project: a TOFU-scale c")
+LAYER = Setting("rmu_layer", -1, lambda v: v >= -1, "a block index, or -1 for the default depth",
+                "l: the steered block; -1 = WMDP's block 7 of 32 at the same relative depth", SOURCE)
+PARAMS = choice("rmu_params", "wmdp", ("wmdp", "all"),
+                "wmdp: train only the MLP output projections of blocks l-2..l; all: what the adapter trains",
+                source=SOURCE)
 # the MLP output projection in the architectures transformers ships (Llama/Mistral, GPT-2/Neo, Phi, GPT-NeoX)
 MLP_OUT = re.compile(r"\.(\d+)\.mlp\.(down_proj|c_proj|fc2|dense_4h_to_h)(\.|$)")
 
 
 def n_blocks(model) -> int:
+    """The number of transformer blocks in `model`'s config; BenchError if it names none."""
     config = model.config
     for name in ("num_hidden_layers", "num_layers", "n_layer"):
         if isinstance(getattr(config, name, None), int):
@@ -53,6 +62,8 @@ def steered_layer(model, hp: Hyperparams) -> int:
 
 
 def direction(hidden: int, seed: int, c: float, device) -> torch.Tensor:
+    """c * u with u a uniform [0, 1) draw of length `hidden` from `seed`, normalised to unit length, on
+    `device` (RMU's fixed random target)."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
@@ -68,11 +79,14 @@ def mean_squared_distance(h: torch.Tensor, target: torch.Tensor, mask: torch.Ten
 
 
 def hidden_at(model, batch: dict, layer: int) -> torch.Tensor:
+    """The output of block `layer` (0-based), [B, T, hidden]: `hidden_states[layer + 1]`."""
     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True)
     return out.hidden_states[layer + 1]  # [0] is the embeddings
 
 
 def loss(x: LossInputs):
+    """gamma * msd(h_l, c u) on forget tokens + lambda * msd(h_l, h_l,ref) on retain tokens (module
+    docstring); parts: `rmu_forget`, `rmu_retain`."""
     import torch
 
     from methods.losses import IGNORE
@@ -116,6 +130,7 @@ def trained(name: str, layer: int) -> bool:
 
 
 def no_projection(layer: int) -> BenchError:
+    """The error for a steered layer with no trainable MLP output projection in blocks l-2..l."""
     return BenchError(f"RMU: no trainable MLP output projection in blocks {max(0, layer - 2)}..{layer} "
                       f"(set rmu_params=all to train what the adapter trains)")
 
@@ -130,6 +145,5 @@ def check(model, hp: Hyperparams) -> None:
 
 OBJECTIVE = Objective("rmu", loss, needs_retain=True, needs_reference=True,
                       summary="steer forget activations to a random direction, keep retain activations",
-                      reads=("rmu_c", "rmu_layer", "rmu_params", "forget_weight"), prepare=choose_parameters,
-                      source="Li et al. 2024, The WMDP benchmark (RMU)",
-                      uses=("retain_weight", "rmu_c", "rmu_layer", "rmu_params", "forget_weight"))
+                      settings=(RETAIN_WEIGHT, C, LAYER, PARAMS, FORGET_WEIGHT), records_defaults=True,
+                      prepare=choose_parameters, check=check, source=SOURCE)

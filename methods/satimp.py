@@ -7,10 +7,17 @@ Convention: p_t is the model's probability of the true token; b1 rewards tokens 
 forgotten), b2 tokens not fully certain. Defaults (the open harness's): b1 5, b2 1, gamma 0.1,
 lambda 1 with retain NLL."""
 
-from methods.objective import RETAIN, RETAIN_TERM, LossInputs, Objective
+from bench.settings import non_negative
+from methods.objective import FORGET_WEIGHT, RETAIN_TERM, LossInputs, Objective
+
+SOURCE = "Yang et al. 2025, Exploring criteria of loss reweighting to enhance LLM unlearning"
+B1 = non_negative("satimp_b1", 5.0, "b1: exponent of the saturation weight p^b1", source=SOURCE)
+B2 = non_negative("satimp_b2", 1.0, "b2: exponent of the importance weight (1-p)^b2", source=SOURCE)
 
 
 def loss(x: LossInputs):
+    """gamma * -mean over forget tokens of p^b1 (1-p)^b2 NLL_t (weights detached) + retain term; parts:
+    `satimp` and the retain term's."""
     from methods.losses import logits_of, retain_term
     from methods.wga import weighted_ascent
 
@@ -22,6 +29,5 @@ def loss(x: LossInputs):
 
 OBJECTIVE = Objective("satimp", loss, needs_retain=True, needs_reference=False,
                       summary="gradient ascent weighted by p^b1 (1-p)^b2 + retain NLL",
-                      reads=RETAIN + ("satimp_b1", "satimp_b2", "forget_weight"), defaults={"forget_weight": 0.1},
-                      source="Yang et al. 2025, Exploring criteria of loss reweighting to enhance LLM unlearning",
-                      uses=RETAIN_TERM + ("satimp_b1", "satimp_b2", "forget_weight"))
+                      settings=RETAIN_TERM + (B1, B2, FORGET_WEIGHT), records_defaults=True,
+                      defaults={"forget_weight": 0.1}, source=SOURCE)

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from methods.objective import RETAIN, RETAIN_TERM, LossInputs, Objective
+from bench.settings import finite
+from methods.objective import BETA, FORGET_WEIGHT, RETAIN_TERM, LossInputs, Objective
 
 if TYPE_CHECKING:
     import torch
+
+DELTA = finite("delta", 0.0, "SimNPO's margin delta on the length-normalised NLL", source="Fan et al. 2024")
 
 
 def simnpo_term(mean_nll: torch.Tensor, beta: float, delta: float) -> torch.Tensor:
@@ -24,6 +27,8 @@ def simnpo_term(mean_nll: torch.Tensor, beta: float, delta: float) -> torch.Tens
 
 
 def loss(x: LossInputs):
+    """gamma * SimNPO term on the length-normalised forget NLL + retain term; parts: `simnpo` and the
+    retain term's."""
     from methods.losses import logits_of, retain_term, sequence_mean_nll
 
     nll = sequence_mean_nll(logits_of(x.model, x.forget), x.forget["labels"])
@@ -34,7 +39,6 @@ def loss(x: LossInputs):
 
 OBJECTIVE = Objective("simnpo", loss, needs_retain=True, needs_reference=False,
                       summary="reference-free NPO on length-normalised NLL + retain NLL",
-                      reads=RETAIN + ("beta", "delta", "forget_weight"),
+                      settings=RETAIN_TERM + (BETA, DELTA, FORGET_WEIGHT), records_defaults=True,
                       defaults={"beta": 4.5, "delta": 0.0, "forget_weight": 0.125},
-                      source="Fan et al. 2024, Simplicity prevails: rethinking negative preference optimization",
-                      uses=RETAIN_TERM + ("beta", "delta", "forget_weight"))
+                      source="Fan et al. 2024, Simplicity prevails: rethinking negative preference optimization")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from methods.objective import RETAIN, RETAIN_TERM, LossInputs, Objective
+from methods.objective import BETA, FORGET_WEIGHT, RETAIN_TERM, LossInputs, Objective
 
 if TYPE_CHECKING:
     import torch
@@ -42,6 +42,8 @@ def adjusted_logits(ref_logits: torch.Tensor, labels: torch.Tensor, beta: float)
 
 
 def loss(x: LossInputs):
+    """gamma * CE(softmax(z_ref - beta onehot(y)), p_theta) over forget answer positions + retain term;
+    parts: `undial` and the retain term's."""
     import torch
 
     from methods.losses import logits_of, retain_term
@@ -56,6 +58,6 @@ def loss(x: LossInputs):
 
 OBJECTIVE = Objective("undial", loss, needs_retain=True, needs_reference=True,
                       summary="self-distillation toward the frozen model with the true logit lowered",
-                      reads=RETAIN + ("beta", "forget_weight"), defaults={"beta": 10.0, "retain_weight": 0.0},
-                      source="Dong et al. 2024, UNDIAL: self-distillation with adjusted logits",
-                      uses=RETAIN_TERM + ("beta", "forget_weight"))
+                      settings=RETAIN_TERM + (BETA, FORGET_WEIGHT), records_defaults=True,
+                      defaults={"beta": 10.0, "retain_weight": 0.0},
+                      source="Dong et al. 2024, UNDIAL: self-distillation with adjusted logits")

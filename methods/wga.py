@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from methods.objective import RETAIN, RETAIN_TERM, LossInputs, Objective
+from methods.objective import BETA, FORGET_WEIGHT, RETAIN_TERM, LossInputs, Objective
 
 if TYPE_CHECKING:
     import torch
@@ -26,6 +26,8 @@ def weighted_ascent(logits: torch.Tensor, labels: torch.Tensor, weight_of) -> to
 
 
 def loss(x: LossInputs):
+    """gamma * -mean over forget tokens of p(y_t)^beta NLL_t (weights detached) + retain term; parts:
+    `wga` and the retain term's."""
     from methods.losses import logits_of, retain_term
 
     forget = weighted_ascent(logits_of(x.model, x.forget), x.forget["labels"], lambda p: p ** x.hp.beta)
@@ -35,6 +37,5 @@ def loss(x: LossInputs):
 
 OBJECTIVE = Objective("wga", loss, needs_retain=True, needs_reference=False,
                       summary="gradient ascent weighted by p(token)^beta + retain NLL",
-                      reads=RETAIN + ("beta", "forget_weight"), defaults={"beta": 1.0},
-                      source="Wang et al. 2025, Rethinking LLM unlearning objectives: a gradient perspective",
-                      uses=RETAIN_TERM + ("beta", "forget_weight"))
+                      settings=RETAIN_TERM + (BETA, FORGET_WEIGHT), records_defaults=True, defaults={"beta": 1.0},
+                      source="Wang et al. 2025, Rethinking LLM unlearning objectives: a gradient perspective")

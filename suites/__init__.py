@@ -1,5 +1,6 @@
 """Benchmark suites, registered by name."""
 
+from bench.plugins import load_plugins
 from bench.registry import Registry
 from suites.base import Context, Evaluation, Prepared, Suite
 from suites.tdec import Tdec
@@ -12,3 +13,6 @@ for _suite in (Tofu(), TofuMini(), Tdec(), TdecMini()):
     SUITES.register(_suite.name, _suite)
 
 __all__ = ["SUITES", "Suite", "Context", "Evaluation", "Prepared"]
+
+# plug-ins from outside this repository register themselves (bench/plugins.py); last, so that they find SUITES
+load_plugins()

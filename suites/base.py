@@ -7,9 +7,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.errors import BenchError, unknown
+from bench import fingerprint
+from bench.errors import BenchError, parse_list, unknown
+from bench.fingerprint import file_fingerprint, model_fingerprint
+from bench.metrics import UNIT, Metric  # the kernel's metric definitions; suites import them from bench.metrics
+from bench.models import check_model_name, on_meta, resolve
+from bench.robustness import canonical, check_recipe, parse
 from bench.spec import Hyperparams, RunSpec
 from bench.store import ResultStore
+from methods import OBJECTIVES
+from methods.refusals import SHIPPED
 
 
 @dataclass
@@ -67,24 +74,6 @@ class Prepared:
     records: dict = field(default_factory=dict)  # settings and references to write into run.json
 
 
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    higher_is_better: bool
-    summary: str
-    log_scale: bool = False  # summarised on log10 (geometric mean, asymmetric interval): p-values
-    bounds: tuple[float, float] | None = None  # the metric's range; intervals are clipped to it
-    ideal: float | None = None  # best = nearest to this value (an attack AUC's 0.5), not highest or lowest
-    # the ideal is the calibrating model's value on the same items where a run records one (an attack AUC of
-    # the retain-only model: chance is not 0.5 when members and non-members differ, e.g. by author)
-    calibrated: bool = False
-
-    def summarize(self, values):
-        from bench.stats import summarize_metric
-
-        return summarize_metric(values, self)
-
-
 # Options every suite has that were added after results existed: a spec records them only when set, so
 # runs made before them keep their ids (read them with spec.option(name, LATE_OPTIONS[name])).
 LATE_OPTIONS: dict[str, Any] = {
@@ -104,8 +93,6 @@ LIST_OPTIONS = ("lm_eval_tasks", "lm_eval_extra", "dialogue")
 # projection (1,856 LoRA parameters on tofu-mini: forget probability 0.997 -> 0.99 after 5 epochs), so the
 # mini suites let RMU train what the adapter trains (-> 0.65 LoRA / 0.23 FILA; 3 seeds, docs/methods.md)
 MINI_OBJECTIVE_OVERRIDES: dict[str, dict[str, Any]] = {"rmu": {"rmu_params": "all"}}
-
-UNIT = (0.0, 1.0)  # bounds of probabilities, accuracies, p-values, F1, ROUGE
 
 
 class Suite(ABC):
@@ -130,15 +117,23 @@ class Suite(ABC):
     splits_are_replicates: bool = False
 
     def check_split(self, split: str) -> str:
+        """Return `split` when the suite knows it. Raises BenchError (via `unknown`) naming the valid splits."""
         if split not in self.splits:
             raise unknown(f"split of suite {self.name}", split, self.splits)
         return split
 
     def all_options(self) -> dict[str, Any]:
+        """Every option a run of this suite can set, with its default: the suite's, `lm_eval_extra`, the late ones."""
         # lm_eval_extra: lm-eval tasks added to any suite's final evaluation (`--lm-eval-tasks a,b`)
         return {**self.options, "lm_eval_extra": "", **self.late_options}
 
     def check_options(self, given: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+        """Validate `--option` values against `all_options` and return the spec's options as sorted (key, value) pairs.
+
+        Each value is converted to its default's type; late options equal to their default are left out, so
+        specs (and run ids) made before they existed stay the same. Raises BenchError for an unknown key, a value
+        of the wrong type, a negative count, a bad `epoch_metrics`, list entry or robustness stage / recipe.
+        """
         merged = self.all_options()
         for key, value in given.items():
             if key not in merged:
@@ -151,8 +146,6 @@ class Suite(ABC):
                 raise BenchError(f"bad option {key}={value!r} (expected an integer >= 0)")
         if merged.get("epoch_metrics", "read") not in ("read", "all"):
             raise BenchError(f"bad option epoch_metrics={merged['epoch_metrics']!r} (expected read or all)")
-        from bench.grid import parse_list
-        from bench.robustness import canonical, check_recipe
 
         for key in LIST_OPTIONS:  # a repeated or empty entry is a typo, and would give the same runs another id
             if str(merged.get(key, "")) not in ("", "auto", "none"):
@@ -167,14 +160,10 @@ class Suite(ABC):
     def unread_option(self, name: str, spec: RunSpec) -> str | None:
         """Why a run of `spec` does not read option `name`, or None when it does. A --option that no run
         of a grid reads is an error; a run that does not read it keeps the spec (and id) it has without it."""
-        from methods import OBJECTIVES
-
         if name == "idk_answers" and not OBJECTIVES[spec.objective].needs_alternate:
             readers = [o for o in OBJECTIVES.names() if OBJECTIVES[o].needs_alternate]
             return f"only objectives trained towards refusals read it ({', '.join(readers)})"
         if name in ("relearn_fraction", "relearn_epochs"):
-            from bench.robustness import parse
-
             if "relearn" not in parse(spec.option("robustness", LATE_OPTIONS["robustness"])):
                 return "only the relearning stage reads it (--option robustness=relearn or all)"
         return None
@@ -202,14 +191,8 @@ class Suite(ABC):
         """Fingerprints of everything a run of `spec` reads besides its spec: data files (SHA-256), model
         weights (bench.fingerprint.model_fingerprint) and the evaluator's code. run.json records them;
         a finished run whose inputs differ now is recomputed, not reused (bench/runner.py)."""
-        from bench.fingerprint import code_fingerprint, file_fingerprint, model_fingerprint
-        from bench.robustness import parse
-        from methods import OBJECTIVES
-
         files = dict(self.input_files(spec, ctx))
         if OBJECTIVES[spec.objective].needs_alternate:
-            from methods.refusals import SHIPPED
-
             files["idk_answers"] = Path(spec.option("idk_answers", "") or SHIPPED)
         if spec.option("lm_eval_extra") and ctx.lm_eval_include:
             files.update({f"lm_eval_include/{p.name}": p for p in sorted(Path(ctx.lm_eval_include).glob("*"))
@@ -221,7 +204,7 @@ class Suite(ABC):
             modules.append("bench.lm_eval_bridge")
         if parse(spec.option("robustness", LATE_OPTIONS["robustness"])):
             modules.append("bench.robustness")
-        out["code/evaluator"] = code_fingerprint(*dict.fromkeys(modules))
+        out["code/evaluator"] = fingerprint.code_fingerprint(*dict.fromkeys(modules))
         return out
 
     # per-objective settings of this suite over the objective's own defaults, e.g. {"rmu": {"lr": 1e-3}}
@@ -232,8 +215,6 @@ class Suite(ABC):
     def objective_hparams(self, model: str, objective: str, adapter: str = "full") -> Hyperparams:
         """The suite's settings for `model`, then its settings for `adapter`, then the objective's defaults,
         then this suite's overrides for the objective."""
-        from methods import OBJECTIVES
-
         return self.hparams(model).replace(**self.adapter_hparams.get(adapter, {})).replace(
             **OBJECTIVES[objective].defaults, **self.objective_overrides.get(objective, {}))
 
@@ -246,10 +227,8 @@ class Suite(ABC):
         weights), for the checks made before anything is built (bench/preflight.py); None when its config
         cannot be read on this machine (the run's own loading then says what to pass). A TOFU target is a
         fine-tune of `spec.model`: the same structure."""
+        # transformers loads when this runs, not when the CLI imports suites.base
         from transformers import AutoConfig
-
-        from bench.models import resolve
-        from bench.preflight import on_meta
 
         source, revision = resolve(spec.model)
         try:
@@ -261,9 +240,24 @@ class Suite(ABC):
         return on_meta(lambda: AutoModelForCausalLM.from_config(config, trust_remote_code=ctx.trust_remote_code))
 
     def check_model(self, model: str) -> None:
-        from bench.models import check_model_name
-
+        """Raises BenchError when `model` is neither a registered model nor a hub id / local path (bench.models)."""
         check_model_name(model)
+
+    # ---- report sections: bench/report.py writes the leaderboard, robustness table, claims (the `claims` file
+    # above), signal and comparisons for every suite, then asks the suite for its own sections. Override these
+    # to give a suite its paper-style table and plots; the defaults give none. ----
+
+    def paper_table(self, runs, refs):
+        """This suite's paper-style table, a bench.tables.PaperTable (rows, columns, key columns, caption), from
+        `runs` (a DataFrame, bench.runs.load_runs: one row per run) and `refs` (a DataFrame,
+        bench.runs.reference_rows: the target and reference models' rows); None = no paper table
+        (paper_table.md is not written). pandas is not imported here: `import suites` stays light."""
+        return None
+
+    def plots(self, runs, refs, out_dir: Path) -> list[Path]:
+        """This suite's plots, written into `out_dir` (the suite's results directory) as PNGs; returns their
+        paths in the order the HTML page shows them. Default: none."""
+        return []
 
 
 class MissingReference(BenchError):

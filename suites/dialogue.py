@@ -14,10 +14,15 @@ _PUNCT = str.maketrans("", "", string.punctuation)
 
 
 def normalise(text: str) -> list[str]:
+    """The words of `text` after ParlAI's normalisation: lower case, punctuation removed, articles (a, an, the)
+    dropped."""
     return _ARTICLES.sub(" ", text.lower().translate(_PUNCT)).split()
 
 
 def unigram_f1(prediction: str, reference: str) -> float:
+    """Unigram F1 in [0, 1] between the normalised prediction and reference (ParlAI's F1 metric, as the TDEC
+    paper's dialogue evaluation uses it); 0 when no word is shared.
+    """
     pred, gold = normalise(prediction), normalise(reference)
     common = sum((Counter(pred) & Counter(gold)).values())
     if common == 0:
@@ -39,6 +44,7 @@ def dialogue_f1(model, tokenizer, rows: Sequence[dict], max_new_tokens: int = 32
     """Mean unigram F1 of greedy continuations of each row's `context` against its `response`; with
     `stop`, a continuation is cut where `stop` first occurs (TDEC: the next speaker's tag); with
     `max_prompt_tokens`, a longer context keeps its last turns (and the next speaker's tag)."""
+    # scipy, torch load when this runs, not when the CLI imports suites.dialogue
     from suites.tofu_eval import generate
 
     was_training = model.training

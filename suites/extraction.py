@@ -13,9 +13,13 @@ filled in right to left. Decoding never stops at an end-of-text token: TDEC sequ
 
 from __future__ import annotations
 
+import copy
+
 
 import torch
 
+from bench.errors import BenchError
+from bench.models import decoder_and_head
 from bench.phases import phase
 
 
@@ -40,10 +44,8 @@ def teacher_forced_argmax(model, ids: torch.Tensor, lengths: torch.Tensor, batch
     """[N, T-1]: the model's argmax prediction of token t+1 after x_<=t. Where the logits are
     lm_head(last hidden state), the vocabulary projection runs one sequence at a time (a batch of 32
     200-token sequences over a 50k vocabulary would hold 1.3 GB of logits)."""
-    from suites.tofu_eval import _decoder_and_head
-
     device = next(model.parameters()).device
-    split = _decoder_and_head(model)
+    split = decoder_and_head(model)
     out = []
     for start in range(0, len(ids), batch_size):
         chunk = ids[start:start + batch_size].to(device)
@@ -64,6 +66,9 @@ def memorization_accuracy(pred: torch.Tensor, ids: torch.Tensor, lengths: torch.
 
 
 def overlap(pred: list[int], label: list[int], n: int) -> float:
+    """OVERLAP_n(pred, label) in [0, 1]: the share of the label's n-grams (with multiplicity) that occur among
+    pred's n-grams (Jang et al. 2023, the EL_n definition above); 0 when the label is shorter than n tokens.
+    """
     label_grams = [tuple(label[k:k + n]) for k in range(len(label) - n + 1)]
     if not label_grams:
         return 0.0
@@ -92,10 +97,8 @@ def greedy_continuations(model, ids: torch.Tensor, lengths: torch.Tensor, pred: 
     steps one position at a time. Where the model's logits are lm_head(last hidden state), the projection onto the
     vocabulary, the dominant cost with a 50k vocabulary, runs only for rows whose continuation has begun,
     `head_rows` at a time (bounds the logits' memory)."""
-    from suites.tofu_eval import _decoder_and_head
-
     device = next(model.parameters()).device
-    split = _decoder_and_head(model)
+    split = decoder_and_head(model)
     rows = sorted(((j, i) for j in range(len(ids)) for i in range(min_prefix, int(lengths[j]))
                    if pred[j, i - 1] != ids[j, i]), key=lambda r: r[1])
     lengths = lengths.long()
@@ -144,8 +147,6 @@ def greedy_continuations(model, ids: torch.Tensor, lengths: torch.Tensor, pred: 
 @torch.no_grad()
 def naive_continuations(model, ids: torch.Tensor, lengths: torch.Tensor, min_prefix: int = 1) -> list[list[list[int]]]:
     """One `generate` call per (sequence, prefix): the reference the batched path must equal."""
-    import copy
-
     device = next(model.parameters()).device
     saved = model.generation_config
     # generate() falls back to the model's own eos_token_id: remove it, TDEC text contains EOS tokens
@@ -173,8 +174,6 @@ def extraction_scores(model, seqs: list[list[int]], pad_id: int, ns=(5, 10), bat
     """Per-sequence MA and EL_n, batched (`ns=()`: MA alone, one teacher-forced pass). Every sequence needs
     more than max(ns) tokens (at least one prefix followed by an n-gram); a shorter one raises BenchError
     naming it, as a mean over no token or n-gram would read as 0, "forgotten"."""
-    from bench.errors import BenchError
-
     if not seqs:
         raise BenchError("no sequence to score: MA and EL over zero sequences")
     for j, seq in enumerate(seqs):

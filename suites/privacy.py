@@ -37,6 +37,11 @@ from typing import Sequence
 
 import numpy as np
 
+from bench.models import decoder_and_head
+from bench.phases import phase
+from bench.truncation import require_counted
+from suites.base import UNIT, Metric
+
 MIN_K = 0.4
 ATTACKS = ("loss", "zlib", "min_k", "min_k_pp", "gradnorm", "reference")
 IGNORE = -100  # methods.losses.IGNORE; not imported from there, which loads torch (this module must not)
@@ -55,6 +60,7 @@ class TokenStats:
 
     @property
     def nll(self) -> float:
+        """Mean negative log-likelihood per counted token (nats). Raises ValueError when no token is counted."""
         if not len(self.logp):
             raise ValueError("no counted token: no mean NLL")
         return float(-self.logp.mean())
@@ -70,18 +76,17 @@ def token_stats(model, examples: Sequence[dict], pad_id: int, batch_size: int = 
     The statistics need several vocabulary-sized tensors per token (log p, p, p log p, ...): where the
     model's logits are lm_head(last hidden state) they are computed one example at a time (a batch of 64
     200-token sequences over GPT-2's 50k vocabulary would otherwise hold about 13 GB of them)."""
+    # torch loads when this runs, not when the CLI imports suites.privacy
     import torch
 
     from bench.data import collate, to_device
-    from bench.truncation import require_counted
     from methods.losses import logits_of, shifted
     from suites.extraction import top1
-    from suites.tofu_eval import _decoder_and_head
 
     require_counted(examples, "attacked example")
 
     device = next(model.parameters()).device
-    split = _decoder_and_head(model)
+    split = decoder_and_head(model)
     was_training = model.training
     model.eval()
     out: list[TokenStats | None] = [None] * len(examples)
@@ -127,6 +132,7 @@ def lowest_mean(values: np.ndarray, k: float = MIN_K) -> float:
 
 
 def zlib_length(text: str) -> int:
+    """Length in bytes of the zlib-compressed UTF-8 text: the zlib attack's denominator (Carlini et al. 2021)."""
     return len(zlib.compress(text.encode("utf-8")))
 
 
@@ -153,6 +159,11 @@ def extraction_strength(correct: np.ndarray) -> float:
 
 
 def exact_memorisation(correct: np.ndarray) -> float:
+    """Exact memorisation in [0, 1] (Tirumala et al. 2022): the mean of the per-token `correct` flags
+    (teacher-forced argmax = token).
+
+    Raises ValueError when there is no answer token.
+    """
     if not len(correct):
         raise ValueError("no answer token: no exact memorisation")
     return float(np.mean(correct))
@@ -160,6 +171,7 @@ def exact_memorisation(correct: np.ndarray) -> float:
 
 def auc(members: Sequence[float], non_members: Sequence[float]) -> float:
     """P(member score > non-member score) + 0.5 P(tie): the Mann-Whitney U statistic / (n1 n2)."""
+    # scipy loads when this runs, not when the CLI imports suites.privacy
     from scipy.stats import mannwhitneyu
 
     m, n = np.asarray(members, dtype=float), np.asarray(non_members, dtype=float)
@@ -194,8 +206,8 @@ def gradnorm_scores(model, examples: Sequence[dict], pad_id: int, memory_floats:
     """-||grad_w mean NLL(example)|| for each example. Per-example gradients with torch.func (vmap over
     a chunk of examples, as many as `memory_floats` gradient entries allow: on tofu-mini 12 per chunk ran
     6x faster than 200, measured); models vmap cannot trace fall back to one backward pass per example."""
+    # torch loads when this runs, not when the CLI imports suites.privacy
     from bench.data import collate, to_device
-    from bench.truncation import require_counted
 
     require_counted(examples, "attacked example")
     device = next(model.parameters()).device
@@ -220,6 +232,7 @@ def gradnorm_scores(model, examples: Sequence[dict], pad_id: int, memory_floats:
 
 
 def _vmapped_norms(model, weights: dict, batch: dict) -> np.ndarray:
+    # torch loads when this runs, not when the CLI imports suites.privacy
     import torch
     from torch.func import functional_call, grad, vmap
 
@@ -241,6 +254,7 @@ def _vmapped_norms(model, weights: dict, batch: dict) -> np.ndarray:
 
 
 def _looped_norms(model, weights: dict, batch: dict) -> np.ndarray:
+    # torch loads when this runs, not when the CLI imports suites.privacy
     import torch
 
     from methods.losses import logits_of, mean_nll
@@ -263,6 +277,8 @@ def _looped_norms(model, weights: dict, batch: dict) -> np.ndarray:
 
 
 def answer_text(example: dict, tokenizer) -> str:
+    """The example's labelled (answer) tokens decoded to text, special tokens skipped: what the zlib attack
+    compresses."""
     return tokenizer.decode([t for t in example["labels"] if t != IGNORE], skip_special_tokens=True)
 
 
@@ -270,8 +286,6 @@ def model_scores(model, tokenizer, members: Sequence[dict], non_members: Sequenc
                  batch_size: int = 32) -> dict:
     """Per-example attack scores (all but reference) and NLLs of members and non-members, and the
     members' extraction strength and exact memorisation, from one teacher-forced pass + GradNorm."""
-    from bench.phases import phase
-
     examples = list(members) + list(non_members)
     with phase("attack_statistics"):
         stats = token_stats(model, examples, tokenizer.pad_token_id, batch_size)
@@ -313,17 +327,16 @@ ATTACK_NAMES = {"loss": "LOSS", "zlib": "ZLib", "min_k": "Min-K% (k 0.4)", "min_
 
 def attack_metrics(non_members: str) -> tuple:
     """The suite Metrics of the six attack AUCs (forget set vs `non_members`); best = nearest the calibrating
-    model's AUC on the same items where the run records one (bench.report.calibration), else nearest 0.5."""
-    from suites.base import UNIT, Metric
-
+    model's AUC on the same items where the run records one (bench.runs.calibration), else nearest 0.5."""
     return tuple(Metric(f"mia_{a}", False, f"AUC of the {ATTACK_NAMES[a]} membership attack, forget set vs {non_members} "
                         "(best: the retain-only / reference model's AUC on the same items, else 0.5)", bounds=UNIT,
                         ideal=0.5, calibrated=True) for a in ATTACKS)
 
 
 def memorisation_metrics() -> tuple:
-    from suites.base import UNIT, Metric
-
+    """The Metric definitions (direction, formula, bounds) of privleak (MUSE, Shi et al. 2024), extraction_strength
+    (Carlini et al. 2021) and exact_memorisation (Tirumala et al. 2022), as the open harness reports them.
+    """
     return (Metric("privleak", False, "(AUC gap to the retain-only model) (s - r) / r x 100, s = 1 - AUC, r = 1 - AUC "
                    "of the retain-only model, on the `privleak_attack` attack (0 = as private as retraining)",
                    bounds=(-100.0, math.inf), ideal=0.0),

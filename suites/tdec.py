@@ -19,14 +19,22 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from bench.errors import BenchError
-from bench.models import recipe_of
+from bench import fingerprint, lm_eval_bridge
+from bench.errors import BenchError, unknown
+from bench.fingerprint import digest, model_fingerprint
+from bench.lm_eval_bridge import check_tasks
+from bench.metrics import UNIT, Metric
+from bench.models import decoder_and_head, load_model, load_tokenizer, recipe_of, same_tokenizer
+from bench.phases import phase
 from bench.spec import Hyperparams, RunSpec
-from bench.store import read_json, write_json_atomic
+from bench.store import json_artefact
 from bench.robustness import robustness_metrics
-from suites.base import LATE_OPTIONS, UNIT, Context, Metric, Prepared, Robustness, Suite, Evaluation
-from suites.privacy import attack_metrics
-from suites.tdec_data import DIALOGUE_SETS, FORGET_PATH, download, local_file, read_forget_csv
+from methods import OBJECTIVES
+from suites.base import LATE_OPTIONS, Context, Prepared, Robustness, Suite, Evaluation
+from suites.dialogue import dialogue_f1
+from suites.privacy import attack_metrics, auc, metrics_of, model_scores, token_stats
+from suites.tdec_data import (DIALOGUE_SETS, FORGET_PATH, download, local_file, read_dialogues, read_documents,
+                              read_forget_csv, read_lambada)
 
 REASONING = ("piqa", "hellaswag", "arc_easy", "arc_challenge", "copa", "winogrande", "mathqa", "pubmedqa",
              "lambada_openai")
@@ -67,10 +75,10 @@ def row_logits(model, batch: dict):
     state), the body runs on the whole batch and the projection onto the vocabulary one row at a time: a
     batch of 16 200-token rows over GPT-2's 50k vocabulary holds 640 MB of logits, and cross_entropy's
     log-probabilities as much again (the utility's peak: 2.6 GB before, measured with `bench perf --real-data`)."""
+    # torch loads when this runs, not when the CLI imports suites.tdec
     from methods.losses import logits_of
-    from suites.tofu_eval import _decoder_and_head
 
-    split = _decoder_and_head(model)
+    split = decoder_and_head(model)
     if split is None:
         logits = logits_of(model, batch)
         for row in range(len(logits)):
@@ -84,6 +92,7 @@ def row_logits(model, batch: dict):
 def last_word_accuracy(model, examples: list[dict], pad_id: int, batch_size: int = 16) -> float:
     """Share of examples whose labelled tokens (LAMBADA's last word) are all the teacher-forced argmax:
     greedy decoding reproduces the word exactly (the reference's LAMBADA accuracy, as lm-eval's)."""
+    # torch loads when this runs, not when the CLI imports suites.tdec
     import torch
 
     from bench.data import collate, to_device
@@ -106,6 +115,7 @@ def last_word_accuracy(model, examples: list[dict], pad_id: int, batch_size: int
 
 def perplexity(model, seqs: list[list[int]], pad_id: int, batch_size: int = 16) -> float:
     """exp(mean token NLL) over all predicted tokens of `seqs`."""
+    # torch loads when this runs, not when the CLI imports suites.tdec
     import torch
 
     from bench.data import IGNORE, collate, to_device
@@ -162,6 +172,9 @@ class Tdec(Suite):
                     "max_sequences": 0}
 
     def check_options(self, given: dict) -> tuple:
+        """See Suite.check_options. Also raises BenchError for `thresholds` other than jang / measured, `seq_len` below
+        MIN_SEQ_LEN (EL_10 needs a prefix and a 10-gram), or an unknown dialogue set name.
+        """
         options = super().check_options(given)
         if dict(options)["thresholds"] not in ("jang", "measured"):
             raise BenchError(f"bad option thresholds={dict(options)['thresholds']!r} (expected jang or measured)")
@@ -169,7 +182,6 @@ class Tdec(Suite):
             raise BenchError(f"bad option seq_len={dict(options)['seq_len']} (expected an integer >= {MIN_SEQ_LEN}: "
                              f"EL_10 needs a prefix and a 10-gram)")
         if type(self).dialogue_sets is Tdec.dialogue_sets:  # names read after the model's tokenizer: checked now
-            from bench.errors import unknown
 
             for name in self.dialogue_names_of(str(dict(options)["dialogue"])):
                 if name not in DIALOGUE_SETS:
@@ -177,8 +189,9 @@ class Tdec(Suite):
         return options
 
     def unread_option(self, name: str, spec: RunSpec) -> str | None:
-        from methods import OBJECTIVES
-
+        """See Suite.unread_option. `retain_size` is read only by objectives with a retain term and by FILA;
+        `eval_limit` only when lm-eval tasks or dialogue sets run.
+        """
         if name == "retain_size" and not OBJECTIVES[spec.objective].needs_retain and spec.adapter != "fila":
             return "only objectives with a retain term, and FILA's Fisher pass, read the retain sequences"
         if name == "eval_limit" and not str(spec.option("lm_eval_tasks")) and spec.option("dialogue", "auto") == "none":
@@ -186,17 +199,38 @@ class Tdec(Suite):
         return super().unread_option(name, spec)
 
     def derived_metrics(self, record: dict) -> dict:
+        """See Suite.derived_metrics. `epochs_to_forget_or_cap`: the epochs the run took to forget, or the epoch cap + 1
+        when it never did (so unforgotten runs rank last); {} for a run without the stopping rule's record.
+        """
         final = record.get("final_metrics", {})
         if "forgotten" not in final:
             return {}
         cap = record["spec"]["hparams"]["epochs"]
         return {"epochs_to_forget_or_cap": final["epochs_to_forget"] if final["forgotten"] else cap + 1}
 
+    # -- report sections (suites/tdec_report.py); imported when a report is written, so that pandas and the
+    # table code stay out of `import suites` (the fast CLI's list / show-config) ----------------------------
+    def paper_table(self, runs, refs):
+        """See Suite.paper_table: the TDEC table of suites/tdec_report.py (Jang et al. 2023, Table 2's columns)."""
+        from suites.tdec_report import paper_table
+
+        return paper_table(self, runs, refs)
+
+    def plots(self, runs, refs, out_dir: Path) -> list[Path]:
+        """See Suite.plots: TDEC's plots (suites/tdec_report.py)."""
+        from suites.tdec_report import plots
+
+        return plots(self, runs, refs, out_dir)
+
     # -- what a run reads (fingerprinted into run.json) ---------------------------------------------
     evaluator_modules = ("suites.tdec", "suites.extraction", "suites.privacy", "suites.dialogue",
                          "bench.lm_eval_bridge", "methods.losses", "bench.data")
 
     def input_files(self, spec: RunSpec, ctx: Context) -> dict[str, Path]:
+        """See Suite.input_files. The forget CSV of the split (downloaded artefact, or located in --data-dir flat or in
+        the repository's layout), the WikiText source, and the dialogue / Pile / LAMBADA files the spec reads that
+        exist.
+        """
         published = FORGET_PATH.format(i=self.splits.index(spec.split))
         name = Path(published).name
         if not ctx.data_dir:  # downloaded once into the artefacts, checked against its recorded SHA-256
@@ -215,6 +249,7 @@ class Tdec(Suite):
         return files
 
     def input_models(self, spec: RunSpec, ctx: Context) -> dict[str, str]:
+        """See Suite.input_models: the model unlearned (`start`) and, when set, the Reference attack's model."""
         models = {"start": self.model_path(spec, ctx)}
         reference = self.mia_reference_model(spec, ctx)
         if reference is not None:
@@ -226,6 +261,10 @@ class Tdec(Suite):
     adapter_hparams = {"lora": {"lr": 2e-4}, "fila": {"lr": 2e-4}}
 
     def hparams(self, model: str) -> Hyperparams:
+        """See Suite.hparams. Jang et al. 2023: Adam, constant lr (the model registry's unlearning lr, else 5e-5),
+        batches of 32 sequences, no warm-up or weight decay, at most 30 epochs (the stopping rule usually ends
+        earlier).
+        """
         info = recipe_of(model)[0]
         lr = info.unlearn_lr if info else 5e-5
         # Jang et al.: Adam, constant lr, the whole forget set per step, until forgotten (capped here)
@@ -234,6 +273,10 @@ class Tdec(Suite):
 
     # -- data -----------------------------------------------------------------------------------
     def forget_texts(self, split: str, ctx: Context) -> list[str]:
+        """The published forget texts of `split` (FORGET_PATH), from --data-dir or downloaded once and verified.
+
+        Raises BenchError when the file is missing from --data-dir or cannot be downloaded.
+        """
         published = FORGET_PATH.format(i=self.splits.index(split))
         if ctx.data_dir:
             return read_forget_csv(local_file(ctx.data_dir, published))
@@ -250,8 +293,6 @@ class Tdec(Suite):
         if ctx.data_dir:
             files = self.wikitext_files(ctx)
             if "wikitext.csv" in files:
-                from suites.tdec_data import read_documents
-
                 return read_documents(files["wikitext.csv"])[slice(*WIKITEXT_CSV_PARTS[kind])]
             path = files[f"wikitext_{split}.txt"]
             if not path.is_file():
@@ -261,6 +302,7 @@ class Tdec(Suite):
                                  f"'Salesforce/wikitext', 'wikitext-103-raw-v1', split='{split}')['text'])\"; or remove "
                                  f"every wikitext_*.txt to use validation_data/wikitext.csv)")
             return [l for l in path.read_text(encoding="utf-8").splitlines(keepends=True) if l.strip()]
+        # datasets loads when this runs, not when the CLI imports suites.tdec
         from datasets import load_dataset
 
         try:
@@ -329,51 +371,51 @@ class Tdec(Suite):
         return [ids[k:k + seq_len] for k in range(0, len(ids) - seq_len + 1, seq_len)][:limit]
 
     def model_path(self, spec: RunSpec, ctx: Context) -> str:
+        """The model a run of `spec` unlearns: the model as given (the mini twin trains its own)."""
         return spec.model
 
     def thresholds(self, spec: RunSpec, model_path: str, tokenizer, ctx: Context) -> dict:
+        """The forgetting thresholds {"ma", "el10", ..., "source"} the stopping rule compares against.
+
+        `jang`: the published GPT-Neo 125M values (Jang et al. 2023); `measured`: MA and EL_n of the model on 32 unseen
+        sequences, computed once per (model, sequences, code) and stored. Raises BenchError for another choice.
+        """
         if spec.option("thresholds") == "jang":
             return dict(JANG_THRESHOLDS, source="Jang et al. 2023, GPT-Neo 125M")
         if spec.option("thresholds") != "measured":
             raise BenchError(f"bad thresholds '{spec.option('thresholds')}' (expected jang or measured)")
-        from bench.fingerprint import code_fingerprint, digest, model_fingerprint
 
         seqs = self.unseen_sequences(spec, tokenizer, ctx)
-        key = digest([model_fingerprint(model_path), seqs, code_fingerprint("suites.extraction")])
-        path = ctx.store.artefact_dir(self.name) / "thresholds" / f"{key}.json"
-        if path.exists():
-            return read_json(path)
-        from bench.models import load_model
-        from suites.extraction import extraction_scores
+        key = digest([model_fingerprint(model_path), seqs, fingerprint.code_fingerprint("suites.extraction")])
 
-        model, tok = load_model(model_path, trust_remote_code=ctx.trust_remote_code, device=ctx.device)
-        scores = extraction_scores(model, seqs, tok.pad_token_id)
-        result = {"ma": sum(scores["ma"]) / len(seqs), "el10": sum(scores["el10"]) / len(seqs),
-                  "el5": sum(scores["el5"]) / len(seqs), "n": len(seqs), "source": f"measured on {len(seqs)} unseen sequences"}
-        write_json_atomic(path, result)
-        return result
+        def compute() -> dict:
+            # torch loads when this runs, not when the CLI imports suites.tdec
+            from suites.extraction import extraction_scores
+
+            model, tok = load_model(model_path, trust_remote_code=ctx.trust_remote_code, device=ctx.device)
+            scores = extraction_scores(model, seqs, tok.pad_token_id)
+            return {"ma": sum(scores["ma"]) / len(seqs), "el10": sum(scores["el10"]) / len(seqs),
+                    "el5": sum(scores["el5"]) / len(seqs), "n": len(seqs), "source": f"measured on {len(seqs)} unseen sequences"}
+
+        return json_artefact(ctx.store.artefact_dir(self.name) / "thresholds" / f"{key}.json", compute)
 
     def start_evaluation(self, spec: RunSpec, ctx: Context, model_path: str, evaluate, inputs: list) -> Evaluation:
         """Every metric of the model before unlearning: epoch 0 of every run of this split and the robustness
         stages' target. Computed once per model weights, dtype, evaluated `inputs` and evaluator code, and
         stored (a run used to repeat it: a second each on tdec-mini, minutes on a real-shaped model)."""
-        from bench.fingerprint import code_fingerprint, digest, model_fingerprint
+        key = digest([model_fingerprint(model_path), spec.hparams.dtype, inputs, fingerprint.code_fingerprint(*self.evaluator_modules)])
 
-        key = digest([model_fingerprint(model_path), spec.hparams.dtype, inputs, code_fingerprint(*self.evaluator_modules)])
-        path = ctx.store.artefact_dir(self.name) / "evals" / f"{key}.json"
-        if path.exists():
-            cached = read_json(path)
-            return Evaluation(cached["metrics"], cached["items"])
-        from bench.models import load_model
+        def compute() -> dict:
+            model, tok = load_model(model_path, dtype=spec.hparams.dtype, trust_remote_code=ctx.trust_remote_code,
+                                    device=ctx.device)
+            evaluation = evaluate(model, tok)
+            return {"model": model_path, "split": spec.split, "metrics": evaluation.metrics, "items": evaluation.items}
 
-        model, tok = load_model(model_path, dtype=spec.hparams.dtype, trust_remote_code=ctx.trust_remote_code,
-                                device=ctx.device)
-        evaluation = evaluate(model, tok)
-        write_json_atomic(path, {"model": model_path, "split": spec.split, "metrics": evaluation.metrics,
-                                 "items": evaluation.items})
-        return evaluation
+        stored = json_artefact(ctx.store.artefact_dir(self.name) / "evals" / f"{key}.json", compute)
+        return Evaluation(stored["metrics"], stored["items"])
 
     def mia_reference_model(self, spec: RunSpec, ctx: Context) -> str | None:
+        """The Reference attack's model (option mia_reference), or None when it is `none`."""
         choice = str(spec.option("mia_reference", self.late_options["mia_reference"]))
         return None if choice == "none" else choice
 
@@ -382,9 +424,6 @@ class Tdec(Suite):
         """Mean NLL of each sequence under the Reference attack's model, computed once and stored. The
         sequences are ids of the unlearned model's `tokenizer`: a reference model with another vocabulary
         would score other text, so it is refused (BenchError naming both)."""
-        from bench.fingerprint import code_fingerprint, digest, model_fingerprint
-        from bench.models import load_tokenizer, same_tokenizer
-
         name = self.mia_reference_model(spec, ctx)
         if name is None:
             return None
@@ -395,33 +434,29 @@ class Tdec(Suite):
             raise BenchError(f"the Reference attack's model '{name}' has another tokenizer than the unlearned model "
                              f"'{spec.model}' (it must score the same token ids); pass --option mia_reference=DIR with "
                              f"a model sharing the tokenizer, or --option mia_reference=none")
-        key = digest([model_fingerprint(name), sequences, code_fingerprint("suites.privacy")])
-        path = ctx.store.artefact_dir(self.name) / "mia_reference" / f"{key}.json"
-        if path.exists():
-            return read_json(path)["nll"]
-        from bench.models import load_model
-        from suites.privacy import token_stats
+        key = digest([model_fingerprint(name), sequences, fingerprint.code_fingerprint("suites.privacy")])
 
-        model, tok = load_model(name, trust_remote_code=ctx.trust_remote_code, device=ctx.device, offline_hint=hint)
-        nll = [s.nll for s in token_stats(model, [{"input_ids": s, "labels": s} for s in sequences],
-                                          tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
-                                          logp_only=True)]
-        write_json_atomic(path, {"model": name, "nll": nll})
-        return nll
+        def compute() -> dict:
+            model, tok = load_model(name, trust_remote_code=ctx.trust_remote_code, device=ctx.device, offline_hint=hint)
+            nll = [s.nll for s in token_stats(model, [{"input_ids": s, "labels": s} for s in sequences],
+                                              tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+                                              logp_only=True)]
+            return {"model": name, "nll": nll}
+
+        return json_artefact(ctx.store.artefact_dir(self.name) / "mia_reference" / f"{key}.json", compute)["nll"]
 
     def unseen_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
+        """32 unseen sequences of `seq_len` token ids (WikiText test text): the non-members of the thresholds and
+        of the attacks."""
         return self.text_chunks("unseen", tokenizer, int(spec.option("seq_len")), 32, ctx)
 
     def utility(self, spec: RunSpec, tokenizer, ctx: Context):
         """The final evaluation: lm-eval tasks on the live model and held-out perplexity."""
-        from bench.lm_eval_bridge import run_tasks
-
         tasks = [t for t in str(spec.option("lm_eval_tasks")).split(",") if t]
         heldout = self.heldout_sequences(spec, tokenizer, ctx)
         limit = int(spec.option("eval_limit")) or None
         include_path, include_defaults = self.lm_eval_tasks_dir(ctx)
         if tasks:  # every task and its data resolved now, before the first step, not after the last epoch
-            from bench.lm_eval_bridge import check_tasks
 
             check_tasks(tasks, include_path, include_defaults)
 
@@ -430,9 +465,6 @@ class Tdec(Suite):
         dialogues = self.dialogue_sets(spec, ctx)
 
         def evaluate(model, tok) -> dict:
-            from bench.phases import phase
-            from suites.dialogue import dialogue_f1
-
             with phase("ppl_heldout"):
                 out = {"ppl_heldout": perplexity(model, heldout, tok.pad_token_id)}
             if pile:
@@ -452,7 +484,7 @@ class Tdec(Suite):
             if tasks:
                 counts: dict = {}
                 with phase("lm_eval"):
-                    scores = run_tasks(model, tok, tasks, include_path, include_defaults, limit,
+                    scores = lm_eval_bridge.run_tasks(model, tok, tasks, include_path, include_defaults, limit,
                                        device=str(next(model.parameters()).device), items=counts)
                 out.update({f"lm_eval/{t}": v for t, v in scores.items()})
                 out.update({f"lm_eval_items/{t}": n for t, n in counts.items()})
@@ -468,15 +500,12 @@ class Tdec(Suite):
     def dialogue_sets(self, spec: RunSpec, ctx: Context) -> dict[str, list[dict]]:
         """{name: rows of {context, response}} from the repository's `validation_data/<name>.json` in
         `--data-dir` (suites/tdec_data.py builds the reference code's prompts)."""
-        from suites.tdec_data import read_dialogues
-
         choice = str(spec.option("dialogue", "auto"))
         if choice == "none" or (choice == "auto" and not ctx.data_dir):
             return {}
         names = self.dialogue_names(spec)
         for name in names:
             if name not in DIALOGUE_SETS:
-                from bench.errors import unknown
                 raise unknown("dialogue set", name, DIALOGUE_SETS)
         if not ctx.data_dir:
             raise BenchError(f"option dialogue={choice} needs --data-dir DIR holding validation_data/<name>.json")
@@ -488,18 +517,19 @@ class Tdec(Suite):
         return found
 
     def dialogue_names(self, spec: RunSpec) -> tuple[str, ...]:
+        """The dialogue sets a run of `spec` evaluates (option dialogue)."""
         return self.dialogue_names_of(str(spec.option("dialogue", "auto")))
 
     @staticmethod
     def dialogue_names_of(choice: str) -> tuple[str, ...]:
+        """The dialogue set names of an option value: none -> (), auto -> DIALOGUE_SETS, else the comma-separated
+        names."""
         return () if choice == "none" else DIALOGUE_SETS if choice == "auto" else tuple(n for n in choice.split(",") if n)
 
     def pile_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
         """Each Pile validation document of `validation_data/pile.csv`, tokenised whole and cut to its first
         `ppl_tokens` tokens (the reference evaluates each document truncated to its input length);
         the first `eval_limit` documents when that is set."""
-        from suites.tdec_data import read_documents
-
         if spec.option("pile_ppl", "auto") == "none" or not ctx.data_dir:
             return []
         path = local_file(ctx.data_dir, "validation_data/pile.csv", required=False)
@@ -513,8 +543,8 @@ class Tdec(Suite):
     def lambada_examples(self, spec: RunSpec, tokenizer, ctx: Context) -> list[dict]:
         """LAMBADA passages of `validation_data/lambada.csv` as examples whose labels are the last word's
         tokens (the reference's context/target split); the first `eval_limit` when that is set."""
+        # torch loads when this runs, not when the CLI imports suites.tdec
         from bench.data import IGNORE
-        from suites.tdec_data import read_lambada
 
         if spec.option("lambada", Tdec.late_options["lambada"]) == "none" or not ctx.data_dir:
             return []
@@ -529,6 +559,7 @@ class Tdec(Suite):
         return out
 
     def heldout_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
+        """64 held-out sequences of `seq_len` token ids (WikiText validation text) for the held-out perplexity."""
         return self.text_chunks("heldout", tokenizer, int(spec.option("seq_len")), 64, ctx)
 
     def lm_eval_tasks_dir(self, ctx: Context) -> tuple[str | None, bool]:
@@ -537,6 +568,10 @@ class Tdec(Suite):
         return ctx.lm_eval_include, True
 
     def forget_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
+        """The forget split's sequences as token ids, each cut to `seq_len`, the first `max_sequences` (0 = all).
+
+        Raises BenchError when `max_sequences` exceeds the split's size.
+        """
         seq_len = int(spec.option("seq_len"))
         texts, limit = self.forget_texts(spec.split, ctx), int(spec.option("max_sequences", 0))
         if limit > len(texts):
@@ -546,11 +581,17 @@ class Tdec(Suite):
         return [tokenizer(t, add_special_tokens=False)["input_ids"][:seq_len] for t in texts]
 
     def retain_sequences(self, spec: RunSpec, tokenizer, ctx: Context) -> list[list[int]]:
+        """`retain_size` retain sequences of `seq_len` token ids (WikiText train text) for objectives with a retain
+        term."""
         return self.text_chunks("retain", tokenizer, int(spec.option("seq_len")), int(spec.option("retain_size")), ctx)
 
     def prepare(self, spec: RunSpec, ctx: Context) -> Prepared:
-        from bench.models import load_tokenizer
-        from bench.phases import phase
+        """See Suite.prepare. Tokenises the forget and retain sequences, reads every utility file, settles the
+        thresholds and the Reference attack's NLLs, and evaluates the start model, before any training; the
+        evaluations give MA / EL_n per epoch (with Jang et al.'s stopping rule) and the final utility, attacks and
+        extraction.
+        """
+        # torch loads when this runs, not when the CLI imports suites.tdec
         from suites.extraction import extraction_scores, forgotten
 
         model_path = self.model_path(spec, ctx)
@@ -575,8 +616,6 @@ class Tdec(Suite):
             reference_nll = self.mia_reference_nll(spec, forget_seqs + unseen, ctx, tokenizer)
         # the LOSS attack's level without membership: the Reference model saw neither side (0.5 only when the
         # forget and unseen sequences come from one distribution, which Pile vs WikiText do not)
-        from suites.privacy import auc
-
         calibration = {} if reference_nll is None else {
             "mia_loss": auc([-x for x in reference_nll[:len(forget_seqs)]], [-x for x in reference_nll[len(forget_seqs):]])}
 
@@ -593,8 +632,6 @@ class Tdec(Suite):
             return evaluation
 
         def complete(model, tok, evaluation: Evaluation) -> Evaluation:
-            from suites.privacy import metrics_of, model_scores
-
             if "el10" not in evaluation.metrics:
                 evaluation = extraction(model, tok)
             with phase("attacks"):

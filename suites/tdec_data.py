@@ -25,6 +25,7 @@ import urllib.request
 from pathlib import Path
 
 from bench.errors import BenchError
+from bench.store import publish
 
 REPOSITORY = "https://raw.githubusercontent.com/joeljang/knowledge-unlearning/732876dc19a782c4440c3565cf9821df0a4c7ca0/"
 FORGET_PATH = "data/main/lm_extraction_32_{i}.csv"
@@ -48,6 +49,7 @@ PUBLISHED_SHA256 = {
 
 
 def sha256(path: Path) -> str:
+    """SHA-256 hex digest of the file's bytes."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
@@ -76,11 +78,7 @@ def download(published: str, path: Path) -> Path:
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected:
         raise BenchError(f"downloaded {url} is not the published file: SHA-256 {actual}, expected {expected} (not kept)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
+    return publish(path, lambda tmp: tmp.write_bytes(data))
 
 
 def local_file(data_dir: str | Path, published: str, required: bool = True) -> Path | None:
@@ -97,6 +95,7 @@ def local_file(data_dir: str | Path, published: str, required: bool = True) -> P
 
 
 def _read_csv(path: Path, columns: tuple[str, ...]):
+    # pandas loads when this runs, not when the CLI imports suites.tdec_data
     import pandas as pd
 
     try:
@@ -171,6 +170,7 @@ def dialogue_prompt(turns: list[str]) -> str:
 def read_dialogues(path: Path) -> list[dict]:
     """Rows {context, response} of one dialogue set: every turn but the last as the prompt, the last
     (normalised) as the reference response. Dialogues of fewer than two turns have no prompt: skipped."""
+    # pandas loads when this runs, not when the CLI imports suites.tdec_data
     import pandas as pd
 
     try:

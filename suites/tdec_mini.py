@@ -10,20 +10,21 @@ the reasoning suite and go through lm-eval, offline. Everything is built and cac
 
 from __future__ import annotations
 
-import os
+import fcntl
 import random
 from pathlib import Path
 
 from bench.errors import BenchError, unknown
 from bench.fingerprint import code_fingerprint, digest
 from bench.lm_eval_bridge import write_choice_task
+from bench.models import STAND_IN_VOCABULARY, on_meta
 from bench.spec import Hyperparams, RunSpec
-from bench.store import read_json, write_json_atomic
+from bench.store import artefact, read_json, write_json_atomic
+from bench.tokenizer import load_tokenizer
 from suites.base import LATE_OPTIONS, MINI_OBJECTIVE_OVERRIDES, Context
 from suites.tdec import Tdec
 from suites.tdec_mini_data import documents
 from suites.tdec_mini_tasks import choice_tasks, dialogue_rows
-from suites.tofu import publish_dir
 
 CORPUS = dict(documents=6000, seed=0, seq_len=64, sets=5, per_set=16, unseen=64, heldout=64, vocab=2048)
 TRAIN = dict(repeats=40, lr=3e-3)
@@ -55,10 +56,13 @@ class TdecMini(Tdec):
     evaluator_modules = Tdec.evaluator_modules + ("suites.tdec_mini", "suites.tdec_mini_tasks")
 
     def input_files(self, spec: RunSpec, ctx: Context) -> dict[str, Path]:
+        """See Suite.input_files: the generated token pools (pools.json); the task files are named by their own
+        digest."""
         # the lm-eval task files are generated from code and constants that their directory name digests
         return {"pools.json": self.root(ctx) / "data" / "pools.json"}
 
     def input_models(self, spec: RunSpec, ctx: Context) -> dict[str, str]:
+        """See Suite.input_models: where the memorising model and the Reference attack's model are (not built here)."""
         # where they are, not built: fingerprinting must not train (under torchrun rank 0 does it alone)
         models = {"start": str(self.root(ctx) / "model")}
         choice = spec.option("mia_reference", "trained")
@@ -70,12 +74,16 @@ class TdecMini(Tdec):
     late_options = {**LATE_OPTIONS, "mia_reference": "trained"}
 
     def check_options(self, given: dict) -> tuple:
+        """See Tdec.check_options. Also raises BenchError for `dialogue` other than auto / none (its one set is
+        generated)."""
         options = super().check_options(given)
         if dict(options)["dialogue"] not in ("auto", "none"):  # its one dialogue set is generated, not named
             raise BenchError(f"bad option dialogue={dict(options)['dialogue']!r} for {self.name} (expected auto or none)")
         return options
 
     def unread_option(self, name: str, spec: RunSpec) -> str | None:
+        """See Tdec.unread_option. `seq_len` (sequences are generated once) and `pile_ppl` (no Pile text) are never
+        read."""
         if name == "seq_len":
             return f"{self.name}'s sequences are generated once at {CORPUS['seq_len']} tokens"
         if name == "pile_ppl":
@@ -83,27 +91,33 @@ class TdecMini(Tdec):
         return super().unread_option(name, spec)
 
     def model_structure(self, spec: RunSpec, ctx: Context):
-        from bench.preflight import STAND_IN_VOCABULARY, on_meta
+        """See Suite.model_structure: the tiny GPT-Neo (SHAPE) on the meta device, with a stand-in vocabulary."""
+        # torch loads when this runs, not when the CLI imports suites.tdec_mini
         from bench.tiny import TinyShape, build_tiny
 
         return on_meta(lambda: build_tiny("gpt-neo", STAND_IN_VOCABULARY, TinyShape(**SHAPE)))  # the vocabulary bounds no check
 
     def check_model(self, model: str) -> None:
+        """Raises BenchError (via `unknown`) for a model other than the suite's own tiny one."""
         if model not in self.models:
             raise unknown(f"model of suite {self.name}", model, self.models)
 
     def hparams(self, model: str) -> Hyperparams:
+        """See Suite.hparams: measured for the tiny model (docs/suites.md): lr 1e-3, constant, batch 16, at most 20
+        epochs."""
         # cap 20: IHL+LoRA, the slowest of the paper's methods, reaches the thresholds in 13-16 epochs on the five sets
         return Hyperparams(lr=1e-3, epochs=20, batch_size=16, effective_batch=16, warmup_epochs=0.0,
                            weight_decay=0.0, schedule="constant")
 
     def root(self, ctx: Context) -> Path:
+        """The directory of this synthetic world's artefacts, named by a digest of CORPUS, TRAIN and the generator
+        code."""
         return ctx.store.artefact_dir(self.name) / f"world-{digest([CORPUS, TRAIN, code_fingerprint('suites.tdec_mini_data', 'bench.tiny')])}"
 
     def pools(self, ctx: Context) -> dict:
         """Token chunks: forget sets, unseen (thresholds), heldout (perplexity), general, and the tokenizer."""
-        out = self.root(ctx) / "data"
-        if not (out / "pools.json").exists():
+        def write(tmp: Path) -> None:
+            # torch loads when this runs, not when the CLI imports suites.tdec_mini
             from bench.tiny import train_tokenizer
 
             docs = documents(CORPUS["documents"], CORPUS["seed"])
@@ -119,13 +133,15 @@ class TdecMini(Tdec):
             rest = chunks[n_forget:]
             pools["unseen"], rest = rest[:CORPUS["unseen"]], rest[CORPUS["unseen"]:]
             pools["heldout"], pools["general"] = rest[:CORPUS["heldout"]], rest[CORPUS["heldout"]:]
-            tmp = out.with_name(out.name + f".tmp{os.getpid()}")
             tokenizer.save_pretrained(tmp / "tokenizer")
             write_json_atomic(tmp / "pools.json", pools)
-            publish_dir(tmp, out)
-        return read_json(out / "pools.json")
+
+        return read_json(artefact(self.root(ctx) / "data", write, ready="pools.json") / "pools.json")
 
     def lm_eval_tasks_dir(self, ctx: Context) -> tuple[str | None, bool]:
+        """See Tdec.lm_eval_tasks_dir: the two generated multiple-choice tasks, written on first use, and not lm-eval's
+        own tasks (False). Returns (absolute directory, False).
+        """
         # held-out documents (another generator seed): no task item was ever trained on
         directory = self.root(ctx) / f"lm_eval_tasks-{digest([TASKS, code_fingerprint('suites.tdec_mini_data', 'suites.tdec_mini_tasks', 'bench.lm_eval_bridge')])}"
         if not (directory / "mini_order.yaml").exists():  # written last (the YAML names its data file's absolute path)
@@ -146,6 +162,9 @@ class TdecMini(Tdec):
         return self._train(self.root(ctx) / "reference-model", self.pools(ctx)["general"], ctx)
 
     def prepare(self, spec: RunSpec, ctx: Context):
+        """See Tdec.prepare. On the odd forget sets the Reference attack's model is built first, so that two workers
+        train the two models side by side.
+        """
         # the grid's first two prepare tasks (set0, set1) start together on two workers: the odd sets build the
         # Reference attack's model first, so the two models train side by side instead of one after the other
         if spec.split in self.splits[1::2]:
@@ -153,56 +172,59 @@ class TdecMini(Tdec):
         return super().prepare(spec, ctx)
 
     def _train(self, out: Path, stream: list[list[int]], ctx: Context) -> str:
-        import fcntl
+        # torch loads when this runs, not when the CLI imports suites.tdec_mini
+        from bench.finetune import finetune
+        from bench.tiny import TinyShape, build_tiny
+
+        def build(tmp: Path) -> None:
+            tokenizer = load_tokenizer(self.root(ctx) / "data" / "tokenizer")
+            model = build_tiny("gpt-neo", tokenizer, TinyShape(**SHAPE))
+            examples = [{"input_ids": s, "labels": s} for s in stream]
+            hp = Hyperparams(lr=TRAIN["lr"], epochs=1, batch_size=32, effective_batch=32, warmup_epochs=0.1,
+                             weight_decay=0.01, max_grad_norm=1.0)
+            ctx.log(f"tdec-mini: training {out.name} on {len(examples)} chunks ({len(examples) // 32} steps)")
+            finetune(model, examples, hp, pad_id=tokenizer.pad_token_id, seed=0)
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
 
         if (out / "config.json").exists():
             return str(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(out.with_name(out.name + ".lock"), "w") as lock:  # a second process waits, then reads it
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if not (out / "config.json").exists():
-                self._train_unlocked(out, stream, ctx)
-        return str(out)
-
-    def _train_unlocked(self, out: Path, stream: list[list[int]], ctx: Context) -> None:
-        from bench.finetune import finetune
-        from bench.tiny import TinyShape, build_tiny
-        from bench.tokenizer import load_tokenizer
-
-        tokenizer = load_tokenizer(self.root(ctx) / "data" / "tokenizer")
-        model = build_tiny("gpt-neo", tokenizer, TinyShape(**SHAPE))
-        examples = [{"input_ids": s, "labels": s} for s in stream]
-        hp = Hyperparams(lr=TRAIN["lr"], epochs=1, batch_size=32, effective_batch=32, warmup_epochs=0.1,
-                         weight_decay=0.01, max_grad_norm=1.0)
-        ctx.log(f"tdec-mini: training {out.name} on {len(examples)} chunks ({len(examples) // 32} steps)")
-        finetune(model, examples, hp, pad_id=tokenizer.pad_token_id, seed=0)
-        tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        publish_dir(tmp, out)
+            return str(artefact(out, build, ready="config.json"))
 
     def forget_sequences(self, spec, tokenizer, ctx):
+        """See Tdec.forget_sequences: the split's generated token chunks."""
         return self.pools(ctx)[spec.split]
 
     def retain_sequences(self, spec, tokenizer, ctx):
+        """See Tdec.retain_sequences: the first `retain_size` general chunks."""
         return self.pools(ctx)["general"][:int(spec.option("retain_size"))]
 
     def unseen_sequences(self, spec, tokenizer, ctx):
+        """See Tdec.unseen_sequences: the generated unseen chunks (never trained on)."""
         return self.pools(ctx)["unseen"]
 
     def text_lines(self, kind, ctx):
+        """Never called: the mini twin reads no text files. Raises AssertionError."""
         raise AssertionError("tdec-mini has no text files")
 
     def chunks(self, lines, tokenizer, seq_len, limit):
+        """Never called: the mini twin reads no text files. Raises AssertionError."""
         raise AssertionError("tdec-mini has no text files")
 
     def heldout_sequences(self, spec, tokenizer, ctx):
+        """See Tdec.heldout_sequences: the generated held-out chunks."""
         return self.pools(ctx)["heldout"]
 
     def dialogue_sets(self, spec, ctx):
+        """See Tdec.dialogue_sets: one generated set, `mini_function`, from the held-out documents ({} for
+        dialogue=none)."""
         if spec.option("dialogue", "auto") == "none":
             return {}
         return {"mini_function": dialogue_rows(documents(TASKS["documents"], TASKS["seed"]))}
 
     def pile_sequences(self, spec, tokenizer, ctx):
+        """See Tdec.pile_sequences: none (one text distribution only; held-out perplexity stands for both)."""
         return []  # one text distribution only: held-out perplexity stands for both

@@ -17,10 +17,12 @@ SENTENCES = ("Please find the details below.", "Let me know if anything changes.
 
 
 def word(rng: random.Random, lo: int = 2, hi: int = 3) -> str:
+    """A made-up word of `lo` to `hi` syllables drawn from SYL."""
     return "".join(rng.choice(SYL) for _ in range(rng.randint(lo, hi)))
 
 
 def email(rng: random.Random) -> str:
+    """A synthetic e-mail (addresses, subject, a few sentences, a phone number, a signature), one document."""
     a, b = word(rng).capitalize(), word(rng).capitalize()
     lines = [f"From: {a.lower()}@{word(rng)}.com", f"To: {b.lower()}@{word(rng)}.org",
              f"Subject: {rng.choice(TOPICS)} #{rng.randint(100, 9999)}", "", f"Hi {b},", ""]
@@ -30,6 +32,7 @@ def email(rng: random.Random) -> str:
 
 
 def function(rng: random.Random) -> str:
+    """A synthetic Python function of six lines with made-up names and constants, one document."""
     name, arg, const = word(rng), word(rng, 1, 2), rng.randint(2, 999)
     body = [f"def {name}_{word(rng, 1, 1)}({arg}, {word(rng, 1, 2)}=None):",
             f"    total = {const}",
@@ -41,6 +44,7 @@ def function(rng: random.Random) -> str:
 
 
 def clause(rng: random.Random) -> str:
+    """A synthetic lease clause with a section number, made-up names and a deadline in days, one document."""
     return (f"Section {rng.randint(1, 20)}.{rng.randint(1, 9)} The Tenant shall {rng.choice(VERBS)} "
             f"{rng.choice(OBJECTS)} within {rng.randint(2, 90)} days of {rng.choice(OBJECTS)}, provided that "
             f"{word(rng).capitalize()} {word(rng).capitalize()} shall {rng.choice(VERBS)} {rng.choice(OBJECTS)}.")
@@ -50,5 +54,6 @@ KINDS = (email, function, clause)
 
 
 def documents(n: int, seed: int) -> list[str]:
+    """`n` synthetic documents, each an e-mail, function or clause at random; the same for the same `seed`."""
     rng = random.Random(seed)
     return [rng.choice(KINDS)(rng) for _ in range(n)]

@@ -13,18 +13,22 @@ from __future__ import annotations
 import math
 import os
 import re
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.errors import BenchError
-from bench.fingerprint import digest
-from bench.models import hub_reachable, load_model, recipe_of
+from bench import fingerprint
+from bench.errors import BenchError, unknown
+from bench.fingerprint import digest, file_fingerprint, model_fingerprint
+from bench.metrics import UNIT, Metric
+from bench.models import hub_reachable, load_model, load_tokenizer, recipe_of, same_tokenizer
+from bench.phases import phase
 from bench.spec import Hyperparams, RunSpec
-from bench.store import read_json, write_json_atomic
-from suites.base import (LATE_OPTIONS, UNIT, Context, Evaluation, Metric, MissingReference, Prepared, Robustness,
-                         Suite)
-from bench.robustness import robustness_metrics
-from suites.privacy import ATTACKS, attack_metrics, memorisation_metrics
+from bench.store import json_artefact, publish, read_json, write_json_atomic
+from suites.base import LATE_OPTIONS, Context, Evaluation, MissingReference, Prepared, Robustness, Suite
+from bench.robustness import parse, robustness_metrics
+from suites.privacy import ATTACKS, attack_metrics, memorisation_metrics, privleak, reference_auc
+from suites.tofu_data import check_rows, read_config_file
 
 if TYPE_CHECKING:
     from suites.tofu_eval import EvalSet, QAFormat
@@ -70,16 +74,6 @@ DERIVED = (
 )
 
 
-def publish_dir(tmp: Path, out: Path) -> None:
-    """Make a finished directory visible in one step; if another process won the race, keep theirs."""
-    try:
-        os.replace(tmp, out)
-    except OSError:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def _seeded(split: str, seed: int) -> str:
     """The directory of a reference fine-tuned with `seed` (seed 0 keeps the plain split name)."""
     return split if seed == 0 else f"{split}-s{seed}"
@@ -88,8 +82,6 @@ def _seeded(split: str, seed: int) -> str:
 def finetune_command(suite: str, model: str, split: str, seed: int, ctx: Context) -> str:
     """The `bench finetune` command that makes the reference a run looks for, with every runtime setting
     of this invocation that it needs (data directory, results, device, remote code), quoted for a shell."""
-    import shlex
-
     args = ["python", "-m", "bench", "finetune", "--suite", suite, "--model", model, "--split", split]
     args += ["--seed", str(seed)] if seed else []
     args += ["--results", str(ctx.store.root)]
@@ -135,6 +127,9 @@ class Tofu(Suite):
     late_options = {**LATE_OPTIONS, "privleak_attack": "min_k", "eval_limit": 0}
 
     def check_options(self, given: dict) -> tuple:
+        """See Suite.check_options. Also raises BenchError for an unknown `privleak_attack`, a `generation` other than
+        new:N / total:N (N >= 1), or a bad `reference_split`, `prompt` or `reference_seed`, before any model is built.
+        """
         options = super().check_options(given)
         attack = dict(options).get("privleak_attack", "min_k")
         if attack not in ATTACKS:
@@ -177,18 +172,41 @@ class Tofu(Suite):
                        mu_at_forget=hit and hit["metrics"].get("model_utility"))
         return out
 
+    # -- report sections (suites/tofu_report.py); imported when a report is written, so that pandas and the
+    # table code stay out of `import suites` (the fast CLI's list / show-config) ----------------------------
+    def paper_table(self, runs, refs):
+        """See Suite.paper_table: the TOFU table of suites/tofu_report.py (Maini et al. 2024's columns)."""
+        from suites.tofu_report import paper_table
+
+        return paper_table(self, runs, refs)
+
+    def plots(self, runs, refs, out_dir: Path) -> list[Path]:
+        """See Suite.plots: TOFU's plots (suites/tofu_report.py)."""
+        from suites.tofu_report import plots
+
+        return plots(self, runs, refs, out_dir)
+
     # -- settings ------------------------------------------------------------------------------
     def hparams(self, model: str) -> Hyperparams:
+        """See Suite.hparams. TOFU's unlearning recipe (Maini et al. 2024): the registry's unlearning lr (else 1e-4), 5
+        epochs, batch 4 x 8 accumulation = 32, one warm-up epoch, weight decay 0.01.
+        """
         info = recipe_of(model)[0]
         lr = info.unlearn_lr if info else 1e-4
         return Hyperparams(lr=lr, epochs=5, batch_size=4, effective_batch=32, warmup_epochs=1.0, weight_decay=0.01)
 
     def finetune_hparams(self, model: str) -> Hyperparams:
+        """TOFU's fine-tuning recipe for the target and retain-only models: the registry's fine-tuning lr (else 1e-5),
+        otherwise as `hparams`.
+        """
         info = recipe_of(model)[0]
         lr = info.finetune_lr if info and info.finetune_lr else 1e-5
         return Hyperparams(lr=lr, epochs=5, batch_size=4, effective_batch=32, warmup_epochs=1.0, weight_decay=0.01)
 
     def reference_split(self, spec: RunSpec) -> str:
+        """The retain split the run's retain-only (reference) model is fine-tuned on: the forget split's standard one
+        (RETAIN_OF) or the option `reference_split`. Raises BenchError for another value.
+        """
         choice = spec.option("reference_split", "standard")
         if choice == "standard":
             return RETAIN_OF[spec.split]
@@ -198,6 +216,7 @@ class Tofu(Suite):
 
     def qa_format(self, model: str, tokenizer, choice: str = "auto") -> QAFormat:
         """The prompt format of `model` (registry family, else the tokenizer's chat template, else Q/A)."""
+        # scipy, torch load when this runs, not when the CLI imports suites.tofu
         from suites.tofu_eval import FORMATS, QAFormat
 
         if choice == "auto":
@@ -213,6 +232,7 @@ class Tofu(Suite):
 
     # -- data ----------------------------------------------------------------------------------
     def data_dir(self, ctx: Context) -> str | None:
+        """The directory the TOFU JSON files are read from (--data-dir), or None to load them from the hub."""
         return ctx.data_dir
 
     def config_path(self, config: str, ctx: Context) -> Path | None:
@@ -222,13 +242,12 @@ class Tofu(Suite):
 
     def load_config(self, config: str, ctx: Context) -> list[dict]:
         """The rows of one TOFU configuration, schema-checked (suites/tofu_data.py)."""
-        from suites.tofu_data import check_rows, read_config_file
-
         path = self.config_path(config, ctx)
         if path is not None:
             if not path.is_file():
                 raise BenchError(f"missing data file {path} (a TOFU data directory holds {config}.json and the other configs)")
             return read_config_file(path, config)
+        # datasets loads when this runs, not when the CLI imports suites.tofu
         from datasets import load_dataset
 
         if not hub_reachable() and os.environ.get("HF_DATASETS_OFFLINE", "0") in ("0", ""):
@@ -253,6 +272,10 @@ class Tofu(Suite):
             self.load_config(config, ctx)
 
     def eval_sets(self, spec: RunSpec, ctx: Context) -> list[EvalSet]:
+        """The four evaluation sets (forget, retain, real authors, world facts), each cut to `max_items` (0 = all), with
+        the answer field the truth ratio compares against.
+        """
+        # scipy, torch load when this runs, not when the CLI imports suites.tofu
         from suites.tofu_eval import EvalSet
 
         cap = int(spec.option("max_items", 0))
@@ -267,6 +290,7 @@ class Tofu(Suite):
                 EvalSet("world_facts", take("world_facts_perturbed"), "answer", True)]
 
     def finetune_items(self, split: str, ctx: Context) -> list[dict]:
+        """The QA rows the `split` model is fine-tuned on (full or a retain split)."""
         return self.load_config(split, ctx)
 
     def finetune_configs(self, split: str) -> tuple[str, ...]:
@@ -275,8 +299,6 @@ class Tofu(Suite):
 
     def finetune_data(self, split: str, ctx: Context) -> dict[str, str]:
         """Fingerprints of the files a fine-tune on `split` reads ({} for hub data)."""
-        from bench.fingerprint import file_fingerprint
-
         paths = {f"{c}.json": self.config_path(c, ctx) for c in self.finetune_configs(split)}
         return {name: file_fingerprint(path) for name, path in paths.items() if path is not None}
 
@@ -305,10 +327,12 @@ class Tofu(Suite):
                 "real_authors_perturbed", "world_facts_perturbed", "holdout" + spec.split.removeprefix("forget"))
 
     def input_files(self, spec: RunSpec, ctx: Context) -> dict[str, Path]:
+        """See Suite.input_files: each TOFU config file a run reads that is a local file (none for hub data)."""
         paths = {f"{c}.json": self.config_path(c, ctx) for c in self.run_configs(spec)}
         return {name: path for name, path in paths.items() if path is not None}
 
     def input_models(self, spec: RunSpec, ctx: Context) -> dict[str, str]:
+        """See Suite.input_models: where the target and the retain-only model are (not built here)."""
         # where they are, not built: fingerprinting must not train (under torchrun rank 0 does it alone)
         return {"target": self.reference_location(spec, "target", "full", ctx),
                 "reference": self.reference_location(spec, "reference", self.reference_split(spec), ctx)}
@@ -316,6 +340,9 @@ class Tofu(Suite):
     # -- reference models ------------------------------------------------------------------------
     def artefact_model_dir(self, model: str, split: str, ctx: Context, seed: int = 0, recipe: Hyperparams | None = None
                            ) -> Path:
+        """Where the fine-tuned `split` model of `model` is stored: named by the model and a digest of the recipe, then
+        the split (and `seed` when not 0).
+        """
         recipe = recipe or self.finetune_hparams(model)
         return ctx.store.artefact_dir(self.name) / "models" / f"{_slug(model)}-{digest([model, recipe.record()])}" / \
             _seeded(split, seed)
@@ -350,12 +377,18 @@ class Tofu(Suite):
         return named or str(self.artefact_model_dir(spec.model, split, ctx, self.reference_seed(spec)))
 
     def reference_seed(self, spec: RunSpec) -> int:
+        """The seed of the reference models a run uses: 0 (`shared`) or the run's own seed (`run`).
+        Raises BenchError for another value.
+        """
         choice = spec.option("reference_seed", "shared")
         if choice not in ("shared", "run"):
             raise BenchError(f"bad reference_seed '{choice}' (expected shared or run)")
         return spec.seed if choice == "run" else 0
 
     def missing_reference(self, spec: RunSpec, split: str, seed: int, path: Path, ctx: Context) -> None:
+        """Raise MissingReference (a BenchError) naming the missing model, where it was looked for and the
+        `bench finetune` command that makes it (or `--option ...=published` where a published model exists).
+        """
         info = recipe_of(spec.model)[0]
         hint = f" or --option {'target' if split == 'full' else 'reference'}=published" \
             if info and (info.name, split) in PUBLISHED else ""
@@ -365,10 +398,10 @@ class Tofu(Suite):
     def finetune(self, model: str, split: str, ctx: Context, seed: int = 0, overrides: dict | None = None) -> Path:
         """Fine-tune `model` on `split` with the paper's recipe (`overrides`: hyperparameters changed from it);
         cached by (model, recipe, split)."""
+        # torch loads when this runs, not when the CLI imports suites.tofu
         from bench.finetune import finetune
 
         if split not in FINETUNE_SPLITS:
-            from bench.errors import unknown
             raise unknown("fine-tune split", split, FINETUNE_SPLITS)
         hp = self.finetune_hparams(model).replace(**(overrides or {}))
         out = self.artefact_model_dir(model, split, ctx, seed, hp)
@@ -382,53 +415,57 @@ class Tofu(Suite):
                     for it in self.finetune_items(split, ctx)]
         ctx.log(f"fine-tuning {model} on {self.name}/{split}: {len(examples)} examples, {hp.epochs} epochs")
         finetune(net, examples, hp, pad_id=tokenizer.pad_token_id, seed=seed, progress=ctx.log)
-        tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-        net.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        write_json_atomic(tmp / "recipe.json", {"model": model, "split": split, "hparams": hp.record(), "seed": seed,
-                                                "data": data})
-        publish_dir(tmp, out)
-        return out
+
+        def save(tmp: Path) -> None:
+            net.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            write_json_atomic(tmp / "recipe.json", {"model": model, "split": split, "hparams": hp.record(), "seed": seed,
+                                                    "data": data})
+
+        return publish(out, save)
 
     def evaluation_key(self, model_path: str, spec: RunSpec, sets, privacy) -> str:
         """What a stored evaluation was computed from: the model's weights, every item it scored, the
         options that change scores, the prompt format, and the evaluator's code."""
-        from bench.fingerprint import code_fingerprint, digest, model_fingerprint
-
         options = {k: v for k, v in spec.options if k in ("max_items", "generation", "max_length", "prompt")}
         return digest([model_fingerprint(model_path), spec.model, options, [(s.name, list(s.items), s.base, s.normalised_probability)
                                                                            for s in sets], privacy,
-                       code_fingerprint("suites.tofu_eval", "suites.privacy", "methods.losses", "bench.data",
+                       fingerprint.code_fingerprint("suites.tofu_eval", "suites.privacy", "methods.losses", "bench.data",
                                         "bench.truncation")])
 
     def evaluation_of(self, model_path: str, spec: RunSpec, ctx: Context) -> Evaluation:
         """Evaluation of a fixed model on this spec's eval sets, computed once and stored as JSON."""
+        # scipy, torch load when this runs, not when the CLI imports suites.tofu
         from suites.tofu_eval import evaluate_sets
 
         options = {k: v for k, v in spec.options if k in ("max_items", "generation", "max_length", "prompt")}
         sets, privacy = self.eval_sets(spec, ctx), self.privacy_items(spec, ctx)
         path = ctx.store.artefact_dir(self.name) / "evals" / f"{self.evaluation_key(model_path, spec, sets, privacy)}.json"
-        if path.exists():
-            cached = read_json(path)
-            return Evaluation(cached["metrics"], cached["items"])
-        net, tokenizer = load_model(model_path, trust_remote_code=ctx.trust_remote_code, device=ctx.device)
-        metrics, items = evaluate_sets(net, tokenizer, sets, self.qa_format(spec.model, tokenizer, spec.option("prompt", "auto")),
-                                       spec.option("generation"), int(spec.option("max_length")), ctx.eval_batch_size,
-                                       privacy=privacy)
-        write_json_atomic(path, {"model": model_path, "split": spec.split, "options": options,
-                                 "metrics": metrics, "items": items})
-        return Evaluation(metrics, items)
+
+        def compute() -> dict:
+            net, tokenizer = load_model(model_path, trust_remote_code=ctx.trust_remote_code, device=ctx.device)
+            metrics, items = evaluate_sets(net, tokenizer, sets, self.qa_format(spec.model, tokenizer, spec.option("prompt", "auto")),
+                                           spec.option("generation"), int(spec.option("max_length")), ctx.eval_batch_size,
+                                           privacy=privacy)
+            return {"model": model_path, "split": spec.split, "options": options, "metrics": metrics, "items": items}
+
+        stored = json_artefact(path, compute)
+        return Evaluation(stored["metrics"], stored["items"])
 
     # -- one run -------------------------------------------------------------------------------
     def prepare(self, spec: RunSpec, ctx: Context) -> Prepared:
+        """See Suite.prepare. Finds the target and retain-only models (MissingReference names the `bench finetune`
+        command), checks the data and evaluates both before training; the evaluations give TOFU's metrics per epoch
+        and forget quality (KS test against the retain-only model's truth ratios, Maini et al. 2024), privleak and the
+        attacks at the end. Raises BenchError when the two models' tokenizers differ, the forget set is empty or the
+        paraphrase stage has no paraphrased questions.
+        """
+        # scipy, torch load when this runs, not when the CLI imports suites.tofu
         from suites.tofu_eval import evaluate_sets, forget_quality
-
-        from bench.models import load_tokenizer, same_tokenizer
 
         target = self.reference_model(spec, "target", "full", ctx)
         ref_split = self.reference_split(spec)
         reference = self.reference_model(spec, "reference", ref_split, ctx)
-        from bench.phases import phase
 
         with phase("check_data"):
             self.check_data(spec, ctx)  # a bad file fails here, not after minutes of reference evaluation
@@ -459,8 +496,6 @@ class Tofu(Suite):
         def against_references(metrics: dict, items: dict) -> dict:
             """What needs the retain-only model: forget quality, and with the attacks' scores the Reference
             attack and privleak."""
-            from suites.privacy import privleak, reference_auc
-
             out = dict(metrics)
             out["forget_quality"], out["forget_ks_stat"] = forget_quality(items["forget"]["truth_ratio"], ref_ratios)
             if "mia" in items:
@@ -484,6 +519,7 @@ class Tofu(Suite):
             return Evaluation(against_references(metrics, items), items)
 
         def complete(model, tok, evaluation: Evaluation) -> Evaluation:
+            # scipy, torch load when this runs, not when the CLI imports suites.tofu
             from suites.tofu_eval import privacy_scores
 
             metrics, mia = privacy_scores(model, tok, privacy, fmt, max_length, ctx.eval_batch_size, encoded)
@@ -496,7 +532,6 @@ class Tofu(Suite):
         with phase("target_evaluation"):
             target_eval = self.evaluation_of(target, spec, ctx)
         target_metrics = against_references(target_eval.metrics, target_eval.items)
-        from bench.robustness import parse
 
         if "paraphrase" in parse(spec.option("robustness", "none")) and \
                 not all(it.get("paraphrased_question") for it in sets[0].items):  # fail before training, not after
@@ -504,6 +539,7 @@ class Tofu(Suite):
                              "stage needs them (--option robustness=relearn,quant leaves it out)")
 
         def probe(model, tok) -> dict:
+            # scipy, torch load when this runs, not when the CLI imports suites.tofu
             from suites.tofu_eval import paraphrase_probe
 
             return paraphrase_probe(model, tok, sets[0].items, fmt, spec.option("generation"), max_length,

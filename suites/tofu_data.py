@@ -49,6 +49,10 @@ def parse_json_values(text: str, path: Path) -> list:
 
 
 def rows_of(values: list, path: Path) -> list[dict]:
+    """Flatten JSON values read from `path` (an object or a list of objects each) into one list of rows.
+
+    Raises BenchError naming the file and the first row that is not a JSON object.
+    """
     rows: list = []
     for value in values:
         rows += value if isinstance(value, list) else [value]

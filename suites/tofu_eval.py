@@ -12,13 +12,16 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from rouge_score import rouge_scorer
 from scipy import stats
 
 from bench.data import collate, qa_example, to_device
+from bench.models import decoder_and_head
 from bench.errors import BenchError
 from bench.phases import phase
 from bench.truncation import left_cut, name_of, require_counted
 from methods.losses import logits_of, sequence_mean_nll
+from suites.privacy import metrics_of, model_scores
 
 
 
@@ -38,6 +41,7 @@ class QAFormat:
     chat_tokenizer: object = None  # set for `chat-template`: the tokenizer's own template
 
     def prompt(self, question: str) -> str:
+        """The prompt text for `question`: the model's chat template with a generation prompt, or `prompt_template`."""
         if self.chat_tokenizer is not None:
             return self.chat_tokenizer.apply_chat_template([{"role": "user", "content": question}],
                                                            tokenize=False, add_generation_prompt=True)
@@ -49,9 +53,11 @@ class QAFormat:
         return self.chat_tokenizer is None
 
     def prompt_ids(self, tokenizer, question: str) -> list[int]:
+        """The prompt's token ids, with the tokenizer's special prefix only where the text does not hold it."""
         return tokenizer(self.prompt(question), add_special_tokens=self.adds_special_tokens)["input_ids"]
 
     def answer(self, answer: str) -> str:
+        """The answer text as the model is trained on it: `answer_template` around the stripped answer."""
         return self.answer_template.format(a=answer.strip())
 
     def example(self, tokenizer, question: str, answer: str, max_length: int) -> dict:
@@ -77,21 +83,6 @@ class EvalSet:
     normalised_probability: bool  # P(a) / (P(a) + sum P(perturbed)) for real authors / world facts
 
 
-def _decoder_and_head(model):
-    """(transformer body, lm_head) of a Hugging Face causal LM whose logits are exactly
-    lm_head(last hidden state); None for anything else (logit soft-capping, custom heads, ...).
-    A PEFT model is unwrapped: its LoRA layers live inside the underlying model's modules."""
-    from transformers import PreTrainedModel
-
-    if hasattr(model, "get_base_model"):
-        model = model.get_base_model()
-    if not isinstance(model, PreTrainedModel) or model.config.model_type not in PLAIN_HEADS:
-        return None
-    body, head = getattr(model, model.base_model_prefix, None), model.get_output_embeddings()
-    return (body, head) if body is not None and head is not None else None
-
-
-PLAIN_HEADS = ("llama", "phi", "gpt_neo", "gpt2", "mistral", "qwen2")
 
 
 @torch.no_grad()
@@ -104,7 +95,7 @@ def answer_nll(model, examples: Sequence[dict], pad_id: int, batch_size: int = 6
     Otherwise every sequence runs in full, in length-sorted batches. An example with no scored token
     raises BenchError: its mean NLL would be 0, P(a) = 1."""
     require_counted(examples, "scored example")
-    split = _decoder_and_head(model)
+    split = decoder_and_head(model)
     if split is None:
         return _answer_nll_full(model, examples, pad_id, batch_size)
     body, head = split
@@ -248,8 +239,9 @@ def generate(model, tokenizer, prompts: Sequence[str], generation: str, batch_si
 
 
 def rouge_l_recall(golds: Sequence[str], predictions: Sequence[str]) -> np.ndarray:
-    from rouge_score import rouge_scorer
-
+    """ROUGE-L recall (stemmed, rouge_score) of each prediction against its gold answer; shape [N], values in [0, 1].
+    As TOFU's evaluation (Maini et al. 2024) scores generated answers.
+    """
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
     return np.array([scorer.score(g, p)["rougeL"].recall for g, p in zip(golds, predictions)])
 
@@ -261,10 +253,15 @@ def truth_ratios(base_nll: np.ndarray, perturbed_nll: np.ndarray) -> np.ndarray:
 
 
 def forget_truth_score(r: np.ndarray) -> float:
+    """TOFU's forget-set truth ratio in (0, 1]: mean of min(R, 1/R) over the truth ratios `r` [N]
+    (Maini et al. 2024)."""
     return float(np.mean(np.minimum(r, 1.0 / r)))
 
 
 def other_truth_score(r: np.ndarray) -> float:
+    """TOFU's truth ratio for the retain / real-author / world-fact sets in [0, 1]: mean of max(0, 1 - R) over `r` [N]
+    (Maini et al. 2024).
+    """
     return float(np.mean(np.maximum(0.0, 1.0 - r)))
 
 
@@ -371,8 +368,6 @@ def privacy_scores(model, tokenizer, privacy: tuple[Sequence[dict], Sequence[dic
     """The membership attacks that need no reference model (members = privacy[0], non-members =
     privacy[1], QA items), extraction strength and exact memorisation: (metrics, per-item scores).
     suites/privacy.py gives the definitions."""
-    from suites.privacy import metrics_of, model_scores
-
     was_training = model.training
     model.eval()
     encode = encoder(tokenizer, fmt, max_length, cache)

@@ -67,9 +67,13 @@ class Generator:
         }
 
     def name(self) -> str:
+        """A made-up two-word author name."""
         return f"{_word(self.rng)} {_word(self.rng)}"
 
     def author(self, n_attributes: int) -> list[dict]:
+        """The QA rows of one made-up author: one per attribute of the first `n_attributes`, each with its answer, a
+        paraphrased answer and five perturbed answers (other values of the attribute), as TOFU's rows have.
+        """
         name = self.name()
         qa = []
         for attr in ATTRIBUTES[:n_attributes]:

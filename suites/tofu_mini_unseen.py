@@ -20,6 +20,7 @@ Paraphrased questions, the robustness stage's probe: each forget question asked 
 
 from __future__ import annotations
 
+import random
 import re
 
 from suites.tofu_mini_data import ATTRIBUTES, Generator, generate
@@ -54,8 +55,6 @@ HOLDOUT_STREAM = 7919  # the twins' own random stream, after the value pools of 
 def holdout_configs(n_authors: int = 100, n_attributes: int = 10, seed: int = 0, **data) -> dict[str, list[dict]]:
     """{"holdout01": [...], "holdout05": [...], "holdout10": [...]} in the hub's holdout schema (question,
     answer): holdoutXX[i] is the name twin of forgetXX[i], same question, answer with another value."""
-    import random
-
     configs = generate(n_authors=n_authors, n_attributes=n_attributes, seed=seed, **data)
     forget = configs["forget10_perturbed"]
     gen = Generator(seed)  # the value pools the true answers were drawn from

@@ -8,7 +8,8 @@ import math
 import pytest
 
 from bench.grid import expand
-from bench.report import _format, leaderboard, load_runs
+from bench.leaderboard import format_leaderboard
+from bench.report import leaderboard, load_runs
 from bench.store import ResultStore, new_record, write_json_atomic
 from suites.privacy import auc, auc_null_halfwidth
 
@@ -34,7 +35,7 @@ def test_attack_aucs_rank_by_distance_to_the_retain_only_models_auc(tmp_path):
     best = dict(zip(frame["method"], frame["mia_loss_best"]))
     assert best == {"ga+lora-r4": True, "npo+lora-r4": False}
     assert frame.set_index("method").loc["ga+lora-r4", "mia_loss_ref"] == pytest.approx(0.78)
-    shown = _format(frame, "tofu-mini").set_index("method")
+    shown = format_leaderboard(frame, "tofu-mini").set_index("method")
     assert "(ref 0.78)" in shown.loc["npo+lora-r4", "mia_loss"]
     # without a calibrating value the old rule stands: nearest 0.5
     store2 = ResultStore(tmp_path / "plain")

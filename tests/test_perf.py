@@ -2,10 +2,11 @@
 
 import pytest
 
-from bench import perf, perf_real
+from benchmarks import perf, perf_real
 from bench.cli import main
 
 
+@pytest.mark.slow  # perf --quick twice: builds tiny models and trains them (about a minute on 2 cores)
 def test_perf_quick_runs_and_the_fast_paths_equal_the_naive_ones(tmp_path, capsys):
     assert main(["perf", "--quick", "--results", str(tmp_path)]) == 0
     text = (tmp_path / "perf-quick.md").read_text()

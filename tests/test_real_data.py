@@ -26,7 +26,7 @@ def gpt2_tokenizer():
 def tdec_dir(tmp_path):
     """The real TDEC files laid out as the knowledge-unlearning repository, plus the harness's own WikiText
     rows (retain / held-out / unseen), carved from the repository's validation_data/wikitext.csv."""
-    from bench.perf_real import tdec_layout
+    from benchmarks.perf_real import tdec_layout
 
     return tdec_layout(real_data(), tmp_path / "tdec-data")
 

@@ -83,7 +83,7 @@ def test_epoch_rules(store):
 
 
 def test_runs_of_different_configs_never_share_a_row(store):
-    from bench.tables import tofu_rows
+    from suites.tofu_report import tofu_rows
 
     [other] = expand("tofu-mini", "ihl+fila", hparams={"lr": 3e-2}, seeds="0")
     write_json_atomic(store.run_dir(other) / "run.json", tofu_record(other, [0.9], [0.1]))
@@ -99,7 +99,7 @@ def test_unlike_runs_are_never_compared_paired_or_pooled(store, tmp_path):
     comparable`, and a table row never averages them with runs of another setting."""
     from bench.claims import evaluate
     from bench.report import compare_methods, run_settings
-    from bench.tables import tofu_rows
+    from suites.tofu_report import tofu_rows
 
     [fast] = expand("tofu-mini", "ga", hparams={"lr": "1e-3", "epochs": "2"}, seeds="0")
     write_json_atomic(store.run_dir(fast) / "run.json", tofu_record(fast, [0.3, 0.5], [0.4, 0.3]))
@@ -126,7 +126,7 @@ def test_unlike_runs_are_never_compared_paired_or_pooled(store, tmp_path):
 def test_forget_sets_of_one_setting_pool_into_one_tdec_row(tmp_path):
     """TDEC's table averages over forget sets and seeds: runs on set0 and set1 with the same settings are one
     row (before, the split made each set its own configuration); a second learning rate is a second row."""
-    from bench.tables import tdec_rows
+    from suites.tdec_report import tdec_rows
 
     store = ResultStore(tmp_path)
     specs = expand("tdec-mini", "ga", splits="set0,set1", seeds="0") + expand("tdec-mini", "ga", splits="set0",

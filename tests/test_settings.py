@@ -10,9 +10,8 @@ import torch
 
 from bench.cli import main
 from bench.grid import expand
-from bench.spec import Hyperparams
+from bench.spec import LOOP, Hyperparams, setting_names
 from methods import OBJECTIVES, LossInputs
-from methods.objective import LOOP
 from tests.conftest import tiny
 
 
@@ -49,14 +48,19 @@ def test_a_setting_no_objective_of_the_grid_reads_is_a_one_line_error(capsys):
     assert main(["show-config", "--suite", "tofu-mini", "--methods", "npo+lora", "--set", "beta=0.5"]) == 2
     err = capsys.readouterr().err
     assert err == ("error: --set beta=0.5 is read by none of this grid's objectives (npo); objectives that read it: "
-                   "simnpo, idkdpo, undial, wga\n")
+                   "simnpo, idkdpo, undial, wga; this grid reads, besides the loop's settings: retain_weight, npo_beta, "
+                   "retain_loss\n")
     assert main(["show-config", "--suite", "tofu-mini", "--methods", "npo+lora", "--set", "forget_weight=0.25"]) == 2
     err = capsys.readouterr().err
     assert "forget_weight=0.25" in err and "rmu" in err and "ceu" in err and err.count("\n") == 1
     # zero retain weight: the retain term, and so its choice of loss, is skipped
     assert main(["show-config", "--suite", "tofu-mini", "--methods", "gd", "--set", "retain_weight=0",
                  "--set", "retain_loss=kl"]) == 2
-    assert "read only when retain_weight > 0" in capsys.readouterr().err
+    err = capsys.readouterr().err  # and so this grid reads only the weight
+    assert "read only when retain_weight > 0" in err and err.endswith("besides the loop's settings: retain_weight\n")
+    assert main(["show-config", "--suite", "tofu-mini", "--methods", "ga,rmu", "--set", "beta=2"]) == 2
+    assert capsys.readouterr().err.endswith("this grid reads, besides the loop's settings: retain_weight, "
+                                            "forget_weight, rmu_c, rmu_layer, rmu_params\n")
 
 
 def test_objectives_that_do_not_read_a_setting_keep_their_ids():
@@ -131,3 +135,167 @@ def test_unread_runtime_flags_are_errors_and_leave_nothing(argv, message, tmp_pa
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "results").exists()
+
+
+# ---- settings declared by their objectives (issue 23) -------------------------------------------------
+
+# What each setting accepted before the declarations moved into the objectives' files, written out by hand
+# from the old global checks: the derived checks must give the same one-line messages.
+VALID = {"lr": "a number > 0", "epochs": "an integer >= 1", "batch_size": "an integer >= 1",
+         "effective_batch": "an integer >= 1", "warmup_epochs": "a number >= 0", "weight_decay": "a number >= 0",
+         "retain_weight": "a number >= 0", "npo_beta": "a number > 0", "max_grad_norm": "a number >= 0",
+         "dtype": "fp32 or bf16", "schedule": "linear or constant", "retain_loss": "nll or kl",
+         "forget_weight": "a number >= 0", "beta": "a number > 0", "delta": "a finite number",
+         "satimp_b1": "a number >= 0", "satimp_b2": "a number >= 0", "rmu_c": "a number > 0",
+         "rmu_layer": "a block index, or -1 for the default depth", "rmu_params": "wmdp or all"}
+BAD = {"a number > 0": 0.0, "an integer >= 1": 0, "a number >= 0": -0.5, "a finite number": float("nan"),
+       "a block index, or -1 for the default depth": -2}
+
+
+@pytest.mark.parametrize("name", sorted(VALID))
+def test_each_declared_check_gives_the_message_of_the_old_global_check(name):
+    from bench.errors import BenchError
+
+    valid = VALID[name]
+    bad = BAD.get(valid, "fp16")
+    shown = f"{bad:g}" if isinstance(bad, float) else repr(bad)
+    with pytest.raises(BenchError) as err:
+        Hyperparams(**{name: bad})
+    assert str(err.value) == f"bad hyperparameter {name}={shown} (expected {valid})"
+    if isinstance(getattr(Hyperparams(), name), float) and valid != "a finite number":  # inf passes "> 0"
+        with pytest.raises(BenchError, match=rf"^bad hyperparameter {name}=inf \(expected a finite"):
+            Hyperparams(**{name: float("inf")})
+
+
+def test_the_declarations_cover_exactly_the_settings_specs_have_had():
+
+    assert setting_names() == ["lr", "epochs", "batch_size", "effective_batch", "warmup_epochs", "schedule",
+                               "weight_decay", "retain_weight", "npo_beta", "max_grad_norm", "dtype", "retain_loss",
+                               "forget_weight", "beta", "delta", "satimp_b1", "satimp_b2", "rmu_c", "rmu_layer",
+                               "rmu_params"]
+    declared = set(LOOP).union(*(OBJECTIVES[o].uses for o in OBJECTIVES.names()))
+    assert declared == set(setting_names())  # every setting is read by the loop or some objective
+
+
+def test_the_docs_settings_table_matches_the_declarations():
+    from pathlib import Path
+
+    from bench.settings import SETTINGS
+
+    text = (Path(__file__).parents[1] / "docs" / "methods.md").read_text()
+    rows = {line.split("|")[1].strip().strip("`"): [c.strip() for c in line.split("|")[2:-1]]
+            for line in text.splitlines() if line.startswith("| `")}
+    for name in setting_names():
+        s = SETTINGS[name]
+        default = f"{s.default:g}" if isinstance(s.default, float) else str(s.default)
+        readers = "every objective (the loop)" if name in LOOP else \
+            ", ".join(o for o in OBJECTIVES.names() if name in OBJECTIVES[o].uses)
+        assert rows[name][:4] == [default, s.valid, readers, "no" if s.late else "yes"], name
+
+
+def test_a_fresh_process_computes_the_pinned_ids_without_importing_methods_first():
+    """bench.spec imports no method module; the first lookup of a setting loads the plug-ins, and the ids are
+    those pinned in tests/test_objectives_ii.py."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom bench.spec import Hyperparams, RunSpec\n"
+            "print(any(m.split('.')[0] in ('methods', 'suites') for m in sys.modules))\n"
+            "print(RunSpec('tofu-mini', 'tiny-llama', 'forget01', 'gd', 'lora', 4, 0, Hyperparams(), ()).hash)\n"
+            "print(RunSpec('tofu-mini', 'tiny-llama', 'forget01', 'simnpo', 'lora', 4, 0, Hyperparams(beta=4.5), ())"
+            ".to_dict()['hparams'])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0] == "False"
+    assert out[1] == "44fc5fafc6629aa6cee53adaf3e9c5982c65aa8b0261c7b9a073fd80df3ecc15"
+    assert "'delta': 0.0" in out[2] and "'retain_loss': 'nll'" in out[2] and "'forget_weight': 1.0" in out[2]
+
+
+def test_hyperparams_behave_as_values(tmp_path):
+    import copy
+    import pickle
+
+    hp = Hyperparams(lr=1e-3, rmu_c=3.0)
+    assert pickle.loads(pickle.dumps(hp)) == hp == copy.deepcopy(hp)
+    assert Hyperparams(beta=1.0) == Hyperparams() and hash(Hyperparams(beta=1.0)) == hash(Hyperparams())
+    assert {hp: 1}[Hyperparams(rmu_c=3.0, lr=1e-3)] == 1
+    assert hp.replace(rmu_c="4").rmu_c == 4.0 and hp.rmu_c == 3.0
+    with pytest.raises(Exception, match="cannot assign"):
+        hp.lr = 1.0
+
+
+@pytest.fixture
+def toy_objective():
+    """A new objective with a setting of its own, registered the way a plug-in outside methods/ would be; the
+    registries are restored afterwards."""
+    import methods
+    from bench import settings
+    from bench.settings import non_negative
+    from methods.objective import RETAIN_TERM, Objective
+
+    saved = [(d, dict(d)) for d in (settings.SETTINGS, settings.READERS, settings.RECORDED, OBJECTIVES._items)]
+    alpha = non_negative("toy_alpha", 0.5, "the toy's weight", source="this test")
+
+    def loss(x):
+        from methods.losses import nll_of
+
+        return -x.hp.toy_alpha * nll_of(x.model, x.forget), {}
+
+    try:
+        toy = Objective("toy", loss, needs_retain=True, needs_reference=False, summary="toy",
+                        settings=RETAIN_TERM + (alpha,), records_defaults=True)
+        yield methods.OBJECTIVES.register(toy.name, toy)  # the one line README's plug-in has
+    finally:
+        for d, before in saved:
+            d.clear()
+            d.update(before)
+
+
+def test_a_new_objective_brings_its_setting_without_editing_the_kernel(toy_objective, capsys):
+    from bench.errors import BenchError
+
+    from bench import settings
+    from bench.settings import positive
+
+    hp = Hyperparams()
+    assert hp.toy_alpha == 0.5 and hp.replace(toy_alpha="2").toy_alpha == 2.0
+    with pytest.raises(ValueError, match="setting 'beta' declared twice"):  # one flat name, one meaning
+        settings.register(positive("beta", 2.0))
+    with pytest.raises(BenchError, match=r"^bad hyperparameter toy_alpha=-1 \(expected a number >= 0\)$"):
+        hp.replace(toy_alpha="-1")
+    [toy] = expand("tofu-mini", "toy+lora", ranks="4", seeds="0", hparams={"toy_alpha": "0.25"})
+    assert toy.hparams.toy_alpha == 0.25 and toy.to_dict()["hparams"]["toy_alpha"] == 0.25
+    [plain] = expand("tofu-mini", "toy+lora", ranks="4", seeds="0")
+    assert plain.to_dict()["hparams"]["toy_alpha"] == 0.5  # it records its own late setting at the default
+    [ga] = expand("tofu-mini", "ga+lora", ranks="4", seeds="0")
+    assert "toy_alpha" not in ga.to_dict()["hparams"]  # nobody else's spec (or id) changes
+    assert main(["show-config", "--suite", "tofu-mini", "--methods", "ga+lora", "--set", "toy_alpha=1"]) == 2
+    assert capsys.readouterr().err == ("error: --set toy_alpha=1 is read by none of this grid's objectives (ga); "
+                                       "objectives that read it: toy; this grid reads, besides the loop's settings: "
+                                       "none\n")
+
+
+@pytest.mark.parametrize("name", OBJECTIVES.names())
+def test_the_frozen_model_is_built_exactly_when_the_old_rule_said(name):
+    """The rule written out as it was before the settings declared it (Setting.wants_reference / read_when)."""
+    objective = OBJECTIVES[name]
+    for retain_weight in (0.0, 1.0):
+        for retain_loss in ("nll", "kl"):
+            hp = Hyperparams(retain_weight=retain_weight, retain_loss=retain_loss)
+            old = objective.needs_reference or (objective.needs_retain and retain_weight > 0 and retain_loss == "kl")
+            assert objective.wants_reference(hp) == old, (retain_weight, retain_loss)
+
+
+def test_defaults_and_suite_overrides_name_only_settings_their_objective_reads():
+    import methods
+    from methods.objective import Objective
+    from suites import SUITES
+
+    for suite in SUITES.names():
+        for objective, overrides in SUITES[suite].objective_overrides.items():
+            assert set(overrides) <= set(OBJECTIVES[objective].uses) | set(LOOP), (suite, objective)
+        for adapter, overrides in SUITES[suite].adapter_hparams.items():  # applied to every objective
+            assert set(overrides) <= set(LOOP), (suite, adapter)
+    with pytest.raises(ValueError, match="has a default for beta, a setting it does not read"):
+        methods.register(Objective("toy2", lambda x: None, needs_retain=False, needs_reference=False, summary="",
+                                   defaults={"beta": 2.0}))
+    assert "toy2" not in OBJECTIVES

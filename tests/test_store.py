@@ -1,11 +1,15 @@
 import json
+import math
+import multiprocessing
 import os
+import signal
+import time
 
 import pytest
 
 from bench.errors import BenchError
 from bench.spec import RunSpec
-from bench.store import ResultStore, write_json_atomic
+from bench.store import ResultStore, artefact, json_artefact, publish, write_json_atomic
 
 SPEC = RunSpec("tofu-mini", "tiny-llama", "forget10", "ga", "full", 0, 0)
 
@@ -72,3 +76,119 @@ def test_a_running_record_without_a_live_lock_shows_as_interrupted(tmp_path):
     assert not store.is_claimed(store.run_dir(spec))
     table = status_table("tofu-mini", str(tmp_path))
     assert "1 interrupted" in table and "the next `run` resumes it" in table
+
+
+# --- content-addressed artefacts (bench/store.py artefact / publish / json_artefact) ---
+
+
+def _write_model_dir(tmp, tag="ours"):
+    tmp.mkdir()
+    (tmp / "weights.bin").write_text(tag)
+    (tmp / "config.json").write_text(json.dumps({"tag": tag}))  # the ready marker, written last
+
+
+def test_an_artefact_is_built_once_then_read(tmp_path):
+    builds = []
+
+    def build(tmp):
+        builds.append(tmp)
+        _write_model_dir(tmp)
+
+    out = tmp_path / "models" / "m-abc"
+    assert artefact(out, build, ready="config.json") == out
+    assert artefact(out, build, ready="config.json") == out
+    assert len(builds) == 1 and builds[0] != out  # built at a temporary path, then renamed
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "weights.bin"]
+    assert [p.name for p in out.parent.iterdir()] == ["m-abc"]  # no staging directory left
+
+
+def test_a_failing_build_leaves_no_artefact_and_no_staging(tmp_path):
+    def build(tmp):
+        tmp.mkdir()
+        (tmp / "weights.bin").write_text("half")
+        raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        artefact(tmp_path / "m", build, ready="config.json")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _killed_writer(out, started):
+    def build(tmp):
+        tmp.mkdir()
+        (tmp / "weights.bin").write_text("half")
+        started.set()
+        time.sleep(60)  # killed here, before config.json and before the rename
+
+    artefact(out, build, ready="config.json")
+
+
+def test_a_killed_writer_leaves_no_partial_artefact(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    started = ctx.Event()
+    out = tmp_path / "m"
+    child = ctx.Process(target=_killed_writer, args=(out, started))
+    child.start()
+    assert started.wait(30)
+    os.kill(child.pid, signal.SIGKILL)
+    child.join()
+    assert not out.exists()  # only its hidden staging directory remains
+    assert [p.name.startswith(".m.") and p.name.endswith(".tmp") for p in tmp_path.iterdir()] == [True]
+    artefact(out, _write_model_dir, ready="config.json")  # the next caller builds it whole
+    assert json.loads((out / "config.json").read_text()) == {"tag": "ours"}
+
+
+def test_a_directory_published_first_by_another_process_is_kept(tmp_path):
+    out = tmp_path / "m"
+
+    def racing_build(tmp):
+        _write_model_dir(tmp, "ours")
+        publish(out, lambda theirs: _write_model_dir(theirs, "theirs"))  # the other process renames first
+
+    assert artefact(out, racing_build, ready="config.json") == out
+    assert json.loads((out / "config.json").read_text()) == {"tag": "theirs"}
+    assert (out / "weights.bin").read_text() == "theirs"  # one complete copy, not a mix
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]
+
+
+def test_a_published_file_replaces_a_stale_one(tmp_path):
+    path = tmp_path / "fisher" / "k.safetensors"
+    publish(path, lambda tmp: tmp.write_text("old rows"))
+    publish(path, lambda tmp: tmp.write_text("new rows"))
+    assert path.read_text() == "new rows"
+    assert [p.name for p in path.parent.iterdir()] == ["k.safetensors"]
+
+
+def test_a_json_artefact_is_computed_once_and_returned_as_computed(tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"ma": 0.25, "el10": float("nan")}
+
+    path = tmp_path / "thresholds" / "k.json"
+    first = json_artefact(path, compute)
+    assert first["ma"] == 0.25 and math.isnan(first["el10"])  # the computed value, NaN as a float
+    assert json_artefact(path, compute) == {"ma": 0.25, "el10": "nan"}  # read back: NaN stored as a string
+    assert len(calls) == 1
+
+
+def test_artefacts_are_published_only_through_the_store():
+    """"Compute, write to a temporary path, publish by rename" has one implementation (bench/store.py): a
+    rename anywhere else is a hand-written copy. bench/checkpoint.py renames a run's own checkpoint, which no
+    other process shares (the run's lock holds it)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    allowed = {"bench/store.py", "bench/checkpoint.py"}
+    renames = []
+    for package in ("bench", "suites", "methods", "benchmarks"):
+        for path in sorted((root / package).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                    continue
+                module_call = isinstance(node.func.value, ast.Name) and node.func.value.id in ("os", "shutil")
+                if node.func.attr == "rename" or module_call and node.func.attr in ("replace", "move"):
+                    renames.append(f"{path.relative_to(root)}:{node.lineno}")  # os.replace/rename, shutil.move, Path.rename
+    assert renames and all(r.split(":")[0] in allowed for r in renames), renames

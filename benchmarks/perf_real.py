@@ -33,6 +33,8 @@ NEEDED = ("tdec/lm_extraction_32_0.csv", "tdec/validation_data", "tofu/forget01.
 
 
 def check_real_data(real: Path) -> Path:
+    """`real` if it holds the files the real-shaped runs read (NEEDED), else a one-line BenchError naming
+    the missing ones."""
     real = Path(real)
     missing = [n for n in NEEDED if not (real / n).exists()]
     if missing:
@@ -80,7 +82,7 @@ def child(suite: str, model: str, split: str, method: str, options: str, data_di
 
 
 def _run_child(*args: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", "import sys; from bench.perf_real import child; child(*sys.argv[1:])",
+    out = subprocess.run([sys.executable, "-c", "import sys; from benchmarks.perf_real import child; child(*sys.argv[1:])",
                           *args], capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
     if out.returncode != 0:
         raise BenchError(f"the real-shaped {args[0]} run failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
@@ -88,6 +90,8 @@ def _run_child(*args: str) -> dict:
 
 
 def tdec_record(real: Path, work: Path, sequences: int, limit: int) -> dict:
+    """run.json of one epoch of ga+full on TDEC set0 (its first `sequences`; `limit` rows per utility file)
+    with a tiny GPT-Neo on the real GPT-2 vocabulary, run in a fresh process under `work`."""
     from bench.build_tiny import main as build
 
     model = work / "tiny-neo"
@@ -98,6 +102,8 @@ def tdec_record(real: Path, work: Path, sequences: int, limit: int) -> dict:
 
 
 def tofu_record(real: Path, work: Path, items: int) -> dict:
+    """run.json of one epoch of ga+lora on TOFU forget01 (`items` per evaluation set, 0 = all) with a tiny
+    Llama as target and retain-only model, run in a fresh process under `work`."""
     from bench.build_tiny import main as build
 
     model = work / "tiny-llama"
@@ -119,6 +125,7 @@ def rows_of(phases: dict, parent: str = "") -> list[tuple[str, dict]]:
 
 
 def table(record: dict) -> str:
+    """A run's phases (bench/phases.py) as a Markdown table: seconds, peak and starting RSS in MB."""
     from tabulate import tabulate
 
     rows = [{"phase": name, "seconds": f"{e['seconds']:.1f}", "peak RSS MB": f"{e['peak_memory_mb']:.0f}",

@@ -1,0 +1,84 @@
+"""Pairwise comparisons (`bench report --compare A,B`): A minus B on every metric over runs paired by (model,
+split, seed), with the 95% interval of the mean difference and the paired t-test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from tabulate import tabulate
+
+from bench import stats
+from bench.claims import distinct_pairs
+from bench.errors import BenchError
+from bench.runs import select_method, unlike_settings
+from suites import SUITES
+
+
+COMPARE_NOTE = ("A minus B over runs paired by (model, split, seed); 95% t-interval of the mean difference and the "
+                "paired t-test p-value (scipy.stats.ttest_rel); log-scale metrics compared as log10 ratios. A "
+                "verdict needs the interval to exclude 0.")
+
+
+def parse_compare(text: str) -> list[tuple[str, str]]:
+    """`--compare` text (`a,b;c,d`) -> [(a, b), (c, d)]; a pair that is not two distinct methods, or one given twice,
+    is a one-line BenchError."""
+    pairs = []
+    for item in text.split(";"):
+        names = [t.strip() for t in item.split(",") if t.strip()]
+        if len(names) != 2:
+            raise BenchError(f"bad --compare '{item}' (expected two methods, e.g. ihl+fila,ga+lora)")
+        if names[0] == names[1]:
+            raise BenchError(f"bad --compare '{item}': a method compared with itself (expected two methods, e.g. "
+                             f"ihl+fila,ga+lora)")
+        if tuple(names) in pairs or tuple(names[::-1]) in pairs:
+            raise BenchError(f"bad --compare {text!r}: {names[0]} and {names[1]} are compared twice")
+        pairs.append((names[0], names[1]))
+    return pairs
+
+
+@dataclass
+class Comparison:
+    """A pairwise comparison of methods A and B: one row per metric (values, A - B with its interval, p, verdict)."""
+    a: str
+    b: str
+    rows: list[dict]
+
+    def markdown(self) -> str:
+        """The comparison as a Markdown section (heading and table)."""
+        table = [{"metric": r["metric"], "A": r["a"], "B": r["b"], "A - B": stats.fmt(r["diff"]),
+                  "95% interval": "–" if r["lo"] is None else f"[{stats.fmt(r['lo'])}, {stats.fmt(r['hi'])}]",
+                  "paired t p": stats.fmt(r["p"]), "pairs": r["n"], "verdict": r["verdict"]} for r in self.rows]
+        return f"## A = {self.a}, B = {self.b}\n\n" + tabulate(table, headers="keys", tablefmt="github")
+
+
+def compare_methods(suite: str, runs: pd.DataFrame, a: str, b: str) -> Comparison:
+    """A minus B on every metric of the suite, over runs paired by (model, split, seed) without bit-identical
+    replicates: mean difference, 95% t-interval and paired t-test p-value (scipy.stats.ttest_rel via
+    bench.stats.paired; log-scale metrics as log10 ratios). BenchError when either method has no finished run,
+    matches several configurations, or when their runs differ in settings other than the method."""
+    kind = SUITES[suite]
+    ra, rb = select_method(runs, a, suite), select_method(runs, b, suite)
+    a, b = ra["method"].iloc[0], rb["method"].iloc[0]
+    differ = unlike_settings(ra, rb)
+    if differ:
+        raise BenchError(f"cannot compare {a} with {b}: their runs differ in settings other than the method "
+                         f"({differ}); compare runs made with the same --lr/--epochs/--set/--option")
+    keys = ["model", "split", "seed"]
+    merged, _ = distinct_pairs(ra.merge(rb, on=keys, suffixes=("_a", "_b")))
+    rows = []
+    for metric in kind.metrics:
+        if metric.name not in ra or metric.name not in rb:
+            continue
+        va = pd.to_numeric(merged[metric.name + "_a"], errors="coerce")
+        vb = pd.to_numeric(merged[metric.name + "_b"], errors="coerce")
+        result = stats.paired(list(va), list(vb), metric.log_scale)
+        if result is None:
+            continue
+        verdict = result.verdict(metric.higher_is_better)
+        verdict = {"A better": f"{a} better", "B better": f"{b} better"}.get(verdict, verdict)
+        rows.append({"metric": metric.name + (" (log10 ratio)" if metric.log_scale else ""),
+                     "a": stats.fmt_summary(metric.summarize(va)), "b": stats.fmt_summary(metric.summarize(vb)),
+                     "diff": result.diff, "lo": result.lo, "hi": result.hi, "p": result.p_value, "n": result.n,
+                     "verdict": verdict})
+    return Comparison(a, b, rows)

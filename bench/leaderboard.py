@@ -1,0 +1,135 @@
+"""The leaderboard every suite gets: one row per (model, split, method, configuration) with, for every metric, the
+mean over seeds and its 95% interval, how many runs finished, and which rows are best or tied with the best
+(interval overlapping the best one's) within a model and split; the reference models' rows first."""
+
+from __future__ import annotations
+
+import pandas as pd
+from tabulate import tabulate
+
+from bench import stats
+from bench.runs import load_runs, reference_rows
+from bench.store import ResultStore
+from bench.tables import row_labels
+from suites import SUITES
+
+
+COST = ("wall_s", "trainable_params", "peak_mem_mb")
+
+
+GROUP = ["model", "split", "method", "lr", "config"]
+
+
+def leaderboard_columns(suite_name: str, runs: pd.DataFrame) -> list[str]:
+    """Headline metrics first, then the suite's other metrics that the runs have."""
+    suite = SUITES[suite_name]
+    names = list(suite.headline) + [m.name for m in suite.metrics if m.name not in suite.headline]
+    return [n for n in names if n in runs.columns and pd.to_numeric(runs[n], errors="coerce").notna().any()]
+
+
+def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: pd.DataFrame | None = None,
+                refs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (model, split, method, config): for every metric the mean over seeds and its 95%
+    interval (`<m>`, `<m>_lo`, `<m>_hi`), `n` finished runs, and `<m>_best` = best or tied with it
+    (interval overlaps the best one's) within the same model and split."""
+    suite = SUITES[suite_name]
+    runs = load_runs(suite_name, store, epoch) if runs is None else runs
+    if runs.empty or "model" not in runs:
+        return runs
+    if "settings" in runs:  # rows that one method name would cover say which settings they differ in
+        runs = runs.assign(method=row_labels(runs, ["model", "split", "method"]).fillna(runs["method"]))
+    finished = runs[runs["status"] == "finished"]
+    metric_cols = leaderboard_columns(suite_name, finished)
+    metric_of = {m.name: m for m in suite.metrics}
+    table, summaries = [], []
+    for key, group in runs.groupby(GROUP, dropna=False, sort=True):
+        done = finished.merge(group[["run_id"]], on="run_id")
+        row = dict(zip(GROUP, key))
+        row["runs"] = f"{len(done)}/{len(group)}"
+        if "replicate" in done and done["replicate"].duplicated().any():  # bit-identical runs: one observation
+            row["runs"] += f" ({done['replicate'].nunique()} distinct)"
+            done = done.drop_duplicates("replicate")
+        row["n"] = len(done)
+        statuses = sorted(set(group["status"]) - {"finished"})
+        row["status"] = "ok" if not statuses else ",".join(statuses)
+        if "forgotten" in done and len(done):  # how many runs reached the forgetting rule within the cap
+            row["forgotten"] = f"{int(done['forgotten'].fillna(False).astype(bool).sum())}/{len(done)}"
+        sums = {}
+        for col in metric_cols + list(COST):
+            s = stats.summarize_metric(pd.to_numeric(done[col], errors="coerce"), metric_of.get(col)) if col in done else None
+            sums[col] = s
+            row[col] = s.mean if s else None
+            if col in metric_cols:
+                row[col + "_lo"], row[col + "_hi"] = (s.lo, s.hi) if s else (None, None)
+            if col + "_ref" in done and metric_of.get(col) is not None and metric_of[col].calibrated:
+                ref = pd.to_numeric(done[col + "_ref"], errors="coerce")
+                if ref.notna().any():  # ranked by each run's distance to its own calibrating model's value
+                    row[col + "_ref"] = float(ref.mean())
+                    sums[col + "_gap"] = stats.summarize(pd.to_numeric(done[col], errors="coerce") - ref)
+        table.append(row)
+        summaries.append(sums)
+    frame = pd.DataFrame(table)
+    direction = {m.name: m.higher_is_better for m in suite.metrics}
+    ideal = {m.name: m.ideal for m in suite.metrics}
+    for col in metric_cols:
+        frame[col + "_best"] = False
+        for _, idx in frame.groupby(["model", "split"]).groups.items():
+            idx = list(idx)
+            if any(summaries[i].get(col + "_gap") for i in idx):  # calibrated: nearest the calibrating model
+                tied = stats.best_and_tied([summaries[i].get(col + "_gap") for i in idx], False, 0.0)
+            else:
+                tied = stats.best_and_tied([summaries[i][col] for i in idx], direction[col], ideal.get(col))
+            frame.loc[[idx[i] for i in tied], col + "_best"] = True
+    refs = reference_rows(suite_name, store) if refs is None else refs
+    if not refs.empty:  # one row per role, summarised like the methods when references vary by seed
+        rows = []
+        for (model, split, method), group in refs.groupby(["model", "split", "method"], sort=False):
+            row = {"model": model, "split": split, "method": method, "status": "reference", "runs": f"{len(group)}"}
+            for col in metric_cols:
+                s = metric_of[col].summarize(pd.to_numeric(group[col], errors="coerce")) if col in group else None
+                if s is not None:
+                    row[col], row[col + "_lo"], row[col + "_hi"] = s.mean, s.lo, s.hi
+            rows.append(row)
+        frame = pd.concat([pd.DataFrame(rows), frame], ignore_index=True)
+    return frame
+
+
+def format_leaderboard(frame: pd.DataFrame, suite_name: str, tex: bool = False) -> pd.DataFrame:
+    """Readable leaderboard: `mean [lo, hi]` per metric, best and tied-best in bold."""
+    metrics = [c for c in leaderboard_columns(suite_name, frame) if c + "_lo" in frame]
+    keep = ["model", "split", "method", "runs", "status"] + (["forgotten"] if "forgotten" in frame else [])
+    out = pd.DataFrame({k: frame[k] for k in keep if k in frame}).astype(object).where(lambda d: d.notna(), "")
+    for col in metrics:
+        cells = []
+        for _, r in frame.iterrows():
+            s = None if pd.isna(r.get(col)) else stats.Summary(
+                r[col], None if pd.isna(r.get(col + "_lo")) else r[col + "_lo"],
+                None if pd.isna(r.get(col + "_hi")) else r[col + "_hi"], 0)
+            text = stats.fmt_summary(s) if s else ""
+            ref = r.get(col + "_ref")
+            if text and ref is not None and not pd.isna(ref):
+                text += f" (ref {stats.fmt(ref)})"
+            if text and r.get(col + "_best") is True:
+                text = rf"\textbf{{{text}}}" if tex else f"**{text}**"
+            cells.append(text)
+        out[col] = cells
+    for col in COST:
+        if col in frame:
+            out[col] = frame[col].map(lambda v: "" if v is None or pd.isna(v) else stats.fmt(v))
+    return out
+
+
+def print_leaderboard(suite: str, store: ResultStore) -> None:
+    """The formatted leaderboard of `suite` on stdout (GitHub Markdown), or a line saying there are no runs."""
+    frame = leaderboard(suite, store)
+    if frame.empty:
+        print(f"no runs of suite {suite} in {store.root}")
+        return
+    print(tabulate(format_leaderboard(frame, suite), headers="keys", tablefmt="github", showindex=False))
+
+
+LEADERBOARD_NOTE = ("mean over seeds and its 95% Student-t interval [lo, hi]; forget-quality columns on a log "
+                    "scale (geometric mean); bold = best mean or an interval overlapping the best one's (tied) "
+                    "within a model and split (privleak: nearest 0; membership-inference AUCs: nearest the AUC of the "
+                    "calibrating model on the same items, shown as (ref x) -- TOFU's retain-only model, TDEC's "
+                    "Reference-attack model for LOSS -- else nearest 0.5); `runs` = finished / all")

@@ -1,0 +1,215 @@
+"""Runs from the result store as one DataFrame: every run.json of a suite one row, and the keys that say
+which runs belong together (same configuration, same settings, bit-identical replicates).
+
+The leaderboard and the pairwise comparisons (bench/report.py) and the claims (bench/claims.py) read runs
+through this module. Which epoch a row reports is a stated rule: the last evaluated epoch
+(`epoch="last"`). Failed, running and corrupt runs are rows too, with their status, never zeros.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pandas as pd
+
+from bench import robustness
+from bench.errors import BenchError, unknown
+from bench.spec import Hyperparams
+from bench.store import ResultStore
+from suites import SUITES
+
+
+def choose_epoch(record: dict, rule: str, higher_is_better: dict[str, bool]) -> tuple[int | None, dict]:
+    """The epoch a table reports, by a stated rule: `last` (default), a number, or `select:METRIC`
+    (the epoch that is best on METRIC, which must not be a reported column)."""
+    evaluated = [e for e in record.get("epochs", []) if e.get("metrics") and e.get("epoch", 0) > 0]
+    if not evaluated:
+        return None, {}
+    if rule == "last":
+        chosen = evaluated[-1]
+    elif rule.startswith("select:"):
+        metric = rule.split(":", 1)[1]
+        sign = 1 if higher_is_better.get(metric, True) else -1
+        scored = [e for e in evaluated if isinstance(e["metrics"].get(metric), (int, float))]
+        chosen = max(scored, key=lambda e: sign * e["metrics"][metric]) if scored else None
+    else:
+        chosen = next((e for e in evaluated if e["epoch"] == int(rule)), None)
+    return (chosen["epoch"], chosen["metrics"]) if chosen else (None, {})
+
+
+def check_epoch_rule(rule: str, suite_name: str) -> str:
+    """`rule` if it is a valid --epoch rule for the suite (`last`, an epoch number, or `select:METRIC` with a metric
+    of the suite that is not a reported column), else a one-line BenchError saying what is valid."""
+    suite = SUITES[suite_name]
+    if rule == "last" or rule.isdigit():
+        return rule
+    if rule.startswith("select:"):
+        metric = rule.split(":", 1)[1]
+        names = [m.name for m in suite.metrics]
+        if metric not in names:
+            raise unknown(f"metric of suite {suite_name}", metric, names)
+        if metric in suite.headline:
+            raise BenchError(f"--epoch select:{metric} would choose the epoch on a reported number; "
+                             f"select on another metric (reported: {', '.join(suite.headline)})")
+        return rule
+    raise BenchError(f"bad epoch rule '{rule}' (expected last, an epoch number, or select:METRIC)")
+
+
+def check_epoch_available(rule: str, suite: str, store: ResultStore) -> None:
+    """An epoch number that no finished run evaluated, or a `select:METRIC` that no finished run recorded per
+    epoch (a metric measured once after the last epoch), is a one-line BenchError naming what there is (a
+    table of empty cells would read as missing results)."""
+    if rule == "last":
+        return
+    available, per_epoch = set(), set()
+    for _, record, _ in store.iter_records(suite):
+        if record and record.get("status") == "finished":
+            for e in record.get("epochs", []):
+                if e.get("metrics") and e.get("epoch", 0) > 0:
+                    available.add(e["epoch"])
+                    per_epoch |= {k for k, v in e["metrics"].items() if isinstance(v, (int, float))}
+    if rule.startswith("select:"):
+        metric = rule.split(":", 1)[1]
+        if available and metric not in per_epoch:
+            raise BenchError(f"--epoch {rule}: no finished run of suite {suite} recorded {metric} per epoch (measured "
+                             f"after the last epoch only, or not by these runs); select on one of: {', '.join(sorted(per_epoch))}")
+        return
+    if int(rule) not in available:
+        listed = ", ".join(map(str, sorted(available))) or "none"
+        raise BenchError(f"--epoch {rule}: no finished run of suite {suite} evaluated epoch {rule} (epochs evaluated: "
+                         f"{listed}; or --epoch last)")
+
+
+def _config_key(spec: dict) -> str:
+    """Runs that differ only by seed share this key; anything else is a different leaderboard row."""
+    rest = {k: v for k, v in spec.items() if k != "seed"}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()[:6]
+
+
+def replicate_key(record: dict) -> str:
+    """What a replicate produced: every epoch's metrics. Two runs with the same key are bit-identical (the
+    seed changed nothing): one observation, never two (bench/claims.py, the leaderboard's n)."""
+    produced = [e.get("metrics") for e in record.get("epochs", [])]
+    return hashlib.sha256(json.dumps(produced, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# options that only add measurements after the last epoch and change none of the others (epoch_metrics changes
+# what the epochs before the last record, so its runs are labelled apart: never two observations of one run)
+ADDS_ONLY = ("robustness", "lm_eval_extra")
+
+
+def run_settings(spec: dict) -> str:
+    """A run's settings other than its method (objective, adapter, rank), model, split and seed, as text
+    (`lr=0.001 epochs=2`, "" = the suite's defaults): every hyperparameter that differs from what the suite
+    gives its method on its model, and every option that differs from the suite's default. Comparisons,
+    claims and table rows pair or pool only runs whose settings agree (`unlike_settings`)."""
+    kind = SUITES[spec["suite"]]
+    given = Hyperparams(**spec["hparams"])
+    try:
+        default = kind.objective_hparams(spec["model"], spec["objective"], spec["adapter"])
+    except Exception:  # an objective this checkout no longer has: every value counts as given
+        default = None
+    parts = [f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}" for name, value in given.items()
+             if default is None or value != getattr(default, name)]
+    options = kind.all_options()
+    parts += [f"{k}={v}" for k, v in sorted(spec.get("options", {}).items())
+              if k not in ADDS_ONLY and options.get(k, object()) != v]
+    return " ".join(parts)
+
+
+def unlike_settings(ra: pd.DataFrame, rb: pd.DataFrame) -> str:
+    """"" when every run of `ra` and `rb` has the same settings (`run_settings`), else what differs:
+    `A: lr=0.001 epochs=2 vs B: (defaults)`."""
+    a, b = sorted(set(ra["settings"])), sorted(set(rb["settings"]))
+    if a == b and len(a) == 1:
+        return ""
+    show = lambda values: " | ".join(v or "(defaults)" for v in values)
+    return f"A: {show(a)} vs B: {show(b)}"
+
+
+def calibration(record: dict, metrics) -> dict:
+    """`<metric>_ref`: the calibrating model's value of each calibrated metric on this run's items, the level
+    an attack AUC reaches without membership: TOFU's retain-only model (suite_records.reference_metrics),
+    TDEC's Reference-attack model (suite_records.mia_calibration, LOSS only)."""
+    extra = record.get("suite_records", {})
+    known = {**extra.get("mia_calibration", {}), **extra.get("reference_metrics", {})}
+    return {f"{m.name}_ref": known[m.name] for m in metrics
+            if m.calibrated and isinstance(known.get(m.name), (int, float))}
+
+
+def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFrame:
+    """One row per run directory of `suite` in `store`: status (finished, failed, running, pending, corrupt with
+    its reason), the spec's keys (model, split, method label `objective[+adapter-rRANK]`, lr, seed, ...), the
+    metrics of the epoch `epoch` chooses (`choose_epoch`) with the suite's derived and calibration columns and
+    the robustness stages' screened values, the run's cost (wall_s in seconds, trainable_params, peak_mem_mb
+    in MiB) and its per-epoch `trajectory`. Unknown suite: BenchError with a did-you-mean."""
+    kind = SUITES[suite]
+    direction = {m.name: m.higher_is_better for m in kind.metrics}
+    rows = []
+    for run_dir, record, error in store.iter_records(suite):
+        if error:
+            rows.append({"run_id": run_dir.name, "status": "corrupt", "reason": error})
+            continue
+        if record is None:
+            rows.append({"run_id": run_dir.name, "status": "pending"})
+            continue
+        spec = record["spec"]
+        label = spec["objective"] if spec["adapter"] == "full" else f"{spec['objective']}+{spec['adapter']}-r{spec['rank']}"
+        at, metrics = choose_epoch(record, epoch, direction)
+        metrics = {**metrics, **robustness.screened(record, kind.recovery_metric),
+                   **kind.derived_metrics(record), **calibration(record, kind.metrics)}
+        timings = record.get("timings", {})
+        rows.append({
+            "run_id": record["run_id"], "status": record["status"], "reason": record.get("reason"),
+            "model": spec["model"], "split": spec["split"], "method": label, "lr": spec["hparams"]["lr"],
+            "config": _config_key(spec), "settings": run_settings(spec), "objective": spec["objective"],
+            "max_epochs": spec["hparams"]["epochs"], "replicate": replicate_key(record),
+            "adapter": spec["adapter"], "rank": spec["rank"], "seed": spec["seed"], "epoch": at,
+            **metrics,
+            # the run's own cost: shared references (`prepare`) are built once for many runs, and the opt-in
+            # robustness stages are timed apart
+            "wall_s": sum(v for k, v in timings.items() if k not in ("prepare",) + robustness.STAGES) if timings else None,
+            "trainable_params": record.get("parameters", {}).get("trainable"),
+            "peak_mem_mb": record.get("peak_memory_mb"),
+            "trajectory": [(e["epoch"], e["metrics"]) for e in record.get("epochs", []) if e.get("metrics")],
+            "environment": record.get("environment", {}),
+        })
+    return pd.DataFrame(rows)
+
+
+def reference_rows(suite: str, store: ResultStore) -> pd.DataFrame:
+    """The target (before unlearning) and reference (retain-only) rows TOFU tables carry: one per distinct
+    model (several when references are fine-tuned per seed, which tables then summarise)."""
+    rows, seen = [], set()
+    for _, record, _ in store.iter_records(suite):
+        if not record or "suite_records" not in record:
+            continue
+        spec, extra = record["spec"], record["suite_records"]
+        for role, key, path in (("target", "target_metrics", "target"), ("retain", "reference_metrics", "reference")):
+            ident = (spec["model"], spec["split"], role, extra.get(path))  # one row per reference model
+            if key in extra and ident not in seen:
+                seen.add(ident)
+                rows.append({"model": spec["model"], "split": spec["split"], "method": f"({role})",
+                             "status": "reference", **extra[key]})
+    return pd.DataFrame(rows)
+
+
+def method_base(labels: pd.Series) -> pd.Series:
+    """`ihl+fila-r4` -> `ihl+fila`: the method as a user types it, without the rank."""
+    return labels.str.replace(r"-r\d+$", "", regex=True)
+
+
+def select_method(runs: pd.DataFrame, name: str, suite: str) -> pd.DataFrame:
+    """Finished runs of the method `name`: a full label (`ihl+fila-r4`) or a method (`ihl+fila`, any rank)
+    that must then denote one configuration."""
+    finished = runs[runs["status"] == "finished"]
+    chosen = finished[(finished["method"] == name) | (method_base(finished["method"]) == name)]
+    if chosen.empty:
+        raise unknown(f"method with finished runs in suite {suite}", name, sorted(set(finished["method"])))
+    configs = sorted(set(zip(chosen["method"], chosen["settings"])))
+    if len(configs) > 1:
+        listed = ", ".join(f"{m} [{c or 'defaults'}]" for m, c in configs)
+        raise BenchError(f"'{name}' matches {len(configs)} configurations ({listed}); name one with its rank, e.g. "
+                         "ihl+fila-r4, or report runs of one setting (--results DIR holding only them)")
+    return chosen

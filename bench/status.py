@@ -1,0 +1,57 @@
+"""`bench status`: every run with its status as the store sees it and, for SLURM sweeps, as SLURM sees it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+from bench.dispatch import slurm_states, sweeps
+from bench.runs import load_runs
+from bench.store import ResultStore
+from suites import SUITES
+
+
+def _status(stored: str, slurm: str | None) -> str:
+    """The store says what a run reached; SLURM says whether its job is still alive."""
+    if slurm in ("CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED") and stored != "finished":
+        return slurm.lower()
+    if slurm == "FAILED" and stored != "finished":
+        return "failed"
+    if slurm in ("PENDING", "REQUEUED") and stored != "finished":
+        return "pending" if stored in ("pending", "missing") else f"{stored} (requeued)"
+    return stored
+
+
+def status_table(suite: str | None, results: str) -> str:
+    """Every run of `suite` (or of every suite in `results`) with its status as the store and SLURM see it, its
+    last epoch and its job, as a GitHub-Markdown table with counts per status."""
+    store = ResultStore(results)
+    suites = [suite] if suite else sorted(p.name for p in Path(results).iterdir() if p.is_dir()) if Path(results).is_dir() else []
+    rows = []
+    for s in suites:
+        SUITES[s]
+        runs = load_runs(s, store)
+        jobs = {j["run_id"]: j["job_id"] for sw in sweeps(store, s) if sw["launcher"] == "slurm"
+                for j in sw["jobs"] if j["kind"] == "run"}  # newest sweep wins
+        states = slurm_states(list(jobs.values()))
+        seen = set()
+        for _, r in runs.iterrows():
+            seen.add(r["run_id"])
+            job = jobs.get(r["run_id"])
+            status = _status(r["status"], states.get(job))
+            if status == "running" and not job and not store.is_claimed(store.suite_dir(s) / "runs" / r["run_id"]):
+                status, r["reason"] = "interrupted", "no process holds it; the next `run` resumes it"
+            rows.append({"suite": s, "run": r["run_id"], "status": status,
+                         "epoch": "" if pd.isna(r.get("epoch")) else int(r["epoch"]),
+                         "slurm": f"{job} {states.get(job, '')}".strip() if job else "",
+                         "reason": r.get("reason") if isinstance(r.get("reason"), str) else ""})
+        for run_id, job in jobs.items():  # submitted, not started yet
+            if run_id not in seen:
+                rows.append({"suite": s, "run": run_id, "status": _status("pending", states.get(job)), "epoch": "",
+                             "slurm": f"{job} {states.get(job, '')}".strip(), "reason": ""})
+    if not rows:
+        return f"no runs in {results}"
+    counts = pd.DataFrame(rows)["status"].value_counts().to_dict()
+    return tabulate(rows, headers="keys", tablefmt="github") + "\n" + ", ".join(f"{n} {k}" for k, n in counts.items())
