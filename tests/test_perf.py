@@ -101,3 +101,20 @@ def test_a_grid_records_the_shared_artefacts_it_built(tmp_path):
     (root / "models" / "tiny-llama-1" / "full-s3").mkdir()  # one more seed's reference
     (root / "evals" / "y.json").write_text("{}")
     assert artefact_entries(store, "tofu-mini") - before == {"models/tiny-llama-1/full-s3"}
+
+
+def test_grids_recorded_before_built_existed_are_told_apart_by_their_preparing_time(tmp_path):
+    """An entry without `built` is cold when preparing took over a minute (a reference fine-tune), cached when it
+    took seconds (reading references, recomputing their stored evaluations)."""
+    import json
+
+    from bench.fingerprint import digest
+    from bench.grid import expand
+
+    grid = digest(sorted(s.run_id for s in expand("tofu-mini", "all")))
+    entry = lambda start, minutes, prep: {"grid": grid, "runs": 72, "started_at": start, "finished_at": start + 60 * minutes,
+                                          "workers": 2, "finished": 72, "skipped": 0, "failed": 0, "artefact_seconds": prep}
+    (tmp_path / "tofu-mini").mkdir()
+    (tmp_path / "tofu-mini" / "grids.json").write_text(json.dumps([entry(0, 11.8, 369.0), entry(1000, 5.9, 13.0)]))
+    [row] = [r for r in perf.sweep_times(tmp_path) if "tofu-mini" in r.name]
+    assert row.value == "11.8 min / 5.9 min" and row.ok is True
