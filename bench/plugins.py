@@ -30,4 +30,6 @@ def load_plugins() -> list[str]:
                 raise
             raise BenchError(f"plug-in module {name!r} (from {VARIABLE}) is not importable: put its directory on "
                              f"PYTHONPATH, or remove it from {VARIABLE}") from None
+        except ValueError as e:  # a registration the registries refuse, e.g. a name that is already taken
+            raise BenchError(f"plug-in module {name!r} (from {VARIABLE}) cannot register: {e}") from None
     return names

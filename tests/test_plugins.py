@@ -153,3 +153,19 @@ def test_the_toy_plugins_run_end_to_end(plugins, tmp_path, monkeypatch):
     # changes nothing, and the kernel counts the two bit-identical runs as one observation
     assert board.loc["ga", "runs"] == "2/2 (1 distinct)" and board.loc["ga", "n"] == 1
     assert read_json(next(store.suite_dir("toy").glob("runs/*/run.json")))["spec"]["suite"] == "toy"
+
+
+def test_a_plugin_that_fails_while_the_cli_loads_is_a_one_line_error(tmp_path):
+    """The registries load when `python -m bench` starts: a misspelt plug-in, or one whose name is taken, is
+    one line naming it and exit 2 for every command, --help included, never a traceback."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "clash.py").write_text("from suites import SUITES\nSUITES.register('tofu-mini', SUITES['tofu-mini'])\n")
+    for plugins, message in (("my_methd", "plug-in module 'my_methd'"), ("clash", "plug-in module 'clash'")):
+        for argv in (["--help"], ["list"]):
+            env = {**os.environ, "UNLEARNING_BENCH_PLUGINS": plugins, "PYTHONPATH": str(tmp_path)}
+            out = subprocess.run([sys.executable, "-m", "bench", *argv], capture_output=True, text=True, env=env,
+                                 timeout=120)
+            assert out.returncode == 2 and out.stderr.strip().count("\n") == 0 and message in out.stderr, out.stderr
