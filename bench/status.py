@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,8 @@ from bench.dispatch import slurm_states, sweeps
 from bench.runs import load_runs
 from bench.store import ResultStore
 from suites import SUITES
+
+log = logging.getLogger("bench")
 
 
 def _status(stored: str, slurm: str | None) -> str:
@@ -29,9 +32,15 @@ def status_table(suite: str | None, results: str) -> str:
     last epoch and its job, as a GitHub-Markdown table with counts per status."""
     store = ResultStore(results)
     suites = [suite] if suite else sorted(p.name for p in Path(results).iterdir() if p.is_dir()) if Path(results).is_dir() else []
+    if suite:
+        SUITES[suite]  # a named suite that does not exist: a one-line error with a did-you-mean
+    else:  # every directory of `results` that is a suite; another directory (a backup, an unloaded plug-in's) is named
+        unknown = [s for s in suites if s not in SUITES]
+        if unknown:
+            log.warning(f"skipped {', '.join(unknown)} in {results}: not a suite (a plug-in's needs UNLEARNING_BENCH_PLUGINS)")
+        suites = [s for s in suites if s in SUITES]
     rows = []
     for s in suites:
-        SUITES[s]
         runs = load_runs(s, store)
         jobs = {j["run_id"]: j["job_id"] for sw in sweeps(store, s) if sw["launcher"] == "slurm"
                 for j in sw["jobs"] if j["kind"] == "run"}  # newest sweep wins

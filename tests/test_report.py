@@ -181,3 +181,22 @@ def test_leaderboard_rows_split_by_setting_say_which_settings_differ(store):
                        "ihl+fila-r4", "kl+lora-r4", "npo+lora-r4"]
     paper = (store.suite_dir("tofu-mini") / "paper_table.md").read_text()
     assert "| ga+lora-r4 [defaults]" in paper and "| ga+lora-r4 [lr=0.001 epochs=2]" in paper
+
+
+def test_status_of_every_suite_skips_a_directory_that_is_no_suite(tmp_path, capsys, caplog):
+    """`bench status` without --suite lists the suites of the results directory; another directory there (a
+    backup, the folder of a plug-in that is not loaded) is named in a warning, not an error that hides the rest."""
+    import logging
+
+    from bench.cli import main
+    from bench.grid import expand
+    from bench.store import ResultStore, new_record, write_json_atomic
+
+    store = ResultStore(tmp_path)
+    [spec] = expand("tofu-mini", "ga+lora", seeds="0")
+    write_json_atomic(store.run_dir(spec) / "run.json", {**new_record(spec), "status": "finished"})
+    (tmp_path / "old-backup").mkdir()
+    with caplog.at_level(logging.WARNING, logger="bench"):
+        assert main(["status", "--results", str(tmp_path)]) == 0
+    assert spec.run_id in capsys.readouterr().out and "skipped old-backup" in caplog.text
+    assert main(["status", "--suite", "old-backup", "--results", str(tmp_path)]) == 2
