@@ -66,7 +66,7 @@ def with_tdec_mini_artefacts(artefacts, results):
 
 
 def real_data():
-    """The real public data directory (tofu/, tdec/, gpt2-tokenizer/; CI's copy beside the clone), or skip."""
+    """The real public data directory (tofu/, tdec/, gpt2-tokenizer/; named by UNLEARNING_BENCH_DATA), or skip."""
     from pathlib import Path
 
     if not os.environ.get("UNLEARNING_BENCH_DATA"):
