@@ -103,10 +103,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="--launcher local: runs at a time, one process each (default auto: one per CPU core, at most 8; "
                         "1 on a GPU and under torchrun)")
     p.add_argument("--until-decided", action="store_true",
-                   help="after the grid, add one seed at a time to the methods of every claim comparison still "
-                        "inconclusive, until all are decided or --max-seeds (alpha spent per look: docs/statistics.md)")
+                   help="after the grid, add replicates to the methods of every claim comparison still inconclusive "
+                        "(where forget sets are replicates, the suite's other sets first; then one seed at a time), "
+                        "until all are decided or --max-seeds (alpha spent per look: docs/statistics.md)")
     p.add_argument("--max-seeds", default=None, metavar="N",
-                   help="with --until-decided: at most N seeds per method (default 10)")
+                   help="with --until-decided: at most N seeds per method (default: the suite's; 10, 1 for tdec-mini)")
     p = command("finetune", "fine-tune a reference model (TOFU target on `full`, or retain-only)")
     p.add_argument("--suite", required=True)
     p.add_argument("--model", required=True, help="a registry name, hub id, directory, or NAME=DIR")
@@ -306,30 +307,39 @@ def _check_until_decided(args, specs):
     if not decidable:
         raise BenchError(f"no claim of suite {args.suite} compares two methods of this grid ({', '.join(sorted({s.method for s in specs}))}); "
                          f"nothing to decide (the claims are in {claims_path})")
-    typed = f"--max-seeds {args.max_seeds_text}" if args.max_seeds is not None else "the default --max-seeds 10"
+    cap = SUITES[args.suite].default_max_seeds
+    typed = f"--max-seeds {args.max_seeds_text}" if args.max_seeds is not None else f"the suite's default --max-seeds {cap}"
     seeds = sorted({s.seed for s in specs})
-    if len(seeds) > (10 if args.max_seeds is None else args.max_seeds):
+    if len(seeds) > (cap if args.max_seeds is None else args.max_seeds):
         raise BenchError(f"{typed} is below the {len(seeds)} seeds the grid starts with "
                          f"({','.join(map(str, seeds))}); give at least {len(seeds)}")
     return claims_path
 
 
 def _until_decided(args, specs) -> int:
-    """Run the grid, then add a seed to the methods of the inconclusive claim comparisons and look again,
-    until every comparison is decided or every such method has --max-seeds seeds (bench/sequential.py)."""
+    """Run the grid, then add replicates to the methods of the inconclusive claim comparisons and look again,
+    until every comparison is decided or the replicates run out (bench/sequential.py). Where the suite's splits are
+    replicates, the first addition is every split of the suite the grid left out (one look); after that, one seed
+    at a time, up to --max-seeds."""
     # pandas loads when this runs, not when the CLI imports bench.cli
     from bench.claims import evaluate_file
     from bench.report import load_runs, method_base, write_report
 
     claims_path = _check_until_decided(args, specs)
-    args.max_seeds = 10 if args.max_seeds is None else args.max_seeds
-    seeds = sorted({s.seed for s in specs})
+    suite = SUITES[args.suite]
+    args.max_seeds = suite.default_max_seeds if args.max_seeds is None else args.max_seeds
+    seeds, splits = sorted({s.seed for s in specs}), [x for x in suite.splits if x in {s.split for s in specs}]
+    # new forget sets are new data for every method (no run of one reproduces another): added all at once, so the
+    # one look spends their whole share of alpha (docs/statistics.md)
+    spare = [x for x in suite.splits if x not in splits] if suite.splits_are_replicates else []
     ctx = _context(args)
-    plan = Plan.open(ctx.store.suite_dir(args.suite), args.max_seeds * len({(s.model, s.split) for s in specs}))
+    plan = Plan.open(ctx.store.suite_dir(args.suite),
+                     args.max_seeds * len({s.model for s in specs}) * (len(splits) + len(spare)))
     plan.save()
     todo, failed, distinct, inert = specs, 0, {}, set()
     while True:
-        log.info(f"{len(todo)} runs (seeds {','.join(str(s) for s in sorted({x.seed for x in todo}))})")
+        log.info(f"{len(todo)} runs (seeds {','.join(str(s) for s in sorted({x.seed for x in todo}))}; "
+                 f"splits {','.join(x for x in suite.splits if x in {s.split for s in todo})})")
         failed += len(_run_local(args, todo, ctx).failed)
         write_report(args.suite, ctx.store)
         runs = load_runs(args.suite, ctx.store)
@@ -341,20 +351,26 @@ def _until_decided(args, specs) -> int:
                 log.info(f"{label}: another seed reproduced an earlier run bit for bit; seeds change nothing for it")
         distinct = counts
         results = evaluate_file(claims_path, args.suite, runs, Plan.open(ctx.store.suite_dir(args.suite)))
-        undecided = undecided_methods(results, inert)
+        undecided = undecided_methods(results, set() if spare else inert)
+        if undecided and spare:
+            log.info(f"adding forget splits {','.join(spare)} to {len(undecided)} methods in undecided comparisons")
+            todo = [s for s in _specs_with(args, seeds=seeds, splits=spare) if {s.method_label, s.method} & undecided]
+            splits, spare = splits + spare, []
+            continue
         if not undecided:
             stuck = undecided_methods(results)
-            print(f"every claim comparison is decided after seeds {','.join(map(str, seeds))}" if not stuck else
+            print(f"every claim comparison is decided after seeds {','.join(map(str, seeds))} of splits "
+                  f"{','.join(splits)}" if not stuck else
                   f"no more seeds can decide the comparisons still inconclusive: every seed reproduces the runs of "
                   f"{', '.join(sorted(inert))} bit for bit, so no seed adds a pair; claims.md gives the replicates "
                   f"each would need")
             return 1 if failed else 0
         if len(seeds) >= args.max_seeds:
-            print(f"{len(undecided)} methods still in undecided comparisons at the cap of {args.max_seeds} seeds "
-                  f"({', '.join(sorted(undecided))}); claims.md gives the replicates each would need")
+            print(f"{len(undecided)} methods still in undecided comparisons at the cap of {args.max_seeds} seeds on "
+                  f"{len(splits)} splits ({', '.join(sorted(undecided))}); claims.md gives the replicates each would need")
             return 1 if failed else 0
         seeds.append(max(seeds) + 1)
-        todo = [s for s in _specs_with_seed(args, seeds[-1]) if {s.method_label, s.method} & undecided]
+        todo = [s for s in _specs_with(args, seeds=seeds[-1:], splits=splits) if {s.method_label, s.method} & undecided]
 
 
 def _workers(args, ctx, runs: int) -> int:
@@ -391,9 +407,9 @@ def _runtime(args, threads: int):
                    lm_eval_include=args.lm_eval_include, save_models=getattr(args, "save_models", False))
 
 
-def _specs_with_seed(args, seed: int):
+def _specs_with(args, seeds: list[int], splits: list[str]):
     more = copy.copy(args)
-    more.seeds = str(seed)
+    more.seeds, more.splits = ",".join(map(str, seeds)), ",".join(splits)
     return _specs(more)
 
 

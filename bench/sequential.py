@@ -1,15 +1,16 @@
 """Adding replicates until the claims are decided, at a stated family-wise level.
 
-`bench run ... --until-decided [--max-seeds N]` runs the grid, evaluates the suite's claims, adds one
-seed to the methods of every comparison still inconclusive, and repeats until every comparison is
-decided or the methods have N seeds. Each evaluation is a *look*; the plan in
+`bench run ... --until-decided [--max-seeds N]` runs the grid, evaluates the suite's claims, adds
+replicates to the methods of every comparison still inconclusive (where forget splits are replicates, the
+suite's splits the grid left out, in one look; then one seed at a time), and repeats until every
+comparison is decided or the methods have N seeds. Each evaluation is a *look*; the plan in
 results/<suite>/sequential.json records, per comparison, the replicate count and level of each look and
 the verdict once decided, so a later `bench report` neither looks again at the same data for free nor
 re-decides a settled comparison.
 
 Levels: a comparison of a claim with k comparisons has alpha_c = 0.05 / k (Bonferroni); its look at n
 matched replicates after a look at n' spends alpha_c (n - n') / n_max (bench.decide.spent_level), n_max
-= the cap of matched replicates (max seeds x splits x models). The spent shares sum to at most alpha_c,
+= the cap of matched replicates (max seeds x splits x models, counting the splits the loop may add). The spent shares sum to at most alpha_c,
 so the chance that any look of any comparison of the claim errs stays below 0.05 (union bound).
 """
 

@@ -115,6 +115,9 @@ class Suite(ABC):
     # True: the forget splits are replicates of one task (TDEC's five sets, which the paper averages), so
     # summaries across result sets (agreement.md) pool them; False: each split is its own task (TOFU's 1/5/10 %)
     splits_are_replicates: bool = False
+    # `--until-decided` without --max-seeds: at most this many seeds per method (where splits are replicates, it
+    # first adds the suite's forget splits the grid left out; the cap of matched replicates is seeds x splits)
+    default_max_seeds: int = 10
 
     def check_split(self, split: str) -> str:
         """Return `split` when the suite knows it. Raises BenchError (via `unknown`) naming the valid splits."""

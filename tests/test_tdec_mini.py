@@ -8,7 +8,7 @@ import pytest
 from bench.cli import main
 from bench.grid import expand
 from bench.store import ResultStore
-from suites import Context
+from suites import SUITES, Context
 from tests.conftest import with_tdec_mini_artefacts
 
 pytestmark = pytest.mark.slow
@@ -113,11 +113,13 @@ def test_robustness_stages_say_whether_the_thresholds_are_met_again(results):
     assert {"paraphrase/ma", "paraphrase/el10", "target_paraphrase/ma"} <= set(final)
 
 
-def test_until_decided_adds_seeds_only_where_they_decide_something(tdec_mini_artefacts, tmp_path, capsys):
+def test_until_decided_adds_seeds_only_where_they_decide_something(tdec_mini_artefacts, tmp_path, capsys, monkeypatch):
     """ga (full fine-tuning: one batch, the seed changes nothing) against ga+lora (the seed sets the
     adapter's initialisation): the first look has one pair; a second seed goes to both, ga reproduces its
     run bit for bit, so no further seed can add a pair to the comparison: the loop ends there, below its cap,
-    saying why, with the replicates still needed in claims.md."""
+    saying why, with the replicates still needed in claims.md. (The suite's other forget sets, which would
+    be added first, are taken out of it here.)"""
+    monkeypatch.setattr(SUITES["tdec-mini"], "splits", ("set0",))
     root = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path)
     assert main(["-q", "run", "--suite", "tdec-mini", "--splits", "set0", "--methods", "ga,ga+lora", "--ranks", "8", "--epochs", "2",
                  "--seeds", "0", "--until-decided", "--max-seeds", "3", "--results", str(root)]) == 0
@@ -131,3 +133,24 @@ def test_until_decided_adds_seeds_only_where_they_decide_something(tdec_mini_art
     assert plan["n_max"] == 3 and [look["n"] for look in looks] == [1]  # ga's copies add no distinct pair
     claims_md = (root / "tdec-mini" / "claims.md").read_text()
     assert "ga's 2 replicates hold 1 distinct runs" in claims_md
+
+
+def test_until_decided_adds_the_suites_other_forget_sets_before_any_seed(tdec_mini_artefacts, tmp_path, capsys, monkeypatch):
+    """Where forget sets are replicates, the first addition is every set of the suite the grid left out, for
+    the methods of undecided comparisons only, in one look (it spends their whole share of alpha); seeds
+    come after, up to --max-seeds (1 here: none)."""
+    monkeypatch.setattr(SUITES["tdec-mini"], "splits", ("set0", "set1", "set2"))
+    root = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path)
+    assert main(["-q", "run", "--suite", "tdec-mini", "--splits", "set0", "--methods", "ga,ga+lora,gd", "--ranks", "8",
+                 "--epochs", "2", "--until-decided", "--max-seeds", "1", "--results", str(root)]) == 0
+    out = capsys.readouterr().out
+    runs = sorted((p.parent.name.split("__")[0], p.parent.name.split("__")[1], json.loads(p.read_text())["spec"]["seed"])
+                  for p in root.glob("tdec-mini/runs/*/run.json"))
+    # gd is in no comparison of the claims with ga or ga+lora: it gets no new forget set
+    assert runs == [("set0", "ga", 0), ("set0", "ga+lora-r8", 0), ("set0", "gd", 0),
+                    ("set1", "ga", 0), ("set1", "ga+lora-r8", 0), ("set2", "ga", 0), ("set2", "ga+lora-r8", 0)]
+    plan = json.loads((root / "tdec-mini" / "sequential.json").read_text())
+    [looks] = [c["looks"] for key, c in plan["comparisons"].items() if key.startswith("ga-lora-trades-poorly: ga vs ga+lora [")]
+    assert plan["n_max"] == 3 and [look["n"] for look in looks] == [1, 3]
+    assert looks[1]["level"] == pytest.approx(1 - 0.05 * 2 / 3)
+    assert "at the cap of 1 seeds on 3 splits" in out or "every claim comparison is decided" in out
