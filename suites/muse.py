@@ -2,11 +2,11 @@
 make a model that was fine-tuned on a corpus forget part of it, judged against a model retrained without it.
 
 Corpora: News (BBC articles) and Books (Harry Potter), each a split of this suite (`news`, `books`); the
-scalability forget sets of growing size (`news-scal1` .. `news-scal4`) and the sustainability requests
-(`news-sust1` .. `news-sust4`, each unlearned from the model the request before produced) are splits too
-(the same for `books-`). Data: the hub datasets muse-bench/MUSE-News / MUSE-Books or `--data-dir` with the
+scalability forget sets of growing size (`news-scal2` .. `news-scal4`, each unlearned from the target) and the
+sustainability requests (`news-sust2` .. `news-sust4`, each unlearned from the model the request before
+produced) are splits too; point 1 of both is `news` itself (MUSE-Books has no scal / sust configs). Data: the hub datasets muse-bench/MUSE-News / MUSE-Books or `--data-dir` with the
 same files (suites/muse_data.py). Models: the published target (fine-tuned on the whole corpus: the model
-unlearned) and retrained model (without the forget set: the reference) per corpus, muse-bench/MUSE-News_target
+unlearned) and retrained model (without the forget set: the reference) per corpus, muse-bench/MUSE-news_target
 and ..._retrain, or `--option target=DIR --option retrained=DIR`.
 
 Every method reads only these overridable methods for data and models (the interface the CPU twin
@@ -41,9 +41,12 @@ from suites.privacy import ATTACK_NAMES, privleak
 CORPORA = ("news", "books")
 REQUESTS = ("scal", "sust")  # scalability: forget sets of growing size; sustainability: successive requests
 N_REQUESTS = 4
-SPLITS = CORPORA + tuple(f"{c}-{kind}{k}" for c in CORPORA for kind in REQUESTS for k in range(1, N_REQUESTS + 1))
-# the published models per corpus (Shi et al. 2024: Llama-2 7B fine-tuned on the corpus / on it without D_f)
-PUBLISHED = {(c, role): f"{HUB[c]}_{suffix}" for c in CORPORA
+# point 1 of both axes is the corpus's own forget set (raw/forget == scal/forget_1 == sust/forget_1: muse_bench's
+# README), so it has no second name; only MUSE-News has the scal / sust configs
+SPLITS = CORPORA + tuple(f"news-{kind}{k}" for kind in REQUESTS for k in range(2, N_REQUESTS + 1))
+# the published models per corpus (Shi et al. 2024: Llama-2 7B fine-tuned on the corpus / on it without D_f),
+# spelled as the hub's muse-bench organisation lists them
+PUBLISHED = {(c, role): f"muse-bench/MUSE-{c}_{suffix}" for c in CORPORA
              for role, suffix in (("target", "target"), ("retrained", "retrain"))}
 KNOWMEM_STOPS = ("\n\n", "\nQuestion", "Question:")  # MUSE's knowmem eval cuts the answer where these begin
 TEACHER_FORCED = ("loss", "zlib", "min_k", "min_k_pp")  # the attacks one teacher-forced pass gives (no GradNorm)
@@ -154,9 +157,9 @@ def checkpoint_epoch(epochs: list[dict], bar: float, metric: str = "knowmem_f") 
 
 
 def split_parts(split: str) -> tuple[str, str, int]:
-    """`news` -> ("news", "", 0); `news-scal3` -> ("news", "scal", 3); `books-sust2` -> ("books", "sust", 2)."""
-    m = re.fullmatch(r"(news|books)(?:-(scal|sust)([1-4]))?", split)
-    if m is None:
+    """`news` -> ("news", "", 0); `news-scal3` -> ("news", "scal", 3); `news-sust2` -> ("news", "sust", 2)."""
+    m = re.fullmatch(r"(news|books)(?:-(scal|sust)(\d+))?", split)
+    if m is None or split not in SPLITS:
         raise unknown("split of suite muse", split, SPLITS)
     return m.group(1), m.group(2) or "", int(m.group(3) or 0)
 
@@ -185,7 +188,7 @@ class Muse(Suite):
     metrics = METRICS + DERIVED
     headline = ("knowmem_f", "knowmem_r", "verbmem_f", "privleak")
     options = {
-        "target": "",  # "" = the corpus's published target (muse-bench/MUSE-<Corpus>_target); or a directory / hub id
+        "target": "",  # "" = the corpus's published target (muse-bench/MUSE-<corpus>_target); or a directory / hub id
         "retrained": "",  # "" = the published retrained model (..._retrain); or a directory / hub id
         "max_length": 2048,  # training sequence length (MUSE's max_len) and the privleak texts' cut
         "verbmem_tokens": 128,  # VerbMem: new tokens generated, and the true continuation's cut (MUSE: 128)
@@ -242,12 +245,12 @@ class Muse(Suite):
 
     def target_model(self, spec: RunSpec, ctx: Context) -> str:
         """The model that saw the forget set (unlearning starts here): option `target`, else the corpus's published
-        target (muse-bench/MUSE-News_target / MUSE-Books_target)."""
+        target (muse-bench/MUSE-news_target / MUSE-books_target)."""
         return str(spec.option("target", "")) or PUBLISHED[(split_parts(spec.split)[0], "target")]
 
     def retrained_model(self, spec: RunSpec, ctx: Context) -> str:
         """The model trained without the forget set (PrivLeak's and the checkpoint rule's reference): option
-        `retrained`, else the corpus's published one (muse-bench/MUSE-News_retrain / MUSE-Books_retrain)."""
+        `retrained`, else the corpus's published one (muse-bench/MUSE-news_retrain / MUSE-books_retrain)."""
         return str(spec.option("retrained", "")) or PUBLISHED[(split_parts(spec.split)[0], "retrained")]
 
     @staticmethod
