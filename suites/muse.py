@@ -400,6 +400,23 @@ class Muse(Suite):
         stored = json_artefact(ctx.store.artefact_dir(self.name) / "evals" / f"{key}.json", compute)
         return Evaluation(stored["metrics"], stored["items"])
 
+    def check_context(self, model: str, max_length: int, ctx: Context) -> None:
+        """Raises BenchError when `max_length` (training sequences and privleak texts) exceeds the model's
+        positional limit (its config's max_position_embeddings / n_positions / n_ctx), which would fail or wrap
+        inside the model after the references were evaluated; a config that cannot be read is not checked here."""
+        from transformers import AutoConfig
+
+        source, revision = resolve(model)
+        try:
+            config = AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=ctx.trust_remote_code)
+        except Exception:  # offline without a cached copy: the model's own loading says what to pass
+            return
+        limit = next((v for v in (getattr(config, n, None) for n in ("max_position_embeddings", "n_positions", "n_ctx"))
+                      if isinstance(v, int) and v > 0), None)
+        if limit is not None and max_length > limit:
+            raise BenchError(f"bad option max_length={max_length}: the target '{model}' reads at most {limit} tokens "
+                             f"(expected max_length <= {limit})")
+
     def prepare(self, spec: RunSpec, ctx: Context) -> Prepared:
         """See Suite.prepare. Reads and checks every data set, checks that the target and the retrained model share
         a tokenizer, evaluates both (stored), and tokenises the forget set of the split and retain1 into MUSE's
@@ -414,9 +431,12 @@ class Muse(Suite):
                              f"the attacks and answers are compared on the same token ids: pass --option retrained=DIR "
                              f"with a model trained from the same base")
         max_length = int(spec.option("max_length"))
+        self.check_context(target, max_length, ctx)
         with phase("forget_and_retain_data"):
             forget = chunks(self.raw_texts(spec, ctx, "forget"), tokenizer, max_length)
             retain = chunks(self.raw_texts(spec, ctx, "retain1"), tokenizer, max_length)
+        if not forget:  # an all-empty text: training and the checkpoint rule would run on nothing
+            raise BenchError(f"the forget set of split {spec.split} holds no token")
         with phase("eval_data"):
             evaluate_raw, data = self.evaluator(spec, ctx, tokenizer)
         with phase("reference_evaluation"):

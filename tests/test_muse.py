@@ -260,6 +260,44 @@ def test_bench_run_and_report_on_local_files_and_tiny_models(tmp_path, tokenizer
         assert all(0 <= last[m] <= 1 for m in ("verbmem_f", "knowmem_f", "knowmem_r"))
         assert record["suite_records"]["target"] == str(dirs["target"])
         assert {"model/target", "model/retrained"} <= set(record["inputs"])
+    # the random models answer nothing: forget KnowMem 0 <= the retrained model's 0, so the checkpoint is epoch 1,
+    # and --option stop=checkpoint ends the run there
+    assert all(r["epochs"][1]["metrics"]["knowmem_f"] <= r["suite_records"]["reference_metrics"]["knowmem_f"]
+               for r in records)
+    assert main(["run", *args, "--data-dir", str(tmp_path / "data"), "--workers", "1", "--option", "stop=checkpoint"]) == 0
+    stopped = [r for r in (json.loads(p.read_text()) for p in results.rglob("run.json")) if r.get("stopped_at_epoch")]
+    assert len(stopped) == 2 and all(r["stopped_at_epoch"] == 1 and len(r["epochs"]) == 2 for r in stopped)
+    # a sequence length beyond the model's positions is refused before anything is evaluated
+    with pytest.raises(BenchError, match="bad option max_length=4096: the target .* reads at most 128 tokens"):
+        SUITES["muse"].check_context(str(dirs["target"]), 4096, Context(store=ResultStore(results)))
+    SUITES["muse"].check_context(str(dirs["target"]), 128, Context(store=ResultStore(results)))
     assert main(["report", "--suite", "muse", "--results", str(results)]) == 0
     table = (results / "muse" / "paper_table.md").read_text()
     assert "KnowMem D_f @ckpt" in table and "(retrained)" in table and "checkpoint" in table
+
+
+def test_the_paper_table_puts_the_checkpoint_next_to_the_last_epoch():
+    from bench.tables import cells
+    from suites.muse_report import MUSE_CAPTION, muse_rows
+
+    def run(method, seed, knowmem_r, reached):
+        return {"status": "finished", "split": "news", "method": method, "settings": "", "config": "c", "seed": seed,
+                "knowmem_r": knowmem_r, "knowmem_f": 0.2, "verbmem_f": 0.1, "privleak": -5.0, "forgotten": reached,
+                "epochs_to_forget": 2 if reached else None, "knowmem_r_at_forget": knowmem_r + 0.1 if reached else None}
+
+    runs = pd.DataFrame([run("ga", 0, 0.1, True), run("ga", 1, 0.3, True), run("npo", 0, 0.5, True),
+                         run("npo", 1, 0.5, False)])
+    refs = pd.DataFrame([{"split": "news", "method": "(target)", "knowmem_r": 0.6, "knowmem_f": 0.7},
+                         {"split": "news", "method": "(retain)", "knowmem_r": 0.55, "knowmem_f": 0.3}])
+    rows, columns = muse_rows(runs, refs, SUITES["muse"].metrics)
+    assert [r["method"] for r in rows] == ["(target)", "(retrained)", "ga", "npo"]
+    ga, npo = rows[2], rows[3]
+    assert ga["knowmem_r"].mean == pytest.approx(0.2) and ga["knowmem_r_at_forget"].mean == pytest.approx(0.3)
+    assert (ga["reached"], npo["reached"]) == ("2/2", "1/2")
+    assert npo["knowmem_r_at_forget"].mean == pytest.approx(0.6)  # over the one run that reached the checkpoint
+    # npo did not reach it in every run: its checkpoint cells never compete; PrivLeak (best = nearest 0) never does
+    assert {"knowmem_r_at_forget", "epochs_to_forget", "privleak", "privleak_at_forget"} <= npo["ineligible"]
+    table = cells(rows, columns, ["method"])
+    assert table[2]["KnowMem D_r @ckpt"].startswith("**") and not table[3]["KnowMem D_r @ckpt"].startswith("**")
+    assert not any(line["PrivLeak last"].startswith("**") for line in table)
+    assert rows[1]["knowmem_f"].mean == pytest.approx(0.3) and "first epoch whose KnowMem on D_f" in MUSE_CAPTION
