@@ -182,6 +182,8 @@ class Muse(Suite):
     default_splits = CORPORA
     default_adapters = ("full", "lora")
     default_ranks = (8,)
+    # the seed sets the batch order (and LoRA's initialisation): three give every cell an interval, as TOFU's
+    default_seeds = (0, 1, 2)
     claims = "muse"  # suites/claims/muse.yaml: MUSE's findings as comparisons
     # the paper table (Shi et al. 2024, Table 3's columns): at MUSE's checkpoint and after the last epoch
     paper_columns = ("verbmem_f", "knowmem_f", "privleak", "knowmem_r")
@@ -198,9 +200,13 @@ class Muse(Suite):
     }
 
     def check_options(self, given: dict) -> tuple:
-        """See Suite.check_options. Also raises BenchError for `stop` other than none / checkpoint and lengths below 2."""
+        """See Suite.check_options. Also raises BenchError for `stop` other than none / checkpoint, lengths below 2,
+        and any robustness stage (this suite has none: no paraphrased probe items, no per-item recovery)."""
         options = super().check_options(given)
         values = dict(options)
+        if values.get("robustness", "none") != "none":
+            raise BenchError(f"bad option robustness={values['robustness']!r}: suite {self.name} has no robustness "
+                             f"stages (expected none)")
         if values["stop"] not in ("none", "checkpoint"):
             raise BenchError(f"bad option stop={values['stop']!r} (expected none or checkpoint)")
         for key in ("max_length", "verbmem_tokens", "knowmem_tokens"):

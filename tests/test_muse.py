@@ -110,6 +110,8 @@ def test_unknown_splits_and_options_are_refused(tmp_path):
     assert split_parts("news-sust4") == ("news", "sust", 4) and split_parts("books") == ("books", "", 0)
     with pytest.raises(BenchError, match="bad option stop='early'"):
         SUITES["muse"].check_options({"stop": "early"})
+    with pytest.raises(BenchError, match="bad option robustness='relearn': suite muse has no robustness stages"):
+        SUITES["muse"].check_options({"robustness": "relearn"})
     with pytest.raises(BenchError, match="bad option verbmem_tokens=1"):
         SUITES["muse"].check_options({"verbmem_tokens": "1"})
     assert SUITES["muse"].target_model(spec_of("books"), None) == "muse-bench/MUSE-books_target"
