@@ -36,7 +36,7 @@ from bench.spec import Hyperparams, RunSpec
 from bench.store import json_artefact
 from suites.base import Context, Evaluation, Prepared, Suite
 from suites.muse_data import FOLDER, HUB, load_rows, local_files
-from suites.privacy import ATTACK_NAMES, privleak
+from suites.privacy import ATTACK_NAMES, auc, privleak, teacher_forced_scores, token_stats
 
 CORPORA = ("news", "books")
 REQUESTS = ("scal", "sust")  # scalability: forget sets of growing size; sustainability: successive requests
@@ -129,9 +129,6 @@ def membership_items(model, tokenizer, members: list[list[int]], non_members: li
                      batch_size: int = 32) -> dict:
     """The teacher-forced attacks' scores (higher = member; suites/privacy.py) of every member and non-member
     sequence, each sequence counted whole: {"n_members", "scores": {attack: [score per sequence]}}."""
-    # torch loads when this runs, not when the CLI imports suites.muse
-    from suites.privacy import teacher_forced_scores, token_stats
-
     examples = [{"input_ids": s, "labels": s} for s in members + non_members]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     stats = token_stats(model, examples, pad, batch_size)
@@ -141,8 +138,6 @@ def membership_items(model, tokenizer, members: list[list[int]], non_members: li
 
 def attack_aucs(items: dict) -> dict[str, float]:
     """{"mia_<attack>": AUC of members against non-members} for each attack in `items` (membership_items)."""
-    from suites.privacy import auc
-
     n = items["n_members"]
     return {f"mia_{a}": auc(s[:n], s[n:]) for a, s in items["scores"].items()}
 
@@ -293,6 +288,7 @@ class Muse(Suite):
     def model_structure(self, spec: RunSpec, ctx: Context):
         """See Suite.model_structure: the target's structure (the model a run adapts); None when its config
         cannot be read here."""
+        # transformers loads when this runs, not when the CLI imports suites.muse
         from transformers import AutoConfig, AutoModelForCausalLM
 
         source, revision = resolve(self.target_model(spec, ctx))
@@ -410,6 +406,7 @@ class Muse(Suite):
         """Raises BenchError when `max_length` (training sequences and privleak texts) exceeds the model's
         positional limit (its config's max_position_embeddings / n_positions / n_ctx), which would fail or wrap
         inside the model after the references were evaluated; a config that cannot be read is not checked here."""
+        # transformers loads when this runs, not when the CLI imports suites.muse
         from transformers import AutoConfig
 
         source, revision = resolve(model)
