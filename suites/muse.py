@@ -4,8 +4,9 @@ make a model that was fine-tuned on a corpus forget part of it, judged against a
 Corpora: News (BBC articles) and Books (Harry Potter), each a split of this suite (`news`, `books`); the
 scalability forget sets of growing size (`news-scal2` .. `news-scal4`, each unlearned from the target) and the
 sustainability requests (`news-sust2` .. `news-sust4`, each unlearned from the model the request before
-produced) are splits too; point 1 of both is `news` itself (MUSE-Books has no scal / sust configs). Data: the hub datasets muse-bench/MUSE-News / MUSE-Books or `--data-dir` with the
-same files (suites/muse_data.py). Models: the published target (fine-tuned on the whole corpus: the model
+produced) are splits too; point 1 of both is `news` itself (MUSE-Books has no scal / sust configs).
+Data: the hub datasets muse-bench/MUSE-News / MUSE-Books or `--data-dir` with the same files
+(suites/muse_data.py). Models: the published target (fine-tuned on the whole corpus: the model
 unlearned) and retrained model (without the forget set: the reference) per corpus, muse-bench/MUSE-news_target
 and ..._retrain, or `--option target=DIR --option retrained=DIR`.
 

@@ -246,8 +246,8 @@ def test_bench_run_and_report_on_local_files_and_tiny_models(tmp_path, tokenizer
         tiny("llama", tokenizer, seed=seed).save_pretrained(dirs[role])
         tokenizer.save_pretrained(dirs[role])
     results = tmp_path / "results"
-    args = ["--suite", "muse", "--models", str(dirs["target"]), "--splits", "news", "--methods", "ga,npo", "--epochs", "2", "--seeds", "0",
-            "--results", str(results), "--set", "dtype=fp32", "--option", f"target={dirs['target']}",
+    args = ["--suite", "muse", "--models", str(dirs["target"]), "--splits", "news", "--methods", "ga,npo", "--epochs", "2",
+            "--seeds", "0", "--results", str(results), "--set", "dtype=fp32", "--option", f"target={dirs['target']}",
             "--option", f"retrained={dirs['retrained']}", "--option", "max_length=32", "--option", "verbmem_tokens=6",
             "--option", "knowmem_tokens=4"]
     assert main(["run", *args, "--data-dir", str(tmp_path / "data"), "--workers", "1"]) == 0
