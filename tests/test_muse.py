@@ -86,6 +86,39 @@ def test_the_data_dir_may_be_the_corpus_folder_itself(tmp_path):
     assert SUITES["muse"].raw_texts(spec_of(), ctx, "forget") == ARTICLES[:2]
 
 
+def test_sharded_parquet_files_are_read_in_order(tmp_path):
+    from suites.muse_data import load_rows
+
+    folder = tmp_path / "MUSE-News" / "raw"
+    folder.mkdir(parents=True)
+    for k, text in enumerate(["first", "second"]):
+        pd.DataFrame([{"text": text}, {"text": text + "!"}]).to_parquet(folder / f"forget-0000{k}-of-00002.parquet")
+    assert [r["text"] for r in load_rows("news", "raw", "forget", str(tmp_path))] == ["first", "first!", "second", "second!"]
+
+
+def test_without_a_data_dir_the_hub_dataset_is_asked_by_config_and_split(monkeypatch):
+    import datasets
+
+    from suites.muse_data import load_rows
+
+    asked = []
+
+    def fake_load_dataset(path, name, split):
+        asked.append((path, name, split))
+        return [{"question": "Q?", "answer": "A", "extra": 1}]
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    assert load_rows("books", "knowmem", "retain_qa_icl", None) == [{"question": "Q?", "answer": "A"}]
+    assert asked == [("muse-bench/MUSE-Books", "knowmem", "retain_qa_icl")]
+
+    def offline(*a, **k):
+        raise ConnectionError("offline")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(BenchError, match=r"could not load muse-bench/MUSE-News raw/holdout \(ConnectionError\); .*--data-dir"):
+        load_rows("news", "raw", "holdout", None)
+
+
 def test_bad_local_files_are_one_line_errors_naming_the_file(tmp_path):
     write_hub_dir(tmp_path)
     suite, ctx = SUITES["muse"], Context(store=ResultStore(tmp_path / "r"), data_dir=str(tmp_path))
