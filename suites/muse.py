@@ -34,7 +34,7 @@ from bench.metrics import UNIT, Metric
 from bench.models import load_model, load_tokenizer, on_meta, resolve, same_tokenizer
 from bench.phases import phase
 from bench.spec import Hyperparams, RunSpec
-from bench.store import json_artefact
+from bench.store import json_artefact, publish, read_json, write_json_atomic
 from suites.base import Context, Evaluation, Prepared, Suite
 from suites.muse_data import FOLDER, HUB, load_rows, local_files
 from suites.privacy import ATTACK_NAMES, auc, privleak, teacher_forced_scores, token_stats
@@ -51,6 +51,10 @@ PUBLISHED = {(c, role): f"muse-bench/MUSE-{c}_{suffix}" for c in CORPORA
              for role, suffix in (("target", "target"), ("retrained", "retrain"))}
 KNOWMEM_STOPS = ("\n\n", "\nQuestion", "Question:")  # MUSE's knowmem eval cuts the answer where these begin
 TEACHER_FORCED = ("loss", "zlib", "min_k", "min_k_pp")  # the attacks one teacher-forced pass gives (no GradNorm)
+# `bench finetune --suite muse --split S`: the reference models' training text (the hub's `train` config: the
+# text the published target saw, and the same without its forget part for the retrained model)
+FINETUNE_SPLITS = {f"{c}-{role}": parts for c in CORPORA for role, parts in
+                   (("target", ("forget", "retain1", "retain2")), ("retrained", ("retain1", "retain2")))}
 PRIVLEAK_ATTACK = "min_k"  # MUSE: Min-40% Prob (Shi et al. 2024, Section 3 C3); suites/privacy.py MIN_K = 0.4
 
 METRICS = (
@@ -261,6 +265,71 @@ class Muse(Suite):
             raise unknown("knowmem part", part, ("forget", "retain"))
         return part
 
+    # -- reference models the harness fine-tunes itself (`bench finetune`) --------------------------------------
+    def finetune_hparams(self, model: str) -> Hyperparams:
+        """muse_bench's fine-tuning recipe (baselines/scripts/unlearn_news.sh, the task-vector baseline's fine-tune:
+        FT_EPOCHS 10, FT_LR 1e-5, batches of 32 sequences of 2048 tokens, constant lr, bf16). The published models'
+        own recipe is not released; this is the one muse_bench fine-tunes with."""
+        return self.hparams(model)
+
+    def finetune_path(self, model: str, split: str, ctx: Context, seed: int = 0, recipe: Hyperparams | None = None
+                      ) -> Path:
+        """Where the fine-tuned `split` model of `model` is stored: named by the model and a digest of the recipe,
+        then the split (and `-s<seed>` when the seed is not 0)."""
+        recipe = recipe or self.finetune_hparams(model)
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", model.rstrip("/").split("/")[-1])
+        return ctx.store.artefact_dir(self.name) / "models" / f"{slug}-{digest([model, recipe.record()])}" / \
+            (split if seed == 0 else f"{split}-s{seed}")
+
+    def finetune_texts(self, split: str, ctx: Context) -> list[str]:
+        """The text a `split` model (FINETUNE_SPLITS) is fine-tuned on: the corpus's `train` config parts."""
+        corpus = split.split("-")[0]
+        return [r["text"] for part in FINETUNE_SPLITS[split] for r in load_rows(corpus, "train", part, ctx.data_dir)]
+
+    def finetune_data(self, split: str, ctx: Context) -> dict[str, str]:
+        """Fingerprints of the local files a fine-tune on `split` reads ({} for hub data)."""
+        if not ctx.data_dir:
+            return {}
+        corpus = split.split("-")[0]
+        return {f"train/{p.name}": fingerprint.file_fingerprint(p) for part in FINETUNE_SPLITS[split]
+                for p in local_files(ctx.data_dir, corpus, "train", part)}
+
+    def finetune(self, model: str, split: str, ctx: Context, seed: int = 0, overrides: dict | None = None) -> Path:
+        """Fine-tune `model` on `split`'s text (news-target, news-retrained, books-target, books-retrained) with
+        `finetune_hparams` (`overrides`: settings changed from it) into MUSE's training sequences of `max_length`
+        (2048) tokens, or of the model's positional limit where that is shorter; cached by (model, recipe, split, seed). A stored model fine-tuned on other files than the
+        data directory holds now is refused. Use it in runs with --option target=DIR / --option retrained=DIR.
+        Raises BenchError for another split."""
+        # torch loads when this runs, not when the CLI imports suites.muse
+        from bench.finetune import finetune
+
+        if split not in FINETUNE_SPLITS:
+            raise unknown("fine-tune split of suite muse", split, FINETUNE_SPLITS)
+        hp = self.finetune_hparams(model).replace(**(overrides or {}))
+        out = self.finetune_path(model, split, ctx, seed, hp)
+        data = self.finetune_data(split, ctx)
+        if (out / "config.json").exists():
+            recorded = read_json(out / "recipe.json").get("data") if (out / "recipe.json").exists() else None
+            if recorded is not None and recorded != data:
+                raise BenchError(f"the {split} model at {out} was fine-tuned on other data than the data directory holds "
+                                 f"now; delete that directory to fine-tune it again on the current data")
+            return out
+        # MUSE's 2048 tokens, or fewer where the model reads fewer
+        max_length = min(int(self.options["max_length"]), self.context_limit(model, ctx) or math.inf)
+        texts = self.finetune_texts(split, ctx)  # a bad or missing file fails before the model loads
+        net, tokenizer = load_model(model, dtype=hp.dtype, trust_remote_code=ctx.trust_remote_code, device=ctx.device)
+        examples = [{"input_ids": s, "labels": s} for s in chunks(texts, tokenizer, max_length)]
+        ctx.log(f"fine-tuning {model} on {self.name}/{split}: {len(examples)} sequences, {hp.epochs} epochs")
+        finetune(net, examples, hp, pad_id=tokenizer.pad_token_id, seed=seed, progress=ctx.log)
+
+        def save(tmp: Path) -> None:
+            net.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            write_json_atomic(tmp / "recipe.json", {"model": model, "split": split, "hparams": hp.record(), "seed": seed,
+                                                    "data": data, "max_length": max_length})
+
+        return publish(out, save)
+
     # -- what a run reads (fingerprinted into run.json) ----------------------------------------------------------
     evaluator_modules = ("suites.muse", "suites.privacy", "suites.tofu_eval", "methods.losses", "bench.data")
 
@@ -403,20 +472,25 @@ class Muse(Suite):
         stored = json_artefact(ctx.store.artefact_dir(self.name) / "evals" / f"{key}.json", compute)
         return Evaluation(stored["metrics"], stored["items"])
 
-    def check_context(self, model: str, max_length: int, ctx: Context) -> None:
-        """Raises BenchError when `max_length` (training sequences and privleak texts) exceeds the model's
-        positional limit (its config's max_position_embeddings / n_positions / n_ctx), which would fail or wrap
-        inside the model after the references were evaluated; a config that cannot be read is not checked here."""
+    @staticmethod
+    def context_limit(model: str, ctx: Context) -> int | None:
+        """The model's positional limit in tokens (its config's max_position_embeddings / n_positions / n_ctx); None
+        when its config cannot be read here (offline without a copy: the model's own loading says what to pass)."""
         # transformers loads when this runs, not when the CLI imports suites.muse
         from transformers import AutoConfig
 
         source, revision = resolve(model)
         try:
             config = AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=ctx.trust_remote_code)
-        except Exception:  # offline without a cached copy: the model's own loading says what to pass
-            return
-        limit = next((v for v in (getattr(config, n, None) for n in ("max_position_embeddings", "n_positions", "n_ctx"))
-                      if isinstance(v, int) and v > 0), None)
+        except Exception:  # offline without a cached copy, or not a model
+            return None
+        return next((v for v in (getattr(config, n, None) for n in ("max_position_embeddings", "n_positions", "n_ctx"))
+                     if isinstance(v, int) and v > 0), None)
+
+    def check_context(self, model: str, max_length: int, ctx: Context) -> None:
+        """Raises BenchError when `max_length` (training sequences and privleak texts) exceeds the model's
+        positional limit, which would fail or wrap inside the model after the references were evaluated."""
+        limit = self.context_limit(model, ctx)
         if limit is not None and max_length > limit:
             raise BenchError(f"bad option max_length={max_length}: the target '{model}' reads at most {limit} tokens "
                              f"(expected max_length <= {limit})")

@@ -11,6 +11,7 @@ Each corpus has configs, each with named splits (the hub's dataset cards, checke
 | privleak | forget, retain, holdout | text |
 | scal | forget_1 .. forget_4 (each contains the one before) | text |
 | sust | forget_1 .. forget_4 (successive, disjoint requests) | text |
+| train | forget, retain1, retain2 (the text the published target / retrained models were fine-tuned on) | text |
 
 From the hub: `datasets.load_dataset(<hub id>, <config>, split=<split>)`. Offline: `--data-dir DIR` holding
 the same files per corpus under `DIR/MUSE-News/` and `DIR/MUSE-Books/` (or DIR itself when it is named
@@ -30,11 +31,12 @@ from suites.tofu_data import parse_json_values, rows_of
 HUB = {"news": "muse-bench/MUSE-News", "books": "muse-bench/MUSE-Books"}
 FOLDER = {corpus: hub.split("/")[1] for corpus, hub in HUB.items()}  # MUSE-News, MUSE-Books
 COLUMNS = {"raw": ("text",), "verbmem": ("prompt", "gt"), "knowmem": ("question", "answer"),
-           "privleak": ("text",), "scal": ("text",), "sust": ("text",)}
+           "privleak": ("text",), "scal": ("text",), "sust": ("text",), "train": ("text",)}
 SPLITS = {"raw": ("forget", "retain1", "retain2", "holdout"), "verbmem": ("forget",),
           "knowmem": ("forget_qa", "forget_qa_icl", "retain_qa", "retain_qa_icl"),
           "privleak": ("forget", "retain", "holdout"),
-          "scal": tuple(f"forget_{k}" for k in range(1, 5)), "sust": tuple(f"forget_{k}" for k in range(1, 5))}
+          "scal": tuple(f"forget_{k}" for k in range(1, 5)), "sust": tuple(f"forget_{k}" for k in range(1, 5)),
+          "train": ("forget", "retain1", "retain2")}
 SUFFIXES = (".parquet", ".jsonl", ".json")
 
 

@@ -39,6 +39,9 @@ def write_hub_dir(root, corpus="MUSE-News", fmt="parquet", articles=ARTICLES):
         ("privleak", "retain"): [{"text": articles[2]}],
         ("privleak", "holdout"): [{"text": articles[3]}, {"text": articles[3][::-1]}],
         **{(kind, f"forget_{k}"): [{"text": articles[k % 4]}] for kind in ("scal", "sust") for k in range(1, 5)},
+        ("train", "forget"): [{"text": a} for a in articles[:2]],
+        ("train", "retain1"): [{"text": articles[2]}],
+        ("train", "retain2"): [{"text": articles[2][::-1]}],
     }
     for (config, split), rows in tables.items():
         folder = root / corpus / config
@@ -336,3 +339,42 @@ def test_the_paper_table_puts_the_checkpoint_next_to_the_last_epoch():
     assert table[2]["KnowMem D_r @ckpt"].startswith("**") and not table[3]["KnowMem D_r @ckpt"].startswith("**")
     assert not any(line["PrivLeak last"].startswith("**") for line in table)
     assert rows[1]["knowmem_f"].mean == pytest.approx(0.3) and "first epoch whose KnowMem on D_f" in MUSE_CAPTION
+
+
+def test_bench_finetune_makes_the_reference_models_from_the_train_config(tmp_path, tokenizer):
+    import torch
+
+    from suites.muse import FINETUNE_SPLITS, chunks
+
+    write_hub_dir(tmp_path / "data")
+    base = tmp_path / "base"
+    tiny("llama", tokenizer).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    suite, ctx = SUITES["muse"], Context(store=ResultStore(tmp_path / "r"), data_dir=str(tmp_path / "data"),
+                                         log=lambda m: None)
+    assert suite.finetune_texts("news-retrained", ctx) == [ARTICLES[2], ARTICLES[2][::-1]]
+    assert len(suite.finetune_texts("news-target", ctx)) == 4 and set(FINETUNE_SPLITS) == {
+        "news-target", "news-retrained", "books-target", "books-retrained"}
+    with pytest.raises(BenchError, match="unknown fine-tune split of suite muse 'news'"):
+        suite.finetune(str(base), "news", ctx)
+    out = suite.finetune(str(base), "news-target", ctx, overrides={"epochs": 3, "lr": 1e-2, "dtype": "fp32"})
+    assert suite.finetune(str(base), "news-target", ctx, overrides={"epochs": 3, "lr": 1e-2, "dtype": "fp32"}) == out
+    recipe = json.loads((out / "recipe.json").read_text())
+    assert recipe["split"] == "news-target" and set(recipe["data"]) == {
+        "train/forget-00000-of-00001.parquet", "train/retain1-00000-of-00001.parquet",
+        "train/retain2-00000-of-00001.parquet"}
+    assert recipe["max_length"] == 128  # MUSE's 2048, cut to the tiny model's 128 positions
+    seqs = chunks(suite.finetune_texts("news-target", ctx), tokenizer, 128)
+
+    def nll(path):
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(path).eval()
+        with torch.no_grad():
+            return sum(model(torch.tensor([s]), labels=torch.tensor([s])).loss.item() for s in seqs) / len(seqs)
+
+    assert nll(out) < nll(base) - 1.0  # it learned the text it was fine-tuned on
+    # other training text in the data directory now: the stored model is refused, not silently reused
+    pd.DataFrame([{"text": "changed"}]).to_parquet(tmp_path / "data" / "MUSE-News" / "train" / "retain2-00000-of-00001.parquet")
+    with pytest.raises(BenchError, match="was fine-tuned on other data than the data directory holds now"):
+        suite.finetune(str(base), "news-target", ctx, overrides={"epochs": 3, "lr": 1e-2, "dtype": "fp32"})
