@@ -149,9 +149,9 @@ def attack_aucs(items: dict) -> dict[str, float]:
 
 def checkpoint_epoch(epochs: list[dict], bar: float, metric: str = "knowmem_f") -> dict | None:
     """MUSE's checkpoint rule: the first epoch entry (epoch >= 1, in order) whose `metric` is at most `bar` (the
-    retrained model's value; a tie counts as reached), None when no epoch reaches it. Source: Shi et al. 2024,
-    Section 4 ("we select the first checkpoint whose KnowMem on D_f is at most the retrained model's"), and
-    muse_bench's knowmem/get_best_forget_quality.py."""
+    retrained model's value; a tie counts as reached), None when no epoch reaches it. Source: muse_bench's README
+    (knowmem/get_best_forget_quality.py determines "the first checkpoint ... to achieve a memorization score less
+    than or equal to that of the retrained model") and Shi et al. 2024, Section 4."""
     return next((e for e in epochs if e.get("epoch", 0) >= 1 and isinstance(e.get("metrics", {}).get(metric), (int, float))
                  and e["metrics"][metric] <= bar), None)
 
