@@ -74,6 +74,33 @@ class Prepared:
     records: dict = field(default_factory=dict)  # settings and references to write into run.json
 
 
+AXIS_KINDS = ("sizes", "requests")
+
+
+@dataclass(frozen=True)
+class Axis:
+    """A grid axis a suite declares (`Suite.axes`, `bench run --axis NAME`): for each base forget split, the splits
+    along the axis in order, the base split first.
+
+    kind `sizes`: every point is unlearned from the suite's start model (MUSE's scalability: forget sets of growing
+    size). kind `requests`: point k starts from the final model of point k-1 of the same method, settings and seed
+    (MUSE's sustainability: successive unlearning requests; `RunSpec.previous`). `metrics`: what the axis's table
+    and plot show (empty: the suite's headline). `title` heads the table; `source` says where the protocol is from."""
+
+    kind: str
+    points: dict[str, tuple[str, ...]]
+    title: str
+    metrics: tuple[str, ...] = ()
+    source: str = ""
+
+    def __post_init__(self):
+        if self.kind not in AXIS_KINDS:
+            raise ValueError(f"axis kind {self.kind!r} (expected one of {', '.join(AXIS_KINDS)})")
+        for base, points in self.points.items():
+            if not points or points[0] != base or len(set(points)) != len(points):
+                raise ValueError(f"axis points of {base!r} must start with {base!r} and name each split once: {points}")
+
+
 # Options every suite has that were added after results existed: a spec records them only when set, so
 # runs made before them keep their ids (read them with spec.option(name, LATE_OPTIONS[name])).
 LATE_OPTIONS: dict[str, Any] = {
@@ -115,6 +142,8 @@ class Suite(ABC):
     # True: the forget splits are replicates of one task (TDEC's five sets, which the paper averages), so
     # summaries across result sets (agreement.md) pool them; False: each split is its own task (TOFU's 1/5/10 %)
     splits_are_replicates: bool = False
+    # grid axes over forget splits (`bench run --axis NAME`, Axis above); none by default
+    axes: dict[str, Axis] = {}
 
     def check_split(self, split: str) -> str:
         """Return `split` when the suite knows it. Raises BenchError (via `unknown`) naming the valid splits."""
