@@ -3,7 +3,8 @@
 Every suite gets the leaderboard (bench/leaderboard.py), robustness (bench/tables.py), claims (bench/claims.py),
 the signal table (bench/signal.py), pairwise comparisons (bench/compare.py), agreement with another result set
 (bench/agreement.py) and the HTML page (bench/html.py); the suite adds its own paper table and plots
-(`Suite.paper_table`, `Suite.plots`: suites/tofu_report.py, suites/tdec_report.py). Runs are read once, by
+(`Suite.paper_table`, `Suite.plots`: suites/tofu_report.py, suites/tdec_report.py), and every grid axis it
+declares gets its table and plots (bench/axes.py). Runs are read once, by
 bench/runs.py. This module names no suite. Failed, running and corrupt runs appear as such, never as zeros and
 never silently dropped.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from bench import agreement, claims, html, plots, tables
+from bench import agreement, axes, claims, html, plots, tables
 from bench.compare import COMPARE_NOTE, compare_methods, parse_compare
 from bench.errors import BenchError
 from bench.leaderboard import LEADERBOARD_NOTE, format_leaderboard, leaderboard, print_leaderboard
@@ -83,6 +84,10 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
         (out / "paper_table.md").write_text(f"# {suite}: paper-style table ({rule})\n\n{paper.caption}\n\n{table_md}\n")
         (out / "paper_table.tex").write_text(tables.render(paper.rows, paper.columns, paper.keys, tex=True) + "\n")
         paths += [out / "paper_table.md", out / "paper_table.tex"]
+    # the suite's grid axes (Suite.axes: scalability, sustainability), each against its points
+    axis_md, axis_figures, axis_sections = axes.write(kind, runs, out)
+    paths += axis_md
+    figures += axis_figures
     robustness = None
     if any("/" in c and c.split("/")[0] in tables.ROBUSTNESS_VARIANTS for c in runs.columns):
         r_rows, r_columns = tables.robustness_rows(runs, refs, kind.metrics, kind.robustness_columns)
@@ -114,7 +119,7 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
         paths.append(out / "compare.md")
     paths.append(html.write_page(suite, out / "index.html", shown, rule, LEADERBOARD_NOTE, table_md and paper.caption,
                                  paper and paper.rows and (paper.rows, paper.columns, paper.keys), figures,
-                                 claim_results, comparisons, provenance(runs), robustness))
+                                 claim_results, comparisons, provenance(runs), robustness, axis_sections))
     return paths
 
 
