@@ -79,8 +79,9 @@ AXIS_KINDS = ("sizes", "requests")
 
 @dataclass(frozen=True)
 class Axis:
-    """A grid axis a suite declares (`Suite.axes`, `bench run --axis NAME`): for each base forget split, the splits
-    along the axis in order, the base split first.
+    """A grid axis a suite declares (`Suite.axes`, `bench run --axis NAME`): for each base forget split (what
+    `--splits` names with the axis), the splits along the axis in order. Point 1 may be the base split itself (the
+    axis then reuses the suite's ordinary run of it) or a split of its own.
 
     kind `sizes`: every point is unlearned from the suite's start model (MUSE's scalability: forget sets of growing
     size). kind `requests`: point k starts from the final model of point k-1 of the same method, settings and seed
@@ -97,8 +98,8 @@ class Axis:
         if self.kind not in AXIS_KINDS:
             raise ValueError(f"axis kind {self.kind!r} (expected one of {', '.join(AXIS_KINDS)})")
         for base, points in self.points.items():
-            if not points or points[0] != base or len(set(points)) != len(points):
-                raise ValueError(f"axis points of {base!r} must start with {base!r} and name each split once: {points}")
+            if len(points) < 2 or len(set(points)) != len(points):
+                raise ValueError(f"axis points of {base!r} must name two or more splits, each once: {points}")
 
 
 # Options every suite has that were added after results existed: a spec records them only when set, so
