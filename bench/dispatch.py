@@ -242,10 +242,13 @@ def submit(specs: Sequence[RunSpec], runtime: Runtime, launcher: str, profile: P
     store.check_writable()
     keep = kept_models(specs)
     specs = in_request_order(specs)
-    todo = [s for s in specs if force or not _done(s, store, runtime, s.run_id in keep)]
+    todo, submitted = [], set()
+    for s in specs:  # in request order: a request after one that is submitted again runs again (it starts from it)
+        if force or not _done(s, store, runtime, s.run_id in keep) or (s.previous and s.previous.run_id in submitted):
+            todo.append(s)
+            submitted.add(s.run_id)
     # a request runs after the job of the request it starts from (when that one is submitted too): on SLURM by a
     # dependency of its own, with --launcher local-jobs (no dependencies) by waiting for that job here
-    submitted = {s.run_id for s in todo}
     chained = [s for s in todo if s.previous is not None and s.previous.run_id in submitted]
     chained_ids = {s.run_id for s in chained}
     job_of: dict[str, Any] = {}

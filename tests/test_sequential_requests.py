@@ -264,6 +264,20 @@ def test_slurm_jobs_of_a_sequence_wait_for_the_request_they_start_from(chain, tm
     assert [j.get("after") for j in sweep["jobs"] if j["kind"] == "run"] == [None, r1[0], r2[0]]
     assert dispatch.dependency(None) is None
 
+    # request 1 is submitted again (its inputs changed): the finished requests after it go again too, each after it
+    log.clear()
+    monkeypatch.setattr(dispatch, "_done", lambda spec, store, runtime, keep_model=False: spec.split != "r1")
+    dispatch.submit(specs, runtime, "slurm", profile)
+    assert [split for _, kind, split, _, _ in log if kind == "RunJob"] == ["r1", "r2", "r3"]
+    # only request 2 is unfinished: request 1 is not submitted, request 2 needs no job to wait for, request 3 does
+    log.clear()
+    monkeypatch.setattr(dispatch, "_done", lambda spec, store, runtime, keep_model=False: spec.split != "r2")
+    dispatch.submit(specs, runtime, "slurm", profile)
+    jobs = {split: (job_id, dep) for job_id, kind, split, _, dep in log if kind == "RunJob"}
+    preps = [job_id for job_id, kind, *_ in log if kind == "PrepareJob"]
+    assert sorted(jobs) == ["r2", "r3"] and jobs["r2"][1] == f"afterok:{preps[0]}"
+    assert jobs["r3"][1] == f"afterok:{preps[1]},afterany:{jobs['r2'][0]}"
+
 
 # ---- the axis table and plot, on hand-made runs ----
 
