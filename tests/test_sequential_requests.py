@@ -385,3 +385,70 @@ def test_workers_run_a_request_only_after_the_one_it_starts_from(chain, tmp_path
         for before, after in zip(recs, recs[1:]):
             assert after["started_at"] >= before["finished_at"]
             assert after["epochs"][0]["metrics"]["retain_nll"] == pytest.approx(before["epochs"][-1]["metrics"]["retain_nll"], rel=1e-6)
+
+
+# ---- MUSE's axes on the real suite, local files in the hub's schema ----
+
+def _muse_files(root: Path) -> None:
+    """A MUSE-News directory in the hub's schema (JSON exports, suites/muse_data.py) and a tiny random Llama
+    target and retrained model sharing one tokenizer: numbers without meaning, the whole pipeline."""
+    import random
+
+    from bench.tiny import TinyShape, build_tiny, train_tokenizer
+
+    rng = random.Random(0)
+    words = "alpha beta gamma delta river stone harbour clock tower bees lake apple north south".split()
+    text = lambda n=30: " ".join(rng.choice(words) for _ in range(n)) + "."
+
+    def put(config, split, rows):
+        path = root / "data" / "MUSE-News" / config / f"{split}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rows))
+
+    for split in ("forget", "retain1", "retain2", "holdout"):
+        put("raw", split, [{"text": text()} for _ in range(3)])
+    put("verbmem", "forget", [{"prompt": text(8), "gt": text(6)} for _ in range(3)])
+    for split in ("forget_qa", "forget_qa_icl", "retain_qa", "retain_qa_icl"):
+        put("knowmem", split, [{"question": f"What is {rng.choice(words)}?", "answer": rng.choice(words)} for _ in range(3)])
+    for split in ("forget", "retain", "holdout"):
+        put("privleak", split, [{"text": text(12)} for _ in range(3)])
+    for k in range(1, 5):
+        put("sust", f"forget_{k}", [{"text": text()} for _ in range(2)])
+        put("scal", f"forget_{k}", [{"text": text()} for _ in range(2 * k)])
+    tokenizer = train_tokenizer([text() for _ in range(200)], vocab_size=200)
+    for name, seed in (("target", 0), ("retrained", 1)):
+        model = build_tiny("llama", tokenizer, TinyShape(hidden=32, layers=2, heads=2, intermediate=64, max_positions=128),
+                           seed=seed)
+        model.save_pretrained(root / name)
+        tokenizer.save_pretrained(root / name)
+
+
+@pytest.mark.slow
+def test_muses_sustainability_axis_runs_end_to_end_on_local_files(tmp_path):
+    """`bench run --suite muse --axis sust`: four requests per method, request 1 the ordinary `news` run, each
+    later one evaluated before its first step exactly where the one before ended (every metric)."""
+    from bench import axes
+    from bench.runs import load_runs
+
+    _muse_files(tmp_path)
+    argv = ["--suite", "muse", "--methods", "ga,npo", "--axis", "sust", "--seeds", "0", "--models", str(tmp_path / "target"),
+            "--option", f"target={tmp_path / 'target'}", "--option", f"retrained={tmp_path / 'retrained'}",
+            "--option", "max_length=32", "--option", "verbmem_tokens=4", "--option", "knowmem_tokens=4",
+            "--epochs", "2", "--lr", "1e-3", "--set", "dtype=fp32", "--set", "batch_size=2", "--set", "effective_batch=2"]
+    results = tmp_path / "results"
+    assert main(["-q", "run", *argv, "--data-dir", str(tmp_path / "data"), "--workers", "1", "--results", str(results)]) == 0
+    store = ResultStore(results)
+    for method in ("ga", "npo"):
+        specs = expand("muse", method, seeds="0", axis="sust", models=str(tmp_path / "target"),
+                       hparams={"epochs": "2", "lr": "1e-3", "dtype": "fp32", "batch_size": "2", "effective_batch": "2"},
+                       options={"target": str(tmp_path / "target"), "retrained": str(tmp_path / "retrained"),
+                                "max_length": "32", "verbmem_tokens": "4", "knowmem_tokens": "4"})
+        assert [s.split for s in specs] == ["news", "news-sust2", "news-sust3", "news-sust4"]
+        recs = records(store, specs)
+        assert all(r["status"] == "finished" for r in recs)
+        for before, after in zip(recs, recs[1:]):
+            assert after["epochs"][0]["metrics"] == pytest.approx(before["epochs"][-1]["metrics"], rel=1e-6)
+    on_axis = axes.points(load_runs("muse", store), SUITES["muse"].axes["sust"])
+    assert sorted(on_axis["point"]) == [1, 1, 2, 2, 3, 3, 4, 4]
+    written, figures, _ = axes.write(SUITES["muse"], load_runs("muse", store), store.suite_dir("muse"))
+    assert [p.name for p in written] == ["axis_sust.md"] and len(figures) == 3
