@@ -203,6 +203,8 @@ def reference_rows(suite: str, store: ResultStore) -> pd.DataFrame:
     for _, record, _ in store.iter_records(suite):
         if not record or "suite_records" not in record:
             continue
+        if record["spec"].get("previous"):  # a later request starts from an earlier one's model, not the target
+            continue
         spec, extra = record["spec"], record["suite_records"]
         for role, key, path in (("target", "target_metrics", "target"), ("retain", "reference_metrics", "reference")):
             ident = (spec["model"], spec["split"], role, extra.get(path))  # one row per reference model

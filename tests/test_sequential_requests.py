@@ -102,7 +102,7 @@ def test_a_change_anywhere_earlier_in_a_chain_names_other_later_runs(chain):
 
 
 def test_axis_errors_are_one_line_and_name_what_is_valid(chain, capsys):
-    with pytest.raises(BenchError, match=r"^--axis scal: suite tofu-mini declares no axis \(suites with axes: chain-toy\)$"):
+    with pytest.raises(BenchError, match=r"^--axis scal: suite tofu-mini declares no axis \(suites with axes: .*chain-toy\)$"):
         expand("tofu-mini", "ga", axis="scal")
     with pytest.raises(BenchError, match=r"unknown axis of suite chain-toy 'sustt'.*sust"):
         expand("chain-toy", "ga", axis="sustt")
