@@ -109,6 +109,17 @@ def test_axis_errors_are_one_line_and_name_what_is_valid(chain, capsys):
     with pytest.raises(BenchError, match=r"^--splits r2 is no base of axis sust of suite chain-toy \(r2 is point 2 of "
                                          r"base r1\); bases: r1$"):
         expand("chain-toy", "ga", splits="r2", axis="sust")
+    from suites.base import Axis
+
+    with pytest.raises(ValueError, match="axis kind 'steps'"):
+        Axis("steps", {"r1": ("r1", "r2")}, "t")
+    with pytest.raises(ValueError, match="two or more splits, each once"):
+        Axis("requests", {"r1": ("r1", "r1")}, "t")
+    broken = type("Broken", (type(SUITES["chain-toy"]),), {"name": "broken", "axes": {
+        "sust": Axis("requests", {"r1": ("r1", "r9")}, "t")}})()
+    SUITES.register("broken", broken)
+    with pytest.raises(BenchError, match=r"unknown split of suite broken 'r9'"):  # the suite's own error, said at once
+        expand("broken", "ga", axis="sust")
     assert main(["show-config", "--suite", "chain-toy", "--methods", "ga", "--seeds", "0", "--axis", "sust"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert [s["split"] for s in shown] == ["r1", "r2", "r3"]
