@@ -2,11 +2,11 @@
 make a model that was fine-tuned on a corpus forget part of it, judged against a model retrained without it.
 
 Corpora: News (BBC articles) and Books (Harry Potter), each a split of this suite (`news`, `books`); the
-scalability forget sets of growing size (`news-scal1` .. `news-scal4`) and the sustainability requests
-(`news-sust1` .. `news-sust4`, each unlearned from the model the request before produced) are splits too
-(the same for `books-`). Data: the hub datasets muse-bench/MUSE-News / MUSE-Books or `--data-dir` with the
+scalability forget sets of growing size (`news-scal2` .. `news-scal4`, each unlearned from the target) and the
+sustainability requests (`news-sust2` .. `news-sust4`, each unlearned from the model the request before
+produced) are splits too; point 1 of both is `news` itself (MUSE-Books has no scal / sust configs). Data: the hub datasets muse-bench/MUSE-News / MUSE-Books or `--data-dir` with the
 same files (suites/muse_data.py). Models: the published target (fine-tuned on the whole corpus: the model
-unlearned) and retrained model (without the forget set: the reference) per corpus, muse-bench/MUSE-News_target
+unlearned) and retrained model (without the forget set: the reference) per corpus, muse-bench/MUSE-news_target
 and ..._retrain, or `--option target=DIR --option retrained=DIR`.
 
 Every method reads only these overridable methods for data and models (the interface the CPU twin
@@ -41,9 +41,12 @@ from suites.privacy import ATTACK_NAMES, privleak
 CORPORA = ("news", "books")
 REQUESTS = ("scal", "sust")  # scalability: forget sets of growing size; sustainability: successive requests
 N_REQUESTS = 4
-SPLITS = CORPORA + tuple(f"{c}-{kind}{k}" for c in CORPORA for kind in REQUESTS for k in range(1, N_REQUESTS + 1))
-# the published models per corpus (Shi et al. 2024: Llama-2 7B fine-tuned on the corpus / on it without D_f)
-PUBLISHED = {(c, role): f"{HUB[c]}_{suffix}" for c in CORPORA
+# point 1 of both axes is the corpus's own forget set (raw/forget == scal/forget_1 == sust/forget_1: muse_bench's
+# README), so it has no second name; only MUSE-News has the scal / sust configs
+SPLITS = CORPORA + tuple(f"news-{kind}{k}" for kind in REQUESTS for k in range(2, N_REQUESTS + 1))
+# the published models per corpus (Shi et al. 2024: Llama-2 7B fine-tuned on the corpus / on it without D_f),
+# spelled as the hub's muse-bench organisation lists them
+PUBLISHED = {(c, role): f"muse-bench/MUSE-{c}_{suffix}" for c in CORPORA
              for role, suffix in (("target", "target"), ("retrained", "retrain"))}
 KNOWMEM_STOPS = ("\n\n", "\nQuestion", "Question:")  # MUSE's knowmem eval cuts the answer where these begin
 TEACHER_FORCED = ("loss", "zlib", "min_k", "min_k_pp")  # the attacks one teacher-forced pass gives (no GradNorm)
@@ -154,9 +157,9 @@ def checkpoint_epoch(epochs: list[dict], bar: float, metric: str = "knowmem_f") 
 
 
 def split_parts(split: str) -> tuple[str, str, int]:
-    """`news` -> ("news", "", 0); `news-scal3` -> ("news", "scal", 3); `books-sust2` -> ("books", "sust", 2)."""
-    m = re.fullmatch(r"(news|books)(?:-(scal|sust)([1-4]))?", split)
-    if m is None:
+    """`news` -> ("news", "", 0); `news-scal3` -> ("news", "scal", 3); `news-sust2` -> ("news", "sust", 2)."""
+    m = re.fullmatch(r"(news|books)(?:-(scal|sust)(\d+))?", split)
+    if m is None or split not in SPLITS:
         raise unknown("split of suite muse", split, SPLITS)
     return m.group(1), m.group(2) or "", int(m.group(3) or 0)
 
@@ -179,6 +182,8 @@ class Muse(Suite):
     default_splits = CORPORA
     default_adapters = ("full", "lora")
     default_ranks = (8,)
+    # the seed sets the batch order (and LoRA's initialisation): three give every cell an interval, as TOFU's
+    default_seeds = (0, 1, 2)
     claims = "muse"  # suites/claims/muse.yaml: MUSE's findings as comparisons
     # MUSE's scalability and sustainability (`bench run --axis scal|sust`, bench/axes.py), News only: MUSE-Books has
     # no scal / sust subsets. Fold 1 is the original forget set (muse_bench README, "Evaluate Scalability and
@@ -199,7 +204,7 @@ class Muse(Suite):
     metrics = METRICS + DERIVED
     headline = ("knowmem_f", "knowmem_r", "verbmem_f", "privleak")
     options = {
-        "target": "",  # "" = the corpus's published target (muse-bench/MUSE-<Corpus>_target); or a directory / hub id
+        "target": "",  # "" = the corpus's published target (muse-bench/MUSE-<corpus>_target); or a directory / hub id
         "retrained": "",  # "" = the published retrained model (..._retrain); or a directory / hub id
         "max_length": 2048,  # training sequence length (MUSE's max_len) and the privleak texts' cut
         "verbmem_tokens": 128,  # VerbMem: new tokens generated, and the true continuation's cut (MUSE: 128)
@@ -209,9 +214,13 @@ class Muse(Suite):
     }
 
     def check_options(self, given: dict) -> tuple:
-        """See Suite.check_options. Also raises BenchError for `stop` other than none / checkpoint and lengths below 2."""
+        """See Suite.check_options. Also raises BenchError for `stop` other than none / checkpoint, lengths below 2,
+        and any robustness stage (this suite has none: no paraphrased probe items, no per-item recovery)."""
         options = super().check_options(given)
         values = dict(options)
+        if values.get("robustness", "none") != "none":
+            raise BenchError(f"bad option robustness={values['robustness']!r}: suite {self.name} has no robustness "
+                             f"stages (expected none)")
         if values["stop"] not in ("none", "checkpoint"):
             raise BenchError(f"bad option stop={values['stop']!r} (expected none or checkpoint)")
         for key in ("max_length", "verbmem_tokens", "knowmem_tokens"):
@@ -256,12 +265,12 @@ class Muse(Suite):
 
     def target_model(self, spec: RunSpec, ctx: Context) -> str:
         """The model that saw the forget set (unlearning starts here): option `target`, else the corpus's published
-        target (muse-bench/MUSE-News_target / MUSE-Books_target)."""
+        target (muse-bench/MUSE-news_target / MUSE-books_target)."""
         return str(spec.option("target", "")) or PUBLISHED[(split_parts(spec.split)[0], "target")]
 
     def retrained_model(self, spec: RunSpec, ctx: Context) -> str:
         """The model trained without the forget set (PrivLeak's and the checkpoint rule's reference): option
-        `retrained`, else the corpus's published one (muse-bench/MUSE-News_retrain / MUSE-Books_retrain)."""
+        `retrained`, else the corpus's published one (muse-bench/MUSE-news_retrain / MUSE-books_retrain)."""
         return str(spec.option("retrained", "")) or PUBLISHED[(split_parts(spec.split)[0], "retrained")]
 
     @staticmethod
@@ -411,6 +420,23 @@ class Muse(Suite):
         stored = json_artefact(ctx.store.artefact_dir(self.name) / "evals" / f"{key}.json", compute)
         return Evaluation(stored["metrics"], stored["items"])
 
+    def check_context(self, model: str, max_length: int, ctx: Context) -> None:
+        """Raises BenchError when `max_length` (training sequences and privleak texts) exceeds the model's
+        positional limit (its config's max_position_embeddings / n_positions / n_ctx), which would fail or wrap
+        inside the model after the references were evaluated; a config that cannot be read is not checked here."""
+        from transformers import AutoConfig
+
+        source, revision = resolve(model)
+        try:
+            config = AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=ctx.trust_remote_code)
+        except Exception:  # offline without a cached copy: the model's own loading says what to pass
+            return
+        limit = next((v for v in (getattr(config, n, None) for n in ("max_position_embeddings", "n_positions", "n_ctx"))
+                      if isinstance(v, int) and v > 0), None)
+        if limit is not None and max_length > limit:
+            raise BenchError(f"bad option max_length={max_length}: the target '{model}' reads at most {limit} tokens "
+                             f"(expected max_length <= {limit})")
+
     def prepare(self, spec: RunSpec, ctx: Context) -> Prepared:
         """See Suite.prepare. Reads and checks every data set, checks that the target and the retrained model share
         a tokenizer, evaluates both (stored), and tokenises the forget set of the split and retain1 into MUSE's
@@ -425,9 +451,12 @@ class Muse(Suite):
                              f"the attacks and answers are compared on the same token ids: pass --option retrained=DIR "
                              f"with a model trained from the same base")
         max_length = int(spec.option("max_length"))
+        self.check_context(target, max_length, ctx)
         with phase("forget_and_retain_data"):
             forget = chunks(self.raw_texts(spec, ctx, "forget"), tokenizer, max_length)
             retain = chunks(self.raw_texts(spec, ctx, "retain1"), tokenizer, max_length)
+        if not forget:  # an all-empty text: training and the checkpoint rule would run on nothing
+            raise BenchError(f"the forget set of split {spec.split} holds no token")
         with phase("eval_data"):
             evaluate_raw, data = self.evaluator(spec, ctx, tokenizer)
         with phase("reference_evaluation"):
