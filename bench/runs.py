@@ -215,6 +215,16 @@ def reference_rows(suite: str, store: ResultStore) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def first_requests(runs: pd.DataFrame) -> pd.DataFrame:
+    """`runs` without the later requests of sequences (chains longer than one, bench/axes.py): what claims,
+    comparisons and paper tables pair and pool are runs from the suite's start model. A later request starts
+    from another run's model, so it is neither another replicate of its split nor comparable with one; the
+    leaderboard lists it as `split@k` and its axis table reports it."""
+    if runs.empty or "chain" not in runs:
+        return runs
+    return runs[[not isinstance(c, tuple) or len(c) <= 1 for c in runs["chain"]]]
+
+
 def method_base(labels: pd.Series) -> pd.Series:
     """`ihl+fila-r4` -> `ihl+fila`: the method as a user types it, without the rank."""
     return labels.str.replace(r"-r\d+$", "", regex=True)

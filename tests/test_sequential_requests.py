@@ -367,6 +367,14 @@ def test_the_axis_tables_and_plots_on_hand_made_runs(chain, tmp_path):
     assert {p.name for p in out.glob("axis_scal_*.png")} == {"axis_scal_r1_forget_nll.png", "axis_scal_r1_retain_nll.png"}
     page = (out / "index.html").read_text()
     assert "sustainability: successive requests: retain_nll (r1)" in page
+    # comparisons (and claims, the paper table) pair runs from the start model only: r1, s2, s3 x 3 seeds, not the
+    # later requests, which start from another run's model
+    from bench.compare import compare_methods
+    from bench.runs import load_runs
+
+    runs = load_runs("chain-toy", store)
+    assert {r["n"] for r in compare_methods("chain-toy", runs, "ga", "npo").rows} == {9}
+    assert "r2@2" in set(pd.read_csv(out / "leaderboard.csv")["split"])  # the leaderboard lists them apart
 
     # without the sequence's later requests (request 1 is the ordinary run of r1), the next report drops its
     # section rather than keep stale numbers
