@@ -47,7 +47,7 @@ from tabulate import tabulate
 
 from bench import decide, stats
 from bench.errors import BenchError, unknown
-from bench.runs import method_base, select_method, unlike_settings
+from bench.runs import first_requests, method_base, select_method, unlike_settings
 from methods import ADAPTERS, OBJECTIVES
 from suites import SUITES
 
@@ -270,6 +270,7 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None) -> l
     """Every claim's comparisons decided on `runs`; with a sequential `plan` (bench.sequential.Plan) each
     comparison is tested at the level its look spends, and one decided at an earlier look keeps its verdict."""
     metrics = {m.name: m for m in SUITES[suite].metrics}
+    runs = first_requests(runs)  # a later request of a sequence is no replicate of its split (bench/axes.py)
     labels = runs.loc[runs["status"] == "finished", "method"] if "method" in runs else pd.Series(dtype=str)
     methods = sorted(set(zip(labels, method_base(labels))))
     results = []

@@ -66,7 +66,12 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--models", help="comma-separated registry names, hub ids or directories; NAME=DIR gives a "
                                         "directory the registry recipe of NAME, e.g. phi-1.5=/models/phi-1_5 "
                                         "(default: the suite's)")
-        p.add_argument("--splits", help="comma-separated forget splits, or `all` (default: the suite's)")
+        p.add_argument("--splits", help="comma-separated forget splits, or `all` (default: the suite's); with --axis, "
+                                        "the axis's base splits")
+        p.add_argument("--axis", metavar="NAME",
+                       help="a grid axis the suite declares (`list` names them): its forget splits in order, e.g. "
+                            "MUSE's scal (forget sets of growing size, each from the target) or sust (successive "
+                            "requests, each from the previous one's model)")
         p.add_argument("--ranks", help="LoRA / FILA ranks, e.g. 4,8,16,32 (default: the suite's)")
         p.add_argument("--seeds", help="comma-separated seeds (default: the suite's: 0,1,2 for tofu and tofu-mini, 0 for tdec and tdec-mini)")
         p.add_argument("--lr", help="learning rate (overrides the suite's per-model default)")
@@ -163,7 +168,7 @@ def _specs(args):
     hp = _hparam_overrides(args)
     options = parse_assignments(args.option, "--option")
     add_setting(options, "lm_eval_extra", args.lm_eval_tasks or None, "--lm-eval-tasks", "--option")
-    return expand(args.suite, args.methods, args.models, args.splits, args.ranks, args.seeds, hp, options)
+    return expand(args.suite, args.methods, args.models, args.splits, args.ranks, args.seeds, hp, options, args.axis)
 
 
 def _check_runtime(args, specs=()) -> None:
@@ -217,7 +222,9 @@ def _context(args):
 def cmd_list(args) -> int:
     """`bench list`: print the registered suites, objectives, adapters and models; return exit code 0."""
     for name, suite in SUITES.items():
-        print(f"suite      {name:14s} {suite.summary}; splits {','.join(suite.splits)}; models {','.join(suite.models)}")
+        axes = "".join(f"; axis {a} ({x.kind}: {', '.join('>'.join(p) for p in x.points.values())})"
+                       for a, x in suite.axes.items())
+        print(f"suite      {name:14s} {suite.summary}; splits {','.join(suite.splits)}; models {','.join(suite.models)}{axes}")
     for name, obj in OBJECTIVES.items():
         print(f"objective  {name:14s} {obj.summary}")
     for name, ad in ADAPTERS.items():

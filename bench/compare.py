@@ -11,7 +11,7 @@ from tabulate import tabulate
 from bench import stats
 from bench.claims import distinct_pairs
 from bench.errors import BenchError
-from bench.runs import select_method, unlike_settings
+from bench.runs import first_requests, select_method, unlike_settings
 from suites import SUITES
 
 
@@ -58,6 +58,7 @@ def compare_methods(suite: str, runs: pd.DataFrame, a: str, b: str) -> Compariso
     bench.stats.paired; log-scale metrics as log10 ratios). BenchError when either method has no finished run,
     matches several configurations, or when their runs differ in settings other than the method."""
     kind = SUITES[suite]
+    runs = first_requests(runs)  # a later request of a sequence is no replicate of its split (bench/axes.py)
     ra, rb = select_method(runs, a, suite), select_method(runs, b, suite)
     a, b = ra["method"].iloc[0], rb["method"].iloc[0]
     differ = unlike_settings(ra, rb)

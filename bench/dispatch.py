@@ -3,7 +3,9 @@ parallel local processes (`--launcher local-jobs`).
 
 One job per run, submitted as job arrays, one per (suite, model, forget split). The reference
 artefacts of a group (fine-tuned models, thresholds, FILA's Fisher row weights) are built first by
-one job that the array depends on (afterok), so no two jobs build the same artefact. Jobs are
+one job that the array depends on (afterok), so no two jobs build the same artefact. A request of a
+sequence (a suite's `requests` axis) is a job of its own that also waits for the job of the request it
+starts from (afterany; with local-jobs, which has no dependencies, the submission waits for it). Jobs are
 Checkpointable: on preemption or a time limit submitit requeues them, and the rerun resumes from
 the run's last epoch checkpoint. Every submission is written to `results/<suite>/sweeps/<id>.json`,
 which `status` and `cancel` read.
@@ -24,7 +26,7 @@ import yaml
 
 from bench.errors import BenchError, unknown
 from bench.models import recipe_of
-from bench.spec import RunSpec
+from bench.spec import RunSpec, in_request_order, kept_models
 from bench.store import ResultStore, read_json, write_json_atomic
 from suites import Context
 
@@ -138,10 +140,11 @@ def _job_logging() -> None:
 
 class RunJob(submitit.helpers.Checkpointable):
     """One run. On preemption / timeout submitit calls checkpoint() (inherited: resubmit the same
-    call) and requeues; run_one then resumes from the last epoch checkpoint."""
+    call) and requeues; run_one then resumes from the last epoch checkpoint. `keep_model`: a later request of
+    a sequence starts from this run's final model (bench.runner.run_one)."""
 
-    def __init__(self, spec: dict, runtime: Runtime):
-        self.spec, self.runtime = spec, runtime
+    def __init__(self, spec: dict, runtime: Runtime, keep_model: bool = False):
+        self.spec, self.runtime, self.keep_model = spec, runtime, keep_model
 
     def __call__(self) -> str:
         # torch loads when this runs, not when the CLI imports bench.dispatch
@@ -149,7 +152,7 @@ class RunJob(submitit.helpers.Checkpointable):
 
         _job_logging()
         spec = RunSpec.from_dict(self.spec)
-        status = run_one(spec, self.runtime.context())
+        status = run_one(spec, self.runtime.context(), keep_model=self.keep_model)
         if status == "failed":  # so SLURM and sacct say FAILED too
             raise RuntimeError(f"run failed: {ResultStore(self.runtime.results).reason(spec)}")
         return status
@@ -208,14 +211,27 @@ def _executor(launcher: str, folder: Path, profile: Profile | None, model: str, 
     return ex
 
 
-def _done(spec: RunSpec, store: ResultStore, runtime: Runtime) -> bool:
-    """Finished, from the inputs there are now (a run whose data, models or evaluator changed is submitted)."""
+def _done(spec: RunSpec, store: ResultStore, runtime: Runtime, keep_model: bool = False) -> bool:
+    """Finished, from the inputs there are now (a run whose data, models or evaluator changed is submitted), and
+    with its final model where a later request starts from it."""
     if store.status(spec) != "finished":
         return False
     # torch loads when this runs, not when the CLI imports bench.dispatch
-    from bench.runner import changed_inputs
+    from bench.runner import changed_inputs, final_model
 
+    if keep_model and not final_model(store.run_dir(spec)):
+        return False
     return not changed_inputs(spec, runtime.context(), store.load(store.run_dir(spec)))
+
+
+def dependency(prepared_by: str | None, after: str | None = None) -> str | None:
+    """SLURM's `--dependency` of a run job: `afterok` on the job that builds its group's artefacts, and for a
+    request of a sequence `afterany` on the job of the request it starts from (ended either way: a failed one
+    makes this one fail at once naming it, bench.runner.run_one, rather than wait in the queue for ever).
+    None where it waits for nothing."""
+    parts = [f"afterok:{prepared_by}"] if prepared_by else []
+    parts += [f"afterany:{after}"] if after else []
+    return ",".join(parts) or None
 
 
 def submit(specs: Sequence[RunSpec], runtime: Runtime, launcher: str, profile: Profile | None, force: bool = False) -> dict:
@@ -224,7 +240,19 @@ def submit(specs: Sequence[RunSpec], runtime: Runtime, launcher: str, profile: P
         raise BenchError("--launcher slurm needs --profile slurm/<cluster>.yaml (see slurm/README.md)")
     store = ResultStore(runtime.results)
     store.check_writable()
-    todo = [s for s in specs if force or not _done(s, store, runtime)]
+    keep = kept_models(specs)
+    specs = in_request_order(specs)
+    todo, submitted = [], set()
+    for s in specs:  # in request order: a request after one that is submitted again runs again (it starts from it)
+        if force or not _done(s, store, runtime, s.run_id in keep) or (s.previous and s.previous.run_id in submitted):
+            todo.append(s)
+            submitted.add(s.run_id)
+    # a request runs after the job of the request it starts from (when that one is submitted too): on SLURM by a
+    # dependency of its own, with --launcher local-jobs (no dependencies) by waiting for that job here
+    chained = [s for s in todo if s.previous is not None and s.previous.run_id in submitted]
+    chained_ids = {s.run_id for s in chained}
+    job_of: dict[str, Any] = {}
+    prep_of: dict[tuple, str] = {}
     suite = specs[0].suite if specs else "none"
     sweep_id = time.strftime("%Y%m%d-%H%M%S") + f"-{uuid.uuid4().hex[:6]}"
     folder = store.suite_dir(suite) / "jobs" / sweep_id
@@ -244,15 +272,30 @@ def submit(specs: Sequence[RunSpec], runtime: Runtime, launcher: str, profile: P
         for (s_name, model, split), group in _groups(todo).items():
             prep_ex = _executor(launcher, folder, profile, model, f"prep-{s_name}-{split}")
             prep = prep_ex.submit(PrepareJob(_artefact_specs(group), runtime))
+            prep_of[(s_name, model, split)] = prep.job_id
             sweep["jobs"].append({"kind": "prepare", "job_id": prep.job_id, "group": [s_name, model, split]})
             if launcher != "slurm":
                 prep.result()  # the local executor has no dependencies: wait
+            free = [s for s in group if s.run_id not in chained_ids]
+            if not free:
+                continue
             run_ex = _executor(launcher, folder, profile, model, f"{s_name}-{split}",
-                               dependency=f"afterok:{prep.job_id}" if launcher == "slurm" else None)
+                               dependency=dependency(prep.job_id) if launcher == "slurm" else None)
             with run_ex.batch():
-                jobs = [run_ex.submit(RunJob(s.to_dict(), runtime)) for s in group]
-            for s, job in zip(group, jobs):
+                jobs = [run_ex.submit(RunJob(s.to_dict(), runtime, s.run_id in keep)) for s in free]
+            for s, job in zip(free, jobs):
+                job_of[s.run_id] = job
                 sweep["jobs"].append({"kind": "run", "job_id": job.job_id, "run_id": s.run_id})
+        for s in chained:  # in request order: the job each one waits for is submitted already
+            before = job_of[s.previous.run_id]
+            if launcher != "slurm":
+                before.wait()  # finished or failed: the request itself says which (bench.runner.run_one)
+            ex = _executor(launcher, folder, profile, s.model, f"{s.suite}-{s.split}@{s.request}",
+                           dependency=dependency(prep_of[(s.suite, s.model, s.split)], before.job_id)
+                           if launcher == "slurm" else None)
+            job_of[s.run_id] = ex.submit(RunJob(s.to_dict(), runtime, s.run_id in keep))
+            sweep["jobs"].append({"kind": "run", "job_id": job_of[s.run_id].job_id, "run_id": s.run_id,
+                                  "after": before.job_id})
     except submitit.core.utils.FailedJobError as e:
         _record(store, sweep)  # what was submitted stays visible to `status` and `cancel`
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from bench import settings
-from bench.errors import BenchError, parse_list
+from bench.errors import BenchError, parse_list, unknown
 from bench.spec import RunSpec, setting_names
 from methods import ADAPTERS, OBJECTIVES, expand_methods, refusals
 from suites import SUITES
@@ -54,18 +54,50 @@ def add_setting(settings: dict[str, str], key: str, value, flag: str, kind: str)
     settings[key] = value
 
 
+def axis_chains(suite, axis: str | None, splits: str | None) -> list[tuple[str, ...]]:
+    """The forget splits of a grid as chains: without `axis`, each split alone (`--splits`, default the suite's);
+    with a `sizes` axis, each point of each base alone; with a `requests` axis, each base's points as one chain
+    (request k starts from request k-1's model). `splits` names the bases (default: the axis's bases among the
+    suite's default splits, else all of them). BenchError for an axis the suite does not declare or a split that
+    is no base of it."""
+    split_list = parse_list(splits, "split")
+    if axis is None:
+        split_list = split_list or list(suite.default_splits)
+        split_list = list(suite.splits) if split_list == ["all"] else [suite.check_split(s) for s in split_list]
+        return [(s,) for s in split_list]
+    if axis not in suite.axes:
+        if not suite.axes:
+            raise BenchError(f"--axis {axis}: suite {suite.name} declares no axis (suites with axes: "
+                             f"{', '.join(n for n in SUITES.names() if SUITES[n].axes) or 'none'})")
+        raise unknown(f"axis of suite {suite.name}", axis, list(suite.axes))
+    declared = suite.axes[axis]
+    bases = list(declared.points)
+    if split_list == ["all"] or not split_list:
+        split_list = ([b for b in bases if b in suite.default_splits] or bases) if not split_list else bases
+    for point in (p for points in declared.points.values() for p in points):
+        suite.check_split(point)  # an axis naming a split its suite does not know is the suite's error, said here
+    for s in split_list:
+        if s not in declared.points:
+            at = next((b for b, points in declared.points.items() if s in points), None)
+            where = f" ({s} is point {declared.points[at].index(s) + 1} of base {at})" if at else ""
+            raise BenchError(f"--splits {s} is no base of axis {axis} of suite {suite.name}{where}; bases: {', '.join(bases)}")
+    if declared.kind == "requests":
+        return [declared.points[b] for b in split_list]
+    return [(p,) for b in split_list for p in declared.points[b]]
+
+
 def expand(suite_name: str, methods: str = "all", models: str | None = None, splits: str | None = None,
            ranks: str | None = None, seeds: str | None = None, hparams: dict[str, Any] | None = None,
-           options: dict[str, Any] | None = None) -> list[RunSpec]:
-    """models x splits x methods x ranks x seeds, in that nesting order.
+           options: dict[str, Any] | None = None, axis: str | None = None) -> list[RunSpec]:
+    """models x splits x methods x ranks x seeds, in that nesting order; with a `requests` axis (`axis_chains`),
+    each seed's requests follow one another innermost, each spec's `previous` the one before it.
 
     A setting (hyperparameter, option, rank) that no run of the grid reads raises BenchError naming who
     does read it; a run that does not read a setting others read gets the spec it has without it.
     """
     suite = SUITES[suite_name]
     model_list = parse_list(models, "model") or list(suite.models)
-    split_list = parse_list(splits, "split") or list(suite.default_splits)
-    split_list = list(suite.splits) if split_list == ["all"] else [suite.check_split(s) for s in split_list]
+    chains = axis_chains(suite, axis, splits)
     rank_list = parse_ints(ranks, "rank") or list(suite.default_ranks)
     for r in rank_list:
         if r <= 0:
@@ -91,7 +123,7 @@ def expand(suite_name: str, methods: str = "all", models: str | None = None, spl
     specs = []
     for model in model_list:
         suite.check_model(model)
-        for split in split_list:
+        for chain in chains:
             for objective, adapter in method_list:
                 base = suite.objective_hparams(model, objective, adapter)
                 every = base.replace(**given_hp)  # checks every name and value, read or not
@@ -102,17 +134,20 @@ def expand(suite_name: str, methods: str = "all", models: str | None = None, spl
                     hp_readers[name].add(objective)
                 for rank in (rank_list if ADAPTERS[adapter].uses_rank else [0]):
                     for seed in seed_list:
-                        spec = RunSpec(suite.name, model, split, objective, adapter, rank, seed, hp, opts)
-                        unread = {k: suite.unread_option(k, spec) for k in given_opts}
-                        unread = {k: why for k, why in unread.items() if why}
-                        why_unread.update(unread)
-                        for name in set(given_opts) - set(unread):
-                            opt_readers[name].add(spec.method)
-                        if unread:  # as without them
-                            kept = {k: v for k, v in given_opts.items() if k not in unread}
-                            spec = RunSpec(suite.name, model, split, objective, adapter, rank, seed, hp,
-                                           suite.check_options(kept))
-                        specs.append(spec)
+                        previous = None
+                        for split in chain:
+                            spec = RunSpec(suite.name, model, split, objective, adapter, rank, seed, hp, opts, previous)
+                            unread = {k: suite.unread_option(k, spec) for k in given_opts}
+                            unread = {k: why for k, why in unread.items() if why}
+                            why_unread.update(unread)
+                            for name in set(given_opts) - set(unread):
+                                opt_readers[name].add(spec.method)
+                            if unread:  # as without them
+                                kept = {k: v for k, v in given_opts.items() if k not in unread}
+                                spec = RunSpec(suite.name, model, split, objective, adapter, rank, seed, hp,
+                                               suite.check_options(kept), previous)
+                            specs.append(spec)
+                            previous = spec
     grid_objectives = ", ".join(dict.fromkeys(o for o, _ in method_list))
     for name, readers in hp_readers.items():
         if not readers:

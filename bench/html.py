@@ -70,9 +70,10 @@ def table(frame: pd.DataFrame, table_id: str) -> str:
 
 def write_page(suite: str, path: Path, leaderboard: pd.DataFrame, rule: str, note: str, caption: str,
                paper: tuple | None, figures: list[Path], claims: list, comparisons: list, provenance: list[dict],
-               robustness: tuple | None = None) -> Path:
+               robustness: tuple | None = None, sections: list[tuple] = ()) -> Path:
     """The suite's report page at `path`: epoch rule, paper table (`paper` = rows, columns, keys for
-    bench.tables.cells, with its Markdown `caption`), robustness table, leaderboard, plots (`figures`, linked by
+    bench.tables.cells, with its Markdown `caption`), robustness table, further `sections` ((title, caption,
+    (rows, columns, keys)) each: the grid axes), leaderboard, plots (`figures`, linked by
     file name), claims with each comparison, pairwise comparisons and provenance. Returns `path`."""
     parts = [f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(suite)} leaderboard</title>",
              f"<style>{STYLE}</style><script>{SCRIPT}</script></head><body>",
@@ -85,6 +86,9 @@ def write_page(suite: str, path: Path, leaderboard: pd.DataFrame, rule: str, not
     if robustness:
         parts += ["<h2>Does the forgetting survive?</h2>", f"<p class=\"note\">{html.escape(tables.ROBUSTNESS_CAPTION)}</p>",
                   table(pd.DataFrame(tables.cells(*robustness)), "robustness")]
+    for i, (title, section_caption, cells_of) in enumerate(sections):  # e.g. the grid axes (bench/axes.py)
+        parts += [f"<h2>{html.escape(title)}</h2>", f"<p class=\"note\">{html.escape(section_caption)}</p>",
+                  table(pd.DataFrame(tables.cells(*cells_of)), f"section-{i}")]
     parts += ["<h2>Leaderboard</h2>", f"<p class=\"note\">{html.escape(note)}.</p>", table(leaderboard, "leaderboard")]
     if figures:
         parts += ["<h2>Plots</h2>"] + [f"<img src=\"{html.escape(f.name)}\" alt=\"{html.escape(f.stem)}\">" for f in figures]

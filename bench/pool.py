@@ -4,7 +4,8 @@ Tiny models do not speed up with more torch threads (2 threads ran the mini suit
 on a shared 2-core machine), but independent runs do with more processes. What the runs of one
 (suite, model, split, seed) share -- references, thresholds, FILA's Fisher row weights -- is prepared
 by one task, in order; the tasks go first, side by side, and each one's runs are queued as soon as it is
-done, so no core waits for references it does not need. Two tasks may build an artefact they both need
+done, so no core waits for references it does not need; a request of a sequence (a suite's `requests` axis,
+`RunSpec.previous`) is queued when the run whose model it starts from has ended. Two tasks may build an artefact they both need
 (a mini suite's base model) at the same time: every artefact is published atomically and the first copy
 kept (bench/store.py artefact / publish / write_json_atomic), and a core that would otherwise wait
 spends the time. Each run is claimed in the store as in one process (bench/store.py), so a second
@@ -25,7 +26,7 @@ from tqdm import tqdm
 
 from bench.dispatch import Runtime, _artefact_specs, _groups
 from bench.quiet import quiet_libraries
-from bench.spec import RunSpec
+from bench.spec import RunSpec, kept_models
 from bench.store import ResultStore
 
 MAX_AUTO_WORKERS = 8  # each process holds the stack (about 0.7 GB): a big login node must not start 64
@@ -67,17 +68,18 @@ def _prepare(specs: list[dict]) -> None:
         prepare_artefacts(RunSpec.from_dict(spec), _ctx)
 
 
-def _run(spec: dict, force: bool) -> str:
+def _run(spec: dict, force: bool, keep_model: bool = False) -> str:
     # torch loads when this runs, not when the CLI imports bench.pool
     from bench.runner import run_one
 
-    return run_one(RunSpec.from_dict(spec), _ctx, force=force)
+    return run_one(RunSpec.from_dict(spec), _ctx, force=force, keep_model=keep_model)
 
 
 def run_grid_parallel(specs: Sequence[RunSpec], runtime: Runtime, workers: int, force: bool = False,
                       show_progress: bool = True):
     """run_grid's outcome for `specs`, computed by `workers` processes. A bad input (BenchError) in any run
-    stops the grid: runs not started are not started, and the error is raised here."""
+    stops the grid: runs not started are not started, and the error is raised here. A request of a sequence
+    (`RunSpec.previous`) starts only after the run it starts from has ended."""
     # torch loads when this runs, not when the CLI imports bench.pool
     from bench.runner import GridOutcome
 
@@ -99,6 +101,20 @@ def run_grid_parallel(specs: Sequence[RunSpec], runtime: Runtime, workers: int, 
             waiting: dict[tuple, list[RunSpec]] = {}
             for spec in specs:
                 waiting.setdefault(key(spec.to_dict()), []).append(spec)
+            keep = kept_models(specs)
+            in_grid = {s.run_id for s in specs}
+            ended: set[str] = set()  # runs of this grid that have ended (a later request may start)
+            held: list[RunSpec] = []  # prepared, waiting for the run they start from
+
+            def submit_ready(specs_now: list[RunSpec]) -> None:
+                for spec in specs_now:
+                    if spec.previous is not None and spec.previous.run_id in in_grid and spec.previous.run_id not in ended:
+                        held.append(spec)
+                        continue
+                    run = pool.submit(_run, spec.to_dict(), force, spec.run_id in keep)
+                    running[run] = spec
+                    pending.add(run)
+
             start = time.perf_counter()
             preparing = {pool.submit(_prepare, task): k for k, task in shared.items()}
             running: dict = {}
@@ -109,14 +125,15 @@ def run_grid_parallel(specs: Sequence[RunSpec], runtime: Runtime, workers: int, 
                 for future in done:
                     if future in preparing:
                         future.result()  # a failure stops the grid here
-                        for spec in waiting.pop(preparing[future], []):
-                            run = pool.submit(_run, spec.to_dict(), force)
-                            running[run] = spec
-                            pending.add(run)
+                        submit_ready(waiting.pop(preparing[future], []))
                         if not any(f in preparing for f in pending):
                             outcome.artefact_seconds = time.perf_counter() - start
                         continue
                     spec, status = running[future], future.result()
+                    ended.add(spec.run_id)
+                    released = [s for s in held if s.previous.run_id == spec.run_id]
+                    held[:] = [s for s in held if s.previous.run_id != spec.run_id]
+                    submit_ready(released)
                     bar.update()
                     bar.set_postfix_str(f"{spec.split} {spec.method_label} s{spec.seed}")
                     if status == "failed":

@@ -3,7 +3,8 @@
 Every suite gets the leaderboard (bench/leaderboard.py), robustness (bench/tables.py), claims (bench/claims.py),
 the signal table (bench/signal.py), pairwise comparisons (bench/compare.py), agreement with another result set
 (bench/agreement.py) and the HTML page (bench/html.py); the suite adds its own paper table and plots
-(`Suite.paper_table`, `Suite.plots`: suites/tofu_report.py, suites/tdec_report.py). Runs are read once, by
+(`Suite.paper_table`, `Suite.plots`: suites/tofu_report.py, suites/tdec_report.py), and every grid axis it
+declares gets its table and plots (bench/axes.py). Runs are read once, by
 bench/runs.py. This module names no suite. Failed, running and corrupt runs appear as such, never as zeros and
 never silently dropped.
 """
@@ -16,11 +17,12 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from bench import agreement, claims, html, plots, tables
+from bench import agreement, axes, claims, html, plots, tables
 from bench.compare import COMPARE_NOTE, compare_methods, parse_compare
 from bench.errors import BenchError
 from bench.leaderboard import LEADERBOARD_NOTE, format_leaderboard, leaderboard, print_leaderboard
-from bench.runs import check_epoch_available, check_epoch_rule, load_runs, method_base, reference_rows, run_settings
+from bench.runs import (check_epoch_available, check_epoch_rule, first_requests, load_runs, method_base, reference_rows,
+                        run_settings)
 from bench.sequential import Plan
 from bench.signal import SIGNAL_NOTE, signal_table
 from bench.status import status_table
@@ -74,37 +76,43 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
                                  showindex=False) + "\n")
 
     kind = SUITES[suite]
-    # the suite's own sections (Suite.paper_table / Suite.plots; none by default)
-    paper = kind.paper_table(runs, refs)
-    figures = list(kind.plots(runs, refs, out))
+    # the suite's own sections (Suite.paper_table / Suite.plots; none by default), on runs from its start model:
+    # the later requests of a sequence have their axis's section
+    single = first_requests(runs)
+    paper = kind.paper_table(single, refs)
+    figures = list(kind.plots(single, refs, out))
     table_md = ""
     if paper is not None:
         table_md = tables.render(paper.rows, paper.columns, paper.keys, tex=False)
         (out / "paper_table.md").write_text(f"# {suite}: paper-style table ({rule})\n\n{paper.caption}\n\n{table_md}\n")
         (out / "paper_table.tex").write_text(tables.render(paper.rows, paper.columns, paper.keys, tex=True) + "\n")
         paths += [out / "paper_table.md", out / "paper_table.tex"]
+    # the suite's grid axes (Suite.axes: scalability, sustainability), each against its points
+    axis_md, axis_figures, axis_sections = axes.write(kind, runs, out)
+    paths += axis_md
+    figures += axis_figures
     robustness = None
     if any("/" in c and c.split("/")[0] in tables.ROBUSTNESS_VARIANTS for c in runs.columns):
-        r_rows, r_columns = tables.robustness_rows(runs, refs, kind.metrics, kind.robustness_columns)
+        r_rows, r_columns = tables.robustness_rows(single, refs, kind.metrics, kind.robustness_columns)
         robustness = (r_rows, r_columns, ["method", "runs"])
         r_md = tables.render(*robustness, tex=False)
         (out / "robustness.md").write_text(f"# {suite}: does the forgetting survive? ({rule})\n\n"
                                            f"{tables.ROBUSTNESS_CAPTION}\n\n{r_md}\n")
         paths.append(out / "robustness.md")
-        figures += plots.robustness(runs, out, kind.robustness_columns[0], kind.metrics)
+        figures += plots.robustness(single, out, kind.robustness_columns[0], kind.metrics)
     paths += figures
     if claim_results:
         paths.append(claims.write_markdown(claim_results, suite, out / "claims.md"))
     elif (out / "claims.md").exists():  # no claims this time: an earlier report's verdicts must not stand in
         (out / "claims.md").unlink()
-    signal = signal_table(suite, runs)
+    signal = signal_table(suite, single)
     if signal:
         (out / "signal.md").write_text(f"# {suite}: which columns carry signal ({rule})\n\n{SIGNAL_NOTE}\n\n"
                                        + tabulate(signal, headers="keys", tablefmt="github") + "\n")
         paths.append(out / "signal.md")
     if other is not None:
         other_claims = claims.evaluate_file(claims_path, suite, other) if claim_results else []
-        pairs = agreement.separated_pairs(runs, other, kind.metrics, kind.splits_are_replicates)
+        pairs = agreement.separated_pairs(single, first_requests(other), kind.metrics, kind.splits_are_replicates)
         paths.append(agreement.write(suite, out / "agreement.md", pairs, claim_results, other_claims, against,
                                      getattr(kind, "paper_columns", ())))
     if comparisons:
@@ -114,7 +122,7 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
         paths.append(out / "compare.md")
     paths.append(html.write_page(suite, out / "index.html", shown, rule, LEADERBOARD_NOTE, table_md and paper.caption,
                                  paper and paper.rows and (paper.rows, paper.columns, paper.keys), figures,
-                                 claim_results, comparisons, provenance(runs), robustness))
+                                 claim_results, comparisons, provenance(runs), robustness, axis_sections))
     return paths
 
 

@@ -8,10 +8,12 @@ import functools
 import math
 import os
 import resource
+import shutil
 import socket
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
@@ -26,7 +28,7 @@ from bench.lm_eval_bridge import check_tasks
 from bench.loop import EpochStats, LoopState, NonFiniteLoss, make_optimizer, train
 from bench.models import count_parameters, load_model
 from bench.preflight import check_stages
-from bench.spec import RunSpec
+from bench.spec import RunSpec, in_request_order, kept_models
 from bench.store import Run, new_record, publish, read_json, write_json_atomic
 from methods import ADAPTERS, OBJECTIVES, AdapterInputs, fila, refusals
 from methods.lora import target_linear_names
@@ -124,17 +126,21 @@ def _check_finite(metrics: dict, epoch: int) -> None:
             raise NonFiniteMetric(f"metric {name} is {value} at epoch {epoch}")
 
 
-def run_one(spec: RunSpec, ctx: Context, force: bool = False) -> str:
+def run_one(spec: RunSpec, ctx: Context, force: bool = False, keep_model: bool = False) -> str:
     """Run `spec` unless it is finished from unchanged inputs (or `force`). Returns finished | skipped |
     busy | failed. Under torchrun every rank calls it; rank 0 claims the run and decides, the others
     follow (bench/distributed.py). A BenchError (bad input) leaves the store as it was: a run that had no
-    record is removed, one that had keeps its record."""
+    record is removed, one that had keeps its record.
+
+    `keep_model`: a later request of a sequence starts from this run's final model (`RunSpec.previous`), so it is
+    exported to `<run dir>/model` (`model_dir`), and a finished run without it is recomputed. A request whose
+    previous one has not finished with its model fails at once, naming it."""
     main = distributed.is_main()
     with (ctx.store.claim(spec) if main else contextlib.nullcontext()) as run:
         decision = None
         if main:
             try:
-                decision = _decide(spec, ctx, run, force)
+                decision = _decide(spec, ctx, run, force, keep_model)
             except BenchError as e:
                 decision = {"status": "error", "message": str(e)}
                 if run is not None and not run.existed:
@@ -147,6 +153,11 @@ def run_one(spec: RunSpec, ctx: Context, force: bool = False) -> str:
             raise
         if decision["status"] == "error":
             raise BenchError(decision["message"])
+        if decision["status"] == "blocked":
+            if main:
+                _fail(run, decision["message"])
+                ctx.log(f"{spec.run_id}: FAILED: {decision['message']}")
+            return "failed"
         if decision["status"] != "run":
             return decision["status"]
         previous = copy.deepcopy(run.record) if main and run.existed else None
@@ -154,6 +165,7 @@ def run_one(spec: RunSpec, ctx: Context, force: bool = False) -> str:
         if main:
             if force or resume_from is None:  # a fresh start keeps nothing of an earlier attempt
                 checkpoint.remove_all(run.dir)
+                shutil.rmtree(run.dir / MODEL_DIR, ignore_errors=True)
                 run.record = new_record(spec)
                 run.record["started_at"] = time.time()
             else:
@@ -167,7 +179,7 @@ def run_one(spec: RunSpec, ctx: Context, force: bool = False) -> str:
             run = Run(shared.dir, shared.record, existed=shared.existed, writes=False)
         try:
             with phases.recording(ctx.device):  # time and peak memory per phase -> run.json "phases"
-                _execute(spec, ctx, run, resume_from)
+                _execute(spec, ctx, run, resume_from, keep_model)
         except (NonFiniteLoss, NonFiniteMetric, FinalStageFailed) as e:  # every rank raises these together
             _fail(run, str(e))
             ctx.log(f"{spec.run_id}: FAILED: {e}")
@@ -190,33 +202,73 @@ def run_one(spec: RunSpec, ctx: Context, force: bool = False) -> str:
         return "finished"
 
 
-def _decide(spec: RunSpec, ctx: Context, run: Run | None, force: bool) -> dict:
-    """Rank 0's decision for a claimed run: busy, skipped, or run (fresh, or resumed from a checkpoint)."""
+def _decide(spec: RunSpec, ctx: Context, run: Run | None, force: bool, keep_model: bool = False) -> dict:
+    """Rank 0's decision for a claimed run: busy, skipped, blocked (a request whose previous one has no final
+    model), or run (fresh, or resumed from a checkpoint)."""
     if run is None:
         ctx.log(f"{spec.run_id}: being computed by another process, skipped")
         return {"status": "busy"}
+    if spec.previous is not None:
+        missing = previous_missing(spec, ctx)
+        if missing:
+            return {"status": "blocked", "message": missing}
     if force:
         return {"status": "run", "resume_from": None}
     changed = changed_inputs(spec, ctx, run.record) if run.status in ("finished", "running", "failed") else []
     if run.status == "finished":
-        if not changed:
-            ctx.log(f"{spec.run_id}: finished already, skipped ({run.dir}; --force recomputes)")
-            return {"status": "skipped"}
-        ctx.log(f"{spec.run_id}: finished, but from other inputs than today's ({', '.join(changed)}); recomputing")
-        return {"status": "run", "resume_from": None}
+        if changed:
+            ctx.log(f"{spec.run_id}: finished, but from other inputs than today's ({', '.join(changed)}); recomputing")
+            return {"status": "run", "resume_from": None}
+        if keep_model and not final_model(ctx.store.run_dir(spec)):
+            ctx.log(f"{spec.run_id}: finished, but a later request starts from its model, which was not kept; recomputing")
+            return {"status": "run", "resume_from": None}
+        ctx.log(f"{spec.run_id}: finished already, skipped ({run.dir}; --force recomputes)")
+        return {"status": "skipped"}
     resume_from = None
     if run.status in ("running", "failed") and run.record.get("epochs") and not changed:
         resume_from = checkpoint.latest(run.dir, at_most=run.record["epochs"][-1]["epoch"])
     return {"status": "run", "resume_from": resume_from}
 
 
+MODEL_DIR = "model"  # <run dir>/model: the exported final model (--save-models, or a later request's start)
+
+
+def final_model(run_dir) -> str | None:
+    """The run's exported final model directory, or None when it has none (complete: its config.json is there)."""
+    path = Path(run_dir) / MODEL_DIR
+    return str(path) if (path / "config.json").is_file() else None
+
+
+def previous_missing(spec: RunSpec, ctx: Context) -> str | None:
+    """Why request `spec` cannot start yet (its previous request is not finished, or finished without its final
+    model), or None when it can."""
+    previous = spec.previous
+    status = ctx.store.status(previous)
+    if status == "finished" and final_model(ctx.store.run_dir(previous)):
+        return None
+    state = "finished without its final model" if status == "finished" else status
+    return (f"request {spec.request} starts from the final model of request {previous.request} ({previous.run_id}), "
+            f"which is {state}: run the sequence again (its earlier requests go first)")
+
+
+def run_inputs(spec: RunSpec, ctx: Context) -> dict[str, str]:
+    """Fingerprints of what a run of `spec` reads besides its spec (Suite.inputs), and for a request of a sequence
+    the weights of the model it starts from: a recomputed earlier request with other weights invalidates it."""
+    inputs = SUITES[spec.suite].inputs(spec, ctx)
+    if spec.previous is not None:
+        start = final_model(ctx.store.run_dir(spec.previous))
+        inputs["model/previous_request"] = model_fingerprint(start) if start else "missing"
+    return inputs
+
+
 def changed_inputs(spec: RunSpec, ctx: Context, record: dict) -> list[str]:
-    """The inputs (data files, model weights, evaluator code) whose fingerprints differ from those
-    `record` was computed from. A record from before fingerprints were recorded has none to compare."""
+    """The inputs (data files, model weights, evaluator code, the previous request's model) whose fingerprints
+    differ from those `record` was computed from. A record from before fingerprints were recorded has none to
+    compare."""
     recorded = record.get("inputs")
     if recorded is None:
         return []
-    current = SUITES[spec.suite].inputs(spec, ctx)
+    current = run_inputs(spec, ctx)
     return sorted(k for k in recorded.keys() | current.keys() if recorded.get(k) != current.get(k))
 
 
@@ -236,7 +288,8 @@ def _preflight(spec: RunSpec, ctx: Context) -> None:
     check_stages([spec])
 
 
-def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, object] | None) -> None:
+def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, object] | None,
+             keep_model: bool = False) -> None:
     suite, objective, adapter = SUITES[spec.suite], OBJECTIVES[spec.objective], ADAPTERS[spec.adapter]
     timings: dict[str, float] = {}
     recorder = phases.current()
@@ -244,8 +297,15 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
     t0 = time.perf_counter()
     with recorder.phase("prepare"):
         prepared = suite.prepare(spec, ctx)
+        if spec.previous is not None:  # a later request: it unlearns the model the previous one left
+            prepared.model_path = final_model(ctx.store.run_dir(spec.previous))
+            run.record["start_model"] = {"request": spec.request, "previous_run_id": spec.previous.run_id,
+                                         "dir": prepared.model_path}
     timings["prepare"] = time.perf_counter() - t0
-    run.record["inputs"] = suite.inputs(spec, ctx)  # a finished run is reused only while these hold
+    run.record["inputs"] = run_inputs(spec, ctx)  # a finished run is reused only while these hold
+    # the forget set's size: the scalability axis's x (bench/axes.py)
+    run.record["forget_size"] = {"examples": len(prepared.forget),
+                                 "tokens": sum(len(e["input_ids"]) for e in prepared.forget)}
     run.record["suite_records"] = prepared.records
     _preflight(spec, ctx)
     run.record["environment"] = environment(ctx.device, spec.hparams.dtype, spec.seed)
@@ -282,7 +342,9 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
     epochs: list[dict] = [e for e in run.record.get("epochs", []) if e["epoch"] <= start_epoch]
     if not epochs:  # epoch 0: the model before unlearning
         with recorder.phase("evaluate-0"):
-            before = prepared.records.get("target_metrics") or prepared.evaluate(model, tokenizer).metrics
+            # the suite's stored evaluation of its start model; a later request's start model is evaluated here
+            stored = prepared.records.get("target_metrics") if spec.previous is None else None
+            before = stored or prepared.evaluate(model, tokenizer).metrics
         epochs.append({"epoch": 0, "metrics": before})
     run.record["epochs"] = epochs
     eval_seconds = 0.0
@@ -354,8 +416,9 @@ def _execute(spec: RunSpec, ctx: Context, run: Run, resume_from: tuple[int, obje
     run.record["training_complete"] = True
     try:
         final = distributed.share(_final_stage(spec, ctx, run, prepared, model, tokenizer, timings, last_evaluation))
-        if ctx.save_models and run.writes:
-            run.record["model_dir"] = str(checkpoint.export_model(model, tokenizer, run.dir / "model"))
+        if (ctx.save_models or keep_model) and run.writes:  # published whole by one rename (bench.store.publish)
+            exported = publish(run.dir / MODEL_DIR, lambda tmp: checkpoint.export_model(model, tokenizer, tmp))
+            run.record["model_dir"] = str(exported)
     except Exception as e:
         # keep the unlearned model: the next `run` of the same spec computes only this stage
         if run.writes:
@@ -422,26 +485,29 @@ def _fisher_for(spec: RunSpec, prepared, ctx: Context, pad_id: int):
 
 
 def prepare_artefacts(spec: RunSpec, ctx: Context) -> None:
-    """Build what runs of `spec`'s group share (references, thresholds, FILA's Fisher) without training."""
+    """Build what runs of `spec`'s group share (references, thresholds, FILA's Fisher) without training. A later
+    request's Fisher pass reads the model the previous request leaves, which does not exist yet: its run makes it."""
     prepared = SUITES[spec.suite].prepare(spec, ctx)
-    if spec.adapter == "fila":
+    if spec.adapter == "fila" and spec.previous is None:
         model, tokenizer = load_model(prepared.model_path, dtype=spec.hparams.dtype,
                                       trust_remote_code=ctx.trust_remote_code, device=ctx.device)
         _fisher_for(spec, prepared, ctx, tokenizer.pad_token_id)(model, target_linear_names(model))
 
 
 def run_grid(specs: Sequence[RunSpec], ctx: Context, force: bool = False, show_progress: bool = True) -> GridOutcome:
-    """Run each spec in turn with `run_one` (skipping finished ones unless `force`) and return what happened.
+    """Run each spec in turn with `run_one` (skipping finished ones unless `force`; the requests of a sequence
+    after the earlier ones) and return what happened.
 
     The outcome lists run ids by status (finished, skipped, busy) and (run id, reason) for failed runs, plus
     the seconds spent building shared artefacts. Raises BenchError when the result store is not writable.
     """
     outcome = GridOutcome()
     ctx.store.check_writable()
-    bar = tqdm(specs, desc="grid", unit="run", disable=not show_progress or not distributed.is_main())
+    keep = kept_models(specs)
+    bar = tqdm(in_request_order(specs), desc="grid", unit="run", disable=not show_progress or not distributed.is_main())
     for spec in bar:
         bar.set_postfix_str(f"{spec.split} {spec.method_label} s{spec.seed}")
-        status = run_one(spec, ctx, force=force)
+        status = run_one(spec, ctx, force=force, keep_model=spec.run_id in keep)
         if status == "finished" and distributed.is_main():  # one process: a run builds what runs share in its prepare
             outcome.artefact_seconds += (ctx.store.load(ctx.store.run_dir(spec)) or {}).get("timings", {}).get("prepare", 0.0)
         if status == "failed":

@@ -81,9 +81,23 @@ def check_epoch_available(rule: str, suite: str, store: ResultStore) -> None:
                          f"{listed}; or --epoch last)")
 
 
+def spec_chain(spec: dict) -> tuple[str, ...]:
+    """The splits of a spec's sequence of requests (`RunSpec.previous`), the first first: ("news",) for a run from
+    the start model, ("news", "news-sust2") for the request after it."""
+    return (*spec_chain(spec["previous"]), spec["split"]) if spec.get("previous") else (spec["split"],)
+
+
+def _without_seed(spec: dict) -> dict:
+    """The spec without its seed, nor the seeds of the requests before it (they are its seed)."""
+    rest = {k: v for k, v in spec.items() if k != "seed"}
+    if spec.get("previous"):
+        rest["previous"] = _without_seed(spec["previous"])
+    return rest
+
+
 def _config_key(spec: dict) -> str:
     """Runs that differ only by seed share this key; anything else is a different leaderboard row."""
-    rest = {k: v for k, v in spec.items() if k != "seed"}
+    rest = _without_seed(spec)
     return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()[:6]
 
 
@@ -162,7 +176,9 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
         timings = record.get("timings", {})
         rows.append({
             "run_id": record["run_id"], "status": record["status"], "reason": record.get("reason"),
-            "model": spec["model"], "split": spec["split"], "method": label, "lr": spec["hparams"]["lr"],
+            # request k >= 2 of a sequence: `news-sust2@2`, as its run id says, never the run of its split alone
+            "model": spec["model"], "split": spec["split"] if not spec.get("previous") else f"{spec['split']}@{len(spec_chain(spec))}",
+            "method": label, "lr": spec["hparams"]["lr"],
             "config": _config_key(spec), "settings": run_settings(spec), "objective": spec["objective"],
             "max_epochs": spec["hparams"]["epochs"], "replicate": replicate_key(record),
             "adapter": spec["adapter"], "rank": spec["rank"], "seed": spec["seed"], "epoch": at,
@@ -173,6 +189,8 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
             "trainable_params": record.get("parameters", {}).get("trainable"),
             "peak_mem_mb": record.get("peak_memory_mb"),
             "trajectory": [(e["epoch"], e["metrics"]) for e in record.get("epochs", []) if e.get("metrics")],
+            # the forget splits of the requests that led to this run, its own last (bench/axes.py); its forget set's size
+            "chain": spec_chain(spec), "forget_tokens": record.get("forget_size", {}).get("tokens"),
             "environment": record.get("environment", {}),
         })
     return pd.DataFrame(rows)
@@ -185,6 +203,8 @@ def reference_rows(suite: str, store: ResultStore) -> pd.DataFrame:
     for _, record, _ in store.iter_records(suite):
         if not record or "suite_records" not in record:
             continue
+        if record["spec"].get("previous"):  # a later request starts from an earlier one's model, not the target
+            continue
         spec, extra = record["spec"], record["suite_records"]
         for role, key, path in (("target", "target_metrics", "target"), ("retain", "reference_metrics", "reference")):
             ident = (spec["model"], spec["split"], role, extra.get(path))  # one row per reference model
@@ -193,6 +213,16 @@ def reference_rows(suite: str, store: ResultStore) -> pd.DataFrame:
                 rows.append({"model": spec["model"], "split": spec["split"], "method": f"({role})",
                              "status": "reference", **extra[key]})
     return pd.DataFrame(rows)
+
+
+def first_requests(runs: pd.DataFrame) -> pd.DataFrame:
+    """`runs` without the later requests of sequences (chains longer than one, bench/axes.py): what claims,
+    comparisons and paper tables pair and pool are runs from the suite's start model. A later request starts
+    from another run's model, so it is neither another replicate of its split nor comparable with one; the
+    leaderboard lists it as `split@k` and its axis table reports it."""
+    if runs.empty or "chain" not in runs:
+        return runs
+    return runs[[not isinstance(c, tuple) or len(c) <= 1 for c in runs["chain"]]]
 
 
 def method_base(labels: pd.Series) -> pd.Series:

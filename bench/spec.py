@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from bench.errors import unknown
 from bench.settings import (PLUGIN_PACKAGES, SETTINGS, choice, count, declared, load_plugins, non_negative, positive,
@@ -120,7 +120,11 @@ def _rebuild(items: tuple[tuple[str, Any], ...]) -> Hyperparams:
 @dataclass(frozen=True)
 class RunSpec:
     """One cell of a grid. `rank` is 0 for full fine-tuning. `options` holds suite settings
-    that change results (item caps, generation length, reference choice) as sorted pairs."""
+    that change results (item caps, generation length, reference choice) as sorted pairs.
+
+    `previous`: for a request of a sequence (a suite's `requests` axis, suites/base.py `Axis`), the run whose final
+    model this one starts from; None (every other run) for the suite's start model. The previous spec is part of
+    this one's id, so a change anywhere earlier in the chain names another run."""
 
     suite: str
     model: str
@@ -131,6 +135,17 @@ class RunSpec:
     seed: int
     hparams: Hyperparams = field(default_factory=Hyperparams)
     options: tuple[tuple[str, Any], ...] = ()
+    previous: "RunSpec | None" = None
+
+    @property
+    def chain(self) -> tuple["RunSpec", ...]:
+        """The requests that lead to this run, the first first, this one last ((self,) without `previous`)."""
+        return (*self.previous.chain, self) if self.previous is not None else (self,)
+
+    @property
+    def request(self) -> int:
+        """This run's position in its sequence of requests: 1 for a run from the suite's start model."""
+        return len(self.chain)
 
     @property
     def method(self) -> str:
@@ -148,9 +163,11 @@ class RunSpec:
 
     def to_dict(self) -> dict:
         """The spec as a flat JSON-ready dict: its fields, the hyperparameters the objective records, the options."""
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "previous"}
         d["hparams"] = self.hparams.record(recorded_by(self.objective))
         d["options"] = dict(self.options)
+        if self.previous is not None:  # absent otherwise: the ids of runs from the start model stay what they were
+            d["previous"] = self.previous.to_dict()
         return d
 
     @classmethod
@@ -159,6 +176,8 @@ class RunSpec:
         d = dict(d)
         d["hparams"] = Hyperparams(**d["hparams"])
         d["options"] = tuple(sorted(d.get("options", {}).items()))
+        if d.get("previous") is not None:
+            d["previous"] = cls.from_dict(d["previous"])
         return cls(**d)
 
     def canonical_json(self) -> str:
@@ -172,6 +191,29 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        """Readable prefix for humans, hash suffix for uniqueness: `forget10__ihl+fila-r8__phi-1.5__s0__3fa2c1d09b`."""
+        """Readable prefix for humans, hash suffix for uniqueness: `forget10__ihl+fila-r8__phi-1.5__s0__3fa2c1d09b`;
+        a request k >= 2 of a sequence says so after its split (`news-sust3@3__npo__...`)."""
         model = re.sub(r"[^A-Za-z0-9._-]+", "-", self.model.rstrip("/").split("/")[-1])
-        return f"{self.split}__{self.method_label}__{model}__s{self.seed}__{self.hash[:10]}"
+        split = self.split if self.previous is None else f"{self.split}@{self.request}"
+        return f"{split}__{self.method_label}__{model}__s{self.seed}__{self.hash[:10]}"
+
+
+def kept_models(specs: Sequence[RunSpec]) -> set[str]:
+    """The run ids of `specs` whose final model a later request of the grid starts from (`run_one`'s keep_model)."""
+    return {s.previous.run_id for s in specs if s.previous is not None}
+
+
+def in_request_order(specs: Sequence[RunSpec]) -> list[RunSpec]:
+    """`specs` with every request after the earlier requests of its sequence that the grid holds (a stable order:
+    a grid from `bench.grid.expand` is in it already)."""
+    position = {s.run_id: i for i, s in enumerate(specs)}
+    placed: dict[str, None] = {}
+
+    def place(spec: RunSpec) -> None:
+        if spec.previous is not None and spec.previous.run_id in position:
+            place(specs[position[spec.previous.run_id]])
+        placed.setdefault(spec.run_id)
+
+    for spec in specs:
+        place(spec)
+    return [specs[position[run_id]] for run_id in placed]

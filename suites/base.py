@@ -74,6 +74,34 @@ class Prepared:
     records: dict = field(default_factory=dict)  # settings and references to write into run.json
 
 
+AXIS_KINDS = ("sizes", "requests")
+
+
+@dataclass(frozen=True)
+class Axis:
+    """A grid axis a suite declares (`Suite.axes`, `bench run --axis NAME`): for each base forget split (what
+    `--splits` names with the axis), the splits along the axis in order. Point 1 may be the base split itself (the
+    axis then reuses the suite's ordinary run of it) or a split of its own.
+
+    kind `sizes`: every point is unlearned from the suite's start model (MUSE's scalability: forget sets of growing
+    size). kind `requests`: point k starts from the final model of point k-1 of the same method, settings and seed
+    (MUSE's sustainability: successive unlearning requests; `RunSpec.previous`). `metrics`: what the axis's table
+    and plot show (empty: the suite's headline). `title` heads the table; `source` says where the protocol is from."""
+
+    kind: str
+    points: dict[str, tuple[str, ...]]
+    title: str
+    metrics: tuple[str, ...] = ()
+    source: str = ""
+
+    def __post_init__(self):
+        if self.kind not in AXIS_KINDS:
+            raise ValueError(f"axis kind {self.kind!r} (expected one of {', '.join(AXIS_KINDS)})")
+        for base, points in self.points.items():
+            if len(points) < 2 or len(set(points)) != len(points):
+                raise ValueError(f"axis points of {base!r} must name two or more splits, each once: {points}")
+
+
 # Options every suite has that were added after results existed: a spec records them only when set, so
 # runs made before them keep their ids (read them with spec.option(name, LATE_OPTIONS[name])).
 LATE_OPTIONS: dict[str, Any] = {
@@ -115,9 +143,14 @@ class Suite(ABC):
     # True: the forget splits are replicates of one task (TDEC's five sets, which the paper averages), so
     # summaries across result sets (agreement.md) pool them; False: each split is its own task (TOFU's 1/5/10 %)
     splits_are_replicates: bool = False
+<<<<<<< HEAD
     # `--until-decided` without --max-seeds: at most this many seeds per method (where splits are replicates, it
     # first adds the suite's forget splits the grid left out; the cap of matched replicates is seeds x splits)
     default_max_seeds: int = 10
+=======
+    # grid axes over forget splits (`bench run --axis NAME`, Axis above); none by default
+    axes: dict[str, Axis] = {}
+>>>>>>> h24c
 
     def check_split(self, split: str) -> str:
         """Return `split` when the suite knows it. Raises BenchError (via `unknown`) naming the valid splits."""

@@ -35,7 +35,7 @@ from bench.models import hub_reachable, is_local, load_model, load_tokenizer, on
 from bench.phases import phase
 from bench.spec import Hyperparams, RunSpec
 from bench.store import artefact, json_artefact, publish, read_json, write_json_atomic
-from suites.base import Context, Evaluation, Prepared, Suite
+from suites.base import Axis, Context, Evaluation, Prepared, Suite
 from suites.muse_data import FOLDER, HUB, load_rows, local_files
 from suites.privacy import ATTACK_NAMES, auc, privleak, teacher_forced_scores, token_stats
 
@@ -185,6 +185,20 @@ class Muse(Suite):
     # the seed sets the batch order (and LoRA's initialisation): three give every cell an interval, as TOFU's
     default_seeds = (0, 1, 2)
     claims = "muse"  # suites/claims/muse.yaml: MUSE's findings as comparisons
+    # MUSE's scalability and sustainability (`bench run --axis scal|sust`, bench/axes.py), News only: MUSE-Books has
+    # no scal / sust subsets. Fold 1 is the original forget set (muse_bench README, "Evaluate Scalability and
+    # Sustainability"), so point 1 is the corpus's ordinary run. Scalability unlearns each fold from the target
+    # (baselines/scripts/unlearn_bbc_scal.sh); sustainability unlearns fold k alone from request k-1's model
+    # (unlearn_bbc_sust.sh). MUSE measures utility (KnowMem on D_r) at each point (knowmem/get_utility_scal_sust);
+    # the forgetting of D_f is shown beside it. PrivLeak is not: its retrained reference is for fold 1 only.
+    axes = {
+        "scal": Axis("sizes", {"news": ("news", "news-scal2", "news-scal3", "news-scal4")},
+                     "scalability: forget sets of growing size", metrics=("knowmem_r", "knowmem_f", "verbmem_f"),
+                     source="Shi et al. 2024 (MUSE), muse_bench baselines/scripts/unlearn_bbc_scal.sh"),
+        "sust": Axis("requests", {"news": ("news", "news-sust2", "news-sust3", "news-sust4")},
+                     "sustainability: successive unlearning requests", metrics=("knowmem_r", "knowmem_f", "verbmem_f"),
+                     source="Shi et al. 2024 (MUSE), muse_bench baselines/scripts/unlearn_bbc_sust.sh"),
+    }
     # the paper table (Shi et al. 2024, Table 3's columns): at MUSE's checkpoint and after the last epoch
     paper_columns = ("verbmem_f", "knowmem_f", "privleak", "knowmem_r")
     metrics = METRICS + DERIVED
