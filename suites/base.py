@@ -143,14 +143,11 @@ class Suite(ABC):
     # True: the forget splits are replicates of one task (TDEC's five sets, which the paper averages), so
     # summaries across result sets (agreement.md) pool them; False: each split is its own task (TOFU's 1/5/10 %)
     splits_are_replicates: bool = False
-<<<<<<< HEAD
     # `--until-decided` without --max-seeds: at most this many seeds per method (where splits are replicates, it
     # first adds the suite's forget splits the grid left out; the cap of matched replicates is seeds x splits)
     default_max_seeds: int = 10
-=======
     # grid axes over forget splits (`bench run --axis NAME`, Axis above); none by default
     axes: dict[str, Axis] = {}
->>>>>>> h24c
 
     def check_split(self, split: str) -> str:
         """Return `split` when the suite knows it. Raises BenchError (via `unknown`) naming the valid splits."""
