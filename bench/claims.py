@@ -259,9 +259,20 @@ def overall(verdicts: list[str]) -> str:
     return "does not hold"  # some comparisons hold only within the margin
 
 
-def comparison_key(claim: dict, a: str, b: str) -> str:
+def comparison_key(claim: dict, a: str, b: str, comparisons: int) -> str:
     """The plan's name for one comparison: the claim's id and methods, and a digest of everything that
-    defines its test (metric, margin, scale, only_forgotten), so an edited claim is a new comparison."""
+    defines its test and its family: metric, margin, scale, only_forgotten, kind, `among` (which methods a
+    best claim is compared with) and the claim's number of comparisons k (each is tested at 0.05 / k). An
+    edited claim, or the same claim over another family, is a new comparison with levels of its own."""
+    among = claim.get("among")
+    test = {k: claim.get(k) for k in ("metric", "margin", "scale", "only_forgotten")}
+    test.update(kind=claim.get("kind", "better"), among=None if among is None else sorted(among), comparisons=comparisons)
+    return f"{claim['id']}: {a} vs {b} [{hashlib.sha256(json.dumps(test, sort_keys=True).encode()).hexdigest()[:8]}]"
+
+
+def legacy_comparison_key(claim: dict, a: str, b: str) -> str:
+    """The key plans without a `version` used (metric, margin, scale and only_forgotten only): read to adopt
+    their looks (bench.sequential.Plan.adopt), never written."""
     test = {k: claim.get(k) for k in ("metric", "margin", "scale", "only_forgotten")}
     return f"{claim['id']}: {a} vs {b} [{hashlib.sha256(json.dumps(test, sort_keys=True).encode()).hexdigest()[:8]}]"
 
@@ -291,7 +302,9 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None) -> l
         log10 = metric.log_scale or c.get("scale") == "log10"
         checks = []
         for a, b in pairs:
-            key = comparison_key(c, a, b)
+            key = comparison_key(c, a, b, len(pairs))
+            if plan is not None:  # a plan written under the old keys keeps the looks taken for this comparison
+                plan.adopt(key, legacy_comparison_key(c, a, b), alpha)
             frozen = plan.decided(key) if plan is not None else None
             if frozen is not None:
                 checks.append(Check(**frozen))
