@@ -300,7 +300,7 @@ def _check_until_decided(args, specs):
     from bench.claims import load
 
     grid = {s.method for s in specs} | {s.method_label for s in specs}
-    claims = load(claims_path)
+    claims = load(claims_path, args.suite)
     decidable = [c["id"] for c in claims if (c["pairs"] and any(a in grid and b in grid for a, b in c["pairs"]))
                  or (c.get("kind") == "best" and c["method"] in grid and len({s.method for s in specs}) > 1)]
     if not decidable:

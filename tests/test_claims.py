@@ -429,3 +429,46 @@ def test_the_committed_tofu_mini_plan_keeps_every_look():
             plan.adopt(claims.comparison_key(c, a, b, len(pairs)), claims.legacy_comparison_key(c, a, b), 0.05 / len(pairs))
     assert plan.legacy == {} and len(plan.comparisons) == len(data["comparisons"]) == 17
     assert sorted(map(json.dumps, plan.comparisons.values())) == sorted(map(json.dumps, data["comparisons"].values()))
+
+
+@pytest.mark.parametrize("claim, message", [
+    ("{id: b, kind: best, metric: fq_constrained, method: ihl+fila, margin: 1, among: null}",
+     "claim 'b' in {path}: among must be a non-empty list of objectives, got None (valid: ceu, ga, gd,"),
+    ("{id: b, kind: best, metric: fq_constrained, method: ihl+fila, margin: 1, among: []}",
+     "among must be a non-empty list of objectives, got []"),
+    ("{id: b, kind: best, metric: fq_constrained, method: ihl+fila, margin: 1, among: [ga, gd, ga]}",
+     "claim 'b' in {path}: objective 'ga' appears twice in among ['ga', 'gd', 'ga'] (expected each objective once)"),
+    ("{id: c, metric: fq_constrained, better: ihl+fila, than: ga+lora, margin: 1, among: [ga]}",
+     "claim 'c' in {path}: `among` is read only by `kind: best` claims (a better claim reads better, than, for_each)"),
+    ("{id: d, kind: best, metric: fq_constrained, method: ihl+fila, than: ga, margin: 1}",
+     "claim 'd' in {path}: `than` is read only by `kind: better` claims (a best claim reads method, among)"),
+    ("{id: f, metric: fq_constrained, better: '{o}+fila', than: '{o}+lora', for_each: {o: [ga, ga]}, margin: 1}",
+     "claim 'f' in {path}: 'ga' appears twice in for_each o: ['ga', 'ga'] (expected each value once)"),
+    ("{id: g, metric: fq_constrained, better: ihl+fila, than: ga, margin: .inf}", "margin inf is not a finite number > 0"),
+    ("{id: h, metric: fq_constrained, better: ihl+fila, than: ga, margin: 1, only_forgotten: 'no'}",
+     "claim 'h' in {path}: bad only_forgotten 'no' (expected true or false)"),
+])
+def test_claims_that_would_be_misread_are_one_line_errors(store, tmp_path, capsys, claim, message):
+    """Keys a claim's kind does not read, an `among` that is null, empty or repeats an objective, a repeated
+    for_each value: each would silently change what is compared (or how many shares of 5 % there are)."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"claims:\n  - {claim}\n")
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--claims", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message.format(path=path) in err
+    assert not (store.suite_dir("tofu-mini") / "claims.md").exists()  # nothing written
+
+
+def test_a_missing_margin_does_not_hide_the_other_errors(store, tmp_path, capsys):
+    """Every fault of the file, in file order, on one line: a claim without a margin, then the misspelt method
+    and the misspelt metric after it are all named."""
+    path = tmp_path / "bad.yaml"
+    path.write_text("claims:\n  - {id: x, metric: model_utility, better: ga+fila, than: ga+lora}\n"
+                    "  - {id: y, metric: model_utility, better: ihl+filla, than: ga+lora, margin: 0.02}\n"
+                    "  - {id: z, metric: utility, better: ihl+fila, than: ga+lora, margin: 0.02}\n")
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--claims", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    named = [err.index(part) for part in ("claim 'x' in", "margin None is not a number > 0", "'ihl+filla'; did you mean "
+                                          "'ihl+fila'?", "unknown metric of claim 'z'", "did you mean 'model_utility'?")]
+    assert named == sorted(named)
