@@ -140,8 +140,9 @@ class Suite(ABC):
                 raise unknown(f"option of suite {self.name}", key, merged)
             try:
                 merged[key] = type(merged[key])(value)
-            except ValueError:
-                raise BenchError(f"bad option {key}={value!r} (expected a {type(merged[key]).__name__})") from None
+            except ValueError:  # the wording of the range check below: `max_items=abc` and `max_items=-5` alike
+                raise BenchError(f"bad option {key}={value!r} (expected "
+                                 f"{'an integer >= 0' if type(merged[key]) is int else 'a number'})") from None
             if type(merged[key]) is int and merged[key] < 0:  # counts and lengths: a negative one would slice from the end
                 raise BenchError(f"bad option {key}={value!r} (expected an integer >= 0)")
         if merged.get("epoch_metrics", "read") not in ("read", "all"):

@@ -4,6 +4,7 @@ What each objective reads is found here by a different path than its declaration
 loss and `prepare` touch on the hyperparameters is traced while the loss runs."""
 
 import copy
+import re
 
 import pytest
 import torch
@@ -299,3 +300,36 @@ def test_defaults_and_suite_overrides_name_only_settings_their_objective_reads()
         methods.register(Objective("toy2", lambda x: None, needs_retain=False, needs_reference=False, summary="",
                                    defaults={"beta": 2.0}))
     assert "toy2" not in OBJECTIVES
+
+
+def test_every_setting_says_what_is_valid_for_text_of_the_wrong_kind_as_for_a_value_out_of_range(capsys):
+    """`--set epochs=2.5` and `--set lr=abc` (text that is no value of the setting's kind) name the same valid
+    values as `--set epochs=0` and `--set lr=-1` (out of range): for every declared setting, by its kind."""
+    from bench.cli import main
+    from bench.errors import BenchError
+    from bench.settings import SETTINGS
+
+    wrong_kind = {int: ("2.5", "abc", "1e3"), float: ("abc", "1,5", "")}
+    checked = 0
+    for name in setting_names():
+        s = SETTINGS[name]
+        for text in wrong_kind.get(s.kind, ()):
+            with pytest.raises(BenchError) as err:
+                Hyperparams().replace(**{name: text})
+            assert str(err.value) == f"bad hyperparameter {name}={text!r} (expected {s.valid})"
+            checked += 1
+        if s.kind is int:  # a number with a fraction is refused, never truncated (int(2.5) == 2)
+            with pytest.raises(BenchError, match=rf"^bad hyperparameter {name}=2.5 \(expected {re.escape(s.valid)}\)$"):
+                Hyperparams().replace(**{name: 2.5})
+            assert getattr(Hyperparams().replace(**{name: 3.0}), name) == 3  # an integral number is that integer
+        if s.kind is float:
+            with pytest.raises(BenchError, match=rf"^bad hyperparameter {name}=True \(expected {re.escape(s.valid)}\)$"):
+                Hyperparams().replace(**{name: True})
+            assert type(getattr(Hyperparams().replace(**{name: "2"}), name)) is float
+    assert checked == 3 * 4 + 3 * 12  # the int settings (epochs, the two batch sizes, rmu_layer), the float ones
+    assert main(["show-config", "--suite", "tofu-mini", "--methods", "ga", "--set", "epochs=2.5"]) == 2
+    assert capsys.readouterr().err == "error: bad hyperparameter epochs='2.5' (expected an integer >= 1)\n"
+    assert main(["show-config", "--suite", "tofu-mini", "--methods", "ga", "--lr", "abc"]) == 2
+    assert capsys.readouterr().err == "error: bad hyperparameter lr='abc' (expected a number > 0)\n"
+    assert main(["show-config", "--suite", "tofu-mini", "--methods", "ga", "--option", "max_items=2.5"]) == 2
+    assert capsys.readouterr().err == "error: bad option max_items='2.5' (expected an integer >= 0)\n"
