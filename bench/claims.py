@@ -43,7 +43,7 @@ import itertools
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -371,8 +371,12 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None) -> l
             others = [label for label, base in methods if c["method"] not in (label, base)
                       and (among is None or base.split("+")[0] in among)]
             pairs = [(c["method"], o) for o in others]
+            # A is labelled as its runs are, like the B methods (ihl+fila-r4 against ga+lora-r4); the plan's keys
+            # keep the claim's own name
+            own = [label for label, base in methods if c["method"] in (label, base)]
+            label_a = own[0] if len(own) == 1 else c["method"]
         else:
-            pairs = c["pairs"]
+            pairs, label_a = c["pairs"], None
         # family-wise 95% over the claim's comparisons (Bonferroni): one lucky comparison of nine decides nothing
         alpha = (1 - stats.LEVEL) / max(len(pairs), 1)
         log10 = metric.log_scale or c.get("scale") == "log10"
@@ -383,7 +387,7 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None) -> l
                 plan.adopt(key, legacy_comparison_key(c, a, b), alpha)
             frozen = plan.decided(key) if plan is not None else None
             if frozen is not None:
-                checks.append(Check(**frozen))
+                checks.append(Check(**{**frozen, "a": label_a or frozen["a"]}))
                 continue
             check, diffs = _check(runs, suite, a, b, metric, only, 1 - alpha, c["margin"], log10)
             if plan is not None and check.pairs:
@@ -393,7 +397,7 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None) -> l
                 else:
                     check, _ = _check(runs, suite, a, b, metric, only, level, c["margin"], log10)
                     plan.record(key, check)
-            checks.append(check)
+            checks.append(replace(check, a=label_a or check.a))
         results.append(ClaimResult(c["id"], c.get("text", ""), c["metric"], overall([k.verdict for k in checks]),
                                    checks, c.get("source", ""), c["margin"]))
     return results

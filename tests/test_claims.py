@@ -472,3 +472,27 @@ def test_a_missing_margin_does_not_hide_the_other_errors(store, tmp_path, capsys
     named = [err.index(part) for part in ("claim 'x' in", "margin None is not a number > 0", "'ihl+filla'; did you mean "
                                           "'ihl+fila'?", "unknown metric of claim 'z'", "did you mean 'model_utility'?")]
     assert named == sorted(named)
+
+
+def test_a_best_claim_labels_its_method_as_it_labels_the_others(store, tmp_path):
+    """claims.md names A as its runs are named, like every B (ihl+fila-r4 against ga+lora-r4), also for a
+    comparison decided at an earlier look of a plan; a better claim keeps the names it states for both."""
+    from bench.sequential import Plan
+
+    runs = load_runs("tofu-mini", store)
+    best = {"id": "b", "kind": "best", "metric": "fq_constrained", "method": "ihl+fila", "margin": 1.0, "among": ["ga"]}
+    [result] = claims.evaluate([best], "tofu-mini", runs)
+    assert [(k.a, k.b) for k in result.checks] == [("ihl+fila-r4", "ga+fila-r4"), ("ihl+fila-r4", "ga+lora-r4")]
+    plan = Plan.open(store.suite_dir("tofu-mini"), n_max=3)  # 3 of 3 replicates: the whole 5 % at once
+    [first] = claims.evaluate([best], "tofu-mini", runs, plan)
+    assert {k.verdict for k in first.checks} == {"holds"}
+    [again] = claims.evaluate([best], "tofu-mini", runs, plan)  # both frozen in the plan now
+    assert [k.a for k in again.checks] == ["ihl+fila-r4"] * 2
+    assert all(c["check"]["a"] == "ihl+fila" for c in plan.comparisons.values())  # the plan keeps the claim's name
+    [better] = claims.evaluate([{"id": "x", "metric": "fq_constrained", "better": "ihl+fila", "than": "ga+lora",
+                                 "margin": 1.0}], "tofu-mini", runs)
+    assert (better.checks[0].a, better.checks[0].b) == ("ihl+fila", "ga+lora")
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
+    text = (store.suite_dir("tofu-mini") / "claims.md").read_text()
+    section = text[text.index("## ihl-fila-best-tradeoff"):]
+    assert "| ihl+fila-r4 | ga+lora-r4 " in section and "| ihl+fila " not in section
