@@ -53,6 +53,7 @@ from tabulate import tabulate
 from bench import decide, stats
 from bench.errors import BenchError, unknown
 from bench.runs import method_base, select_method, unlike_settings
+from bench.tables import epoch_cap
 from methods import ADAPTERS, OBJECTIVES
 from suites import SUITES
 
@@ -307,7 +308,8 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
     reason = "; ".join(r for r in (repeats and f"bit-identical replicates dropped ({repeats})", result.reason) if r)
     shown = lambda v: None if v is None else sign * v  # report A - B in the metric's own direction
     lo, hi = sorted((shown(result.lo), shown(result.hi))) if result.lo is not None else (None, None)
-    return Check(a, b, result.verdict, stats.fmt_summary(metric.summarize(va)), stats.fmt_summary(metric.summarize(vb)),
+    return Check(a, b, result.verdict, stats.fmt_summary(metric.summarize(va, epoch_cap(ra))),
+                 stats.fmt_summary(metric.summarize(vb, epoch_cap(rb))),
                  stats.fmt(shown(result.diff)), "–" if lo is None else f"[{stats.fmt(lo)}, {stats.fmt(hi)}]",
                  stats.fmt(result.p_value), result.n, stats.fmt(margin), f"{level:.4g}",
                  "–" if result.needed is None else (f"> {decide.MAX_NEEDED:,}" if result.needed >= decide.MAX_NEEDED
