@@ -85,7 +85,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
 
     command("list", "list suites, methods and models, one line each")
-    p = command("show-config", "print the fully resolved run specs a command line would produce")
+    p = command("show-config", "print the fully resolved run specs a command line would produce (hparams: what each "
+                               "run reads; hparams_not_read: recorded in the spec for its id only), after the checks "
+                               "`run` makes that need no weights")
     grid(p)
     results(p)
     p = command("run", "run a grid of unlearning runs; finished runs are skipped")
@@ -232,11 +234,24 @@ def cmd_show_config(args) -> int:
     Raises BenchError for a bad grid (unknown suite, method, option or setting).
     """
     specs = _specs(args)
-    # model_recipe: which registry recipe (learning rates, prompt format) the model gets, and why; not in the spec
-    print(json.dumps([{"run_id": s.run_id, **s.to_dict(), "model_recipe": _recipe_text(*recipe_of(s.model))}
-                      for s in specs], indent=1))
+    print(json.dumps([_shown(s) for s in specs], indent=1))
     print(f"# {len(specs)} runs", file=sys.stderr)
     return 0
+
+
+def _shown(spec) -> dict:
+    """A spec as show-config prints it: `hparams` = every setting the run reads, by the rule `--set` applies
+    (Objective.reads_hparam: the loop's, and its objective's under their conditions), at its value;
+    `hparams_not_read` = what the spec records (and its id hashes) that the run does not read (npo_beta in a
+    GA spec, a record the first results fixed); `model_recipe` = the registry recipe the model gets, and why."""
+    shown = {"run_id": spec.run_id, **spec.to_dict()}
+    reads = OBJECTIVES[spec.objective].reads_hparam
+    shown["hparams"] = {name: value for name, value in spec.hparams.items() if reads(name, spec.hparams)}
+    unread = {name: value for name, value in spec.to_dict()["hparams"].items() if name not in shown["hparams"]}
+    if unread:
+        shown["hparams_not_read"] = unread
+    shown["options"] = shown.pop("options")  # keep the order the specs have always been printed in
+    return {**shown, "model_recipe": _recipe_text(*recipe_of(spec.model))}
 
 
 def cmd_run(args) -> int:
