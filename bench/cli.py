@@ -18,7 +18,7 @@ from bench.errors import BenchError
 from bench.grid import add_setting, expand, parse_assignments
 from bench.models import MODELS, recipe_of
 from bench.pool import auto_workers, run_grid_parallel
-from bench.preflight import check_device, check_grid
+from bench.preflight import check_device, check_grid, check_specs
 from bench.quiet import quiet_libraries
 from bench.sequential import Plan, undecided_methods
 from bench.spec import LOOP
@@ -234,9 +234,22 @@ def cmd_show_config(args) -> int:
     Raises BenchError for a bad grid (unknown suite, method, option or setting).
     """
     specs = _specs(args)
+    # the checks of `run` that need no weights, data or device (ranks, RMU's layer, robustness libraries): a
+    # config that `run` would refuse is not printed as if it were runnable
+    check_specs(specs, Context(store=ResultStore(args.results), log=log.info), structure=_structure_given(args, specs))
     print(json.dumps([_shown(s) for s in specs], indent=1))
     print(f"# {len(specs)} runs", file=sys.stderr)
     return 0
+
+
+def _structure_given(args, specs) -> bool:
+    """Whether this command line gives what the structural checks check: models, ranks, or a setting of an
+    objective with a structural check (RMU's layer). The suites' own models, ranks and settings pass them
+    (tests/test_settings.py checks every suite's default grid), so show-config checks them without loading
+    the model stack (a few seconds) only when a value could fail."""
+    given = set(_hparam_overrides(args))
+    return bool(args.models or args.ranks or any(
+        OBJECTIVES[s.objective].check is not None and given & set(OBJECTIVES[s.objective].uses) for s in specs))
 
 
 def _shown(spec) -> dict:

@@ -334,32 +334,3 @@ def test_every_setting_says_what_is_valid_for_text_of_the_wrong_kind_as_for_a_va
     assert main(["show-config", "--suite", "tofu-mini", "--methods", "ga", "--option", "max_items=2.5"]) == 2
     assert capsys.readouterr().err == "error: bad option max_items='2.5' (expected an integer >= 0)\n"
 
-
-def test_show_config_shows_what_each_run_reads_by_the_rule_set_applies(capsys):
-    """show-config's `hparams` are the settings a run reads (the loop's and its objective's, under their
-    conditions); what its spec only records for the id (npo_beta of a GA run) is `hparams_not_read`, and a
-    --set of such a name is the error saying the objective does not read it; a --set of a shown one is not."""
-    import json
-
-    from bench.settings import SETTINGS
-
-    for objective in OBJECTIVES.names():
-        assert main(["show-config", "--suite", "tofu-mini", "--methods", objective, "--seeds", "0"]) == 0
-        [spec] = json.loads(capsys.readouterr().out)
-        expected = [n for n in setting_names() if n in LOOP or (n in OBJECTIVES[objective].uses and (
-            SETTINGS[n].read_when is None or SETTINGS[n].read_when(Hyperparams(**{**spec["hparams"]}))))]
-        assert list(spec["hparams"]) == expected, objective
-        for name, value in spec.get("hparams_not_read", {}).items():
-            assert name not in expected
-            assert main(["show-config", "--suite", "tofu-mini", "--methods", objective, "--seeds", "0",
-                         "--set", f"{name}={value}"]) == 2
-            assert f"--set {name}={value} is read by none of this grid's objectives ({objective})" in capsys.readouterr().err
-        assert main(["show-config", "--suite", "tofu-mini", "--methods", objective, "--seeds", "0",
-                     *[a for n, v in spec["hparams"].items() for a in ("--set", f"{n}={v}")]]) == 0
-        capsys.readouterr()
-    assert main(["show-config", "--suite", "tofu-mini", "--methods", "ga", "--seeds", "0"]) == 0
-    ga = json.loads(capsys.readouterr().out)[0]
-    assert "npo_beta" not in ga["hparams"] and ga["hparams_not_read"] == {"retain_weight": 1.0, "npo_beta": 0.1}
-    assert main(["show-config", "--suite", "tofu-mini", "--methods", "gd", "--seeds", "0", "--set", "retain_weight=0"]) == 0
-    gd = json.loads(capsys.readouterr().out)[0]
-    assert gd["hparams"]["retain_weight"] == 0.0 and "retain_loss" not in gd["hparams"]  # read only when > 0
