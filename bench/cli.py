@@ -7,6 +7,7 @@ import copy
 import json
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -40,8 +41,33 @@ EXAMPLES = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the harness's one-line errors: a BenchError (`error: bad --threads 'abc' (expected an
+    integer >= 1)`, exit 2) instead of the usage block (`--help` shows it)."""
+
+    def error(self, message):
+        # a value a type converter below refused already says which flag and what is valid
+        raise BenchError(re.sub(r"^argument [^:]+: (?=bad --)", "", message))
+
+
+def _integer(flag: str, low: int, high: int | None = None):
+    """argparse type: an integer from `low` (to `high`); text that is none and a number outside say the same
+    valid range: `bad --threads 'abc' (expected an integer >= 1)`, `bad --threads 0 (expected an integer >= 1)`."""
+    valid = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad {flag} {text!r} (expected {valid})") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"bad {flag} {value} (expected {valid})")
+        return value
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m bench", description="unlearning-bench: compare LLM unlearning methods.",
+    top = _Parser(prog="python -m bench", description="unlearning-bench: compare LLM unlearning methods.",
                                   epilog="example: " + EXAMPLES["run"])
     top.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     top.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -81,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--lm-eval-include", metavar="DIR", help="a directory of local lm-eval task YAMLs (for --lm-eval-tasks)")
         p.add_argument("--data-dir", metavar="DIR", help="local copies of the suite's data files (no hub access)")
         p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
-        p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1 on CPU; see README)")
+        p.add_argument("--threads", type=_integer("--threads", 1), default=None, help="torch CPU threads (default: 1 on CPU; see README)")
         p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
 
     command("list", "list suites, methods and models, one line each")
@@ -113,7 +139,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", required=True)
     p.add_argument("--model", required=True, help="a registry name, hub id, directory, or NAME=DIR")
     p.add_argument("--split", required=True, help="full, retain99, retain95 or retain90")
-    p.add_argument("--seed", type=int, default=0, help="data-order seed (references per seed: --option reference_seed=run)")
+    p.add_argument("--seed", type=_integer("--seed", 0, 2 ** 32 - 1), default=0, help="data-order seed (references per seed: --option reference_seed=run)")
     p.add_argument("--lr", help="learning rate (overrides the recipe of the model)")
     p.add_argument("--epochs", help="fine-tuning epochs")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
@@ -128,11 +154,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--real-data", metavar="DIR",
                    help="instead: time and peak memory per phase of real-shaped TDEC and TOFU runs on the real files in "
                         "DIR (tdec/, tofu/, gpt2-tokenizer/; as UNLEARNING_BENCH_DATA); writes results/perf-real.md")
-    p.add_argument("--real-sequences", type=int, default=8, metavar="N",
+    p.add_argument("--real-sequences", type=_integer("--real-sequences", 1, 32), default=8, metavar="N",
                    help="with --real-data: TDEC forget sequences scored (1-32; the cost of 32 is extrapolated)")
-    p.add_argument("--real-items", type=int, default=0, metavar="N",
+    p.add_argument("--real-items", type=_integer("--real-items", 0), default=0, metavar="N",
                    help="with --real-data: TOFU items per evaluation set (0 = the real counts)")
-    p.add_argument("--real-limit", type=int, default=64, metavar="N",
+    p.add_argument("--real-limit", type=_integer("--real-limit", 1), default=64, metavar="N",
                    help="with --real-data: rows of each TDEC utility file (>= 1)")
     results(p)
     p = command("cancel", "cancel the SLURM jobs of a sweep (the newest, or --sweep ID)")
@@ -535,10 +561,14 @@ def cmd_report(args) -> int:
 def main(argv=None) -> int:
     """The `bench` command: parse `argv` (default sys.argv), run the subcommand, return the exit code.
 
-    A BenchError or a lost distributed rank prints one `error:` line and returns its exit code (1 by
-    default); Ctrl-C returns 130 and keeps finished runs.
+    A bad command line (argparse's errors included) or a BenchError prints one `error:` line and returns 2, a
+    lost distributed rank 1; Ctrl-C returns 130 and keeps finished runs.
     """
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except BenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
     level = logging.WARNING if getattr(args, "quiet", False) else logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     quiet_libraries(verbose=getattr(args, "verbose", False))

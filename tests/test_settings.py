@@ -334,3 +334,22 @@ def test_every_setting_says_what_is_valid_for_text_of_the_wrong_kind_as_for_a_va
     assert main(["show-config", "--suite", "tofu-mini", "--methods", "ga", "--option", "max_items=2.5"]) == 2
     assert capsys.readouterr().err == "error: bad option max_items='2.5' (expected an integer >= 0)\n"
 
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["run", "--suite", "tofu-mini", "--threads", "abc"], "bad --threads 'abc' (expected an integer >= 1)"),
+    (["run", "--suite", "tofu-mini", "--threads", "0"], "bad --threads 0 (expected an integer >= 1)"),
+    (["finetune", "--suite", "tofu-mini", "--model", "tiny-llama", "--split", "full", "--seed", "1.5"],
+     "bad --seed '1.5' (expected an integer from 0 to 4294967295)"),
+    (["finetune", "--suite", "tofu-mini", "--model", "tiny-llama", "--split", "full", "--seed", "-1"],
+     "bad --seed -1 (expected an integer from 0 to 4294967295)"),
+    (["perf", "--real-sequences", "x"], "bad --real-sequences 'x' (expected an integer from 1 to 32)"),
+    (["perf", "--real-limit", "0"], "bad --real-limit 0 (expected an integer >= 1)"),
+    (["run", "--methods", "ga"], "the following arguments are required: --suite"),
+])
+def test_integer_flags_and_argparse_errors_are_one_line_saying_what_is_valid(argv, expected, capsys, tmp_path):
+    """The command line's integer flags say the same valid range for text that is no integer as for one out
+    of range, on one line like every other bad input (argparse's usage block is one --help away)."""
+    assert main([*argv, "--results", str(tmp_path / "results")] if argv[0] != "perf" else argv) == 2
+    assert capsys.readouterr().err == f"error: {expected}\n"
+    assert not (tmp_path / "results").exists()
