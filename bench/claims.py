@@ -157,6 +157,8 @@ def claim_errors(c, i: int, path: Path, margins: dict, seen: set, metrics: list[
         elif key in KIND_KEYS[other]:
             errors.append(f"{name}: `{key}` is read only by `kind: {other}` claims (a {kind} claim reads "
                           f"{', '.join(KIND_KEYS[kind])})")
+        elif key == "id" and not isinstance(c["id"], str):  # it names the claim in claims.md and the plan's keys
+            errors.append(f"{name}: bad id {c['id']!r} (expected a name such as fila-forgets-faster)")
         elif key == "id":
             if c["id"] in seen:
                 errors.append(f"claim id {c['id']!r} appears twice in {path}; ids name the claims in claims.md and "

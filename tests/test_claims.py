@@ -447,6 +447,8 @@ def test_the_committed_tofu_mini_plan_keeps_every_look():
     ("{id: g, metric: fq_constrained, better: ihl+fila, than: ga, margin: .inf}", "margin inf is not a finite number > 0"),
     ("{id: h, metric: fq_constrained, better: ihl+fila, than: ga, margin: 1, only_forgotten: 'no'}",
      "claim 'h' in {path}: bad only_forgotten 'no' (expected true or false)"),
+    ("{id: [a, b], metric: fq_constrained, better: ihl+fila, than: ga, margin: 1}",
+     "bad id ['a', 'b'] (expected a name such as fila-forgets-faster)"),
 ])
 def test_claims_that_would_be_misread_are_one_line_errors(store, tmp_path, capsys, claim, message):
     """Keys a claim's kind does not read, an `among` that is null, empty or repeats an objective, a repeated
