@@ -498,3 +498,32 @@ def test_a_best_claim_labels_its_method_as_it_labels_the_others(store, tmp_path)
     text = (store.suite_dir("tofu-mini") / "claims.md").read_text()
     section = text[text.index("## ihl-fila-best-tradeoff"):]
     assert "| ihl+fila-r4 | ga+lora-r4 " in section and "| ihl+fila " not in section
+
+
+def test_a_report_on_a_plan_under_the_old_keys_writes_the_same_claims_md(store):
+    """`bench report` with the suite's claims on a plan whose keys are the old ones (as the committed
+    results/tofu-mini/sequential.json has them) writes claims.md byte for byte as on the same plan under the
+    new keys, and leaves the plan as it was, under the new keys."""
+    import json
+
+    from bench.sequential import Plan
+
+    suite_dir = store.suite_dir("tofu-mini")
+    plan = Plan.open(suite_dir, n_max=10)
+    claims.evaluate_file(claims.suite_claims_path("tofu-mini"), "tofu-mini", load_runs("tofu-mini", store), plan)
+    plan.save()
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
+    planned, written = (suite_dir / "sequential.json").read_bytes(), (suite_dir / "claims.md").read_bytes()
+    data = json.loads(planned)
+    # the comparisons with data: 1 + 1 (ga+lora never forgot) + 2 (ga+fila, ihl+fila vs LoRA) + 3 (best: the others)
+    assert data["version"] == 2 and len(data["comparisons"]) == 1 + 1 + 2 + 3
+    by_id = {c["id"]: c for c in claims.load(claims.suite_claims_path("tofu-mini"))}
+    old = {}
+    for key, entry in data["comparisons"].items():
+        claim_id, methods = key.split(": ", 1)
+        a, b = methods.rsplit(" [", 1)[0].split(" vs ")
+        old[claims.legacy_comparison_key(by_id[claim_id], a, b)] = entry
+    write_json_atomic(suite_dir / "sequential.json", {"n_max": 10, "comparisons": old})
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
+    assert (suite_dir / "claims.md").read_bytes() == written
+    assert (suite_dir / "sequential.json").read_bytes() == planned
