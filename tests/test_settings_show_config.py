@@ -16,8 +16,6 @@ def test_show_config_shows_what_each_run_reads_by_the_rule_set_applies(capsys):
     """show-config's `hparams` are the settings a run reads (the loop's and its objective's, under their
     conditions); what its spec only records for the id (npo_beta of a GA run) is `hparams_not_read`, and a
     --set of such a name is the error saying the objective does not read it; a --set of a shown one is not."""
-    import json
-
     from bench.settings import SETTINGS
 
     for objective in OBJECTIVES.names():
