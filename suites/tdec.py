@@ -172,6 +172,7 @@ class Tdec(Suite):
                     "ppl_tokens": 512,  # Pile perplexity: each document's first N tokens (the reference's input_length)
                     # the first N forget sequences of the set (0 = all 32): a bounded run (`bench perf --real-data`)
                     "max_sequences": 0}
+    option_valid = {**Suite.option_valid, "seq_len": f"an integer >= {MIN_SEQ_LEN}: EL_10 needs a prefix and a 10-gram"}
 
     def check_options(self, given: dict) -> tuple:
         """See Suite.check_options. Also raises BenchError for `thresholds` other than jang / measured, `seq_len` below
@@ -181,8 +182,7 @@ class Tdec(Suite):
         if dict(options)["thresholds"] not in ("jang", "measured"):
             raise BenchError(f"bad option thresholds={dict(options)['thresholds']!r} (expected jang or measured)")
         if int(dict(options)["seq_len"]) < MIN_SEQ_LEN:  # else the first evaluation fails, after the model is loaded
-            raise BenchError(f"bad option seq_len={dict(options)['seq_len']} (expected an integer >= {MIN_SEQ_LEN}: "
-                             f"EL_10 needs a prefix and a 10-gram)")
+            raise BenchError(f"bad option seq_len={dict(options)['seq_len']} (expected {self.option_valid['seq_len']})")
         if type(self).dialogue_sets is Tdec.dialogue_sets:  # names read after the model's tokenizer: checked now
 
             for name in self.dialogue_names_of(str(dict(options)["dialogue"])):

@@ -353,3 +353,27 @@ def test_integer_flags_and_argparse_errors_are_one_line_saying_what_is_valid(arg
     assert main([*argv, "--results", str(tmp_path / "results")] if argv[0] != "perf" else argv) == 2
     assert capsys.readouterr().err == f"error: {expected}\n"
     assert not (tmp_path / "results").exists()
+
+
+def test_every_number_option_says_what_is_valid_for_text_as_for_a_value_out_of_range():
+    """--option's conversion and its range checks speak with one voice, per suite and option: `max_items=abc`
+    and `max_items=-5` both expect an integer >= 0, `relearn_epochs=x` and `=0` a positive integer, `seq_len=abc`
+    and `=8` an integer >= 11."""
+    from bench.errors import BenchError
+    from suites import SUITES
+
+    out_of_range = {"relearn_fraction": "1.5", "relearn_epochs": "0", "seq_len": "8"}  # the options narrower than their type
+    for _, suite in SUITES.items():
+        assert set(suite.option_valid) <= set(out_of_range)
+        for key, default in suite.all_options().items():
+            if type(default) not in (int, float):
+                continue
+            valid = suite.option_valid.get(key) or ("an integer >= 0" if type(default) is int else "a number")
+            bad = {"abc": "'abc'", out_of_range.get(key, "-5" if type(default) is int else None): None}
+            for text, shown in bad.items():
+                if text is None:
+                    continue
+                with pytest.raises(BenchError) as err:
+                    suite.check_options({key: text})
+                assert str(err.value).startswith(f"bad option {key}=") and str(err.value).endswith(f" (expected {valid})"), \
+                    (suite.name, key, text, str(err.value))
