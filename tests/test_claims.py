@@ -327,7 +327,7 @@ def test_agreement_pools_forget_sets_where_they_are_replicates():
     assert agreement.separated_pairs(runs, flipped, metrics, pool_splits=True)[0]["in B"] == "reversed, separated"
 
 
-def test_an_adhoc_claims_file_neither_reads_nor_writes_the_suites_plan(store, tmp_path):
+def test_an_adhoc_claims_file_neither_reads_nor_writes_the_suites_plan(store, tmp_path, capsys):
     """`bench report --claims FILE` is a fixed-sample analysis: a claim of FILE with the id and methods of one of
     the suite's planned comparisons is tested at the full family-wise level, and results/<suite>/sequential.json
     stays byte for byte as it was."""
@@ -343,6 +343,7 @@ def test_an_adhoc_claims_file_neither_reads_nor_writes_the_suites_plan(store, tm
                     "margin: 1}\n")
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--claims", str(mine)]) == 0
     assert (store.suite_dir("tofu-mini") / "sequential.json").read_bytes() == planned
+    assert "is not the suite's claims file: its comparisons are tested at the fixed-sample level" in capsys.readouterr().err
     text = (store.suite_dir("tofu-mini") / "claims.md").read_text()
     row = next(line for line in text.splitlines() if line.startswith("| ihl+fila "))
     assert [c.strip() for c in row.split("|")][7] == "0.95"  # level: one comparison at 1 - 0.05, not the 1 - 0.05 * 3 / 10 the plan spent
