@@ -12,7 +12,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench import stats
-from bench.tables import row_labels
+from bench.tables import epoch_cap, row_labels
 
 
 POOLED = "all sets"  # the split label of summaries pooled over forget sets
@@ -27,7 +27,7 @@ def _summaries(runs: pd.DataFrame, metrics, pool_splits: bool = False) -> dict[t
     for (model, split, method), group in finished.groupby(["model", "split", "method"]):
         for metric in metrics:
             if metric.name in group:
-                s = metric.summarize(pd.to_numeric(group[metric.name], errors="coerce"))
+                s = metric.summarize(pd.to_numeric(group[metric.name], errors="coerce"), epoch_cap(group))
                 if s is not None:
                     out[(model, split, metric.name, method)] = s
     return out

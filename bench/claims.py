@@ -15,6 +15,11 @@ A claim file (`suites/claims/<family>.yaml`, or `bench report --claims FILE`) ho
       metric: fq_constrained
       among: [ga, gd, ihl, kl, npo]         # optional: only methods of these objectives (the paper's)
 
+A key the claim's kind does not read (`among` on a better claim, `better`/`than` on a best one), `among:`
+null, empty or naming an objective twice, a for_each value given twice, an unknown key, metric, method or
+objective and a margin that is no finite number > 0 are errors: `load` names them all, in file order, in
+one line.
+
 A claim names a practical margin (`margin:`, or the file's `margins:` per metric; the suites' own claims
 also quote their source in the paper, `source:`): the smallest difference that matters, in the metric's units (log10 for
 log-scale metrics, or for any metric with `scale: log10`). Each comparison pairs runs by (model, split,
@@ -38,7 +43,7 @@ import itertools
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -48,6 +53,7 @@ from tabulate import tabulate
 from bench import decide, stats
 from bench.errors import BenchError, unknown
 from bench.runs import first_requests, method_base, select_method, unlike_settings
+from bench.tables import epoch_cap
 from methods import ADAPTERS, OBJECTIVES
 from suites import SUITES
 
@@ -90,13 +96,18 @@ class ClaimResult:
     margin: float | None = None
 
 
-CLAIM_KEYS = {"id", "text", "metric", "better", "than", "for_each", "only_forgotten", "kind", "method", "margin",
-              "scale", "source", "among"}
+# the keys every claim may have, and those of each kind (a key of the other kind is an error, not ignored)
+COMMON_KEYS = ("id", "text", "metric", "kind", "margin", "scale", "only_forgotten", "source")
+KIND_KEYS = {"better": ("better", "than", "for_each"), "best": ("method", "among")}
+REQUIRED = {"better": ("id", "metric", "better", "than"), "best": ("id", "metric", "method")}
+CLAIM_KEYS = set(COMMON_KEYS) | {k for keys in KIND_KEYS.values() for k in keys}
+FILE_KEYS = ("claims", "margins")
 
 
-def load(path: Path) -> list[dict]:
-    """The claims of a YAML file, checked (format in the module docstring): a one-line BenchError names the
-    first bad claim, key, method or margin."""
+def load(path: Path, suite: str | None = None) -> list[dict]:
+    """The claims of a YAML file, checked (format in the module docstring; with `suite`, their metrics against
+    the suite's). Every bad claim, key, metric, method, objective or margin is named, in file order, in one line
+    of one BenchError (a missing margin does not hide the error after it)."""
     try:
         data = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
@@ -106,47 +117,106 @@ def load(path: Path) -> list[dict]:
     claims = (data or {}).get("claims") if isinstance(data, dict) else None
     if not isinstance(claims, list):
         raise BenchError(f"claims file {path} has no list `claims` (see bench/claims.py for the format)")
-    seen = set()
+    errors = [str(unknown(f"key of claims file {path}", key, FILE_KEYS)) for key in data if key not in FILE_KEYS]
+    margins = data.get("margins") or {}
+    if not isinstance(margins, dict):
+        errors.append(f"claims file {path}: margins must map metrics to numbers > 0, got {margins!r}")
+        margins = {}
+    seen: set = set()
+    metrics = None if suite is None else [m.name for m in SUITES[suite].metrics]
     for i, c in enumerate(claims):
-        if not isinstance(c, dict):
-            raise BenchError(f"claim #{i + 1} in {path} is {c!r}, not a mapping of id, metric, better, than, ...")
-        kind = c.get("kind", "better")
-        need = {"better": ("id", "metric", "better", "than"), "best": ("id", "metric", "method")}.get(kind)
-        if need is None:
-            raise BenchError(f"claim {c.get('id')!r} in {path}: bad kind '{kind}' (expected better or best)")
-        missing = [k for k in need if k not in c]
-        if missing:
-            raise BenchError(f"claim {c.get('id')!r} in {path} lacks {', '.join(missing)}")
-        stray = sorted(set(c) - CLAIM_KEYS)
-        if stray:
-            raise unknown(f"key of claim {c['id']!r} in {path}", stray[0], sorted(CLAIM_KEYS))
-        if c["id"] in seen:
-            raise BenchError(f"claim id {c['id']!r} appears twice in {path}; ids name the claims in claims.md and the sequential plan")
-        seen.add(c["id"])
-        margin = c.get("margin", (data.get("margins") or {}).get(c["metric"]))
-        if not isinstance(margin, (int, float)) or isinstance(margin, bool) or not margin > 0:
-            raise BenchError(f"claim {c.get('id')!r} in {path}: margin {margin!r} is not a number > 0 (give `margin:` "
-                             f"or `margins: {{{c['metric']}: ...}}`)")
-        if c.get("scale", "linear") not in ("linear", "log10"):
-            raise BenchError(f"claim {c.get('id')!r} in {path}: bad scale {c['scale']!r} (expected linear or log10)")
-        c["margin"] = float(margin)
-        c["pairs"] = _pairs_of(c, path) if kind == "better" else None
-        if kind == "best":
-            check_method(c["method"], c, path)
-            check_among(c, path)
+        errors += claim_errors(c, i, path, margins, seen, metrics)
+    if errors:
+        raise BenchError("; ".join(errors))
     return claims
 
 
+def claim_errors(c, i: int, path: Path, margins: dict, seen: set, metrics: list[str] | None = None) -> list[str]:
+    """What is wrong with claim number `i` (0-based) of `path`, one message per fault, in the order of its keys
+    (missing keys last); empty when it is valid, after which c["margin"] is a float and c["pairs"] its (A, B)
+    methods (None for a best claim). `seen`: the ids of the claims before it (this one is added); `metrics`:
+    the suite's metric names (None: not checked here)."""
+    if not isinstance(c, dict):
+        return [f"claim #{i + 1} in {path} is {c!r}, not a mapping of id, metric, better, than, ..."]
+    name = f"claim {c.get('id', f'#{i + 1}')!r} in {path}"
+    kind = c.get("kind", "better")
+    if kind not in KIND_KEYS:
+        return [f"{name}: bad kind {kind!r} (expected better or best)"]
+    other = next(k for k in KIND_KEYS if k != kind)
+    errors: list[str] = []
+
+    def guard(check, *args) -> None:
+        try:
+            check(*args)
+        except BenchError as e:
+            errors.append(str(e))
+
+    for key in c:
+        if key not in CLAIM_KEYS:
+            errors.append(str(unknown(f"key of {name}", key, sorted(set(COMMON_KEYS) | set(KIND_KEYS[kind])))))
+        elif key in KIND_KEYS[other]:
+            errors.append(f"{name}: `{key}` is read only by `kind: {other}` claims (a {kind} claim reads "
+                          f"{', '.join(KIND_KEYS[kind])})")
+        elif key == "id" and not isinstance(c["id"], str):  # it names the claim in claims.md and the plan's keys
+            errors.append(f"{name}: bad id {c['id']!r} (expected a name such as fila-forgets-faster)")
+        elif key == "id":
+            if c["id"] in seen:
+                errors.append(f"claim id {c['id']!r} appears twice in {path}; ids name the claims in claims.md and "
+                              "the sequential plan")
+            seen.add(c["id"])
+        elif key == "metric" and metrics is not None and c["metric"] not in metrics:
+            errors.append(str(unknown(f"metric of {name}", c["metric"], metrics)))
+        elif key == "margin":
+            guard(_check_margin, c["margin"], c, path)
+        elif key == "scale" and c["scale"] not in ("linear", "log10"):
+            errors.append(f"{name}: bad scale {c['scale']!r} (expected linear or log10)")
+        elif key == "only_forgotten" and not isinstance(c["only_forgotten"], bool):
+            errors.append(f"{name}: bad only_forgotten {c['only_forgotten']!r} (expected true or false)")
+        elif key == "method":
+            guard(check_method, c["method"], c, path)
+        elif key == "among":
+            guard(check_among, c, path)
+    pairs = None
+    if kind == "better" and "better" in c and "than" in c and not any(k in KIND_KEYS["best"] for k in c):
+        try:
+            pairs = _pairs_of(c, path)
+        except BenchError as e:
+            errors.append(str(e))
+    missing = [k for k in REQUIRED[kind] if k not in c]
+    if missing:
+        errors.append(f"{name} lacks {', '.join(missing)}")
+    if "margin" not in c and "metric" in c:
+        margin = margins.get(c["metric"]) if isinstance(c["metric"], str) else None
+        if margin is None:
+            errors.append(f"{name}: margin None is not a number > 0 (give `margin:` or `margins: {{{c['metric']}: ...}}`)")
+        else:
+            guard(_check_margin, margin, c, path)
+    if not errors:
+        c["margin"] = float(c.get("margin", margins.get(c["metric"])))
+        c["pairs"] = pairs
+    return errors
+
+
+def _check_margin(margin, c: dict, path: Path) -> None:
+    if not isinstance(margin, (int, float)) or isinstance(margin, bool) or not (margin > 0 and math.isfinite(margin)):
+        raise BenchError(f"claim {c.get('id')!r} in {path}: margin {margin!r} is not a finite number > 0 (give "
+                         f"`margin:` or `margins: {{{c.get('metric')}: ...}}`)")
+
+
 def check_among(c: dict, path: Path) -> None:
-    """`among` of a best claim: a non-empty list of objectives, else a one-line BenchError naming the valid ones."""
+    """`among` of a best claim: a non-empty list of distinct objectives, else a one-line BenchError naming the
+    valid ones (`among: null` is an error: leaving `among` out compares with every method)."""
     among = c.get("among")
-    if among is None:
-        return
     if not isinstance(among, list) or not among:
-        raise BenchError(f"claim {c['id']!r} in {path}: among must be a non-empty list of objectives, got {among!r}")
+        raise BenchError(f"claim {c.get('id')!r} in {path}: among must be a non-empty list of objectives, got {among!r} "
+                         f"(valid: {', '.join(sorted(OBJECTIVES))}; leave `among` out to compare with every method)")
     for name in among:
         if name not in OBJECTIVES:
-            raise unknown(f"objective in `among` of claim {c['id']!r} in {path}", name, sorted(OBJECTIVES))
+            raise unknown(f"objective in `among` of claim {c.get('id')!r} in {path}", name, sorted(OBJECTIVES))
+    repeated = next((o for j, o in enumerate(among) if o in among[:j]), None)
+    if repeated is not None:
+        raise BenchError(f"claim {c.get('id')!r} in {path}: objective {repeated!r} appears twice in among {among} "
+                         "(expected each objective once)")
 
 
 def _pairs_of(c: dict, path: Path) -> list[tuple[str, str]]:
@@ -154,18 +224,25 @@ def _pairs_of(c: dict, path: Path) -> list[tuple[str, str]]:
     an axis that is not a non-empty list, a placeholder no axis fills, or a method compared with itself."""
     axes = c.get("for_each") or {}
     if not isinstance(axes, dict) or not all(isinstance(v, list) and v for v in axes.values()):
-        raise BenchError(f"claim {c['id']!r} in {path}: for_each must map each placeholder to a non-empty list, "
+        raise BenchError(f"claim {c.get('id')!r} in {path}: for_each must map each placeholder to a non-empty list, "
                          f"got {axes!r}")
+    for axis, values in axes.items():  # a repeated value would make one comparison twice (and take two shares of 5 %)
+        repeated = next((v for j, v in enumerate(values) if v in values[:j]), None)
+        if repeated is not None:
+            raise BenchError(f"claim {c.get('id')!r} in {path}: {repeated!r} appears twice in for_each {axis}: {values} "
+                             "(expected each value once)")
     combos = [dict(zip(axes, values)) for values in itertools.product(*axes.values())] or [{}]
     pairs = []
     for sub in combos:
         try:
             a, b = str(c["better"]).format(**sub), str(c["than"]).format(**sub)
         except (KeyError, IndexError, ValueError) as e:
-            raise BenchError(f"claim {c['id']!r} in {path}: placeholder {e} in better/than is not a for_each axis "
+            raise BenchError(f"claim {c.get('id')!r} in {path}: placeholder {e} in better/than is not a for_each axis "
                              f"(axes: {', '.join(axes) or 'none'})") from None
         if a == b:
-            raise BenchError(f"claim {c['id']!r} in {path} compares {a} with itself")
+            raise BenchError(f"claim {c.get('id')!r} in {path} compares {a} with itself")
+        if (a, b) in pairs:
+            raise BenchError(f"claim {c.get('id')!r} in {path} compares {a} with {b} twice (expected each comparison once)")
         check_method(a, c, path)
         check_method(b, c, path)
         pairs.append((a, b))
@@ -179,7 +256,7 @@ def check_method(name: str, c: dict, path: Path) -> None:
     valid = list(OBJECTIVES.names()) + [f"{o}+{a}" for o in OBJECTIVES.names() for a in ADAPTERS.names() if a != "full"]
     ranked = re.fullmatch(r"(.+\+.+)-r[1-9]\d*", str(name))
     if (ranked.group(1) if ranked else str(name)) not in valid:
-        raise unknown(f"method in claim {c['id']!r} ({path})", name, valid)
+        raise unknown(f"method in claim {c.get('id')!r} ({path})", name, valid)
 
 
 def _runs_of(runs: pd.DataFrame, name: str, suite: str, only_forgotten: bool) -> pd.DataFrame:
@@ -233,7 +310,8 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
     reason = "; ".join(r for r in (repeats and f"bit-identical replicates dropped ({repeats})", result.reason) if r)
     shown = lambda v: None if v is None else sign * v  # report A - B in the metric's own direction
     lo, hi = sorted((shown(result.lo), shown(result.hi))) if result.lo is not None else (None, None)
-    return Check(a, b, result.verdict, stats.fmt_summary(metric.summarize(va)), stats.fmt_summary(metric.summarize(vb)),
+    return Check(a, b, result.verdict, stats.fmt_summary(metric.summarize(va, epoch_cap(ra))),
+                 stats.fmt_summary(metric.summarize(vb, epoch_cap(rb))),
                  stats.fmt(shown(result.diff)), "–" if lo is None else f"[{stats.fmt(lo)}, {stats.fmt(hi)}]",
                  stats.fmt(result.p_value), result.n, stats.fmt(margin), f"{level:.4g}",
                  "–" if result.needed is None else (f"> {decide.MAX_NEEDED:,}" if result.needed >= decide.MAX_NEEDED
@@ -259,9 +337,20 @@ def overall(verdicts: list[str]) -> str:
     return "does not hold"  # some comparisons hold only within the margin
 
 
-def comparison_key(claim: dict, a: str, b: str) -> str:
+def comparison_key(claim: dict, a: str, b: str, comparisons: int) -> str:
     """The plan's name for one comparison: the claim's id and methods, and a digest of everything that
-    defines its test (metric, margin, scale, only_forgotten), so an edited claim is a new comparison."""
+    defines its test and its family: metric, margin, scale, only_forgotten, kind, `among` (which methods a
+    best claim is compared with) and the claim's number of comparisons k (each is tested at 0.05 / k). An
+    edited claim, or the same claim over another family, is a new comparison with levels of its own."""
+    among = claim.get("among")
+    test = {k: claim.get(k) for k in ("metric", "margin", "scale", "only_forgotten")}
+    test.update(kind=claim.get("kind", "better"), among=None if among is None else sorted(among), comparisons=comparisons)
+    return f"{claim['id']}: {a} vs {b} [{hashlib.sha256(json.dumps(test, sort_keys=True).encode()).hexdigest()[:8]}]"
+
+
+def legacy_comparison_key(claim: dict, a: str, b: str) -> str:
+    """The key plans without a `version` used (metric, margin, scale and only_forgotten only): read to adopt
+    their looks (bench.sequential.Plan.adopt), never written."""
     test = {k: claim.get(k) for k in ("metric", "margin", "scale", "only_forgotten")}
     return f"{claim['id']}: {a} vs {b} [{hashlib.sha256(json.dumps(test, sort_keys=True).encode()).hexdigest()[:8]}]"
 
@@ -275,27 +364,35 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None) -> l
     methods = sorted(set(zip(labels, method_base(labels))))
     results = []
     for c in claims:
+        if "pairs" not in c:  # given directly, not read by `load`: the same checks
+            errors = claim_errors(c, 0, Path("(claims given directly)"), {}, set(), list(metrics))
+            if errors:
+                raise BenchError("; ".join(errors))
         if c["metric"] not in metrics:
             raise unknown(f"metric of suite {suite} (claim {c['id']})", c["metric"], metrics)
         metric, only = metrics[c["metric"]], bool(c.get("only_forgotten", False))
         if c.get("kind", "better") == "best":
-            check_method(c["method"], c, Path("(claims given directly)"))
-            check_among(c, Path("(claims given directly)"))
             among = c.get("among")  # the methods the claim's source compared: their objectives
             others = [label for label, base in methods if c["method"] not in (label, base)
                       and (among is None or base.split("+")[0] in among)]
             pairs = [(c["method"], o) for o in others]
+            # A is labelled as its runs are, like the B methods (ihl+fila-r4 against ga+lora-r4); the plan's keys
+            # keep the claim's own name
+            own = [label for label, base in methods if c["method"] in (label, base)]
+            label_a = own[0] if len(own) == 1 else c["method"]
         else:
-            pairs = c["pairs"] if "pairs" in c else _pairs_of(c, Path("(claims given directly)"))
+            pairs, label_a = c["pairs"], None
         # family-wise 95% over the claim's comparisons (Bonferroni): one lucky comparison of nine decides nothing
         alpha = (1 - stats.LEVEL) / max(len(pairs), 1)
         log10 = metric.log_scale or c.get("scale") == "log10"
         checks = []
         for a, b in pairs:
-            key = comparison_key(c, a, b)
+            key = comparison_key(c, a, b, len(pairs))
+            if plan is not None:  # a plan written under the old keys keeps the looks taken for this comparison
+                plan.adopt(key, legacy_comparison_key(c, a, b), alpha)
             frozen = plan.decided(key) if plan is not None else None
             if frozen is not None:
-                checks.append(Check(**frozen))
+                checks.append(Check(**{**frozen, "a": label_a or frozen["a"]}))
                 continue
             check, diffs = _check(runs, suite, a, b, metric, only, 1 - alpha, c["margin"], log10)
             if plan is not None and check.pairs:
@@ -305,7 +402,7 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None) -> l
                 else:
                     check, _ = _check(runs, suite, a, b, metric, only, level, c["margin"], log10)
                     plan.record(key, check)
-            checks.append(check)
+            checks.append(replace(check, a=label_a or check.a))
         results.append(ClaimResult(c["id"], c.get("text", ""), c["metric"], overall([k.verdict for k in checks]),
                                    checks, c.get("source", ""), c["margin"]))
     return results
@@ -313,7 +410,7 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None) -> l
 
 def evaluate_file(path: Path, suite: str, runs: pd.DataFrame, plan=None) -> list[ClaimResult]:
     """`evaluate` on the claims of the file `path`."""
-    return evaluate(load(path), suite, runs, plan)
+    return evaluate(load(path, suite), suite, runs, plan)
 
 
 NOTE = ("Each comparison pairs runs by (model, split, seed), drops bit-identical replicates, and takes A minus B with "

@@ -7,6 +7,7 @@ import copy
 import json
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from bench.errors import BenchError
 from bench.grid import add_setting, expand, parse_assignments
 from bench.models import MODELS, recipe_of
 from bench.pool import auto_workers, run_grid_parallel
-from bench.preflight import check_device, check_grid
+from bench.preflight import check_device, check_grid, check_specs
 from bench.quiet import quiet_libraries
 from bench.sequential import Plan, undecided_methods
 from bench.spec import LOOP
@@ -40,8 +41,33 @@ EXAMPLES = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the harness's one-line errors: a BenchError (`error: bad --threads 'abc' (expected an
+    integer >= 1)`, exit 2) instead of the usage block (`--help` shows it)."""
+
+    def error(self, message):
+        # a value a type converter below refused already says which flag and what is valid
+        raise BenchError(re.sub(r"^argument [^:]+: (?=bad --)", "", message))
+
+
+def _integer(flag: str, low: int, high: int | None = None):
+    """argparse type: an integer from `low` (to `high`); text that is none and a number outside say the same
+    valid range: `bad --threads 'abc' (expected an integer >= 1)`, `bad --threads 0 (expected an integer >= 1)`."""
+    valid = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad {flag} {text!r} (expected {valid})") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"bad {flag} {value} (expected {valid})")
+        return value
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m bench", description="unlearning-bench: compare LLM unlearning methods.",
+    top = _Parser(prog="python -m bench", description="unlearning-bench: compare LLM unlearning methods.",
                                   epilog="example: " + EXAMPLES["run"])
     top.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     top.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -86,11 +112,13 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--lm-eval-include", metavar="DIR", help="a directory of local lm-eval task YAMLs (for --lm-eval-tasks)")
         p.add_argument("--data-dir", metavar="DIR", help="local copies of the suite's data files (no hub access)")
         p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
-        p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1 on CPU; see README)")
+        p.add_argument("--threads", type=_integer("--threads", 1), default=None, help="torch CPU threads (default: 1 on CPU; see README)")
         p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
 
     command("list", "list suites, methods and models, one line each")
-    p = command("show-config", "print the fully resolved run specs a command line would produce")
+    p = command("show-config", "print the fully resolved run specs a command line would produce (hparams: what each "
+                               "run reads; hparams_not_read: recorded in the spec for its id only), after the checks "
+                               "`run` makes that need no weights")
     grid(p)
     results(p)
     p = command("run", "run a grid of unlearning runs; finished runs are skipped")
@@ -117,7 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", required=True)
     p.add_argument("--model", required=True, help="a registry name, hub id, directory, or NAME=DIR")
     p.add_argument("--split", required=True, help="full, retain99, retain95 or retain90")
-    p.add_argument("--seed", type=int, default=0, help="data-order seed (references per seed: --option reference_seed=run)")
+    p.add_argument("--seed", type=_integer("--seed", 0, 2 ** 32 - 1), default=0, help="data-order seed (references per seed: --option reference_seed=run)")
     p.add_argument("--lr", help="learning rate (overrides the recipe of the model)")
     p.add_argument("--epochs", help="fine-tuning epochs")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
@@ -132,11 +160,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--real-data", metavar="DIR",
                    help="instead: time and peak memory per phase of real-shaped TDEC and TOFU runs on the real files in "
                         "DIR (tdec/, tofu/, gpt2-tokenizer/; as UNLEARNING_BENCH_DATA); writes results/perf-real.md")
-    p.add_argument("--real-sequences", type=int, default=8, metavar="N",
+    p.add_argument("--real-sequences", type=_integer("--real-sequences", 1, 32), default=8, metavar="N",
                    help="with --real-data: TDEC forget sequences scored (1-32; the cost of 32 is extrapolated)")
-    p.add_argument("--real-items", type=int, default=0, metavar="N",
+    p.add_argument("--real-items", type=_integer("--real-items", 0), default=0, metavar="N",
                    help="with --real-data: TOFU items per evaluation set (0 = the real counts)")
-    p.add_argument("--real-limit", type=int, default=64, metavar="N",
+    p.add_argument("--real-limit", type=_integer("--real-limit", 1), default=64, metavar="N",
                    help="with --real-data: rows of each TDEC utility file (>= 1)")
     results(p)
     p = command("cancel", "cancel the SLURM jobs of a sweep (the newest, or --sweep ID)")
@@ -240,11 +268,37 @@ def cmd_show_config(args) -> int:
     Raises BenchError for a bad grid (unknown suite, method, option or setting).
     """
     specs = _specs(args)
-    # model_recipe: which registry recipe (learning rates, prompt format) the model gets, and why; not in the spec
-    print(json.dumps([{"run_id": s.run_id, **s.to_dict(), "model_recipe": _recipe_text(*recipe_of(s.model))}
-                      for s in specs], indent=1))
+    # the checks of `run` that need no weights, data or device (ranks, RMU's layer, robustness libraries): a
+    # config that `run` would refuse is not printed as if it were runnable
+    check_specs(specs, Context(store=ResultStore(args.results), log=log.info), structure=_structure_given(args, specs))
+    print(json.dumps([_shown(s) for s in specs], indent=1))
     print(f"# {len(specs)} runs", file=sys.stderr)
     return 0
+
+
+def _structure_given(args, specs) -> bool:
+    """Whether this command line gives what the structural checks check: models, ranks, or a setting of an
+    objective with a structural check (RMU's layer). The suites' own models, ranks and settings pass them
+    (tests/test_settings.py checks every suite's default grid), so show-config checks them without loading
+    the model stack (a few seconds) only when a value could fail."""
+    given = set(_hparam_overrides(args))
+    return bool(args.models or args.ranks or any(
+        OBJECTIVES[s.objective].check is not None and given & set(OBJECTIVES[s.objective].uses) for s in specs))
+
+
+def _shown(spec) -> dict:
+    """A spec as show-config prints it: `hparams` = every setting the run reads, by the rule `--set` applies
+    (Objective.reads_hparam: the loop's, and its objective's under their conditions), at its value;
+    `hparams_not_read` = what the spec records (and its id hashes) that the run does not read (npo_beta in a
+    GA spec, a record the first results fixed); `model_recipe` = the registry recipe the model gets, and why."""
+    shown = {"run_id": spec.run_id, **spec.to_dict()}
+    reads = OBJECTIVES[spec.objective].reads_hparam
+    shown["hparams"] = {name: value for name, value in spec.hparams.items() if reads(name, spec.hparams)}
+    unread = {name: value for name, value in spec.to_dict()["hparams"].items() if name not in shown["hparams"]}
+    if unread:
+        shown["hparams_not_read"] = unread
+    shown["options"] = shown.pop("options")  # keep the order the specs have always been printed in
+    return {**shown, "model_recipe": _recipe_text(*recipe_of(spec.model))}
 
 
 def cmd_run(args) -> int:
@@ -308,7 +362,7 @@ def _check_until_decided(args, specs):
     from bench.claims import load
 
     grid = {s.method for s in specs} | {s.method_label for s in specs}
-    claims = load(claims_path)
+    claims = load(claims_path, args.suite)
     decidable = [c["id"] for c in claims if (c["pairs"] and any(a in grid and b in grid for a, b in c["pairs"]))
                  or (c.get("kind") == "best" and c["method"] in grid and len({s.method for s in specs}) > 1)]
     if not decidable:
@@ -438,7 +492,7 @@ def cmd_perf(args) -> int:
     """`bench perf`: run benchmarks/perf.py (or perf_real.py with --real-data) and write its markdown table.
 
     Returns 0, or 1 when a full (non --quick) measurement misses one of its targets. Raises BenchError for a
-    bad combination or range of the --real-* options.
+    bad combination of the --real-* options (their ranges are checked as the command line is parsed).
     """
     # the benchmarks live beside the package (benchmarks/) and import torch: loaded only for this command
     from benchmarks import perf
@@ -448,9 +502,6 @@ def cmd_perf(args) -> int:
 
         if args.quick:
             raise BenchError("--quick and --real-data are two different measurements: give one")
-        if not 1 <= args.real_sequences <= 32 or args.real_items < 0 or args.real_limit < 1:
-            raise BenchError(f"bad --real-sequences {args.real_sequences} / --real-items {args.real_items} / "
-                             f"--real-limit {args.real_limit} (expected 1-32 / >= 0 / >= 1)")
         print(perf_real.run(args.real_data, args.results, args.real_sequences, args.real_items, args.real_limit))
         print(f"wrote {Path(args.results) / 'perf-real.md'}")
         return 0
@@ -530,10 +581,14 @@ def cmd_report(args) -> int:
 def main(argv=None) -> int:
     """The `bench` command: parse `argv` (default sys.argv), run the subcommand, return the exit code.
 
-    A BenchError or a lost distributed rank prints one `error:` line and returns its exit code (1 by
-    default); Ctrl-C returns 130 and keeps finished runs.
+    A bad command line (argparse's errors included) or a BenchError prints one `error:` line and returns 2, a
+    lost distributed rank 1; Ctrl-C returns 130 and keeps finished runs.
     """
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except BenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
     level = logging.WARNING if getattr(args, "quiet", False) else logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     quiet_libraries(verbose=getattr(args, "verbose", False))

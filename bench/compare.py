@@ -12,6 +12,7 @@ from bench import stats
 from bench.claims import distinct_pairs
 from bench.errors import BenchError
 from bench.runs import first_requests, select_method, unlike_settings
+from bench.tables import epoch_cap
 from suites import SUITES
 
 
@@ -79,7 +80,8 @@ def compare_methods(suite: str, runs: pd.DataFrame, a: str, b: str) -> Compariso
         verdict = result.verdict(metric.higher_is_better)
         verdict = {"A better": f"{a} better", "B better": f"{b} better"}.get(verdict, verdict)
         rows.append({"metric": metric.name + (" (log10 ratio)" if metric.log_scale else ""),
-                     "a": stats.fmt_summary(metric.summarize(va)), "b": stats.fmt_summary(metric.summarize(vb)),
+                     "a": stats.fmt_summary(metric.summarize(va, epoch_cap(ra))),
+                     "b": stats.fmt_summary(metric.summarize(vb, epoch_cap(rb))),
                      "diff": result.diff, "lo": result.lo, "hi": result.hi, "p": result.p_value, "n": result.n,
                      "verdict": verdict})
     return Comparison(a, b, rows)

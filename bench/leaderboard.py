@@ -10,7 +10,7 @@ from tabulate import tabulate
 from bench import stats
 from bench.runs import load_runs, reference_rows
 from bench.store import ResultStore
-from bench.tables import row_labels
+from bench.tables import epoch_cap, row_labels
 from suites import SUITES
 
 
@@ -56,7 +56,8 @@ def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: 
             row["forgotten"] = f"{int(done['forgotten'].fillna(False).astype(bool).sum())}/{len(done)}"
         sums = {}
         for col in metric_cols + list(COST):
-            s = stats.summarize_metric(pd.to_numeric(done[col], errors="coerce"), metric_of.get(col)) if col in done else None
+            s = stats.summarize_metric(pd.to_numeric(done[col], errors="coerce"), metric_of.get(col),
+                                       epoch_cap(done)) if col in done else None
             sums[col] = s
             row[col] = s.mean if s else None
             if col in metric_cols:

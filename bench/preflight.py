@@ -87,11 +87,20 @@ def check_stages(specs: Sequence[RunSpec]) -> None:
                              "it out with --option robustness=relearn,paraphrase") from None
 
 
+def check_specs(specs: Sequence[RunSpec], ctx, structure: bool = True) -> None:
+    """What the specs alone decide, without a weight, a task's data or a device: the structural checks on
+    the models' configs (meta device; `structure=False` leaves them out) and the robustness stages'
+    libraries. `show-config` runs these, `run` these and the rest (check_grid): a grid show-config accepts
+    fails at `run` only for its device or data."""
+    if structure:
+        check_structure(specs, ctx)
+    check_stages(specs)
+
+
 def check_grid(specs: Sequence[RunSpec], ctx, device: bool = True) -> None:
     """All of the above for a grid about to run in this process (`device=False`: the runs go to other
     machines, whose devices this one cannot see)."""
     if device:
         check_device(ctx.device)
-    check_structure(specs, ctx)
-    check_stages(specs)
+    check_specs(specs, ctx)
     check_tasks(specs, ctx)

@@ -55,7 +55,13 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
         if other.empty or "status" not in other or not (other["status"] == "finished").any():
             raise BenchError(f"--against {against}: no finished runs of suite {suite} there")
     claims_path = Path(claims_file) if claims_file else claims.suite_claims_path(suite)
-    plan = Plan.open(out)  # a sequential plan (bench run --until-decided): this report is one of its looks
+    # a sequential plan (bench run --until-decided) levels the suite's own claims, this report being one of its
+    # looks; another claims file is a fixed-sample analysis that neither reads nor writes it
+    own = claims_path.resolve() == claims.suite_claims_path(suite).resolve()
+    plan = Plan.open(out) if own else None
+    if not own and Plan.open(out) is not None:
+        print(f"{claims_path} is not the suite's claims file: its comparisons are tested at the fixed-sample level, "
+              f"outside the sequential plan {out / 'sequential.json'} (left as it is)", file=sys.stderr)
     claim_results = claims.evaluate_file(claims_path, suite, runs, plan) if claims_file or claims_path.exists() else []
     if plan is not None and claim_results:
         plan.save()

@@ -113,13 +113,17 @@ def quantized(model, bits: int):
     return clone.eval()
 
 
+# what the relearning options accept, in the words of every message about them (Suite.option_valid)
+RECIPE_VALID = {"relearn_fraction": "a number between 0 and 1, exclusive", "relearn_epochs": "a positive integer"}
+
+
 def check_recipe(options: dict) -> None:
     """The relearning recipe's options, checked before any run."""
     fraction, epochs = options.get("relearn_fraction", RECIPE["relearn_fraction"]), options.get("relearn_epochs", 1)
     if not 0 < float(fraction) < 1:
-        raise BenchError(f"bad option relearn_fraction={fraction} (expected a number between 0 and 1, exclusive)")
+        raise BenchError(f"bad option relearn_fraction={fraction} (expected {RECIPE_VALID['relearn_fraction']})")
     if int(epochs) < 1:
-        raise BenchError(f"bad option relearn_epochs={epochs} (expected a positive integer)")
+        raise BenchError(f"bad option relearn_epochs={epochs} (expected {RECIPE_VALID['relearn_epochs']})")
 
 
 def relearn_split(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:

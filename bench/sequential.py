@@ -12,10 +12,18 @@ Levels: a comparison of a claim with k comparisons has alpha_c = 0.05 / k (Bonfe
 matched replicates after a look at n' spends alpha_c (n - n') / n_max (bench.decide.spent_level), n_max
 = the cap of matched replicates (max seeds x splits x models, counting the splits the loop may add). The spent shares sum to at most alpha_c,
 so the chance that any look of any comparison of the claim errs stays below 0.05 (union bound).
+
+Only the suite's own claims file (suites/claims/<family>.yaml) looks through the plan: a claims file given with
+`bench report --claims FILE` is a fixed-sample analysis at the full level and leaves the plan as it is.
+A comparison's key names everything that fixes its family and level (bench.claims.comparison_key); plans
+written before the key named `among` and the claim's comparison count (no `version`) keep their looks: each
+old entry is adopted by the comparison its old key names when its recorded levels were spent at that
+comparison's alpha (`Plan.adopt`), and stays under `legacy` otherwise.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict
 from pathlib import Path
@@ -25,6 +33,7 @@ from bench.errors import BenchError
 from bench.store import read_json, write_json_atomic
 
 FILE = "sequential.json"
+VERSION = 2  # keys name `among` and the comparison count (version 1, unmarked: they did not)
 
 
 class Plan:
@@ -32,7 +41,11 @@ class Plan:
 
     def __init__(self, path: Path, n_max: int, data: dict | None = None):
         self.path, self.n_max = path, n_max
-        self.comparisons: dict[str, dict] = (data or {}).get("comparisons", {})
+        data = data or {}
+        current = data.get("version", 1 if data.get("comparisons") else VERSION) >= VERSION
+        self.comparisons: dict[str, dict] = dict(data.get("comparisons", {})) if current else {}
+        # entries under keys of the old scheme, waiting for the comparison that adopts them
+        self.legacy: dict[str, dict] = dict(data.get("legacy", {})) if current else dict(data.get("comparisons", {}))
 
     @classmethod
     def open(cls, suite_dir: Path, n_max: int | None = None) -> "Plan | None":
@@ -42,7 +55,7 @@ class Plan:
         if path.exists():
             data = read_json(path)
             if n_max is not None and n_max != data["n_max"] and not any(
-                    c.get("looks") for c in data.get("comparisons", {}).values()):
+                    c.get("looks") for part in ("comparisons", "legacy") for c in data.get(part, {}).values()):
                 return cls(path, n_max)  # no look taken yet: no error control to lose
             if n_max is not None and n_max != data["n_max"]:
                 raise BenchError(f"{path} was planned with at most {data['n_max']} replicates per comparison; "
@@ -54,6 +67,23 @@ class Plan:
         if n_max < 2:
             raise BenchError(f"--max-seeds allows {n_max} replicates per comparison; at least 2 are needed")
         return cls(path, n_max)
+
+    def adopt(self, key: str, legacy_key: str, alpha: float) -> bool:
+        """Move the entry recorded under `legacy_key` (the old key scheme) to `key` when `key` has none and the
+        entry's first look spent `alpha` (its level is 1 - alpha * n / n_max): the looks were taken for this
+        comparison's family. An entry spent at another alpha (another `among`, another comparison count)
+        stays where it is. Returns True when it moved."""
+        entry = self.legacy.get(legacy_key)
+        if entry is None or key in self.comparisons:
+            return False
+        looks = entry.get("looks", [])
+        if looks:
+            first = looks[0]
+            spent = (1 - first["level"]) * self.n_max / max(min(first["n"], self.n_max), 1)
+            if not math.isclose(spent, alpha, rel_tol=1e-6):
+                return False
+        self.comparisons[key] = self.legacy.pop(legacy_key)
+        return True
 
     def decided(self, key: str) -> dict | None:
         """The stored check of a comparison decided at an earlier look (its verdict is final)."""
@@ -86,8 +116,9 @@ class Plan:
             entry["decided"], entry["check"] = True, asdict(check)
 
     def save(self) -> None:
-        """Write the plan (n_max and the comparisons) atomically to its path."""
-        write_json_atomic(self.path, {"n_max": self.n_max, "comparisons": self.comparisons})
+        """Write the plan (version, n_max, the comparisons and any legacy entries not adopted) atomically to its path."""
+        write_json_atomic(self.path, {"version": VERSION, "n_max": self.n_max, "comparisons": self.comparisons,
+                                      **({"legacy": self.legacy} if self.legacy else {})})
 
 
 def undecided_methods(results, inert: set[str] = frozenset()) -> set[str]:

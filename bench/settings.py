@@ -53,16 +53,25 @@ class Setting:
             shown = f"{value:g}" if isinstance(value, float) else repr(value)
             raise BenchError(f"bad hyperparameter {self.name}={shown} (expected {valid})")
 
-    def convert(self, value: Any, kind: type | None = None) -> Any:
-        """`value` as type `kind` (default: this setting's); text (from `--set`) that is not one is a one-line
-        BenchError."""
-        kind = kind or self.kind
-        if not isinstance(value, str) or kind is str:
-            return kind(value)
+    def convert(self, value: Any) -> Any:
+        """`value` as this setting's kind (the declared default's type: int, float or str). Text that is no such
+        value (`--set epochs=2.5`, `--set lr=abc`), a number with a fraction for an integer setting and a
+        boolean for a number are one-line BenchErrors saying what is valid, as `check` says it for a value out
+        of range (one wording per setting: `--set lr=abc` and `--set lr=-1` both expect "a number > 0")."""
+        kind = self.kind
+        if kind is str:
+            return value if isinstance(value, str) else str(value)
         try:
-            return int(value) if kind is int else float(value)
-        except ValueError:
-            raise BenchError(f"bad hyperparameter {self.name}={value!r} (expected a {kind.__name__})") from None
+            if isinstance(value, bool):  # True is an int to Python, not a number to anyone typing it
+                raise ValueError(value)
+            if isinstance(value, str):
+                return int(value) if kind is int else float(value)
+            if kind is int and not float(value).is_integer():  # int(2.5) would silently give 2
+                raise ValueError(value)
+            return kind(value)
+        except (TypeError, ValueError, OverflowError):
+            shown = f"{value:g}" if isinstance(value, float) else repr(value)  # text as typed, in quotes
+            raise BenchError(f"bad hyperparameter {self.name}={shown} (expected {self.valid})") from None
 
 
 def positive(name: str, default: float, doc: str = "", **kw) -> Setting:

@@ -102,14 +102,15 @@ class Hyperparams:
                 if not SETTINGS[name].late or name in reads or value != SETTINGS[name].default}
 
     def replace(self, **changes: Any) -> "Hyperparams":
-        """Return a copy with `changes` applied; values given as strings are converted to the current value's
-        type. An unknown name raises BenchError with a did-you-mean."""
+        """Return a copy with `changes` applied, each converted to its setting's declared kind (text from
+        `--set` included: bench.settings.Setting.convert). An unknown name raises BenchError with a did-you-mean;
+        a value that is not of the kind, or out of range, a one-line BenchError saying what is valid."""
         typed = {}
         for name, value in changes.items():
             setting = declared(name)
             if setting is None:
                 raise unknown("hyperparameter", name, setting_names())
-            typed[name] = setting.convert(value, type(getattr(self, name)))
+            typed[name] = setting.convert(value)
         return Hyperparams(**{**dict(self.items()), **typed})
 
 

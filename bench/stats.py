@@ -75,11 +75,17 @@ def summarize(values: Iterable[float], log_scale: bool = False, bounds: tuple[fl
     return Summary(mean, lo, hi, n)
 
 
-def summarize_metric(values: Iterable[float], metric) -> Summary | None:
-    """`summarize` with the scale and range a suite's Metric declares (None: a plain number)."""
+def summarize_metric(values: Iterable[float], metric, cap: int | float | None = None) -> Summary | None:
+    """`summarize` with the scale and range a suite's Metric declares (None: a plain number). For an epoch
+    count (`metric.cap_offset` set) `cap` is the runs' epoch cap: the range ends at cap + cap_offset."""
     if metric is None:
         return summarize(values)
-    return summarize(values, metric.log_scale, metric.bounds)
+    bounds = metric.bounds
+    offset = getattr(metric, "cap_offset", None)
+    if offset is not None and cap is not None and not (isinstance(cap, float) and math.isnan(cap)):
+        low, high = bounds or (-math.inf, math.inf)
+        bounds = (low, min(high, cap + offset))
+    return summarize(values, metric.log_scale, bounds)
 
 
 def distance_to(s: Summary, ideal: float) -> Summary:

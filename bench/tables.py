@@ -83,6 +83,13 @@ def row_labels(runs: pd.DataFrame, keys: list[str]) -> pd.Series:
     return runs["method"].where(distinct <= 1, runs["method"] + " [" + tag + "]")
 
 
+def epoch_cap(runs: pd.DataFrame) -> float | None:
+    """The largest epoch cap among `runs` (bench.runs.load_runs' max_epochs), bounding an epoch count's
+    interval (Metric.cap_offset); None when the frame has none."""
+    caps = pd.to_numeric(runs["max_epochs"], errors="coerce") if "max_epochs" in runs else pd.Series(dtype=float)
+    return None if caps.isna().all() else float(caps.max())
+
+
 def column_summary(frame: pd.DataFrame, col: str, metrics: dict | None = None):
     """Summary of column `col` with the scale and range of its metric. Cost: wall time with its interval;
     trainable parameters and peak memory, which do not vary with the seed, as plain means."""
@@ -91,7 +98,7 @@ def column_summary(frame: pd.DataFrame, col: str, metrics: dict | None = None):
     values = pd.to_numeric(frame[col], errors="coerce")
     metric = (metrics or {}).get(col)
     if metric:
-        return metric.summarize(values)
+        return metric.summarize(values, epoch_cap(frame))
     s = stats.summarize(values, bounds=(0.0, float("inf")))
     return s if s is None or col == "wall_s" else stats.Summary(s.mean, None, None, s.n)
 

@@ -12,7 +12,7 @@ from bench.errors import BenchError, parse_list, unknown
 from bench.fingerprint import file_fingerprint, model_fingerprint
 from bench.metrics import UNIT, Metric  # the kernel's metric definitions; suites import them from bench.metrics
 from bench.models import check_model_name, on_meta, resolve
-from bench.robustness import canonical, check_recipe, parse
+from bench.robustness import RECIPE_VALID, canonical, check_recipe, parse
 from bench.spec import Hyperparams, RunSpec
 from bench.store import ResultStore
 from methods import OBJECTIVES
@@ -137,6 +137,9 @@ class Suite(ABC):
     default_seeds: tuple[int, ...] = (0,)  # what `run` uses without --seeds
     claims: str = ""  # name of the claims file in suites/claims/ ("" = none)
     late_options: dict[str, Any] = LATE_OPTIONS  # options added after results existed: recorded only when set
+    # what an option with a narrower range than its type's accepts: text that is no value of the type gets the
+    # words its range check uses (relearn_epochs=abc and relearn_epochs=0 both expect "a positive integer")
+    option_valid: dict[str, str] = RECIPE_VALID
     robustness_columns: tuple[str, ...] = ()  # robustness.md's metrics (bench/robustness.py)
     recovery_metric: str | None = None  # what the relearning recovery is a share of
     reads_data_dir: bool = True  # False: the suite builds its own data and never reads --data-dir
@@ -173,8 +176,9 @@ class Suite(ABC):
                 raise unknown(f"option of suite {self.name}", key, merged)
             try:
                 merged[key] = type(merged[key])(value)
-            except ValueError:
-                raise BenchError(f"bad option {key}={value!r} (expected a {type(merged[key]).__name__})") from None
+            except ValueError:  # the wording of the range checks: `max_items=abc` and `max_items=-5` alike
+                valid = self.option_valid.get(key) or ("an integer >= 0" if type(merged[key]) is int else "a number")
+                raise BenchError(f"bad option {key}={value!r} (expected {valid})") from None
             if type(merged[key]) is int and merged[key] < 0:  # counts and lengths: a negative one would slice from the end
                 raise BenchError(f"bad option {key}={value!r} (expected an integer >= 0)")
         if merged.get("epoch_metrics", "read") not in ("read", "all"):

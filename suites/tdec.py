@@ -23,7 +23,7 @@ from bench import fingerprint, lm_eval_bridge
 from bench.errors import BenchError, unknown
 from bench.fingerprint import digest, model_fingerprint
 from bench.lm_eval_bridge import check_tasks
-from bench.metrics import UNIT, Metric
+from bench.metrics import EPOCHS, UNIT, Metric
 from bench.models import decoder_and_head, load_model, load_tokenizer, recipe_of, same_tokenizer
 from bench.phases import phase
 from bench.spec import Hyperparams, RunSpec
@@ -48,8 +48,10 @@ MIN_SEQ_LEN = 11  # the extraction metrics' shortest sequence: a prefix and EL_1
 JANG_THRESHOLDS = {"ma": 0.2994, "el10": 0.0499}  # GPT-Neo 125M on unseen data (Jang et al. 2023)
 
 METRICS = (
-    Metric("epochs_to_forget", False, "epochs until MA and EL_10 fall below the unseen-data thresholds"),
-    Metric("epochs_to_forget_or_cap", False, "epochs to forget; a run that never forgot counts as cap + 1"),
+    Metric("epochs_to_forget", False, "epochs until MA and EL_10 fall below the unseen-data thresholds",
+           bounds=EPOCHS, cap_offset=0),
+    Metric("epochs_to_forget_or_cap", False, "epochs to forget; a run that never forgot counts as cap + 1",
+           bounds=EPOCHS, cap_offset=1),
     Metric("ma", False, "memorisation accuracy on the forget set (teacher-forced argmax)", bounds=UNIT),
     Metric("el10", False, "extraction likelihood, 10-grams", bounds=UNIT),
     Metric("el5", False, "extraction likelihood, 5-grams", bounds=UNIT),
@@ -170,6 +172,7 @@ class Tdec(Suite):
                     "ppl_tokens": 512,  # Pile perplexity: each document's first N tokens (the reference's input_length)
                     # the first N forget sequences of the set (0 = all 32): a bounded run (`bench perf --real-data`)
                     "max_sequences": 0}
+    option_valid = {**Suite.option_valid, "seq_len": f"an integer >= {MIN_SEQ_LEN}: EL_10 needs a prefix and a 10-gram"}
 
     def check_options(self, given: dict) -> tuple:
         """See Suite.check_options. Also raises BenchError for `thresholds` other than jang / measured, `seq_len` below
@@ -179,8 +182,7 @@ class Tdec(Suite):
         if dict(options)["thresholds"] not in ("jang", "measured"):
             raise BenchError(f"bad option thresholds={dict(options)['thresholds']!r} (expected jang or measured)")
         if int(dict(options)["seq_len"]) < MIN_SEQ_LEN:  # else the first evaluation fails, after the model is loaded
-            raise BenchError(f"bad option seq_len={dict(options)['seq_len']} (expected an integer >= {MIN_SEQ_LEN}: "
-                             f"EL_10 needs a prefix and a 10-gram)")
+            raise BenchError(f"bad option seq_len={dict(options)['seq_len']} (expected {self.option_valid['seq_len']})")
         if type(self).dialogue_sets is Tdec.dialogue_sets:  # names read after the model's tokenizer: checked now
 
             for name in self.dialogue_names_of(str(dict(options)["dialogue"])):

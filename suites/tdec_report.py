@@ -10,7 +10,7 @@ import pandas as pd
 
 from bench import stats
 from bench.plots import error_bar, pyplot
-from bench.tables import COST, PaperTable, column_summary, left_out_note, row_labels, row_status
+from bench.tables import COST, PaperTable, column_summary, epoch_cap, left_out_note, row_labels, row_status
 
 
 TDEC_CAPTION = (
@@ -45,8 +45,9 @@ def tdec_rows(runs: pd.DataFrame, metrics=(), shown=tuple(TDEC_COLUMNS)) -> tupl
     return rows, columns
 
 
-def tdec_epochs(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Epochs to forget per method; runs that did not forget count at their cap + 1 (a lower bound)."""
+def tdec_epochs(runs: pd.DataFrame, out_dir: Path, metric=None) -> list[Path]:
+    """Epochs to forget per method; runs that did not forget count at their cap + 1 (a lower bound). `metric`:
+    the suite's epochs_to_forget_or_cap, whose range clips the intervals."""
     plt = pyplot()
     finished = runs[runs["status"] == "finished"].copy()
     if finished.empty or "epochs_to_forget_or_cap" not in finished:
@@ -57,7 +58,7 @@ def tdec_epochs(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(8, 5))
     if len(ranks) <= 1:  # one rank: a point per method would stack on one x value; bars read better
         groups = list(finished.groupby("method", sort=True))
-        summaries = [stats.summarize(g["epochs"]) for _, g in groups]
+        summaries = [stats.summarize_metric(g["epochs"], metric, epoch_cap(g)) for _, g in groups]
         xs = range(len(groups))
         ax.bar(xs, [s.mean for s in summaries], color=["C0" if "+fila" in m else "C1" if "+lora" in m else "C2"
                                                         for m, _ in groups])
@@ -71,7 +72,7 @@ def tdec_epochs(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
         # one line per method and setting: runs with another lr or epochs cap never share a point
         for (objective, adapter, setting), group in finished[finished["adapter"] != "full"].groupby(
                 ["objective", "adapter", "settings"]):
-            points = [(r, stats.summarize(g["epochs"])) for r, g in group.groupby("rank")]
+            points = [(r, stats.summarize_metric(g["epochs"], metric, epoch_cap(g))) for r, g in group.groupby("rank")]
             ax.errorbar([r for r, _ in points], [s.mean for _, s in points],
                         yerr=[[e for _, s in points for e in error_bar(s)[0]], [e for _, s in points for e in error_bar(s)[1]]],
                         marker="o" if adapter == "fila" else "s", linestyle="-" if adapter == "fila" else "--",
@@ -101,4 +102,4 @@ def paper_table(suite, runs: pd.DataFrame, refs: pd.DataFrame) -> PaperTable:
 
 def plots(suite, runs: pd.DataFrame, refs: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Epochs to forget per method (epochs_to_forget.png in `out_dir`; none when no run records it)."""
-    return tdec_epochs(runs, out_dir)
+    return tdec_epochs(runs, out_dir, next((m for m in suite.metrics if m.name == "epochs_to_forget_or_cap"), None))

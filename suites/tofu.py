@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from bench import fingerprint
 from bench.errors import BenchError, unknown
 from bench.fingerprint import digest, file_fingerprint, model_fingerprint
-from bench.metrics import UNIT, Metric
+from bench.metrics import EPOCHS, UNIT, Metric
 from bench.models import hub_reachable, load_model, load_tokenizer, recipe_of, same_tokenizer
 from bench.phases import phase
 from bench.spec import Hyperparams, RunSpec
@@ -68,8 +68,10 @@ UTILITY_FLOOR = 0.9  # utility-constrained forget quality: epochs whose MU >= th
 DERIVED = (
     Metric("fq_constrained", True, f"best forget quality over epochs (0 = the target) whose model utility is at "
            f"least {UTILITY_FLOOR:g} x the target's", log_scale=True, bounds=UNIT),
-    Metric("epochs_to_forget", False, "first epoch whose forget ROUGE-L is at most the retain-only model's"),
-    Metric("epochs_to_forget_or_cap", False, "epochs to forget; a run that never forgot counts as cap + 1"),
+    Metric("epochs_to_forget", False, "first epoch whose forget ROUGE-L is at most the retain-only model's",
+           bounds=EPOCHS, cap_offset=0),
+    Metric("epochs_to_forget_or_cap", False, "epochs to forget; a run that never forgot counts as cap + 1",
+           bounds=EPOCHS, cap_offset=1),
     Metric("mu_at_forget", True, "model utility at the epoch the run forgot (equal forgetting)", bounds=UNIT),
 )
 

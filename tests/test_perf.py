@@ -23,9 +23,10 @@ def test_perf_real_data_refuses_bad_input_in_one_line_and_writes_nothing(tmp_pat
     assert main(["perf", "--real-data", str(tmp_path / "data"), "--results", str(results)]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "lacks tdec/lm_extraction_32_0.csv" in err and "gpt2-tokenizer" in err
-    for bad in (["--real-sequences", "0"], ["--real-sequences", "33"], ["--real-limit", "0"], ["--real-items", "-1"]):
+    for bad, valid in ((["--real-sequences", "0"], "an integer from 1 to 32"), (["--real-sequences", "33"], "an integer from 1 to 32"),
+                       (["--real-limit", "0"], "an integer >= 1"), (["--real-items", "-1"], "an integer >= 0")):
         assert main(["perf", "--real-data", str(tmp_path / "data"), *bad, "--results", str(results)]) == 2
-        assert "expected 1-32 / >= 0 / >= 1" in capsys.readouterr().err
+        assert capsys.readouterr().err == f"error: bad {bad[0]} {bad[1]} (expected {valid})\n"
     assert main(["perf", "--real-sequences", "4", "--results", str(results)]) == 2
     assert "go with --real-data DIR" in capsys.readouterr().err
     assert main(["perf", "--quick", "--real-data", str(tmp_path / "data"), "--results", str(results)]) == 2

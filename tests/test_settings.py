@@ -4,6 +4,7 @@ What each objective reads is found here by a different path than its declaration
 loss and `prepare` touch on the hyperparameters is traced while the loss runs."""
 
 import copy
+import re
 
 import pytest
 import torch
@@ -299,3 +300,80 @@ def test_defaults_and_suite_overrides_name_only_settings_their_objective_reads()
         methods.register(Objective("toy2", lambda x: None, needs_retain=False, needs_reference=False, summary="",
                                    defaults={"beta": 2.0}))
     assert "toy2" not in OBJECTIVES
+
+
+def test_every_setting_says_what_is_valid_for_text_of_the_wrong_kind_as_for_a_value_out_of_range(capsys):
+    """`--set epochs=2.5` and `--set lr=abc` (text that is no value of the setting's kind) name the same valid
+    values as `--set epochs=0` and `--set lr=-1` (out of range): for every declared setting, by its kind."""
+    from bench.cli import main
+    from bench.errors import BenchError
+    from bench.settings import SETTINGS
+
+    wrong_kind = {int: ("2.5", "abc", "1e3"), float: ("abc", "1,5", "")}
+    checked = 0
+    for name in setting_names():
+        s = SETTINGS[name]
+        for text in wrong_kind.get(s.kind, ()):
+            with pytest.raises(BenchError) as err:
+                Hyperparams().replace(**{name: text})
+            assert str(err.value) == f"bad hyperparameter {name}={text!r} (expected {s.valid})"
+            checked += 1
+        if s.kind is int:  # a number with a fraction is refused, never truncated (int(2.5) == 2)
+            with pytest.raises(BenchError, match=rf"^bad hyperparameter {name}=2.5 \(expected {re.escape(s.valid)}\)$"):
+                Hyperparams().replace(**{name: 2.5})
+            assert getattr(Hyperparams().replace(**{name: 3.0}), name) == 3  # an integral number is that integer
+        if s.kind is float:
+            with pytest.raises(BenchError, match=rf"^bad hyperparameter {name}=True \(expected {re.escape(s.valid)}\)$"):
+                Hyperparams().replace(**{name: True})
+            assert type(getattr(Hyperparams().replace(**{name: "2"}), name)) is float
+    assert checked == 3 * 4 + 3 * 12  # the int settings (epochs, the two batch sizes, rmu_layer), the float ones
+    assert main(["show-config", "--suite", "tofu-mini", "--methods", "ga", "--set", "epochs=2.5"]) == 2
+    assert capsys.readouterr().err == "error: bad hyperparameter epochs='2.5' (expected an integer >= 1)\n"
+    assert main(["show-config", "--suite", "tofu-mini", "--methods", "ga", "--lr", "abc"]) == 2
+    assert capsys.readouterr().err == "error: bad hyperparameter lr='abc' (expected a number > 0)\n"
+    assert main(["show-config", "--suite", "tofu-mini", "--methods", "ga", "--option", "max_items=2.5"]) == 2
+    assert capsys.readouterr().err == "error: bad option max_items='2.5' (expected an integer >= 0)\n"
+
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["run", "--suite", "tofu-mini", "--threads", "abc"], "bad --threads 'abc' (expected an integer >= 1)"),
+    (["run", "--suite", "tofu-mini", "--threads", "0"], "bad --threads 0 (expected an integer >= 1)"),
+    (["finetune", "--suite", "tofu-mini", "--model", "tiny-llama", "--split", "full", "--seed", "1.5"],
+     "bad --seed '1.5' (expected an integer from 0 to 4294967295)"),
+    (["finetune", "--suite", "tofu-mini", "--model", "tiny-llama", "--split", "full", "--seed", "-1"],
+     "bad --seed -1 (expected an integer from 0 to 4294967295)"),
+    (["perf", "--real-sequences", "x"], "bad --real-sequences 'x' (expected an integer from 1 to 32)"),
+    (["perf", "--real-limit", "0"], "bad --real-limit 0 (expected an integer >= 1)"),
+    (["run", "--methods", "ga"], "the following arguments are required: --suite"),
+])
+def test_integer_flags_and_argparse_errors_are_one_line_saying_what_is_valid(argv, expected, capsys, tmp_path):
+    """The command line's integer flags say the same valid range for text that is no integer as for one out
+    of range, on one line like every other bad input (argparse's usage block is one --help away)."""
+    assert main([*argv, "--results", str(tmp_path / "results")] if argv[0] != "perf" else argv) == 2
+    assert capsys.readouterr().err == f"error: {expected}\n"
+    assert not (tmp_path / "results").exists()
+
+
+def test_every_number_option_says_what_is_valid_for_text_as_for_a_value_out_of_range():
+    """--option's conversion and its range checks speak with one voice, per suite and option: `max_items=abc`
+    and `max_items=-5` both expect an integer >= 0, `relearn_epochs=x` and `=0` a positive integer, `seq_len=abc`
+    and `=8` an integer >= 11."""
+    from bench.errors import BenchError
+    from suites import SUITES
+
+    out_of_range = {"relearn_fraction": "1.5", "relearn_epochs": "0", "seq_len": "8"}  # the options narrower than their type
+    for _, suite in SUITES.items():
+        assert set(suite.option_valid) <= set(out_of_range)
+        for key, default in suite.all_options().items():
+            if type(default) not in (int, float):
+                continue
+            valid = suite.option_valid.get(key) or ("an integer >= 0" if type(default) is int else "a number")
+            bad = {"abc": "'abc'", out_of_range.get(key, "-5" if type(default) is int else None): None}
+            for text, shown in bad.items():
+                if text is None:
+                    continue
+                with pytest.raises(BenchError) as err:
+                    suite.check_options({key: text})
+                assert str(err.value).startswith(f"bad option {key}=") and str(err.value).endswith(f" (expected {valid})"), \
+                    (suite.name, key, text, str(err.value))

@@ -69,3 +69,32 @@ def test_a_zero_difference_prints_as_0_never_minus_0():
     assert fmt(-1 * (0.5 - 0.5)) == "0"
     assert fmt_summary(Summary(-0.0, -0.0, 0.0, 3)) == "0 [0, 0]"
     assert fmt(-0.0004) == "-4.00e-04" and fmt(-0.25) == "-0.25"  # real negatives keep their sign
+
+
+@pytest.mark.parametrize("suite", ["tofu-mini", "tdec-mini"])
+def test_an_epoch_count_interval_stays_within_one_and_the_cap(suite):
+    """Epochs to forget lie in [1, cap] (cap + 1 for a run that never forgot, in the _or_cap column): npo on
+    tdec-mini forgot after 2, 2, 2, 2 and 8 epochs on the five sets, whose t-interval starts below 0. Every
+    table that summarises the column (leaderboard, paper table, claims' A/B values) clips it there, as a
+    probability's to [0, 1]."""
+    import pandas as pd
+
+    from bench.leaderboard import leaderboard
+    from bench.tables import column_summary
+    from suites import SUITES
+
+    metric = {m.name: m for m in SUITES[suite].metrics}
+    values = [2, 2, 2, 2, 8]
+    lo, hi = sp.t.interval(0.95, 4, loc=sp.tmean(values), scale=sp.sem(values))
+    assert lo == pytest.approx(-0.131, abs=1e-3) and hi == pytest.approx(6.531, abs=1e-3)  # 3.2 ± 2.776 x 1.2
+    assert (metric["epochs_to_forget"].summarize(values, cap=6).lo, metric["epochs_to_forget"].summarize(values, cap=6).hi) == (1.0, 6.0)
+    assert metric["epochs_to_forget_or_cap"].summarize(values, cap=6).hi == pytest.approx(hi)  # below cap + 1 = 7
+    assert metric["epochs_to_forget"].summarize(values).hi == pytest.approx(hi)  # no cap known: only the floor
+    runs = pd.DataFrame({"run_id": [f"r{i}" for i in range(5)], "status": "finished", "model": "m", "split": "s",
+                         "method": "npo", "lr": 1e-3, "config": "c", "max_epochs": 20, "epochs_to_forget": values,
+                         "epochs_to_forget_or_cap": values})
+    row = leaderboard(suite, None, runs=runs, refs=pd.DataFrame()).iloc[0]
+    assert (row["epochs_to_forget_lo"], row["epochs_to_forget_hi"]) == (1.0, pytest.approx(hi))
+    capped = runs.assign(max_epochs=5)
+    assert (column_summary(capped, "epochs_to_forget", metric).lo, column_summary(capped, "epochs_to_forget", metric).hi) == (1.0, 5.0)
+    assert column_summary(capped, "epochs_to_forget_or_cap", metric).hi == 6.0  # cap 5 + 1
