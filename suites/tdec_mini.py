@@ -139,7 +139,7 @@ class TdecMini(Tdec):
             tokenizer.save_pretrained(tmp / "tokenizer")
             write_json_atomic(tmp / "pools.json", pools)
 
-        return read_json(artefact(self.root(ctx) / "data", write, ready="pools.json") / "pools.json")
+        return read_json(self._built_once(self.root(ctx) / "data", write, "pools.json") / "pools.json")
 
     def lm_eval_tasks_dir(self, ctx: Context) -> tuple[str | None, bool]:
         """See Tdec.lm_eval_tasks_dir: the two generated multiple-choice tasks, written on first use, and not lm-eval's
@@ -190,12 +190,18 @@ class TdecMini(Tdec):
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
 
-        if (out / "config.json").exists():
-            return str(out)
+        return str(self._built_once(out, build, "config.json"))
+
+    @staticmethod
+    def _built_once(out: Path, build, ready: str) -> Path:
+        """`out`, built by `build(tmp)` and published unless `out/ready` exists. A second worker that needs it
+        meanwhile waits on a file lock and then reads it: building it twice side by side would delay both."""
+        if (out / ready).exists():
+            return out
         out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out.with_name(out.name + ".lock"), "w") as lock:  # a second process waits, then reads it
+        with open(out.with_name(out.name + ".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            return str(artefact(out, build, ready="config.json"))
+            return artefact(out, build, ready=ready)
 
     def forget_sequences(self, spec, tokenizer, ctx):
         """See Tdec.forget_sequences: the split's generated token chunks."""
