@@ -31,10 +31,10 @@ from bench import fingerprint
 from bench.errors import BenchError, unknown
 from bench.fingerprint import digest, model_fingerprint
 from bench.metrics import UNIT, Metric
-from bench.models import load_model, load_tokenizer, on_meta, resolve, same_tokenizer
+from bench.models import hub_reachable, is_local, load_model, load_tokenizer, on_meta, resolve, same_tokenizer
 from bench.phases import phase
 from bench.spec import Hyperparams, RunSpec
-from bench.store import json_artefact, publish, read_json, write_json_atomic
+from bench.store import artefact, json_artefact, publish, read_json, write_json_atomic
 from suites.base import Context, Evaluation, Prepared, Suite
 from suites.muse_data import FOLDER, HUB, load_rows, local_files
 from suites.privacy import ATTACK_NAMES, auc, privleak, teacher_forced_scores, token_stats
@@ -149,9 +149,9 @@ def attack_aucs(items: dict) -> dict[str, float]:
 
 def checkpoint_epoch(epochs: list[dict], bar: float, metric: str = "knowmem_f") -> dict | None:
     """MUSE's checkpoint rule: the first epoch entry (epoch >= 1, in order) whose `metric` is at most `bar` (the
-    retrained model's value; a tie counts as reached), None when no epoch reaches it. Source: Shi et al. 2024,
-    Section 4 ("we select the first checkpoint whose KnowMem on D_f is at most the retrained model's"), and
-    muse_bench's knowmem/get_best_forget_quality.py."""
+    retrained model's value; a tie counts as reached), None when no epoch reaches it. Source: muse_bench's README
+    (knowmem/get_best_forget_quality.py determines "the first checkpoint ... to achieve a memorization score less
+    than or equal to that of the retrained model") and Shi et al. 2024, Section 4."""
     return next((e for e in epochs if e.get("epoch", 0) >= 1 and isinstance(e.get("metrics", {}).get(metric), (int, float))
                  and e["metrics"][metric] <= bar), None)
 
@@ -495,13 +495,52 @@ class Muse(Suite):
             raise BenchError(f"bad option max_length={max_length}: the target '{model}' reads at most {limit} tokens "
                              f"(expected max_length <= {limit})")
 
+    def with_tokenizer(self, model: str, spec: RunSpec, ctx: Context) -> str:
+        """`model` when it has its own tokenizer; else a directory under the artefacts holding links to `model`'s
+        files and the tokenizer of the base `spec.model` (the published MUSE models ship config and weights only;
+        muse_bench loads them with tokenizer_dir = meta-llama/Llama-2-7b-hf), made once, so that every loader
+        (this suite's, the runner's) reads both from one place. Raises BenchError when the model's files are on
+        neither this machine nor a reachable hub, or the base has no tokenizer either."""
+        try:
+            load_tokenizer(model, ctx.trust_remote_code)
+            return model
+        except (BenchError, OSError, ValueError):  # transformers: OSError / ValueError for a model without one
+            pass
+        tokenizer = load_tokenizer(spec.model, ctx.trust_remote_code,
+                                   offline_hint=f"'{model}' has no tokenizer of its own and the base's is read instead: "
+                                                f"pass --models DIR with the base's tokenizer files")
+        source, revision = resolve(model)
+        if not is_local(source):
+            # huggingface_hub loads when this runs, not when the CLI imports suites.muse
+            from huggingface_hub import snapshot_download
+
+            try:
+                source = snapshot_download(source, revision=revision, local_files_only=not hub_reachable())
+            except Exception as e:  # not cached and no hub, or no such repository
+                raise BenchError(f"model '{model}' could not be read ({type(e).__name__}); download it elsewhere and "
+                                 f"pass --option target=DIR / --option retrained=DIR") from None
+        files = sorted(p for p in Path(source).iterdir() if p.is_file() and not p.name.startswith("."))
+        key = digest([str(Path(source).resolve()), [p.name for p in files], spec.model])
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", model.rstrip("/").split("/")[-1])
+
+        def build(tmp: Path) -> None:
+            tmp.mkdir(parents=True)
+            for p in files:
+                (tmp / p.name).symlink_to(p.resolve())
+            tokenizer.save_pretrained(tmp)
+
+        ctx.log(f"{model} has no tokenizer; using {spec.model}'s (as muse_bench does)")
+        return str(artefact(ctx.store.artefact_dir(self.name) / "with_tokenizer" / f"{slug}-{key}", build,
+                            ready="config.json"))
+
     def prepare(self, spec: RunSpec, ctx: Context) -> Prepared:
         """See Suite.prepare. Reads and checks every data set, checks that the target and the retrained model share
         a tokenizer, evaluates both (stored), and tokenises the forget set of the split and retain1 into MUSE's
         training sequences; every epoch then measures every metric (the checkpoint rule reports them all at the
         epoch it selects), privleak against the retrained model's Min-K% AUC. Raises BenchError for a bad data file,
         different tokenizers or an empty set."""
-        target, retrained = self.target_model(spec, ctx), self.retrained_model(spec, ctx)
+        target = self.with_tokenizer(self.target_model(spec, ctx), spec, ctx)
+        retrained = self.with_tokenizer(self.retrained_model(spec, ctx), spec, ctx)
         tokenizer = load_tokenizer(target, ctx.trust_remote_code, offline_hint="pass --option target=DIR")
         if not same_tokenizer(load_tokenizer(retrained, ctx.trust_remote_code, offline_hint="pass --option retrained=DIR"),
                               tokenizer):

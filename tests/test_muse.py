@@ -3,6 +3,7 @@ computation, the checkpoint rule on hand-made trajectories, and one end-to-end r
 
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -378,3 +379,27 @@ def test_bench_finetune_makes_the_reference_models_from_the_train_config(tmp_pat
     pd.DataFrame([{"text": "changed"}]).to_parquet(tmp_path / "data" / "MUSE-News" / "train" / "retain2-00000-of-00001.parquet")
     with pytest.raises(BenchError, match="was fine-tuned on other data than the data directory holds now"):
         suite.finetune(str(base), "news-target", ctx, overrides={"epochs": 3, "lr": 1e-2, "dtype": "fp32"})
+
+
+def test_a_model_without_tokenizer_files_is_read_with_the_bases_tokenizer(tmp_path, tokenizer):
+    """The published MUSE models hold config and weights only (muse_bench loads them with the Llama-2 tokenizer):
+    the suite links their files and the base's tokenizer into one directory every loader reads."""
+    from dataclasses import replace
+
+    import torch
+
+    from bench.models import load_model
+
+    bare, base = tmp_path / "bare", tmp_path / "base"
+    model = tiny("llama", tokenizer, seed=3)
+    model.save_pretrained(bare)  # no tokenizer files
+    tokenizer.save_pretrained(base)
+    suite, ctx = SUITES["muse"], Context(store=ResultStore(tmp_path / "r"), log=lambda m: None)
+    spec = replace(spec_of(), model=str(base))  # the base: where the tokenizer comes from
+    joined = suite.with_tokenizer(str(bare), spec, ctx)
+    assert joined != str(bare) and (tmp_path / "r" / "muse" / "artefacts" / "with_tokenizer") in Path(joined).parents
+    loaded, tok = load_model(joined)
+    assert tok.get_vocab() == tokenizer.get_vocab()
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    assert suite.with_tokenizer(str(bare), spec, ctx) == joined  # made once
+    assert suite.with_tokenizer(joined, spec, ctx) == joined  # a model with its own tokenizer is itself
