@@ -128,3 +128,30 @@ def export_model(model: torch.nn.Module, tokenizer, out_dir: Path) -> Path:
     merged(model).save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir
+
+
+def _aside(path: Path) -> Path:
+    return path.with_name(f".{path.name}.previous")
+
+
+def set_aside(path: Path) -> None:
+    """Move a run's own artefact at `path` (its exported model) to a hidden sibling while a fresh start of the run
+    reads its inputs, replacing an older one there; nothing when `path` does not exist. The run's lock holds both."""
+    path = Path(path)
+    shutil.rmtree(_aside(path), ignore_errors=True)
+    if path.exists():
+        os.replace(path, _aside(path))
+
+
+def put_back(path: Path) -> None:
+    """Undo `set_aside` (the fresh start failed on its inputs and the earlier record is restored): the set-aside
+    artefact replaces whatever is at `path` now; nothing when none was set aside."""
+    path = Path(path)
+    if _aside(path).exists():
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(_aside(path), path)
+
+
+def drop_set_aside(path: Path) -> None:
+    """Discard what `set_aside` kept for `path` (the run has a new result, or failed: the old artefact is stale)."""
+    shutil.rmtree(_aside(Path(path)), ignore_errors=True)

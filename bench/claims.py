@@ -270,6 +270,13 @@ def _runs_of(runs: pd.DataFrame, name: str, suite: str, only_forgotten: bool) ->
     return chosen
 
 
+def _basis(runs: pd.DataFrame, suite: str, a: str, b: str, only_forgotten: bool) -> str:
+    """A digest of the settings of the runs a comparison of A and B draws on (seeds and splits aside): a plan's
+    decision is about runs of these settings, not of others that later take their place."""
+    sides = [sorted({str(x) for x in _runs_of(runs, m, suite, only_forgotten)["settings"]}) for m in (a, b)]
+    return hashlib.sha256(json.dumps(sides).encode()).hexdigest()[:12]
+
+
 def distinct_pairs(merged: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """Matched pairs without bit-identical replicates: a pair is kept when neither its A run nor its B run
     repeats an earlier one (the seed changed nothing); the reason names a method whose runs repeat."""
@@ -390,12 +397,14 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None) -> l
             key = comparison_key(c, a, b, len(pairs))
             if plan is not None:  # a plan written under the old keys keeps the looks taken for this comparison
                 plan.adopt(key, legacy_comparison_key(c, a, b), alpha)
-            frozen = plan.decided(key) if plan is not None else None
-            if frozen is not None:
-                checks.append(Check(**{**frozen, "a": label_a or frozen["a"]}))
-                continue
             check, diffs = _check(runs, suite, a, b, metric, only, 1 - alpha, c["margin"], log10)
             if plan is not None and check.pairs:
+                # a verdict decided at an earlier look stands only for the runs it was decided on
+                plan.check_basis(key, check.pairs, _basis(runs, suite, a, b, only))
+                frozen = plan.decided(key)
+                if frozen is not None:
+                    checks.append(Check(**{**frozen, "a": label_a or frozen["a"]}))
+                    continue
                 level = plan.look(key, check.pairs, alpha)
                 if level is None:  # nothing added since the last look, or past the cap: nothing left to spend
                     check.verdict, check.reason = "inconclusive", "no alpha left to spend (at the replicate cap)"

@@ -165,7 +165,9 @@ def run_one(spec: RunSpec, ctx: Context, force: bool = False, keep_model: bool =
         if main:
             if force or resume_from is None:  # a fresh start keeps nothing of an earlier attempt
                 checkpoint.remove_all(run.dir)
-                shutil.rmtree(run.dir / MODEL_DIR, ignore_errors=True)
+                # the earlier attempt's exported model goes aside, not away: an input error below restores it
+                # with the record it belongs to; anything else (a new result, a failure) discards it
+                checkpoint.set_aside(run.dir / MODEL_DIR)
                 run.record = new_record(spec)
                 run.record["started_at"] = time.time()
             else:
@@ -178,8 +180,16 @@ def run_one(spec: RunSpec, ctx: Context, force: bool = False, keep_model: bool =
         if not main:  # trains alongside rank 0; the store is rank 0's
             run = Run(shared.dir, shared.record, existed=shared.existed, writes=False)
         try:
-            with phases.recording(ctx.device):  # time and peak memory per phase -> run.json "phases"
-                _execute(spec, ctx, run, resume_from, keep_model)
+            try:
+                with phases.recording(ctx.device):  # time and peak memory per phase -> run.json "phases"
+                    _execute(spec, ctx, run, resume_from, keep_model)
+            except BenchError:
+                if main and previous is not None:
+                    checkpoint.put_back(run.dir / MODEL_DIR)  # with the record it belongs to, restored below
+                raise
+            finally:
+                if main:
+                    checkpoint.drop_set_aside(run.dir / MODEL_DIR)
         except (NonFiniteLoss, NonFiniteMetric, FinalStageFailed) as e:  # every rank raises these together
             _fail(run, str(e))
             ctx.log(f"{spec.run_id}: FAILED: {e}")

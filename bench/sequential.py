@@ -85,6 +85,23 @@ class Plan:
         self.comparisons[key] = self.legacy.pop(legacy_key)
         return True
 
+    def check_basis(self, key: str, n: int, basis: str) -> None:
+        """Check that comparison `key` still has the runs its looks were taken on: `n` matched replicates (at least
+        the last look's) of runs whose settings digest to `basis` (recorded at the first check). Raises BenchError
+        when runs were deleted or runs of other settings took their place: the recorded looks and verdict are
+        about those runs, not these."""
+        entry = self.comparisons.setdefault(key, {"looks": []})
+        if not entry["looks"]:  # no look yet: the looks to come are about these runs
+            entry["basis"] = basis
+            return
+        if entry.setdefault("basis", basis) != basis:  # a plan from before bases were recorded adopts the runs it has
+            raise BenchError(f"comparison {key!r} in {self.path} was planned on runs of other settings than the ones "
+                             f"in the results now; restore those runs, or delete the plan to start a new one (which "
+                             f"discards the error control of its looks)")
+        if n < entry["looks"][-1]["n"]:
+            raise BenchError(f"comparison {key!r} has {n} matched replicates, fewer than the {entry['looks'][-1]['n']} "
+                             f"of its last look in {self.path}: runs were deleted; restore them or delete the plan")
+
     def decided(self, key: str) -> dict | None:
         """The stored check of a comparison decided at an earlier look (its verdict is final)."""
         entry = self.comparisons.get(key)

@@ -1,6 +1,7 @@
 """Claims, comparisons, derived TOFU metrics and the HTML page, from a fixed set of run.json files with
 three seeds per method: every verdict is known in advance."""
 
+import json
 import shutil
 import subprocess
 
@@ -528,3 +529,36 @@ def test_a_report_on_a_plan_under_the_old_keys_writes_the_same_claims_md(store):
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
     assert (suite_dir / "claims.md").read_bytes() == written
     assert (suite_dir / "sequential.json").read_bytes() == planned
+
+
+def test_a_decided_verdict_stands_only_for_the_runs_it_was_decided_on(store):
+    """A plan's decided verdict is about the runs of its looks: once runs are deleted, or runs of other settings
+    take their place, the report is a one-line error (restore them or delete the plan), never the old verdict
+    shown on other data; where runs of two settings now match a method, the comparison says so (no data)."""
+    from dataclasses import asdict
+
+    from bench.errors import BenchError
+    from bench.sequential import Plan
+
+    claim = [{"id": "mu", "metric": "model_utility", "better": "ihl+fila", "than": "ga+fila", "margin": 0.02}]
+    plan = Plan.open(store.suite_dir("tofu-mini"), n_max=10)
+    [first] = claims.evaluate(claim, "tofu-mini", load_runs("tofu-mini", store), plan)
+    key = next(iter(plan.comparisons))
+    plan.comparisons[key].update(decided=True, check={**asdict(first.checks[0]), "verdict": "holds"})
+    [again] = claims.evaluate(claim, "tofu-mini", load_runs("tofu-mini", store), plan)
+    assert again.checks[0].verdict == "holds"  # the same runs: the decision stands
+
+    # runs of the same methods at another setting, next to the old ones: two configurations, no data
+    for method, seeds in RUNS.items():
+        for seed, epochs in enumerate(seeds):
+            [spec] = expand("tofu-mini", method, seeds=str(seed), hparams={"epochs": 3})
+            write_json_atomic(store.run_dir(spec) / "run.json", record(spec, epochs))
+    [mixed] = claims.evaluate(claim, "tofu-mini", load_runs("tofu-mini", store), plan)
+    assert mixed.checks[0].verdict.startswith("no data") and "configurations" in mixed.checks[0].verdict
+
+    # the old runs deleted: only the epochs=3 runs remain, as many pairs as before, other settings
+    for d in store.suite_dir("tofu-mini").glob("runs/*"):
+        if json.loads((d / "run.json").read_text())["spec"]["hparams"]["epochs"] == 2:
+            shutil.rmtree(d)
+    with pytest.raises(BenchError, match="was planned on runs of other settings"):
+        claims.evaluate(claim, "tofu-mini", load_runs("tofu-mini", store), plan)

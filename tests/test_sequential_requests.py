@@ -471,3 +471,25 @@ def test_muses_sustainability_axis_runs_end_to_end_on_local_files(tmp_path):
     assert sorted(on_axis["point"]) == [1, 1, 2, 2, 3, 3, 4, 4]
     written, figures, _ = axes.write(SUITES["muse"], load_runs("muse", store), store.suite_dir("muse"))
     assert [p.name for p in written] == ["axis_sust.md"] and len(figures) == 3
+
+
+def test_a_fresh_start_that_fails_on_its_inputs_keeps_the_exported_model_and_the_record(chain, ctx, monkeypatch):
+    """A finished request whose model a later one starts from is recomputed (--force, or changed inputs) and the
+    new attempt fails on its inputs (a one-line error): the record is restored byte for byte and so is the
+    exported model it belongs to; nothing is left set aside."""
+    specs = expand("chain-toy", "ga", seeds="0", axis="sust")
+    assert not run_grid(specs, ctx, show_progress=False).failed
+    first = ctx.store.run_dir(specs[0])
+    exported = final_model(first)
+    before = {p.relative_to(first): p.read_bytes() for p in Path(exported).rglob("*") if p.is_file()}
+    record = (first / "run.json").read_bytes()
+
+    def bad_inputs(spec, ctx):
+        raise BenchError("missing data file /nowhere/forget.json")
+
+    monkeypatch.setattr(SUITES["chain-toy"], "prepare", bad_inputs)
+    with pytest.raises(BenchError, match="missing data file"):
+        run_one(specs[0], ctx, force=True)
+    assert (first / "run.json").read_bytes() == record
+    assert {p.relative_to(first): p.read_bytes() for p in Path(exported).rglob("*") if p.is_file()} == before
+    assert not [p for p in first.iterdir() if p.name.startswith(".model")]
