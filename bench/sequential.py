@@ -36,6 +36,30 @@ FILE = "sequential.json"
 VERSION = 2  # keys name `among` and the comparison count (version 1, unmarked: they did not)
 
 
+def _read_plan(path: Path) -> dict:
+    """The plan stored at `path`, checked for the shape `Plan.save` writes; a one-line BenchError naming the file
+    for anything else (a damaged file must not be read as other levels than the ones spent)."""
+    fix = "restore it, or delete it to start a new plan (which discards the error control of its looks)"
+    try:
+        data = read_json(path)
+    except (OSError, ValueError) as e:
+        raise BenchError(f"{path} cannot be read as a sequential plan ({type(e).__name__}: {e}); {fix}") from None
+    if not isinstance(data, dict):
+        raise BenchError(f"{path} is not a sequential plan (expected a JSON object, got {type(data).__name__}); {fix}")
+    if data.get("version", VERSION) != VERSION:
+        raise BenchError(f"{path} has plan version {data['version']!r}; this harness reads version {VERSION} "
+                         f"(or plans from before versions); {fix}")
+    n_max = data.get("n_max")
+    if not isinstance(n_max, int) or isinstance(n_max, bool) or n_max < 1:
+        raise BenchError(f"{path}: n_max {n_max!r} is not an integer >= 1; {fix}")
+    for part in ("comparisons", "legacy"):
+        entries = data.get(part, {})
+        if not isinstance(entries, dict) or not all(
+                isinstance(e, dict) and isinstance(e.get("looks", []), list) for e in entries.values()):
+            raise BenchError(f"{path}: {part} is not a mapping of comparisons to their looks; {fix}")
+    return data
+
+
 class Plan:
     """The looks taken so far (JSON at results/<suite>/sequential.json)."""
 
@@ -53,7 +77,7 @@ class Plan:
         A different n_max than the recorded one is a one-line error (the cap is part of the levels)."""
         path = suite_dir / FILE
         if path.exists():
-            data = read_json(path)
+            data = _read_plan(path)
             if n_max is not None and n_max != data["n_max"] and not any(
                     c.get("looks") for part in ("comparisons", "legacy") for c in data.get(part, {}).values()):
                 return cls(path, n_max)  # no look taken yet: no error control to lose

@@ -562,3 +562,21 @@ def test_a_decided_verdict_stands_only_for_the_runs_it_was_decided_on(store):
             shutil.rmtree(d)
     with pytest.raises(BenchError, match="was planned on runs of other settings"):
         claims.evaluate(claim, "tofu-mini", load_runs("tofu-mini", store), plan)
+
+
+@pytest.mark.parametrize("text, says", [
+    ('{"n_max": 10, "comp', "cannot be read as a sequential plan (JSONDecodeError"),
+    ("[]", "is not a sequential plan (expected a JSON object, got list)"),
+    ('{"n_max": "abc", "comparisons": {}}', "n_max 'abc' is not an integer >= 1"),
+    ('{"version": 99, "n_max": 10, "comparisons": {}}', "has plan version 99; this harness reads version 2"),
+    ('{"version": 2, "n_max": 10, "comparisons": []}', "comparisons is not a mapping of comparisons to their looks"),
+])
+def test_a_damaged_plan_is_a_one_line_error_naming_it(store, text, says, capsys):
+    """A sequential.json that is not what Plan.save writes is refused before any level is read from it (the
+    report and `--until-decided` open it alike), and left as it was."""
+    path = store.suite_dir("tofu-mini") / "sequential.json"
+    path.write_text(text)
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()[-1:]
+    assert says in line and str(path) in line
+    assert path.read_text() == text
