@@ -107,10 +107,12 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
         paths.append(out / "robustness.md")
         figures += plots.robustness(single, out, kind.robustness_columns[0], kind.metrics)
     paths += figures
+    # the suite's own claims go to claims.md; another file's to claims-<its name>.md, beside them, not over them
+    claims_md = out / ("claims.md" if own else f"claims-{claims_path.stem}.md")
     if claim_results:
-        paths.append(claims.write_markdown(claim_results, suite, out / "claims.md"))
-    elif (out / "claims.md").exists():  # no claims this time: an earlier report's verdicts must not stand in
-        (out / "claims.md").unlink()
+        paths.append(claims.write_markdown(claim_results, suite, claims_md))
+    elif claims_md.exists():  # no claims this time: an earlier report's verdicts must not stand in
+        claims_md.unlink()
     signal = signal_table(suite, single)
     if signal:
         (out / "signal.md").write_text(f"# {suite}: which columns carry signal ({rule})\n\n{SIGNAL_NOTE}\n\n"

@@ -345,7 +345,8 @@ def test_an_adhoc_claims_file_neither_reads_nor_writes_the_suites_plan(store, tm
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--claims", str(mine)]) == 0
     assert (store.suite_dir("tofu-mini") / "sequential.json").read_bytes() == planned
     assert "is not the suite's claims file: its comparisons are tested at the fixed-sample level" in capsys.readouterr().err
-    text = (store.suite_dir("tofu-mini") / "claims.md").read_text()
+    assert not (store.suite_dir("tofu-mini") / "claims.md").exists()  # the suite's own verdicts are not replaced
+    text = (store.suite_dir("tofu-mini") / "claims-mine.md").read_text()
     row = next(line for line in text.splitlines() if line.startswith("| ihl+fila "))
     assert [c.strip() for c in row.split("|")][7] == "0.95"  # level: one comparison at 1 - 0.05, not the 1 - 0.05 * 3 / 10 the plan spent
 
