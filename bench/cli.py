@@ -420,8 +420,8 @@ def _until_decided(args, specs) -> int:
             continue
         if not undecided:
             stuck = undecided_methods(results)
-            print(f"every claim comparison is decided after seeds {','.join(map(str, seeds))} of splits "
-                  f"{','.join(splits)}" if not stuck else
+            print(f"every claim comparison is decided ({ctx.store.suite_dir(args.suite) / 'claims.md'} gives each "
+                  f"verdict with the replicates and level it was decided at)" if not stuck else
                   f"no more seeds can decide the comparisons still inconclusive: every seed reproduces the runs of "
                   f"{', '.join(sorted(inert))} bit for bit, so no seed adds a pair; claims.md gives the replicates "
                   f"each would need")

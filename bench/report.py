@@ -59,10 +59,11 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
     # looks; another claims file is a fixed-sample analysis that neither reads nor writes it
     own = claims_path.resolve() == claims.suite_claims_path(suite).resolve()
     plan = Plan.open(out) if own else None
-    if not own and Plan.open(out) is not None:
+    claim_list = claims.load(claims_path, suite) if claims_file or claims_path.exists() else []  # errors first
+    if not own and claim_list and (out / "sequential.json").exists():
         print(f"{claims_path} is not the suite's claims file: its comparisons are tested at the fixed-sample level, "
               f"outside the sequential plan {out / 'sequential.json'} (left as it is)", file=sys.stderr)
-    claim_results = claims.evaluate_file(claims_path, suite, runs, plan) if claims_file or claims_path.exists() else []
+    claim_results = claims.evaluate(claim_list, suite, runs, plan) if claim_list else []
     if plan is not None and claim_results:
         plan.save()
     out.mkdir(parents=True, exist_ok=True)

@@ -82,9 +82,10 @@ class Plan:
                     c.get("looks") for part in ("comparisons", "legacy") for c in data.get(part, {}).values()):
                 return cls(path, n_max)  # no look taken yet: no error control to lose
             if n_max is not None and n_max != data["n_max"]:
-                raise BenchError(f"{path} was planned with at most {data['n_max']} replicates per comparison; "
-                                 f"--max-seeds asks for {n_max} (delete the file to start a new plan, which "
-                                 "discards the error control of the looks taken so far)")
+                raise BenchError(f"{path} was planned with at most {data['n_max']} replicates per comparison; this "
+                                 f"grid's cap is {n_max} (--max-seeds x forget splits x models): give the --max-seeds "
+                                 "of the plan, or delete the file to start a new plan, which discards the error control "
+                                 "of the looks taken so far")
             return cls(path, data["n_max"], data)
         if n_max is None:
             return None

@@ -410,30 +410,6 @@ def test_a_plan_under_the_old_keys_keeps_its_looks(store, tmp_path):
     assert list(saved.legacy) == [next(iter(saved.legacy))] and next(iter(saved.legacy)).startswith("other: ")
 
 
-def test_the_committed_tofu_mini_plan_keeps_every_look():
-    """results/tofu-mini/sequential.json (old keys): every entry is adopted by the comparison of
-    suites/claims/tofu.yaml it was recorded for, with its looks and frozen checks unchanged."""
-    import copy
-    import json
-    from pathlib import Path
-
-    from bench.sequential import Plan
-
-    path = Path(__file__).resolve().parent.parent / "results" / "tofu-mini" / "sequential.json"
-    data = json.loads(path.read_text())
-    if data.get("version"):
-        pytest.skip("results/tofu-mini/sequential.json has been regenerated under the new keys")
-    plan = Plan(path, data["n_max"], copy.deepcopy(data))
-    listed = claims.load(claims.suite_claims_path("tofu-mini"))
-    for c in listed:  # a best claim's comparisons: the methods its entries name (the runs are not committed)
-        pairs = c["pairs"] or [tuple(k.split(": ", 1)[1].rsplit(" [", 1)[0].split(" vs "))
-                               for k in data["comparisons"] if k.startswith(c["id"] + ": ")]
-        for a, b in pairs:
-            plan.adopt(claims.comparison_key(c, a, b, len(pairs)), claims.legacy_comparison_key(c, a, b), 0.05 / len(pairs))
-    assert plan.legacy == {} and len(plan.comparisons) == len(data["comparisons"]) == 17
-    assert sorted(map(json.dumps, plan.comparisons.values())) == sorted(map(json.dumps, data["comparisons"].values()))
-
-
 @pytest.mark.parametrize("claim, message", [
     ("{id: b, kind: best, metric: fq_constrained, method: ihl+fila, margin: 1, among: null}",
      "claim 'b' in {path}: among must be a non-empty list of objectives, got None (valid: ceu, ga, gd,"),
