@@ -11,8 +11,6 @@ import ast
 import functools
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("bench", "suites", "methods", "benchmarks")
 
@@ -25,10 +23,6 @@ KERNEL = (
     "bench.spec", "bench.stats",
     "bench.store", "bench.tiny", "bench.tokenizer", "bench.truncation",
 )
-
-# Imports allowed to break a rule, each (importer, imported) with the reason: none. An entry that no longer
-# exists fails the test too, so the list stays true.
-KNOWN_REMAINING: dict[tuple[str, str], str] = {}
 
 
 def modules() -> dict[str, Path]:
@@ -101,10 +95,6 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
-def without_known(edges: dict[str, set[str]]) -> dict[str, set[str]]:
-    return {v: {w for w in ws if (v, w) not in KNOWN_REMAINING} for v, ws in edges.items()}
-
-
 def test_the_graph_sees_function_level_and_package_imports():
     """The parser itself, on imports whose targets are known by hand."""
     edges = graph()
@@ -119,14 +109,12 @@ def test_the_graph_sees_function_level_and_package_imports():
 
 
 def test_no_import_cycle():
-    edges = graph()
-    remaining = cycles(without_known(edges))
-    print("import cycles (with the known imports):", cycles(edges) or "none")
-    assert remaining == [], f"import cycles: {remaining}"
+    found = cycles(graph())
+    assert found == [], f"import cycles: {found}"
 
 
 def test_the_kernel_imports_no_suite_method_or_application_module():
-    edges = without_known(graph())
+    edges = graph()
     missing = [m for m in KERNEL if m not in edges]
     assert not missing, f"kernel modules that do not exist: {missing} (update KERNEL and docs/layout.md)"
     outside = {(m, t) for m in KERNEL for t in edges[m] if t not in KERNEL}
@@ -137,10 +125,3 @@ def test_only_the_perf_command_imports_the_benchmarks():
     edges = graph()
     importers = {m for m, ts in edges.items() for t in ts if t.startswith("benchmarks") and not m.startswith("benchmarks")}
     assert importers == {"bench.cli"}  # cmd_perf: `python -m bench perf` runs benchmarks/
-
-
-@pytest.mark.parametrize("edge", sorted(KNOWN_REMAINING))
-def test_every_known_remaining_import_still_exists(edge):
-    """A fixed import leaves the list: the test says which line to delete."""
-    importer, imported = edge
-    assert imported in graph()[importer], f"{importer} no longer imports {imported}: remove it from KNOWN_REMAINING"
