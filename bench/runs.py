@@ -197,8 +197,9 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
 
 
 def reference_rows(suite: str, store: ResultStore) -> pd.DataFrame:
-    """The target (before unlearning) and reference (retain-only) rows TOFU tables carry: one per distinct
-    model (several when references are fine-tuned per seed, which tables then summarise)."""
+    """The target (before unlearning) and reference rows the tables carry, labelled `(target)` and
+    `(<suite.reference_role>)` (TOFU's `(retain)`, MUSE's `(retrained)`): one per distinct model (several when
+    references are fine-tuned per seed, which tables then summarise)."""
     rows, seen = [], set()
     for _, record, _ in store.iter_records(suite):
         if not record or "suite_records" not in record:
@@ -206,7 +207,8 @@ def reference_rows(suite: str, store: ResultStore) -> pd.DataFrame:
         if record["spec"].get("previous"):  # a later request starts from an earlier one's model, not the target
             continue
         spec, extra = record["spec"], record["suite_records"]
-        for role, key, path in (("target", "target_metrics", "target"), ("retain", "reference_metrics", "reference")):
+        for role, key, path in (("target", "target_metrics", "target"),
+                                (SUITES[suite].reference_role, "reference_metrics", "reference")):
             ident = (spec["model"], spec["split"], role, extra.get(path))  # one row per reference model
             if key in extra and ident not in seen:
                 seen.add(ident)

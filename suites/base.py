@@ -142,6 +142,8 @@ class Suite(ABC):
     option_valid: dict[str, str] = RECIPE_VALID
     robustness_columns: tuple[str, ...] = ()  # robustness.md's metrics (bench/robustness.py)
     recovery_metric: str | None = None  # what the relearning recovery is a share of
+    # the tables' name for the model trained without the forget set: TOFU's retain-only model, MUSE's retrained one
+    reference_role: str = "retain"
     reads_data_dir: bool = True  # False: the suite builds its own data and never reads --data-dir
     # True: the forget splits are replicates of one task (TDEC's five sets, which the paper averages), so
     # summaries across result sets (agreement.md) pool them; False: each split is its own task (TOFU's 1/5/10 %)

@@ -185,6 +185,7 @@ class Muse(Suite):
     # the seed sets the batch order (and LoRA's initialisation): three give every cell an interval, as TOFU's
     default_seeds = (0, 1, 2)
     claims = "muse"  # suites/claims/muse.yaml: MUSE's findings as comparisons
+    reference_role = "retrained"  # MUSE's name for the model trained without D_f
     # MUSE's scalability and sustainability (`bench run --axis scal|sust`, bench/axes.py), News only: MUSE-Books has
     # no scal / sust subsets. Fold 1 is the original forget set (muse_bench README, "Evaluate Scalability and
     # Sustainability"), so point 1 is the corpus's ordinary run. Scalability unlearns each fold from the target

@@ -26,7 +26,6 @@ MUSE_CAPTION = (
 MUSE_COLUMNS = {"verbmem_f": ("VerbMem D_f", False), "knowmem_f": ("KnowMem D_f", False),
                 "privleak": ("PrivLeak", False), "knowmem_r": ("KnowMem D_r", True)}
 NO_BEST = ("privleak",)  # best = nearest 0 (bench.tables.cells ranks by higher / lower only)
-REFERENCE_ROLES = {"(target)": "(target)", "(retain)": "(retrained)"}  # bench.runs.reference_rows' role labels
 
 
 def muse_rows(runs: pd.DataFrame, refs: pd.DataFrame, metrics=(), shown=tuple(MUSE_COLUMNS)) -> tuple[list[dict], dict]:
@@ -44,11 +43,11 @@ def muse_rows(runs: pd.DataFrame, refs: pd.DataFrame, metrics=(), shown=tuple(MU
     splits = sorted(set(runs["split"].dropna())) if "split" in runs else []
     runs = runs.assign(method=row_labels(runs, ["split", "method"])) if not runs.empty else runs
     for split in splits:
-        for role, label in REFERENCE_ROLES.items():
+        for role in ("(target)", "(retrained)"):
             ref = refs[(refs["method"] == role) & (refs["split"] == split)] if not refs.empty else refs
             if ref.empty:
                 continue
-            row = {"split": split, "method": label, "runs": "", "status": "reference", "reached": "", "reference": True}
+            row = {"split": split, "method": role, "runs": "", "status": "reference", "reached": "", "reference": True}
             for metric in shown:  # a single model: its one value in both column groups
                 row[metric] = row[f"{metric}_at_forget"] = column_summary(ref, metric, metrics)
             rows.append(row)
@@ -110,12 +109,12 @@ def muse_tradeoff(runs: pd.DataFrame, refs: pd.DataFrame, out_dir: Path, metrics
                 if x and y:
                     ax.errorbar([x.mean], [y.mean], xerr=error_bar(x), yerr=error_bar(y), fmt="o", color=line.get_color(),
                                 markerfacecolor=face, markersize=8, markeredgecolor="black", capsize=3, zorder=3)
-        for role, marker in (("(target)", "X"), ("(retain)", "*")):
+        for role, marker in (("(target)", "X"), ("(retrained)", "*")):
             ref = refs[(refs["method"] == role) & (refs["split"] == split)] if not refs.empty else refs
             if not ref.empty and "knowmem_f" in ref:
                 ax.scatter(ref["knowmem_f"], ref["knowmem_r"], marker=marker, s=160, color="black",
-                           label=REFERENCE_ROLES[role].strip("()"), zorder=4)
-                if role == "(retain)":
+                           label=role.strip("()"), zorder=4)
+                if role == "(retrained)":
                     ax.axvline(float(ref["knowmem_f"].mean()), linestyle="--", color="gray", linewidth=1)
         ax.set_xlabel("KnowMem on D_f (ROUGE-L F1; lower = forgotten)")
         ax.set_ylabel("KnowMem on D_r (utility preservation)")

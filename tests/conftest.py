@@ -5,6 +5,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import fcntl
 import random
 
 import pytest
@@ -41,20 +42,27 @@ def tiny(arch, tokenizer, seed=0):
 
 @pytest.fixture(scope="session")
 def tdec_mini_artefacts(tmp_path_factory):
-    """tdec-mini's corpus and memorising base model, built once per test session (about a minute);
+    """tdec-mini's corpus and memorising base model, built once per test session (about a minute;
+    once for both processes under `pytest -n 2`);
     `with_tdec_mini_artefacts(dir)` copies them into a results directory (they are keyed by content)."""
     from bench.store import ResultStore
     from bench.spec import RunSpec
     from suites import SUITES, Context
 
-    root = tmp_path_factory.mktemp("tdec-mini-artefacts")
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # `pytest -n 2`: one build for both worker processes, not one each
+        root = tmp_path_factory.getbasetemp().parent / "tdec-mini-artefacts"
+        root.mkdir(exist_ok=True)
+    else:
+        root = tmp_path_factory.mktemp("tdec-mini-artefacts")
     suite = SUITES["tdec-mini"]
     spec = RunSpec("tdec-mini", "tiny-gpt-neo", "set0", "ga", "full", 0, 0, suite.hparams("tiny-gpt-neo"),
                    suite.check_options({}))
     ctx = Context(store=ResultStore(root), log=lambda msg: None)
-    suite.model_path(spec, ctx)
-    suite.mia_reference_model(spec, ctx)
-    suite.lm_eval_tasks_dir(ctx)
+    with open(root / "build.lock", "w") as lock:  # the other worker waits, then finds every part built
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        suite.model_path(spec, ctx)
+        suite.mia_reference_model(spec, ctx)
+        suite.lm_eval_tasks_dir(ctx)
     return root / "tdec-mini" / "artefacts"
 
 
