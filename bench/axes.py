@@ -139,11 +139,7 @@ def plot(on_axis: pd.DataFrame, axis, name: str, base: str, metric: str, metric_
     ax.set_ylabel(metric)
     ax.set_title(f"{axis.title} ({base})\n{metric}: mean and 95% interval over seeds", fontsize=10)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = out_dir / f"axis_{name}_{base}_{metric}.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return plots.save(plt, fig, out_dir / f"axis_{name}_{base}_{metric}.png")
 
 
 def write(suite, runs: pd.DataFrame, out_dir: Path) -> tuple[list[Path], list[Path], list[tuple]]:

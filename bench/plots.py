@@ -31,6 +31,30 @@ def error_bar(s: stats.Summary | None) -> list[list[float]]:
     return [[max(s.mean - s.lo, 0.0)], [max(s.hi - s.mean, 0.0)]]
 
 
+def save(plt, fig, path: Path) -> Path:
+    """Write `fig` to `path` (PNG, 120 dpi) laid out tight, and close it (pyplot keeps every open figure)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def mean_trajectory(group: pd.DataFrame, x: str, y: str, log_y: bool = False) -> list[tuple[int, float, float]]:
+    """(epoch, mean of metric `x`, mean of metric `y`; geometric where `log_y`) over the runs of one method,
+    epoch by epoch, from each run's `trajectory` [(epoch, {metric: value})]; an epoch without both is left out."""
+    by_epoch: dict[int, list[dict]] = {}
+    for traj in group["trajectory"]:
+        for epoch, metrics in traj:
+            by_epoch.setdefault(epoch, []).append(metrics)
+    out = []
+    for epoch in sorted(by_epoch):
+        mx = stats.summarize([m.get(x) for m in by_epoch[epoch]])
+        my = stats.summarize([m.get(y) for m in by_epoch[epoch]], log_scale=log_y)
+        if mx and my:
+            out.append((epoch, mx.mean, my.mean))
+    return out
+
+
 def robustness(runs: pd.DataFrame, out_dir: Path, metric: str, metrics=()) -> list[Path]:
     """`metric` per method after the last epoch and after each attack (grouped bars, 95% intervals); the
     target under the same quantisation as dotted lines."""
@@ -67,8 +91,4 @@ def robustness(runs: pd.DataFrame, out_dir: Path, metric: str, metrics=()) -> li
     ax.set_title(f"{metric} after the last epoch and after each attack\n(mean, 95% interval over runs)", fontsize=10)
     handles, labels = ax.get_legend_handles_labels()
     ax.legend(handles[::-1], labels[::-1], fontsize=7, loc="lower right")
-    fig.tight_layout()
-    path = out_dir / f"robustness_{metric}.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    return [save(plt, fig, out_dir / f"robustness_{metric}.png")]

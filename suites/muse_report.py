@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import stats
-from bench.plots import error_bar, pyplot
+from bench.plots import error_bar, mean_trajectory, pyplot, save
 from bench.tables import COST, PaperTable, column_summary, forgot_share, left_out_note, row_labels, row_status
 
 MUSE_CAPTION = (
@@ -69,21 +69,6 @@ def muse_rows(runs: pd.DataFrame, refs: pd.DataFrame, metrics=(), shown=tuple(MU
     return rows, columns
 
 
-def mean_trajectory(group: pd.DataFrame) -> list[tuple[int, float, float]]:
-    """(epoch, mean KnowMem on D_f, mean KnowMem on D_r) over the runs of a method, epoch by epoch."""
-    by_epoch: dict[int, list[dict]] = {}
-    for traj in group["trajectory"]:
-        for epoch, metrics in traj:
-            by_epoch.setdefault(epoch, []).append(metrics)
-    out = []
-    for epoch in sorted(by_epoch):
-        forget = stats.summarize([m.get("knowmem_f") for m in by_epoch[epoch]])
-        retain = stats.summarize([m.get("knowmem_r") for m in by_epoch[epoch]])
-        if forget and retain:
-            out.append((epoch, forget.mean, retain.mean))
-    return out
-
-
 def muse_tradeoff(runs: pd.DataFrame, refs: pd.DataFrame, out_dir: Path, metrics=()) -> list[Path]:
     """Per split, muse_tradeoff_<split>.png: utility (KnowMem on D_r) against forgetting (KnowMem on D_f), each
     method's mean per-epoch trajectory, its checkpoint (filled) and last epoch (open) with 95% intervals on both
@@ -99,7 +84,7 @@ def muse_tradeoff(runs: pd.DataFrame, refs: pd.DataFrame, out_dir: Path, metrics
     for split in sorted(finished["split"].unique()):
         fig, ax = plt.subplots(figsize=(7.5, 5.5))
         for method, group in finished[finished["split"] == split].groupby("method", sort=True):
-            traj = mean_trajectory(group)
+            traj = mean_trajectory(group, "knowmem_f", "knowmem_r")
             line, = ax.plot([t[1] for t in traj], [t[2] for t in traj], marker=".", alpha=0.6, label=method)
             for suffix, face in (("_at_forget", line.get_color()), ("", "white")):
                 x = stats.summarize_metric(group.get(f"knowmem_f{suffix}", pd.Series(dtype=float)).dropna(),
@@ -121,11 +106,7 @@ def muse_tradeoff(runs: pd.DataFrame, refs: pd.DataFrame, out_dir: Path, metrics
         ax.set_title(f"MUSE {split}: per-epoch trajectories; checkpoint (filled) and last epoch (open),\n"
                      f"95% intervals over seeds; dashed: the retrained model's KnowMem on D_f", fontsize=9)
         ax.legend(fontsize=7, ncol=2)
-        fig.tight_layout()
-        path = out_dir / f"muse_tradeoff_{split}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save(plt, fig, out_dir / f"muse_tradeoff_{split}.png"))
     return paths
 
 

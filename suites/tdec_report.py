@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import stats
-from bench.plots import error_bar, pyplot
+from bench.plots import error_bar, pyplot, save
 from bench.tables import COST, PaperTable, column_summary, epoch_cap, left_out_note, row_labels, row_status
 
 
@@ -86,11 +86,7 @@ def tdec_epochs(runs: pd.DataFrame, out_dir: Path, metric=None) -> list[Path]:
         ax.set_ylabel("epochs to forget (cap + 1 where not forgotten)")
         ax.legend(fontsize=7)
     ax.set_title("TDEC: epochs to reach the unseen-data thresholds (mean, 95% interval over runs)", fontsize=10)
-    fig.tight_layout()
-    path = out_dir / "epochs_to_forget.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    return [save(plt, fig, out_dir / "epochs_to_forget.png")]
 
 
 def paper_table(suite, runs: pd.DataFrame, refs: pd.DataFrame) -> PaperTable:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import stats
-from bench.plots import error_bar, pyplot
+from bench.plots import error_bar, mean_trajectory, pyplot, save
 from bench.tables import COST, PaperTable, column_summary, forgot_share, left_out_note, row_labels, row_status
 
 FLOOR = 1e-30  # forget quality of exactly 0 drawn here on the log axis
@@ -64,21 +64,6 @@ def tofu_rows(runs: pd.DataFrame, refs: pd.DataFrame, metrics=(), shown=tuple(TO
     return rows, columns
 
 
-def mean_trajectory(group: pd.DataFrame) -> list[tuple[int, float, float]]:
-    """(epoch, mean MU, geometric-mean FQ) over the runs of a method, epoch by epoch."""
-    by_epoch: dict[int, list[dict]] = {}
-    for traj in group["trajectory"]:
-        for epoch, metrics in traj:
-            by_epoch.setdefault(epoch, []).append(metrics)
-    out = []
-    for epoch in sorted(by_epoch):
-        mu = stats.summarize([m.get("model_utility") for m in by_epoch[epoch]])
-        fq = stats.summarize([m.get("forget_quality") for m in by_epoch[epoch]], log_scale=True)
-        if mu and fq:
-            out.append((epoch, mu.mean, max(fq.mean, FLOOR)))
-    return out
-
-
 def tofu_tradeoff(runs: pd.DataFrame, refs: pd.DataFrame, out_dir: Path, metrics=()) -> list[Path]:
     """Per split, tradeoff_<split>.png: forget quality (log axis) against model utility, each method's mean
     per-epoch trajectory and its last epoch with 95% intervals on both axes; target and retain-only as marks."""
@@ -90,8 +75,8 @@ def tofu_tradeoff(runs: pd.DataFrame, refs: pd.DataFrame, out_dir: Path, metrics
     for split in sorted(finished["split"].unique()):
         fig, ax = plt.subplots(figsize=(7.5, 5.5))
         for method, group in finished[finished["split"] == split].groupby("method", sort=True):
-            traj = mean_trajectory(group)
-            line, = ax.plot([t[1] for t in traj], [t[2] for t in traj], marker=".", alpha=0.6, label=method)
+            traj = mean_trajectory(group, "model_utility", "forget_quality", log_y=True)
+            line, = ax.plot([t[1] for t in traj], [max(t[2], FLOOR) for t in traj], marker=".", alpha=0.6, label=method)
             mu = stats.summarize_metric(group["model_utility"], metric_of.get("model_utility"))
             fq = stats.summarize(group["forget_quality"], log_scale=True, bounds=(0.0, 1.0))
             if mu and fq:
@@ -108,11 +93,7 @@ def tofu_tradeoff(runs: pd.DataFrame, refs: pd.DataFrame, out_dir: Path, metrics
         ax.set_title(f"TOFU {split}: mean per-epoch trajectories;\nlast epoch with 95% intervals over "
                      f"{int(finished.groupby('method').size().min())}+ seeds", fontsize=10)
         ax.legend(fontsize=7, ncol=2)
-        fig.tight_layout()
-        path = out_dir / f"tradeoff_{split}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save(plt, fig, out_dir / f"tradeoff_{split}.png"))
     return paths
 
 
