@@ -554,26 +554,37 @@ def cmd_finetune(args) -> int:
     return 0
 
 
+def _results_to_read(path: str) -> str:
+    """`path` if it is a directory; else a BenchError: `status` and `report` only read, so a results directory that
+    does not exist is a typo, not an empty one."""
+    if not Path(path).is_dir():
+        what = "not a directory" if Path(path).exists() else "no such directory"
+        raise BenchError(f"bad --results {path!r}: {what} (expected the results directory `bench run` wrote)")
+    return path
+
+
 def cmd_status(args) -> int:
-    """`bench status`: print the suite's run status table (finished / failed / running, SLURM jobs); return 0."""
+    """`bench status`: print the suite's run status table (finished / failed / running, SLURM jobs); return 0.
+    Raises BenchError for a --results path that is no directory."""
     # pandas loads when this runs, not when the CLI imports bench.cli
     from bench.report import status_table
 
-    print(status_table(args.suite, args.results))
+    print(status_table(args.suite, _results_to_read(args.results)))
     return 0
 
 
 def cmd_report(args) -> int:
     """`bench report`: write the suite's report files (markdown, plots, comparisons) and print their paths; return 0.
 
-    Raises BenchError for an unknown suite, a bad --epoch rule or --compare method, or an --against directory
-    without finished runs of the suite.
+    Raises BenchError for an unknown suite, a --results path that is no directory or holds no run of the suite, a
+    bad --epoch rule or --compare method, or an --against directory without finished runs of the suite.
     """
     # pandas loads when this runs, not when the CLI imports bench.cli
     from bench.report import write_report
 
     SUITES[args.suite]
-    for path in write_report(args.suite, ResultStore(args.results), args.epoch, args.compare, args.claims, args.against):
+    store = ResultStore(_results_to_read(args.results))
+    for path in write_report(args.suite, store, args.epoch, args.compare, args.claims, args.against):
         print(f"wrote {path}")
     return 0
 

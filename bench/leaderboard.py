@@ -129,8 +129,12 @@ def print_leaderboard(suite: str, store: ResultStore) -> None:
     print(tabulate(format_leaderboard(frame, suite), headers="keys", tablefmt="github", showindex=False))
 
 
-LEADERBOARD_NOTE = ("mean over seeds and its 95% Student-t interval [lo, hi]; forget-quality columns on a log "
-                    "scale (geometric mean); bold = best mean or an interval overlapping the best one's (tied) "
-                    "within a model and split (privleak: nearest 0; membership-inference AUCs: nearest the AUC of the "
-                    "calibrating model on the same items, shown as (ref x) -- TOFU's retain-only model, TDEC's "
-                    "Reference-attack model for LOSS -- else nearest 0.5); `runs` = finished / all")
+def leaderboard_note(suite) -> str:
+    """The leaderboard's caption for `suite` (a Suite): how cells are summarised and what bold means, naming only
+    the suite's own log-scale metrics."""
+    logged = sorted({m.name.split("/")[-1] for m in suite.metrics if m.log_scale})
+    scale = f"; {', '.join(logged)} on a log scale (geometric mean)" if logged else ""
+    return (f"mean over seeds and its 95% Student-t interval [lo, hi]{scale}; bold = best mean or an interval "
+            "overlapping the best one's (tied) within a model and split (privleak: nearest 0; membership-inference "
+            "AUCs: nearest the AUC, on the same items, of a model never trained on the forget set, shown as (ref x), "
+            "else nearest 0.5); `runs` = finished / all")

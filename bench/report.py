@@ -20,7 +20,7 @@ from tabulate import tabulate
 from bench import agreement, axes, claims, html, plots, tables
 from bench.compare import COMPARE_NOTE, compare_methods, parse_compare
 from bench.errors import BenchError
-from bench.leaderboard import LEADERBOARD_NOTE, format_leaderboard, leaderboard, print_leaderboard
+from bench.leaderboard import format_leaderboard, leaderboard, leaderboard_note, print_leaderboard
 from bench.runs import (check_epoch_available, check_epoch_rule, first_requests, load_runs, method_base, reference_rows,
                         run_settings)
 from bench.sequential import Plan
@@ -42,8 +42,8 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
     runs = load_runs(suite, store, epoch)
     out = store.suite_dir(suite)
     if runs.empty:
-        print(f"no runs of suite {suite} in {store.root}")
-        return []
+        raise BenchError(f"no runs of suite {suite} in {store.root}: nothing to report (run `python -m bench run "
+                         f"--suite {suite}` first, or pass --results DIR)")
     check_epoch_available(epoch, suite, store)
     comparisons = [compare_methods(suite, runs, *pair) for pair in parse_compare(compare)] if compare else []
     for reason in runs.loc[runs["status"] == "corrupt", "reason"]:  # named, as `status` names them
@@ -77,7 +77,7 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
     md = tabulate(shown, headers="keys", tablefmt="github", showindex=False)
     print(md)
     paths = [out / "leaderboard.md", out / "leaderboard.csv", out / "leaderboard.tex"]
-    paths[0].write_text(f"# {suite} leaderboard ({rule})\n\n{LEADERBOARD_NOTE}.\n\n{md}\n")
+    paths[0].write_text(f"# {suite} leaderboard ({rule})\n\n{leaderboard_note(SUITES[suite])}.\n\n{md}\n")
     frame.to_csv(paths[1], index=False)
     paths[2].write_text(tabulate(format_leaderboard(frame, suite, tex=True), headers="keys", tablefmt="latex_raw",
                                  showindex=False) + "\n")
@@ -129,7 +129,7 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
         print(text)
         (out / "compare.md").write_text(f"# {suite}: pairwise comparisons ({rule})\n\n{COMPARE_NOTE}\n\n{text}\n")
         paths.append(out / "compare.md")
-    paths.append(html.write_page(suite, out / "index.html", shown, rule, LEADERBOARD_NOTE, table_md and paper.caption,
+    paths.append(html.write_page(suite, out / "index.html", shown, rule, leaderboard_note(kind), table_md and paper.caption,
                                  paper and paper.rows and (paper.rows, paper.columns, paper.keys), figures,
                                  claim_results, comparisons, provenance(runs), robustness, axis_sections))
     return paths

@@ -206,10 +206,13 @@ def reference_rows(suite: str, store: ResultStore) -> pd.DataFrame:
             continue
         if record["spec"].get("previous"):  # a later request starts from an earlier one's model, not the target
             continue
-        spec, extra = record["spec"], record["suite_records"]
+        spec, extra, inputs = record["spec"], record["suite_records"], record.get("inputs") or {}
         for role, key, path in (("target", "target_metrics", "target"),
                                 (SUITES[suite].reference_role, "reference_metrics", "reference")):
-            ident = (spec["model"], spec["split"], role, extra.get(path))  # one row per reference model
+            # one row per reference model, told apart by its weights' fingerprint (the run's input `model/<role>`):
+            # a results directory copied or moved, then extended, names the same model by another path
+            model = inputs.get(f"model/{path}") or inputs.get(f"model/{role}") or extra.get(path)
+            ident = (spec["model"], spec["split"], role, model)
             if key in extra and ident not in seen:
                 seen.add(ident)
                 rows.append({"model": spec["model"], "split": spec["split"], "method": f"({role})",

@@ -46,6 +46,20 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
     assert err.startswith("error: ") and err.count("\n") == 1
 
 
+def test_status_and_report_refuse_a_results_directory_that_is_not_there(tmp_path, capsys):
+    """They only read: a mistyped --results is an error, never "no runs" with exit 0; an empty one has nothing to
+    report, and nothing is written into it."""
+    for argv, message in ((["status", "--results", str(tmp_path / "typo")], "no such directory"),
+                          (["report", "--suite", "tofu-mini", "--results", str(tmp_path / "typo")], "no such directory"),
+                          (["report", "--suite", "tofu-mini", "--results", __file__], "not a directory"),
+                          (["report", "--suite", "tofu-mini", "--results", str(tmp_path)], "nothing to report")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+    assert list(tmp_path.iterdir()) == []
+    assert main(["status", "--results", str(tmp_path)]) == 0 and "no runs" in capsys.readouterr().out
+
+
 def test_show_config_resolves_the_grid(capsys):
     assert main(["show-config", "--suite", "tofu-mini", "--methods", "paper", "--ranks", "4,8", "--seeds", "0,1"]) == 0
     out = capsys.readouterr().out

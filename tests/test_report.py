@@ -200,3 +200,24 @@ def test_status_of_every_suite_skips_a_directory_that_is_no_suite(tmp_path, caps
         assert main(["status", "--results", str(tmp_path)]) == 0
     assert spec.run_id in capsys.readouterr().out and "skipped old-backup" in caplog.text
     assert main(["status", "--suite", "old-backup", "--results", str(tmp_path)]) == 2
+
+
+def test_a_reference_model_is_one_row_wherever_its_results_directory_has_moved(tmp_path):
+    """Reference rows are told apart by the model's fingerprint, not its path: runs made before and after a
+    results directory was copied elsewhere name one target by two paths and make one row, while references
+    with other weights (fine-tuned per seed) stay rows of their own. MUSE's reference is `(retrained)`."""
+    from bench.runs import reference_rows
+
+    store = ResultStore(tmp_path)
+    made = [("/old/results/target", "fp-target", "/old/results/retrained", "fp-retrained"),
+            ("/new/results/target", "fp-target", "/new/results/retrained", "fp-retrained"),
+            ("/new/results/target", "fp-target", "/new/results/retrained-s1", "fp-retrained-s1")]
+    for seed, (target, target_fp, retrained, retrained_fp) in enumerate(made):
+        [spec] = expand("muse-mini", "ga", seeds=str(seed))
+        record = new_record(spec)
+        record.update(status="finished", inputs={"model/target": target_fp, "model/retrained": retrained_fp},
+                      suite_records={"target": target, "reference": retrained,
+                                     "target_metrics": {"knowmem_f": 0.9}, "reference_metrics": {"knowmem_f": 0.1}})
+        write_json_atomic(store.run_dir(spec) / "run.json", record)
+    rows = reference_rows("muse-mini", store)
+    assert sorted(rows["method"]) == ["(retrained)", "(retrained)", "(target)"]
