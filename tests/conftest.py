@@ -1,9 +1,17 @@
+import atexit
 import os
+import shutil
+import tempfile
 
 # Hub calls must fail fast, never hang: every test runs offline on local files.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# lm-eval loads every generated JSON task through `datasets`, which caches one copy per data path: keep the
+# session's copies out of the user's ~/.cache (read before `datasets` is imported)
+if "HF_DATASETS_CACHE" not in os.environ:
+    os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="bench-tests-datasets-")
+    atexit.register(shutil.rmtree, os.environ["HF_DATASETS_CACHE"], True)
 
 import fcntl
 import random
@@ -67,8 +75,6 @@ def tdec_mini_artefacts(tmp_path_factory):
 
 
 def with_tdec_mini_artefacts(artefacts, results):
-    import shutil
-
     shutil.copytree(artefacts, results / "tdec-mini" / "artefacts")
     return results
 
