@@ -517,10 +517,10 @@ def cmd_perf(args) -> int:
 def cmd_cancel(args) -> int:
     """`bench cancel`: scancel the SLURM jobs of a sweep (the latest by default); return 0.
 
-    Raises BenchError for an unknown suite or sweep id.
+    Raises BenchError for an unknown suite or sweep id, or a --results path that is no directory.
     """
     SUITES[args.suite]
-    ids = cancel(ResultStore(args.results), args.suite, args.sweep)
+    ids = cancel(ResultStore(_results_to_read(args.results)), args.suite, args.sweep)
     print(f"cancelled {len(ids)} jobs" if ids else "no SLURM jobs to cancel")
     return 0
 
@@ -555,7 +555,7 @@ def cmd_finetune(args) -> int:
 
 
 def _results_to_read(path: str) -> str:
-    """`path` if it is a directory; else a BenchError: `status` and `report` only read, so a results directory that
+    """`path` if it is a directory; else a BenchError: `status`, `report` and `cancel` only read, so a results directory that
     does not exist is a typo, not an empty one."""
     if not Path(path).is_dir():
         what = "not a directory" if Path(path).exists() else "no such directory"

@@ -52,6 +52,7 @@ def test_status_and_report_refuse_a_results_directory_that_is_not_there(tmp_path
     for argv, message in ((["status", "--results", str(tmp_path / "typo")], "no such directory"),
                           (["report", "--suite", "tofu-mini", "--results", str(tmp_path / "typo")], "no such directory"),
                           (["report", "--suite", "tofu-mini", "--results", __file__], "not a directory"),
+                          (["cancel", "--suite", "tofu-mini", "--results", str(tmp_path / "typo")], "no such directory"),
                           (["report", "--suite", "tofu-mini", "--results", str(tmp_path)], "nothing to report")):
         assert main(argv) == 2
         err = capsys.readouterr().err
