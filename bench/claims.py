@@ -290,7 +290,7 @@ def distinct_pairs(merged: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 
 
 def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotten: bool, level: float,
-           margin: float, log10: bool) -> tuple[Check, list[float]]:
+           margin: float, log10: bool, family_alpha: float | None = None) -> tuple[Check, list[float]]:
     try:
         ra, rb = _runs_of(runs, a, suite, only_forgotten), _runs_of(runs, b, suite, only_forgotten)
     except BenchError as e:
@@ -313,7 +313,7 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
         pairs = [(math.log10(max(x, stats.FLOOR)), math.log10(max(y, stats.FLOOR))) for x, y in pairs]
     sign = 1 if metric.higher_is_better else -1  # A-better positive
     diffs = [sign * (x - y) for x, y in pairs]
-    result = decide.decide(diffs, margin, level)
+    result = decide.decide(diffs, margin, level, family_alpha)
     reason = "; ".join(r for r in (repeats and f"bit-identical replicates dropped ({repeats})", result.reason) if r)
     shown = lambda v: None if v is None else sign * v  # report A - B in the metric's own direction
     lo, hi = sorted((shown(result.lo), shown(result.hi))) if result.lo is not None else (None, None)
@@ -362,9 +362,14 @@ def legacy_comparison_key(claim: dict, a: str, b: str) -> str:
     return f"{claim['id']}: {a} vs {b} [{hashlib.sha256(json.dumps(test, sort_keys=True).encode()).hexdigest()[:8]}]"
 
 
-def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None) -> list[ClaimResult]:
+def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None, sequential: bool | None = None
+             ) -> list[ClaimResult]:
     """Every claim's comparisons decided on `runs`; with a sequential `plan` (bench.sequential.Plan) each
-    comparison is tested at the level its look spends, and one decided at an earlier look keeps its verdict."""
+    comparison is tested at the level its look spends, and one decided at an earlier look keeps its verdict.
+    `sequential` (default: whether there is a plan): the claims are ones `--until-decided` plans for, so an
+    inconclusive comparison names the plan cap that would likely decide it (bench.decide.cap_needed), not the
+    fixed-sample count."""
+    sequential = plan is not None if sequential is None else sequential
     metrics = {m.name: m for m in SUITES[suite].metrics}
     runs = first_requests(runs)  # a later request of a sequence is no replicate of its split (bench/axes.py)
     labels = runs.loc[runs["status"] == "finished", "method"] if "method" in runs else pd.Series(dtype=str)
@@ -397,7 +402,8 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None) -> l
             key = comparison_key(c, a, b, len(pairs))
             if plan is not None:  # a plan written under the old keys keeps the looks taken for this comparison
                 plan.adopt(key, legacy_comparison_key(c, a, b), alpha)
-            check, diffs = _check(runs, suite, a, b, metric, only, 1 - alpha, c["margin"], log10)
+            planned = alpha if sequential else None
+            check, diffs = _check(runs, suite, a, b, metric, only, 1 - alpha, c["margin"], log10, planned)
             if plan is not None and check.pairs:
                 # a verdict decided at an earlier look stands only for the runs it was decided on
                 plan.check_basis(key, check.pairs, _basis(runs, suite, a, b, only))
@@ -409,7 +415,7 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None) -> l
                 if level is None:  # nothing added since the last look, or past the cap: nothing left to spend
                     check.verdict, check.reason = "inconclusive", "no alpha left to spend (at the replicate cap)"
                 else:
-                    check, _ = _check(runs, suite, a, b, metric, only, level, c["margin"], log10)
+                    check, _ = _check(runs, suite, a, b, metric, only, level, c["margin"], log10, planned)
                     plan.record(key, check)
             checks.append(replace(check, a=label_a or check.a))
         results.append(ClaimResult(c["id"], c.get("text", ""), c["metric"], overall([k.verdict for k in checks]),
@@ -417,9 +423,10 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None) -> l
     return results
 
 
-def evaluate_file(path: Path, suite: str, runs: pd.DataFrame, plan=None) -> list[ClaimResult]:
+def evaluate_file(path: Path, suite: str, runs: pd.DataFrame, plan=None, sequential: bool | None = None
+                  ) -> list[ClaimResult]:
     """`evaluate` on the claims of the file `path`."""
-    return evaluate(load(path, suite), suite, runs, plan)
+    return evaluate(load(path, suite), suite, runs, plan, sequential)
 
 
 NOTE = ("Each comparison pairs runs by (model, split, seed), drops bit-identical replicates, and takes A minus B with "
@@ -427,7 +434,7 @@ NOTE = ("Each comparison pairs runs by (model, split, seed), drops bit-identical
         "the look spends) and the p-value (paired t; sign test where all differences are equal; log-scale metrics as "
         "log10 ratios). holds = the interval lies on A's side of 0; does not hold = on B's side; equivalent = inside "
         "±margin; inconclusive = it contains 0 and reaches past a margin, with the replicates that would likely decide "
-        "it (power 0.8, docs/statistics.md). A claim does not hold when any comparison does not; otherwise it holds "
+        "it (power 0.8; for the suite's own claims, the cap of a fresh `--until-decided` plan, docs/statistics.md). A claim does not hold when any comparison does not; otherwise it holds "
         "when all hold, is equivalent when all are, is inconclusive while any is, and does not hold when some hold "
         "and the rest are equivalent.")
 

@@ -428,7 +428,8 @@ def _until_decided(args, specs) -> int:
             return 1 if failed else 0
         if len(seeds) >= args.max_seeds:
             print(f"{len(undecided)} methods still in undecided comparisons at the cap of {args.max_seeds} seeds on "
-                  f"{len(splits)} splits ({', '.join(sorted(undecided))}); claims.md gives the replicates each would need")
+                  f"{len(splits)} splits ({', '.join(sorted(undecided))}); claims.md gives the cap each would need (a new "
+                  f"plan: delete sequential.json and rerun with that --max-seeds; the looks taken here are spent)")
             return 1 if failed else 0
         seeds.append(max(seeds) + 1)
         todo = [s for s in _specs_with(args, seeds=seeds[-1:], splits=splits) if {s.method_label, s.method} & undecided]

@@ -30,6 +30,13 @@ difference d and standard deviation s, the smallest n with
 the usual normal-approximation sample size with t quantiles (Julious 2004, "Sample sizes for clinical
 trials with Normal data"; the equivalence form is the two one-sided tests' of Schuirmann 1987).
 
+Under a plan (`bench run --until-decided`, below) the number an inconclusive comparison reports is the cap
+N (`--max-seeds`, in matched replicates) of a fresh plan whose last look, adding one replicate at level
+1 - α_c / N, would decide it with power 0.8: the smallest N with N >= the count above at that level, and
+for equal differences the smallest N with 2 · 0.5^N <= α_c / N. The fixed-level count is smaller (α_c
+= 0.01: the sign test needs 8 equal differences at a fixed level, a plan a cap of 12), and a plan
+capped at it would spend too little at its last looks to decide.
+
 Sequential looks: adding replicates and testing again inflates the error rate if every look uses α.
 `spent_level` gives look k the share α · (n_k - n_{k-1}) / n_max of the replicates it adds, out of the
 cap n_max (a linear alpha-spending function, Lan & DeMets 1983); the looks' shares sum to at most α,
@@ -73,9 +80,12 @@ def _t(df: int, q: float) -> float:
     return float(stdtrit(df, q))
 
 
-def decide(diffs: Sequence[float], margin: float, level: float = 0.95) -> Decision:
+def decide(diffs: Sequence[float], margin: float, level: float = 0.95, family_alpha: float | None = None) -> Decision:
     """Verdict of the paired differences `diffs` (A-better positive) against `margin` (> 0, same units)
-    at interval level `level` (0 < level < 1). Raises ValueError for a margin <= 0 or a level outside (0, 1)."""
+    at interval level `level` (0 < level < 1). With `family_alpha` (the comparison's α_c, under a sequential
+    plan) an inconclusive comparison's `needed` is the plan cap that would likely decide it (`cap_needed`),
+    else the fixed-sample count at `level` (`replicates_needed`). Raises ValueError for a margin <= 0 or a
+    level outside (0, 1)."""
     if not margin > 0:
         raise ValueError(f"margin must be > 0, got {margin}")
     if not 0 < level < 1:
@@ -91,10 +101,15 @@ def decide(diffs: Sequence[float], margin: float, level: float = 0.95) -> Decisi
     sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1))
     if sd <= EQUAL * max(1.0, abs(mean)):  # equal up to float rounding (log10 of equal ratios): sign test: every difference on one side; the point interval once 2 * 0.5^n <= alpha
         p = min(1.0, 2 * 0.5 ** n) if mean != 0 else 1.0
-        enough = math.ceil(math.log2(2 / alpha))
-        if n < enough:
+        if n < sign_test_count(alpha):
+            if family_alpha is None:
+                enough = sign_test_count(alpha)
+                words = f"the sign test needs {enough} to exclude anything"
+            else:
+                enough = sign_test_cap(family_alpha)
+                words = f"the sign test excludes nothing at this look's level; a plan capped at {enough} replicates can"
             return Decision("inconclusive", mean, None, None, n, p, level, needed=enough,
-                            reason=f"all {n} differences equal {mean:g}: the sign test needs {enough} to exclude anything")
+                            reason=f"all {n} differences equal {mean:g}: {words}")
         lo = hi = mean
     else:
         half = _t(n - 1, 1 - alpha / 2) * sd / math.sqrt(n)
@@ -111,8 +126,43 @@ def decide(diffs: Sequence[float], margin: float, level: float = 0.95) -> Decisi
         verdict = "does not hold"
     else:
         verdict = "inconclusive"
-    needed = replicates_needed(mean, sd, margin, level) if verdict == "inconclusive" else None
+    needed = None
+    if verdict == "inconclusive":
+        needed = (replicates_needed(mean, sd, margin, level) if family_alpha is None
+                  else cap_needed(mean, sd, margin, family_alpha))
     return Decision(verdict, mean, lo, hi, n, p, level, needed)
+
+
+def sign_test_count(alpha: float) -> int:
+    """Fewest equal differences whose two-sided sign test reaches `alpha`: the smallest n with 2 · 0.5^n <= alpha."""
+    return math.ceil(math.log2(2 / alpha) - 1e-12)
+
+
+def sign_test_cap(family_alpha: float) -> int:
+    """Smallest plan cap N at which N equal differences decide at the last look, which adds one replicate and
+    spends family_alpha / N: 2 · 0.5^N <= family_alpha / N (family_alpha 0.01: 12; 0.05: 9)."""
+    n = 2
+    while 2 * 0.5 ** n > family_alpha / n:
+        n += 1
+    return n
+
+
+def cap_needed(diff: float, sd: float, margin: float, family_alpha: float, power: float = POWER) -> int | None:
+    """Smallest cap N of a sequential plan (one replicate per look) whose last look, at level 1 - family_alpha / N,
+    decides a comparison with true mean difference `diff` and spread `sd` with probability `power`: the smallest
+    N >= replicates_needed(diff, sd, margin, 1 - family_alpha / N). Earlier looks only add chances, so the plan's
+    power is at least `power`. None when sd is 0 or not finite; MAX_NEEDED when it would take more."""
+    if not 0 < family_alpha < 1:
+        raise ValueError(f"family_alpha must be in (0, 1), got {family_alpha}")
+    n = replicates_needed(diff, sd, margin, 1 - family_alpha, power)  # a lower bound: the last look spends less
+    if n is None:
+        return None
+    while n < MAX_NEEDED:
+        at_cap = replicates_needed(diff, sd, margin, 1 - family_alpha / n, power)
+        if at_cap <= n:
+            return n
+        n = max(n + 1, min(at_cap, MAX_NEEDED))  # the count at level 1 - alpha/n' only grows with n'
+    return MAX_NEEDED
 
 
 def replicates_needed(diff: float, sd: float, margin: float, level: float = 0.95, power: float = POWER) -> int | None:

@@ -63,7 +63,7 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
     if not own and claim_list and (out / "sequential.json").exists():
         print(f"{claims_path} is not the suite's claims file: its comparisons are tested at the fixed-sample level, "
               f"outside the sequential plan {out / 'sequential.json'} (left as it is)", file=sys.stderr)
-    claim_results = claims.evaluate(claim_list, suite, runs, plan) if claim_list else []
+    claim_results = claims.evaluate(claim_list, suite, runs, plan, sequential=own) if claim_list else []
     if plan is not None and claim_results:
         plan.save()
     out.mkdir(parents=True, exist_ok=True)

@@ -80,6 +80,10 @@ def test_the_papers_claims_get_the_verdicts_the_numbers_support(store):
         "npo+fila": "no data"}  # 1 and 2 epochs against never (cap + 1 = 3) on every seed: equal differences
     # the sign test at 1 - 0.05 / 5 needs 2 * 0.5^n <= 0.01: 8 replicates, where a t-interval would claim [-2, -2]
     assert faster["ga+fila"].needed == "8" and faster["ga+fila"].p == "0.25" and faster["ga+fila"].interval == "–"
+    # what --until-decided needs instead: a plan's last look spends 0.01 / N, so 2 * 0.5^N <= 0.01 / N: a cap of 12
+    planned = claims.evaluate_file(claims.suite_claims_path("tofu-mini"), "tofu-mini", load_runs("tofu-mini", store),
+                                   sequential=True)
+    assert {k.a: k.needed for k in planned[2].checks}["ga+fila"] == "12"
     assert results["fila-forgets-faster"].verdict == "inconclusive"
     best = {k.b: k.verdict for k in results["ihl-fila-best-tradeoff"].checks}
     assert best == {"ga+lora-r4": "holds", "ga+fila-r4": "holds", "ihl+lora-r4": "inconclusive"}  # noisy seeds

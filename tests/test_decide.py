@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from bench.decide import decide, replicates_needed, spent_level
+from bench.decide import cap_needed, decide, replicates_needed, sign_test_cap, spent_level
 
 
 def test_t_interval_and_p_value_equal_scipy():
@@ -108,3 +108,43 @@ def test_differences_equal_but_for_float_rounding_use_the_sign_test():
     d = [0.17609125905568124, 0.17609125905568135, 0.17609125905568124, 0.17609125905568135]
     got = decide(d, margin=0.02)
     assert got.verdict == "inconclusive" and got.lo is None and got.p_value == 0.125
+
+
+def _planned(d, n0, n_max, alpha):
+    """First decided verdict of a plan capped at n_max adding one replicate per look to the differences d."""
+    previous = 0
+    for n in range(n0, n_max + 1):
+        level = spent_level(alpha, n, previous, n_max)
+        previous = n
+        verdict = decide(d[:n], 1.0, level).verdict
+        if verdict != "inconclusive":
+            return verdict
+    return "inconclusive"
+
+
+def test_the_cap_named_for_equal_differences_is_the_one_a_plan_decides_at():
+    # fila-forgets-faster on tofu-mini: five comparisons (alpha_c = 0.01), every difference one epoch
+    assert sign_test_cap(0.01) == 12 and sign_test_cap(0.05) == 9
+    assert _planned([1.0] * 12, 3, 12, 0.01) == "holds"
+    assert _planned([1.0] * 11, 3, 11, 0.01) == "inconclusive"  # 2 * 0.5^11 > 0.01 / 11 at the last look
+    # the fixed-level count is smaller and a plan capped at it decides nothing
+    fixed = decide([1.0] * 3, 1.0, 1 - 0.01)
+    assert fixed.needed == 8 and _planned([1.0] * 8, 3, 8, 0.01) == "inconclusive"
+    planned = decide([1.0] * 3, 1.0, 1 - 0.01 * 3 / 12, family_alpha=0.01)
+    assert planned.needed == 12 and "capped at 12" in planned.reason
+
+
+def test_cap_needed_gives_a_plan_the_stated_power_in_simulation():
+    rng = np.random.default_rng(2)
+    diff, sd, alpha = 1.0, 1.0, 0.01
+    fixed = replicates_needed(diff, sd, 1.0, 1 - alpha)
+    cap = cap_needed(diff, sd, 1.0, alpha)
+    assert cap > fixed  # the last look of a plan spends alpha / cap, not alpha
+    assert decide([0.0, 1.0, 2.0], 1.0, 1 - alpha * 3 / cap, family_alpha=alpha).needed == cap  # mean 1, sd 1
+    runs = [list(rng.normal(diff, sd, cap)) for _ in range(400)]
+    power = np.mean([_planned(d, 3, cap, alpha) == "holds" for d in runs])
+    assert power >= 0.78
+    short = np.mean([_planned(d[:fixed], 3, fixed, alpha) == "holds" for d in runs])
+    assert short < power  # a plan capped at the fixed-level count decides less often
+    with pytest.raises(ValueError, match="family_alpha"):
+        cap_needed(diff, sd, 1.0, 0.0)
