@@ -314,7 +314,13 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
     sign = 1 if metric.higher_is_better else -1  # A-better positive
     diffs = [sign * (x - y) for x, y in pairs]
     result = decide.decide(diffs, margin, level, family_alpha)
-    reason = "; ".join(r for r in (repeats and f"bit-identical replicates dropped ({repeats})", result.reason) if r)
+    forgot = ""
+    if only_forgotten and result.verdict == "inconclusive":  # more replicates add pairs only at this rate
+        every = [_runs_of(runs, m, suite, False) for m in (a, b)]
+        forgot = (f"a pair needs both runs to have forgotten: {a} forgot in {len(ra)} of {len(every[0])} runs, "
+                  f"{b} in {len(rb)} of {len(every[1])}")
+    reason = "; ".join(r for r in (repeats and f"bit-identical replicates dropped ({repeats})", result.reason, forgot)
+                       if r)
     shown = lambda v: None if v is None else sign * v  # report A - B in the metric's own direction
     lo, hi = sorted((shown(result.lo), shown(result.hi))) if result.lo is not None else (None, None)
     return Check(a, b, result.verdict, stats.fmt_summary(metric.summarize(va, epoch_cap(ra))),

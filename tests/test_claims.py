@@ -561,3 +561,16 @@ def test_a_damaged_plan_is_a_one_line_error_naming_it(store, text, says, capsys)
     [line] = capsys.readouterr().err.strip().splitlines()[-1:]
     assert says in line and str(path) in line
     assert path.read_text() == text
+
+
+def test_an_only_forgotten_comparison_says_how_often_each_method_forgot(store, tmp_path):
+    [spec] = expand("tofu-mini", "ihl+lora", seeds="0", hparams={"epochs": 2})  # seed 0 now forgets at epoch 2
+    write_json_atomic(store.run_dir(spec) / "run.json", record(spec, [(1e-5, 0.5, 0.9), (1e-2, 0.45, 0.3)]))
+    path = tmp_path / "forgot.yaml"
+    path.write_text("claims:\n  - {id: s, metric: mu_at_forget, better: ihl+fila, than: ihl+lora, margin: 0.02, "
+                    "only_forgotten: true}\n")
+    [result] = claims.evaluate_file(path, "tofu-mini", load_runs("tofu-mini", store))
+    [check] = result.checks
+    assert check.verdict == "inconclusive" and check.pairs == 1
+    assert check.reason.endswith("a pair needs both runs to have forgotten: ihl+fila forgot in 3 of 3 runs, "
+                                 "ihl+lora in 1 of 3")
