@@ -445,11 +445,20 @@ NOTE = ("Each comparison pairs runs by (model, split, seed), drops bit-identical
         "and the rest are equivalent.")
 
 
+def most_needed(result: ClaimResult) -> str:
+    """The largest replicate count its inconclusive comparisons name (what deciding all of them would take), or
+    "–" when none names one."""
+    counts = [(int(k.needed.lstrip("> ").replace(",", "")), k.needed) for k in result.checks
+              if k.verdict == "inconclusive" and k.needed != "–"]
+    return max(counts)[1] if counts else "–"
+
+
 def write_markdown(results: list[ClaimResult], suite: str, path: Path) -> Path:
     """claims.md: the verdicts, then one section per claim with its comparisons and reasons. Returns `path`."""
     lines = [f"# {suite}: claims", "", NOTE, "",
              tabulate([{"claim": r.id, "verdict": r.verdict, "metric": r.metric, "margin": stats.fmt(r.margin),
-                        "statement": r.text} for r in results], headers="keys", tablefmt="github"), ""]
+                        "replicates needed": most_needed(r), "statement": r.text} for r in results],
+                      headers="keys", tablefmt="github"), ""]
     for r in results:
         lines += [f"## {r.id}: {r.verdict}", "", r.text, ""] + ([f"Source: {r.source}", ""] if r.source else []) + [
                   tabulate([{"A": k.a, "B": k.b, "A value": k.a_value, "B value": k.b_value, "A - B": k.diff,

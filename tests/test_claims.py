@@ -574,3 +574,17 @@ def test_an_only_forgotten_comparison_says_how_often_each_method_forgot(store, t
     assert check.verdict == "inconclusive" and check.pairs == 1
     assert check.reason.endswith("a pair needs both runs to have forgotten: ihl+fila forgot in 3 of 3 runs, "
                                  "ihl+lora in 1 of 3")
+
+
+def test_the_summary_names_what_deciding_every_comparison_of_a_claim_would_take(store):
+    checks = [claims.Check("a", "b", "inconclusive", needed="12"), claims.Check("a", "c", "inconclusive", needed="300"),
+              claims.Check("a", "d", "holds"), claims.Check("a", "e", "inconclusive", needed="–")]
+    assert claims.most_needed(claims.ClaimResult("x", "", "m", "inconclusive", checks)) == "300"
+    checks.append(claims.Check("a", "f", "inconclusive", needed="> 10,000"))
+    assert claims.most_needed(claims.ClaimResult("x", "", "m", "inconclusive", checks)) == "> 10,000"
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
+    summary = (store.suite_dir("tofu-mini") / "claims.md").read_text().split("\n## ")[0]
+    assert "| replicates needed " in summary
+    row = next(line for line in summary.splitlines() if line.startswith("| fila-forgets-faster "))
+    # equal differences (1 and 2 epochs against never forgetting): the suite's own claims name the cap of a plan
+    assert row.split("|")[5].strip() == "12"
