@@ -315,8 +315,9 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
     diffs = [sign * (x - y) for x, y in pairs]
     result = decide.decide(diffs, margin, level, family_alpha)
     forgot = ""
-    if only_forgotten and result.verdict == "inconclusive":  # more replicates add pairs only at this rate
-        every = [_runs_of(runs, m, suite, False) for m in (a, b)]
+    every = [_runs_of(runs, m, suite, False) for m in (a, b)] if only_forgotten else []
+    if result.verdict == "inconclusive" and any(len(r) < len(e) for r, e in zip((ra, rb), every)):
+        # runs that never forgot form no pair: more replicates add pairs only at this rate
         forgot = (f"a pair needs both runs to have forgotten: {a} forgot in {len(ra)} of {len(every[0])} runs, "
                   f"{b} in {len(rb)} of {len(every[1])}")
     reason = "; ".join(r for r in (repeats and f"bit-identical replicates dropped ({repeats})", result.reason, forgot)
@@ -446,8 +447,10 @@ NOTE = ("Each comparison pairs runs by (model, split, seed), drops bit-identical
 
 
 def most_needed(result: ClaimResult) -> str:
-    """The largest replicate count its inconclusive comparisons name (what deciding all of them would take), or
-    "–" when none names one."""
+    """For an inconclusive claim, the largest replicate count its inconclusive comparisons name (what deciding all of
+    them would take); "–" for a decided claim (its verdict no longer waits on them) or when none names one."""
+    if result.verdict != "inconclusive":
+        return "–"
     counts = [(int(k.needed.lstrip("> ").replace(",", "")), k.needed) for k in result.checks
               if k.verdict == "inconclusive" and k.needed != "–"]
     return max(counts)[1] if counts else "–"

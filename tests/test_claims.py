@@ -582,6 +582,8 @@ def test_the_summary_names_what_deciding_every_comparison_of_a_claim_would_take(
     assert claims.most_needed(claims.ClaimResult("x", "", "m", "inconclusive", checks)) == "300"
     checks.append(claims.Check("a", "f", "inconclusive", needed="> 10,000"))
     assert claims.most_needed(claims.ClaimResult("x", "", "m", "inconclusive", checks)) == "> 10,000"
+    # one comparison that does not hold settles the claim: its inconclusive ones need nothing more
+    assert claims.most_needed(claims.ClaimResult("x", "", "m", "does not hold", checks)) == "–"
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
     summary = (store.suite_dir("tofu-mini") / "claims.md").read_text().split("\n## ")[0]
     assert "| replicates needed " in summary
