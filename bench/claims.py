@@ -448,12 +448,16 @@ NOTE = ("Each comparison pairs runs by (model, split, seed), drops bit-identical
 
 def most_needed(result: ClaimResult) -> str:
     """For an inconclusive claim, the largest replicate count its inconclusive comparisons name (what deciding all of
-    them would take); "–" for a decided claim (its verdict no longer waits on them) or when none names one."""
+    them would take), with how many name none (one pair: no spread to plan with); "unknown" when none does; "–"
+    for a decided claim (its verdict no longer waits on them)."""
     if result.verdict != "inconclusive":
         return "–"
-    counts = [(int(k.needed.lstrip("> ").replace(",", "")), k.needed) for k in result.checks
-              if k.verdict == "inconclusive" and k.needed != "–"]
-    return max(counts)[1] if counts else "–"
+    open_checks = [k for k in result.checks if k.verdict == "inconclusive"]
+    counts = [(int(k.needed.lstrip("> ").replace(",", "")), k.needed) for k in open_checks if k.needed != "–"]
+    unknown = len(open_checks) - len(counts)
+    if not counts:
+        return "unknown"
+    return max(counts)[1] + (f" (+{unknown} unknown)" if unknown else "")
 
 
 def write_markdown(results: list[ClaimResult], suite: str, path: Path) -> Path:

@@ -21,7 +21,7 @@ from bench.models import MODELS, recipe_of
 from bench.pool import auto_workers, run_grid_parallel
 from bench.preflight import check_device, check_grid, check_specs
 from bench.quiet import quiet_libraries
-from bench.sequential import Plan, undecided_methods
+from bench.sequential import Plan, seed_inert, undecided_methods
 from bench.spec import LOOP
 from bench.store import ResultStore
 from methods import ADAPTERS, OBJECTIVES
@@ -384,7 +384,7 @@ def _until_decided(args, specs) -> int:
     at a time, up to --max-seeds."""
     # pandas loads when this runs, not when the CLI imports bench.cli
     from bench.claims import evaluate_file
-    from bench.report import load_runs, method_base, write_report
+    from bench.report import load_runs, write_report
 
     claims_path = _check_until_decided(args, specs)
     suite = SUITES[args.suite]
@@ -397,20 +397,16 @@ def _until_decided(args, specs) -> int:
     plan = Plan.open(ctx.store.suite_dir(args.suite),
                      args.max_seeds * len({s.model for s in specs}) * (len(splits) + len(spare)))
     plan.save()
-    todo, failed, distinct, inert = specs, 0, {}, set()
+    todo, failed = specs, 0
     while True:
         log.info(f"{len(todo)} runs (seeds {','.join(str(s) for s in sorted({x.seed for x in todo}))}; "
                  f"splits {','.join(x for x in suite.splits if x in {s.split for s in todo})})")
         failed += len(_run_local(args, todo, ctx).failed)
         write_report(args.suite, ctx.store)
         runs = load_runs(args.suite, ctx.store)
-        done = runs[runs["status"] == "finished"]
-        counts = done.assign(base=method_base(done["method"])).groupby("base")["replicate"].nunique().to_dict()
-        for label in {s.method for s in todo} if todo is not specs else ():
-            if counts.get(label, 0) <= distinct.get(label, 0):  # a new seed gave a bit-identical run
-                inert.add(label)
-                log.info(f"{label}: another seed reproduced an earlier run bit for bit; seeds change nothing for it")
-        distinct = counts
+        inert = seed_inert(runs[runs["status"] == "finished"])
+        for label in sorted(inert & {s.method for s in todo}):
+            log.info(f"{label}: another seed reproduced an earlier run bit for bit; seeds change nothing for it")
         results = evaluate_file(claims_path, args.suite, runs, Plan.open(ctx.store.suite_dir(args.suite)))
         undecided = undecided_methods(results, set() if spare else inert)
         if undecided and spare:
@@ -418,18 +414,23 @@ def _until_decided(args, specs) -> int:
             todo = [s for s in _specs_with(args, seeds=seeds, splits=spare) if {s.method_label, s.method} & undecided]
             splits, spare = splits + spare, []
             continue
+        no_data = [k for r in results for k in r.checks if k.verdict.startswith("no data")]
+        # a new plan over these runs would look at them again: its levels would bound the error of neither plan
+        spent = ("claims.md names the matched replicates each would need from the start of a plan (--max-seeds = "
+                 f"that / {len(splits) * len({s.model for s in specs})}, the grid's splits x models); the looks taken "
+                 f"here have spent the claims' 5 %, so only new data can decide them at that level")
         if not undecided:
             stuck = undecided_methods(results)
-            print(f"every claim comparison is decided ({ctx.store.suite_dir(args.suite) / 'claims.md'} gives each "
-                  f"verdict with the replicates and level it was decided at)" if not stuck else
-                  f"no more seeds can decide the comparisons still inconclusive: every seed reproduces the runs of "
-                  f"{', '.join(sorted(inert))} bit for bit, so no seed adds a pair; claims.md gives the replicates "
-                  f"each would need")
+            print(f"no more seeds can decide the comparisons still inconclusive: every seed reproduces the runs of "
+                  f"{', '.join(sorted(inert))} bit for bit, so no seed adds a pair; " + spent if stuck else
+                  f"{len(no_data)} claim comparisons have no data (no finished run of a method, or none that forgot): "
+                  f"replicates of the same settings add no pair to them; claims.md names them" if no_data else
+                  f"every claim comparison is decided ({ctx.store.suite_dir(args.suite) / 'claims.md'} gives each "
+                  f"verdict with the replicates and level it was decided at)")
             return 1 if failed else 0
         if len(seeds) >= args.max_seeds:
             print(f"{len(undecided)} methods still in undecided comparisons at the cap of {args.max_seeds} seeds on "
-                  f"{len(splits)} splits ({', '.join(sorted(undecided))}); claims.md gives the cap each would need (a new "
-                  f"plan: delete sequential.json and rerun with that --max-seeds; the looks taken here are spent)")
+                  f"{len(splits)} splits ({', '.join(sorted(undecided))}); " + spent)
             return 1 if failed else 0
         seeds.append(max(seeds) + 1)
         todo = [s for s in _specs_with(args, seeds=seeds[-1:], splits=splits) if {s.method_label, s.method} & undecided]

@@ -163,6 +163,18 @@ class Plan:
                                       **({"legacy": self.legacy} if self.legacy else {})})
 
 
+def seed_inert(done) -> set[str]:
+    """Methods (without rank) whose seeds reproduce their runs bit for bit: two finished runs on one model and split
+    with different seeds and the same replicate key (bench.runs.replicate_key). Read from all finished runs, so runs
+    found already finished count as much as new ones. `done`: a frame with method, model, split, seed and
+    replicate columns."""
+    if done.empty or "replicate" not in done:
+        return set()
+    base = done["method"].str.replace(r"-r\d+$", "", regex=True)
+    keys = done.assign(base=base).groupby(["base", "model", "split"])
+    return {name[0] for name, group in keys if group["seed"].nunique() > group["replicate"].nunique()}
+
+
 def undecided_methods(results, inert: set[str] = frozenset()) -> set[str]:
     """Methods of the comparisons that more replicates could still decide: inconclusive (not `no data`), and
     neither side `inert` (a method, without rank, whose new seeds reproduce its runs bit for bit: a pair with

@@ -579,9 +579,11 @@ def test_an_only_forgotten_comparison_says_how_often_each_method_forgot(store, t
 def test_the_summary_names_what_deciding_every_comparison_of_a_claim_would_take(store):
     checks = [claims.Check("a", "b", "inconclusive", needed="12"), claims.Check("a", "c", "inconclusive", needed="300"),
               claims.Check("a", "d", "holds"), claims.Check("a", "e", "inconclusive", needed="–")]
-    assert claims.most_needed(claims.ClaimResult("x", "", "m", "inconclusive", checks)) == "300"
+    # a comparison with one pair has no spread to plan with: counted as unknown, not as nothing needed
+    assert claims.most_needed(claims.ClaimResult("x", "", "m", "inconclusive", checks)) == "300 (+1 unknown)"
+    assert claims.most_needed(claims.ClaimResult("x", "", "m", "inconclusive", checks[3:])) == "unknown"
     checks.append(claims.Check("a", "f", "inconclusive", needed="> 10,000"))
-    assert claims.most_needed(claims.ClaimResult("x", "", "m", "inconclusive", checks)) == "> 10,000"
+    assert claims.most_needed(claims.ClaimResult("x", "", "m", "inconclusive", checks)) == "> 10,000 (+1 unknown)"
     # one comparison that does not hold settles the claim: its inconclusive ones need nothing more
     assert claims.most_needed(claims.ClaimResult("x", "", "m", "does not hold", checks)) == "–"
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
@@ -590,3 +592,17 @@ def test_the_summary_names_what_deciding_every_comparison_of_a_claim_would_take(
     row = next(line for line in summary.splitlines() if line.startswith("| fila-forgets-faster "))
     # equal differences (1 and 2 epochs against never forgetting): the suite's own claims name the cap of a plan
     assert row.split("|")[5].strip() == "12"
+
+
+def test_seed_inert_reads_every_finished_run_not_only_the_new_ones():
+    """A method is inert when two of its seeds on one model and split gave bit-identical runs, whether those runs
+    were just computed or found finished (a rerun over existing seeds adds none and must not mark anything)."""
+    from bench.sequential import seed_inert
+
+    rows = [("ga", "m", "set0", 0, "x"), ("ga", "m", "set0", 1, "x"),  # the seed changed nothing
+            ("ga+lora-r8", "m", "set0", 0, "a"), ("ga+lora-r8", "m", "set0", 1, "b"),
+            ("gd", "m", "set0", 0, "c"), ("gd", "m", "set1", 0, "c"),  # same key on two splits: no seed involved
+            ("ihl", "m", "set0", 0, "d")]
+    done = pd.DataFrame(rows, columns=["method", "model", "split", "seed", "replicate"])
+    assert seed_inert(done) == {"ga"}
+    assert seed_inert(done.iloc[2:]) == set() and seed_inert(done.iloc[0:0]) == set()

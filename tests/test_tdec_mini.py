@@ -135,6 +135,19 @@ def test_until_decided_adds_seeds_only_where_they_decide_something(tdec_mini_art
     assert "ga's 2 replicates hold 1 distinct runs" in claims_md
 
 
+def test_until_decided_says_when_claims_have_no_data_rather_than_calling_them_decided(tdec_mini_artefacts, tmp_path,
+                                                                                        capsys, monkeypatch):
+    """Two epochs are too few for IHL+LoRA and GA+LoRA to reach the thresholds: every comparison of the paper's
+    claims is `no data`, which no replicate of the same settings changes; the loop says so, not "decided"."""
+    monkeypatch.setattr(SUITES["tdec-mini"], "splits", ("set0",))
+    root = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path)
+    assert main(["-q", "run", "--suite", "tdec-mini", "--splits", "set0", "--methods", "ihl+lora,ga+lora", "--ranks", "8",
+                 "--epochs", "2", "--until-decided", "--max-seeds", "2", "--results", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "every claim comparison is decided" not in out
+    assert "claim comparisons have no data (no finished run of a method, or none that forgot)" in out
+
+
 def test_until_decided_adds_the_suites_other_forget_sets_before_any_seed(tdec_mini_artefacts, tmp_path, capsys, monkeypatch):
     """Where forget sets are replicates, the first addition is every set of the suite the grid left out, for
     the methods of undecided comparisons only, in one look (it spends their whole share of alpha); seeds
