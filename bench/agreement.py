@@ -70,16 +70,20 @@ def _count(pairs: list[dict]) -> str:
 
 
 def write(suite: str, path: Path, pairs: list[dict], claims_a: list, claims_b: list, other: str,
-          table_metrics: tuple[str, ...] = ()) -> Path:
+          table_metrics: tuple[str, ...] = (), claims_a_fixed: list | None = None) -> Path:
     """Write the agreement report of two result sets to `path` and return `path`.
 
     `pairs`: one row per method pair whose 95% intervals do not overlap in A (these results), with B's verdict;
-    `claims_a` / `claims_b`: the claims checked on each set; `table_metrics`: the paper table's columns, counted
-    apart. Markdown, overwritten if it exists.
+    `claims_a` / `claims_b`: the claims checked on each set, B's at the fixed-sample level; `claims_a_fixed`: A's at
+    that level too, when `claims_a` were tested under a sequential plan (claims.md's verdicts): the two sets are
+    then compared by the same test, and claims.md's column is shown beside them. `table_metrics`: the paper
+    table's columns, counted apart. Markdown, overwritten if it exists.
     """
     verdicts_b = {c.id: c.verdict for c in claims_b}
-    claim_rows = [{"claim": c.id, "A": c.verdict, "B": verdicts_b.get(c.id, "–"),
-                   "agree": "yes" if verdicts_b.get(c.id) == c.verdict else "NO"} for c in claims_a]
+    fixed = {c.id: c.verdict for c in (claims_a_fixed if claims_a_fixed is not None else claims_a)}
+    claim_rows = [{"claim": c.id, **({"A (claims.md)": c.verdict} if claims_a_fixed is not None else {}),
+                   "A": fixed[c.id], "B": verdicts_b.get(c.id, "–"),
+                   "agree": "yes" if verdicts_b.get(c.id) == fixed[c.id] else "NO"} for c in claims_a]
     lines = [f"# {suite}: do these results and {other} agree?", "",
              "A = these results, B = the other set. Every pair of methods whose 95% intervals do not overlap "
              "in A, per metric, and what B says of it." + (
@@ -89,7 +93,12 @@ def write(suite: str, path: Path, pairs: list[dict], claims_a: list, claims_b: l
              f"The paper table's columns ({', '.join(table_metrics)}): "
              f"{_count([p for p in pairs if p['metric'] in table_metrics])}.", ""]
     if claim_rows:
-        lines += ["## Claims", "", tabulate(claim_rows, headers="keys", tablefmt="github"), ""]
+        lines += ["## Claims", ""]
+        if claims_a_fixed is not None:
+            lines += ["A and B are both tested at the fixed-sample level (family-wise 95 % per claim), the same test "
+                      "for both sets; `A (claims.md)` is A under its sequential plan, whose looks spend the 5 % "
+                      "(docs/statistics.md): a verdict there can be inconclusive where the fixed-sample test decides.", ""]
+        lines += [tabulate(claim_rows, headers="keys", tablefmt="github"), ""]
     lines += ["## Separated pairs", "", tabulate(pairs, headers="keys", tablefmt="github") if pairs else "none", ""]
     path.write_text("\n".join(lines))
     return path

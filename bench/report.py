@@ -121,9 +121,11 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
         paths.append(out / "signal.md")
     if other is not None:
         other_claims = claims.evaluate_file(claims_path, suite, other) if claim_results else []
+        # B has no plan of A's looks: both sets are compared by the fixed-sample test
+        fixed = claims.evaluate(claim_list, suite, runs) if claim_results and plan is not None else None
         pairs = agreement.separated_pairs(single, first_requests(other), kind.metrics, kind.splits_are_replicates)
         paths.append(agreement.write(suite, out / "agreement.md", pairs, claim_results, other_claims, against,
-                                     getattr(kind, "paper_columns", ())))
+                                     getattr(kind, "paper_columns", ()), fixed))
     if comparisons:
         text = "\n\n".join(c.markdown() for c in comparisons)
         print(text)

@@ -606,3 +606,17 @@ def test_seed_inert_reads_every_finished_run_not_only_the_new_ones():
     done = pd.DataFrame(rows, columns=["method", "model", "split", "seed", "replicate"])
     assert seed_inert(done) == {"ga"}
     assert seed_inert(done.iloc[2:]) == set() and seed_inert(done.iloc[0:0]) == set()
+
+
+def test_agreement_compares_both_sets_by_the_fixed_sample_test_when_a_has_a_plan(store):
+    """Under a plan A's looks spend the 5 %; B, a rerun without A's looks, is tested at the fixed-sample level: the
+    agreement compares both at that level and shows claims.md's planned verdict beside them."""
+    from bench.sequential import Plan
+
+    Plan.open(store.suite_dir("tofu-mini"), n_max=10_000).save()  # this look spends 3 / 10,000 of the 5 %
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--against", str(store.root)]) == 0
+    text = (store.suite_dir("tofu-mini") / "agreement.md").read_text()
+    rows = {l.split("|")[1].strip(): [c.strip() for c in l.strip("|").split("|")[1:]] for l in text.splitlines()
+            if l.startswith("| ") and (" | yes" in l or " | NO" in l)}
+    assert rows["ga-lora-trades-poorly"] == ["inconclusive", "holds", "holds", "yes"]
+    assert "both tested at the fixed-sample level" in text
