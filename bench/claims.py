@@ -441,8 +441,8 @@ NOTE = ("Each comparison pairs runs by (model, split, seed), drops bit-identical
         "the look spends) and the p-value (paired t; sign test where all differences are equal; log-scale metrics as "
         "log10 ratios). holds = the interval lies on A's side of 0; does not hold = on B's side; equivalent = inside "
         "±margin; inconclusive = it contains 0 and reaches past a margin, with the replicates that would likely decide "
-        "it (power 0.8; for the suite's own claims, the cap of a fresh `--until-decided` plan, docs/statistics.md). A claim does not hold when any comparison does not; otherwise it holds "
-        "when all hold, is equivalent when all are, is inconclusive while any is, and does not hold when some hold "
+        "it (power 0.8; for the suite's own claims, the cap of a fresh `--until-decided` plan, docs/statistics.md). "
+        "A claim does not hold when any comparison does not; otherwise it holds when all hold, is equivalent when all are, is inconclusive while any is, and does not hold when some hold "
         "and the rest are equivalent.")
 
 
