@@ -429,8 +429,9 @@ def _until_decided(args, specs) -> int:
                   f"verdict with the replicates and level it was decided at)")
             return 1 if failed else 0
         if len(seeds) >= args.max_seeds:
-            print(f"{len(undecided)} methods still in undecided comparisons at the cap of {args.max_seeds} seeds on "
-                  f"{len(splits)} splits ({', '.join(sorted(undecided))}); " + spent)
+            named = sorted({re.sub(r"-r\d+$", "", m) for m in undecided})  # a best claim labels A with its rank
+            print(f"{len(named)} methods still in undecided comparisons at the cap of {args.max_seeds} seeds on "
+                  f"{len(splits)} splits ({', '.join(named)}); " + spent)
             return 1 if failed else 0
         seeds.append(max(seeds) + 1)
         todo = [s for s in _specs_with(args, seeds=seeds[-1:], splits=splits) if {s.method_label, s.method} & undecided]

@@ -33,13 +33,14 @@ from bench.errors import BenchError
 from bench.store import read_json, write_json_atomic
 
 FILE = "sequential.json"
+AGAIN = "a new plan over the same runs would look at them again and bound neither plan's error (docs/statistics.md)"
 VERSION = 2  # keys name `among` and the comparison count (version 1, unmarked: they did not)
 
 
 def _read_plan(path: Path) -> dict:
     """The plan stored at `path`, checked for the shape `Plan.save` writes; a one-line BenchError naming the file
     for anything else (a damaged file must not be read as other levels than the ones spent)."""
-    fix = "restore it, or delete it to start a new plan (which discards the error control of its looks)"
+    fix = f"restore it; {AGAIN}"
     try:
         data = read_json(path)
     except (OSError, ValueError) as e:
@@ -84,8 +85,7 @@ class Plan:
             if n_max is not None and n_max != data["n_max"]:
                 raise BenchError(f"{path} was planned with at most {data['n_max']} replicates per comparison; this "
                                  f"grid's cap is {n_max} (--max-seeds x forget splits x models): give the --max-seeds "
-                                 "of the plan, or delete the file to start a new plan, which discards the error control "
-                                 "of the looks taken so far")
+                                 f"of the plan ({data['n_max']} / (forget splits x models)); {AGAIN}")
             return cls(path, data["n_max"], data)
         if n_max is None:
             return None
@@ -125,7 +125,8 @@ class Plan:
                              f"discards the error control of its looks)")
         if n < entry["looks"][-1]["n"]:
             raise BenchError(f"comparison {key!r} has {n} matched replicates, fewer than the {entry['looks'][-1]['n']} "
-                             f"of its last look in {self.path}: runs were deleted; restore them or delete the plan")
+                             f"of its last look in {self.path}: runs were deleted; restore them "
+                             f"(rerunning the grid reproduces them); {AGAIN}")
 
     def decided(self, key: str) -> dict | None:
         """The stored check of a comparison decided at an earlier look (its verdict is final)."""
@@ -141,7 +142,8 @@ class Plan:
         previous = looks[-1]["n"] if looks else 0
         if n < previous:
             raise BenchError(f"comparison {key!r} has {n} matched replicates, fewer than the {previous} of its last "
-                             f"look in {self.path}: runs were deleted; restore them or delete the plan")
+                             f"look in {self.path}: runs were deleted; restore them "
+                             f"(rerunning the grid reproduces them); {AGAIN}")
         level = spent_level(alpha, n, previous, self.n_max)
         if level >= 1:
             return None
