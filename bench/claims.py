@@ -315,8 +315,8 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
     diffs = [sign * (x - y) for x, y in pairs]
     result = decide.decide(diffs, margin, level, family_alpha)
     forgot = ""
-    every = [_runs_of(runs, m, suite, False) for m in (a, b)] if only_forgotten else []
-    if result.verdict == "inconclusive" and any(len(r) < len(e) for r, e in zip((ra, rb), every)):
+    every = [_runs_of(runs, m, suite, False) for m in (a, b)] if only_forgotten and result.verdict == "inconclusive" else []
+    if any(len(r) < len(e) for r, e in zip((ra, rb), every)):
         # runs that never forgot form no pair: more replicates add pairs only at this rate
         forgot = (f"a pair needs both runs to have forgotten: {a} forgot in {len(ra)} of {len(every[0])} runs, "
                   f"{b} in {len(rb)} of {len(every[1])}")

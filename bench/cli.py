@@ -21,7 +21,7 @@ from bench.models import MODELS, recipe_of
 from bench.pool import auto_workers, run_grid_parallel
 from bench.preflight import check_device, check_grid, check_specs
 from bench.quiet import quiet_libraries
-from bench.sequential import Plan, seed_inert, undecided_methods
+from bench.sequential import Plan, label_base, seed_inert, undecided_methods
 from bench.spec import LOOP
 from bench.store import ResultStore
 from methods import ADAPTERS, OBJECTIVES
@@ -429,7 +429,7 @@ def _until_decided(args, specs) -> int:
                   f"verdict with the replicates and level it was decided at)")
             return 1 if failed else 0
         if len(seeds) >= args.max_seeds:
-            named = sorted({re.sub(r"-r\d+$", "", m) for m in undecided})  # a best claim labels A with its rank
+            named = sorted({label_base(m) for m in undecided})  # a best claim labels A with its rank
             print(f"{len(named)} methods still in undecided comparisons at the cap of {args.max_seeds} seeds on "
                   f"{len(splits)} splits ({', '.join(named)}); " + spent)
             return 1 if failed else 0

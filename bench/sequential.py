@@ -165,6 +165,12 @@ class Plan:
                                       **({"legacy": self.legacy} if self.legacy else {})})
 
 
+def label_base(label: str) -> str:
+    """`ihl+fila-r4` -> `ihl+fila`: a run label without its rank (bench.runs.method_base does it for a pandas
+    Series; this one keeps pandas out of the CLI's import)."""
+    return re.sub(r"-r\d+$", "", label)
+
+
 def seed_inert(done) -> set[str]:
     """Methods (without rank) whose seeds reproduce their runs bit for bit: two finished runs on one model and split
     with different seeds and the same replicate key (bench.runs.replicate_key). Read from all finished runs, so runs
@@ -172,8 +178,7 @@ def seed_inert(done) -> set[str]:
     replicate columns."""
     if done.empty or "replicate" not in done:
         return set()
-    base = done["method"].str.replace(r"-r\d+$", "", regex=True)
-    keys = done.assign(base=base).groupby(["base", "model", "split"])
+    keys = done.assign(base=done["method"].map(label_base)).groupby(["base", "model", "split"])
     return {name[0] for name, group in keys if group["seed"].nunique() > group["replicate"].nunique()}
 
 
@@ -181,6 +186,5 @@ def undecided_methods(results, inert: set[str] = frozenset()) -> set[str]:
     """Methods of the comparisons that more replicates could still decide: inconclusive (not `no data`), and
     neither side `inert` (a method, without rank, whose new seeds reproduce its runs bit for bit: a pair with
     one of its copies is dropped, so no seed adds a pair to such a comparison)."""
-    base = lambda method: re.sub(r"-r\d+$", "", method)
     return {m for r in results for k in r.checks if k.verdict == "inconclusive"
-            and not {base(k.a), base(k.b)} & inert for m in (k.a, k.b)}
+            and not {label_base(k.a), label_base(k.b)} & inert for m in (k.a, k.b)}
