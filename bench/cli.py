@@ -394,8 +394,8 @@ def _until_decided(args, specs) -> int:
     # one look spends their whole share of alpha (docs/statistics.md)
     spare = [x for x in suite.splits if x not in splits] if suite.splits_are_replicates else []
     ctx = _context(args)
-    plan = Plan.open(ctx.store.suite_dir(args.suite),
-                     args.max_seeds * len({s.model for s in specs}) * (len(splits) + len(spare)))
+    per_seed = len({s.model for s in specs}) * (len(splits) + len(spare))  # matched replicates a seed adds
+    plan = Plan.open(ctx.store.suite_dir(args.suite), args.max_seeds * per_seed, per_seed)
     plan.save()
     todo, failed = specs, 0
     while True:

@@ -73,9 +73,10 @@ class Plan:
         self.legacy: dict[str, dict] = dict(data.get("legacy", {})) if current else dict(data.get("comparisons", {}))
 
     @classmethod
-    def open(cls, suite_dir: Path, n_max: int | None = None) -> "Plan | None":
+    def open(cls, suite_dir: Path, n_max: int | None = None, per_seed: int = 1) -> "Plan | None":
         """The suite's plan; a new one when `n_max` is given and none exists; None without either.
-        A different n_max than the recorded one is a one-line error (the cap is part of the levels)."""
+        A different n_max than the recorded one is a one-line error (the cap is part of the levels) naming the
+        plan's --max-seeds: its n_max / `per_seed` (the grid's forget splits x models)."""
         path = suite_dir / FILE
         if path.exists():
             data = _read_plan(path)
@@ -84,8 +85,8 @@ class Plan:
                 return cls(path, n_max)  # no look taken yet: no error control to lose
             if n_max is not None and n_max != data["n_max"]:
                 raise BenchError(f"{path} was planned with at most {data['n_max']} replicates per comparison; this "
-                                 f"grid's cap is {n_max} (--max-seeds x forget splits x models): give the --max-seeds "
-                                 f"of the plan ({data['n_max']} / (forget splits x models)); {AGAIN}")
+                                 f"grid's cap is {n_max} (--max-seeds x {per_seed} forget splits x models): give "
+                                 f"--max-seeds {data['n_max'] / per_seed:g}, the plan's; {AGAIN}")
             return cls(path, data["n_max"], data)
         if n_max is None:
             return None

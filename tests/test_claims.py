@@ -265,6 +265,10 @@ def test_a_sequential_plan_spends_alpha_per_look_and_freezes_decided_comparisons
     assert noisy2.checks[0].level == f"{1 - 0.05 * 3 / 10:.4g}" and noisy2.checks[0].pairs == 6  # looks at 3, then 6
     with pytest.raises(Exception, match="planned with at most 10"):
         Plan.open(store.suite_dir("tofu-mini"), n_max=12)
+    # the refusal names the plan's --max-seeds, not a sum left to the user (two splits: 10 / 2)
+    with pytest.raises(Exception, match="give --max-seeds 5, the plan's; a new plan over the same runs") as refused:
+        Plan.open(store.suite_dir("tofu-mini"), n_max=12, per_seed=2)
+    assert "delete" not in str(refused.value)
     # the same id with another metric is another comparison: no verdict carried over from the plan
     edited = tmp_path / "edited.yaml"
     edited.write_text("claims:\n  - {id: mu, metric: forget_quality, better: ihl+fila, than: ga+fila, margin: 1}\n")
