@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from bench import robustness
 from bench.errors import BenchError, unknown
 from bench.spec import Hyperparams
 from bench.store import ResultStore
 from suites import SUITES
+
+if TYPE_CHECKING:  # pandas loads when a table is built, not for `bench status` (a CLI command under 1 s)
+    import pandas as pd
 
 
 def choose_epoch(record: dict, rule: str, higher_is_better: dict[str, bool]) -> tuple[int | None, dict]:
@@ -158,6 +160,8 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
     metrics of the epoch `epoch` chooses (`choose_epoch`) with the suite's derived and calibration columns and
     the robustness stages' screened values, the run's cost (wall_s in seconds, trainable_params, peak_mem_mb
     in MiB) and its per-epoch `trajectory`. Unknown suite: BenchError with a did-you-mean."""
+    import pandas as pd
+
     kind = SUITES[suite]
     direction = {m.name: m.higher_is_better for m in kind.metrics}
     rows = []
@@ -200,6 +204,8 @@ def reference_rows(suite: str, store: ResultStore) -> pd.DataFrame:
     """The target (before unlearning) and reference rows the tables carry, labelled `(target)` and
     `(<suite.reference_role>)` (TOFU's `(retain)`, MUSE's `(retrained)`): one per distinct model (several when
     references are fine-tuned per seed, which tables then summarise)."""
+    import pandas as pd
+
     rows, seen = [], set()
     for _, record, _ in store.iter_records(suite):
         if not record or "suite_records" not in record:

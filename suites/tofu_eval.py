@@ -7,12 +7,14 @@ greedy and batched with left padding.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
-from rouge_score import rouge_scorer
+from nltk.stem import porter
+from rouge_score import rouge_scorer, tokenize, tokenizers
 from scipy import stats
 
 from bench.data import collate, qa_example, to_device
@@ -238,11 +240,27 @@ def generate(model, tokenizer, prompts: Sequence[str], generation: str, batch_si
     return out
 
 
+class _StemmedTokens(tokenizers.Tokenizer):
+    """rouge_score's own tokenisation with `use_stemmer=True` (lower case, alphanumeric runs, nltk's Porter
+    stemmer on words over 3 letters), each distinct word stemmed once per process: the same gold answers and
+    much the same generated words come back at every epoch and run, and stemming them again took 0.2 s of
+    a 1.9 s tofu-mini evaluation (measured). The tokens are the library's: the scores are identical."""
+
+    def __init__(self):
+        self.stem = functools.lru_cache(maxsize=1 << 17)(porter.PorterStemmer().stem)
+
+    def tokenize(self, text: str) -> list[str]:
+        return tokenize.tokenize(text, self)
+
+
+_ROUGE_L = rouge_scorer.RougeScorer(["rougeL"], tokenizer=_StemmedTokens())
+
+
 def rouge_l_recall(golds: Sequence[str], predictions: Sequence[str]) -> np.ndarray:
     """ROUGE-L recall (stemmed, rouge_score) of each prediction against its gold answer; shape [N], values in [0, 1].
     As TOFU's evaluation (Maini et al. 2024) scores generated answers.
     """
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    scorer = _ROUGE_L
     return np.array([scorer.score(g, p)["rougeL"].recall for g, p in zip(golds, predictions)])
 
 

@@ -13,7 +13,7 @@ from bench.store import ResultStore
 from suites import Context
 from suites.tofu import Tofu
 from suites.tofu_eval import (FORMATS, answer_nll, forget_quality, forget_truth_score, model_utility,
-                              other_truth_score, rouge_l_recall, truth_ratios, UTILITY_PARTS)
+                              other_truth_score, rouge_l_recall, truth_ratios, UTILITY_PARTS, _StemmedTokens)
 from tests.conftest import tiny
 
 
@@ -35,6 +35,18 @@ def test_rouge_l_recall_is_rouge_score_with_stemming():
     gold, pred = ["The cats were running home quickly."], ["A cat runs home"]
     assert rouge_l_recall(gold, pred)[0] == pytest.approx(scorer.score(gold[0], pred[0])["rougeL"].recall)
     assert rouge_l_recall(gold, pred)[0] == pytest.approx(3 / 6)  # cat, run, home of 6 gold tokens
+
+
+def test_rouge_l_recall_with_each_word_stemmed_once_equals_the_library_on_the_second_call_too():
+    from rouge_score import tokenizers
+
+    library = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    golds = ["The author's 3rd novel, 'Running Rivers', won the Hugo-award in 1997.", "Généralement, oui: flies fly."] * 2
+    preds = ["running rivers won awards", "flies flying generally"] + ["novels", ""]
+    assert rouge_l_recall(golds, preds).tolist() == [library.score(g, p)["rougeL"].recall for g, p in zip(golds, preds)]
+    assert rouge_l_recall(golds, preds).tolist() == rouge_l_recall(golds, preds).tolist()  # from the cache
+    plain = tokenizers.DefaultTokenizer(use_stemmer=True)
+    assert [_StemmedTokens().tokenize(t) for t in golds + preds] == [plain.tokenize(t) for t in golds + preds]
 
 
 def test_truth_ratio_by_hand():
