@@ -94,6 +94,7 @@ class ClaimResult:
     checks: list[Check] = field(default_factory=list)
     source: str = ""
     margin: float | None = None
+    note: str = ""  # what the verdict does not cover (a `best` claim whose family has objectives without runs)
 
 
 # the keys every claim may have, and those of each kind (a key of the other kind is an error, not ignored)
@@ -309,6 +310,7 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
     pairs = [(x, y) for x, y in zip(va, vb) if pd.notna(x) and pd.notna(y)]
     if not pairs:
         return Check(a, b, "no data"), []
+    at_cap = _tied_at_cap(merged, metric) if metric.cap_offset == 1 else ""
     if log10:
         pairs = [(math.log10(max(x, stats.FLOOR)), math.log10(max(y, stats.FLOOR))) for x, y in pairs]
     sign = 1 if metric.higher_is_better else -1  # A-better positive
@@ -320,8 +322,8 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
         # runs that never forgot form no pair: more replicates add pairs only at this rate
         forgot = (f"a pair needs both runs to have forgotten: {a} forgot in {len(ra)} of {len(every[0])} runs, "
                   f"{b} in {len(rb)} of {len(every[1])}")
-    reason = "; ".join(r for r in (repeats and f"bit-identical replicates dropped ({repeats})", result.reason, forgot)
-                       if r)
+    reason = "; ".join(r for r in (repeats and f"bit-identical replicates dropped ({repeats})", result.reason, forgot,
+                                   at_cap) if r)
     shown = lambda v: None if v is None else sign * v  # report A - B in the metric's own direction
     lo, hi = sorted((shown(result.lo), shown(result.hi))) if result.lo is not None else (None, None)
     return Check(a, b, result.verdict, stats.fmt_summary(metric.summarize(va, epoch_cap(ra))),
@@ -330,6 +332,22 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
                  stats.fmt(result.p_value), result.n, stats.fmt(margin), f"{level:.4g}",
                  "–" if result.needed is None else (f"> {decide.MAX_NEEDED:,}" if result.needed >= decide.MAX_NEEDED
                                                     else str(result.needed)), reason), diffs
+
+
+def _tied_at_cap(merged: pd.DataFrame, metric) -> str:
+    """For a count where a run that never forgot counts as its epoch cap + 1: how many pairs have neither run
+    forgotten. Such a pair differs by 0 because the cap cut both off, not because the methods forget
+    equally fast; with a small --epochs every pair of never-forgetting methods reads `equivalent`."""
+    caps = pd.to_numeric(merged["max_epochs_a"], errors="coerce") + metric.cap_offset
+    x = pd.to_numeric(merged[metric.name + "_a"], errors="coerce")
+    y = pd.to_numeric(merged[metric.name + "_b"], errors="coerce")
+    tied = int(((x >= caps) & (y >= caps)).sum())
+    if not tied:
+        return ""
+    cap = int(caps.max()) - metric.cap_offset
+    return (f"{tied} of {int((x.notna() & y.notna()).sum())} pairs have neither run forgotten within the {cap}-epoch "
+            f"cap (both count {cap + metric.cap_offset}): they tie because the cap cut them off, which says nothing "
+            f"about which method forgets faster (a larger --epochs would)")
 
 
 def overall(verdicts: list[str]) -> str:
@@ -399,8 +417,13 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None, sequ
             # keep the claim's own name
             own = [label for label, base in methods if c["method"] in (label, base)]
             label_a = own[0] if len(own) == 1 else c["method"]
+            # a partial grid shrinks the family: "best" against the methods run is not "best" of the paper's
+            absent = [o for o in among or [] if not any(label.split("+")[0] == o for label in others)]
+            note = (f"compared with {len(others)} method(s); no finished run of {', '.join(absent)} (of among: "
+                    f"{', '.join(among)}) was there to compare with, so the verdict covers only the methods compared"
+                    if absent else "")
         else:
-            pairs, label_a = c["pairs"], None
+            pairs, label_a, note = c["pairs"], None, ""
         # family-wise 95% over the claim's comparisons (Bonferroni): one lucky comparison of nine decides nothing
         alpha = (1 - stats.LEVEL) / max(len(pairs), 1)
         log10 = metric.log_scale or c.get("scale") == "log10"
@@ -426,7 +449,7 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None, sequ
                     plan.record(key, check)
             checks.append(replace(check, a=label_a or check.a))
         results.append(ClaimResult(c["id"], c.get("text", ""), c["metric"], overall([k.verdict for k in checks]),
-                                   checks, c.get("source", ""), c["margin"]))
+                                   checks, c.get("source", ""), c["margin"], note))
     return results
 
 
@@ -467,7 +490,8 @@ def write_markdown(results: list[ClaimResult], suite: str, path: Path) -> Path:
                         "replicates needed": most_needed(r), "statement": r.text} for r in results],
                       headers="keys", tablefmt="github"), ""]
     for r in results:
-        lines += [f"## {r.id}: {r.verdict}", "", r.text, ""] + ([f"Source: {r.source}", ""] if r.source else []) + [
+        lines += [f"## {r.id}: {r.verdict}", "", r.text, ""] + ([f"Source: {r.source}", ""] if r.source else []) + (
+                 [f"**Partial family:** {r.note}.", ""] if r.note else []) + [
                   tabulate([{"A": k.a, "B": k.b, "A value": k.a_value, "B value": k.b_value, "A - B": k.diff,
                              "interval": k.interval, "level": k.level, "margin": k.margin, "p": k.p,
                              "pairs": k.pairs, "verdict": k.verdict, "replicates needed": k.needed}

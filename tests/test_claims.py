@@ -307,9 +307,15 @@ def test_a_best_claim_compares_only_the_objectives_its_source_compared(store, tm
     [result] = claims.evaluate_file(path, "tofu-mini", runs)
     assert sorted(k.b for k in result.checks) == ["ga+fila-r4", "ga+lora-r4"]  # not ihl+lora-r4
     assert [k.level for k in result.checks] == ["0.975", "0.975"]  # 2 comparisons share the 5%
+    assert result.note == ""  # every objective of among has runs
     path.write_text("claims:\n  - {id: b, kind: best, metric: fq_constrained, method: ihl+fila, margin: 1, "
                     "among: [ga, gd]}\n")
-    assert sorted(k.b for k in claims.evaluate_file(path, "tofu-mini", runs)[0].checks) == ["ga+fila-r4", "ga+lora-r4"]
+    [partial] = claims.evaluate_file(path, "tofu-mini", runs)
+    assert sorted(k.b for k in partial.checks) == ["ga+fila-r4", "ga+lora-r4"]
+    assert partial.note == ("compared with 2 method(s); no finished run of gd (of among: ga, gd) was there to compare "
+                            "with, so the verdict covers only the methods compared")
+    claims.write_markdown([partial], "tofu-mini", tmp_path / "claims.md")
+    assert "**Partial family:** compared with 2 method(s)" in (tmp_path / "claims.md").read_text()
     for among, message in (("[gaa]", "unknown objective in `among` of claim 'b'"), ("ga", "among must be a non-empty list")):
         path.write_text(f"claims:\n  - {{id: b, kind: best, metric: fq_constrained, method: ihl+fila, margin: 1, "
                         f"among: {among}}}\n")
@@ -578,6 +584,21 @@ def test_an_only_forgotten_comparison_says_how_often_each_method_forgot(store, t
     assert check.verdict == "inconclusive" and check.pairs == 1
     assert check.reason.endswith("a pair needs both runs to have forgotten: ihl+fila forgot in 3 of 3 runs, "
                                  "ihl+lora in 1 of 3")
+
+
+def test_a_tie_at_the_epoch_cap_is_named_as_what_it_is(store, tmp_path):
+    for seed, epochs in enumerate(RUNS["ga+lora"]):  # ihl+lora now never forgets either, as ga+lora
+        [spec] = expand("tofu-mini", "ihl+lora", seeds=str(seed), hparams={"epochs": 2})
+        write_json_atomic(store.run_dir(spec) / "run.json", record(spec, epochs))
+    path = tmp_path / "cap.yaml"
+    path.write_text("claims:\n  - {id: c, metric: epochs_to_forget_or_cap, better: ihl+lora, than: ga+lora, margin: 1}\n"
+                    "  - {id: d, metric: epochs_to_forget_or_cap, better: ihl+fila, than: ga+lora, margin: 1}\n")
+    tied, separated = claims.evaluate_file(path, "tofu-mini", load_runs("tofu-mini", store))
+    [check] = tied.checks  # 3 vs 3 in every pair (three equal differences: the sign test decides nothing yet)
+    assert check.verdict == "inconclusive" and check.reason.endswith(
+        "; 3 of 3 pairs have neither run forgotten within the 2-epoch cap (both count 3): they tie because the cap cut "
+        "them off, which says nothing about which method forgets faster (a larger --epochs would)")
+    assert "cap cut" not in separated.checks[0].reason  # ihl+fila forgot in every run
 
 
 def test_the_summary_names_what_deciding_every_comparison_of_a_claim_would_take(store):
