@@ -83,7 +83,9 @@ def write(suite: str, path: Path, pairs: list[dict], claims_a: list, claims_b: l
     fixed = {c.id: c.verdict for c in (claims_a_fixed if claims_a_fixed is not None else claims_a)}
     claim_rows = [{"claim": c.id, **({"A (claims.md)": c.verdict} if claims_a_fixed is not None else {}),
                    "A": fixed[c.id], "B": verdicts_b.get(c.id, "–"),
-                   "A and B agree": "yes" if verdicts_b.get(c.id) == fixed[c.id] else "NO"} for c in claims_a]
+                   # two sets without data for a claim agree on nothing
+                   "A and B agree": "–" if "no data" in (fixed[c.id], verdicts_b.get(c.id)) else
+                                    "yes" if verdicts_b.get(c.id) == fixed[c.id] else "NO"} for c in claims_a]
     lines = [f"# {suite}: do these results and {other} agree?", "",
              "A = these results, B = the other set. Every pair of methods whose 95% intervals do not overlap "
              "in A, per metric, and what B says of it." + (

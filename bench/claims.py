@@ -307,15 +307,40 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
     merged, repeats = distinct_pairs(ra.merge(rb, on=KEYS, suffixes=("_a", "_b")))
     va = list(pd.to_numeric(merged[metric.name + "_a"], errors="coerce"))
     vb = list(pd.to_numeric(merged[metric.name + "_b"], errors="coerce"))
-    pairs = [(x, y) for x, y in zip(va, vb) if pd.notna(x) and pd.notna(y)]
-    if not pairs:
+    # a count where a run that never forgot counts as its cap + 1: the value at which the cap cut a run off
+    cut_at = (list(pd.to_numeric(merged["max_epochs_a"], errors="coerce") + metric.cap_offset)
+              if metric.cap_offset == 1 and "max_epochs_a" in merged else [math.inf] * len(va))
+    rows = [(x, y, c) for x, y, c in zip(va, vb, cut_at) if pd.notna(x) and pd.notna(y)]
+    if not rows:
         return Check(a, b, "no data"), []
-    at_cap = _tied_at_cap(merged, metric) if metric.cap_offset == 1 else ""
+    # a pair in which neither run forgot ties only because the cap cut both off: it says nothing about which
+    # method forgets faster, so it is no pair (as a pair of `only_forgotten` needs both runs to have forgotten)
+    tied = [(x, y, c) for x, y, c in rows if x >= c and y >= c]
+    cap = int(max(c for *_, c in rows) - metric.cap_offset) if tied else None
+    at_cap = (f"{len(tied)} of {len(rows)} pairs left out: neither run forgot within the {cap}-epoch cap (both count "
+              f"{cap + metric.cap_offset}), a tie the cap made, which says nothing about which method forgets faster; "
+              f"a larger --epochs gives them values" if tied else "")
+    rows = [r for r in rows if r not in tied]
+    if not rows:
+        return Check(a, b, "no data", reason=at_cap), []
+    one_cut = sum((x >= c) != (y >= c) for x, y, c in rows)  # one run cut off: the difference is only a bound
+    pairs = [(x, y) for x, y, _ in rows]
     if log10:
         pairs = [(math.log10(max(x, stats.FLOOR)), math.log10(max(y, stats.FLOOR))) for x, y in pairs]
     sign = 1 if metric.higher_is_better else -1  # A-better positive
     diffs = [sign * (x - y) for x, y in pairs]
     result = decide.decide(diffs, margin, level, family_alpha)
+    needed = "–" if result.needed is None else (f"> {decide.MAX_NEEDED:,}" if result.needed >= decide.MAX_NEEDED
+                                                else str(result.needed))
+    if one_cut and result.verdict == "equivalent":  # a bound inside the margin is no difference inside it
+        result = replace(result, verdict="inconclusive")
+        needed = decide.EPOCHS_NEEDED
+        at_cap = "; ".join(r for r in (at_cap, (
+            f"{one_cut} of {len(pairs)} pairs have one run that never forgot within the cap: their difference is only "
+            f"a bound, so it cannot show the two equivalent; a larger --epochs gives those runs values")) if r)
+    elif one_cut:
+        at_cap = "; ".join(r for r in (at_cap, f"{one_cut} of {len(pairs)} pairs have one run that never forgot "
+                                                f"within the cap, counted as cap + 1 (the claim's metric)") if r)
     forgot = ""
     every = [_runs_of(runs, m, suite, False) for m in (a, b)] if only_forgotten and result.verdict == "inconclusive" else []
     if any(len(r) < len(e) for r, e in zip((ra, rb), every)):
@@ -329,25 +354,7 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
     return Check(a, b, result.verdict, stats.fmt_summary(metric.summarize(va, epoch_cap(ra))),
                  stats.fmt_summary(metric.summarize(vb, epoch_cap(rb))),
                  stats.fmt(shown(result.diff)), "–" if lo is None else f"[{stats.fmt(lo)}, {stats.fmt(hi)}]",
-                 stats.fmt(result.p_value), result.n, stats.fmt(margin), f"{level:.4g}",
-                 "–" if result.needed is None else (f"> {decide.MAX_NEEDED:,}" if result.needed >= decide.MAX_NEEDED
-                                                    else str(result.needed)), reason), diffs
-
-
-def _tied_at_cap(merged: pd.DataFrame, metric) -> str:
-    """For a count where a run that never forgot counts as its epoch cap + 1: how many pairs have neither run
-    forgotten. Such a pair differs by 0 because the cap cut both off, not because the methods forget
-    equally fast; with a small --epochs every pair of never-forgetting methods reads `equivalent`."""
-    caps = pd.to_numeric(merged["max_epochs_a"], errors="coerce") + metric.cap_offset
-    x = pd.to_numeric(merged[metric.name + "_a"], errors="coerce")
-    y = pd.to_numeric(merged[metric.name + "_b"], errors="coerce")
-    tied = int(((x >= caps) & (y >= caps)).sum())
-    if not tied:
-        return ""
-    cap = int(caps.max()) - metric.cap_offset
-    return (f"{tied} of {int((x.notna() & y.notna()).sum())} pairs have neither run forgotten within the {cap}-epoch "
-            f"cap (both count {cap + metric.cap_offset}): they tie because the cap cut them off, which says nothing "
-            f"about which method forgets faster (a larger --epochs would)")
+                 stats.fmt(result.p_value), result.n, stats.fmt(margin), f"{level:.4g}", needed, reason), diffs
 
 
 def overall(verdicts: list[str]) -> str:
@@ -358,8 +365,6 @@ def overall(verdicts: list[str]) -> str:
         return "not comparable"
     if not verdicts or all(v.startswith("no data") for v in verdicts):
         return "no data"
-    if "does not hold" in verdicts:  # one counter-example settles a claim about every comparison
-        return "does not hold"
     if all(v == "holds" for v in verdicts):
         return "holds"
     if all(v == "equivalent" for v in verdicts):
@@ -419,9 +424,9 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None, sequ
             label_a = own[0] if len(own) == 1 else c["method"]
             # a partial grid shrinks the family: "best" against the methods run is not "best" of the paper's
             absent = [o for o in among or [] if not any(label.split("+")[0] == o for label in others)]
-            note = (f"compared with {len(others)} method(s); no finished run of {', '.join(absent)} (of among: "
-                    f"{', '.join(among)}) was there to compare with, so the verdict covers only the methods compared"
-                    if absent else "")
+            note = (f"compared with {len(others)} method{'s' * (len(others) != 1)}; no finished run of "
+                    f"{', '.join(absent)} (of among: {', '.join(among)}) was there to compare with, so the verdict "
+                    f"covers only the methods compared" if absent and own and others else "")
         else:
             pairs, label_a, note = c["pairs"], None, ""
         # family-wise 95% over the claim's comparisons (Bonferroni): one lucky comparison of nine decides nothing
@@ -476,21 +481,30 @@ def most_needed(result: ClaimResult) -> str:
     if result.verdict != "inconclusive":
         return "–"
     open_checks = [k for k in result.checks if k.verdict == "inconclusive"]
-    counts = [(int(k.needed.lstrip("> ").replace(",", "")), k.needed) for k in open_checks if k.needed != "–"]
-    unknown = len(open_checks) - len(counts)
+    epochs = [k for k in open_checks if k.needed == decide.EPOCHS_NEEDED]
+    counts = [(int(k.needed.lstrip("> ").replace(",", "")), k.needed) for k in open_checks
+              if k.needed not in ("–", decide.EPOCHS_NEEDED)]
+    unknown = len(open_checks) - len(counts) - len(epochs)
+    also = f" and {decide.EPOCHS_NEEDED}" if epochs else ""
     if not counts:
-        return "unknown"
-    return max(counts)[1] + (f" (+{unknown} unknown)" if unknown else "")
+        return decide.EPOCHS_NEEDED if epochs and not unknown else "unknown" + also
+    return max(counts)[1] + (f" (+{unknown} unknown)" if unknown else "") + also
+
+
+def shown_verdict(result: ClaimResult) -> str:
+    """The verdict as tables show it: `(partial family)` after that of a best claim compared with fewer objectives
+    than its `among` names (ClaimResult.note), wherever the verdict is read without its section."""
+    return result.verdict + (" (partial family)" if result.note else "")
 
 
 def write_markdown(results: list[ClaimResult], suite: str, path: Path) -> Path:
     """claims.md: the verdicts, then one section per claim with its comparisons and reasons. Returns `path`."""
     lines = [f"# {suite}: claims", "", NOTE, "",
-             tabulate([{"claim": r.id, "verdict": r.verdict, "metric": r.metric, "margin": stats.fmt(r.margin),
+             tabulate([{"claim": r.id, "verdict": shown_verdict(r), "metric": r.metric, "margin": stats.fmt(r.margin),
                         "replicates needed": most_needed(r), "statement": r.text} for r in results],
                       headers="keys", tablefmt="github"), ""]
     for r in results:
-        lines += [f"## {r.id}: {r.verdict}", "", r.text, ""] + ([f"Source: {r.source}", ""] if r.source else []) + (
+        lines += [f"## {r.id}: {shown_verdict(r)}", "", r.text, ""] + ([f"Source: {r.source}", ""] if r.source else []) + (
                  [f"**Partial family:** {r.note}.", ""] if r.note else []) + [
                   tabulate([{"A": k.a, "B": k.b, "A value": k.a_value, "B value": k.b_value, "A - B": k.diff,
                              "interval": k.interval, "level": k.level, "margin": k.margin, "p": k.p,

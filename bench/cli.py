@@ -21,6 +21,7 @@ from bench.models import MODELS, recipe_of
 from bench.pool import auto_workers, run_grid_parallel
 from bench.preflight import check_device, check_grid, check_specs
 from bench.quiet import quiet_libraries
+from bench.decide import EPOCHS_NEEDED
 from bench.sequential import Plan, label_base, seed_inert, undecided_methods
 from bench.spec import LOOP
 from bench.store import ResultStore
@@ -421,12 +422,17 @@ def _until_decided(args, specs) -> int:
                  f"here have spent the claims' 5 %, so only new data can decide them at that level")
         if not undecided:
             stuck = undecided_methods(results)
-            print(f"no more seeds can decide the comparisons still inconclusive: every seed reproduces the runs of "
-                  f"{', '.join(sorted(inert))} bit for bit, so no seed adds a pair; " + spent if stuck else
-                  f"{len(no_data)} claim comparisons have no data (no finished run of a method, or none that forgot): "
-                  f"replicates of the same settings add no pair to them; claims.md names them" if no_data else
-                  f"every claim comparison is decided ({ctx.store.suite_dir(args.suite) / 'claims.md'} gives each "
-                  f"verdict with the replicates and level it was decided at)")
+            cut = [k for r in results for k in r.checks if k.verdict == "inconclusive" and k.needed == EPOCHS_NEEDED]
+            told = [f"no more seeds can decide the comparisons still inconclusive: every seed reproduces the runs of "
+                    f"{', '.join(sorted(inert))} bit for bit, so no seed adds a pair; " + spent] if stuck else []
+            told += [f"{len(cut)} claim comparisons wait on a larger --epochs, not on seeds: a run that never forgot "
+                     f"within the epoch cap{f' ({args.epochs})' if args.epochs else ''} makes their difference a bound; "
+                     f"claims.md names them"] if cut else []
+            told += [f"{len(no_data)} claim comparisons have no data (no finished run of a method, or none that "
+                     f"forgot, or only pairs the epoch cap tied): replicates of the same settings add no pair to them; "
+                     f"claims.md names them"] if no_data else []
+            print("; ".join(told) or f"every claim comparison is decided ({ctx.store.suite_dir(args.suite) / 'claims.md'} "
+                                     f"gives each verdict with the replicates and level it was decided at)")
             return 1 if failed else 0
         if len(seeds) >= args.max_seeds:
             named = sorted({label_base(m) for m in undecided})  # a best claim labels A with its rank

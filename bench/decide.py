@@ -56,6 +56,11 @@ MAX_NEEDED = 10_000
 EQUAL = 1e-9  # differences this close (relative) are equal: t would give a point interval with p ~ 0
 
 
+# `replicates needed` of a comparison that more seeds cannot decide: a run cut off by the epoch cap makes its
+# difference a bound, and only a larger --epochs turns the bound into a value (`--until-decided` skips it)
+EPOCHS_NEEDED = "a larger --epochs"
+
+
 @dataclass(frozen=True)
 class Decision:
     """One comparison's verdict. diff/lo/hi are A - B in the comparison's units, A-better positive;

@@ -313,9 +313,25 @@ def _record(store: ResultStore, sweep: dict) -> None:
 
 
 def sweeps(store: ResultStore, suite: str) -> list[dict]:
-    """Every sweep of `suite`, oldest first."""
+    """Every sweep of `suite`, oldest first. A sweep file that cannot be read as one (truncated, edited) is skipped
+    with a warning naming it: `status` and `cancel` still see the others."""
     d = store.suite_dir(suite) / "sweeps"
-    return sorted((read_json(p) for p in d.glob("*.json")), key=lambda s: s["created"]) if d.is_dir() else []
+    found = []
+    for path in sorted(d.glob("*.json")) if d.is_dir() else []:
+        try:
+            sweep = read_json(path)
+            if not (isinstance(sweep, dict) and isinstance(sweep.get("created"), (int, float))
+                    and all(isinstance(sweep.get(k), str) for k in ("sweep_id", "launcher"))
+                    and isinstance(sweep.get("jobs"), list)
+                    and all(isinstance(j, dict) and "kind" in j and "job_id" in j and (j["kind"] != "run" or "run_id" in j)
+                            for j in sweep["jobs"])):
+                raise ValueError("not a sweep record")
+        except (ValueError, OSError) as e:  # json.JSONDecodeError is a ValueError
+            logging.getLogger("bench").warning(f"skipped {path}: {e} (not a sweep file `bench run --launcher slurm` "
+                                               "could have written)")
+            continue
+        found.append(sweep)
+    return sorted(found, key=lambda s: s["created"])
 
 
 def slurm_states(job_ids: Sequence[str]) -> dict[str, str]:

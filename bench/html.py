@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import stats, tables
-from bench.claims import NOTE as CLAIMS_NOTE
+from bench.claims import NOTE as CLAIMS_NOTE, shown_verdict
 
 SCRIPT = """
 function sortTable(th) {
@@ -93,8 +93,8 @@ def write_page(suite: str, path: Path, leaderboard: pd.DataFrame, rule: str, not
     if figures:
         parts += ["<h2>Plots</h2>"] + [f"<img src=\"{html.escape(f.name)}\" alt=\"{html.escape(f.stem)}\">" for f in figures]
     if claims:
-        rows = pd.DataFrame([{"claim": c.id, "verdict": c.verdict, "metric": c.metric, "margin": stats.fmt(c.margin),
-                              "statement": c.text, "source": c.source} for c in claims])
+        rows = pd.DataFrame([{"claim": c.id, "verdict": shown_verdict(c), "metric": c.metric,
+                              "margin": stats.fmt(c.margin), "statement": c.text, "source": c.source} for c in claims])
         parts += ["<h2>Claims</h2>", f"<p class=\"note\">{html.escape(CLAIMS_NOTE)}</p>", table(rows, "claims")]
         for c in claims:
             checks = pd.DataFrame([{"A": k.a, "B": k.b, "A value": k.a_value, "B value": k.b_value, "A - B": k.diff,
@@ -102,8 +102,9 @@ def write_page(suite: str, path: Path, leaderboard: pd.DataFrame, rule: str, not
                                     "pairs": k.pairs, "verdict": k.verdict, "replicates needed": k.needed, "why": k.reason}
                                    for k in c.checks])
             css = c.verdict.replace(" ", "-")
-            parts += [f"<h3 class=\"{css}\">{html.escape(c.id)}: {html.escape(c.verdict)}</h3>",
-                      table(checks, f"claim-{c.id}")]
+            parts += [f"<h3 class=\"{css}\">{html.escape(c.id)}: {html.escape(shown_verdict(c))}</h3>"]
+            parts += [f"<p class=\"note\">Partial family: {html.escape(c.note)}.</p>"] if c.note else []
+            parts += [table(checks, f"claim-{c.id}")]
     for i, comp in enumerate(comparisons):
         frame = pd.DataFrame([{"metric": r["metric"], "A": r["a"], "B": r["b"], "A - B": stats.fmt(r["diff"]),
                                "95% interval": "–" if r["lo"] is None else f"[{stats.fmt(r['lo'])}, {stats.fmt(r['hi'])}]",

@@ -28,7 +28,7 @@ import re
 from dataclasses import asdict
 from pathlib import Path
 
-from bench.decide import spent_level
+from bench.decide import EPOCHS_NEEDED, spent_level
 from bench.errors import BenchError
 from bench.store import read_json, write_json_atomic
 
@@ -184,8 +184,9 @@ def seed_inert(done) -> set[str]:
 
 
 def undecided_methods(results, inert: set[str] = frozenset()) -> set[str]:
-    """Methods of the comparisons that more replicates could still decide: inconclusive (not `no data`), and
+    """Methods of the comparisons that more replicates could still decide: inconclusive (not `no data`), not
+    waiting on a larger --epochs (a run cut off by the epoch cap: no seed turns its bound into a value), and
     neither side `inert` (a method, without rank, whose new seeds reproduce its runs bit for bit: a pair with
     one of its copies is dropped, so no seed adds a pair to such a comparison)."""
-    return {m for r in results for k in r.checks if k.verdict == "inconclusive"
+    return {m for r in results for k in r.checks if k.verdict == "inconclusive" and k.needed != EPOCHS_NEEDED
             and not {label_base(k.a), label_base(k.b)} & inert for m in (k.a, k.b)}

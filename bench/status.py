@@ -69,7 +69,8 @@ def status_table(suite: str | None, results: str) -> str:
             rows.append({"suite": s, "run": r["run_id"], "status": status,
                          "epoch": "" if r["epoch"] is None else r["epoch"],
                          "slurm": f"{job} {states.get(job, '')}".strip() if job else "",
-                         "reason": r["reason"] if isinstance(r["reason"], str) else ""})
+                         # one table row per run: a reason's newlines and pipes would break the table
+                         "reason": " ".join(r["reason"].replace("|", "/").split()) if isinstance(r["reason"], str) else ""})
         for run_id, job in jobs.items():  # submitted, not started yet
             if run_id not in seen:
                 rows.append({"suite": s, "run": run_id, "status": _status("pending", states.get(job)), "epoch": "",

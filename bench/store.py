@@ -114,7 +114,7 @@ def json_artefact(path: Path, compute: Callable[[], Any]) -> Any:
 
 
 class CorruptRun(Exception):
-    """A run.json that cannot be read as a run record (truncated, not JSON, no `spec` / `status`); the
+    """A run.json that cannot be read as a run record (truncated, not JSON, another shape: `record_problem`); the
     message names the file. Reported per run (`bench status`, the report), never fatal to a grid."""
 
 
@@ -182,8 +182,9 @@ class ResultStore:
             record = read_json(path)
         except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
             raise CorruptRun(f"{path}: {e}") from None
-        if not isinstance(record, dict) or "spec" not in record or "status" not in record:
-            raise CorruptRun(f"{path}: not a run record")
+        problem = record_problem(record)
+        if problem:
+            raise CorruptRun(f"{path}: not a run record ({problem})")
         return record
 
     def reason(self, spec: RunSpec) -> str | None:
@@ -259,6 +260,32 @@ class ResultStore:
                 parent.rmdir()
             except OSError:
                 return  # other runs or artefacts live there
+
+
+# what every reader of a record (status, tables, claims, resumption) relies on, as new_record writes it
+SPEC_KEYS = ("suite", "model", "split", "objective", "adapter", "rank", "seed", "hparams")
+
+
+def record_problem(record: Any) -> str:
+    """What makes `record` no run record ("" when nothing): valid JSON of another shape (a run.json edited by hand,
+    written by another program) is corrupt as much as truncated text, and named as such rather than failing a
+    reader with a KeyError."""
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not an object"
+    spec = record.get("spec")
+    if not isinstance(spec, dict):
+        return "no spec object"
+    missing = [k for k in SPEC_KEYS if k not in spec]
+    if missing:
+        return f"its spec lacks {', '.join(missing)}"
+    if not isinstance(spec["hparams"], dict):
+        return "its spec's hparams is no object"
+    for key, kind in (("run_id", str), ("status", str), ("epochs", list)):
+        if not isinstance(record.get(key), kind):
+            return f"{key} is {'missing' if key not in record else type(record[key]).__name__}, not a {kind.__name__}"
+    if not all(isinstance(e, dict) for e in record["epochs"]):
+        return "an epoch entry is no object"
+    return ""
 
 
 def new_record(spec: RunSpec) -> dict:

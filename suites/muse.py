@@ -30,7 +30,7 @@ from pathlib import Path
 from bench import fingerprint
 from bench.errors import BenchError, unknown
 from bench.fingerprint import digest, model_fingerprint
-from bench.metrics import UNIT, Metric
+from bench.metrics import EPOCHS, UNIT, Metric
 from bench.models import hub_reachable, is_local, load_model, load_tokenizer, on_meta, resolve, same_tokenizer
 from bench.phases import phase
 from bench.spec import Hyperparams, RunSpec
@@ -73,8 +73,9 @@ METRICS = (
 CHECKPOINT_READS = ("verbmem_f", "knowmem_f", "knowmem_r", "privleak")  # reported at the checkpoint epoch
 DERIVED = (
     Metric("epochs_to_forget", False, "MUSE's checkpoint: the first epoch whose forget KnowMem is at most the "
-           "retrained model's"),
-    Metric("epochs_to_forget_or_cap", False, "the checkpoint epoch; a run that never reached it counts as cap + 1"),
+           "retrained model's", bounds=EPOCHS, cap_offset=0),
+    Metric("epochs_to_forget_or_cap", False, "the checkpoint epoch; a run that never reached it counts as cap + 1",
+           bounds=EPOCHS, cap_offset=1),
 ) + tuple(Metric(f"{m.name}_at_forget", m.higher_is_better, f"{m.summary}; at MUSE's checkpoint epoch",
                  bounds=m.bounds, ideal=m.ideal) for m in METRICS if m.name in CHECKPOINT_READS)
 

@@ -226,6 +226,26 @@ def test_bit_identical_replicates_are_one_observation(tmp_path):
     assert next(r for r in comparison.rows if r["metric"] == "model_utility")["n"] == 1
 
 
+def test_a_row_none_of_whose_runs_forgot_is_never_best_on_a_capped_epoch_count(tmp_path):
+    """Every run of ga+lora and ihl+lora never forgot within 2 epochs: both show 3, the cap + 1, which is the
+    cap's number, not a speed; neither is bold on epochs_to_forget_or_cap, while utility still ranks them."""
+    from bench.report import leaderboard
+
+    store = ResultStore(tmp_path)
+    for method in ("ga+lora", "ihl+lora"):
+        for seed, epochs in enumerate(RUNS["ga+lora"]):
+            [spec] = expand("tofu-mini", method, seeds=str(seed), hparams={"epochs": 2})
+            write_json_atomic(store.run_dir(spec) / "run.json", record(spec, epochs))
+    table = leaderboard("tofu-mini", store).set_index("method")
+    rows = table.loc[["ga+lora-r4", "ihl+lora-r4"]]
+    assert list(rows["epochs_to_forget_or_cap"]) == [3, 3] and not rows["epochs_to_forget_or_cap_best"].any()
+    assert rows["model_utility_best"].all()
+    from bench.leaderboard import leaderboard_note
+    from suites import SUITES
+
+    assert "a row none of whose runs forgot is never bold" in leaderboard_note(SUITES["tofu-mini"])
+
+
 def test_margins_decide_equivalence(store, tmp_path):
     path = tmp_path / "eq.yaml"  # ihl+fila vs ga+lora on model utility: 0.48/0.47/0.49 against 0.49/0.50/0.49
     path.write_text("claims:\n  - {id: wide, metric: model_utility, better: ihl+fila, than: ga+lora, margin: 0.1}\n"
@@ -312,10 +332,13 @@ def test_a_best_claim_compares_only_the_objectives_its_source_compared(store, tm
                     "among: [ga, gd]}\n")
     [partial] = claims.evaluate_file(path, "tofu-mini", runs)
     assert sorted(k.b for k in partial.checks) == ["ga+fila-r4", "ga+lora-r4"]
-    assert partial.note == ("compared with 2 method(s); no finished run of gd (of among: ga, gd) was there to compare "
+    assert partial.note == ("compared with 2 methods; no finished run of gd (of among: ga, gd) was there to compare "
                             "with, so the verdict covers only the methods compared")
     claims.write_markdown([partial], "tofu-mini", tmp_path / "claims.md")
-    assert "**Partial family:** compared with 2 method(s)" in (tmp_path / "claims.md").read_text()
+    text = (tmp_path / "claims.md").read_text()  # in the summary table as in the claim's section
+    assert f"| b       | {partial.verdict} (partial family) |" in text and "**Partial family:** compared with 2 methods" in text
+    path.write_text("claims:\n  - {id: b, kind: best, metric: fq_constrained, method: npo+fila, margin: 1, among: [ga, gd]}\n")
+    assert claims.evaluate_file(path, "tofu-mini", runs)[0].note == ""  # npo+fila has no run: no data, not a family
     for among, message in (("[gaa]", "unknown objective in `among` of claim 'b'"), ("ga", "among must be a non-empty list")):
         path.write_text(f"claims:\n  - {{id: b, kind: best, metric: fq_constrained, method: ihl+fila, margin: 1, "
                         f"among: {among}}}\n")
@@ -586,19 +609,38 @@ def test_an_only_forgotten_comparison_says_how_often_each_method_forgot(store, t
                                  "ihl+lora in 1 of 3")
 
 
-def test_a_tie_at_the_epoch_cap_is_named_as_what_it_is(store, tmp_path):
+def test_pairs_the_epoch_cap_cut_off_decide_nothing_the_cap_made(store, tmp_path):
+    """A pair where neither run forgot ties only because the cap cut both off: it is left out. A pair with one
+    run cut off holds a bound, which cannot show two methods equivalent: that waits on a larger --epochs, and
+    `--until-decided` does not spend seeds on it."""
+    from bench.decide import EPOCHS_NEEDED
+    from bench.sequential import undecided_methods
+
     for seed, epochs in enumerate(RUNS["ga+lora"]):  # ihl+lora now never forgets either, as ga+lora
         [spec] = expand("tofu-mini", "ihl+lora", seeds=str(seed), hparams={"epochs": 2})
         write_json_atomic(store.run_dir(spec) / "run.json", record(spec, epochs))
+    for seed in range(6):  # npo+fila forgets at epoch 2 every time; npo+lora too, but for seed 5, which never does
+        forgets = [(1e-3 * (seed + 1), 0.5, 0.9), (0.2, 0.48, 0.3)]
+        for method, epochs in (("npo+fila", forgets), ("npo+lora", forgets if seed < 5 else forgets[:1] * 2)):
+            [spec] = expand("tofu-mini", method, seeds=str(seed), hparams={"epochs": 2})
+            write_json_atomic(store.run_dir(spec) / "run.json", record(spec, epochs))
     path = tmp_path / "cap.yaml"
     path.write_text("claims:\n  - {id: c, metric: epochs_to_forget_or_cap, better: ihl+lora, than: ga+lora, margin: 1}\n"
-                    "  - {id: d, metric: epochs_to_forget_or_cap, better: ihl+fila, than: ga+lora, margin: 1}\n")
-    tied, separated = claims.evaluate_file(path, "tofu-mini", load_runs("tofu-mini", store))
-    [check] = tied.checks  # 3 vs 3 in every pair (three equal differences: the sign test decides nothing yet)
-    assert check.verdict == "inconclusive" and check.reason.endswith(
-        "; 3 of 3 pairs have neither run forgotten within the 2-epoch cap (both count 3): they tie because the cap cut "
-        "them off, which says nothing about which method forgets faster (a larger --epochs would)")
-    assert "cap cut" not in separated.checks[0].reason  # ihl+fila forgot in every run
+                    "  - {id: d, metric: epochs_to_forget_or_cap, better: ihl+fila, than: ga+lora, margin: 1}\n"
+                    "  - {id: e, metric: epochs_to_forget_or_cap, better: npo+lora, than: npo+fila, margin: 1}\n")
+    tied, separated, bound = claims.evaluate_file(path, "tofu-mini", load_runs("tofu-mini", store))
+    [check] = tied.checks  # 3 vs 3 in every pair: no pair is left
+    assert check.verdict == "no data" and check.reason == (
+        "3 of 3 pairs left out: neither run forgot within the 2-epoch cap (both count 3), a tie the cap made, which "
+        "says nothing about which method forgets faster; a larger --epochs gives them values")
+    [check] = separated.checks  # ihl+fila forgot in every run: 2 against ga+lora's cut-off 3, a bound in A's favour
+    assert check.verdict == "inconclusive" and check.pairs == 3 and "3 of 3 pairs have one run" in check.reason
+    # differences 0, 0, 0, 0, 0, -1: the t-interval [-0.6, 0.26] lies inside +-1, but seed 5's -1 is only a bound
+    [check] = bound.checks
+    assert check.pairs == 6 and check.verdict == "inconclusive" and check.needed == EPOCHS_NEEDED
+    assert "1 of 6 pairs have one run that never forgot within the cap: their difference is only a bound" in check.reason
+    assert claims.most_needed(bound) == EPOCHS_NEEDED
+    assert undecided_methods([bound]) == set() and undecided_methods([separated]) == {"ihl+fila", "ga+lora"}
 
 
 def test_the_summary_names_what_deciding_every_comparison_of_a_claim_would_take(store):
@@ -645,3 +687,12 @@ def test_agreement_compares_both_sets_by_the_fixed_sample_test_when_a_has_a_plan
             if l.startswith("| ") and (" | yes" in l or " | NO" in l)}
     assert rows["ga-lora-trades-poorly"] == ["inconclusive", "holds", "holds", "yes"]
     assert "both tested at the fixed-sample level" in text
+
+
+def test_two_sets_without_data_for_a_claim_are_not_said_to_agree(tmp_path):
+    from bench import agreement
+
+    a = [claims.ClaimResult("x", "", "m", "no data"), claims.ClaimResult("y", "", "m", "holds")]
+    b = [claims.ClaimResult("x", "", "m", "no data"), claims.ClaimResult("y", "", "m", "holds")]
+    text = agreement.write("tofu-mini", tmp_path / "agreement.md", [], a, b, "B").read_text()
+    assert "| x       | no data | no data | –               |" in text and "| y       | holds   | holds   | yes" in text

@@ -192,3 +192,46 @@ def test_artefacts_are_published_only_through_the_store():
                 if node.func.attr == "rename" or module_call and node.func.attr in ("replace", "move"):
                     renames.append(f"{path.relative_to(root)}:{node.lineno}")  # os.replace/rename, shutil.move, Path.rename
     assert renames and all(r.split(":")[0] in allowed for r in renames), renames
+
+
+@pytest.mark.parametrize("text, problem", [
+    ('{"spec": {}, "status": "finished"}', "its spec lacks suite, model"),
+    ('[1, 2]', "a JSON list, not an object"),
+    ('{"spec": SPEC, "status": "running", "run_id": "x", "epochs": null}', "epochs is NoneType, not a list"),
+    ('{"spec": SPEC, "status": "finished", "epochs": []}', "run_id is missing, not a str"),
+])
+def test_a_run_json_of_another_shape_is_a_corrupt_run_for_status_and_report(tmp_path, text, problem):
+    """Valid JSON that is no run record (edited by hand, written by another program) is named as corrupt by
+    `bench status` and the report, as truncated text is, never a KeyError that stops them."""
+    from bench.grid import expand
+    from bench.report import load_runs
+    from bench.status import status_table
+    from bench.store import new_record
+
+    store = ResultStore(tmp_path)
+    good, bad = expand("tofu-mini", "ga+lora", seeds="0,1", hparams={"epochs": 1})
+    write_json_atomic(store.run_dir(good) / "run.json", {**new_record(good), "status": "failed",
+                                                            "reason": "line one\nline | two"})
+    store.run_dir(bad).mkdir(parents=True)
+    (store.run_dir(bad) / "run.json").write_text(text.replace("SPEC", json.dumps(bad.to_dict())))
+    table = status_table("tofu-mini", str(tmp_path))
+    assert "1 corrupt" in table and f"not a run record ({problem}" in table
+    assert "| line one line / two " in table and "line | two" not in table  # a reason stays on its table row
+    runs = load_runs("tofu-mini", store).set_index("run_id")
+    assert runs.loc[bad.run_id, "status"] == "corrupt" and runs.loc[good.run_id, "status"] == "failed"
+
+
+def test_a_damaged_sweep_file_is_skipped_with_a_warning_naming_it(tmp_path, caplog):
+    from bench.dispatch import sweeps
+    from bench.status import status_table
+
+    store = ResultStore(tmp_path)
+    folder = store.suite_dir("tofu-mini") / "sweeps"
+    folder.mkdir(parents=True)
+    (folder / "a.json").write_text("{bad")
+    write_json_atomic(folder / "b.json", {"sweep_id": "b", "launcher": "slurm", "created": 1.0, "jobs": [{"kind": "run"}]})
+    write_json_atomic(folder / "c.json", {"sweep_id": "c", "suite": "tofu-mini", "launcher": "slurm", "created": 2.0,
+                                          "jobs": [{"kind": "run", "job_id": "7", "run_id": "r1"}]})
+    assert [s["sweep_id"] for s in sweeps(store, "tofu-mini")] == ["c"]
+    assert "skipped" in caplog.text and "a.json" in caplog.text and "b.json" in caplog.text
+    assert "| tofu-mini | r1 " in status_table("tofu-mini", str(tmp_path))
