@@ -504,7 +504,8 @@ def write_markdown(results: list[ClaimResult], suite: str, path: Path) -> Path:
                         "replicates needed": most_needed(r), "statement": r.text} for r in results],
                       headers="keys", tablefmt="github"), ""]
     for r in results:
-        lines += [f"## {r.id}: {shown_verdict(r)}", "", r.text, ""] + ([f"Source: {r.source}", ""] if r.source else []) + (
+        lines += [f"## {r.id}: {shown_verdict(r)}", "", r.text, ""] + (
+                 [f"Source: {r.source}", ""] if r.source else []) + (
                  [f"**Partial family:** {r.note}.", ""] if r.note else []) + [
                   tabulate([{"A": k.a, "B": k.b, "A value": k.a_value, "B value": k.b_value, "A - B": k.diff,
                              "interval": k.interval, "level": k.level, "margin": k.margin, "p": k.p,

@@ -426,13 +426,14 @@ def _until_decided(args, specs) -> int:
             told = [f"no more seeds can decide the comparisons still inconclusive: every seed reproduces the runs of "
                     f"{', '.join(sorted(inert))} bit for bit, so no seed adds a pair; " + spent] if stuck else []
             told += [f"{len(cut)} claim comparisons wait on a larger --epochs, not on seeds: a run that never forgot "
-                     f"within the epoch cap{f' ({args.epochs})' if args.epochs else ''} makes their difference a bound; "
-                     f"claims.md names them"] if cut else []
+                     f"within the epoch cap{f' ({args.epochs})' if args.epochs else ''} makes their difference a "
+                     f"bound; claims.md names them"] if cut else []
             told += [f"{len(no_data)} claim comparisons have no data (no finished run of a method, or none that "
                      f"forgot, or only pairs the epoch cap tied): replicates of the same settings add no pair to them; "
                      f"claims.md names them"] if no_data else []
-            print("; ".join(told) or f"every claim comparison is decided ({ctx.store.suite_dir(args.suite) / 'claims.md'} "
-                                     f"gives each verdict with the replicates and level it was decided at)")
+            claims_md = ctx.store.suite_dir(args.suite) / "claims.md"
+            print("; ".join(told) or f"every claim comparison is decided ({claims_md} gives each verdict with the "
+                                     f"replicates and level it was decided at)")
             return 1 if failed else 0
         if len(seeds) >= args.max_seeds:
             named = sorted({label_base(m) for m in undecided})  # a best claim labels A with its rank

@@ -34,10 +34,11 @@ def stored_runs(suite: str, store: ResultStore) -> list[dict]:
     rows = []
     for run_dir, record, error in store.iter_records(suite):
         if error or record is None:
-            rows.append({"run_id": run_dir.name, "status": "corrupt" if error else "pending", "epoch": None, "reason": error})
+            rows.append({"run_id": run_dir.name, "status": "corrupt" if error else "pending", "epoch": None,
+                         "reason": error})
             continue
-        rows.append({"run_id": record["run_id"], "status": record["status"], "epoch": choose_epoch(record, "last", {})[0],
-                     "reason": record.get("reason")})
+        rows.append({"run_id": record["run_id"], "status": record["status"],
+                     "epoch": choose_epoch(record, "last", {})[0], "reason": record.get("reason")})
     return rows
 
 
@@ -70,7 +71,8 @@ def status_table(suite: str | None, results: str) -> str:
                          "epoch": "" if r["epoch"] is None else r["epoch"],
                          "slurm": f"{job} {states.get(job, '')}".strip() if job else "",
                          # one table row per run: a reason's newlines and pipes would break the table
-                         "reason": " ".join(r["reason"].replace("|", "/").split()) if isinstance(r["reason"], str) else ""})
+                         "reason": " ".join(r["reason"].replace("|", "/").split())
+                         if isinstance(r["reason"], str) else ""})
         for run_id, job in jobs.items():  # submitted, not started yet
             if run_id not in seen:
                 rows.append({"suite": s, "run": run_id, "status": _status("pending", states.get(job)), "epoch": "",
