@@ -325,6 +325,8 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
         return Check(a, b, "no data", reason=at_cap), []
     one_cut = sum((x >= c) != (y >= c) for x, y, c in rows)  # one run cut off: the difference is only a bound
     pairs = [(x, y) for x, y, _ in rows]
+    if tied:  # the A and B values summarise the pairs compared, as A - B does
+        va, vb = [x for x, _ in pairs], [y for _, y in pairs]
     if log10:
         pairs = [(math.log10(max(x, stats.FLOOR)), math.log10(max(y, stats.FLOOR))) for x, y in pairs]
     sign = 1 if metric.higher_is_better else -1  # A-better positive
@@ -453,6 +455,8 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None, sequ
                     check, _ = _check(runs, suite, a, b, metric, only, level, c["margin"], log10, planned)
                     plan.record(key, check)
             checks.append(replace(check, a=label_a or check.a))
+        if all(k.verdict.startswith("no data") for k in checks):
+            note = ""  # compared with nothing: the verdict says so
         results.append(ClaimResult(c["id"], c.get("text", ""), c["metric"], overall([k.verdict for k in checks]),
                                    checks, c.get("source", ""), c["margin"], note))
     return results

@@ -323,8 +323,8 @@ def sweeps(store: ResultStore, suite: str) -> list[dict]:
             if not (isinstance(sweep, dict) and isinstance(sweep.get("created"), (int, float))
                     and all(isinstance(sweep.get(k), str) for k in ("sweep_id", "launcher"))
                     and isinstance(sweep.get("jobs"), list)
-                    and all(isinstance(j, dict) and "kind" in j and "job_id" in j
-                            and (j["kind"] != "run" or "run_id" in j) for j in sweep["jobs"])):
+                    and all(isinstance(j, dict) and isinstance(j.get("kind"), str) and isinstance(j.get("job_id"), str)
+                            and (j["kind"] != "run" or isinstance(j.get("run_id"), str)) for j in sweep["jobs"])):
                 raise ValueError("not a sweep record")
         except (ValueError, OSError) as e:  # json.JSONDecodeError is a ValueError
             logging.getLogger("bench").warning(f"skipped {path}: {e} (not a sweep file `bench run --launcher slurm` "

@@ -154,6 +154,35 @@ def calibration(record: dict, metrics) -> dict:
             if m.calibrated and isinstance(known.get(m.name), (int, float))}
 
 
+def _run_row(record: dict, kind, epoch: str, direction: dict) -> dict:
+    """One run's row of `load_runs` (a record `bench.store.record_problem` accepted)."""
+    spec = record["spec"]
+    label = spec["objective"] if spec["adapter"] == "full" else f"{spec['objective']}+{spec['adapter']}-r{spec['rank']}"
+    at, metrics = choose_epoch(record, epoch, direction)
+    metrics = {**metrics, **robustness.screened(record, kind.recovery_metric),
+               **kind.derived_metrics(record), **calibration(record, kind.metrics)}
+    timings = record.get("timings", {})
+    return {
+        "run_id": record["run_id"], "status": record["status"], "reason": record.get("reason"),
+        # request k >= 2 of a sequence: `news-sust2@2`, as its run id says, never the run of its split alone
+        "model": spec["model"], "split": spec["split"] if not spec.get("previous") else f"{spec['split']}@{len(spec_chain(spec))}",
+        "method": label, "lr": spec["hparams"]["lr"],
+        "config": _config_key(spec), "settings": run_settings(spec), "objective": spec["objective"],
+        "max_epochs": spec["hparams"]["epochs"], "replicate": replicate_key(record),
+        "adapter": spec["adapter"], "rank": spec["rank"], "seed": spec["seed"], "epoch": at,
+        **metrics,
+        # the run's own cost: shared references (`prepare`) are built once for many runs, and the opt-in
+        # robustness stages are timed apart
+        "wall_s": sum(v for k, v in timings.items() if k not in ("prepare",) + robustness.STAGES) if timings else None,
+        "trainable_params": record.get("parameters", {}).get("trainable"),
+        "peak_mem_mb": record.get("peak_memory_mb"),
+        "trajectory": [(e["epoch"], e["metrics"]) for e in record.get("epochs", []) if e.get("metrics")],
+        # the forget splits of the requests that led to this run, its own last (bench/axes.py); its forget set's size
+        "chain": spec_chain(spec), "forget_tokens": record.get("forget_size", {}).get("tokens"),
+        "environment": record.get("environment", {}),
+    }
+
+
 def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFrame:
     """One row per run directory of `suite` in `store`: status (finished, failed, running, pending, corrupt with
     its reason), the spec's keys (model, split, method label `objective[+adapter-rRANK]`, lr, seed, ...), the
@@ -172,31 +201,11 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
         if record is None:
             rows.append({"run_id": run_dir.name, "status": "pending"})
             continue
-        spec = record["spec"]
-        label = spec["objective"] if spec["adapter"] == "full" else f"{spec['objective']}+{spec['adapter']}-r{spec['rank']}"
-        at, metrics = choose_epoch(record, epoch, direction)
-        metrics = {**metrics, **robustness.screened(record, kind.recovery_metric),
-                   **kind.derived_metrics(record), **calibration(record, kind.metrics)}
-        timings = record.get("timings", {})
-        rows.append({
-            "run_id": record["run_id"], "status": record["status"], "reason": record.get("reason"),
-            # request k >= 2 of a sequence: `news-sust2@2`, as its run id says, never the run of its split alone
-            "model": spec["model"], "split": spec["split"] if not spec.get("previous") else f"{spec['split']}@{len(spec_chain(spec))}",
-            "method": label, "lr": spec["hparams"]["lr"],
-            "config": _config_key(spec), "settings": run_settings(spec), "objective": spec["objective"],
-            "max_epochs": spec["hparams"]["epochs"], "replicate": replicate_key(record),
-            "adapter": spec["adapter"], "rank": spec["rank"], "seed": spec["seed"], "epoch": at,
-            **metrics,
-            # the run's own cost: shared references (`prepare`) are built once for many runs, and the opt-in
-            # robustness stages are timed apart
-            "wall_s": sum(v for k, v in timings.items() if k not in ("prepare",) + robustness.STAGES) if timings else None,
-            "trainable_params": record.get("parameters", {}).get("trainable"),
-            "peak_mem_mb": record.get("peak_memory_mb"),
-            "trajectory": [(e["epoch"], e["metrics"]) for e in record.get("epochs", []) if e.get("metrics")],
-            # the forget splits of the requests that led to this run, its own last (bench/axes.py); its forget set's size
-            "chain": spec_chain(spec), "forget_tokens": record.get("forget_size", {}).get("tokens"),
-            "environment": record.get("environment", {}),
-        })
+        try:
+            rows.append(_run_row(record, kind, epoch, direction))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:  # JSON of another shape deeper than the store checks
+            rows.append({"run_id": run_dir.name, "status": "corrupt",
+                         "reason": f"{run_dir / 'run.json'}: not a run record ({type(e).__name__}: {e})"})
     return pd.DataFrame(rows)
 
 

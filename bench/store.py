@@ -43,6 +43,10 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
+_UMASK = os.umask(0)  # read once (os.umask can only be read by setting it), then restored
+os.umask(_UMASK)
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write `obj` as JSON to `path` (parents created) by a temporary file in the same directory, fsync and
     one rename: readers see the old file or the new one, never part of one. NaN / inf become strings."""
@@ -54,6 +58,7 @@ def write_json_atomic(path: Path, obj: Any) -> None:
             json.dump(_json_safe(obj), f, indent=1, sort_keys=False, allow_nan=False)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide results from a group sharing the directory
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -278,13 +283,22 @@ def record_problem(record: Any) -> str:
     missing = [k for k in SPEC_KEYS if k not in spec]
     if missing:
         return f"its spec lacks {', '.join(missing)}"
-    if not isinstance(spec["hparams"], dict):
-        return "its spec's hparams is no object"
+    if not isinstance(spec["hparams"], dict) or not all(isinstance(spec["hparams"].get(k), (int, float))
+                                                         for k in ("lr", "epochs")):
+        return "its spec's hparams is no object with a numeric lr and epochs"
+    wrong = [k for k, kind in (("rank", int), ("seed", int)) if not isinstance(spec[k], kind) or isinstance(spec[k], bool)]
+    wrong += [k for k in ("suite", "model", "split", "objective", "adapter") if not isinstance(spec[k], str)]
+    if wrong:
+        return f"its spec's {', '.join(wrong)} {'has' if len(wrong) == 1 else 'have'} the wrong type"
     for key, kind in (("run_id", str), ("status", str), ("epochs", list)):
         if not isinstance(record.get(key), kind):
             return f"{key} is {'missing' if key not in record else type(record[key]).__name__}, not a {kind.__name__}"
-    if not all(isinstance(e, dict) for e in record["epochs"]):
-        return "an epoch entry is no object"
+    if not all(isinstance(e, dict) and isinstance(e.get("epoch", 0), int) and isinstance(e.get("metrics", {}), dict)
+               for e in record["epochs"]):
+        return "an epoch entry is no object with an integer epoch and a metrics object"
+    for key in ("timings", "suite_records", "final_metrics", "parameters", "inputs", "environment"):
+        if record.get(key) is not None and not isinstance(record[key], dict):
+            return f"{key} is a {type(record[key]).__name__}, not an object"
     return ""
 
 

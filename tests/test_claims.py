@@ -624,11 +624,18 @@ def test_pairs_the_epoch_cap_cut_off_decide_nothing_the_cap_made(store, tmp_path
         for method, epochs in (("npo+fila", forgets), ("npo+lora", forgets if seed < 5 else forgets[:1] * 2)):
             [spec] = expand("tofu-mini", method, seeds=str(seed), hparams={"epochs": 2})
             write_json_atomic(store.run_dir(spec) / "run.json", record(spec, epochs))
+    for seed in range(6):  # kl+lora never forgets: with npo+lora, seed 5 is a tie the cap made
+        [spec] = expand("tofu-mini", "kl+lora", seeds=str(seed), hparams={"epochs": 2})
+        write_json_atomic(store.run_dir(spec) / "run.json", record(spec, [(1e-3 * (seed + 1), 0.5, 0.9)] * 2))
     path = tmp_path / "cap.yaml"
     path.write_text("claims:\n  - {id: c, metric: epochs_to_forget_or_cap, better: ihl+lora, than: ga+lora, margin: 1}\n"
                     "  - {id: d, metric: epochs_to_forget_or_cap, better: ihl+fila, than: ga+lora, margin: 1}\n"
-                    "  - {id: e, metric: epochs_to_forget_or_cap, better: npo+lora, than: npo+fila, margin: 1}\n")
-    tied, separated, bound = claims.evaluate_file(path, "tofu-mini", load_runs("tofu-mini", store))
+                    "  - {id: e, metric: epochs_to_forget_or_cap, better: npo+lora, than: npo+fila, margin: 1}\n"
+                    "  - {id: f, metric: epochs_to_forget_or_cap, better: npo+lora, than: kl+lora, margin: 1}\n")
+    tied, separated, bound, partly = claims.evaluate_file(path, "tofu-mini", load_runs("tofu-mini", store))
+    [check] = partly.checks  # the A and B values summarise the 5 pairs compared, not the tie left out
+    assert check.pairs == 5 and check.a_value == "2 [2, 2]" and check.b_value == "3 [3, 3]" and check.diff == "-1"
+    assert "; 1 of 6 pairs left out: neither run forgot" in check.reason
     [check] = tied.checks  # 3 vs 3 in every pair: no pair is left
     assert check.verdict == "no data" and check.reason == (
         "3 of 3 pairs left out: neither run forgot within the 2-epoch cap (both count 3), a tie the cap made, which "

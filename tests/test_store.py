@@ -199,6 +199,9 @@ def test_artefacts_are_published_only_through_the_store():
     ('[1, 2]', "a JSON list, not an object"),
     ('{"spec": SPEC, "status": "running", "run_id": "x", "epochs": null}', "epochs is NoneType, not a list"),
     ('{"spec": SPEC, "status": "finished", "epochs": []}', "run_id is missing, not a str"),
+    ('{"spec": SPEC, "status": "finished", "run_id": "x", "epochs": [{"epoch": "a"}]}', "an epoch entry is no object"),
+    ('{"spec": SPEC, "status": "finished", "run_id": "x", "epochs": [], "final_metrics": "x"}', "final_metrics is a str"),
+    ('{"spec": RANKX, "status": "finished", "run_id": "x", "epochs": []}', "its spec's rank has the wrong type"),
 ])
 def test_a_run_json_of_another_shape_is_a_corrupt_run_for_status_and_report(tmp_path, text, problem):
     """Valid JSON that is no run record (edited by hand, written by another program) is named as corrupt by
@@ -213,7 +216,8 @@ def test_a_run_json_of_another_shape_is_a_corrupt_run_for_status_and_report(tmp_
     write_json_atomic(store.run_dir(good) / "run.json", {**new_record(good), "status": "failed",
                                                             "reason": "line one\nline | two"})
     store.run_dir(bad).mkdir(parents=True)
-    (store.run_dir(bad) / "run.json").write_text(text.replace("SPEC", json.dumps(bad.to_dict())))
+    (store.run_dir(bad) / "run.json").write_text(text.replace("SPEC", json.dumps(bad.to_dict())).replace(
+        "RANKX", json.dumps({**bad.to_dict(), "rank": "x"})))
     table = status_table("tofu-mini", str(tmp_path))
     assert "1 corrupt" in table and f"not a run record ({problem}" in table
     assert "| line one line / two " in table and "line | two" not in table  # a reason stays on its table row
@@ -229,9 +233,20 @@ def test_a_damaged_sweep_file_is_skipped_with_a_warning_naming_it(tmp_path, capl
     folder = store.suite_dir("tofu-mini") / "sweeps"
     folder.mkdir(parents=True)
     (folder / "a.json").write_text("{bad")
-    write_json_atomic(folder / "b.json", {"sweep_id": "b", "launcher": "slurm", "created": 1.0, "jobs": [{"kind": "run"}]})
+    write_json_atomic(folder / "b.json", {"sweep_id": "b", "launcher": "slurm", "created": 1.0,
+                                          "jobs": [{"kind": "run", "job_id": 5, "run_id": "r1"}]})
     write_json_atomic(folder / "c.json", {"sweep_id": "c", "suite": "tofu-mini", "launcher": "slurm", "created": 2.0,
                                           "jobs": [{"kind": "run", "job_id": "7", "run_id": "r1"}]})
     assert [s["sweep_id"] for s in sweeps(store, "tofu-mini")] == ["c"]
     assert "skipped" in caplog.text and "a.json" in caplog.text and "b.json" in caplog.text
     assert "| tofu-mini | r1 " in status_table("tofu-mini", str(tmp_path))
+
+
+def test_json_files_get_the_mode_the_umask_gives_new_files(tmp_path, monkeypatch):
+    """A results directory shared on a cluster: run.json must get the mode the umask gives new files (0644 under
+    umask 022), not mkstemp's 0600, or a colleague's `report` sees every run as corrupt."""
+    import bench.store
+
+    monkeypatch.setattr(bench.store, "_UMASK", 0o022)  # the umask the module read at import
+    write_json_atomic(tmp_path / "run.json", {"a": 1})
+    assert (tmp_path / "run.json").stat().st_mode & 0o777 == 0o644
