@@ -474,8 +474,8 @@ NOTE = ("Each comparison pairs runs by (model, split, seed), drops bit-identical
         "log10 ratios). holds = the interval lies on A's side of 0; does not hold = on B's side; equivalent = inside "
         "±margin; inconclusive = it contains 0 and reaches past a margin, with the replicates that would likely decide "
         "it (power 0.8; for the suite's own claims, the cap of a fresh `--until-decided` plan, docs/statistics.md). "
-        "A claim does not hold when any comparison does not; otherwise it holds when all hold, is equivalent when all are, is inconclusive while any is, and does not hold when some hold "
-        "and the rest are equivalent.")
+        "A claim does not hold when any comparison does not; otherwise it holds when all hold, is equivalent when all "
+        "are, is inconclusive while any is, and does not hold when some hold and the rest are equivalent.")
 
 
 def most_needed(result: ClaimResult) -> str:

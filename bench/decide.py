@@ -33,7 +33,8 @@ trials with Normal data"; the equivalence form is the two one-sided tests' of Sc
 Under a plan (`bench run --until-decided`, below) the number an inconclusive comparison reports is the cap
 N, in matched replicates (`--max-seeds` x forget splits x models), of a fresh plan whose last look,
 adding one replicate at level 1 - α_c / N, would decide it with power 0.8: the smallest N with N >= the
-count above at that level, and for equal differences the smallest N with 2 · 0.5^N <= α_c / N. The fixed-level count is smaller (α_c
+count above at that level, and for equal differences the smallest N with 2 · 0.5^N <= α_c / N. The
+fixed-level count is smaller (α_c
 = 0.01: the sign test needs 8 equal differences at a fixed level, a plan a cap of 12), and a plan
 capped at it would spend too little at its last looks to decide.
 

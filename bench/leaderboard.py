@@ -52,10 +52,10 @@ def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: 
         row["n"] = len(done)
         statuses = sorted(set(group["status"]) - {"finished"})
         row["status"] = "ok" if not statuses else ",".join(statuses)
-        never = False  # no run of the row forgot: its capped epoch count is the cap + 1 by definition
-        if "forgotten" in done and len(done):  # how many runs reached the forgetting rule within the cap
+        forgot = None  # how many runs reached the forgetting rule within the cap (None: the suite has no rule)
+        if "forgotten" in done and len(done):
             forgot = int(done["forgotten"].fillna(False).astype(bool).sum())
-            row["forgotten"], never = f"{forgot}/{len(done)}", forgot == 0
+            row["forgotten"] = f"{forgot}/{len(done)}"
         sums = {}
         for col in metric_cols + list(COST):
             s = stats.summarize_metric(pd.to_numeric(done[col], errors="coerce"), metric_of.get(col),
@@ -71,7 +71,9 @@ def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: 
                     sums[col + "_gap"] = stats.summarize(pd.to_numeric(done[col], errors="coerce") - ref)
         table.append(row)
         summaries.append(sums)
-        cut_off.append(never)
+        # an epoch count competes only where it measures speed: with cap + 1 for a run that never forgot
+        # (cap_offset 1) when some run forgot, over the runs that forgot (cap_offset 0) when all of them did
+        cut_off.append({0: forgot is not None and forgot < len(done), 1: forgot == 0})
     frame = pd.DataFrame(table)
     direction = {m.name: m.higher_is_better for m in suite.metrics}
     ideal = {m.name: m.ideal for m in suite.metrics}
@@ -81,9 +83,9 @@ def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: 
             idx = list(idx)
             if any(summaries[i].get(col + "_gap") for i in idx):  # calibrated: nearest the calibrating model
                 tied = stats.best_and_tied([summaries[i].get(col + "_gap") for i in idx], False, 0.0)
-            else:  # a row whose runs all never forgot does not compete on a capped count: the cap set its value
-                capped = getattr(metric_of.get(col), "cap_offset", None) == 1
-                tied = stats.best_and_tied([None if capped and cut_off[i] else summaries[i][col] for i in idx],
+            else:
+                offset = getattr(metric_of.get(col), "cap_offset", None)
+                tied = stats.best_and_tied([None if cut_off[i].get(offset) else summaries[i][col] for i in idx],
                                            direction[col], ideal.get(col))
             frame.loc[[idx[i] for i in tied], col + "_best"] = True
     refs = reference_rows(suite_name, store) if refs is None else refs
@@ -140,8 +142,11 @@ def leaderboard_note(suite) -> str:
     logged = sorted({m.name.split("/")[-1] for m in suite.metrics if m.log_scale})
     scale = f"; {', '.join(logged)} on a log scale (geometric mean)" if logged else ""
     capped = [m.name for m in suite.metrics if m.cap_offset == 1]
+    survivors = [m.name for m in suite.metrics if m.cap_offset == 0]
     cap = (f"; on {', '.join(capped)} a row none of whose runs forgot is never bold (the cap + 1 it shows is the "
-           "cap's, not a speed)") if capped else ""
+           "cap's, not a speed)" if capped else "") + (
+          f"; on {', '.join(survivors)} (over the runs that forgot) only a row all of whose runs forgot is bold"
+          if survivors else "")
     return (f"mean over seeds and its 95% Student-t interval [lo, hi]{scale}; bold = best mean or an interval "
             "overlapping the best one's (tied) within a model and split (privleak: nearest 0; membership-inference "
             "AUCs: nearest the AUC, on the same items, of a model never trained on the forget set, shown as (ref x), "

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from bench import robustness
 from bench.errors import BenchError, unknown
+from bench.sequential import label_base
 from bench.spec import Hyperparams
 from bench.store import ResultStore
 from suites import SUITES
@@ -246,8 +247,9 @@ def first_requests(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def method_base(labels: pd.Series) -> pd.Series:
-    """`ihl+fila-r4` -> `ihl+fila`: the method as a user types it, without the rank."""
-    return labels.str.replace(r"-r\d+$", "", regex=True)
+    """`ihl+fila-r4` -> `ihl+fila`: the method as a user types it, without the rank (bench.sequential.label_base
+    on each label)."""
+    return labels.map(label_base)
 
 
 def select_method(runs: pd.DataFrame, name: str, suite: str) -> pd.DataFrame:

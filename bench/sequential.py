@@ -167,8 +167,7 @@ class Plan:
 
 
 def label_base(label: str) -> str:
-    """`ihl+fila-r4` -> `ihl+fila`: a run label without its rank (bench.runs.method_base does it for a pandas
-    Series; this one keeps pandas out of the CLI's import)."""
+    """`ihl+fila-r4` -> `ihl+fila`: a run label without its rank (bench.runs.method_base maps it over a Series)."""
     return re.sub(r"-r\d+$", "", label)
 
 

@@ -236,10 +236,18 @@ def test_a_row_none_of_whose_runs_forgot_is_never_best_on_a_capped_epoch_count(t
         for seed, epochs in enumerate(RUNS["ga+lora"]):
             [spec] = expand("tofu-mini", method, seeds=str(seed), hparams={"epochs": 2})
             write_json_atomic(store.run_dir(spec) / "run.json", record(spec, epochs))
+    forgets = [(1e-3, 0.5, 0.9), (0.2, 0.48, 0.3)]  # npo+lora forgets at epoch 2 in seed 0 only; npo+fila in all
+    for method, trajectories in (("npo+lora", [forgets] + RUNS["ga+lora"][1:]), ("npo+fila", [forgets] * 3)):
+        for seed, epochs in enumerate(trajectories):
+            [spec] = expand("tofu-mini", method, seeds=str(seed), hparams={"epochs": 2})
+            write_json_atomic(store.run_dir(spec) / "run.json", record(spec, epochs))
     table = leaderboard("tofu-mini", store).set_index("method")
     rows = table.loc[["ga+lora-r4", "ihl+lora-r4"]]
     assert list(rows["epochs_to_forget_or_cap"]) == [3, 3] and not rows["epochs_to_forget_or_cap_best"].any()
     assert rows["model_utility_best"].all()
+    # epochs_to_forget averages the runs that forgot: npo+lora's 2 is one seed's of three, so only npo+fila competes
+    assert table.loc["npo+lora-r4", "epochs_to_forget"] == table.loc["npo+fila-r4", "epochs_to_forget"] == 2
+    assert table.loc["npo+fila-r4", "epochs_to_forget_best"] and not table.loc["npo+lora-r4", "epochs_to_forget_best"]
     from bench.leaderboard import leaderboard_note
     from suites import SUITES
 
