@@ -71,9 +71,9 @@ def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: 
                     sums[col + "_gap"] = stats.summarize(pd.to_numeric(done[col], errors="coerce") - ref)
         table.append(row)
         summaries.append(sums)
-        # an epoch count competes only where it measures speed: with cap + 1 for a run that never forgot
-        # (cap_offset 1) when some run forgot, over the runs that forgot (cap_offset 0) when all of them did
-        cut_off.append({0: forgot is not None and forgot < len(done), 1: forgot == 0})
+        # an epoch count with cap + 1 for a run that never forgot (cap_offset 1) measures speed only when some
+        # run forgot; one over the runs that forgot has missing runs otherwise, which best_and_tied leaves out
+        cut_off.append(forgot == 0)
     frame = pd.DataFrame(table)
     direction = {m.name: m.higher_is_better for m in suite.metrics}
     ideal = {m.name: m.ideal for m in suite.metrics}
@@ -84,8 +84,8 @@ def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: 
             if any(summaries[i].get(col + "_gap") for i in idx):  # calibrated: nearest the calibrating model
                 tied = stats.best_and_tied([summaries[i].get(col + "_gap") for i in idx], False, 0.0)
             else:
-                offset = getattr(metric_of.get(col), "cap_offset", None)
-                tied = stats.best_and_tied([None if cut_off[i].get(offset) else summaries[i][col] for i in idx],
+                capped = getattr(metric_of.get(col), "cap_offset", None) == 1
+                tied = stats.best_and_tied([None if capped and cut_off[i] else summaries[i][col] for i in idx],
                                            direction[col], ideal.get(col))
             frame.loc[[idx[i] for i in tied], col + "_best"] = True
     refs = reference_rows(suite_name, store) if refs is None else refs
@@ -142,12 +142,10 @@ def leaderboard_note(suite) -> str:
     logged = sorted({m.name.split("/")[-1] for m in suite.metrics if m.log_scale})
     scale = f"; {', '.join(logged)} on a log scale (geometric mean)" if logged else ""
     capped = [m.name for m in suite.metrics if m.cap_offset == 1]
-    survivors = [m.name for m in suite.metrics if m.cap_offset == 0]
     cap = (f"; on {', '.join(capped)} a row none of whose runs forgot is never bold (the cap + 1 it shows is the "
-           "cap's, not a speed)" if capped else "") + (
-          f"; on {', '.join(survivors)} (over the runs that forgot) only a row all of whose runs forgot is bold"
-          if survivors else "")
+           "cap's, not a speed)" if capped else "")
     return (f"mean over seeds and its 95% Student-t interval [lo, hi]{scale}; bold = best mean or an interval "
             "overlapping the best one's (tied) within a model and split (privleak: nearest 0; membership-inference "
             "AUCs: nearest the AUC, on the same items, of a model never trained on the forget set, shown as (ref x), "
-            f"else nearest 0.5){cap}; `runs` = finished / all")
+            f"else nearest 0.5); a cell that lacks some of its row's finished runs (one over the runs that forgot, "
+            f"where not all did) is never bold{cap}; `runs` = finished / all")

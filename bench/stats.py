@@ -23,12 +23,15 @@ FLOOR = 1e-300  # log-scale metrics: a p-value of exactly 0 is clipped here befo
 
 @dataclass(frozen=True)
 class Summary:
-    """Centre and 95% interval of one metric over n runs; lo/hi None when n < 2."""
+    """Centre and 95% interval of one metric over n runs; lo/hi None when n < 2. `missing`: the runs that were
+    summarised but had no value (a metric measured only on runs that forgot); such a summary never competes for
+    best (`best_and_tied`), since it speaks for the survivors only."""
 
     mean: float
     lo: float | None
     hi: float | None
     n: int
+    missing: int = 0
 
     @property
     def has_interval(self) -> bool:
@@ -53,7 +56,9 @@ def t_quantile(n: int, level: float = LEVEL) -> float:
 def summarize(values: Iterable[float], log_scale: bool = False, bounds: tuple[float, float] | None = None,
               level: float = LEVEL) -> Summary | None:
     """Mean and t-interval of the finite values, the interval clipped to `bounds` (the metric's range:
-    a probability's interval never leaves [0, 1]); None when there are no values."""
+    a probability's interval never leaves [0, 1]); None when there are no values. The values that are not finite
+    numbers are counted as `missing`."""
+    values = list(values)
     xs = [float(v) for v in values if v is not None and isinstance(v, (int, float)) and math.isfinite(float(v))]
     if not xs:
         return None
@@ -72,7 +77,7 @@ def summarize(values: Iterable[float], log_scale: bool = False, bounds: tuple[fl
         mean, lo, hi = 10 ** mean, back(lo), back(hi)
     if bounds is not None and lo is not None:
         lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
-    return Summary(mean, lo, hi, n)
+    return Summary(mean, lo, hi, n, len(values) - n)
 
 
 def summarize_metric(values: Iterable[float], metric, cap: int | float | None = None) -> Summary | None:
@@ -92,16 +97,18 @@ def distance_to(s: Summary, ideal: float) -> Summary:
     """|x - ideal| as a Summary: its interval is the range of distances the interval of x allows."""
     if not s.has_interval:
         d = abs(s.mean - ideal)
-        return Summary(d, None, None, s.n)
+        return Summary(d, None, None, s.n, s.missing)
     ends = (abs(s.lo - ideal), abs(s.hi - ideal))
     lo = 0.0 if s.lo <= ideal <= s.hi else min(ends)
-    return Summary(abs(s.mean - ideal), lo, max(ends), s.n)
+    return Summary(abs(s.mean - ideal), lo, max(ends), s.n, s.missing)
 
 
 def best_and_tied(summaries: Sequence[Summary | None], higher_is_better: bool, ideal: float | None = None) -> set[int]:
     """Indices of the best mean and of every summary whose interval overlaps the best one's. With an
-    `ideal` value (an AUC of 0.5, a privleak of 0) best = nearest to it, compared as distances."""
-    present = [(i, s) for i, s in enumerate(summaries) if s is not None]
+    `ideal` value (an AUC of 0.5, a privleak of 0) best = nearest to it, compared as distances. A summary with
+    `missing` runs never competes: a mean over the runs that forgot would otherwise beat a method whose every run
+    was counted (2 survivors of 12 against 12 of 12)."""
+    present = [(i, s) for i, s in enumerate(summaries) if s is not None and not s.missing]
     if not present:
         return set()
     if ideal is not None:

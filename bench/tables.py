@@ -100,7 +100,7 @@ def column_summary(frame: pd.DataFrame, col: str, metrics: dict | None = None):
     if metric:
         return metric.summarize(values, epoch_cap(frame))
     s = stats.summarize(values, bounds=(0.0, float("inf")))
-    return s if s is None or col == "wall_s" else stats.Summary(s.mean, None, None, s.n)
+    return s if s is None or col == "wall_s" else stats.Summary(s.mean, None, None, s.n, s.missing)
 
 
 def forgot_share(done: pd.DataFrame) -> str:

@@ -17,7 +17,8 @@ MUSE_CAPTION = (
     "Cells: mean over seeds and its 95% Student-t interval [lo, hi]; VerbMem and KnowMem are ROUGE-L F1 in [0, 1] "
     "(the paper prints x 100), PrivLeak in %. Column rules: **@ckpt** = at MUSE's checkpoint, the first epoch "
     "whose KnowMem on D_f is at most the retrained model's (Shi et al. 2024, Section 4; a tie counts), averaged "
-    "over the runs that reached it (**reached** counts them; a row competes for best there only when all did); "
+    "over the runs that reached it (**reached** counts them; a cell over fewer than all of its row's runs never "
+    "competes for best, so a row competes there only when all reached it); "
     "**last** = after the last epoch. PrivLeak = (s - r) / r x 100 with s, r = 1 - Min-K% AUC (forget vs holdout "
     "text) of the model and of the retrained model: 0 is as private as retraining, -100 fully exposed, > 0 "
     "over-unlearned; nearest 0 is best, so its columns are not bolded. Bold: best mean and every interval "
@@ -55,11 +56,8 @@ def muse_rows(runs: pd.DataFrame, refs: pd.DataFrame, metrics=(), shown=tuple(MU
         finished = in_split[in_split["status"] == "finished"]
         for method, group in in_split.groupby("method", sort=True):
             done = finished[finished["method"] == method]
-            reached = done["forgotten"].fillna(False).astype(bool) if "forgotten" in done else pd.Series(dtype=bool)
             row = {"split": split, "method": method, "runs": f"{len(done)}/{len(group)}", "status": row_status(group),
-                   "reached": forgot_share(done),
-                   "ineligible": no_best | (set() if len(done) and reached.all() else
-                                            {"epochs_to_forget", *(f"{m}_at_forget" for m in shown)})}
+                   "reached": forgot_share(done), "ineligible": no_best}
             for col in columns:
                 row[col] = column_summary(done, col, metrics)
             rows.append(row)

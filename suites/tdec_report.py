@@ -15,9 +15,10 @@ from bench.tables import COST, PaperTable, column_summary, epoch_cap, left_out_n
 
 TDEC_CAPTION = (
     "Cells: mean over seeds and forget sets with its 95% Student-t interval [lo, hi]. Epochs to forget: over "
-    "the runs that reached the unseen-data thresholds (`forgotten` counts them); a row competes for best "
-    "only when all its runs forgot. Utility columns are measured after the last epoch (the stopping epoch). "
-    "Bold: best mean and every interval overlapping it (tied). – = not measured.")
+    "the runs that reached the unseen-data thresholds (`forgotten` counts them); a cell over fewer than all of "
+    "its row's runs never competes for best, so epochs to forget competes only when all forgot. Utility columns "
+    "are measured after the last epoch (the stopping epoch). Bold: best mean and every interval overlapping it "
+    "(tied). – = not measured.")
 
 
 TDEC_COLUMNS = {"epochs_to_forget": ("epochs to forget", False), "reasoning_acc": ("reasoning acc", True),
@@ -37,8 +38,7 @@ def tdec_rows(runs: pd.DataFrame, metrics=(), shown=tuple(TDEC_COLUMNS)) -> tupl
         done = finished[(finished["model"] == model) & (finished["method"] == method)]
         forgot = done["forgotten"].fillna(False).astype(bool) if "forgotten" in done else pd.Series(dtype=bool)
         row = {"model": model, "method": method, "runs": f"{len(done)}/{len(group)}", "status": row_status(group),
-               "forgotten": f"{int(forgot.sum())}/{len(done)}",
-               "ineligible": set() if len(done) and forgot.all() else {"epochs_to_forget"}}
+               "forgotten": f"{int(forgot.sum())}/{len(done)}"}
         for col in columns:
             row[col] = column_summary(done, col, metrics)
         rows.append(row)

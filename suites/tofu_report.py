@@ -21,8 +21,9 @@ TOFU_CAPTION = (
     "**MU last** = forget quality / model utility after the last epoch; **FQ@MU** = utility-constrained forget "
     "quality, the best forget quality over epochs (epoch 0 = the target itself) whose model utility stays at or "
     "above 0.9 x the target's; **forgot** = runs whose forget ROUGE-L recall fell to the retain-only model's "
-    "within the epochs; **MU@forgot** = model utility at that epoch (equal forgetting). Reference rows are "
-    "single models and never compete.")
+    "within the epochs; **MU@forgot** = model utility at that epoch (equal forgetting), over the runs that forgot: "
+    "a cell over fewer than all of its row's runs never competes for best. Reference rows are single models and "
+    "never compete.")
 
 
 TOFU_COLUMNS = {"forget_quality": ("FQ last", True), "model_utility": ("MU last", True),

@@ -39,6 +39,17 @@ def test_every_interval_overlapping_the_best_is_tied_best():
     assert stats.best_and_tied([a, b, c, d], higher_is_better=False) == {3}
 
 
+def test_a_summary_over_some_of_its_runs_never_competes_for_best():
+    """Two of five runs have a value (utility at forgetting, where three never forgot): the summary counts
+    the three as missing and is never best, although its mean is the highest."""
+    survivors = stats.summarize([0.9, None, float("nan"), 0.8, None])
+    assert (survivors.n, survivors.missing) == (2, 3)
+    everyone = stats.summarize([0.5, 0.52, 0.48, 0.5, 0.5])
+    assert everyone.missing == 0
+    assert stats.best_and_tied([survivors, everyone], higher_is_better=True) == {1}
+    assert stats.distance_to(survivors, 0.5).missing == 3
+
+
 def test_paired_comparison_is_scipys_paired_t_test():
     a, b = [0.50, 0.55, 0.61, 0.47], [0.40, 0.49, 0.50, 0.45]
     p = stats.paired(a, b)
