@@ -349,6 +349,12 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
         # runs that never forgot form no pair: more replicates add pairs only at this rate
         forgot = (f"a pair needs both runs to have forgotten: {a} forgot in {len(ra)} of {len(every[0])} runs, "
                   f"{b} in {len(rb)} of {len(every[1])}")
+        matched = len(every[0][KEYS].merge(every[1][KEYS], on=KEYS).drop_duplicates())
+        if result.needed is not None and matched > len(pairs):  # the count is of pairs; seeds add them at this rate
+            needed = (f"> {decide.MAX_NEEDED:,}" if result.needed >= decide.MAX_NEEDED else
+                      f"{math.ceil(result.needed * matched / len(pairs)):,}")
+            forgot += (f"; {result.needed} pairs would decide it, about {needed} replicates at the rate of "
+                       f"{len(pairs)} pairs in {matched}")
     reason = "; ".join(r for r in (repeats and f"bit-identical replicates dropped ({repeats})", result.reason, forgot,
                                    at_cap) if r)
     shown = lambda v: None if v is None else sign * v  # report A - B in the metric's own direction

@@ -2,6 +2,7 @@
 three seeds per method: every verdict is known in advance."""
 
 import json
+import math
 import shutil
 import subprocess
 
@@ -13,6 +14,7 @@ from bench.cli import main
 from bench.grid import expand
 from bench.report import compare_methods, load_runs
 from bench.store import ResultStore, new_record, write_json_atomic
+from suites import SUITES
 
 TARGET = {"forget_quality": 1e-6, "model_utility": 0.5, "forget_rouge": 1.0}
 RETAIN = {"forget_quality": 1.0, "model_utility": 0.55, "forget_rouge": 0.4}
@@ -254,7 +256,6 @@ def test_a_row_none_of_whose_runs_forgot_is_never_best_on_a_capped_epoch_count(t
     assert table.loc["npo+lora-r4", "mu_at_forget"] == pytest.approx(0.6)
     assert table.loc["npo+fila-r4", "mu_at_forget_best"] and not table.loc["npo+lora-r4", "mu_at_forget_best"]
     from bench.tables import cells
-    from suites import SUITES
     from suites.tofu_report import tofu_rows
 
     runs = load_runs("tofu-mini", store)
@@ -628,6 +629,19 @@ def test_an_only_forgotten_comparison_says_how_often_each_method_forgot(store, t
     assert check.verdict == "inconclusive" and check.pairs == 1
     assert check.reason.endswith("a pair needs both runs to have forgotten: ihl+fila forgot in 3 of 3 runs, "
                                  "ihl+lora in 1 of 3")
+    # seed 1 forgets too: 2 pairs in 3 seeds, so the pairs a power calculation asks for take 3/2 as many seeds
+    [spec] = expand("tofu-mini", "ihl+lora", seeds="1", hparams={"epochs": 2})
+    write_json_atomic(store.run_dir(spec) / "run.json", record(spec, [(1e-5, 0.5, 0.9), (1e-2, 0.44, 0.3)]))
+    [check] = claims.evaluate_file(path, "tofu-mini", load_runs("tofu-mini", store))[0].checks
+    from bench import decide
+
+    _, diffs = claims._check(load_runs("tofu-mini", store), "tofu-mini", "ihl+fila", "ihl+lora",
+                             {m.name: m for m in SUITES["tofu-mini"].metrics}["mu_at_forget"], True, 0.95, 0.02, False)
+    pairs_needed = decide.decide(diffs, 0.02, 0.95).needed
+    assert check.verdict == "inconclusive" and check.pairs == 2 and pairs_needed > 2
+    assert check.needed == str(math.ceil(pairs_needed * 3 / 2))
+    assert f"{pairs_needed} pairs would decide it, about {check.needed} replicates at the rate of 2 pairs in 3" \
+        in check.reason
 
 
 def test_pairs_the_epoch_cap_cut_off_decide_nothing_the_cap_made(store, tmp_path):
