@@ -8,21 +8,27 @@ import math
 import pandas as pd
 
 from bench import stats
+from bench.agreement import POOLED
 from bench.tables import row_labels
 from suites import SUITES
 
 
 SIGNAL_NOTE = ("Does a column separate methods? For each metric: the spread between methods (standard deviation of "
-               "the method means) against the spread between seeds (pooled within-method standard deviation), both "
-               "on the scale the tables use (log10 for forget quality). Ratio > 1: methods differ by more than seeds "
+               "the method means) against the spread between replicates (pooled within-method standard deviation over "
+               "seeds, and forget sets where they are the replicates), both "
+               "on the scale the tables use (log10 for forget quality). Ratio > 1: methods differ by more than replicates "
                "do; `separated pairs` counts method pairs whose 95% intervals do not overlap.")
 
 
 def signal_table(suite: str, runs: pd.DataFrame) -> list[dict]:
-    """Between-method vs seed-to-seed spread of every metric, per model and split."""
+    """Between-method vs seed-to-seed spread of every metric, per model and split; pooled over the forget sets
+    (split `all sets`) where they are the replicates (Suite.splits_are_replicates: one run per set and method
+    has no seed spread of its own)."""
 
     kind = SUITES[suite]
     finished = runs[runs["status"] == "finished"] if "status" in runs else runs
+    if kind.splits_are_replicates and "split" in finished:
+        finished = finished.assign(split=POOLED)
     out = []
     for (model, split), block in finished.groupby(["model", "split"]):
         for metric in kind.metrics:
@@ -43,8 +49,8 @@ def signal_table(suite: str, runs: pd.DataFrame) -> list[dict]:
                             if not summaries[i].overlaps(summaries[j]))
             n_pairs = len(summaries) * (len(summaries) - 1) // 2
             out.append({"model": model, "split": split, "metric": metric.name + (" (log10)" if metric.log_scale else ""),
-                        "between-method sd": stats.fmt(between), "seed sd": stats.fmt(within),
+                        "between-method sd": stats.fmt(between), "replicate sd": stats.fmt(within),
                         "ratio": stats.fmt(between / within) if within > 0 else ("inf" if between > 0 else "–"),
                         "separated pairs": f"{separated}/{n_pairs}", "methods": groups.ngroups,
-                        "seeds": int(groups.size().min())})
+                        "replicates": int(groups.size().min())})
     return out
