@@ -70,14 +70,17 @@ def _count(pairs: list[dict]) -> str:
 
 
 def write(suite: str, path: Path, pairs: list[dict], claims_a: list, claims_b: list, other: str,
-          table_metrics: tuple[str, ...] = (), claims_a_fixed: list | None = None) -> Path:
+          table_metrics: tuple[str, ...] = (), claims_a_fixed: list | None = None,
+          origins: list[dict] | None = None) -> Path:
     """Write the agreement report of two result sets to `path` and return `path`.
 
     `pairs`: one row per method pair whose 95% intervals do not overlap in A (these results), with B's verdict;
     `claims_a` / `claims_b`: the claims checked on each set, B's at the fixed-sample level; `claims_a_fixed`: A's at
     that level too, when `claims_a` were tested under a sequential plan (claims.md's verdicts): the two sets are
     then compared by the same test, and claims.md's column is shown beside them. `table_metrics`: the paper
-    table's columns, counted apart. Markdown, overwritten if it exists.
+    table's columns, counted apart. `origins`: where each set's runs came from (bench.report.provenance rows with
+    a `set` key, A or B: machine, CPU capability, threads, software), so that the file says what differed.
+    Markdown, overwritten if it exists.
     """
     verdicts_b = {c.id: c.verdict for c in claims_b}
     fixed = {c.id: c.verdict for c in (claims_a_fixed if claims_a_fixed is not None else claims_a)}
@@ -94,6 +97,8 @@ def write(suite: str, path: Path, pairs: list[dict], claims_a: list, claims_b: l
              f"All metrics: {_count(pairs)}.", "",
              f"The paper table's columns ({', '.join(table_metrics)}): "
              f"{_count([p for p in pairs if p['metric'] in table_metrics])}.", ""]
+    if origins:
+        lines += ["## Where each set came from", "", tabulate(origins, headers="keys", tablefmt="github"), ""]
     if claim_rows:
         lines += ["## Claims", ""]
         if claims_a_fixed is not None:

@@ -124,8 +124,9 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
         # B has no plan of A's looks: both sets are compared by the fixed-sample test
         fixed = claims.evaluate(claim_list, suite, runs) if claim_results and plan is not None else None
         pairs = agreement.separated_pairs(single, first_requests(other), kind.metrics, kind.splits_are_replicates)
+        origins = [{"set": name, **row} for name, frame in (("A", runs), ("B", other)) for row in provenance(frame)]
         paths.append(agreement.write(suite, out / "agreement.md", pairs, claim_results, other_claims, against,
-                                     getattr(kind, "paper_columns", ()), fixed))
+                                     getattr(kind, "paper_columns", ()), fixed, origins))
     if comparisons:
         text = "\n\n".join(c.markdown() for c in comparisons)
         print(text)

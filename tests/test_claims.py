@@ -194,7 +194,9 @@ def test_agreement_between_two_result_sets(store, tmp_path):
     for method, seeds in flipped.items():
         for seed, epochs in enumerate(seeds):
             [spec] = expand("tofu-mini", method, seeds=str(seed), hparams={"epochs": 2})
-            write_json_atomic(other.run_dir(spec) / "run.json", record(spec, epochs))
+            rec = record(spec, epochs)
+            rec["environment"]["cpu_capability"] = "DEFAULT"
+            write_json_atomic(other.run_dir(spec) / "run.json", rec)
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--against", str(store.root)]) == 0
     same = (store.suite_dir("tofu-mini") / "agreement.md").read_text()
     assert "reversed" not in same and "same, separated" in same and "| no " not in same.lower()
@@ -203,6 +205,9 @@ def test_agreement_between_two_result_sets(store, tmp_path):
     mu = next(l for l in text.splitlines() if "| model_utility " in l and "ihl+fila-r4 | ga+fila-r4" in l)
     assert mu.rstrip(" |").endswith("reversed, separated")
     assert "| ihl-more-stable-than-ga | inconclusive | does not hold | NO" in text
+    origins = text.split("## Where each set came from")[1].split("##")[0]  # what differed between the two sets
+    assert [line.split("|")[5].strip() for line in origins.splitlines() if line.startswith(("| A ", "| B "))] == \
+        ["AVX2", "DEFAULT"]
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--against", str(tmp_path / "none")]) == 2
 
 
