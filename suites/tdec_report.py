@@ -17,7 +17,8 @@ TDEC_CAPTION = (
     "Cells: mean over seeds and forget sets with its 95% Student-t interval [lo, hi]. Epochs to forget: over "
     "the runs that reached the unseen-data thresholds (`forgotten` counts them); a cell over fewer than all of "
     "its row's runs never competes for best, so epochs to forget competes only when all forgot. Utility columns "
-    "are measured after the last epoch (the stopping epoch). Bold: best mean and every interval overlapping it "
+    "are measured after the last epoch (the stopping epoch) and compete for best only where all of a row's runs "
+    "forgot: a run the epoch cap stopped keeps utility that forgetting would have cost. Bold: best mean and every interval overlapping it "
     "(tied). – = not measured.")
 
 
@@ -38,7 +39,10 @@ def tdec_rows(runs: pd.DataFrame, metrics=(), shown=tuple(TDEC_COLUMNS)) -> tupl
         done = finished[(finished["model"] == model) & (finished["method"] == method)]
         forgot = done["forgotten"].fillna(False).astype(bool) if "forgotten" in done else pd.Series(dtype=bool)
         row = {"model": model, "method": method, "runs": f"{len(done)}/{len(group)}", "status": row_status(group),
-               "forgotten": f"{int(forgot.sum())}/{len(done)}"}
+               "forgotten": f"{int(forgot.sum())}/{len(done)}",
+               # utility at the stopping epoch is utility at forgetting only for runs that forgot; one the cap
+               # stopped keeps utility it would have lost, so such a row's utility competes with nothing
+               "ineligible": set() if len(done) and forgot.all() else set(shown) - {"epochs_to_forget"}}
         for col in columns:
             row[col] = column_summary(done, col, metrics)
         rows.append(row)

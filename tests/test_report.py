@@ -144,6 +144,27 @@ def test_forget_sets_of_one_setting_pool_into_one_tdec_row(tmp_path):
     assert by_label["ga [defaults]"]["runs"] == "2/2" and by_label["ga [defaults]"]["ppl_heldout"].mean == 15.0
 
 
+def test_a_tdec_row_whose_runs_did_not_all_forget_has_no_bold_utility(tmp_path):
+    """TDEC measures utility at the stopping epoch: for a run the epoch cap stopped, that is utility forgetting
+    never cost. satimp never forgot (held-out PPL 4.6) and ga forgot once in two (5.0): only ihl, which forgot in
+    both runs (PPL 6.0), competes, and is bold although its perplexity is the worst."""
+    from bench.tables import cells
+    from suites.tdec_report import tdec_rows
+
+    store = ResultStore(tmp_path)
+    outcomes = {"satimp": [(4.6, None), (4.6, None)], "ga": [(5.0, 3), (5.0, None)], "ihl": [(6.0, 4), (6.0, 5)]}
+    for method, runs in outcomes.items():
+        for split, (ppl, epochs) in zip(("set0", "set1"), runs):
+            [spec] = expand("tdec-mini", method, splits=split, seeds="0")
+            record = new_record(spec)
+            record.update(status="finished", epochs=[{"epoch": 1, "metrics": {"ma": 0.1, "el10": 0.01}}],
+                          final_metrics={"ppl_heldout": ppl, "epochs_to_forget": epochs, "forgotten": epochs is not None})
+            write_json_atomic(store.run_dir(spec) / "run.json", record)
+    rows, columns = tdec_rows(load_runs("tdec-mini", store), shown=("epochs_to_forget", "ppl_heldout"))
+    bold = {line["method"] for line in cells(rows, columns, ["method"]) if line["held-out PPL"].startswith("**")}
+    assert bold == {"ihl"}
+
+
 def test_an_epoch_no_run_evaluated_a_self_comparison_and_a_corrupt_record_are_named(store, capsys):
     """`--epoch 7` on runs of two epochs names the epochs there are; `--compare A,A` is refused; a corrupt
     run.json is named by its path, as `status` names it, and the report goes on."""
