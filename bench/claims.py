@@ -271,6 +271,22 @@ def _runs_of(runs: pd.DataFrame, name: str, suite: str, only_forgotten: bool) ->
     return chosen
 
 
+def _unfinished(runs: pd.DataFrame, chosen: list[pd.DataFrame]) -> str:
+    """What the comparison leaves out because it did not finish: per side whose configuration (method label and
+    settings, from its finished runs `chosen`) has failed, running or pending runs, their count by status. A
+    method that fails where it diverges would otherwise be compared on its survivors, unsaid."""
+    said = []
+    for side in chosen:
+        if side.empty or "settings" not in runs:
+            continue
+        same = runs[(runs["method"] == side["method"].iloc[0]) & (runs["settings"] == side["settings"].iloc[0])]
+        other = same[same["status"] != "finished"]["status"].value_counts()
+        if len(other):
+            said.append(f"{side['method'].iloc[0]} has {int(other.sum())} runs not finished "
+                        f"({', '.join(f'{n} {k}' for k, n in sorted(other.items()))}), left out")
+    return "; ".join(said)
+
+
 def _basis(runs: pd.DataFrame, suite: str, a: str, b: str, only_forgotten: bool) -> str:
     """A digest of the settings of the runs a comparison of A and B draws on (seeds and splits aside): a plan's
     decision is about runs of these settings, not of others that later take their place."""
@@ -331,7 +347,10 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
         pairs = [(math.log10(max(x, stats.FLOOR)), math.log10(max(y, stats.FLOOR))) for x, y in pairs]
     sign = 1 if metric.higher_is_better else -1  # A-better positive
     diffs = [sign * (x - y) for x, y in pairs]
-    result = decide.decide(diffs, margin, level, family_alpha)
+    # runs that never forgot form no pair: more replicates add pairs only at the rate the matched ones did
+    every = [_runs_of(runs, m, suite, False) for m in (a, b)] if only_forgotten else []
+    matched = len(every[0][KEYS].merge(every[1][KEYS], on=KEYS).drop_duplicates()) if every else len(pairs)
+    result = decide.decide(diffs, margin, level, family_alpha, rate=min(1.0, len(pairs) / max(matched, 1)))
     needed = "–" if result.needed is None else (f"> {decide.MAX_NEEDED:,}" if result.needed >= decide.MAX_NEEDED
                                                 else str(result.needed))
     if one_cut and result.verdict == "equivalent":  # a bound inside the margin is no difference inside it
@@ -344,19 +363,15 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
         at_cap = "; ".join(r for r in (at_cap, f"{one_cut} of {len(pairs)} pairs have one run that never forgot "
                                                 f"within the cap, counted as cap + 1 (the claim's metric)") if r)
     forgot = ""
-    every = [_runs_of(runs, m, suite, False) for m in (a, b)] if only_forgotten and result.verdict == "inconclusive" else []
-    if any(len(r) < len(e) for r, e in zip((ra, rb), every)):
-        # runs that never forgot form no pair: more replicates add pairs only at this rate
+    if result.verdict == "inconclusive" and any(len(r) < len(e) for r, e in zip((ra, rb), every)):
         forgot = (f"a pair needs both runs to have forgotten: {a} forgot in {len(ra)} of {len(every[0])} runs, "
                   f"{b} in {len(rb)} of {len(every[1])}")
-        matched = len(every[0][KEYS].merge(every[1][KEYS], on=KEYS).drop_duplicates())
-        if result.needed is not None and matched > len(pairs):  # the count is of pairs; seeds add them at this rate
-            needed = (f"> {decide.MAX_NEEDED:,}" if result.needed >= decide.MAX_NEEDED else
-                      f"{math.ceil(result.needed * matched / len(pairs)):,}")
-            forgot += (f"; {result.needed} pairs would decide it, about {needed} replicates at the rate of "
-                       f"{len(pairs)} pairs in {matched}")
+        if result.needed is not None and matched > len(pairs):
+            forgot += (f"; replicates needed counts replicates, which gave pairs at the rate of {len(pairs)} in "
+                       f"{matched}")
     reason = "; ".join(r for r in (repeats and f"bit-identical replicates dropped ({repeats})", result.reason, forgot,
-                                   at_cap) if r)
+                                   at_cap, _unfinished(runs, every or [_runs_of(runs, m, suite, False) for m in (a, b)]))
+                       if r)
     shown = lambda v: None if v is None else sign * v  # report A - B in the metric's own direction
     lo, hi = sorted((shown(result.lo), shown(result.hi))) if result.lo is not None else (None, None)
     return Check(a, b, result.verdict, stats.fmt_summary(metric.summarize(va, epoch_cap(ra))),

@@ -86,12 +86,14 @@ def _t(df: int, q: float) -> float:
     return float(stdtrit(df, q))
 
 
-def decide(diffs: Sequence[float], margin: float, level: float = 0.95, family_alpha: float | None = None) -> Decision:
+def decide(diffs: Sequence[float], margin: float, level: float = 0.95, family_alpha: float | None = None,
+           rate: float = 1.0) -> Decision:
     """Verdict of the paired differences `diffs` (A-better positive) against `margin` (> 0, same units)
     at interval level `level` (0 < level < 1). With `family_alpha` (the comparison's α_c, under a sequential
     plan) an inconclusive comparison's `needed` is the plan cap that would likely decide it (`cap_needed`),
-    else the fixed-sample count at `level` (`replicates_needed`). Raises ValueError for a margin <= 0 or a
-    level outside (0, 1)."""
+    else the fixed-sample count at `level` (`replicates_needed`), in replicates that each give a pair with
+    probability `rate` (0 < rate <= 1: a comparison of runs that forgot gets a pair only where both did).
+    Raises ValueError for a margin <= 0 or a level outside (0, 1)."""
     if not margin > 0:
         raise ValueError(f"margin must be > 0, got {margin}")
     if not 0 < level < 1:
@@ -109,10 +111,10 @@ def decide(diffs: Sequence[float], margin: float, level: float = 0.95, family_al
         p = min(1.0, 2 * 0.5 ** n) if mean != 0 else 1.0
         if n < sign_test_count(alpha):
             if family_alpha is None:
-                enough = sign_test_count(alpha)
+                enough = math.ceil(sign_test_count(alpha) / rate - 1e-9)
                 words = f"the sign test needs {enough} to exclude anything"
             else:
-                enough = sign_test_cap(family_alpha)
+                enough = sign_test_cap(family_alpha, rate)
                 words = f"the sign test excludes nothing at this look's level; a plan capped at {enough} replicates can"
             return Decision("inconclusive", mean, None, None, n, p, level, needed=enough,
                             reason=f"all {n} differences equal {mean:g}: {words}")
@@ -134,8 +136,11 @@ def decide(diffs: Sequence[float], margin: float, level: float = 0.95, family_al
         verdict = "inconclusive"
     needed = None
     if verdict == "inconclusive":
-        needed = (replicates_needed(mean, sd, margin, level) if family_alpha is None
-                  else cap_needed(mean, sd, margin, family_alpha))
+        if family_alpha is not None:
+            needed = cap_needed(mean, sd, margin, family_alpha, rate=rate)
+        else:
+            pairs = replicates_needed(mean, sd, margin, level)
+            needed = pairs if pairs is None or rate >= 1 else min(MAX_NEEDED, math.ceil(pairs / rate))
     return Decision(verdict, mean, lo, hi, n, p, level, needed)
 
 
@@ -144,30 +149,38 @@ def sign_test_count(alpha: float) -> int:
     return math.ceil(math.log2(2 / alpha) - 1e-12)
 
 
-def sign_test_cap(family_alpha: float) -> int:
+def sign_test_cap(family_alpha: float, rate: float = 1.0) -> int:
     """Smallest plan cap N at which N equal differences decide at the last look, which adds one replicate and
-    spends family_alpha / N: 2 · 0.5^N <= family_alpha / N (family_alpha 0.01: 12; 0.05: 9)."""
+    spends family_alpha / N: 2 · 0.5^N <= family_alpha / N (family_alpha 0.01: 12; 0.05: 9); with replicates that
+    give a pair at `rate`, 2 · 0.5^floor(N · rate) <= family_alpha / N."""
     n = 2
-    while 2 * 0.5 ** n > family_alpha / n:
+    while 2 * 0.5 ** math.floor(n * rate + 1e-9) > family_alpha / n:
         n += 1
     return n
 
 
-def cap_needed(diff: float, sd: float, margin: float, family_alpha: float, power: float = POWER) -> int | None:
+def cap_needed(diff: float, sd: float, margin: float, family_alpha: float, power: float = POWER,
+               rate: float = 1.0) -> int | None:
     """Smallest cap N of a sequential plan (one replicate per look) whose last look, at level 1 - family_alpha / N,
     decides a comparison with true mean difference `diff` and spread `sd` with probability `power`: the smallest
-    N >= replicates_needed(diff, sd, margin, 1 - family_alpha / N). Earlier looks only add chances, so the plan's
-    power is at least `power`. None when sd is 0 or not finite; MAX_NEEDED when it would take more."""
+    N with replicates_needed(diff, sd, margin, 1 - family_alpha / N) <= N x `rate`, where a replicate gives a
+    pair with probability `rate` (1: always) while the plan's cap, and so each look's share of alpha, counts
+    replicates. Earlier looks only add chances, so the plan's power is at least `power`. None when sd is 0 or
+    not finite; MAX_NEEDED when it would take more."""
     if not 0 < family_alpha < 1:
         raise ValueError(f"family_alpha must be in (0, 1), got {family_alpha}")
-    n = replicates_needed(diff, sd, margin, 1 - family_alpha, power)  # a lower bound: the last look spends less
-    if n is None:
+    if not 0 < rate <= 1:
+        raise ValueError(f"rate must be in (0, 1], got {rate}")
+    pairs = replicates_needed(diff, sd, margin, 1 - family_alpha, power)  # a lower bound: the last look spends less
+    if pairs is None:
         return None
+    n = math.ceil(pairs / rate - 1e-9)
     while n < MAX_NEEDED:
         at_cap = replicates_needed(diff, sd, margin, 1 - family_alpha / n, power)
-        if at_cap <= n:
+        if at_cap <= math.floor(n * rate + 1e-9):
             return n
-        n = max(n + 1, min(at_cap, MAX_NEEDED))  # the count at level 1 - alpha/n' only grows with n'
+        # the pair count at level 1 - alpha/n' only grows with n'
+        n = max(n + 1, min(math.ceil(at_cap / rate - 1e-9), MAX_NEEDED))
     return MAX_NEEDED
 
 

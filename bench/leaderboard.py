@@ -10,7 +10,7 @@ from tabulate import tabulate
 from bench import stats
 from bench.runs import load_runs, reference_rows
 from bench.store import ResultStore
-from bench.tables import epoch_cap, row_labels
+from bench.tables import distinct_runs, epoch_cap, row_labels
 from suites import SUITES
 
 
@@ -41,14 +41,13 @@ def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: 
     finished = runs[runs["status"] == "finished"]
     metric_cols = leaderboard_columns(suite_name, finished)
     metric_of = {m.name: m for m in suite.metrics}
-    table, summaries, cut_off = [], [], []
+    table, summaries, excluded = [], [], []
     for key, group in runs.groupby(GROUP, dropna=False, sort=True):
         done = finished.merge(group[["run_id"]], on="run_id")
         row = dict(zip(GROUP, key))
         row["runs"] = f"{len(done)}/{len(group)}"
-        if "replicate" in done and done["replicate"].duplicated().any():  # bit-identical runs: one observation
-            row["runs"] += f" ({done['replicate'].nunique()} distinct)"
-            done = done.drop_duplicates("replicate")
+        done, distinct = distinct_runs(done)  # bit-identical runs: one observation
+        row["runs"] += distinct
         row["n"] = len(done)
         statuses = sorted(set(group["status"]) - {"finished"})
         row["status"] = "ok" if not statuses else ",".join(statuses)
@@ -71,9 +70,13 @@ def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: 
                     sums[col + "_gap"] = stats.summarize(pd.to_numeric(done[col], errors="coerce") - ref)
         table.append(row)
         summaries.append(sums)
-        # an epoch count with cap + 1 for a run that never forgot (cap_offset 1) measures speed only when some
-        # run forgot; one over the runs that forgot has missing runs otherwise, which best_and_tied leaves out
-        cut_off.append(forgot == 0)
+        # where runs stop when they forget, a run the cap stopped shows the cap's epoch, not a stopping epoch:
+        # its utility is what forgetting never cost, so such a row competes on no last-epoch column (a column
+        # over the runs that forgot has missing runs there anyway, which best_and_tied leaves out)
+        stopped_by_cap = (epoch == "last" and forgot is not None and forgot < len(done)
+                          and bool(done.get("stops_at_forgetting", pd.Series(dtype=bool)).any()))
+        # a row with failed or running runs speaks for the runs that finished: it competes on nothing
+        excluded.append({"capped": forgot == 0 or bool(statuses), "other": stopped_by_cap or bool(statuses)})
     frame = pd.DataFrame(table)
     direction = {m.name: m.higher_is_better for m in suite.metrics}
     ideal = {m.name: m.ideal for m in suite.metrics}
@@ -81,11 +84,14 @@ def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: 
         frame[col + "_best"] = False
         for _, idx in frame.groupby(["model", "split"]).groups.items():
             idx = list(idx)
+            capped = getattr(metric_of.get(col), "cap_offset", None) == 1
+            # an epoch count with cap + 1 for a run that never forgot measures speed only when some run forgot
+            out = [excluded[i]["capped"] if capped else excluded[i]["other"] for i in idx]
             if any(summaries[i].get(col + "_gap") for i in idx):  # calibrated: nearest the calibrating model
-                tied = stats.best_and_tied([summaries[i].get(col + "_gap") for i in idx], False, 0.0)
+                tied = stats.best_and_tied([None if o else summaries[i].get(col + "_gap") for i, o in zip(idx, out)],
+                                           False, 0.0)
             else:
-                capped = getattr(metric_of.get(col), "cap_offset", None) == 1
-                tied = stats.best_and_tied([None if capped and cut_off[i] else summaries[i][col] for i in idx],
+                tied = stats.best_and_tied([None if o else summaries[i][col] for i, o in zip(idx, out)],
                                            direction[col], ideal.get(col))
             frame.loc[[idx[i] for i in tied], col + "_best"] = True
     refs = reference_rows(suite_name, store) if refs is None else refs
@@ -136,16 +142,22 @@ def print_leaderboard(suite: str, store: ResultStore) -> None:
     print(tabulate(format_leaderboard(frame, suite), headers="keys", tablefmt="github", showindex=False))
 
 
-def leaderboard_note(suite) -> str:
+def leaderboard_note(suite, stops_at_forgetting: bool = False) -> str:
     """The leaderboard's caption for `suite` (a Suite): how cells are summarised and what bold means, naming only
-    the suite's own log-scale metrics."""
+    the suite's own log-scale metrics. `stops_at_forgetting`: the runs stop when they forget (TDEC; the runs'
+    `stops_at_forgetting` column), so the caption states the rule for runs the cap stopped."""
     logged = sorted({m.name.split("/")[-1] for m in suite.metrics if m.log_scale})
     scale = f"; {', '.join(logged)} on a log scale (geometric mean)" if logged else ""
     capped = [m.name for m in suite.metrics if m.cap_offset == 1]
     cap = (f"; on {', '.join(capped)} a row none of whose runs forgot is never bold (the cap + 1 it shows is the "
            "cap's, not a speed)" if capped else "")
+    if stops_at_forgetting:
+        cap += ("; runs stop when they forget, so the last epoch is the stopping epoch: a row some of whose runs "
+                "the epoch cap stopped instead is bold on no column but the capped count (its utility is what "
+                "forgetting never cost)")
     return (f"mean over seeds and its 95% Student-t interval [lo, hi]{scale}; bold = best mean or an interval "
             "overlapping the best one's (tied) within a model and split (privleak: nearest 0; membership-inference "
             "AUCs: nearest the AUC, on the same items, of a model never trained on the forget set, shown as (ref x), "
-            f"else nearest 0.5); a cell that lacks some of its row's finished runs (one over the runs that forgot, "
-            f"where not all did) is never bold{cap}; `runs` = finished / all")
+            f"else nearest 0.5); a row with runs that did not finish (`status`), and a cell that lacks some of its "
+            f"row's finished runs (one over the runs that forgot, where not all did), are never bold{cap}; `runs` = "
+            "finished / all")

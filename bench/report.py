@@ -77,7 +77,9 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
     md = tabulate(shown, headers="keys", tablefmt="github", showindex=False)
     print(md)
     paths = [out / "leaderboard.md", out / "leaderboard.csv", out / "leaderboard.tex"]
-    paths[0].write_text(f"# {suite} leaderboard ({rule})\n\n{leaderboard_note(SUITES[suite])}.\n\n{md}\n")
+    stops = epoch == "last" and bool(runs.get("stops_at_forgetting", pd.Series(dtype=bool)).fillna(False).any())
+    note = leaderboard_note(SUITES[suite], stops)
+    paths[0].write_text(f"# {suite} leaderboard ({rule})\n\n{note}.\n\n{md}\n")
     frame.to_csv(paths[1], index=False)
     paths[2].write_text(tabulate(format_leaderboard(frame, suite, tex=True), headers="keys", tablefmt="latex_raw",
                                  showindex=False) + "\n")
@@ -132,7 +134,7 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
         print(text)
         (out / "compare.md").write_text(f"# {suite}: pairwise comparisons ({rule})\n\n{COMPARE_NOTE}\n\n{text}\n")
         paths.append(out / "compare.md")
-    paths.append(html.write_page(suite, out / "index.html", shown, rule, leaderboard_note(kind), table_md and paper.caption,
+    paths.append(html.write_page(suite, out / "index.html", shown, rule, note, table_md and paper.caption,
                                  paper and paper.rows and (paper.rows, paper.columns, paper.keys), figures,
                                  claim_results, comparisons, provenance(runs), robustness, axis_sections))
     return paths

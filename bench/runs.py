@@ -170,6 +170,9 @@ def _run_row(record: dict, kind, epoch: str, direction: dict) -> dict:
         "method": label, "lr": spec["hparams"]["lr"],
         "config": _config_key(spec), "settings": run_settings(spec), "objective": spec["objective"],
         "max_epochs": spec["hparams"]["epochs"], "replicate": replicate_key(record),
+        # the runner puts `forgotten` among the final metrics only where the suite's stopping rule is forgetting
+        # (TDEC): the run's last epoch is then the one it forgot at, or the cap's if it never did
+        "stops_at_forgetting": "forgotten" in (record.get("final_metrics") or {}),
         "adapter": spec["adapter"], "rank": spec["rank"], "seed": spec["seed"], "epoch": at,
         **metrics,
         # the run's own cost: shared references (`prepare`) are built once for many runs, and the opt-in

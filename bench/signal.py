@@ -27,6 +27,7 @@ def signal_table(suite: str, runs: pd.DataFrame) -> list[dict]:
 
     kind = SUITES[suite]
     finished = runs[runs["status"] == "finished"] if "status" in runs else runs
+    finished = finished.assign(forget_set=finished["split"] if "split" in finished else "")
     if kind.splits_are_replicates and "split" in finished:
         finished = finished.assign(split=POOLED)
     out = []
@@ -37,7 +38,11 @@ def signal_table(suite: str, runs: pd.DataFrame) -> list[dict]:
             values = pd.to_numeric(block[metric.name], errors="coerce")
             if metric.log_scale:
                 values = values.clip(lower=stats.FLOOR).map(math.log10)
-            frame = pd.DataFrame({"method": row_labels(block, ["method"]), "v": values}).dropna()
+            frame = pd.DataFrame({"method": row_labels(block, ["method"]), "v": values,
+                                  "replicate": block.get("replicate", pd.Series(range(len(block)), index=block.index))})
+            # a bit-identical replicate (the seed changed nothing) is one observation, not a spread of zero
+            frame = frame.assign(forget_set=block["forget_set"]).drop_duplicates(
+                ["method", "forget_set", "replicate"]).dropna()
             frame = frame[frame.groupby("method")["v"].transform("size") >= 2]  # a seed spread needs two runs
             groups = frame.groupby("method")["v"]
             if groups.ngroups < 2:

@@ -30,22 +30,26 @@ class PaperTable:
     caption: str
 
 
-def left_out_note(columns: dict, shown: tuple[str, ...]) -> str:
-    """The caption's sentence naming the `columns` a suite measures but does not show (its `paper_columns`
-    leave them out), or "" when it shows them all."""
-    left_out = [c for c in columns if c not in shown]
-    return (f" Measured but left out of this suite's table (between-method spread not above the seed-to-seed "
-            f"spread; see signal.md and leaderboard.csv): {', '.join(left_out)}." if left_out else "")
+def left_out_note(columns: dict, shown: tuple[str, ...], runs: pd.DataFrame | None = None) -> str:
+    """The caption's sentence naming the `columns` a suite's table could show but leaves out (its `paper_columns`
+    choice), among those the `runs` measured, or "" when it leaves none out."""
+    measured = lambda c: runs is None or (c in runs and pd.to_numeric(runs[c], errors="coerce").notna().any())
+    left_out = [c for c in columns if c not in shown and measured(c)]
+    return (f" Measured but left out of this suite's table (the suite's choice, made where the between-method "
+            f"spread was not above the replicate spread: docs/suites.md; this set's spread: signal.md; every value: "
+            f"leaderboard.csv): {', '.join(left_out)}." if left_out else "")
 
 
 def cells(rows: list[dict], columns: dict[str, tuple[str, bool]], keys: list[str], tex: bool = False) -> list[dict]:
-    """rows: {key..., col: Summary | None, 'reference': bool, 'ineligible': set of cols};
+    """rows: {key..., col: Summary | None, 'reference': bool, 'ineligible': set of cols, 'status': `row_status`};
     columns: name -> (header, higher_is_better). Formatted cells, best and tied-best in bold; reference
-    rows and ineligible cells never compete."""
+    rows, rows with runs that did not finish (their summaries speak for the runs that did) and ineligible
+    cells never compete."""
     marked: dict[str, set[int]] = {}
+    competing = [not r.get("reference") and r.get("status", "ok") == "ok" for r in rows]
     for col, (_, higher) in columns.items():
-        candidates = [r.get(col) if not r.get("reference") and col not in r.get("ineligible", ()) else None
-                      for r in rows]
+        candidates = [r.get(col) if ok and col not in r.get("ineligible", ()) else None
+                      for r, ok in zip(rows, competing)]
         marked[col] = stats.best_and_tied(candidates, higher)
     table = []
     for i, r in enumerate(rows):
@@ -63,6 +67,17 @@ def render(rows: list[dict], columns: dict[str, tuple[str, bool]], keys: list[st
     """`cells` as one GitHub-Markdown table (tex=False) or LaTeX tabular (tex=True)."""
     return tabulate(cells(rows, columns, keys, tex), headers="keys", tablefmt="latex_raw" if tex else "github",
                     showindex=False)
+
+
+def distinct_runs(done: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The finished runs `done` of one row without bit-identical replicates (the same forget split and
+    `replicate` key, bench.runs: the seed changed nothing), so that they count once, never as a zero-width
+    interval; and what the `runs` column adds then: ` (k distinct)`, else ""."""
+    key = [c for c in ("split", "replicate") if c in done]
+    if "replicate" in key and done.duplicated(key).any():
+        kept = done.drop_duplicates(key)
+        return kept, f" ({len(kept)} distinct)"
+    return done, ""
 
 
 def row_status(group: pd.DataFrame) -> str:

@@ -11,14 +11,16 @@ import pandas as pd
 
 from bench import stats
 from bench.plots import error_bar, mean_trajectory, pyplot, save
-from bench.tables import COST, PaperTable, column_summary, forgot_share, left_out_note, row_labels, row_status
+from bench.tables import (COST, PaperTable, column_summary, distinct_runs, forgot_share, left_out_note, row_labels,
+                          row_status)
 
 MUSE_CAPTION = (
     "Cells: mean over seeds and its 95% Student-t interval [lo, hi]; VerbMem and KnowMem are ROUGE-L F1 in [0, 1] "
     "(the paper prints x 100), PrivLeak in %. Column rules: **@ckpt** = at MUSE's checkpoint, the first epoch "
     "whose KnowMem on D_f is at most the retrained model's (Shi et al. 2024, Section 4; a tie counts), averaged "
-    "over the runs that reached it (**reached** counts them; a cell over fewer than all of its row's runs never "
-    "competes for best, so a row competes there only when all reached it); "
+    "over the runs that reached it (**reached** counts them; a cell over fewer than all of its row's finished "
+    "runs never competes for best, so a row competes there only when all reached it, and a row with runs that did "
+    "not finish never does); "
     "**last** = after the last epoch. PrivLeak = (s - r) / r x 100 with s, r = 1 - Min-K% AUC (forget vs holdout "
     "text) of the model and of the retrained model: 0 is as private as retraining, -100 fully exposed, > 0 "
     "over-unlearned; nearest 0 is best, so its columns are not bolded. Bold: best mean and every interval "
@@ -56,7 +58,9 @@ def muse_rows(runs: pd.DataFrame, refs: pd.DataFrame, metrics=(), shown=tuple(MU
         finished = in_split[in_split["status"] == "finished"]
         for method, group in in_split.groupby("method", sort=True):
             done = finished[finished["method"] == method]
-            row = {"split": split, "method": method, "runs": f"{len(done)}/{len(group)}", "status": row_status(group),
+            runs_shown = f"{len(done)}/{len(group)}"
+            done, distinct = distinct_runs(done)  # bit-identical replicates count once
+            row = {"split": split, "method": method, "runs": runs_shown + distinct, "status": row_status(group),
                    "reached": forgot_share(done), "ineligible": no_best}
             for col in columns:
                 row[col] = column_summary(done, col, metrics)
@@ -113,7 +117,7 @@ def paper_table(suite, runs: pd.DataFrame, refs: pd.DataFrame) -> PaperTable:
     stating the checkpoint rule and naming what it leaves out."""
     rows, columns = muse_rows(runs, refs, suite.metrics, suite.paper_columns)
     return PaperTable(rows, columns, ["split", "method", "runs", "status", "reached"],
-                      MUSE_CAPTION + left_out_note(MUSE_COLUMNS, suite.paper_columns))
+                      MUSE_CAPTION + left_out_note(MUSE_COLUMNS, suite.paper_columns, runs))
 
 
 def plots(suite, runs: pd.DataFrame, refs: pd.DataFrame, out_dir: Path) -> list[Path]:

@@ -10,16 +10,17 @@ import pandas as pd
 
 from bench import stats
 from bench.plots import error_bar, pyplot, save
-from bench.tables import COST, PaperTable, column_summary, epoch_cap, left_out_note, row_labels, row_status
+from bench.tables import (COST, PaperTable, column_summary, distinct_runs, epoch_cap, left_out_note, row_labels,
+                          row_status)
 
 
 TDEC_CAPTION = (
     "Cells: mean over seeds and forget sets with its 95% Student-t interval [lo, hi]. Epochs to forget: over "
     "the runs that reached the unseen-data thresholds (`forgotten` counts them); a cell over fewer than all of "
-    "its row's runs never competes for best, so epochs to forget competes only when all forgot. Utility columns "
-    "are measured after the last epoch (the stopping epoch) and compete for best only where all of a row's runs "
-    "forgot: a run the epoch cap stopped keeps utility that forgetting would have cost. Bold: best mean and every interval overlapping it "
-    "(tied). – = not measured.")
+    "its row's finished runs, and a row with runs that did not finish, never compete for best, so epochs to forget "
+    "competes only when all forgot. Utility columns are measured after the last epoch (the stopping epoch) and "
+    "compete for best only where all of a row's runs forgot: a run the epoch cap stopped keeps utility that "
+    "forgetting would have cost. Bold: best mean and every interval overlapping it (tied). – = not measured.")
 
 
 TDEC_COLUMNS = {"epochs_to_forget": ("epochs to forget", False), "reasoning_acc": ("reasoning acc", True),
@@ -37,8 +38,10 @@ def tdec_rows(runs: pd.DataFrame, metrics=(), shown=tuple(TDEC_COLUMNS)) -> tupl
     rows = []
     for (model, method), group in runs.groupby(["model", "method"], sort=True):
         done = finished[(finished["model"] == model) & (finished["method"] == method)]
+        runs_shown = f"{len(done)}/{len(group)}"
+        done, distinct = distinct_runs(done)
         forgot = done["forgotten"].fillna(False).astype(bool) if "forgotten" in done else pd.Series(dtype=bool)
-        row = {"model": model, "method": method, "runs": f"{len(done)}/{len(group)}", "status": row_status(group),
+        row = {"model": model, "method": method, "runs": runs_shown + distinct, "status": row_status(group),
                "forgotten": f"{int(forgot.sum())}/{len(done)}",
                # utility at the stopping epoch is utility at forgetting only for runs that forgot; one the cap
                # stopped keeps utility it would have lost, so such a row's utility competes with nothing
@@ -97,7 +100,7 @@ def paper_table(suite, runs: pd.DataFrame, refs: pd.DataFrame) -> PaperTable:
     """The table of `suite` (a Tdec): its `paper_columns`, the caption naming what it leaves out."""
     rows, columns = tdec_rows(runs, suite.metrics, suite.paper_columns)
     return PaperTable(rows, columns, ["model", "method", "runs", "status", "forgotten"],
-                      TDEC_CAPTION + left_out_note(TDEC_COLUMNS, suite.paper_columns))
+                      TDEC_CAPTION + left_out_note(TDEC_COLUMNS, suite.paper_columns, runs))
 
 
 def plots(suite, runs: pd.DataFrame, refs: pd.DataFrame, out_dir: Path) -> list[Path]:

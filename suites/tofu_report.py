@@ -10,7 +10,8 @@ import pandas as pd
 
 from bench import stats
 from bench.plots import error_bar, mean_trajectory, pyplot, save
-from bench.tables import COST, PaperTable, column_summary, forgot_share, left_out_note, row_labels, row_status
+from bench.tables import (COST, PaperTable, column_summary, distinct_runs, forgot_share, left_out_note, row_labels,
+                          row_status)
 
 FLOOR = 1e-30  # forget quality of exactly 0 drawn here on the log axis
 
@@ -22,7 +23,8 @@ TOFU_CAPTION = (
     "quality, the best forget quality over epochs (epoch 0 = the target itself) whose model utility stays at or "
     "above 0.9 x the target's; **forgot** = runs whose forget ROUGE-L recall fell to the retain-only model's "
     "within the epochs; **MU@forgot** = model utility at that epoch (equal forgetting), over the runs that forgot: "
-    "a cell over fewer than all of its row's runs never competes for best. Reference rows are single models and "
+    "a cell over fewer than all of its row's finished runs, and a row with runs that did not finish, never compete "
+    "for best. Reference rows are single models and "
     "never compete.")
 
 
@@ -53,7 +55,9 @@ def tofu_rows(runs: pd.DataFrame, refs: pd.DataFrame, metrics=(), shown=tuple(TO
     finished = runs[runs["status"] == "finished"]
     for method, group in runs.groupby("method", sort=True):
         done = finished[finished["method"] == method]
-        row = {"method": method, "runs": f"{len(done)}/{len(group)}", "status": row_status(group)}
+        runs_shown = f"{len(done)}/{len(group)}"
+        done, distinct = distinct_runs(done)  # bit-identical replicates count once
+        row = {"method": method, "runs": runs_shown + distinct, "status": row_status(group)}
         for split in splits:
             in_split = done[done["split"] == split]
             for metric in per_split:
@@ -102,7 +106,7 @@ def paper_table(suite, runs: pd.DataFrame, refs: pd.DataFrame) -> PaperTable:
     """The table of `suite` (a Tofu): its `paper_columns` per split, the caption naming what it leaves out."""
     rows, columns = tofu_rows(runs, refs, suite.metrics, suite.paper_columns)
     return PaperTable(rows, columns, ["method", "runs", "status", "forgot"],
-                      TOFU_CAPTION + left_out_note(TOFU_COLUMNS, suite.paper_columns))
+                      TOFU_CAPTION + left_out_note(TOFU_COLUMNS, suite.paper_columns, runs))
 
 
 def plots(suite, runs: pd.DataFrame, refs: pd.DataFrame, out_dir: Path) -> list[Path]:

@@ -223,6 +223,15 @@ def test_bit_identical_replicates_are_one_observation(tmp_path):
 
     row = leaderboard("tofu-mini", store, runs=runs).set_index("method").loc["ga+fila-r4"]
     assert row["n"] == 1 and row["runs"] == "3/3 (1 distinct)" and pd.isna(row["model_utility_lo"])
+    # so in the paper table (no zero-width interval) and in signal.md (no seed spread of zero)
+    from bench.signal import signal_table
+    from suites.tofu_report import tofu_rows
+
+    rows, _ = tofu_rows(runs, runs.iloc[0:0], SUITES["tofu-mini"].metrics, ("model_utility",))
+    paper = next(r for r in rows if r["method"] == "ga+fila-r4")
+    assert paper["runs"] == "3/3 (1 distinct)" and paper["forget10:model_utility"].n == 1
+    assert not paper["forget10:model_utility"].has_interval
+    assert signal_table("tofu-mini", runs) == []  # ga+fila is one observation: no two methods with a spread
     path = tmp_path / "c.yaml"
     path.write_text("claims:\n  - {id: c, metric: model_utility, better: ga+lora, than: ga+fila, margin: 0.02}\n")
     [result] = claims.evaluate_file(path, "tofu-mini", runs)
@@ -271,6 +280,32 @@ def test_a_row_none_of_whose_runs_forgot_is_never_best_on_a_capped_epoch_count(t
     from bench.leaderboard import leaderboard_note
 
     assert "a row none of whose runs forgot is never bold" in leaderboard_note(SUITES["tofu-mini"])
+
+
+def test_a_method_whose_runs_did_not_all_finish_is_never_best_and_its_claims_say_so(store, tmp_path):
+    """ihl+fila's seed 3 failed (a diverging method fails): its row speaks for the runs that survived, so it is
+    bold nowhere, in the leaderboard and the paper table; a claim on it says the failed run is left out."""
+    from bench.leaderboard import leaderboard
+    from bench.tables import cells
+    from suites.tofu_report import tofu_rows
+
+    before = leaderboard("tofu-mini", store).set_index("method")
+    assert before.loc["ihl+fila-r4", "model_utility_best"]
+    [spec] = expand("tofu-mini", "ihl+fila", seeds="3", hparams={"epochs": 2})
+    failed = record(spec, RUNS["ihl+fila"][0])
+    failed.update(status="failed", reason="non-finite loss")
+    write_json_atomic(store.run_dir(spec) / "run.json", failed)
+    table = leaderboard("tofu-mini", store).set_index("method")
+    assert table.loc["ihl+fila-r4", "status"] == "failed"
+    assert not table.loc["ihl+fila-r4", [c for c in table if c.endswith("_best")]].any()
+    runs = load_runs("tofu-mini", store)
+    rows, columns = tofu_rows(runs, runs.iloc[0:0], SUITES["tofu-mini"].metrics, ("model_utility", "mu_at_forget"))
+    line = next(l for l in cells(rows, columns, ["method"]) if l["method"] == "ihl+fila-r4")
+    assert not any(str(v).startswith("**") for v in line.values())
+    path = tmp_path / "c.yaml"
+    path.write_text("claims:\n  - {id: c, metric: model_utility, better: ihl+fila, than: ga+lora, margin: 0.02}\n")
+    [check] = claims.evaluate_file(path, "tofu-mini", runs)[0].checks
+    assert check.pairs == 3 and check.reason.endswith("ihl+fila-r4 has 1 runs not finished (1 failed), left out")
 
 
 def test_margins_decide_equivalence(store, tmp_path):
@@ -636,17 +671,15 @@ def test_an_only_forgotten_comparison_says_how_often_each_method_forgot(store, t
                                  "ihl+lora in 1 of 3")
     # seed 1 forgets too: 2 pairs in 3 seeds, so the pairs a power calculation asks for take 3/2 as many seeds
     [spec] = expand("tofu-mini", "ihl+lora", seeds="1", hparams={"epochs": 2})
-    write_json_atomic(store.run_dir(spec) / "run.json", record(spec, [(1e-5, 0.5, 0.9), (1e-2, 0.44, 0.3)]))
+    write_json_atomic(store.run_dir(spec) / "run.json", record(spec, [(1e-5, 0.5, 0.9), (1e-2, 0.42, 0.3)]))
     [check] = claims.evaluate_file(path, "tofu-mini", load_runs("tofu-mini", store))[0].checks
     from bench import decide
 
-    _, diffs = claims._check(load_runs("tofu-mini", store), "tofu-mini", "ihl+fila", "ihl+lora",
-                             {m.name: m for m in SUITES["tofu-mini"].metrics}["mu_at_forget"], True, 0.95, 0.02, False)
-    pairs_needed = decide.decide(diffs, 0.02, 0.95).needed
+    diffs = [0.48 - 0.45, 0.47 - 0.42]  # ihl+fila's utility at forgetting minus ihl+lora's, seeds 0 and 1
+    pairs_needed = decide.replicates_needed(sum(diffs) / 2, 0.02 ** 0.5 / 10, 0.02, 0.95)
     assert check.verdict == "inconclusive" and check.pairs == 2 and pairs_needed > 2
     assert check.needed == str(math.ceil(pairs_needed * 3 / 2))
-    assert f"{pairs_needed} pairs would decide it, about {check.needed} replicates at the rate of 2 pairs in 3" \
-        in check.reason
+    assert check.reason.endswith("replicates needed counts replicates, which gave pairs at the rate of 2 in 3")
 
 
 def test_pairs_the_epoch_cap_cut_off_decide_nothing_the_cap_made(store, tmp_path):

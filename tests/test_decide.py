@@ -134,6 +134,36 @@ def test_the_cap_named_for_equal_differences_is_the_one_a_plan_decides_at():
     assert planned.needed == 12 and "capped at 12" in planned.reason
 
 
+def test_a_cap_for_pairs_that_come_at_a_rate_counts_replicates():
+    """A comparison of runs that forgot gets a pair only where both did, but the plan's cap, and so each look's
+    share of alpha, counts replicates. tofu-mini's IHL+LoRA vs GA+LoRA (2 pairs in 12 seeds, d 0.509, sd 0.088,
+    alpha_c 0.025): 4 pairs at a cap of 4 would do, but at 1 pair in 6 the cap is 30 seeds, whose last look spends
+    0.025 / 30 and needs 5 pairs. In simulation (d = sd = margin = 1, alpha_c 0.01, half the replicates give a pair),
+    the cap for pairs decides in a quarter of the plans, the cap in replicates at the stated power."""
+    assert cap_needed(0.509, 0.088, 0.02, 0.025) == 4
+    n = cap_needed(0.509, 0.088, 0.02, 0.025, rate=2 / 12)
+    assert n == 30 and replicates_needed(0.509, 0.088, 0.02, 1 - 0.025 / n) == 5 == n * 2 // 12
+    assert replicates_needed(0.509, 0.088, 0.02, 1 - 0.025 / (n - 1)) > (n - 1) * 2 // 12
+    assert sign_test_cap(0.01, 0.5) == 26 and sign_test_cap(0.01, 1.0) == 12
+
+    def plan_holds(d, n_max, alpha):  # one look per new pair, alpha spent against the cap in replicates
+        previous = 0
+        for k in range(3, len(d) + 1):
+            level, previous = spent_level(alpha, k, previous, n_max), k
+            if decide(d[:k], 1.0, level).verdict != "inconclusive":
+                return decide(d[:k], 1.0, level).verdict == "holds"
+        return False
+
+    rng = np.random.default_rng(3)
+    for cap, least, most in ((cap_needed(1.0, 1.0, 1.0, 0.01), 0.0, 0.4),
+                             (cap_needed(1.0, 1.0, 1.0, 0.01, rate=0.5), 0.75, 1.0)):
+        power = np.mean([plan_holds(list(rng.normal(1.0, 1.0, rng.binomial(cap, 0.5))), cap, 0.01)
+                         for _ in range(400)])
+        assert least <= power <= most
+    with pytest.raises(ValueError, match="rate"):
+        cap_needed(1.0, 1.0, 1.0, 0.01, rate=0.0)
+
+
 def test_cap_needed_gives_a_plan_the_stated_power_in_simulation():
     rng = np.random.default_rng(2)
     diff, sd, alpha = 1.0, 1.0, 0.01

@@ -146,8 +146,9 @@ def test_forget_sets_of_one_setting_pool_into_one_tdec_row(tmp_path):
 
 def test_a_tdec_row_whose_runs_did_not_all_forget_has_no_bold_utility(tmp_path):
     """TDEC measures utility at the stopping epoch: for a run the epoch cap stopped, that is utility forgetting
-    never cost. satimp never forgot (held-out PPL 4.6) and ga forgot once in two (5.0): only ihl, which forgot in
-    both runs (PPL 6.0), competes, and is bold although its perplexity is the worst."""
+    never cost. satimp never forgot (held-out PPL 4.6) and ga forgot once in two (5.0): in the paper table (over
+    the forget sets) only ihl, which forgot in both runs (PPL 6.0), competes, and is bold although its perplexity
+    is the worst; so in the leaderboard (per forget set) for every last-epoch column."""
     from bench.tables import cells
     from suites.tdec_report import tdec_rows
 
@@ -163,6 +164,17 @@ def test_a_tdec_row_whose_runs_did_not_all_forget_has_no_bold_utility(tmp_path):
     rows, columns = tdec_rows(load_runs("tdec-mini", store), shown=("epochs_to_forget", "ppl_heldout"))
     bold = {line["method"] for line in cells(rows, columns, ["method"]) if line["held-out PPL"].startswith("**")}
     assert bold == {"ihl"}
+    # the leaderboard, per forget set: on set0 satimp's last epoch is the cap's, so only ga (5.0) and ihl (6.0),
+    # which stopped when they forgot, compete, on utility and on every other last-epoch column
+    from bench.leaderboard import leaderboard, leaderboard_note
+    from suites import SUITES
+
+    table = leaderboard("tdec-mini", store).set_index(["split", "method"])
+    assert list(table.loc[("set0", ["satimp", "ga", "ihl"]), "ppl_heldout_best"]) == [False, True, False]
+    assert list(table.loc[("set0", ["satimp", "ga", "ihl"]), "ma_best"]) == [False, True, True]
+    assert list(table.loc[("set1", ["satimp", "ga", "ihl"]), "ma_best"]) == [False, False, True]
+    assert "a row some of whose runs the epoch cap stopped" in leaderboard_note(SUITES["tdec-mini"], True)
+    assert "the epoch cap stopped" not in leaderboard_note(SUITES["tofu-mini"])
 
 
 def test_an_epoch_no_run_evaluated_a_self_comparison_and_a_corrupt_record_are_named(store, capsys):
