@@ -14,14 +14,15 @@ from suites import SUITES
 
 
 SIGNAL_NOTE = ("Does a column separate methods? For each metric: the spread between methods (standard deviation of "
-               "the method means) against the spread between replicates (pooled within-method standard deviation over "
-               "seeds, and forget sets where they are the replicates), both "
-               "on the scale the tables use (log10 for forget quality). Ratio > 1: methods differ by more than replicates "
-               "do; `separated pairs` counts method pairs whose 95% intervals do not overlap.")
+               "the method means) against the spread between replicates (the root of the mean of the methods' "
+               "variances; replicates are seeds, and forget sets where they are the replicates; a bit-identical one "
+               "counts once), both on the scale the tables use (log10 for forget quality). Ratio > 1: methods differ "
+               "by more than replicates do; `separated pairs` counts method pairs whose 95% intervals do not overlap; "
+               "`replicates` is the fewest any method has (a method needs two).")
 
 
 def signal_table(suite: str, runs: pd.DataFrame) -> list[dict]:
-    """Between-method vs seed-to-seed spread of every metric, per model and split; pooled over the forget sets
+    """Between-method vs replicate spread of every metric, per model and split; pooled over the forget sets
     (split `all sets`) where they are the replicates (Suite.splits_are_replicates: one run per set and method
     has no seed spread of its own)."""
 
@@ -43,7 +44,7 @@ def signal_table(suite: str, runs: pd.DataFrame) -> list[dict]:
             # a bit-identical replicate (the seed changed nothing) is one observation, not a spread of zero
             frame = frame.assign(forget_set=block["forget_set"]).drop_duplicates(
                 ["method", "forget_set", "replicate"]).dropna()
-            frame = frame[frame.groupby("method")["v"].transform("size") >= 2]  # a seed spread needs two runs
+            frame = frame[frame.groupby("method")["v"].transform("size") >= 2]  # a spread needs two replicates
             groups = frame.groupby("method")["v"]
             if groups.ngroups < 2:
                 continue
