@@ -282,7 +282,8 @@ def _unfinished(runs: pd.DataFrame, chosen: list[pd.DataFrame]) -> str:
         same = runs[(runs["method"] == side["method"].iloc[0]) & (runs["settings"] == side["settings"].iloc[0])]
         other = same[same["status"] != "finished"]["status"].value_counts()
         if len(other):
-            said.append(f"{side['method'].iloc[0]} has {int(other.sum())} runs not finished "
+            said.append(f"{side['method'].iloc[0]} has {int(other.sum())} {'run' if other.sum() == 1 else 'runs'} "
+                        f"not finished "
                         f"({', '.join(f'{n} {k}' for k, n in sorted(other.items()))}), left out")
     return "; ".join(said)
 
@@ -299,10 +300,12 @@ def distinct_pairs(merged: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     repeats an earlier one (the seed changed nothing); the reason names a method whose runs repeat."""
     if "replicate_a" not in merged:
         return merged, ""
-    keep = ~merged["replicate_a"].duplicated() & ~merged["replicate_b"].duplicated()
-    repeats = [f"{merged[f'method_{side}'].iloc[0]}'s {len(merged)} replicates hold "
-               f"{merged[f'replicate_{side}'].nunique()} distinct runs" for side in ("a", "b")
-               if merged[f"replicate_{side}"].nunique() < len(merged)]
+    # a repeat is a run of the same forget set whose every epoch's metrics equal an earlier one's
+    split = [c for c in ("model", "split") if c in merged]
+    keep = ~merged[split + ["replicate_a"]].duplicated() & ~merged[split + ["replicate_b"]].duplicated()
+    distinct = {side: len(merged[split + [f"replicate_{side}"]].drop_duplicates()) for side in ("a", "b")}
+    repeats = [f"{merged[f'method_{side}'].iloc[0]}'s {len(merged)} replicates hold {distinct[side]} distinct "
+               f"{'run' if distinct[side] == 1 else 'runs'}" for side in ("a", "b") if distinct[side] < len(merged)]
     return merged[keep], "; ".join(repeats)
 
 

@@ -111,7 +111,8 @@ def decide(diffs: Sequence[float], margin: float, level: float = 0.95, family_al
         p = min(1.0, 2 * 0.5 ** n) if mean != 0 else 1.0
         if n < sign_test_count(alpha):
             if family_alpha is None:
-                enough = math.ceil(sign_test_count(alpha) / rate - 1e-9)
+                enough = (sign_test_count(alpha) if rate >= 1 else
+                          replicates_at_rate(_sign_power, rate, lambda n: alpha))
                 words = f"the sign test needs {enough} to exclude anything"
             else:
                 enough = sign_test_cap(family_alpha, rate)
@@ -138,9 +139,10 @@ def decide(diffs: Sequence[float], margin: float, level: float = 0.95, family_al
     if verdict == "inconclusive":
         if family_alpha is not None:
             needed = cap_needed(mean, sd, margin, family_alpha, rate=rate)
-        else:
-            pairs = replicates_needed(mean, sd, margin, level)
-            needed = pairs if pairs is None or rate >= 1 else min(MAX_NEEDED, math.ceil(pairs / rate))
+        elif rate >= 1:
+            needed = replicates_needed(mean, sd, margin, level)
+        elif replicates_needed(mean, sd, margin, level) is not None:
+            needed = replicates_at_rate(_t_power(mean, sd, margin), rate, lambda n: alpha)
     return Decision(verdict, mean, lo, hi, n, p, level, needed)
 
 
@@ -151,36 +153,93 @@ def sign_test_count(alpha: float) -> int:
 
 def sign_test_cap(family_alpha: float, rate: float = 1.0) -> int:
     """Smallest plan cap N at which N equal differences decide at the last look, which adds one replicate and
-    spends family_alpha / N: 2 · 0.5^N <= family_alpha / N (family_alpha 0.01: 12; 0.05: 9); with replicates that
-    give a pair at `rate`, 2 · 0.5^floor(N · rate) <= family_alpha / N."""
+    spends family_alpha / N: 2 · 0.5^N <= family_alpha / N (family_alpha 0.01: 12; 0.05: 9). With replicates that
+    give a pair at `rate` < 1, the smallest N at which the pairs, Binomial(N, rate) of them, are enough with
+    probability POWER (`replicates_at_rate`)."""
+    if rate < 1:
+        return replicates_at_rate(_sign_power, rate, lambda n: family_alpha / n)
     n = 2
-    while 2 * 0.5 ** math.floor(n * rate + 1e-9) > family_alpha / n:
+    while 2 * 0.5 ** n > family_alpha / n:
         n += 1
     return n
+
+
+def _sign_power(k, alpha: float):
+    """Whether k equal differences decide at level 1 - alpha (the two-sided sign test), per k (an array)."""
+    import numpy as np
+
+    return (2 * 0.5 ** np.asarray(k, dtype=float) <= alpha).astype(float)
+
+
+def _t_power(diff: float, sd: float, margin: float):
+    """The power of the paired t interval on k pairs at level 1 - alpha, per k (an array): the chance that it
+    excludes 0 on the side of `diff` (|diff| >= margin) or lies within the margin (|diff| < margin, its near
+    end; the far end's miss is negligible there), from the noncentral t (scipy.special.nctdtr)."""
+    import numpy as np
+    from scipy.special import nctdtr, stdtrit
+
+    gap = abs(diff) if abs(diff) >= margin else margin - abs(diff)
+
+    def power(k, alpha: float):
+        k = np.asarray(k, dtype=float)
+        df = np.maximum(k - 1, 1)
+        hit = 1 - nctdtr(df, gap * np.sqrt(k) / sd, stdtrit(df, 1 - alpha / 2))
+        return np.where(k >= 2, hit, 0.0)
+
+    return power
+
+
+def replicates_at_rate(pair_power, rate: float, alpha_at, power: float = POWER) -> int:
+    """Smallest number of replicates N whose pairs, Binomial(N, `rate`) of them since a replicate gives a pair
+    only at `rate`, decide with probability `power`: the mean over that count k of pair_power(k, alpha_at(N))
+    (`alpha_at`: the level's alpha for a cap or sample of N; a plan's last look spends family_alpha / N).
+    Counting N x rate pairs as certain would fall short: at 1 pair in 6 and 5 pairs needed, 30 replicates give
+    them only 58 % of the time. Found by doubling, then bisection (the power grows with N); MAX_NEEDED when it
+    would take more."""
+    import numpy as np
+    from scipy.special import gammaln
+
+    def expected(n: int) -> float:
+        sd = math.sqrt(n * rate * (1 - rate))
+        ks = np.arange(max(0, math.floor(n * rate - 8 * sd - 1)), min(n, math.ceil(n * rate + 8 * sd + 1)) + 1)
+        log_pmf = (gammaln(n + 1) - gammaln(ks + 1) - gammaln(n - ks + 1) + ks * math.log(rate)
+                   + (n - ks) * math.log1p(-rate))
+        return float(np.sum(np.exp(log_pmf) * pair_power(ks, alpha_at(n))))
+
+    low, high = 1, 2
+    while expected(high) < power:
+        if high >= MAX_NEEDED:
+            return MAX_NEEDED
+        low, high = high, min(2 * high, MAX_NEEDED)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if expected(mid) >= power else (mid, high)
+    return high
 
 
 def cap_needed(diff: float, sd: float, margin: float, family_alpha: float, power: float = POWER,
                rate: float = 1.0) -> int | None:
     """Smallest cap N of a sequential plan (one replicate per look) whose last look, at level 1 - family_alpha / N,
     decides a comparison with true mean difference `diff` and spread `sd` with probability `power`: the smallest
-    N with replicates_needed(diff, sd, margin, 1 - family_alpha / N) <= N x `rate`, where a replicate gives a
-    pair with probability `rate` (1: always) while the plan's cap, and so each look's share of alpha, counts
-    replicates. Earlier looks only add chances, so the plan's power is at least `power`. None when sd is 0 or
-    not finite; MAX_NEEDED when it would take more."""
+    N >= replicates_needed(diff, sd, margin, 1 - family_alpha / N). Where a replicate gives a pair only at `rate`
+    < 1 while the plan's cap, and so each look's share of alpha, counts replicates: the smallest N whose
+    Binomial(N, rate) pairs decide at that level with probability `power` (`replicates_at_rate`, the t test's
+    power from the noncentral t). Earlier looks only add chances, so the plan's power is at least `power`. None
+    when sd is 0 or not finite; MAX_NEEDED when it would take more."""
     if not 0 < family_alpha < 1:
         raise ValueError(f"family_alpha must be in (0, 1), got {family_alpha}")
     if not 0 < rate <= 1:
         raise ValueError(f"rate must be in (0, 1], got {rate}")
-    pairs = replicates_needed(diff, sd, margin, 1 - family_alpha, power)  # a lower bound: the last look spends less
-    if pairs is None:
+    n = replicates_needed(diff, sd, margin, 1 - family_alpha, power)  # a lower bound: the last look spends less
+    if n is None:
         return None
-    n = math.ceil(pairs / rate - 1e-9)
+    if rate < 1:  # the pairs are Binomial(N, rate): their chance of being enough, not N x rate
+        return replicates_at_rate(_t_power(diff, sd, margin), rate, lambda cap: family_alpha / cap, power)
     while n < MAX_NEEDED:
         at_cap = replicates_needed(diff, sd, margin, 1 - family_alpha / n, power)
-        if at_cap <= math.floor(n * rate + 1e-9):
+        if at_cap <= n:
             return n
-        # the pair count at level 1 - alpha/n' only grows with n'
-        n = max(n + 1, min(math.ceil(at_cap / rate - 1e-9), MAX_NEEDED))
+        n = max(n + 1, min(at_cap, MAX_NEEDED))  # the count at level 1 - alpha/n' only grows with n'
     return MAX_NEEDED
 
 

@@ -18,9 +18,9 @@ TDEC_CAPTION = (
     "Cells: mean over seeds and forget sets with its 95% Student-t interval [lo, hi]. Epochs to forget: over "
     "the runs that reached the unseen-data thresholds (`forgotten` counts them); a cell over fewer than all of "
     "its row's finished runs, and a row with runs that did not finish, never compete for best, so epochs to forget "
-    "competes only when all forgot. Utility columns are measured after the last epoch (the stopping epoch) and "
-    "compete for best only where all of a row's runs forgot: a run the epoch cap stopped keeps utility that "
-    "forgetting would have cost. Bold: best mean and every interval overlapping it (tied). – = not measured.")
+    "competes only when all forgot. Utility columns are measured after the last epoch (the stopping epoch); a "
+    "row some of whose runs the epoch cap stopped competes on no column but trainable parameters and peak memory "
+    "(it kept utility that forgetting would have cost, and its wall time is the cap's). Bold: best mean and every interval overlapping it (tied). – = not measured.")
 
 
 TDEC_COLUMNS = {"epochs_to_forget": ("epochs to forget", False), "reasoning_acc": ("reasoning acc", True),
@@ -43,9 +43,10 @@ def tdec_rows(runs: pd.DataFrame, metrics=(), shown=tuple(TDEC_COLUMNS)) -> tupl
         forgot = done["forgotten"].fillna(False).astype(bool) if "forgotten" in done else pd.Series(dtype=bool)
         row = {"model": model, "method": method, "runs": runs_shown + distinct, "status": row_status(group),
                "forgotten": f"{int(forgot.sum())}/{len(done)}",
-               # utility at the stopping epoch is utility at forgetting only for runs that forgot; one the cap
-               # stopped keeps utility it would have lost, so such a row's utility competes with nothing
-               "ineligible": set() if len(done) and forgot.all() else set(shown) - {"epochs_to_forget"}}
+               # a run the cap stopped, not forgetting: its utility is what forgetting never cost and its wall time
+               # the cap's, so such a row competes only on what does not depend on when a run stops
+               "ineligible": set() if len(done) and forgot.all() else set(columns) - {"trainable_params",
+                                                                                         "peak_mem_mb"}}
         for col in columns:
             row[col] = column_summary(done, col, metrics)
         rows.append(row)

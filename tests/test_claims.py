@@ -2,7 +2,6 @@
 three seeds per method: every verdict is known in advance."""
 
 import json
-import math
 import shutil
 import subprocess
 
@@ -237,7 +236,7 @@ def test_bit_identical_replicates_are_one_observation(tmp_path):
     [result] = claims.evaluate_file(path, "tofu-mini", runs)
     [check] = result.checks
     assert check.verdict == "inconclusive" and check.pairs == 1 and check.interval == "–"
-    assert "ga+fila-r4's 3 replicates hold 1 distinct runs" in check.reason
+    assert "ga+fila-r4's 3 replicates hold 1 distinct run" in check.reason
     comparison = compare_methods("tofu-mini", runs, "ga+lora", "ga+fila")
     assert next(r for r in comparison.rows if r["metric"] == "model_utility")["n"] == 1
 
@@ -305,7 +304,7 @@ def test_a_method_whose_runs_did_not_all_finish_is_never_best_and_its_claims_say
     path = tmp_path / "c.yaml"
     path.write_text("claims:\n  - {id: c, metric: model_utility, better: ihl+fila, than: ga+lora, margin: 0.02}\n")
     [check] = claims.evaluate_file(path, "tofu-mini", runs)[0].checks
-    assert check.pairs == 3 and check.reason.endswith("ihl+fila-r4 has 1 runs not finished (1 failed), left out")
+    assert check.pairs == 3 and check.reason.endswith("ihl+fila-r4 has 1 run not finished (1 failed), left out")
 
 
 def test_margins_decide_equivalence(store, tmp_path):
@@ -669,7 +668,8 @@ def test_an_only_forgotten_comparison_says_how_often_each_method_forgot(store, t
     assert check.verdict == "inconclusive" and check.pairs == 1
     assert check.reason.endswith("a pair needs both runs to have forgotten: ihl+fila forgot in 3 of 3 runs, "
                                  "ihl+lora in 1 of 3")
-    # seed 1 forgets too: 2 pairs in 3 seeds, so the pairs a power calculation asks for take 3/2 as many seeds
+    # seed 1 forgets too: 2 pairs in 3 seeds, so the 4 pairs a power calculation asks for take 6 seeds, whose
+    # Binomial(6, 2/3) pairs decide with the stated power (bench.decide.replicates_at_rate)
     [spec] = expand("tofu-mini", "ihl+lora", seeds="1", hparams={"epochs": 2})
     write_json_atomic(store.run_dir(spec) / "run.json", record(spec, [(1e-5, 0.5, 0.9), (1e-2, 0.42, 0.3)]))
     [check] = claims.evaluate_file(path, "tofu-mini", load_runs("tofu-mini", store))[0].checks
@@ -678,7 +678,8 @@ def test_an_only_forgotten_comparison_says_how_often_each_method_forgot(store, t
     diffs = [0.48 - 0.45, 0.47 - 0.42]  # ihl+fila's utility at forgetting minus ihl+lora's, seeds 0 and 1
     pairs_needed = decide.replicates_needed(sum(diffs) / 2, 0.02 ** 0.5 / 10, 0.02, 0.95)
     assert check.verdict == "inconclusive" and check.pairs == 2 and pairs_needed > 2
-    assert check.needed == str(math.ceil(pairs_needed * 3 / 2))
+    assert pairs_needed == 4 and check.needed == "6"
+    assert decide.replicates_at_rate(decide._t_power(0.04, 0.02 ** 0.5 / 10, 0.02), 2 / 3, lambda n: 0.05) == 6
     assert check.reason.endswith("replicates needed counts replicates, which gave pairs at the rate of 2 in 3")
 
 

@@ -159,11 +159,15 @@ def test_a_tdec_row_whose_runs_did_not_all_forget_has_no_bold_utility(tmp_path):
             [spec] = expand("tdec-mini", method, splits=split, seeds="0")
             record = new_record(spec)
             record.update(status="finished", epochs=[{"epoch": 1, "metrics": {"ma": 0.1, "el10": 0.01}}],
-                          final_metrics={"ppl_heldout": ppl, "epochs_to_forget": epochs, "forgotten": epochs is not None})
+                          final_metrics={"ppl_heldout": ppl, "epochs_to_forget": epochs, "forgotten": epochs is not None},
+                          parameters={"trainable": 100}, timings={"train": ppl})  # the cap-stopped are fastest
             write_json_atomic(store.run_dir(spec) / "run.json", record)
     rows, columns = tdec_rows(load_runs("tdec-mini", store), shown=("epochs_to_forget", "ppl_heldout"))
-    bold = {line["method"] for line in cells(rows, columns, ["method"]) if line["held-out PPL"].startswith("**")}
+    lines = cells(rows, columns, ["method"])
+    bold = {line["method"] for line in lines if line["held-out PPL"].startswith("**")}
     assert bold == {"ihl"}
+    assert {line["method"] for line in lines if line["trainable"].startswith("**")} == {"satimp", "ga", "ihl"}
+    assert {line["method"] for line in lines if line["wall s"].startswith("**")} == {"ihl"}
     # the leaderboard, per forget set: on set0 satimp's last epoch is the cap's, so only ga (5.0) and ihl (6.0),
     # which stopped when they forgot, compete, on utility and on every other last-epoch column
     from bench.leaderboard import leaderboard, leaderboard_note

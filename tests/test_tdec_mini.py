@@ -132,7 +132,7 @@ def test_until_decided_adds_seeds_only_where_they_decide_something(tdec_mini_art
     [looks] = [c["looks"] for key, c in plan["comparisons"].items() if key.startswith("ga-lora-trades-poorly: ga vs ga+lora [")]
     assert plan["n_max"] == 3 and [look["n"] for look in looks] == [1]  # ga's copies add no distinct pair
     claims_md = (root / "tdec-mini" / "claims.md").read_text()
-    assert "ga's 2 replicates hold 1 distinct runs" in claims_md
+    assert "ga's 2 replicates hold 1 distinct run" in claims_md
 
 
 def test_until_decided_says_when_claims_have_no_data_rather_than_calling_them_decided(tdec_mini_artefacts, tmp_path,
