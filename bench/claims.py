@@ -53,7 +53,7 @@ from tabulate import tabulate
 from bench import decide, stats
 from bench.errors import BenchError, unknown
 from bench.runs import first_requests, method_base, select_method, unlike_settings
-from bench.tables import epoch_cap
+from bench.tables import REPEAT_SCOPE, epoch_cap
 from methods import ADAPTERS, OBJECTIVES
 from suites import SUITES
 
@@ -300,8 +300,7 @@ def distinct_pairs(merged: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     repeats an earlier one (the seed changed nothing); the reason names a method whose runs repeat."""
     if "replicate_a" not in merged:
         return merged, ""
-    # a repeat is a run of the same forget set whose every epoch's metrics equal an earlier one's
-    split = [c for c in ("model", "split") if c in merged]
+    split = [c for c in REPEAT_SCOPE if c in merged]  # a repeat is of the same model and forget set
     keep = ~merged[split + ["replicate_a"]].duplicated() & ~merged[split + ["replicate_b"]].duplicated()
     distinct = {side: len(merged[split + [f"replicate_{side}"]].drop_duplicates()) for side in ("a", "b")}
     repeats = [f"{merged[f'method_{side}'].iloc[0]}'s {len(merged)} replicates hold {distinct[side]} distinct "
@@ -373,8 +372,7 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
             forgot += (f"; replicates needed counts replicates, which gave pairs at the rate of {len(pairs)} in "
                        f"{matched}")
     reason = "; ".join(r for r in (repeats and f"bit-identical replicates dropped ({repeats})", result.reason, forgot,
-                                   at_cap, _unfinished(runs, every or [_runs_of(runs, m, suite, False) for m in (a, b)]))
-                       if r)
+                                   at_cap, _unfinished(runs, every or [ra, rb])) if r)
     shown = lambda v: None if v is None else sign * v  # report A - B in the metric's own direction
     lo, hi = sorted((shown(result.lo), shown(result.hi))) if result.lo is not None else (None, None)
     return Check(a, b, result.verdict, stats.fmt_summary(metric.summarize(va, epoch_cap(ra))),

@@ -141,7 +141,7 @@ def decide(diffs: Sequence[float], margin: float, level: float = 0.95, family_al
             needed = cap_needed(mean, sd, margin, family_alpha, rate=rate)
         elif rate >= 1:
             needed = replicates_needed(mean, sd, margin, level)
-        elif replicates_needed(mean, sd, margin, level) is not None:
+        elif 0 < sd < math.inf:
             needed = replicates_at_rate(_t_power(mean, sd, margin), rate, lambda n: alpha)
     return Decision(verdict, mean, lo, hi, n, p, level, needed)
 
@@ -197,14 +197,11 @@ def replicates_at_rate(pair_power, rate: float, alpha_at, power: float = POWER) 
     them only 58 % of the time. Found by doubling, then bisection (the power grows with N); MAX_NEEDED when it
     would take more."""
     import numpy as np
-    from scipy.special import gammaln
+    from scipy.stats import binom
 
     def expected(n: int) -> float:
-        sd = math.sqrt(n * rate * (1 - rate))
-        ks = np.arange(max(0, math.floor(n * rate - 8 * sd - 1)), min(n, math.ceil(n * rate + 8 * sd + 1)) + 1)
-        log_pmf = (gammaln(n + 1) - gammaln(ks + 1) - gammaln(n - ks + 1) + ks * math.log(rate)
-                   + (n - ks) * math.log1p(-rate))
-        return float(np.sum(np.exp(log_pmf) * pair_power(ks, alpha_at(n))))
+        ks = np.arange(n + 1)
+        return float(np.sum(binom.pmf(ks, n, rate) * pair_power(ks, alpha_at(n))))
 
     low, high = 1, 2
     while expected(high) < power:

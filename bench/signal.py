@@ -9,7 +9,7 @@ import pandas as pd
 
 from bench import stats
 from bench.agreement import POOLED
-from bench.tables import row_labels
+from bench.tables import distinct_runs, row_labels
 from suites import SUITES
 
 
@@ -28,7 +28,8 @@ def signal_table(suite: str, runs: pd.DataFrame) -> list[dict]:
 
     kind = SUITES[suite]
     finished = runs[runs["status"] == "finished"] if "status" in runs else runs
-    finished = finished.assign(forget_set=finished["split"] if "split" in finished else "")
+    if "replicate" in finished and len(finished):  # a bit-identical replicate is one observation, not a spread of 0
+        finished = pd.concat([distinct_runs(g)[0] for _, g in finished.groupby("method", sort=False)])
     if kind.splits_are_replicates and "split" in finished:
         finished = finished.assign(split=POOLED)
     out = []
@@ -39,11 +40,7 @@ def signal_table(suite: str, runs: pd.DataFrame) -> list[dict]:
             values = pd.to_numeric(block[metric.name], errors="coerce")
             if metric.log_scale:
                 values = values.clip(lower=stats.FLOOR).map(math.log10)
-            frame = pd.DataFrame({"method": row_labels(block, ["method"]), "v": values,
-                                  "replicate": block.get("replicate", pd.Series(range(len(block)), index=block.index))})
-            # a bit-identical replicate (the seed changed nothing) is one observation, not a spread of zero
-            frame = frame.assign(forget_set=block["forget_set"]).drop_duplicates(
-                ["method", "forget_set", "replicate"]).dropna()
+            frame = pd.DataFrame({"method": row_labels(block, ["method"]), "v": values}).dropna()
             frame = frame[frame.groupby("method")["v"].transform("size") >= 2]  # a spread needs two replicates
             groups = frame.groupby("method")["v"]
             if groups.ngroups < 2:

@@ -69,11 +69,16 @@ def render(rows: list[dict], columns: dict[str, tuple[str, bool]], keys: list[st
                     showindex=False)
 
 
+# a run repeats another when both are of one model and forget set and every epoch's metrics are equal (bench.runs'
+# `replicate` key: the seed changed nothing); never across forget sets, which are other data
+REPEAT_SCOPE = ("model", "split")
+
+
 def distinct_runs(done: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """The finished runs `done` of one row without bit-identical replicates (the same forget split and
-    `replicate` key, bench.runs: the seed changed nothing), so that they count once, never as a zero-width
-    interval; and what the `runs` column adds then: ` (k distinct)`, else ""."""
-    key = [c for c in ("split", "replicate") if c in done]
+    """The finished runs `done` of one row without bit-identical replicates (REPEAT_SCOPE and the `replicate`
+    key), so that they count once, never as a zero-width interval; and what the `runs` column adds then:
+    ` (k distinct)`, else ""."""
+    key = [c for c in (*REPEAT_SCOPE, "replicate") if c in done]
     if "replicate" in key and done.duplicated(key).any():
         kept = done.drop_duplicates(key)
         return kept, f" ({len(kept)} distinct)"
