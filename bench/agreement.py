@@ -12,14 +12,14 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench import stats
-from bench.tables import epoch_cap, row_labels
+from bench.tables import epoch_cap, row_labels, without_repeats
 
 
 POOLED = "all sets"  # the split label of summaries pooled over forget sets
 
 
 def _summaries(runs: pd.DataFrame, metrics, pool_splits: bool = False) -> dict[tuple, stats.Summary]:
-    finished = runs[runs["status"] == "finished"]
+    finished = without_repeats(runs[runs["status"] == "finished"])  # copies of one run are no separation
     if pool_splits:  # the forget sets are replicates: one summary over sets and seeds, as the paper table's
         finished = finished.assign(split=POOLED)
     finished = finished.assign(method=row_labels(finished, ["model", "split", "method"]))  # unlike runs never pool

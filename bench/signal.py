@@ -9,7 +9,7 @@ import pandas as pd
 
 from bench import stats
 from bench.agreement import POOLED
-from bench.tables import distinct_runs, row_labels
+from bench.tables import row_labels, without_repeats
 from suites import SUITES
 
 
@@ -28,8 +28,7 @@ def signal_table(suite: str, runs: pd.DataFrame) -> list[dict]:
 
     kind = SUITES[suite]
     finished = runs[runs["status"] == "finished"] if "status" in runs else runs
-    if "replicate" in finished and len(finished):  # a bit-identical replicate is one observation, not a spread of 0
-        finished = pd.concat([distinct_runs(g)[0] for _, g in finished.groupby("method", sort=False)])
+    finished = without_repeats(finished)  # a bit-identical replicate is one observation, not a spread of 0
     if kind.splits_are_replicates and "split" in finished:
         finished = finished.assign(split=POOLED)
     out = []

@@ -85,6 +85,14 @@ def distinct_runs(done: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return done, ""
 
 
+def without_repeats(finished: pd.DataFrame) -> pd.DataFrame:
+    """`finished` runs with each method's bit-identical replicates kept once (`distinct_runs`), for summaries
+    that pool runs before grouping them (signal.md, agreement.md)."""
+    if "replicate" not in finished or finished.empty:
+        return finished
+    return pd.concat([distinct_runs(g)[0] for _, g in finished.groupby("method", sort=False)])
+
+
 def row_status(group: pd.DataFrame) -> str:
     """`ok`, or what else the runs of a row are: `1 failed, 1 running`."""
     other = group[group["status"] != "finished"]["status"].value_counts()

@@ -231,6 +231,10 @@ def test_bit_identical_replicates_are_one_observation(tmp_path):
     assert paper["runs"] == "3/3 (1 distinct)" and paper["forget10:model_utility"].n == 1
     assert not paper["forget10:model_utility"].has_interval
     assert signal_table("tofu-mini", runs) == []  # ga+fila is one observation: no two methods with a spread
+    from bench.agreement import separated_pairs  # nor does agreement.md count copies as a separation
+
+    pairs = separated_pairs(runs, runs, SUITES["tofu-mini"].metrics)
+    assert not [p for p in pairs if "ga+fila-r4" in (p["better"], p["worse"])]
     path = tmp_path / "c.yaml"
     path.write_text("claims:\n  - {id: c, metric: model_utility, better: ga+lora, than: ga+fila, margin: 0.02}\n")
     [result] = claims.evaluate_file(path, "tofu-mini", runs)
