@@ -90,7 +90,8 @@ def without_repeats(finished: pd.DataFrame) -> pd.DataFrame:
     that pool runs before grouping them (signal.md, agreement.md)."""
     if "replicate" not in finished or finished.empty:
         return finished
-    return pd.concat([distinct_runs(g)[0] for _, g in finished.groupby("method", sort=False)])
+    row = [c for c in ("method", "settings") if c in finished]  # runs of other settings are other rows, never copies
+    return pd.concat([distinct_runs(g)[0] for _, g in finished.groupby(row, sort=False, dropna=False)])
 
 
 def row_status(group: pd.DataFrame) -> str:

@@ -32,3 +32,14 @@ def test_where_splits_are_not_replicates_each_split_stands_alone():
     """tofu-mini: forget01 and forget10 are different tasks; a method with one run per split has no seed spread,
     so there is no row."""
     assert signal_table("tofu-mini", runs(["forget01", "forget10"], {"a": [0.1, 0.2], "b": [0.3, 0.4]})) == []
+
+
+def test_runs_of_another_setting_are_never_copies_of_these():
+    """Two settings of one method whose runs happen to produce the same metrics (GA+FILA forgets at epoch 2 under
+    either epoch cap) are two rows: signal.md keeps both, and drops only true copies within a setting."""
+    frame = runs([f"set{i}" for i in range(3)], {"a": [1, 2, 3], "b": [3, 4, 5]})
+    other = frame[frame["method"] == "a"].assign(config="epochs=2")
+    both = pd.concat([frame, other], ignore_index=True).assign(settings=lambda d: d["config"])
+    both["replicate"] = both["split"] + both["method"]  # the same key in both settings of a
+    [row] = [r for r in signal_table("tdec-mini", both) if r["metric"] == "ppl_heldout"]
+    assert row["methods"] == 3
