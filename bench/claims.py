@@ -464,8 +464,13 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None, sequ
             planned = alpha if sequential else None
             check, diffs = _check(runs, suite, a, b, metric, only, 1 - alpha, c["margin"], log10, planned)
             if plan is not None and check.pairs:
-                # a verdict decided at an earlier look stands only for the runs it was decided on
-                plan.check_basis(key, check.pairs, _basis(runs, suite, a, b, only))
+                # a verdict decided at an earlier look stands only for the runs it was decided on, and a look at
+                # fewer of them than the last look's would be a second look at old data
+                stale = plan.stale(key, check.pairs, _basis(runs, suite, a, b, only))
+                if stale:
+                    checks.append(Check(label_a or a, b, "inconclusive", pairs=check.pairs, needed=decide.RUNS_NEEDED,
+                                        reason=stale))
+                    continue
                 frozen = plan.decided(key)
                 if frozen is not None:
                     checks.append(Check(**{**frozen, "a": label_a or frozen["a"]}))
@@ -507,13 +512,13 @@ def most_needed(result: ClaimResult) -> str:
     if result.verdict != "inconclusive":
         return "–"
     open_checks = [k for k in result.checks if k.verdict == "inconclusive"]
-    epochs = [k for k in open_checks if k.needed == decide.EPOCHS_NEEDED]
+    other = [n for n in decide.NOT_A_COUNT if any(k.needed == n for k in open_checks)]  # not seeds: named as such
     counts = [(int(k.needed.lstrip("> ").replace(",", "")), k.needed) for k in open_checks
-              if k.needed not in ("–", decide.EPOCHS_NEEDED)]
-    unknown = len(open_checks) - len(counts) - len(epochs)
-    also = f" and {decide.EPOCHS_NEEDED}" if epochs else ""
+              if k.needed not in ("–", *decide.NOT_A_COUNT)]
+    unknown = sum(k.needed == "–" for k in open_checks)
+    also = "".join(f" and {n}" for n in other)
     if not counts:
-        return decide.EPOCHS_NEEDED if epochs and not unknown else "unknown" + also
+        return " and ".join(other) if other and not unknown else "unknown" + also
     return max(counts)[1] + (f" (+{unknown} unknown)" if unknown else "") + also
 
 

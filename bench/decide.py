@@ -60,6 +60,10 @@ EQUAL = 1e-9  # differences this close (relative) are equal: t would give a poin
 # `replicates needed` of a comparison that more seeds cannot decide: a run cut off by the epoch cap makes its
 # difference a bound, and only a larger --epochs turns the bound into a value (`--until-decided` skips it)
 EPOCHS_NEEDED = "a larger --epochs"
+# ... and of one whose plan looked at runs that are no longer all there: only those runs (or a new plan, which
+# discards the looks' error control) can decide it, no new seed (`--until-decided` skips it too)
+RUNS_NEEDED = "the runs of its looks"
+NOT_A_COUNT = (EPOCHS_NEEDED, RUNS_NEEDED)
 
 
 @dataclass(frozen=True)

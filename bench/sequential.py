@@ -28,7 +28,7 @@ import re
 from dataclasses import asdict
 from pathlib import Path
 
-from bench.decide import EPOCHS_NEEDED, spent_level
+from bench.decide import NOT_A_COUNT, spent_level
 from bench.errors import BenchError
 from bench.store import read_json, write_json_atomic
 
@@ -111,23 +111,26 @@ class Plan:
         self.comparisons[key] = self.legacy.pop(legacy_key)
         return True
 
-    def check_basis(self, key: str, n: int, basis: str) -> None:
-        """Check that comparison `key` still has the runs its looks were taken on: `n` matched replicates (at least
-        the last look's) of runs whose settings digest to `basis` (recorded at the first check). Raises BenchError
-        when runs were deleted or runs of other settings took their place: the recorded looks and verdict are
-        about those runs, not these."""
+    def stale(self, key: str, n: int, basis: str) -> str:
+        """Why comparison `key` no longer has the runs its looks were taken on ("" when it has them): fewer than
+        the last look's matched replicates (`n`: runs deleted, failed or running since, or copies now counted
+        once), or runs whose settings digest to another `basis` than the one recorded at the first look. Its
+        recorded looks and verdict are about those runs, not these, so a report shows it undecided with this
+        reason and takes no look (bench.claims.evaluate)."""
         entry = self.comparisons.setdefault(key, {"looks": []})
         if not entry["looks"]:  # no look yet: the looks to come are about these runs
             entry["basis"] = basis
-            return
+            return ""
+        verdict = f" (its verdict on them: {entry['check']['verdict']})" if entry.get("decided") else ""
         if entry.setdefault("basis", basis) != basis:  # a plan from before bases were recorded adopts the runs it has
-            raise BenchError(f"comparison {key!r} in {self.path} was planned on runs of other settings than the ones "
-                             f"in the results now; restore those runs, or delete the plan to start a new one (which "
-                             f"discards the error control of its looks)")
+            return (f"its plan {self.path} looked at runs of other settings than the ones in the results now"
+                    f"{verdict}; no look taken: restore those runs, or delete the plan to start a new one (which "
+                    f"discards the error control of its looks)")
         if n < entry["looks"][-1]["n"]:
-            raise BenchError(f"comparison {key!r} has {n} matched replicates, fewer than the {entry['looks'][-1]['n']} "
-                             f"of its last look in {self.path}: runs were deleted; restore them "
-                             f"(rerunning the grid reproduces them); {AGAIN}")
+            return (f"{n} matched replicates are usable, fewer than the {entry['looks'][-1]['n']} its plan "
+                    f"{self.path} last looked at{verdict}: runs were deleted, failed or are unfinished since; no "
+                    f"look taken: restore them (rerunning the grid reproduces them); {AGAIN}")
+        return ""
 
     def decided(self, key: str) -> dict | None:
         """The stored check of a comparison decided at an earlier look (its verdict is final)."""
@@ -184,8 +187,9 @@ def seed_inert(done) -> set[str]:
 
 def undecided_methods(results, inert: set[str] = frozenset()) -> set[str]:
     """Methods of the comparisons that more replicates could still decide: inconclusive (not `no data`), not
-    waiting on a larger --epochs (a run cut off by the epoch cap: no seed turns its bound into a value), and
+    waiting on a larger --epochs (a run cut off by the epoch cap: no seed turns its bound into a value) or on the
+    runs its plan looked at (bench.decide.NOT_A_COUNT), and
     neither side `inert` (a method, without rank, whose new seeds reproduce its runs bit for bit: a pair with
     one of its copies is dropped, so no seed adds a pair to such a comparison)."""
-    return {m for r in results for k in r.checks if k.verdict == "inconclusive" and k.needed != EPOCHS_NEEDED
+    return {m for r in results for k in r.checks if k.verdict == "inconclusive" and k.needed not in NOT_A_COUNT
             and not {label_base(k.a), label_base(k.b)} & inert for m in (k.a, k.b)}

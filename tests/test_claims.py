@@ -612,8 +612,9 @@ def test_a_report_on_a_plan_under_the_old_keys_writes_the_same_claims_md(store):
 
 def test_a_decided_verdict_stands_only_for_the_runs_it_was_decided_on(store):
     """A plan's decided verdict is about the runs of its looks: once runs are deleted, or runs of other settings
-    take their place, the report is a one-line error (restore them or delete the plan), never the old verdict
-    shown on other data; where runs of two settings now match a method, the comparison says so (no data)."""
+    take their place, the comparison is undecided with the reason (restore them or delete the plan) and no look
+    is taken, never the old verdict shown on other data; where runs of two settings now match a method, the
+    comparison says so (no data)."""
     from dataclasses import asdict
 
     from bench.errors import BenchError
@@ -639,8 +640,41 @@ def test_a_decided_verdict_stands_only_for_the_runs_it_was_decided_on(store):
     for d in store.suite_dir("tofu-mini").glob("runs/*"):
         if json.loads((d / "run.json").read_text())["spec"]["hparams"]["epochs"] == 2:
             shutil.rmtree(d)
-    with pytest.raises(BenchError, match="was planned on runs of other settings"):
-        claims.evaluate(claim, "tofu-mini", load_runs("tofu-mini", store), plan)
+    looks = json.dumps(plan.comparisons, sort_keys=True)
+    [other] = claims.evaluate(claim, "tofu-mini", load_runs("tofu-mini", store), plan)
+    assert other.verdict == "inconclusive" and other.checks[0].needed == "the runs of its looks"
+    assert "looked at runs of other settings" in other.checks[0].reason and "verdict on them: holds" in other.checks[0].reason
+    assert json.dumps(plan.comparisons, sort_keys=True) == looks  # no look taken on the other runs
+
+
+def test_a_report_on_fewer_runs_than_its_plan_looked_at_still_writes_every_table(store, capsys):
+    """Runs deleted (or failed) after a look: `bench report` writes the leaderboard, tables and claims.md, shows
+    the comparison undecided with the reason on stderr and in claims.md, and leaves the plan's looks as they
+    were; a report once the runs are back shows the plan's verdict again."""
+    from bench.sequential import Plan
+
+    suite_dir = store.suite_dir("tofu-mini")
+    plan = Plan.open(suite_dir, n_max=10)
+    claims.evaluate_file(claims.suite_claims_path("tofu-mini"), "tofu-mini", load_runs("tofu-mini", store), plan)
+    plan.save()
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
+    planned, before = (suite_dir / "sequential.json").read_bytes(), (suite_dir / "claims.md").read_text()
+    [spec] = expand("tofu-mini", "ihl+fila", seeds="2", hparams={"epochs": 2})
+    gone, kept = store.run_dir(spec), store.root / "moved-away"
+    gone.rename(kept)
+    for name in ("leaderboard.md", "claims.md"):
+        (suite_dir / name).unlink()
+    capsys.readouterr()
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
+    err = capsys.readouterr().err
+    assert "left undecided" in err and "fewer than the 3 its plan" in err
+    assert (suite_dir / "leaderboard.md").exists()
+    text = (suite_dir / "claims.md").read_text()
+    assert "the runs of its looks" in text and "restore them" in text
+    assert (suite_dir / "sequential.json").read_bytes() == planned
+    kept.rename(gone)
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
+    assert (suite_dir / "claims.md").read_text() == before
 
 
 @pytest.mark.parametrize("text, says", [
