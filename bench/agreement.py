@@ -33,8 +33,17 @@ def _summaries(runs: pd.DataFrame, metrics, pool_splits: bool = False) -> dict[t
     return out
 
 
+def _separable(s: stats.Summary | None) -> bool:
+    """A summary that can be separated from another: a 95% interval over all its runs. One distinct run has no
+    interval (it is no point estimate to separate), and one over the runs that forgot speaks for survivors only,
+    as in the tables (bench.stats.best_and_tied)."""
+    return s is not None and s.has_interval and not s.missing
+
+
 def separated_pairs(runs_a: pd.DataFrame, runs_b: pd.DataFrame, metrics, pool_splits: bool = False) -> list[dict]:
-    """Every pair separated in A, with what B says of it. `pool_splits`: summarise each method over all forget
+    """Every pair separated in A (both summaries `_separable`, the intervals apart), with what B says of it:
+    the same order or reversed, separated or overlapping, or "no interval in B" where B cannot separate them
+    (one distinct run, or a value on some runs only). `pool_splits`: summarise each method over all forget
     sets and seeds (split `all sets`), for suites whose splits are replicates (Suite.splits_are_replicates)."""
     a, b = _summaries(runs_a, metrics, pool_splits), _summaries(runs_b, metrics, pool_splits)
     direction = {m.name: m.higher_is_better for m in metrics}
@@ -45,16 +54,21 @@ def separated_pairs(runs_a: pd.DataFrame, runs_b: pd.DataFrame, metrics, pool_sp
     for (model, split, metric), methods in sorted(groups.items()):
         for x, y in itertools.combinations(sorted(methods), 2):
             sa_x, sa_y = a[(model, split, metric, x)], a[(model, split, metric, y)]
-            if not (sa_x.has_interval and sa_y.has_interval) or sa_x.overlaps(sa_y):
+            if not (_separable(sa_x) and _separable(sa_y)) or sa_x.overlaps(sa_y):
                 continue
             better, worse = (x, y) if (sa_x.mean > sa_y.mean) == direction[metric] else (y, x)
             sb_better, sb_worse = b.get((model, split, metric, better)), b.get((model, split, metric, worse))
             if sb_better is None or sb_worse is None:
                 verdict = "missing"
-            elif (sb_better.mean > sb_worse.mean) != direction[metric] and sb_better.mean != sb_worse.mean:
-                verdict = "reversed, separated" if not sb_better.overlaps(sb_worse) else "reversed, overlapping"
             else:
-                verdict = "same, separated" if not sb_better.overlaps(sb_worse) else "same order, overlapping"
+                reversed_ = (sb_better.mean > sb_worse.mean) != direction[metric] and sb_better.mean != sb_worse.mean
+                order = "reversed" if reversed_ else "same order"
+                if not (_separable(sb_better) and _separable(sb_worse)):
+                    verdict = f"{order}, no interval in B"
+                elif sb_better.overlaps(sb_worse):
+                    verdict = f"{order}, overlapping"
+                else:
+                    verdict = "reversed, separated" if reversed_ else "same, separated"
             rows.append({"model": model, "split": split, "metric": metric, "better": better, "worse": worse,
                          "A": f"{stats.fmt_summary(a[(model, split, metric, better)])} vs "
                               f"{stats.fmt_summary(a[(model, split, metric, worse)])}",
@@ -90,8 +104,10 @@ def write(suite: str, path: Path, pairs: list[dict], claims_a: list, claims_b: l
                    "A and B agree": "–" if "no data" in (fixed[c.id], verdicts_b.get(c.id)) else
                                     "yes" if verdicts_b.get(c.id) == fixed[c.id] else "NO"} for c in claims_a]
     lines = [f"# {suite}: do these results and {other} agree?", "",
-             "A = these results, B = the other set. Every pair of methods whose 95% intervals do not overlap "
-             "in A, per metric, and what B says of it." + (
+             "A = these results, B = the other set. Every pair of methods whose 95% intervals over all their runs "
+             "do not overlap in A, per metric, and what B says of it. A summary over some runs only (a value "
+             "measured on the runs that forgot) or over one distinct run separates nothing, in either set: "
+             "`no interval in B` marks a pair B cannot separate." + (
                  " The forget sets are replicates here: each method is summarised over all of them (split "
                  f"`{POOLED}`), as in the paper table." if any(p["split"] == POOLED for p in pairs) else ""), "",
              f"All metrics: {_count(pairs)}.", "",

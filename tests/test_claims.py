@@ -430,6 +430,30 @@ def test_agreement_pools_forget_sets_where_they_are_replicates():
     assert agreement.separated_pairs(runs, flipped, metrics, pool_splits=True)[0]["in B"] == "reversed, separated"
 
 
+def test_agreement_separates_only_summaries_over_all_their_runs():
+    """A one-run summary in B is no point to be separated from ("no interval in B", never "same, separated"),
+    and a summary over the runs that forgot (some values missing) separates nothing in A, as it is never best in
+    the tables."""
+    from bench import agreement
+    from suites import SUITES
+
+    [ma] = [m for m in SUITES["tdec-mini"].metrics if m.name == "ma"]
+    rows = lambda values: pd.DataFrame([{"model": "m", "split": "s", "method": method, "seed": seed, "status": "finished",
+                                         "settings": "", "ma": v} for method, vs in values.items()
+                                        for seed, v in enumerate(vs)])
+    a = rows({"ga": [0.10, 0.11, 0.09], "ihl": [0.50, 0.52, 0.48]})
+    [same] = agreement.separated_pairs(a, a, [ma])
+    assert same["in B"] == "same, separated"
+    [one] = agreement.separated_pairs(a, rows({"ga": [0.10], "ihl": [0.50, 0.52, 0.48]}), [ma])
+    assert one["in B"] == "same order, no interval in B"
+    [back] = agreement.separated_pairs(a, rows({"ga": [0.90], "ihl": [0.50, 0.52, 0.48]}), [ma])
+    assert back["in B"] == "reversed, no interval in B"
+    survivors = rows({"ga": [0.10, 0.11, float("nan"), float("nan")], "ihl": [0.50, 0.52, 0.48, 0.49]})
+    assert agreement.separated_pairs(survivors, survivors, [ma]) == []
+    [part] = agreement.separated_pairs(a, survivors, [ma])
+    assert part["in B"] == "same order, no interval in B"
+
+
 def test_an_adhoc_claims_file_neither_reads_nor_writes_the_suites_plan(store, tmp_path, capsys):
     """`bench report --claims FILE` is a fixed-sample analysis: a claim of FILE with the id and methods of one of
     the suite's planned comparisons is tested at the full family-wise level, and results/<suite>/sequential.json
