@@ -466,10 +466,9 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None, sequ
             if plan is not None and check.pairs:
                 # a verdict decided at an earlier look stands only for the runs it was decided on, and a look at
                 # fewer of them than the last look's would be a second look at old data
-                stale = plan.stale(key, check.pairs, _basis(runs, suite, a, b, only))
+                needs, stale = plan.stale(key, check.pairs, _basis(runs, suite, a, b, only))
                 if stale:
-                    checks.append(Check(label_a or a, b, "inconclusive", pairs=check.pairs, needed=decide.RUNS_NEEDED,
-                                        reason=stale))
+                    checks.append(Check(label_a or a, b, "inconclusive", pairs=check.pairs, needed=needs, reason=stale))
                     continue
                 frozen = plan.decided(key)
                 if frozen is not None:

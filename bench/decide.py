@@ -60,10 +60,13 @@ EQUAL = 1e-9  # differences this close (relative) are equal: t would give a poin
 # `replicates needed` of a comparison that more seeds cannot decide: a run cut off by the epoch cap makes its
 # difference a bound, and only a larger --epochs turns the bound into a value (`--until-decided` skips it)
 EPOCHS_NEEDED = "a larger --epochs"
-# ... and of one whose plan looked at runs that are no longer all there: only those runs (or a new plan, which
-# discards the looks' error control) can decide it, no new seed (`--until-decided` skips it too)
+# ... of one whose plan looked at more replicates than there are now: those runs, which rerunning their seeds
+# reproduces (`--until-decided` adds seeds to it until it has them, taking no look before)
 RUNS_NEEDED = "the runs of its looks"
-NOT_A_COUNT = (EPOCHS_NEEDED, RUNS_NEEDED)
+# ... and of one whose plan looked at runs of other settings: only those runs (or a new plan, which discards the
+# looks' error control) can decide it, no seed (`--until-decided` skips it)
+SETTINGS_NEEDED = "the settings of its looks"
+NOT_A_COUNT = (EPOCHS_NEEDED, RUNS_NEEDED, SETTINGS_NEEDED)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from tabulate import tabulate
 
 from bench import agreement, axes, claims, html, plots, tables
 from bench.compare import COMPARE_NOTE, compare_methods, parse_compare
-from bench.decide import RUNS_NEEDED
+from bench.decide import RUNS_NEEDED, SETTINGS_NEEDED
 from bench.errors import BenchError
 from bench.leaderboard import format_leaderboard, leaderboard, leaderboard_note, print_leaderboard
 from bench.runs import (check_epoch_available, check_epoch_rule, first_requests, load_runs, method_base, reference_rows,
@@ -67,7 +67,8 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
     claim_results = claims.evaluate(claim_list, suite, runs, plan, sequential=own) if claim_list else []
     if plan is not None and claim_results:
         plan.save()
-    for k in (k for r in claim_results for k in r.checks if k.needed == RUNS_NEEDED):  # said where it is seen
+    stale = [k for r in claim_results for k in r.checks if k.needed in (RUNS_NEEDED, SETTINGS_NEEDED)]
+    for k in stale:  # said where it is seen, as corrupt runs are
         print(f"claim comparison {k.a} vs {k.b} left undecided: {k.reason}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     # before its last epoch a run records what is read per epoch (option epoch_metrics=read): not the attacks

@@ -28,7 +28,7 @@ import re
 from dataclasses import asdict
 from pathlib import Path
 
-from bench.decide import NOT_A_COUNT, spent_level
+from bench.decide import EPOCHS_NEEDED, RUNS_NEEDED, SETTINGS_NEEDED, spent_level
 from bench.errors import BenchError
 from bench.store import read_json, write_json_atomic
 
@@ -111,26 +111,30 @@ class Plan:
         self.comparisons[key] = self.legacy.pop(legacy_key)
         return True
 
-    def stale(self, key: str, n: int, basis: str) -> str:
-        """Why comparison `key` no longer has the runs its looks were taken on ("" when it has them): fewer than
-        the last look's matched replicates (`n`: runs deleted, failed or running since, or copies now counted
-        once), or runs whose settings digest to another `basis` than the one recorded at the first look. Its
-        recorded looks and verdict are about those runs, not these, so a report shows it undecided with this
-        reason and takes no look (bench.claims.evaluate)."""
+    def stale(self, key: str, n: int, basis: str) -> tuple[str, str]:
+        """Whether comparison `key` still has the runs its looks were taken on: ("", "") when it has, else the
+        replicates it needs (bench.decide.RUNS_NEEDED or SETTINGS_NEEDED) and why. It has not when `n` is below
+        the last look's matched replicates (runs deleted, failed or unfinished since: rerunning their seeds
+        restores them), or when its runs' settings digest to another `basis` than the one recorded at the first
+        look. Its recorded looks and verdict are about those runs, not these, so it shows undecided and takes no
+        look (bench.claims.evaluate)."""
         entry = self.comparisons.setdefault(key, {"looks": []})
         if not entry["looks"]:  # no look yet: the looks to come are about these runs
             entry["basis"] = basis
-            return ""
+            return "", ""
         verdict = f" (its verdict on them: {entry['check']['verdict']})" if entry.get("decided") else ""
         if entry.setdefault("basis", basis) != basis:  # a plan from before bases were recorded adopts the runs it has
-            return (f"its plan {self.path} looked at runs of other settings than the ones in the results now"
-                    f"{verdict}; no look taken: restore those runs, or delete the plan to start a new one (which "
-                    f"discards the error control of its looks)")
-        if n < entry["looks"][-1]["n"]:
-            return (f"{n} matched replicates are usable, fewer than the {entry['looks'][-1]['n']} its plan "
-                    f"{self.path} last looked at{verdict}: runs were deleted, failed or are unfinished since; no "
-                    f"look taken: restore them (rerunning the grid reproduces them); {AGAIN}")
-        return ""
+            return SETTINGS_NEEDED, (
+                f"its plan {self.path} looked at runs of other settings than the ones in the results now{verdict}; "
+                f"no look taken: restore those runs, or delete the plan to start a new one (which discards the "
+                f"error control of its looks)")
+        last = entry["looks"][-1]["n"]
+        if n < last:
+            return RUNS_NEEDED, (
+                f"{n} matched replicates are usable, fewer than the {last} its plan {self.path} last looked at"
+                f"{verdict}: runs were deleted, failed or are unfinished since; no look taken: restore them (rerun "
+                f"the seeds of that look; `--until-decided` adds seeds until it has {last}); {AGAIN}")
+        return "", ""
 
     def decided(self, key: str) -> dict | None:
         """The stored check of a comparison decided at an earlier look (its verdict is final)."""
@@ -186,10 +190,11 @@ def seed_inert(done) -> set[str]:
 
 
 def undecided_methods(results, inert: set[str] = frozenset()) -> set[str]:
-    """Methods of the comparisons that more replicates could still decide: inconclusive (not `no data`), not
-    waiting on a larger --epochs (a run cut off by the epoch cap: no seed turns its bound into a value) or on the
-    runs its plan looked at (bench.decide.NOT_A_COUNT), and
+    """Methods of the comparisons that more replicates could still decide, or restore the replicates of an earlier
+    look (bench.decide.RUNS_NEEDED): inconclusive (not `no data`), not waiting on a larger --epochs (a run cut off
+    by the epoch cap: no seed turns its bound into a value) or on runs of other settings, and
     neither side `inert` (a method, without rank, whose new seeds reproduce its runs bit for bit: a pair with
     one of its copies is dropped, so no seed adds a pair to such a comparison)."""
-    return {m for r in results for k in r.checks if k.verdict == "inconclusive" and k.needed not in NOT_A_COUNT
+    return {m for r in results for k in r.checks if k.verdict == "inconclusive"
+            and k.needed not in (EPOCHS_NEEDED, SETTINGS_NEEDED)
             and not {label_base(k.a), label_base(k.b)} & inert for m in (k.a, k.b)}

@@ -666,7 +666,7 @@ def test_a_decided_verdict_stands_only_for_the_runs_it_was_decided_on(store):
             shutil.rmtree(d)
     looks = json.dumps(plan.comparisons, sort_keys=True)
     [other] = claims.evaluate(claim, "tofu-mini", load_runs("tofu-mini", store), plan)
-    assert other.verdict == "inconclusive" and other.checks[0].needed == "the runs of its looks"
+    assert other.verdict == "inconclusive" and other.checks[0].needed == "the settings of its looks"
     assert "looked at runs of other settings" in other.checks[0].reason and "verdict on them: holds" in other.checks[0].reason
     assert json.dumps(plan.comparisons, sort_keys=True) == looks  # no look taken on the other runs
 

@@ -2,6 +2,7 @@
 unlearning until the stopping rule, lm-eval utility on the live model (about a minute)."""
 
 import json
+import shutil
 
 import pytest
 
@@ -170,3 +171,15 @@ def test_until_decided_adds_the_suites_other_forget_sets_before_any_seed(tdec_mi
     assert plan["n_max"] == 3 and [look["n"] for look in looks] == [1, 3]
     assert looks[1]["level"] == pytest.approx(1 - 0.01 * 2 / 3)  # the claim's five comparisons share the 5 %
     assert "at the cap of 1 seeds on 3 splits" in out or "every claim comparison is decided" in out
+
+    # the added sets' runs deleted (a fresh clone with the committed plan): the same command restores them,
+    # taking no look while the comparisons have fewer replicates than their last look
+    planned = (root / "tdec-mini" / "sequential.json").read_bytes()
+    for d in [*root.glob("tdec-mini/runs/set1__*"), *root.glob("tdec-mini/runs/set2__*")]:
+        shutil.rmtree(d)
+    assert main(["-q", "run", "--suite", "tdec-mini", "--splits", "set0", "--methods", "ga+fila,ga+lora,gd", "--ranks",
+                 "8", "--epochs", "2", "--until-decided", "--max-seeds", "1", "--results", str(root)]) == 0
+    assert "fewer than the 3 its plan" in capsys.readouterr().err
+    assert sorted((p.parent.name.split("__")[0], p.parent.name.split("__")[1], json.loads(p.read_text())["spec"]["seed"])
+                  for p in root.glob("tdec-mini/runs/*/run.json")) == runs
+    assert (root / "tdec-mini" / "sequential.json").read_bytes() == planned
