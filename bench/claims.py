@@ -472,7 +472,11 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None, sequ
                     continue
                 frozen = plan.decided(key)
                 if frozen is not None:
-                    checks.append(Check(**{**frozen, "a": label_a or frozen["a"]}))
+                    said = "" if frozen["pairs"] == check.pairs else (
+                        f"decided at its plan's look at {frozen['pairs']} pairs, whose numbers these are; the runs "
+                        f"now give {check.pairs} (a decided verdict is final: docs/statistics.md)")
+                    reason = "; ".join(r for r in (said, frozen.get("reason", "")) if r)
+                    checks.append(Check(**{**frozen, "a": label_a or frozen["a"], "reason": reason}))
                     continue
                 level = plan.look(key, check.pairs, alpha)
                 if level is None:  # nothing added since the last look, or past the cap: nothing left to spend

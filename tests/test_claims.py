@@ -671,6 +671,24 @@ def test_a_decided_verdict_stands_only_for_the_runs_it_was_decided_on(store):
     assert json.dumps(plan.comparisons, sort_keys=True) == looks  # no look taken on the other runs
 
 
+def test_a_verdict_decided_at_an_earlier_look_says_its_numbers_are_that_looks(store):
+    """claims.md shows a decided comparison with the numbers of the look that decided it; where the runs now give
+    more pairs (seeds added for other comparisons), its reason says so."""
+    from bench.sequential import Plan
+
+    claim = [{"id": "mu", "metric": "model_utility", "better": "ihl+fila", "than": "ga+fila", "margin": 0.02}]
+    plan = Plan.open(store.suite_dir("tofu-mini"), n_max=4)
+    [first] = claims.evaluate(claim, "tofu-mini", load_runs("tofu-mini", store), plan)
+    assert first.verdict == "holds" and first.checks[0].pairs == 3 and first.checks[0].reason == ""
+    for method, epochs in (("ihl+fila", [(1e-3, 0.48, 0.6), (0.2, 0.46, 0.3)]), ("ga+fila", [(0.5, 0.2, 0.1), (0.8, 0.01, 0.0)])):
+        [spec] = expand("tofu-mini", method, seeds="3", hparams={"epochs": 2})
+        write_json_atomic(store.run_dir(spec) / "run.json", record(spec, epochs))
+    [again] = claims.evaluate(claim, "tofu-mini", load_runs("tofu-mini", store), plan)
+    check = again.checks[0]
+    assert (again.verdict, check.pairs, check.diff) == ("holds", 3, first.checks[0].diff)
+    assert "decided at its plan's look at 3 pairs, whose numbers these are; the runs now give 4" in check.reason
+
+
 def test_a_report_on_fewer_runs_than_its_plan_looked_at_still_writes_every_table(store, capsys):
     """Runs deleted (or failed) after a look: `bench report` writes the leaderboard, tables and claims.md, shows
     the comparison undecided with the reason on stderr and in claims.md, and leaves the plan's looks as they
