@@ -44,13 +44,15 @@ class Comparison:
     a: str
     b: str
     rows: list[dict]
+    note: str = ""  # what the pairs leave out (bit-identical replicates), said under the table
 
     def markdown(self) -> str:
-        """The comparison as a Markdown section (heading and table)."""
+        """The comparison as a Markdown section (heading, table and what the pairs leave out)."""
         table = [{"metric": r["metric"], "A": r["a"], "B": r["b"], "A - B": stats.fmt(r["diff"]),
                   "95% interval": "–" if r["lo"] is None else f"[{stats.fmt(r['lo'])}, {stats.fmt(r['hi'])}]",
                   "paired t p": stats.fmt(r["p"]), "pairs": r["n"], "verdict": r["verdict"]} for r in self.rows]
-        return f"## A = {self.a}, B = {self.b}\n\n" + tabulate(table, headers="keys", tablefmt="github")
+        return (f"## A = {self.a}, B = {self.b}\n\n" + tabulate(table, headers="keys", tablefmt="github")
+                + (f"\n\n{self.note}." if self.note else ""))
 
 
 def compare_methods(suite: str, runs: pd.DataFrame, a: str, b: str) -> Comparison:
@@ -67,7 +69,7 @@ def compare_methods(suite: str, runs: pd.DataFrame, a: str, b: str) -> Compariso
         raise BenchError(f"cannot compare {a} with {b}: their runs differ in settings other than the method "
                          f"({differ}); compare runs made with the same --lr/--epochs/--set/--option")
     keys = ["model", "split", "seed"]
-    merged, _ = distinct_pairs(ra.merge(rb, on=keys, suffixes=("_a", "_b")))
+    merged, repeats = distinct_pairs(ra.merge(rb, on=keys, suffixes=("_a", "_b")))
     rows = []
     for metric in kind.metrics:
         if metric.name not in ra or metric.name not in rb:
@@ -84,4 +86,5 @@ def compare_methods(suite: str, runs: pd.DataFrame, a: str, b: str) -> Compariso
                      "b": stats.fmt_summary(metric.summarize(vb, epoch_cap(rb))),
                      "diff": result.diff, "lo": result.lo, "hi": result.hi, "p": result.p_value, "n": result.n,
                      "verdict": verdict})
-    return Comparison(a, b, rows)
+    return Comparison(a, b, rows, repeats and f"Bit-identical replicates counted once ({repeats}): a pair holding a "
+                                              f"copy of an earlier run is dropped")

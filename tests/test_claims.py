@@ -243,6 +243,7 @@ def test_bit_identical_replicates_are_one_observation(tmp_path):
     assert "ga+fila-r4's 3 replicates hold 1 distinct run" in check.reason
     comparison = compare_methods("tofu-mini", runs, "ga+lora", "ga+fila")
     assert next(r for r in comparison.rows if r["metric"] == "model_utility")["n"] == 1
+    assert "Bit-identical replicates counted once (ga+fila-r4's 3 replicates hold 1 distinct run)" in comparison.markdown()
 
 
 def test_a_row_none_of_whose_runs_forgot_is_never_best_on_a_capped_epoch_count(tmp_path):
