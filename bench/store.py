@@ -137,7 +137,7 @@ class Run:
 
     @property
     def status(self) -> str:
-        """pending | running | finished | failed | cancelled, as the record says ("missing" without one)."""
+        """pending | running | finished | failed (RUN_STATUSES), as the record says ("missing" without one)."""
         return self.record.get("status", "missing")
 
     def save(self) -> None:
@@ -269,6 +269,7 @@ class ResultStore:
 
 # what every reader of a record (status, tables, claims, resumption) relies on, as new_record writes it
 SPEC_KEYS = ("suite", "model", "split", "objective", "adapter", "rank", "seed", "hparams")
+RUN_STATUSES = ("pending", "running", "finished", "failed")  # what the runner writes into a record
 
 
 def record_problem(record: Any) -> str:
@@ -293,9 +294,13 @@ def record_problem(record: Any) -> str:
     for key, kind in (("run_id", str), ("status", str), ("epochs", list)):
         if not isinstance(record.get(key), kind):
             return f"{key} is {'missing' if key not in record else type(record[key]).__name__}, not a {kind.__name__}"
+    if record["status"] not in RUN_STATUSES:
+        return f"status {record['status']!r} is none of {', '.join(RUN_STATUSES)}"
     if not all(isinstance(e, dict) and isinstance(e.get("epoch", 0), int) and isinstance(e.get("metrics", {}), dict)
                for e in record["epochs"]):
         return "an epoch entry is no object with an integer epoch and a metrics object"
+    if record["status"] == "finished" and not any(e.get("metrics") for e in record["epochs"]):
+        return "it is finished with no epoch's metrics"  # a table would read it as a run that measured nothing
     for key in ("timings", "suite_records", "final_metrics", "parameters", "inputs", "environment"):
         if record.get(key) is not None and not isinstance(record[key], dict):
             return f"{key} is a {type(record[key]).__name__}, not an object"

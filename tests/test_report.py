@@ -252,7 +252,8 @@ def test_a_reference_model_is_one_row_wherever_its_results_directory_has_moved(t
     for seed, (target, target_fp, retrained, retrained_fp) in enumerate(made):
         [spec] = expand("muse-mini", "ga", seeds=str(seed))
         record = new_record(spec)
-        record.update(status="finished", inputs={"model/target": target_fp, "model/retrained": retrained_fp},
+        record.update(status="finished", epochs=[{"epoch": 1, "metrics": {"knowmem_f": 0.5}}],
+                      inputs={"model/target": target_fp, "model/retrained": retrained_fp},
                       suite_records={"target": target, "reference": retrained,
                                      "target_metrics": {"knowmem_f": 0.9}, "reference_metrics": {"knowmem_f": 0.1}})
         write_json_atomic(store.run_dir(spec) / "run.json", record)

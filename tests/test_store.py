@@ -200,7 +200,11 @@ def test_artefacts_are_published_only_through_the_store():
     ('{"spec": SPEC, "status": "running", "run_id": "x", "epochs": null}', "epochs is NoneType, not a list"),
     ('{"spec": SPEC, "status": "finished", "epochs": []}', "run_id is missing, not a str"),
     ('{"spec": SPEC, "status": "finished", "run_id": "x", "epochs": [{"epoch": "a"}]}', "an epoch entry is no object"),
-    ('{"spec": SPEC, "status": "finished", "run_id": "x", "epochs": [], "final_metrics": "x"}', "final_metrics is a str"),
+    ('{"spec": SPEC, "status": "running", "run_id": "x", "epochs": [], "final_metrics": "x"}', "final_metrics is a str"),
+    ('{"spec": SPEC, "status": "done", "run_id": "x", "epochs": []}', "status 'done' is none of pending, running, finished"),
+    ('{"spec": SPEC, "status": "finished", "run_id": "x", "epochs": []}', "it is finished with no epoch's metrics"),
+    ('{"spec": SPEC, "status": "finished", "run_id": "x", "epochs": [{"epoch": 0, "metrics": {}}]}',
+     "it is finished with no epoch's metrics"),
     ('{"spec": RANKX, "status": "finished", "run_id": "x", "epochs": []}', "its spec's rank has the wrong type"),
 ])
 def test_a_run_json_of_another_shape_is_a_corrupt_run_for_status_and_report(tmp_path, text, problem):
