@@ -60,6 +60,8 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
     # looks; another claims file is a fixed-sample analysis that neither reads nor writes it
     own = claims_path.resolve() == claims.suite_claims_path(suite).resolve()
     plan = Plan.open(out) if own else None
+    # the suite's own claims go to claims.md; another file's to claims-<its name>.md, beside them, not over them
+    claims_md = out / ("claims.md" if own else f"claims-{claims_path.stem}.md")
     claim_list = claims.load(claims_path, suite) if claims_file or claims_path.exists() else []  # errors first
     if not own and claim_list and (out / "sequential.json").exists():
         print(f"{claims_path} is not the suite's claims file: its comparisons are tested at the fixed-sample level, "
@@ -67,9 +69,13 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
     claim_results = claims.evaluate(claim_list, suite, runs, plan, sequential=own) if claim_list else []
     if plan is not None and claim_results:
         plan.save()
-    stale = [k for r in claim_results for k in r.checks if k.needed in (RUNS_NEEDED, SETTINGS_NEEDED)]
-    for k in stale:  # said where it is seen, as corrupt runs are
-        print(f"claim comparison {k.a} vs {k.b} left undecided: {k.reason}", file=sys.stderr)
+    for needed, why in ((RUNS_NEEDED, "fewer matched replicates than their plan's last look (runs deleted, failed or "
+                                      "unfinished since; rerunning their seeds, or `--until-decided`, restores them)"),
+                        (SETTINGS_NEEDED, "runs of other settings than their plan looked at")):
+        stale = [f"{k.a} vs {k.b}" for r in claim_results for k in r.checks if k.needed == needed]
+        if stale:  # said where it is seen, as corrupt runs are
+            print(f"{len(stale)} claim comparisons left undecided, no look taken: {why} "
+                  f"({', '.join(stale)}); {claims_md} gives each reason", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     # before its last epoch a run records what is read per epoch (option epoch_metrics=read): not the attacks
     rule = {"last": "the last epoch of each run"}.get(
@@ -114,8 +120,6 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
         paths.append(out / "robustness.md")
         figures += plots.robustness(single, out, kind.robustness_columns[0], kind.metrics)
     paths += figures
-    # the suite's own claims go to claims.md; another file's to claims-<its name>.md, beside them, not over them
-    claims_md = out / ("claims.md" if own else f"claims-{claims_path.stem}.md")
     if claim_results:
         paths.append(claims.write_markdown(claim_results, suite, claims_md))
     elif claims_md.exists():  # no claims this time: an earlier report's verdicts must not stand in
