@@ -4,6 +4,7 @@ three seeds per method: every verdict is known in advance."""
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -606,12 +607,8 @@ def test_a_best_claim_labels_its_method_as_it_labels_the_others(store, tmp_path)
     assert "| ihl+fila-r4 | ga+lora-r4 " in section and "| ihl+fila " not in section
 
 
-def test_a_report_on_a_plan_under_the_old_keys_writes_the_same_claims_md(store):
-    """`bench report` with the suite's claims on a plan whose keys are the old ones (as the committed
-    results/tofu-mini/sequential.json has them) writes claims.md byte for byte as on the same plan under the
-    new keys, and leaves the plan as it was, under the new keys."""
-    import json
-
+def _reported_under_a_plan(store) -> Path:
+    """The suite's claims looked at once under a plan capped at 10 replicates, then `bench report`: its directory."""
     from bench.sequential import Plan
 
     suite_dir = store.suite_dir("tofu-mini")
@@ -619,6 +616,16 @@ def test_a_report_on_a_plan_under_the_old_keys_writes_the_same_claims_md(store):
     claims.evaluate_file(claims.suite_claims_path("tofu-mini"), "tofu-mini", load_runs("tofu-mini", store), plan)
     plan.save()
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
+    return suite_dir
+
+
+def test_a_report_on_a_plan_under_the_old_keys_writes_the_same_claims_md(store):
+    """`bench report` with the suite's claims on a plan whose keys are the old ones (as the committed
+    results/tofu-mini/sequential.json has them) writes claims.md byte for byte as on the same plan under the
+    new keys, and leaves the plan as it was, under the new keys."""
+    import json
+
+    suite_dir = _reported_under_a_plan(store)
     planned, written = (suite_dir / "sequential.json").read_bytes(), (suite_dir / "claims.md").read_bytes()
     data = json.loads(planned)
     # the comparisons with data: 1 + 1 (ga+lora never forgot) + 2 (ga+fila, ihl+fila vs LoRA) + 3 (best: the others)
@@ -694,13 +701,7 @@ def test_a_report_on_fewer_runs_than_its_plan_looked_at_still_writes_every_table
     """Runs deleted (or failed) after a look: `bench report` writes the leaderboard, tables and claims.md, shows
     the comparison undecided with the reason on stderr and in claims.md, and leaves the plan's looks as they
     were; a report once the runs are back shows the plan's verdict again."""
-    from bench.sequential import Plan
-
-    suite_dir = store.suite_dir("tofu-mini")
-    plan = Plan.open(suite_dir, n_max=10)
-    claims.evaluate_file(claims.suite_claims_path("tofu-mini"), "tofu-mini", load_runs("tofu-mini", store), plan)
-    plan.save()
-    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
+    suite_dir = _reported_under_a_plan(store)
     planned, before = (suite_dir / "sequential.json").read_bytes(), (suite_dir / "claims.md").read_text()
     [spec] = expand("tofu-mini", "ihl+fila", seeds="2", hparams={"epochs": 2})
     gone, kept = store.run_dir(spec), store.root / "moved-away"
