@@ -18,34 +18,41 @@ from bench.tables import epoch_cap, row_labels, without_repeats
 POOLED = "all sets"  # the split label of summaries pooled over forget sets
 
 
-def _summaries(runs: pd.DataFrame, metrics, pool_splits: bool = False) -> dict[tuple, stats.Summary]:
+def _summaries(runs: pd.DataFrame, metrics, pool_splits: bool = False) -> tuple[dict[tuple, stats.Summary], set]:
+    """(model, split, metric, method) -> the summary of the method's finished runs; and the keys of epoch counts
+    some of whose runs the cap cut off (cap + 1 is a bound, not a value: such a mean may be the larger count
+    of a pair, never the smaller)."""
     finished = without_repeats(runs[runs["status"] == "finished"])  # copies of one run are no separation
     if pool_splits:  # the forget sets are replicates: one summary over sets and seeds, as the paper table's
         finished = finished.assign(split=POOLED)
     finished = finished.assign(method=row_labels(finished, ["model", "split", "method"]))  # unlike runs never pool
-    out = {}
+    out, bounded = {}, set()
     for (model, split, method), group in finished.groupby(["model", "split", "method"]):
         for metric in metrics:
             if metric.name in group:
-                s = metric.summarize(pd.to_numeric(group[metric.name], errors="coerce"), epoch_cap(group))
+                values, cap = pd.to_numeric(group[metric.name], errors="coerce"), epoch_cap(group)
+                s = metric.summarize(values, cap)
                 if s is not None:
                     out[(model, split, metric.name, method)] = s
-    return out
+                    if metric.cap_offset == 1 and cap is not None and (values >= cap + 1).any():
+                        bounded.add((model, split, metric.name, method))
+    return out, bounded
 
 
-def _separable(s: stats.Summary | None) -> bool:
+def _separable(s: stats.Summary) -> bool:
     """A summary that can be separated from another: a 95% interval over all its runs. One distinct run has no
     interval (it is no point estimate to separate), and one over the runs that forgot speaks for survivors only,
     as in the tables (bench.stats.best_and_tied)."""
-    return s is not None and s.has_interval and not s.missing
+    return s.has_interval and not s.missing
 
 
 def separated_pairs(runs_a: pd.DataFrame, runs_b: pd.DataFrame, metrics, pool_splits: bool = False) -> list[dict]:
     """Every pair separated in A (both summaries `_separable`, the intervals apart), with what B says of it:
     the same order or reversed, separated or overlapping, or "no interval in B" where B cannot separate them
-    (one distinct run, or a value on some runs only). `pool_splits`: summarise each method over all forget
+    (one distinct run, a value on some runs only, or a smaller epoch count that the cap cut off in some runs, a
+    bound). `pool_splits`: summarise each method over all forget
     sets and seeds (split `all sets`), for suites whose splits are replicates (Suite.splits_are_replicates)."""
-    a, b = _summaries(runs_a, metrics, pool_splits), _summaries(runs_b, metrics, pool_splits)
+    (a, bounds_a), (b, bounds_b) = _summaries(runs_a, metrics, pool_splits), _summaries(runs_b, metrics, pool_splits)
     direction = {m.name: m.higher_is_better for m in metrics}
     groups: dict[tuple, list[str]] = {}
     for model, split, metric, method in a:
@@ -57,13 +64,16 @@ def separated_pairs(runs_a: pd.DataFrame, runs_b: pd.DataFrame, metrics, pool_sp
             if not (_separable(sa_x) and _separable(sa_y)) or sa_x.overlaps(sa_y):
                 continue
             better, worse = (x, y) if (sa_x.mean > sa_y.mean) == direction[metric] else (y, x)
+            if (model, split, metric, better) in bounds_a:  # fewer epochs only as a bound: the order is not shown
+                continue
             sb_better, sb_worse = b.get((model, split, metric, better)), b.get((model, split, metric, worse))
             if sb_better is None or sb_worse is None:
                 verdict = "missing"
             else:
                 reversed_ = (sb_better.mean > sb_worse.mean) != direction[metric] and sb_better.mean != sb_worse.mean
                 order = "reversed" if reversed_ else "same order"
-                if not (_separable(sb_better) and _separable(sb_worse)):
+                ahead = (model, split, metric, worse if reversed_ else better)  # the side B finds better
+                if not (_separable(sb_better) and _separable(sb_worse)) or ahead in bounds_b:
                     verdict = f"{order}, no interval in B"
                 elif sb_better.overlaps(sb_worse):
                     verdict = f"{order}, overlapping"

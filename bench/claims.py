@@ -59,6 +59,7 @@ from suites import SUITES
 
 CLAIMS_DIR = Path(__file__).resolve().parent.parent / "suites" / "claims"
 KEYS = ["model", "split", "seed"]
+MAX_FAMILY = 64  # the most comparisons a claim's family is searched at for looks of another size (Plan.stale)
 
 
 def suite_claims_path(suite: str) -> Path:
@@ -309,7 +310,9 @@ def distinct_pairs(merged: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 
 
 def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotten: bool, level: float,
-           margin: float, log10: bool, family_alpha: float | None = None) -> tuple[Check, list[float]]:
+           margin: float, log10: bool, family_alpha: float | None = None) -> tuple[Check, list[str]]:
+    """One comparison of A with B at `level`, and the runs it matched ("model/split/seed" keys, copies and pairs
+    the cap tied included): what a plan's look is taken on (bench.sequential.Plan.stale)."""
     try:
         ra, rb = _runs_of(runs, a, suite, only_forgotten), _runs_of(runs, b, suite, only_forgotten)
     except BenchError as e:
@@ -322,7 +325,9 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
     differ = unlike_settings(ra, rb)
     if differ:  # a claim about methods must not rest on runs that differ in anything else
         return Check(a, b, f"not comparable ({differ})"), []
-    merged, repeats = distinct_pairs(ra.merge(rb, on=KEYS, suffixes=("_a", "_b")))
+    matched = ra.merge(rb, on=KEYS, suffixes=("_a", "_b"))
+    keys = sorted("/".join(map(str, k)) for k in matched[KEYS].itertuples(index=False))
+    merged, repeats = distinct_pairs(matched)
     va = list(pd.to_numeric(merged[metric.name + "_a"], errors="coerce"))
     vb = list(pd.to_numeric(merged[metric.name + "_b"], errors="coerce"))
     # a count where a run that never forgot counts as its cap + 1: the value at which the cap cut a run off
@@ -330,7 +335,7 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
               if metric.cap_offset == 1 and "max_epochs_a" in merged else [math.inf] * len(va))
     rows = [(x, y, c) for x, y, c in zip(va, vb, cut_at) if pd.notna(x) and pd.notna(y)]
     if not rows:
-        return Check(a, b, "no data"), []
+        return Check(a, b, "no data"), keys
     # a pair in which neither run forgot ties only because the cap cut both off: it says nothing about which
     # method forgets faster, so it is no pair (as a pair of `only_forgotten` needs both runs to have forgotten)
     tied = [(x, y, c) for x, y, c in rows if x >= c and y >= c]
@@ -340,7 +345,7 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
               f"a larger --epochs gives them values" if tied else "")
     rows = [r for r in rows if r not in tied]
     if not rows:
-        return Check(a, b, "no data", reason=at_cap), []
+        return Check(a, b, "no data", reason=at_cap), keys
     one_cut = sum((x >= c) != (y >= c) for x, y, c in rows)  # one run cut off: the difference is only a bound
     pairs = [(x, y) for x, y, _ in rows]
     if tied:  # the A and B values summarise the pairs compared, as A - B does
@@ -378,7 +383,7 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
     return Check(a, b, result.verdict, stats.fmt_summary(metric.summarize(va, epoch_cap(ra))),
                  stats.fmt_summary(metric.summarize(vb, epoch_cap(rb))),
                  stats.fmt(shown(result.diff)), "–" if lo is None else f"[{stats.fmt(lo)}, {stats.fmt(hi)}]",
-                 stats.fmt(result.p_value), result.n, stats.fmt(margin), f"{level:.4g}", needed, reason), diffs
+                 stats.fmt(result.p_value), result.n, stats.fmt(margin), f"{level:.4g}", needed, reason), keys
 
 
 def overall(verdicts: list[str]) -> str:
@@ -462,11 +467,13 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None, sequ
             if plan is not None:  # a plan written under the old keys keeps the looks taken for this comparison
                 plan.adopt(key, legacy_comparison_key(c, a, b), alpha)
             planned = alpha if sequential else None
-            check, diffs = _check(runs, suite, a, b, metric, only, 1 - alpha, c["margin"], log10, planned)
-            if plan is not None and check.pairs:
-                # a verdict decided at an earlier look stands only for the runs it was decided on, and a look at
-                # fewer of them than the last look's would be a second look at old data
-                needs, stale = plan.stale(key, check.pairs, _basis(runs, suite, a, b, only))
+            check, matched = _check(runs, suite, a, b, metric, only, 1 - alpha, c["margin"], log10, planned)
+            # (a comparison that cannot be made says why: several configurations, unlike settings)
+            if plan is not None and (check.pairs or check.verdict == "no data"):
+                # a verdict decided at an earlier look stands only for the runs it was decided on, and a look
+                # without all of them would be a second look at old data
+                siblings = tuple(comparison_key(c, a, b, k) for k in range(1, MAX_FAMILY + 1) if k != len(pairs))
+                needs, stale = plan.stale(key, check.pairs, _basis(runs, suite, a, b, only), matched, siblings)
                 if stale:
                     checks.append(Check(label_a or a, b, "inconclusive", pairs=check.pairs, needed=needs, reason=stale))
                     continue
@@ -478,7 +485,10 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None, sequ
                     reason = "; ".join(r for r in (said, frozen.get("reason", "")) if r)
                     checks.append(Check(**{**frozen, "a": label_a or frozen["a"], "reason": reason}))
                     continue
-                level = plan.look(key, check.pairs, alpha)
+                if not check.pairs:  # no data, as before its looks (none were taken on it)
+                    checks.append(replace(check, a=label_a or check.a))
+                    continue
+                level = plan.look(key, check.pairs, alpha, matched)
                 if level is None:  # nothing added since the last look, or past the cap: nothing left to spend
                     check.verdict, check.reason = "inconclusive", "no alpha left to spend (at the replicate cap)"
                 else:

@@ -21,7 +21,7 @@ from bench.models import MODELS, recipe_of
 from bench.pool import auto_workers, run_grid_parallel
 from bench.preflight import check_device, check_grid, check_specs
 from bench.quiet import quiet_libraries
-from bench.decide import EPOCHS_NEEDED, SETTINGS_NEEDED
+from bench.decide import CLAIM_NEEDED, EPOCHS_NEEDED, SETTINGS_NEEDED
 from bench.sequential import Plan, label_base, seed_inert, undecided_methods
 from bench.spec import LOOP
 from bench.store import ResultStore
@@ -428,9 +428,10 @@ def _until_decided(args, specs) -> int:
             told += [f"{len(cut)} claim comparisons wait on a larger --epochs, not on seeds: a run that never forgot "
                      f"within the epoch cap{f' ({args.epochs})' if args.epochs else ''} makes their difference a "
                      f"bound; claims.md names them"] if cut else []
-            lost = [k for r in results for k in r.checks if k.needed == SETTINGS_NEEDED]
-            told += [f"{len(lost)} claim comparisons wait on runs of the settings their plan looked at, which are not "
-                     f"in the results now: claims.md names them and why"] if lost else []
+            lost = [k for r in results for k in r.checks if k.needed in (SETTINGS_NEEDED, CLAIM_NEEDED)]
+            told += [f"{len(lost)} claim comparisons wait on the runs their plan looked at (runs of other settings, "
+                     f"or of another family of the claim, are in the results now): claims.md names them and why"
+                     ] if lost else []
             told += [f"{len(no_data)} claim comparisons have no data (no finished run of a method, or none that "
                      f"forgot, or only pairs the epoch cap tied): replicates of the same settings add no pair to them; "
                      f"claims.md names them"] if no_data else []

@@ -66,7 +66,10 @@ RUNS_NEEDED = "the runs of its looks"
 # ... and of one whose plan looked at runs of other settings: only those runs (or a new plan, which discards the
 # looks' error control) can decide it, no seed (`--until-decided` skips it)
 SETTINGS_NEEDED = "the settings of its looks"
-NOT_A_COUNT = (EPOCHS_NEEDED, RUNS_NEEDED, SETTINGS_NEEDED)
+# ... and of one whose plan looked at the same two methods in a family of another size (a best claim whose other
+# methods with runs changed): a look in this family would look at them again at a fresh level
+CLAIM_NEEDED = "the family its plan looked at"
+NOT_A_COUNT = (EPOCHS_NEEDED, RUNS_NEEDED, SETTINGS_NEEDED, CLAIM_NEEDED)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import re
 from dataclasses import asdict
 from pathlib import Path
 
-from bench.decide import EPOCHS_NEEDED, RUNS_NEEDED, SETTINGS_NEEDED, spent_level
+from bench.decide import CLAIM_NEEDED, EPOCHS_NEEDED, RUNS_NEEDED, SETTINGS_NEEDED, spent_level
 from bench.errors import BenchError
 from bench.store import read_json, write_json_atomic
 
@@ -111,29 +111,49 @@ class Plan:
         self.comparisons[key] = self.legacy.pop(legacy_key)
         return True
 
-    def stale(self, key: str, n: int, basis: str) -> tuple[str, str]:
+    def stale(self, key: str, n: int, basis: str, matched: list[str], siblings: tuple[str, ...] = ()
+              ) -> tuple[str, str]:
         """Whether comparison `key` still has the runs its looks were taken on: ("", "") when it has, else the
-        replicates it needs (bench.decide.RUNS_NEEDED or SETTINGS_NEEDED) and why. It has not when `n` is below
-        the last look's matched replicates (runs deleted, failed or unfinished since: rerunning their seeds
-        restores them), or when its runs' settings digest to another `basis` than the one recorded at the first
-        look. Its recorded looks and verdict are about those runs, not these, so it shows undecided and takes no
-        look (bench.claims.evaluate)."""
-        entry = self.comparisons.setdefault(key, {"looks": []})
-        if not entry["looks"]:  # no look yet: the looks to come are about these runs
-            entry["basis"] = basis
+        replicates it needs (bench.decide.RUNS_NEEDED or SETTINGS_NEEDED) and why. `n`: its usable pairs now;
+        `matched`: the runs it matched ("model/split/seed"); `basis`: the digest of their settings; `siblings`:
+        its keys in families of other sizes (bench.claims.comparison_key). It has not when one of `siblings` has
+        looks and it has none (CLAIM_NEEDED: a fresh family over runs looked at), it has not
+        when a run its last look matched is missing (deleted, failed or unfinished since: rerunning its seed
+        restores it; a look recorded before looks kept their runs counts pairs instead: fewer than `n`), or when
+        its runs' settings digest to another basis than the one recorded at the first look. Its recorded looks
+        and verdict are about those runs, not these, so it shows undecided and takes no look
+        (bench.claims.evaluate); a look at the same count of other runs would reuse a level already spent."""
+        entry = self.comparisons.get(key)
+        if not entry or not entry.get("looks"):  # no look yet: the looks to come are about these runs...
+            # ...unless it looked at them in another family of the claim (a best claim with another count of methods)
+            other = next((k for k in siblings if k != key and self.comparisons.get(k, {}).get("looks")), None)
+            if other:
+                return CLAIM_NEEDED, (
+                    f"its plan {self.path} looked at these methods as {other!r}, in a family of another number of "
+                    f"comparisons (the claim's other methods with runs were others); a look in this family would "
+                    f"look at their runs again: restore the runs of the claim's other methods, or delete the plan to "
+                    f"start a new one (which discards the error control of its looks)")
+            if n:
+                self.comparisons.setdefault(key, {"looks": []})["basis"] = basis
             return "", ""
         verdict = f" (its verdict on them: {entry['check']['verdict']})" if entry.get("decided") else ""
-        if entry.setdefault("basis", basis) != basis:  # a plan from before bases were recorded adopts the runs it has
+        # (no pair at all: its runs are gone, whatever their settings; a plan from before bases were recorded
+        # adopts the runs it has)
+        if n and entry.setdefault("basis", basis) != basis:
             return SETTINGS_NEEDED, (
                 f"its plan {self.path} looked at runs of other settings than the ones in the results now{verdict}; "
                 f"no look taken: restore those runs, or delete the plan to start a new one (which discards the "
                 f"error control of its looks)")
-        last = entry["looks"][-1]["n"]
-        if n < last:
+        last = entry["looks"][-1]
+        missing = sorted(set(last["keys"]) - set(matched)) if "keys" in last else []
+        if missing or n < last["n"]:
+            gone = (f"{len(missing)} of the {len(last['keys'])} runs its plan {self.path} last looked at "
+                    f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}) are not among its finished runs"
+                    if missing else f"{n} matched replicates are usable, fewer than the {last['n']} its plan "
+                                    f"{self.path} last looked at")
             return RUNS_NEEDED, (
-                f"{n} matched replicates are usable, fewer than the {last} its plan {self.path} last looked at"
-                f"{verdict}: runs were deleted, failed or are unfinished since; no look taken: restore them (rerun "
-                f"the seeds of that look; `--until-decided` adds seeds until it has {last}); {AGAIN}")
+                f"{gone}{verdict}: runs were deleted, failed or are unfinished since; no look taken: restore them "
+                f"(rerun their seeds; `--until-decided` adds seeds in order until they are back); {AGAIN}")
         return "", ""
 
     def decided(self, key: str) -> dict | None:
@@ -141,9 +161,10 @@ class Plan:
         entry = self.comparisons.get(key)
         return entry["check"] if entry and entry.get("decided") else None
 
-    def look(self, key: str, n: int, alpha: float) -> float | None:
+    def look(self, key: str, n: int, alpha: float, matched: list[str] = ()) -> float | None:
         """The level of a look at n matched replicates: the level recorded for n when this is no new look,
-        else the level the new replicates spend; None when nothing is left to spend."""
+        else the level the new replicates spend, recorded with the runs it `matched` (Plan.stale); None when
+        nothing is left to spend."""
         looks = self.comparisons.setdefault(key, {"looks": []})["looks"]
         if looks and looks[-1]["n"] == n:
             return looks[-1]["level"]
@@ -155,7 +176,7 @@ class Plan:
         level = spent_level(alpha, n, previous, self.n_max)
         if level >= 1:
             return None
-        looks.append({"n": n, "level": level})
+        looks.append({"n": n, "level": level, "keys": sorted(matched)})
         return level
 
     def record(self, key: str, check) -> None:
@@ -192,9 +213,10 @@ def seed_inert(done) -> set[str]:
 def undecided_methods(results, inert: set[str] = frozenset()) -> set[str]:
     """Methods of the comparisons that more replicates could still decide, or restore the replicates of an earlier
     look (bench.decide.RUNS_NEEDED): inconclusive (not `no data`), not waiting on a larger --epochs (a run cut off
-    by the epoch cap: no seed turns its bound into a value) or on runs of other settings, and
+    by the epoch cap: no seed turns its bound into a value) or on runs of other settings or another form of the
+    claim, and
     neither side `inert` (a method, without rank, whose new seeds reproduce its runs bit for bit: a pair with
     one of its copies is dropped, so no seed adds a pair to such a comparison)."""
     return {m for r in results for k in r.checks if k.verdict == "inconclusive"
-            and k.needed not in (EPOCHS_NEEDED, SETTINGS_NEEDED)
+            and k.needed not in (EPOCHS_NEEDED, SETTINGS_NEEDED, CLAIM_NEEDED)
             and not {label_base(k.a), label_base(k.b)} & inert for m in (k.a, k.b)}

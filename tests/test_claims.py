@@ -454,6 +454,21 @@ def test_agreement_separates_only_summaries_over_all_their_runs():
     assert agreement.separated_pairs(survivors, survivors, [ma]) == []
     [part] = agreement.separated_pairs(a, survivors, [ma])
     assert part["in B"] == "same order, no interval in B"
+    # an epoch count with runs the 20-epoch cap cut off (21) is a bound: no smaller count, the larger may be one
+    [epochs] = [m for m in SUITES["tdec-mini"].metrics if m.name == "epochs_to_forget_or_cap"]
+    counts = lambda values: pd.DataFrame([{"model": "m", "split": "s", "method": method, "seed": seed,
+                                           "status": "finished", "settings": "", "max_epochs": 20,
+                                           "epochs_to_forget_or_cap": v}
+                                          for method, vs in values.items() for seed, v in enumerate(vs)])
+    bound_low = counts({"x": [2, 3] * 7 + [2, 21], "y": [7, 8] * 8})
+    assert agreement.separated_pairs(bound_low, bound_low, [epochs]) == []
+    bound_high = counts({"x": [2, 3] * 8, "y": [20, 21] * 8})
+    [capped] = agreement.separated_pairs(bound_high, bound_high, [epochs])
+    assert (capped["better"], capped["in B"]) == ("x", "same, separated")
+    [flipped] = agreement.separated_pairs(bound_high, counts({"x": [20, 21] * 8, "y": [2, 3] * 8}), [epochs])
+    assert flipped["in B"] == "reversed, separated"  # y's count is a value below x's bound
+    [unsure] = agreement.separated_pairs(bound_high, counts({"x": [2, 3] * 7 + [2, 21], "y": [20, 21] * 8}), [epochs])
+    assert unsure["in B"] == "same order, no interval in B"  # x's smaller count holds a bound in B
 
 
 def test_an_adhoc_claims_file_neither_reads_nor_writes_the_suites_plan(store, tmp_path, capsys):
@@ -695,6 +710,43 @@ def test_a_verdict_decided_at_an_earlier_look_says_its_numbers_are_that_looks(st
     check = again.checks[0]
     assert (again.verdict, check.pairs, check.diff) == ("holds", 3, first.checks[0].diff)
     assert "decided at its plan's look at 3 pairs, whose numbers these are; the runs now give 4" in check.reason
+
+
+def test_a_look_is_never_retaken_on_other_runs_or_in_another_family(store):
+    """A plan's look names the runs it matched: the same count of other runs (seeds replaced), no run left of a
+    method (no data), or a best claim whose family shrank when a method's runs went are each undecided with the
+    reason, and no look is taken (a reused or fresh level on runs already looked at would be a free look)."""
+    from bench.sequential import Plan
+
+    better = {"id": "mu", "metric": "model_utility", "better": "ihl+lora", "than": "ga+lora", "margin": 0.02}
+    best = {"id": "b", "kind": "best", "metric": "model_utility", "method": "ihl+fila", "margin": 0.02,
+            "among": ["ga", "ihl"]}
+    plan = Plan.open(store.suite_dir("tofu-mini"), n_max=10)
+    first = claims.evaluate([better, best], "tofu-mini", load_runs("tofu-mini", store), plan)
+    assert first[0].verdict == "inconclusive"
+    assert [k.b for k in first[1].checks] == ["ga+fila-r4", "ga+lora-r4", "ihl+lora-r4"]
+    looks = json.dumps(plan.comparisons, sort_keys=True)
+    assert all(look["keys"] for c in plan.comparisons.values() for look in c["looks"])
+
+    def replace_seed(method, old, new):  # seed `old` of `method` becomes seed `new`, with slightly other numbers
+        [gone] = expand("tofu-mini", method, seeds=str(old), hparams={"epochs": 2})
+        shutil.rmtree(store.run_dir(gone))
+        [spec] = expand("tofu-mini", method, seeds=str(new), hparams={"epochs": 2})
+        epochs = [(fq, mu * 1.01, rouge) for fq, mu, rouge in RUNS[method][old]]
+        write_json_atomic(store.run_dir(spec) / "run.json", record(spec, epochs))
+
+    for method in ("ihl+lora", "ga+lora"):
+        replace_seed(method, 2, 7)  # still 3 pairs, one of them new
+    [mu, _] = claims.evaluate([better, best], "tofu-mini", load_runs("tofu-mini", store), plan)
+    assert (mu.verdict, mu.checks[0].pairs, mu.checks[0].needed) == ("inconclusive", 3, "the runs of its looks")
+    assert "1 of the 3 runs its plan" in mu.checks[0].reason and "tiny-llama/forget10/2" in mu.checks[0].reason
+    for d in store.suite_dir("tofu-mini").glob("runs/*ga+lora*"):  # ga+lora gone: no data, and a family of two
+        shutil.rmtree(d)
+    [gone, shrunk] = claims.evaluate([better, best], "tofu-mini", load_runs("tofu-mini", store), plan)
+    assert (gone.verdict, gone.checks[0].needed) == ("inconclusive", "the runs of its looks")
+    assert [(k.b, k.verdict, k.needed) for k in shrunk.checks] == [
+        (b, "inconclusive", "the family its plan looked at") for b in ("ga+fila-r4", "ihl+lora-r4")]
+    assert json.dumps(plan.comparisons, sort_keys=True) == looks  # no look taken, none recorded
 
 
 def test_a_report_on_fewer_runs_than_its_plan_looked_at_still_writes_every_table(store, capsys):
