@@ -116,8 +116,9 @@ def write(suite: str, path: Path, pairs: list[dict], claims_a: list, claims_b: l
     lines = [f"# {suite}: do these results and {other} agree?", "",
              "A = these results, B = the other set. Every pair of methods whose 95% intervals over all their runs "
              "do not overlap in A, per metric, and what B says of it. A summary over some runs only (a value "
-             "measured on the runs that forgot) or over one distinct run separates nothing, in either set: "
-             "`no interval in B` marks a pair B cannot separate." + (
+             "measured on the runs that forgot), over one distinct run, or a smaller epoch count that holds runs "
+             "the cap cut off (a bound) separates nothing, in either set: `no interval in B` marks a pair B cannot "
+             "separate." + (
                  " The forget sets are replicates here: each method is summarised over all of them (split "
                  f"`{POOLED}`), as in the paper table." if any(p["split"] == POOLED for p in pairs) else ""), "",
              f"All metrics: {_count(pairs)}.", "",

@@ -60,8 +60,8 @@ EQUAL = 1e-9  # differences this close (relative) are equal: t would give a poin
 # `replicates needed` of a comparison that more seeds cannot decide: a run cut off by the epoch cap makes its
 # difference a bound, and only a larger --epochs turns the bound into a value (`--until-decided` skips it)
 EPOCHS_NEEDED = "a larger --epochs"
-# ... of one whose plan looked at more replicates than there are now: those runs, which rerunning their seeds
-# reproduces (`--until-decided` adds seeds to it until it has them, taking no look before)
+# ... of one some of whose runs its plan looked at are missing: those runs, which rerunning their seeds reproduces
+# (`--until-decided` adds seeds to it until it has them, taking no look before)
 RUNS_NEEDED = "the runs of its looks"
 # ... and of one whose plan looked at runs of other settings: only those runs (or a new plan, which discards the
 # looks' error control) can decide it, no seed (`--until-decided` skips it)

@@ -69,8 +69,8 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
     claim_results = claims.evaluate(claim_list, suite, runs, plan, sequential=own) if claim_list else []
     if plan is not None and claim_results:
         plan.save()
-    for needed, why in ((RUNS_NEEDED, "fewer matched replicates than their plan's last look (runs deleted, failed or "
-                                      "unfinished since; rerunning their seeds, or `--until-decided`, restores them)"),
+    for needed, why in ((RUNS_NEEDED, "runs their plan's last look matched are missing (deleted, failed or unfinished "
+                                      "since; rerunning their seeds, or `--until-decided`, restores them)"),
                         (SETTINGS_NEEDED, "runs of other settings than their plan looked at"),
                         (CLAIM_NEEDED, "their plan looked at them in a family of another size (the claim's other methods "
                                        "with runs changed)")):

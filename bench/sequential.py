@@ -113,16 +113,14 @@ class Plan:
 
     def stale(self, key: str, n: int, basis: str, matched: list[str], siblings: tuple[str, ...] = ()
               ) -> tuple[str, str]:
-        """Whether comparison `key` still has the runs its looks were taken on: ("", "") when it has, else the
-        replicates it needs (bench.decide.RUNS_NEEDED or SETTINGS_NEEDED) and why. `n`: its usable pairs now;
-        `matched`: the runs it matched ("model/split/seed"); `basis`: the digest of their settings; `siblings`:
-        its keys in families of other sizes (bench.claims.comparison_key). It has not when one of `siblings` has
-        looks and it has none (CLAIM_NEEDED: a fresh family over runs looked at), it has not
-        when a run its last look matched is missing (deleted, failed or unfinished since: rerunning its seed
-        restores it; a look recorded before looks kept their runs counts pairs instead: fewer than `n`), or when
-        its runs' settings digest to another basis than the one recorded at the first look. Its recorded looks
-        and verdict are about those runs, not these, so it shows undecided and takes no look
-        (bench.claims.evaluate); a look at the same count of other runs would reuse a level already spent."""
+        """Whether comparison `key` may take a look: ("", "") when it may, else what it waits for (a
+        bench.decide constant) and why. It may not, as its looks and verdict are about other runs and a look now
+        would reuse or respend a level on data already looked at, when:
+        - it has no look but one of `siblings` (its keys in families of other sizes, bench.claims.comparison_key)
+          has: CLAIM_NEEDED;
+        - a run its last look matched is not in `matched` ("model/split/seed" keys; a look recorded before looks
+          kept their runs: `n`, its usable pairs now, is below the look's): RUNS_NEEDED, rerunning restores it;
+        - its runs' settings digest to another `basis` than the one recorded at its first look: SETTINGS_NEEDED."""
         entry = self.comparisons.get(key)
         if not entry or not entry.get("looks"):  # no look yet: the looks to come are about these runs...
             # ...unless it looked at them in another family of the claim (a best claim with another count of methods)

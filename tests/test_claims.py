@@ -763,7 +763,7 @@ def test_a_report_on_fewer_runs_than_its_plan_looked_at_still_writes_every_table
     capsys.readouterr()
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
     err = capsys.readouterr().err
-    assert "claim comparisons left undecided, no look taken: fewer matched replicates than their plan's last look" in err
+    assert "claim comparisons left undecided, no look taken: runs their plan's last look matched are missing" in err
     assert (suite_dir / "leaderboard.md").exists()
     text = (suite_dir / "claims.md").read_text()
     assert "the runs of its looks" in text and "restore them" in text

@@ -179,7 +179,7 @@ def test_until_decided_adds_the_suites_other_forget_sets_before_any_seed(tdec_mi
         shutil.rmtree(d)
     assert main(["-q", "run", "--suite", "tdec-mini", "--splits", "set0", "--methods", "ga+fila,ga+lora,gd", "--ranks",
                  "8", "--epochs", "2", "--until-decided", "--max-seeds", "1", "--results", str(root)]) == 0
-    assert "left undecided, no look taken: fewer matched replicates than their plan's last look" in capsys.readouterr().err
+    assert "left undecided, no look taken: runs their plan's last look matched are missing" in capsys.readouterr().err
     assert sorted((p.parent.name.split("__")[0], p.parent.name.split("__")[1], json.loads(p.read_text())["spec"]["seed"])
                   for p in root.glob("tdec-mini/runs/*/run.json")) == runs
     assert (root / "tdec-mini" / "sequential.json").read_bytes() == planned
