@@ -274,18 +274,20 @@ def _runs_of(runs: pd.DataFrame, name: str, suite: str, only_forgotten: bool) ->
 
 def _unfinished(runs: pd.DataFrame, chosen: list[pd.DataFrame]) -> str:
     """What the comparison leaves out because it did not finish: per side whose configuration (method label and
-    settings, from its finished runs `chosen`) has failed, running or pending runs, their count by status. A
+    settings, from its finished runs `chosen`) has failed, running or pending runs, their count and seeds by status. A
     method that fails where it diverges would otherwise be compared on its survivors, unsaid."""
     said = []
     for side in chosen:
         if side.empty or "settings" not in runs:
             continue
         same = runs[(runs["method"] == side["method"].iloc[0]) & (runs["settings"] == side["settings"].iloc[0])]
-        other = same[same["status"] != "finished"]["status"].value_counts()
-        if len(other):
-            said.append(f"{side['method'].iloc[0]} has {int(other.sum())} {'run' if other.sum() == 1 else 'runs'} "
-                        f"not finished "
-                        f"({', '.join(f'{n} {k}' for k, n in sorted(other.items()))}), left out")
+        left = same[same["status"] != "finished"]
+        if len(left):
+            seeds = lambda g: sorted(int(x) for x in g["seed"].dropna()) if "seed" in g else []  # none: no record
+            by_status = [f"{len(g)} {k}" + (f": seed{'s' * (len(seeds(g)) > 1)} {', '.join(map(str, seeds(g)))}"
+                                            if seeds(g) else "") for k, g in sorted(left.groupby("status"))]
+            said.append(f"{side['method'].iloc[0]} has {len(left)} {'run' if len(left) == 1 else 'runs'} not finished "
+                        f"({', '.join(by_status)}), left out")
     return "; ".join(said)
 
 

@@ -310,7 +310,7 @@ def test_a_method_whose_runs_did_not_all_finish_is_never_best_and_its_claims_say
     path = tmp_path / "c.yaml"
     path.write_text("claims:\n  - {id: c, metric: model_utility, better: ihl+fila, than: ga+lora, margin: 0.02}\n")
     [check] = claims.evaluate_file(path, "tofu-mini", runs)[0].checks
-    assert check.pairs == 3 and check.reason.endswith("ihl+fila-r4 has 1 run not finished (1 failed), left out")
+    assert check.pairs == 3 and check.reason.endswith("ihl+fila-r4 has 1 run not finished (1 failed: seed 3), left out")
 
 
 def test_margins_decide_equivalence(store, tmp_path):
