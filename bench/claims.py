@@ -293,8 +293,10 @@ def _unfinished(runs: pd.DataFrame, chosen: list[pd.DataFrame]) -> str:
 
 def _basis(runs: pd.DataFrame, suite: str, a: str, b: str, only_forgotten: bool) -> str:
     """A digest of the settings of the runs a comparison of A and B draws on (seeds and splits aside): a plan's
-    decision is about runs of these settings, not of others that later take their place."""
+    decision is about runs of these settings, not of others that later take their place; "" when a side has none."""
     sides = [sorted({str(x) for x in _runs_of(runs, m, suite, only_forgotten)["settings"]}) for m in (a, b)]
+    if not all(sides):  # a side without runs has no settings to tell apart
+        return ""
     return hashlib.sha256(json.dumps(sides).encode()).hexdigest()[:12]
 
 
@@ -327,8 +329,10 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
     differ = unlike_settings(ra, rb)
     if differ:  # a claim about methods must not rest on runs that differ in anything else
         return Check(a, b, f"not comparable ({differ})"), []
-    matched = ra.merge(rb, on=KEYS, suffixes=("_a", "_b"))
-    keys = sorted("/".join(map(str, k)) for k in matched[KEYS].itertuples(index=False))
+    # in seed order, so that of two copies the earlier seed stays whatever seeds are added (directories sort s10
+    # before s2), and a plan's look names its runs with integer seeds (a pending run's NaN makes the column float)
+    matched = ra.merge(rb, on=KEYS, suffixes=("_a", "_b")).sort_values(KEYS, kind="stable")
+    keys = sorted(f"{m}/{s}/{int(seed)}" for m, s, seed in matched[KEYS].itertuples(index=False))
     merged, repeats = distinct_pairs(matched)
     va = list(pd.to_numeric(merged[metric.name + "_a"], errors="coerce"))
     vb = list(pd.to_numeric(merged[metric.name + "_b"], errors="coerce"))
@@ -474,7 +478,10 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None, sequ
             if plan is not None and (check.pairs or check.verdict == "no data"):
                 # a verdict decided at an earlier look stands only for the runs it was decided on, and a look
                 # without all of them would be a second look at old data
-                siblings = tuple(comparison_key(c, a, b, k) for k in range(1, MAX_FAMILY + 1) if k != len(pairs))
+                # a best claim's family is the methods with runs; a better claim's is written down (an edit is a
+                # new claim, comparison_key)
+                siblings = tuple(comparison_key(c, a, b, k) for k in range(1, MAX_FAMILY + 1)
+                                 if k != len(pairs)) if c.get("kind") == "best" else ()
                 needs, stale = plan.stale(key, check.pairs, _basis(runs, suite, a, b, only), matched, siblings)
                 if stale:
                     checks.append(Check(label_a or a, b, "inconclusive", pairs=check.pairs, needed=needs, reason=stale))

@@ -126,18 +126,21 @@ class Plan:
             # ...unless it looked at them in another family of the claim (a best claim with another count of methods)
             other = next((k for k in siblings if k != key and self.comparisons.get(k, {}).get("looks")), None)
             if other:
+                told = self.comparisons[other]
+                verdict = f" (its verdict there: {told['check']['verdict']})" if told.get("decided") else ""
                 return CLAIM_NEEDED, (
-                    f"its plan {self.path} looked at these methods as {other!r}, in a family of another number of "
-                    f"comparisons (the claim's other methods with runs were others); a look in this family would "
-                    f"look at their runs again: restore the runs of the claim's other methods, or delete the plan to "
-                    f"start a new one (which discards the error control of its looks)")
+                    f"its plan {self.path} looked at these methods as {other!r}{verdict}, in a family of another "
+                    f"number of comparisons: the best claim's other methods with finished runs were others (some "
+                    f"lost or added since); a look in this family would look at their runs again at a fresh level: "
+                    f"bring the methods back to those of its looks (rerun a lost one; move an added one's runs aside), "
+                    f"or delete the plan to start a new one (which discards the error control of its looks)")
             if n:
                 self.comparisons.setdefault(key, {"looks": []})["basis"] = basis
             return "", ""
         verdict = f" (its verdict on them: {entry['check']['verdict']})" if entry.get("decided") else ""
-        # (no pair at all: its runs are gone, whatever their settings; a plan from before bases were recorded
-        # adopts the runs it has)
-        if n and entry.setdefault("basis", basis) != basis:
+        # (a side without runs has no basis: its runs are gone; a plan from before bases were recorded adopts the
+        # runs it has)
+        if basis and entry.setdefault("basis", basis) != basis:
             return SETTINGS_NEEDED, (
                 f"its plan {self.path} looked at runs of other settings than the ones in the results now{verdict}; "
                 f"no look taken: restore those runs, or delete the plan to start a new one (which discards the "

@@ -727,6 +727,12 @@ def test_a_look_is_never_retaken_on_other_runs_or_in_another_family(store):
     assert [k.b for k in first[1].checks] == ["ga+fila-r4", "ga+lora-r4", "ihl+lora-r4"]
     looks = json.dumps(plan.comparisons, sort_keys=True)
     assert all(look["keys"] for c in plan.comparisons.values() for look in c["looks"])
+    [pending] = expand("tofu-mini", "kl+lora", seeds="7", hparams={"epochs": 2})  # a run with no record yet
+    store.run_dir(pending).mkdir(parents=True)
+    (store.run_dir(pending) / "lock").touch()
+    same = claims.evaluate([better, best], "tofu-mini", load_runs("tofu-mini", store), plan)
+    assert [[k.needed for k in r.checks] for r in same] == [[k.needed for k in r.checks] for r in first]
+    shutil.rmtree(store.run_dir(pending))
 
     def replace_seed(method, old, new):  # seed `old` of `method` becomes seed `new`, with slightly other numbers
         [gone] = expand("tofu-mini", method, seeds=str(old), hparams={"epochs": 2})
