@@ -283,9 +283,11 @@ def _unfinished(runs: pd.DataFrame, chosen: list[pd.DataFrame]) -> str:
         same = runs[(runs["method"] == side["method"].iloc[0]) & (runs["settings"] == side["settings"].iloc[0])]
         left = same[same["status"] != "finished"]
         if len(left):
-            seeds = lambda g: sorted(int(x) for x in g["seed"].dropna()) if "seed" in g else []  # none: no record
-            by_status = [f"{len(g)} {k}" + (f": seed{'s' * (len(seeds(g)) > 1)} {', '.join(map(str, seeds(g)))}"
-                                            if seeds(g) else "") for k, g in sorted(left.groupby("status"))]
+            by_status = []
+            for status, group in sorted(left.groupby("status")):
+                seeds = sorted(int(x) for x in group["seed"].dropna()) if "seed" in group else []  # none: no record
+                by_status.append(f"{len(group)} {status}" + (f": seed{'s' * (len(seeds) > 1)} "
+                                                            f"{', '.join(map(str, seeds))}" if seeds else ""))
             said.append(f"{side['method'].iloc[0]} has {len(left)} {'run' if len(left) == 1 else 'runs'} not finished "
                         f"({', '.join(by_status)}), left out")
     return "; ".join(said)

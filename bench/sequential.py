@@ -162,7 +162,7 @@ class Plan:
         entry = self.comparisons.get(key)
         return entry["check"] if entry and entry.get("decided") else None
 
-    def look(self, key: str, n: int, alpha: float, matched: list[str] = ()) -> float | None:
+    def look(self, key: str, n: int, alpha: float, matched: list[str]) -> float | None:
         """The level of a look at n matched replicates: the level recorded for n when this is no new look,
         else the level the new replicates spend, recorded with the runs it `matched` (Plan.stale); None when
         nothing is left to spend."""
