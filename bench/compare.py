@@ -9,7 +9,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench import stats
-from bench.claims import distinct_pairs
+from bench.claims import KEYS, distinct_pairs
 from bench.errors import BenchError
 from bench.runs import first_requests, select_method, unlike_settings
 from bench.tables import epoch_cap
@@ -68,8 +68,8 @@ def compare_methods(suite: str, runs: pd.DataFrame, a: str, b: str) -> Compariso
     if differ:
         raise BenchError(f"cannot compare {a} with {b}: their runs differ in settings other than the method "
                          f"({differ}); compare runs made with the same --lr/--epochs/--set/--option")
-    keys = ["model", "split", "seed"]
-    merged, repeats = distinct_pairs(ra.merge(rb, on=keys, suffixes=("_a", "_b")))
+    # paired as claims pair them: in seed order, so the copy kept is the earliest seed's (bench.claims._check)
+    merged, repeats = distinct_pairs(ra.merge(rb, on=KEYS, suffixes=("_a", "_b")).sort_values(KEYS, kind="stable"))
     rows = []
     for metric in kind.metrics:
         if metric.name not in ra or metric.name not in rb:
