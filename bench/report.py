@@ -40,16 +40,21 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
     """Leaderboard (.md/.csv/.tex), paper-style table (.md/.tex), plots, claims, comparisons and the
     HTML page under results/<suite>/."""
     epoch = check_epoch_rule(epoch, suite)
+    pairs = parse_compare(compare) if compare else []  # a malformed --compare is refused before any run is read
     runs = load_runs(suite, store, epoch)
     out = store.suite_dir(suite)
     if runs.empty:
         raise BenchError(f"no runs of suite {suite} in {store.root}: nothing to report (run `python -m bench run "
                          f"--suite {suite}` first, or pass --results DIR)")
     check_epoch_available(epoch, suite, store)
-    comparisons = [compare_methods(suite, runs, *pair) for pair in parse_compare(compare)] if compare else []
     for reason in runs.loc[runs["status"] == "corrupt", "reason"]:  # named, as `status` names them
         print(f"corrupt run record {reason} (listed as corrupt; the next `run` of its spec recomputes it)",
               file=sys.stderr)
+    if "method" not in runs:  # every record corrupt or not written yet: no run to put in a row
+        raise BenchError(f"no readable run of suite {suite} in {store.root} ({len(runs)} corrupt or pending, named "
+                         f"above and by `python -m bench status --suite {suite}`): nothing to report; the next "
+                         f"`python -m bench run --suite {suite}` recomputes them")
+    comparisons = [compare_methods(suite, runs, *pair) for pair in pairs]
     other = None
     if against:
         other = load_runs(suite, ResultStore(against), epoch)

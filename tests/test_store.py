@@ -229,6 +229,22 @@ def test_a_run_json_of_another_shape_is_a_corrupt_run_for_status_and_report(tmp_
     assert runs.loc[bad.run_id, "status"] == "corrupt" and runs.loc[good.run_id, "status"] == "failed"
 
 
+def test_a_report_on_only_corrupt_records_is_a_one_line_error(tmp_path, capsys):
+    """Every record unreadable (here: a status the runner never writes): the report names each, then says there
+    is nothing to report, exit 2, rather than a KeyError."""
+    from bench.cli import main
+    from bench.grid import expand
+    from bench.store import new_record
+
+    store = ResultStore(tmp_path)
+    for spec in expand("tofu-mini", "ga+lora", seeds="0,1", hparams={"epochs": 1}):
+        write_json_atomic(store.run_dir(spec) / "run.json", {**new_record(spec), "status": "done"})
+    assert main(["report", "--suite", "tofu-mini", "--results", str(tmp_path), "--compare", "ga+lora,ga+fila"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert sum("status 'done' is none of" in line for line in err) == 2
+    assert "no readable run of suite tofu-mini" in err[-1] and "2 corrupt or pending" in err[-1]
+
+
 def test_a_damaged_sweep_file_is_skipped_with_a_warning_naming_it(tmp_path, caplog):
     from bench.dispatch import sweeps
     from bench.status import status_table
