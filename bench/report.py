@@ -50,7 +50,7 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
     for reason in runs.loc[runs["status"] == "corrupt", "reason"]:  # named, as `status` names them
         print(f"corrupt run record {reason} (listed as corrupt; the next `run` of its spec recomputes it)",
               file=sys.stderr)
-    if "method" not in runs:  # every record corrupt or not written yet: no run to put in a row
+    if "replicate" not in runs:  # every record corrupt or not written yet (no readable record): nothing to tabulate
         raise BenchError(f"no readable run of suite {suite} in {store.root} ({len(runs)} corrupt or pending, named "
                          f"above and by `python -m bench status --suite {suite}`): nothing to report; the next "
                          f"`python -m bench run --suite {suite}` recomputes them")

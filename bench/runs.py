@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from bench import robustness
 from bench.errors import BenchError, unknown
 from bench.sequential import label_base
-from bench.spec import Hyperparams
+from bench.spec import Hyperparams, parse_run_id, run_id_model
 from bench.store import ResultStore
 from suites import SUITES
 
@@ -210,7 +210,45 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
         except (KeyError, TypeError, ValueError, AttributeError) as e:  # JSON of another shape deeper than the store checks
             rows.append({"run_id": run_dir.name, "status": "corrupt",
                          "reason": f"{run_dir / 'run.json'}: not a run record ({type(e).__name__}: {e})"})
-    return pd.DataFrame(rows)
+    return _with_owners(pd.DataFrame(rows))
+
+
+# what places a run in a table row and a claim's pairs, beyond what its run id says
+_ROW_KEYS = ("lr", "config", "settings", "objective", "adapter", "rank", "max_epochs")
+
+
+def _with_owners(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with each run that has no readable record (corrupt, or pending before its first write) given the
+    row it belongs to: model, split, method and seed from its directory name (`bench.spec.parse_run_id`), the
+    rest from the readable runs of that model, split and method. So a method with one seed's record damaged reads
+    `2/3` with `1 corrupt` and competes on nothing, as with a failed run, rather than `2/2 ok`. Where the readable
+    runs hold several settings, the run is listed under each (it may be any of them); where there are none, it is
+    a row of its own. A directory name of another shape stays a row of no method."""
+    import pandas as pd
+
+    if frame.empty or "method" not in frame:
+        owners = frame.iloc[0:0]
+    else:
+        owners = frame[frame["method"].notna()]
+    unknown_rows = frame.index[frame["method"].isna()] if "method" in frame else frame.index
+    if not len(unknown_rows):
+        return frame
+    named = {run_id_model(m): m for m in owners.get("model", pd.Series(dtype=object)).dropna().unique()}
+    keys = [k for k in _ROW_KEYS if k in owners]
+    placed = []
+    for i in unknown_rows:
+        row = frame.loc[i].dropna().to_dict()
+        said = parse_run_id(str(row["run_id"]))
+        if said is None:
+            placed.append(row)
+            continue
+        said["model"] = named.get(said["model"], said["model"])
+        same = owners[(owners["model"] == said["model"]) & (owners["split"] == said["split"])
+                      & (owners["method"] == said["method"])] if len(owners) else owners
+        settings = same[keys].drop_duplicates().to_dict("records") if len(same) and keys else [{}]
+        placed += [{**row, **said, **fill} for fill in settings]
+    together = pd.concat([frame.drop(index=unknown_rows), pd.DataFrame(placed)], ignore_index=True)
+    return together.sort_values("run_id", kind="stable", ignore_index=True)  # directory order, as iter_records gives
 
 
 def reference_rows(suite: str, store: ResultStore) -> pd.DataFrame:
@@ -260,6 +298,12 @@ def select_method(runs: pd.DataFrame, name: str, suite: str) -> pd.DataFrame:
     that must then denote one configuration."""
     finished = runs[runs["status"] == "finished"]
     chosen = finished[(finished["method"] == name) | (method_base(finished["method"]) == name)]
+    listed = runs[runs["method"].notna()] if "method" in runs else runs.iloc[0:0]
+    unfinished = listed[(listed["method"] == name) | (method_base(listed["method"]) == name)]
+    if chosen.empty and len(unfinished):  # a method of the grid whose runs all failed, are running or unreadable
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(unfinished["status"].value_counts().items()))
+        raise BenchError(f"method '{name}' has no finished run in suite {suite} ({counts}; `python -m bench status "
+                         f"--suite {suite}` gives their reasons)")
     if chosen.empty:
         raise unknown(f"method with finished runs in suite {suite}", name, sorted(set(finished["method"])))
     configs = sorted(set(zip(chosen["method"], chosen["settings"])))

@@ -194,9 +194,23 @@ class RunSpec:
     def run_id(self) -> str:
         """Readable prefix for humans, hash suffix for uniqueness: `forget10__ihl+fila-r8__phi-1.5__s0__3fa2c1d09b`;
         a request k >= 2 of a sequence says so after its split (`news-sust3@3__npo__...`)."""
-        model = re.sub(r"[^A-Za-z0-9._-]+", "-", self.model.rstrip("/").split("/")[-1])
+        model = run_id_model(self.model)
         split = self.split if self.previous is None else f"{self.split}@{self.request}"
         return f"{split}__{self.method_label}__{model}__s{self.seed}__{self.hash[:10]}"
+
+
+def run_id_model(model: str) -> str:
+    """How a run id names `model`: the last part of its hub id or path, characters outside [A-Za-z0-9._-] as `-`."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", model.rstrip("/").split("/")[-1])
+
+
+def parse_run_id(run_id: str) -> dict | None:
+    """What a run id (`RunSpec.run_id`) says of its run: {split, method, model (as `run_id_model` writes it),
+    seed}; None for a name of another shape. A run whose record cannot be read is known by its directory name."""
+    parts = run_id.split("__")
+    if len(parts) < 5 or not re.fullmatch(r"s-?\d+", parts[-2]) or not all(parts[:2]):
+        return None
+    return {"split": parts[0], "method": parts[1], "model": "__".join(parts[2:-2]), "seed": int(parts[-2][1:])}
 
 
 def kept_models(specs: Sequence[RunSpec]) -> set[str]:

@@ -259,3 +259,35 @@ def test_a_reference_model_is_one_row_wherever_its_results_directory_has_moved(t
         write_json_atomic(store.run_dir(spec) / "run.json", record)
     rows = reference_rows("muse-mini", store)
     assert sorted(rows["method"]) == ["(retrained)", "(retrained)", "(target)"]
+
+
+def test_a_run_whose_record_is_unreadable_counts_against_its_row(store, capsys):
+    """One seed's run.json damaged (unparseable text; valid JSON the runner never writes): the run is placed in its
+    row by its directory name, so ihl+fila reads 2/4 with `2 corrupt` and is bold on nothing, as with a failed
+    run, never `2/2 ok`; a second setting of the method gets the damaged run listed too (it may be of either);
+    comparing a method none of whose runs finished says so, not "unknown method"."""
+    for seed, damage in ((2, "text"), (3, "status")):
+        [spec] = expand("tofu-mini", "ihl+fila", seeds=str(seed))
+        if damage == "text":
+            store.run_dir(spec).mkdir(parents=True)
+            (store.run_dir(spec) / "run.json").write_text('{"status": "finis')
+        else:
+            write_json_atomic(store.run_dir(spec) / "run.json", {**tofu_record(spec, [0.9], [0.9]), "status": "done"})
+    runs = load_runs("tofu-mini", store)
+    damaged = runs[runs["status"] == "corrupt"].set_index("run_id")
+    assert sorted(damaged["seed"].dropna().astype(int)) == [2, 3]
+    assert set(damaged["method"].dropna()) == {"ihl+fila-r4"} and (damaged["lr"].dropna() == 1e-2).all()
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
+    paper = (store.suite_dir("tofu-mini") / "paper_table.md").read_text()
+    row = next(line for line in paper.splitlines() if line.startswith("| ihl+fila-r4"))
+    assert "| 2/4 " in row and "2 corrupt" in row and "**" not in row
+    ga = next(line for line in paper.splitlines() if line.startswith("| ga+lora-r4"))
+    assert "| **0.1** " in ga  # MU: ihl+fila's higher mean no longer competes, so ga+lora's is the best
+    [other] = expand("tofu-mini", "ihl+fila", seeds="0", hparams={"epochs": "2"})
+    write_json_atomic(store.run_dir(other) / "run.json", tofu_record(other, [0.3, 0.2], [0.4, 0.4]))
+    runs = load_runs("tofu-mini", store)
+    listed = runs[runs["status"] == "corrupt"].dropna(subset=["method"])
+    assert sorted(listed["settings"]) == ["", "", "epochs=2", "epochs=2"]
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--compare", "npo+lora,ga+lora"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: method 'npo+lora' has no finished run in suite tofu-mini (1 failed;")
