@@ -21,7 +21,7 @@ from bench.models import MODELS, recipe_of
 from bench.pool import auto_workers, run_grid_parallel
 from bench.preflight import check_device, check_grid, check_specs
 from bench.quiet import quiet_libraries
-from bench.decide import CLAIM_NEEDED, EPOCHS_NEEDED, SETTINGS_NEEDED
+from bench.decide import CLAIM_NEEDED, EPOCHS_NEEDED, RUNS_NEEDED, SETTINGS_NEEDED
 from bench.sequential import Plan, label_base, seed_inert, undecided_methods
 from bench.spec import LOOP
 from bench.store import ResultStore
@@ -420,6 +420,9 @@ def _until_decided(args, specs) -> int:
         spent = ("claims.md names the matched replicates each would need from the start of a plan (--max-seeds = "
                  f"that / {len(splits) * len({s.model for s in specs})}, the grid's splits x models); the looks taken "
                  f"here have spent the claims' 5 %, so only new data can decide them at that level")
+        lost = [k for r in results for k in r.checks if k.needed in (SETTINGS_NEEDED, CLAIM_NEEDED)]
+        lost = [f"{len(lost)} claim comparisons wait on the runs their plan looked at (runs of other settings, or of "
+                f"another family of the claim, are in the results now): claims.md names them and why"] if lost else []
         if not undecided:
             stuck = undecided_methods(results)
             cut = [k for r in results for k in r.checks if k.verdict == "inconclusive" and k.needed == EPOCHS_NEEDED]
@@ -428,10 +431,7 @@ def _until_decided(args, specs) -> int:
             told += [f"{len(cut)} claim comparisons wait on a larger --epochs, not on seeds: a run that never forgot "
                      f"within the epoch cap{f' ({args.epochs})' if args.epochs else ''} makes their difference a "
                      f"bound; claims.md names them"] if cut else []
-            lost = [k for r in results for k in r.checks if k.needed in (SETTINGS_NEEDED, CLAIM_NEEDED)]
-            told += [f"{len(lost)} claim comparisons wait on the runs their plan looked at (runs of other settings, "
-                     f"or of another family of the claim, are in the results now): claims.md names them and why"
-                     ] if lost else []
+            told += lost
             told += [f"{len(no_data)} claim comparisons have no data (no finished run of a method, or none that "
                      f"forgot, or only pairs the epoch cap tied): replicates of the same settings add no pair to them; "
                      f"claims.md names them"] if no_data else []
@@ -441,8 +441,17 @@ def _until_decided(args, specs) -> int:
             return 1 if failed else 0
         if len(seeds) >= args.max_seeds:
             named = sorted({label_base(m) for m in undecided})  # a best claim labels A with its rank
+            waiting = [k for r in results for k in r.checks if k.verdict == "inconclusive" and k.needed == RUNS_NEEDED]
+            looked = [k for r in results for k in r.checks if k.verdict == "inconclusive"
+                      and k.needed not in (RUNS_NEEDED, SETTINGS_NEEDED, CLAIM_NEEDED)]
+            told = ([spent] if looked else []) + lost
+            # runs of a look that failed or never finished: the plan waits for them and has spent nothing on them
+            told += [f"{len(waiting)} claim {'comparison waits' if len(waiting) == 1 else 'comparisons wait'} on runs "
+                     f"of {'its' if len(waiting) == 1 else 'their'} plan's looks that are not finished (failed, "
+                     f"deleted or unreadable; claims.md names the seeds): rerun them, no look is taken before"
+                     ] if waiting else []
             print(f"{len(named)} methods still in undecided comparisons at the cap of {args.max_seeds} seeds on "
-                  f"{len(splits)} splits ({', '.join(named)}); " + spent)
+                  f"{len(splits)} splits ({', '.join(named)}); " + "; ".join(told))
             return 1 if failed else 0
         seeds.append(max(seeds) + 1)
         todo = [s for s in _specs_with(args, seeds=seeds[-1:], splits=splits) if {s.method_label, s.method} & undecided]

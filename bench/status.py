@@ -10,6 +10,7 @@ from tabulate import tabulate
 
 from bench.dispatch import slurm_states, sweeps
 from bench.runs import choose_epoch
+from bench.sequential import FILE as PLAN_FILE
 from bench.store import ResultStore
 from suites import SUITES
 
@@ -78,6 +79,11 @@ def status_table(suite: str | None, results: str) -> str:
                 rows.append({"suite": s, "run": run_id, "status": _status("pending", states.get(job)), "epoch": "",
                              "slurm": f"{job} {states.get(job, '')}".strip(), "reason": ""})
     if not rows:
-        return f"no runs in {results}"
+        # a fresh clone: the committed plan records looks at runs that are not here yet
+        planned = [s for s in suites if (store.suite_dir(s) / PLAN_FILE).is_file()]
+        return f"no runs in {results}" + "".join(
+            f"; {store.suite_dir(s) / PLAN_FILE} holds a sequential plan whose looks wait for their runs: README's "
+            f"`python -m bench run --suite {s} --methods all` and its `--until-decided` command rebuild them"
+            for s in planned)
     counts = Counter(r["status"] for r in rows).most_common()
     return tabulate(rows, headers="keys", tablefmt="github") + "\n" + ", ".join(f"{n} {k}" for k, n in counts)

@@ -270,3 +270,17 @@ def test_json_files_get_the_mode_the_umask_gives_new_files(tmp_path, monkeypatch
     monkeypatch.setattr(bench.store, "_UMASK", 0o022)  # the umask the module read at import
     write_json_atomic(tmp_path / "run.json", {"a": 1})
     assert (tmp_path / "run.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_status_with_no_runs_says_whether_a_plan_waits_for_them(tmp_path):
+    """A fresh clone's results hold the committed sequential plan and no runs: `bench status` says which plan waits
+    and what rebuilds its runs, not only "no runs"."""
+    from bench.sequential import FILE
+    from bench.status import status_table
+
+    (tmp_path / "tofu-mini").mkdir()
+    assert status_table("tofu-mini", str(tmp_path)) == f"no runs in {tmp_path}"
+    write_json_atomic(tmp_path / "tofu-mini" / FILE, {"looks": {}})
+    said = status_table(None, str(tmp_path))
+    assert said.startswith(f"no runs in {tmp_path}; {tmp_path / 'tofu-mini' / FILE} holds a sequential plan")
+    assert "`python -m bench run --suite tofu-mini --methods all`" in said
