@@ -295,8 +295,11 @@ def _unfinished(runs: pd.DataFrame, chosen: list[pd.DataFrame]) -> str:
 
 def _basis(runs: pd.DataFrame, suite: str, a: str, b: str, only_forgotten: bool) -> str:
     """A digest of the settings of the runs a comparison of A and B draws on (seeds and splits aside): a plan's
-    decision is about runs of these settings, not of others that later take their place; "" when a side has none."""
-    sides = [sorted({str(x) for x in _runs_of(runs, m, suite, only_forgotten)["settings"]}) for m in (a, b)]
+    decision is about runs of these settings, not of others that later take their place; "" when a side has none.
+    A side none of whose runs forgot, in a comparison of the runs that forgot, is known by all its runs' settings:
+    runs of other settings that never forget are runs of other settings, not the missing runs of a look."""
+    sides = [sorted({str(x) for x in _runs_of(runs, m, suite, only_forgotten)["settings"]}
+                    or {str(x) for x in _runs_of(runs, m, suite, False)["settings"]}) for m in (a, b)]
     if not all(sides):  # a side without runs has no settings to tell apart
         return ""
     return hashlib.sha256(json.dumps(sides).encode()).hexdigest()[:12]

@@ -694,6 +694,27 @@ def test_a_decided_verdict_stands_only_for_the_runs_it_was_decided_on(store):
     assert json.dumps(plan.comparisons, sort_keys=True) == looks  # no look taken on the other runs
 
 
+def test_runs_of_other_settings_that_never_forgot_are_other_settings_not_missing_runs(store):
+    """A comparison of the runs that forgot, after a look, whose method's runs are replaced by runs of another
+    setting none of which forgets: it waits on the settings of its looks (more seeds of the new setting cannot
+    bring the old runs back), not on "the runs of its looks", to which `--until-decided` would add seeds."""
+    from bench.decide import SETTINGS_NEEDED
+    from bench.sequential import Plan
+
+    claim = [{"id": "s", "metric": "mu_at_forget", "better": "ihl+fila", "than": "ga+fila", "margin": 0.02,
+              "only_forgotten": True}]
+    plan = Plan.open(store.suite_dir("tofu-mini"), n_max=10)
+    [first] = claims.evaluate(claim, "tofu-mini", load_runs("tofu-mini", store), plan)
+    assert first.checks[0].pairs == 3 and plan.comparisons  # a look taken at 3 pairs
+    for d in store.suite_dir("tofu-mini").glob("runs/*ga+fila*"):
+        shutil.rmtree(d)
+    for seed, epochs in enumerate(RUNS["ga+lora"]):  # ga+fila at 3 epochs, never forgetting
+        [spec] = expand("tofu-mini", "ga+fila", seeds=str(seed), hparams={"epochs": 3})
+        write_json_atomic(store.run_dir(spec) / "run.json", record(spec, epochs + epochs[-1:]))
+    [other] = claims.evaluate(claim, "tofu-mini", load_runs("tofu-mini", store), plan)
+    assert other.verdict == "inconclusive" and other.checks[0].needed == SETTINGS_NEEDED
+
+
 def test_a_verdict_decided_at_an_earlier_look_says_its_numbers_are_that_looks(store):
     """claims.md shows a decided comparison with the numbers of the look that decided it; where the runs now give
     more pairs (seeds added for other comparisons), its reason says so."""
