@@ -272,7 +272,7 @@ def _runs_of(runs: pd.DataFrame, name: str, suite: str, only_forgotten: bool) ->
     return chosen
 
 
-def _unfinished(runs: pd.DataFrame, chosen: list[pd.DataFrame]) -> str:
+def unfinished_runs(runs: pd.DataFrame, chosen: list[pd.DataFrame]) -> str:
     """What the comparison leaves out because it did not finish: per side whose configuration (method label and
     settings, from its finished runs `chosen`) has failed, running or pending runs, their count and seeds by status. A
     method that fails where it diverges would otherwise be compared on its survivors, unsaid."""
@@ -388,7 +388,7 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
             forgot += (f"; replicates needed counts replicates, which gave pairs at the rate of {len(pairs)} in "
                        f"{matched}")
     reason = "; ".join(r for r in (repeats and f"bit-identical replicates dropped ({repeats})", result.reason, forgot,
-                                   at_cap, _unfinished(runs, every or [ra, rb])) if r)
+                                   at_cap, unfinished_runs(runs, every or [ra, rb])) if r)
     shown = lambda v: None if v is None else sign * v  # report A - B in the metric's own direction
     lo, hi = sorted((shown(result.lo), shown(result.hi))) if result.lo is not None else (None, None)
     return Check(a, b, result.verdict, stats.fmt_summary(metric.summarize(va, epoch_cap(ra))),

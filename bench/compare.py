@@ -9,7 +9,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench import stats
-from bench.claims import KEYS, distinct_pairs
+from bench.claims import KEYS, distinct_pairs, unfinished_runs
 from bench.errors import BenchError
 from bench.runs import first_requests, select_method, unlike_settings
 from bench.tables import epoch_cap
@@ -44,7 +44,7 @@ class Comparison:
     a: str
     b: str
     rows: list[dict]
-    note: str = ""  # what the pairs leave out (bit-identical replicates), said under the table
+    note: str = ""  # what the pairs leave out (bit-identical replicates, runs not finished), said under the table
 
     def markdown(self) -> str:
         """The comparison as a Markdown section (heading, table and what the pairs leave out)."""
@@ -86,5 +86,8 @@ def compare_methods(suite: str, runs: pd.DataFrame, a: str, b: str) -> Compariso
                      "b": stats.fmt_summary(metric.summarize(vb, epoch_cap(rb))),
                      "diff": result.diff, "lo": result.lo, "hi": result.hi, "p": result.p_value, "n": result.n,
                      "verdict": verdict})
-    return Comparison(a, b, rows, repeats and f"Bit-identical replicates counted once ({repeats}): a pair holding a "
-                                              f"copy of an earlier run is dropped")
+    said = [f"Bit-identical replicates counted once ({repeats}): a pair holding a copy of an earlier run is "
+            f"dropped"] if repeats else []
+    left = unfinished_runs(runs, [ra, rb])  # the pairs speak for the runs that finished: say which did not
+    said += [left] if left else []
+    return Comparison(a, b, rows, ". ".join(said))

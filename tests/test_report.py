@@ -291,3 +291,14 @@ def test_a_run_whose_record_is_unreadable_counts_against_its_row(store, capsys):
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--compare", "npo+lora,ga+lora"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: method 'npo+lora' has no finished run in suite tofu-mini (1 failed;")
+
+
+def test_a_comparison_names_the_runs_it_leaves_out_unfinished(store):
+    """--compare pairs finished runs only; a method with a failed seed is compared on its survivors, and compare.md
+    says which runs those leave out, as claims.md does."""
+    [spec] = expand("tofu-mini", "ihl+fila", seeds="2")
+    write_json_atomic(store.run_dir(spec) / "run.json",
+                      tofu_record(spec, [0.1], [0.4], status="failed", reason="loss is nan at epoch 2, step 1"))
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--compare", "ihl+fila,ga+lora"]) == 0
+    text = (store.suite_dir("tofu-mini") / "compare.md").read_text()
+    assert "ihl+fila-r4 has 1 run not finished (1 failed: seed 2), left out." in text
