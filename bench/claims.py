@@ -45,6 +45,7 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import yaml
@@ -318,22 +319,30 @@ def distinct_pairs(merged: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return merged[keep], "; ".join(repeats)
 
 
+class PairKeys(NamedTuple):
+    """The runs a comparison drew on, as "model/split/seed" keys: `matched`, every pair of finished runs (copies
+    and pairs the cap tied included), and `tested`, the pairs its test used."""
+    matched: list[str]
+    tested: list[str]
+
+
 def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotten: bool, level: float,
-           margin: float, log10: bool, family_alpha: float | None = None) -> tuple[Check, list[str]]:
-    """One comparison of A with B at `level`, and the runs it matched ("model/split/seed" keys, copies and pairs
-    the cap tied included): what a plan's look is taken on (bench.sequential.Plan.stale)."""
+           margin: float, log10: bool, family_alpha: float | None = None) -> tuple[Check, PairKeys]:
+    """One comparison of A with B at `level`, and the runs it drew on (`PairKeys`): what a plan's look is taken on
+    (bench.sequential.Plan.stale, Plan.look)."""
     try:
         ra, rb = _runs_of(runs, a, suite, only_forgotten), _runs_of(runs, b, suite, only_forgotten)
     except BenchError as e:
-        return Check(a, b, f"no data ({e})"), []
+        return Check(a, b, f"no data ({e})"), PairKeys([], [])
     if ra.empty or rb.empty:
         return Check(a, b, "no data", reason=f"no finished run of {' or '.join(m for m, r in ((a, ra), (b, rb)) if r.empty)}"
-                                             f"{' that forgot (only_forgotten)' if only_forgotten else ''}"), []
+                                             f"{' that forgot (only_forgotten)' if only_forgotten else ''}"), \
+            PairKeys([], [])
     if metric.name not in ra or metric.name not in rb:
-        return Check(a, b, "no data", reason=f"no run records {metric.name}"), []
+        return Check(a, b, "no data", reason=f"no run records {metric.name}"), PairKeys([], [])
     differ = unlike_settings(ra, rb)
     if differ:  # a claim about methods must not rest on runs that differ in anything else
-        return Check(a, b, f"not comparable ({differ})"), []
+        return Check(a, b, f"not comparable ({differ})"), PairKeys([], [])
     # in seed order, so that of two copies the earlier seed stays whatever seeds are added (directories sort s10
     # before s2), and a plan's look names its runs with integer seeds (a pending run's NaN makes the column float)
     matched = ra.merge(rb, on=KEYS, suffixes=("_a", "_b")).sort_values(KEYS, kind="stable")
@@ -344,21 +353,22 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
     # a count where a run that never forgot counts as its cap + 1: the value at which the cap cut a run off
     cut_at = (list(pd.to_numeric(merged["max_epochs_a"], errors="coerce") + metric.cap_offset)
               if metric.cap_offset == 1 and "max_epochs_a" in merged else [math.inf] * len(va))
-    rows = [(x, y, c) for x, y, c in zip(va, vb, cut_at) if pd.notna(x) and pd.notna(y)]
+    pair_keys = [f"{m}/{s}/{int(seed)}" for m, s, seed in merged[KEYS].itertuples(index=False)]
+    rows = [(x, y, c, k) for x, y, c, k in zip(va, vb, cut_at, pair_keys) if pd.notna(x) and pd.notna(y)]
     if not rows:
-        return Check(a, b, "no data"), keys
+        return Check(a, b, "no data"), PairKeys(keys, [])
     # a pair in which neither run forgot ties only because the cap cut both off: it says nothing about which
     # method forgets faster, so it is no pair (as a pair of `only_forgotten` needs both runs to have forgotten)
-    tied = [(x, y, c) for x, y, c in rows if x >= c and y >= c]
-    cap = int(max(c for *_, c in rows) - metric.cap_offset) if tied else None
+    tied = [(x, y, c, k) for x, y, c, k in rows if x >= c and y >= c]
+    cap = int(max(c for _, _, c, _ in rows) - metric.cap_offset) if tied else None
     at_cap = (f"{len(tied)} of {len(rows)} pairs left out: neither run forgot within the {cap}-epoch cap (both count "
               f"{cap + metric.cap_offset}), a tie the cap made, which says nothing about which method forgets faster; "
               f"a larger --epochs gives them values" if tied else "")
     rows = [r for r in rows if r not in tied]
     if not rows:
-        return Check(a, b, "no data", reason=at_cap), keys
-    one_cut = sum((x >= c) != (y >= c) for x, y, c in rows)  # one run cut off: the difference is only a bound
-    pairs = [(x, y) for x, y, _ in rows]
+        return Check(a, b, "no data", reason=at_cap), PairKeys(keys, [])
+    one_cut = sum((x >= c) != (y >= c) for x, y, c, _ in rows)  # one run cut off: the difference is only a bound
+    pairs = [(x, y) for x, y, _, _ in rows]
     if tied:  # the A and B values summarise the pairs compared, as A - B does
         va, vb = [x for x, _ in pairs], [y for _, y in pairs]
     if log10:
@@ -394,7 +404,8 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
     return Check(a, b, result.verdict, stats.fmt_summary(metric.summarize(va, epoch_cap(ra))),
                  stats.fmt_summary(metric.summarize(vb, epoch_cap(rb))),
                  stats.fmt(shown(result.diff)), "–" if lo is None else f"[{stats.fmt(lo)}, {stats.fmt(hi)}]",
-                 stats.fmt(result.p_value), result.n, stats.fmt(margin), f"{level:.4g}", needed, reason), keys
+                 stats.fmt(result.p_value), result.n, stats.fmt(margin), f"{level:.4g}", needed, reason), \
+        PairKeys(keys, sorted(k for *_, k in rows))
 
 
 def overall(verdicts: list[str]) -> str:
@@ -478,7 +489,7 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None, sequ
             if plan is not None:  # a plan written under the old keys keeps the looks taken for this comparison
                 plan.adopt(key, legacy_comparison_key(c, a, b), alpha)
             planned = alpha if sequential else None
-            check, matched = _check(runs, suite, a, b, metric, only, 1 - alpha, c["margin"], log10, planned)
+            check, drawn = _check(runs, suite, a, b, metric, only, 1 - alpha, c["margin"], log10, planned)
             # (a comparison that cannot be made says why: several configurations, unlike settings)
             if plan is not None and (check.pairs or check.verdict == "no data"):
                 # a verdict decided at an earlier look stands only for the runs it was decided on, and a look
@@ -487,7 +498,8 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None, sequ
                 # new claim, comparison_key)
                 siblings = tuple(comparison_key(c, a, b, k) for k in range(1, MAX_FAMILY + 1)
                                  if k != len(pairs)) if c.get("kind") == "best" else ()
-                needs, stale = plan.stale(key, check.pairs, _basis(runs, suite, a, b, only), matched, siblings)
+                needs, stale = plan.stale(key, check.pairs, _basis(runs, suite, a, b, only), drawn.matched,
+                                          siblings)
                 if stale:
                     checks.append(Check(label_a or a, b, "inconclusive", pairs=check.pairs, needed=needs, reason=stale))
                     continue
@@ -502,9 +514,16 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None, sequ
                 if not check.pairs:  # no data, as before its looks (none were taken on it)
                     checks.append(replace(check, a=label_a or check.a))
                     continue
-                level = plan.look(key, check.pairs, alpha, matched)
-                if level is None:  # nothing added since the last look, or past the cap: nothing left to spend
+                level = plan.look(key, check.pairs, alpha, drawn)
+                if level is None:  # past the cap: nothing left to spend
                     check.verdict, check.reason = "inconclusive", "no alpha left to spend (at the replicate cap)"
+                elif not plan.tested_at_last_look(key, drawn.tested):
+                    # as many pairs as at its last look, but other ones (a seed added below copies of a run changed
+                    # the copy kept): testing them at that look's level would spend it twice
+                    check.verdict = "inconclusive"
+                    check.reason = ("its pairs are other runs than at its plan's last look, at the same count (a seed "
+                                    "added below copies of a run changed the copy kept): no look is taken until a "
+                                    "replicate is added")
                 else:
                     check, _ = _check(runs, suite, a, b, metric, only, level, c["margin"], log10, planned)
                     plan.record(key, check)

@@ -162,10 +162,11 @@ class Plan:
         entry = self.comparisons.get(key)
         return entry["check"] if entry and entry.get("decided") else None
 
-    def look(self, key: str, n: int, alpha: float, matched: list[str]) -> float | None:
+    def look(self, key: str, n: int, alpha: float, drawn) -> float | None:
         """The level of a look at n matched replicates: the level recorded for n when this is no new look,
-        else the level the new replicates spend, recorded with the runs it `matched` (Plan.stale); None when
-        nothing is left to spend."""
+        else the level the new replicates spend, recorded with the runs it drew on (`drawn`, bench.claims.PairKeys:
+        the runs it matched, Plan.stale, and the pairs it tested, Plan.tested_at_last_look); None when nothing
+        is left to spend."""
         looks = self.comparisons.setdefault(key, {"looks": []})["looks"]
         if looks and looks[-1]["n"] == n:
             return looks[-1]["level"]
@@ -177,8 +178,15 @@ class Plan:
         level = spent_level(alpha, n, previous, self.n_max)
         if level >= 1:
             return None
-        looks.append({"n": n, "level": level, "keys": sorted(matched)})
+        looks.append({"n": n, "level": level, "keys": sorted(drawn.matched), "tested": sorted(drawn.tested)})
         return level
+
+    def tested_at_last_look(self, key: str, tested: list[str]) -> bool:
+        """Whether the pairs `tested` now ("model/split/seed" keys) are the ones comparison `key`'s last look tested
+        (True for a look recorded before looks kept them). At an equal count they can differ only where copies of a
+        run were kept from another seed; testing them at the last look's level would spend that level twice."""
+        looks = self.comparisons.get(key, {}).get("looks") or [{}]
+        return "tested" not in looks[-1] or looks[-1]["tested"] == sorted(tested)
 
     def record(self, key: str, check) -> None:
         """Record the latest check of comparison `key`; a verdict that decides it (holds / does not hold / equivalent)

@@ -715,6 +715,33 @@ def test_runs_of_other_settings_that_never_forgot_are_other_settings_not_missing
     assert other.verdict == "inconclusive" and other.checks[0].needed == SETTINGS_NEEDED
 
 
+def test_a_look_at_an_equal_count_of_other_pairs_is_not_taken(tmp_path):
+    """A method whose seeds reproduce one run (copies) pairs once, with the earliest seed's run. A seed added
+    below the looked-at ones keeps the count but changes the pair tested; testing it at the last look's level
+    would spend that level twice, so no look is taken until a replicate is added, and the plan is unchanged."""
+    from bench.sequential import Plan
+
+    store = ResultStore(tmp_path)
+    copy = [(1e-3, 0.49, 0.6), (0.2, 0.48, 0.35)]
+    for seed in (1, 2, 3):
+        for method, epochs in (("ihl+fila", copy), ("ga+fila", [(0.5, 0.2, 0.1), (0.9, 0.1 + seed / 100, 0.0)])):
+            [spec] = expand("tofu-mini", method, seeds=str(seed), hparams={"epochs": 2})
+            write_json_atomic(store.run_dir(spec) / "run.json", record(spec, epochs))
+    claim = [{"id": "mu", "metric": "model_utility", "better": "ihl+fila", "than": "ga+fila", "margin": 0.02}]
+    plan = Plan.open(store.suite_dir("tofu-mini"), n_max=10)
+    [first] = claims.evaluate(claim, "tofu-mini", load_runs("tofu-mini", store), plan)
+    key = next(iter(plan.comparisons))
+    assert first.checks[0].pairs == 1 and plan.comparisons[key]["looks"][-1]["tested"] == ["tiny-llama/forget10/1"]
+    looks = json.dumps(plan.comparisons, sort_keys=True)
+    for method, epochs in (("ihl+fila", copy), ("ga+fila", [(0.5, 0.2, 0.1), (0.9, 0.3, 0.0)])):
+        [spec] = expand("tofu-mini", method, seeds="0", hparams={"epochs": 2})
+        write_json_atomic(store.run_dir(spec) / "run.json", record(spec, epochs))
+    [again] = claims.evaluate(claim, "tofu-mini", load_runs("tofu-mini", store), plan)
+    assert again.checks[0].pairs == 1 and again.checks[0].verdict == "inconclusive"
+    assert "its pairs are other runs than at its plan's last look, at the same count" in again.checks[0].reason
+    assert json.dumps(plan.comparisons, sort_keys=True) == looks
+
+
 def test_a_verdict_decided_at_an_earlier_look_says_its_numbers_are_that_looks(store):
     """claims.md shows a decided comparison with the numbers of the look that decided it; where the runs now give
     more pairs (seeds added for other comparisons), its reason says so."""
