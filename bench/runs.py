@@ -206,7 +206,12 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
             rows.append({"run_id": run_dir.name, "status": "pending"})
             continue
         try:
-            rows.append(_run_row(record, kind, epoch, direction))
+            row = _run_row(record, kind, epoch, direction)
+            # a record says `running` also after its process was killed: as `bench status`, no live process holding
+            # its lock (outside SLURM, whose jobs status asks the scheduler about) says it is interrupted
+            if row["status"] == "running" and not record.get("slurm_job_id") and not store.is_claimed(run_dir):
+                row.update(status="interrupted", reason="no process holds it; the next `run` resumes it")
+            rows.append(row)
         except (KeyError, TypeError, ValueError, AttributeError) as e:  # JSON of another shape deeper than the store checks
             rows.append({"run_id": run_dir.name, "status": "corrupt",
                          "reason": f"{run_dir / 'run.json'}: not a run record ({type(e).__name__}: {e})"})

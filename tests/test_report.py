@@ -42,14 +42,14 @@ def store(tmp_path):
 
 
 GOLDEN = """\
-| method      | runs   | status    | forgot   | forget10 FQ last       | forget10 MU last        | forget10 MU@forgot   | wall s          | trainable   | peak MB   |
-|-------------|--------|-----------|----------|------------------------|-------------------------|----------------------|-----------------|-------------|-----------|
-| (target)    |        | reference |          | 1.00e-05               | 0.5                     | –                    | –               | –           | –         |
-| (retain)    |        | reference |          | 1                      | 0.55                    | –                    | –               | –           | –         |
-| ga+lora-r4  | 1/1    | ok        | –        | **0.05**               | 0.1                     | –                    | **12**          | **1,000**   | **50**    |
-| ihl+fila-r4 | 2/2    | ok        | –        | **0.283 [0.00346, 1]** | **0.46 [0.333, 0.587]** | –                    | **12 [12, 12]** | **1,000**   | **50**    |
-| kl+lora-r4  | 0/1    | 1 running | –        | –                      | –                       | –                    | –               | –           | –         |
-| npo+lora-r4 | 0/1    | 1 failed  | –        | –                      | –                       | –                    | –               | –           | –         |"""
+| method      | runs   | status        | forgot   | forget10 FQ last       | forget10 MU last        | forget10 MU@forgot   | wall s          | trainable   | peak MB   |
+|-------------|--------|---------------|----------|------------------------|-------------------------|----------------------|-----------------|-------------|-----------|
+| (target)    |        | reference     |          | 1.00e-05               | 0.5                     | –                    | –               | –           | –         |
+| (retain)    |        | reference     |          | 1                      | 0.55                    | –                    | –               | –           | –         |
+| ga+lora-r4  | 1/1    | ok            | –        | **0.05**               | 0.1                     | –                    | **12**          | **1,000**   | **50**    |
+| ihl+fila-r4 | 2/2    | ok            | –        | **0.283 [0.00346, 1]** | **0.46 [0.333, 0.587]** | –                    | **12 [12, 12]** | **1,000**   | **50**    |
+| kl+lora-r4  | 0/1    | 1 interrupted | –        | –                      | –                       | –                    | –               | –           | –         |
+| npo+lora-r4 | 0/1    | 1 failed      | –        | –                      | –                       | –                    | –               | –           | –         |"""
 
 
 def test_paper_table_matches_the_golden_table(store):
@@ -63,12 +63,20 @@ def test_paper_table_matches_the_golden_table(store):
 
 
 def test_failed_running_and_corrupt_runs_are_shown_as_such(store):
-    runs = load_runs("tofu-mini", store)
+    """A record that says `running` is running while a process holds its lock, and interrupted (its process was
+    killed) when none does, as `bench status` says."""
+    import fcntl
+
+    [running] = expand("tofu-mini", "kl+lora", seeds="0")
+    with open(store.run_dir(running) / "lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as the runner holds it
+        runs = load_runs("tofu-mini", store)
     by_status = runs.groupby("status")["run_id"].count().to_dict()
     assert by_status == {"finished": 3, "failed": 1, "running": 1, "corrupt": 1}
+    assert load_runs("tofu-mini", store).groupby("status")["run_id"].count().to_dict()["interrupted"] == 1
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
     board = (store.suite_dir("tofu-mini") / "leaderboard.md").read_text()
-    assert "| failed" in board and "| running" in board and "| corrupt" in board
+    assert "| failed" in board and "| interrupted" in board and "| corrupt" in board
     failed_line = next(l for l in board.splitlines() if "npo+lora" in l)
     assert " 0 " not in failed_line  # no metric shown as zero
 
