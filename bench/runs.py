@@ -231,11 +231,8 @@ def _with_owners(frame: pd.DataFrame) -> pd.DataFrame:
     a row of its own. A directory name of another shape stays a row of no method."""
     import pandas as pd
 
-    if frame.empty or "method" not in frame:
-        owners = frame.iloc[0:0]
-    else:
-        owners = frame[frame["method"].notna()]
-    unknown_rows = frame.index[frame["method"].isna()] if "method" in frame else frame.index
+    readable = frame["method"].notna() if "method" in frame else pd.Series(False, index=frame.index)
+    owners, unknown_rows = frame[readable], frame.index[~readable]
     if not len(unknown_rows):
         return frame
     named = {run_id_model(m): m for m in owners.get("model", pd.Series(dtype=object)).dropna().unique()}
