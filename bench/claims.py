@@ -283,12 +283,18 @@ def unfinished_runs(runs: pd.DataFrame, chosen: list[pd.DataFrame]) -> str:
             continue
         same = runs[(runs["method"] == side["method"].iloc[0]) & (runs["settings"] == side["settings"].iloc[0])]
         left = same[same["status"] != "finished"]
+        # where the runs span several forget sets (the replicates of TDEC), a run is named by its set and seed
+        by_split = "split" in same and same["split"].nunique() > 1
         if len(left):
             by_status = []
             for status, group in sorted(left.groupby("status")):
-                seeds = sorted(int(x) for x in group["seed"].dropna()) if "seed" in group else []  # none: no record
-                by_status.append(f"{len(group)} {status}" + (f": seed{'s' * (len(seeds) > 1)} "
-                                                            f"{', '.join(map(str, seeds))}" if seeds else ""))
+                named = group.dropna(subset=["seed"]) if "seed" in group else group.iloc[0:0]  # none: no record
+                if by_split:
+                    names = [f"{x} seed {y}" for x, y in sorted(zip(named["split"], named["seed"].astype(int)))]
+                else:
+                    seeds = sorted(int(y) for y in named["seed"])
+                    names = [f"seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"] if seeds else []
+                by_status.append(f"{len(group)} {status}" + (f": {', '.join(names)}" if names else ""))
             said.append(f"{side['method'].iloc[0]} has {len(left)} {'run' if len(left) == 1 else 'runs'} not finished "
                         f"({', '.join(by_status)}), left out")
     return "; ".join(said)
@@ -324,6 +330,7 @@ class PairKeys(NamedTuple):
     and pairs the cap tied included), and `tested`, the pairs its test used."""
     matched: list[str]
     tested: list[str]
+    unfinished: str = ""  # the runs of A and B it left out unfinished (`unfinished_runs`)
 
 
 def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotten: bool, level: float,
@@ -397,15 +404,16 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
         if result.needed is not None and matched > len(pairs):
             forgot += (f"; replicates needed counts replicates, which gave pairs at the rate of {len(pairs)} in "
                        f"{matched}")
+    left = unfinished_runs(runs, every or [ra, rb])
     reason = "; ".join(r for r in (repeats and f"bit-identical replicates dropped ({repeats})", result.reason, forgot,
-                                   at_cap, unfinished_runs(runs, every or [ra, rb])) if r)
+                                   at_cap, left) if r)
     shown = lambda v: None if v is None else sign * v  # report A - B in the metric's own direction
     lo, hi = sorted((shown(result.lo), shown(result.hi))) if result.lo is not None else (None, None)
     return Check(a, b, result.verdict, stats.fmt_summary(metric.summarize(va, epoch_cap(ra))),
                  stats.fmt_summary(metric.summarize(vb, epoch_cap(rb))),
                  stats.fmt(shown(result.diff)), "–" if lo is None else f"[{stats.fmt(lo)}, {stats.fmt(hi)}]",
                  stats.fmt(result.p_value), result.n, stats.fmt(margin), f"{level:.4g}", needed, reason), \
-        PairKeys(keys, sorted(k for *_, k in rows))
+        PairKeys(keys, sorted(k for *_, k in rows), left)
 
 
 def overall(verdicts: list[str]) -> str:
@@ -501,7 +509,8 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None, sequ
                 needs, stale = plan.stale(key, check.pairs, _basis(runs, suite, a, b, only), drawn.matched,
                                           siblings)
                 if stale:
-                    checks.append(Check(label_a or a, b, "inconclusive", pairs=check.pairs, needed=needs, reason=stale))
+                    checks.append(Check(label_a or a, b, "inconclusive", pairs=check.pairs, needed=needs,
+                                        reason="; ".join(r for r in (stale, drawn.unfinished) if r)))
                     continue
                 frozen = plan.decided(key)
                 if frozen is not None:

@@ -441,14 +441,18 @@ def _until_decided(args, specs) -> int:
             return 1 if failed else 0
         if len(seeds) >= args.max_seeds:
             named = sorted({label_base(m) for m in undecided})  # a best claim labels A with its rank
-            waiting = [k for r in results for k in r.checks if k.verdict == "inconclusive" and k.needed == RUNS_NEEDED]
-            looked = [k for r in results for k in r.checks if k.verdict == "inconclusive"
-                      and k.needed not in (RUNS_NEEDED, SETTINGS_NEEDED, CLAIM_NEEDED)]
+            inconclusive = [k for r in results for k in r.checks if k.verdict == "inconclusive"]
+            waiting = [k for k in inconclusive if k.needed == RUNS_NEEDED]
+            cut = [k for k in inconclusive if k.needed == EPOCHS_NEEDED]
+            looked = [k for k in inconclusive
+                      if k.needed not in (RUNS_NEEDED, SETTINGS_NEEDED, CLAIM_NEEDED, EPOCHS_NEEDED)]
             told = ([spent] if looked else []) + lost
+            told += [f"{len(cut)} claim comparisons wait on a larger --epochs, not on seeds; claims.md names them"
+                     ] if cut else []
             # runs of a look that failed or never finished: the plan waits for them and has spent nothing on them
             told += [f"{len(waiting)} claim {'comparison waits' if len(waiting) == 1 else 'comparisons wait'} on runs "
                      f"of {'its' if len(waiting) == 1 else 'their'} plan's looks that are not finished (failed, "
-                     f"deleted or unreadable; claims.md names the seeds): rerun them, no look is taken before"
+                     f"deleted or unreadable; claims.md says which): rerun them, no look is taken before"
                      ] if waiting else []
             print(f"{len(named)} methods still in undecided comparisons at the cap of {args.max_seeds} seeds on "
                   f"{len(splits)} splits ({', '.join(named)}); " + "; ".join(told))

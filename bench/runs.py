@@ -197,6 +197,11 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
 
     kind = SUITES[suite]
     direction = {m.name: m.higher_is_better for m in kind.metrics}
+    from bench.dispatch import sweeps
+
+    # runs of a SLURM sweep: whether their job lives is the scheduler's to say (`bench status` asks it), not a lock's
+    submitted = {j["run_id"] for sw in sweeps(store, suite) if sw["launcher"] == "slurm" for j in sw["jobs"]
+                 if j["kind"] == "run"}
     rows = []
     for run_dir, record, error in store.iter_records(suite):
         if error:
@@ -207,9 +212,9 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
             continue
         try:
             row = _run_row(record, kind, epoch, direction)
-            # a record says `running` also after its process was killed: as `bench status`, no live process holding
-            # its lock (outside SLURM, whose jobs status asks the scheduler about) says it is interrupted
-            if row["status"] == "running" and not record.get("slurm_job_id") and not store.is_claimed(run_dir):
+            # a record says `running` also after its process was killed: as `bench status` does, no live process
+            # holding its lock says it is interrupted
+            if row["status"] == "running" and row["run_id"] not in submitted and not store.is_claimed(run_dir):
                 row.update(status="interrupted", reason="no process holds it; the next `run` resumes it")
             rows.append(row)
         except (KeyError, TypeError, ValueError, AttributeError) as e:  # JSON of another shape deeper than the store checks
@@ -218,24 +223,26 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
     return _with_owners(pd.DataFrame(rows))
 
 
-# what places a run in a table row and a claim's pairs, beyond what its run id says
-_ROW_KEYS = ("lr", "config", "settings", "objective", "adapter", "rank", "max_epochs")
+# what places a run in a table row and a claim's pairs, beyond what its run id says (the `config` key also covers
+# the forget set: it is taken from a run of the same one)
+_ROW_KEYS = ("model", "lr", "settings", "objective", "adapter", "rank", "max_epochs")
 
 
 def _with_owners(frame: pd.DataFrame) -> pd.DataFrame:
     """`frame` with each run that has no readable record (corrupt, or pending before its first write) given the
-    row it belongs to: model, split, method and seed from its directory name (`bench.spec.parse_run_id`), the
-    rest from the readable runs of that model, split and method. So a method with one seed's record damaged reads
-    `2/3` with `1 corrupt` and competes on nothing, as with a failed run, rather than `2/2 ok`. Where the readable
-    runs hold several settings, the run is listed under each (it may be any of them); where there are none, it is
-    a row of its own. A directory name of another shape stays a row of no method."""
+    row it belongs to: split, method and seed from its directory name (`bench.spec.parse_run_id`), the model and
+    settings from the readable runs of that method whose model the name gives, leaving out any setting that
+    already has a run of this split and seed (that run's directory would be this one). So a method with one
+    seed's record damaged reads `2/3` with `1 corrupt` and competes on nothing, as with a failed run, rather than
+    `2/2 ok`. Where several settings (or models named alike) remain, the run is listed under each, as it may be
+    any of them; where none does, it is a row of its own. A directory name of another shape stays a row of no
+    method."""
     import pandas as pd
 
     readable = frame["method"].notna() if "method" in frame else pd.Series(False, index=frame.index)
     owners, unknown_rows = frame[readable], frame.index[~readable]
     if not len(unknown_rows):
         return frame
-    named = {run_id_model(m): m for m in owners.get("model", pd.Series(dtype=object)).dropna().unique()}
     keys = [k for k in _ROW_KEYS if k in owners]
     placed = []
     for i in unknown_rows:
@@ -244,11 +251,16 @@ def _with_owners(frame: pd.DataFrame) -> pd.DataFrame:
         if said is None:
             placed.append(row)
             continue
-        said["model"] = named.get(said["model"], said["model"])
-        same = owners[(owners["model"] == said["model"]) & (owners["split"] == said["split"])
-                      & (owners["method"] == said["method"])] if len(owners) else owners
-        settings = same[keys].drop_duplicates().to_dict("records") if len(same) and keys else [{}]
-        placed += [{**row, **said, **fill} for fill in settings]
+        named = said.pop("model")
+        same = owners[(owners["method"] == said["method"]) & (owners["model"].map(run_id_model) == named)] \
+            if len(owners) else owners
+        fills = []
+        for _, group in same.groupby(keys, dropna=False, sort=True) if len(same) else ():
+            split = group[group["split"] == said["split"]]
+            if not (split["seed"] == said["seed"]).any():
+                config = {"config": split["config"].iloc[0]} if len(split) and "config" in split else {}
+                fills.append({**group[keys].iloc[0].to_dict(), **config})
+        placed += [{**row, "model": named, **said, **fill} for fill in fills or [{}]]
     together = pd.concat([frame.drop(index=unknown_rows), pd.DataFrame(placed)], ignore_index=True)
     return together.sort_values("run_id", kind="stable", ignore_index=True)  # directory order, as iter_records gives
 
@@ -286,7 +298,9 @@ def first_requests(runs: pd.DataFrame) -> pd.DataFrame:
     leaderboard lists it as `split@k` and its axis table reports it."""
     if runs.empty or "chain" not in runs:
         return runs
-    return runs[[not isinstance(c, tuple) or len(c) <= 1 for c in runs["chain"]]]
+    # a run without a readable record has no chain: its split (`news-sust2@2`, from its run id) says it
+    return runs[[(not isinstance(c, tuple) or len(c) <= 1) and "@" not in str(split)
+                 for c, split in zip(runs["chain"], runs["split"])]]
 
 
 def method_base(labels: pd.Series) -> pd.Series:
@@ -303,7 +317,8 @@ def select_method(runs: pd.DataFrame, name: str, suite: str) -> pd.DataFrame:
     listed = runs[runs["method"].notna()] if "method" in runs else runs.iloc[0:0]
     unfinished = listed[(listed["method"] == name) | (method_base(listed["method"]) == name)]
     if chosen.empty and len(unfinished):  # a method of the grid whose runs all failed, are running or unreadable
-        counts = ", ".join(f"{n} {status}" for status, n in sorted(unfinished["status"].value_counts().items()))
+        once = unfinished.drop_duplicates("run_id")  # a run without a record may be listed under several settings
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(once["status"].value_counts().items()))
         raise BenchError(f"method '{name}' has no finished run in suite {suite} ({counts}; `python -m bench status "
                          f"--suite {suite}` gives their reasons)")
     if chosen.empty:

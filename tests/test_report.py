@@ -291,11 +291,16 @@ def test_a_run_whose_record_is_unreadable_counts_against_its_row(store, capsys):
     assert "| 2/4 " in row and "2 corrupt" in row and "**" not in row
     ga = next(line for line in paper.splitlines() if line.startswith("| ga+lora-r4"))
     assert "| **0.1** " in ga  # MU: ihl+fila's higher mean no longer competes, so ga+lora's is the best
-    [other] = expand("tofu-mini", "ihl+fila", seeds="0", hparams={"epochs": "2"})
-    write_json_atomic(store.run_dir(other) / "run.json", tofu_record(other, [0.3, 0.2], [0.4, 0.4]))
+    for seed in (0, 2):  # a second setting, which has a readable run of seed 2: the damaged seed 2 is not its own
+        [other] = expand("tofu-mini", "ihl+fila", seeds=str(seed), hparams={"epochs": "2"})
+        write_json_atomic(store.run_dir(other) / "run.json", tofu_record(other, [0.3, 0.2], [0.4, 0.4]))
     runs = load_runs("tofu-mini", store)
     listed = runs[runs["status"] == "corrupt"].dropna(subset=["method"])
-    assert sorted(listed["settings"]) == ["", "", "epochs=2", "epochs=2"]
+    assert sorted(zip(listed["seed"], listed["settings"])) == [(2, ""), (3, ""), (3, "epochs=2")]
+    capsys.readouterr()
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
+    # each damaged record named once, though seed 3's is listed under both settings (and the fixture's own one)
+    assert sum(line.startswith("corrupt run record") for line in capsys.readouterr().err.splitlines()) == 3
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--compare", "npo+lora,ga+lora"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: method 'npo+lora' has no finished run in suite tofu-mini (1 failed;")
@@ -310,3 +315,40 @@ def test_a_comparison_names_the_runs_it_leaves_out_unfinished(store):
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--compare", "ihl+fila,ga+lora"]) == 0
     text = (store.suite_dir("tofu-mini") / "compare.md").read_text()
     assert "ihl+fila-r4 has 1 run not finished (1 failed: seed 2), left out." in text
+
+
+def test_a_damaged_later_request_is_no_run_of_its_split(store):
+    """The record of a sequence's second request (`forget10@2`, starting from the forget10 run's model) damaged:
+    it belongs to the `forget10@2` row of the leaderboard, never to the forget10 row the paper table and claims pair."""
+    from dataclasses import replace
+
+    [first] = expand("tofu-mini", "ga+lora", seeds="0")
+    later = replace(first, previous=first)
+    store.run_dir(later).mkdir(parents=True)
+    (store.run_dir(later) / "run.json").write_text("{bad")
+    assert later.run_id.startswith("forget10@2__ga+lora-r4__")
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
+    paper = (store.suite_dir("tofu-mini") / "paper_table.md").read_text()
+    assert next(line for line in paper.splitlines() if line.startswith("| ga+lora-r4")).startswith("| ga+lora-r4  | 1/1    | ok")
+    board = (store.suite_dir("tofu-mini") / "leaderboard.md").read_text()
+    assert any("forget10@2" in line and "ga+lora-r4" in line and "corrupt" in line for line in board.splitlines())
+
+
+def test_a_damaged_tdec_run_is_named_by_its_forget_set(tmp_path):
+    """On TDEC's suites the forget sets are the replicates: a damaged record of one set counts against its method's
+    row, and the comparisons that leave it out name it by set and seed."""
+    store = ResultStore(tmp_path)
+    for method, ma in (("ga+fila", 0.1), ("ga+lora", 0.2)):
+        for spec in expand("tdec-mini", method, splits="set0,set1,set2", seeds="0"):
+            record = new_record(spec)
+            record.update(status="finished", epochs=[{"epoch": 1, "metrics": {"ma": ma + int(spec.split[-1]) / 100,
+                                                                               "el10": 0.01}}],
+                          final_metrics={"ppl_heldout": 10.0, "epochs_to_forget": 1, "forgotten": True})
+            write_json_atomic(store.run_dir(spec) / "run.json", record)
+    [damaged] = expand("tdec-mini", "ga+fila", splits="set1", seeds="0")
+    (store.run_dir(damaged) / "run.json").write_text("{bad")
+    assert main(["report", "--suite", "tdec-mini", "--results", str(tmp_path), "--compare", "ga+fila,ga+lora"]) == 0
+    paper = (store.suite_dir("tdec-mini") / "paper_table.md").read_text()
+    assert "2/3" in next(line for line in paper.splitlines() if "ga+fila" in line)
+    compare = (store.suite_dir("tdec-mini") / "compare.md").read_text()
+    assert "ga+fila-r8 has 1 run not finished (1 corrupt: set1 seed 0), left out" in compare

@@ -243,6 +243,11 @@ def test_a_report_on_only_corrupt_records_is_a_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert sum("status 'done' is none of" in line for line in err) == 2
     assert "no readable run of suite tofu-mini" in err[-1] and "2 corrupt or pending" in err[-1]
+    for spec in expand("tofu-mini", "ga+lora", seeds="0,1", hparams={"epochs": 1}):  # no record written yet
+        (store.run_dir(spec) / "run.json").unlink()
+    assert main(["report", "--suite", "tofu-mini", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no readable run of suite tofu-mini" in err[0] and "2 corrupt or pending" in err[0]
 
 
 def test_a_damaged_sweep_file_is_skipped_with_a_warning_naming_it(tmp_path, caplog):
@@ -283,4 +288,4 @@ def test_status_with_no_runs_says_whether_a_plan_waits_for_them(tmp_path):
     write_json_atomic(tmp_path / "tofu-mini" / FILE, {"looks": {}})
     said = status_table(None, str(tmp_path))
     assert said.startswith(f"no runs in {tmp_path}; {tmp_path / 'tofu-mini' / FILE} holds a sequential plan")
-    assert "`python -m bench run --suite tofu-mini --methods all`" in said
+    assert f"`python -m bench run --suite tofu-mini --methods all --results {tmp_path}`, then" in said
