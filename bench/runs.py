@@ -188,17 +188,17 @@ def _run_row(record: dict, kind, epoch: str, direction: dict) -> dict:
 
 
 def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFrame:
-    """One row per run directory of `suite` in `store`: status (finished, failed, running, pending, corrupt with
-    its reason), the spec's keys (model, split, method label `objective[+adapter-rRANK]`, lr, seed, ...), the
+    """One row per run directory of `suite` in `store`: status (finished, failed, running, interrupted, pending,
+    corrupt with its reason; an unreadable one placed by `_with_owners`), the spec's keys (model, split, method label `objective[+adapter-rRANK]`, lr, seed, ...), the
     metrics of the epoch `epoch` chooses (`choose_epoch`) with the suite's derived and calibration columns and
     the robustness stages' screened values, the run's cost (wall_s in seconds, trainable_params, peak_mem_mb
     in MiB) and its per-epoch `trajectory`. Unknown suite: BenchError with a did-you-mean."""
     import pandas as pd
 
+    from bench.dispatch import sweeps  # submitit loads when a table is built, not for `bench status`
+
     kind = SUITES[suite]
     direction = {m.name: m.higher_is_better for m in kind.metrics}
-    from bench.dispatch import sweeps
-
     # runs of a SLURM sweep: whether their job lives is the scheduler's to say (`bench status` asks it), not a lock's
     submitted = {j["run_id"] for sw in sweeps(store, suite) if sw["launcher"] == "slurm" for j in sw["jobs"]
                  if j["kind"] == "run"}
