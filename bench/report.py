@@ -52,9 +52,9 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
         print(f"corrupt run record {reason} (listed as corrupt; the next `run` of its spec recomputes it)",
               file=sys.stderr)
     if "replicate" not in runs:  # every record corrupt or not written yet (no readable record): nothing to tabulate
-        raise BenchError(f"no readable run of suite {suite} in {store.root} ({len(runs)} corrupt or pending, named "
-                         f"above and by `python -m bench status --suite {suite}`): nothing to report; the next "
-                         f"`python -m bench run --suite {suite}` recomputes them")
+        raise BenchError(f"no readable run of suite {suite} in {store.root} ({len(runs)} corrupt or pending: `python -m "
+                         f"bench status --suite {suite}` names them): nothing to report; the next `python -m bench "
+                         f"run` of their specs recomputes them")
     comparisons = [compare_methods(suite, runs, *pair) for pair in pairs]
     other = None
     if against:

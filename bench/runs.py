@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from bench import robustness
 from bench.errors import BenchError, unknown
 from bench.sequential import label_base
-from bench.spec import Hyperparams, parse_run_id, run_id_model
+from bench.spec import Hyperparams, parse_run_id
 from bench.store import ResultStore
 from suites import SUITES
 
@@ -155,25 +155,34 @@ def calibration(record: dict, metrics) -> dict:
             if m.calibrated and isinstance(known.get(m.name), (int, float))}
 
 
+def _spec_columns(spec: dict) -> dict:
+    """What a run's spec puts in its `load_runs` row: model, split, method label `objective[+adapter-rRANK]`, lr,
+    config, settings, objective, max_epochs, adapter, rank, seed and chain."""
+    label = spec["objective"] if spec["adapter"] == "full" else f"{spec['objective']}+{spec['adapter']}-r{spec['rank']}"
+    return {
+        # request k >= 2 of a sequence: `news-sust2@2`, as its run id says, never the run of its split alone
+        "model": spec["model"], "split": spec["split"] if not spec.get("previous") else f"{spec['split']}@{len(spec_chain(spec))}",
+        "method": label, "lr": spec["hparams"]["lr"],
+        "config": _config_key(spec), "settings": run_settings(spec), "objective": spec["objective"],
+        "max_epochs": spec["hparams"]["epochs"], "adapter": spec["adapter"], "rank": spec["rank"], "seed": spec["seed"],
+        # the forget splits of the requests that led to this run, its own last (bench/axes.py)
+        "chain": spec_chain(spec),
+    }
+
+
 def _run_row(record: dict, kind, epoch: str, direction: dict) -> dict:
     """One run's row of `load_runs` (a record `bench.store.record_problem` accepted)."""
-    spec = record["spec"]
-    label = spec["objective"] if spec["adapter"] == "full" else f"{spec['objective']}+{spec['adapter']}-r{spec['rank']}"
     at, metrics = choose_epoch(record, epoch, direction)
     metrics = {**metrics, **robustness.screened(record, kind.recovery_metric),
                **kind.derived_metrics(record), **calibration(record, kind.metrics)}
     timings = record.get("timings", {})
     return {
         "run_id": record["run_id"], "status": record["status"], "reason": record.get("reason"),
-        # request k >= 2 of a sequence: `news-sust2@2`, as its run id says, never the run of its split alone
-        "model": spec["model"], "split": spec["split"] if not spec.get("previous") else f"{spec['split']}@{len(spec_chain(spec))}",
-        "method": label, "lr": spec["hparams"]["lr"],
-        "config": _config_key(spec), "settings": run_settings(spec), "objective": spec["objective"],
-        "max_epochs": spec["hparams"]["epochs"], "replicate": replicate_key(record),
+        **_spec_columns(record["spec"]), "replicate": replicate_key(record),
         # the runner puts `forgotten` among the final metrics only where the suite's stopping rule is forgetting
         # (TDEC): the run's last epoch is then the one it forgot at, or the cap's if it never did
         "stops_at_forgetting": "forgotten" in (record.get("final_metrics") or {}),
-        "adapter": spec["adapter"], "rank": spec["rank"], "seed": spec["seed"], "epoch": at,
+        "epoch": at,
         **metrics,
         # the run's own cost: shared references (`prepare`) are built once for many runs, and the opt-in
         # robustness stages are timed apart
@@ -181,8 +190,7 @@ def _run_row(record: dict, kind, epoch: str, direction: dict) -> dict:
         "trainable_params": record.get("parameters", {}).get("trainable"),
         "peak_mem_mb": record.get("peak_memory_mb"),
         "trajectory": [(e["epoch"], e["metrics"]) for e in record.get("epochs", []) if e.get("metrics")],
-        # the forget splits of the requests that led to this run, its own last (bench/axes.py); its forget set's size
-        "chain": spec_chain(spec), "forget_tokens": record.get("forget_size", {}).get("tokens"),
+        "forget_tokens": record.get("forget_size", {}).get("tokens"),  # its forget set's size
         "environment": record.get("environment", {}),
     }
 
@@ -202,7 +210,7 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
     # runs of a SLURM sweep: whether their job lives is the scheduler's to say (`bench status` asks it), not a lock's
     submitted = {j["run_id"] for sw in sweeps(store, suite) if sw["launcher"] == "slurm" for j in sw["jobs"]
                  if j["kind"] == "run"}
-    rows = []
+    rows, specs = [], {}
     for run_dir, record, error in store.iter_records(suite):
         if error:
             rows.append({"run_id": run_dir.name, "status": "corrupt", "reason": error})
@@ -217,33 +225,47 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
             if row["status"] == "running" and row["run_id"] not in submitted and not store.is_claimed(run_dir):
                 row.update(status="interrupted", reason="no process holds it; the next `run` resumes it")
             rows.append(row)
+            specs[row["run_id"]] = record["spec"]
         except (KeyError, TypeError, ValueError, AttributeError) as e:  # JSON of another shape deeper than the store checks
             rows.append({"run_id": run_dir.name, "status": "corrupt",
                          "reason": f"{run_dir / 'run.json'}: not a run record ({type(e).__name__}: {e})"})
-    return _with_owners(pd.DataFrame(rows))
+    return _with_owners(pd.DataFrame(rows), specs)
 
 
-# what places a run in a table row and a claim's pairs, beyond what its run id says (the `config` key also covers
-# the forget set: it is taken from a run of the same one)
-_ROW_KEYS = ("model", "lr", "settings", "objective", "adapter", "rank", "max_epochs")
+# the settings column of a run no readable run has the settings of: a row of its own, never pooled with another
+UNKNOWN_SETTINGS = "unknown: no readable record"
 
 
-def _with_owners(frame: pd.DataFrame) -> pd.DataFrame:
-    """`frame` with each run that has no readable record (corrupt, or pending before its first write) given the
-    row it belongs to: split, method and seed from its directory name (`bench.spec.parse_run_id`), the model and
-    settings from the readable runs of that method whose model the name gives, leaving out any setting that
-    already has a run of this split and seed (that run's directory would be this one). So a method with one
-    seed's record damaged reads `2/3` with `1 corrupt` and competes on nothing, as with a failed run, rather than
-    `2/2 ok`. Where several settings (or models named alike) remain, the run is listed under each, as it may be
-    any of them; where none does, it is a row of its own. A directory name of another shape stays a row of no
-    method."""
+def _respecified(spec: dict, split: str, seed: int) -> dict:
+    """`spec` at another forget split and seed (every request of a sequence carries the seed; a sequence keeps its
+    splits)."""
+    out = {**spec, "seed": seed}
+    if spec.get("previous"):
+        out["previous"] = _respecified(spec["previous"], spec["previous"]["split"], seed)
+    else:
+        out["split"] = split
+    return out
+
+
+def _with_owners(frame: pd.DataFrame, specs: dict[str, dict]) -> pd.DataFrame:
+    """`frame` with each run that has no readable record (corrupt, or pending before its first write) placed in the
+    row it belongs to. Its directory name (`bench.spec.parse_run_id`) gives its split, method, seed and the hash of
+    its spec; the spec is the readable run's (`specs`, by run id) of that method whose spec, at this split and seed,
+    hashes to it. So a method with one seed's record damaged reads `2/3` with `1 corrupt` and competes on nothing, as
+    with a failed run, rather than `2/2 ok`. A run of settings no readable run has is a row of its own
+    (settings UNKNOWN_SETTINGS); a directory name of another shape stays a row of no method."""
     import pandas as pd
 
+    from bench.spec import RunSpec
+
     readable = frame["method"].notna() if "method" in frame else pd.Series(False, index=frame.index)
-    owners, unknown_rows = frame[readable], frame.index[~readable]
+    unknown_rows = frame.index[~readable]
     if not len(unknown_rows):
         return frame
-    keys = [k for k in _ROW_KEYS if k in owners]
+    by_method: dict[str, dict[str, dict]] = {}  # method -> config -> one spec of it
+    for run_id, method, config in frame.loc[readable, ["run_id", "method", "config"]].itertuples(index=False) \
+            if readable.any() else ():
+        by_method.setdefault(method, {}).setdefault(config, specs[run_id])
     placed = []
     for i in unknown_rows:
         row = frame.loc[i].dropna().to_dict()
@@ -251,16 +273,23 @@ def _with_owners(frame: pd.DataFrame) -> pd.DataFrame:
         if said is None:
             placed.append(row)
             continue
-        named = said.pop("model")
-        same = owners[(owners["method"] == said["method"]) & (owners["model"].map(run_id_model) == named)] \
-            if len(owners) else owners
-        fills = []
-        for _, group in same.groupby(keys, dropna=False, sort=True) if len(same) else ():
-            split = group[group["split"] == said["split"]]
-            if not (split["seed"] == said["seed"]).any():
-                config = {"config": split["config"].iloc[0]} if len(split) and "config" in split else {}
-                fills.append({**group[keys].iloc[0].to_dict(), **config})
-        placed += [{**row, "model": named, **said, **fill} for fill in fills or [{}]]
+        owner = None
+        for spec in by_method.get(said["method"], {}).values():
+            if (not spec.get("previous")) != ("@" not in said["split"]):  # a sequence's request, or not
+                continue
+            trial = _respecified(spec, said["split"], said["seed"])
+            try:
+                same = RunSpec.from_dict(trial).hash[:10] == said["hash"]
+            except (TypeError, ValueError):  # a spec this checkout cannot build
+                continue
+            if same:
+                owner = trial
+                break
+        if owner is not None:
+            placed.append({**row, **_spec_columns(owner)})
+        else:
+            placed.append({**row, **{k: said[k] for k in ("split", "method", "seed")}, "model": said["model"],
+                           "settings": UNKNOWN_SETTINGS})
     together = pd.concat([frame.drop(index=unknown_rows), pd.DataFrame(placed)], ignore_index=True)
     return together.sort_values("run_id", kind="stable", ignore_index=True)  # directory order, as iter_records gives
 
@@ -326,6 +355,9 @@ def select_method(runs: pd.DataFrame, name: str, suite: str) -> pd.DataFrame:
     configs = sorted(set(zip(chosen["method"], chosen["settings"])))
     if len(configs) > 1:
         listed = ", ".join(f"{m} [{c or 'defaults'}]" for m, c in configs)
-        raise BenchError(f"'{name}' matches {len(configs)} configurations ({listed}); name one with its rank, e.g. "
-                         "ihl+fila-r4, or report runs of one setting (--results DIR holding only them)")
+        ranks = len({m for m, _ in configs}) > 1  # the rank tells them apart; otherwise only their settings do
+        raise BenchError(f"'{name}' matches {len(configs)} configurations ({listed}); "
+                         + (f"name one with its rank, e.g. {configs[0][0]}" if ranks else
+                            "they differ in settings, not rank: report the runs of one setting (--results DIR "
+                            "holding only them)"))
     return chosen

@@ -206,11 +206,14 @@ def run_id_model(model: str) -> str:
 
 def parse_run_id(run_id: str) -> dict | None:
     """What a run id (`RunSpec.run_id`) says of its run: {split, method, model (as `run_id_model` writes it),
-    seed}; None for a name of another shape. A run whose record cannot be read is known by its directory name."""
+    seed, hash (the first 10 hex digits of its spec's)}; None for a name of another shape. A run whose record cannot
+    be read is known by its directory name."""
     parts = run_id.split("__")
-    if len(parts) < 5 or not re.fullmatch(r"s-?\d+", parts[-2]) or not all(parts[:2]):
+    if len(parts) < 5 or not re.fullmatch(r"s\d{1,10}", parts[-2]) or not re.fullmatch(r"[0-9a-f]{10}", parts[-1]) \
+            or not all(parts[:2]):
         return None
-    return {"split": parts[0], "method": parts[1], "model": "__".join(parts[2:-2]), "seed": int(parts[-2][1:])}
+    return {"split": parts[0], "method": parts[1], "model": "__".join(parts[2:-2]), "seed": int(parts[-2][1:]),
+            "hash": parts[-1]}
 
 
 def kept_models(specs: Sequence[RunSpec]) -> set[str]:

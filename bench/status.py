@@ -83,8 +83,9 @@ def status_table(suite: str | None, results: str) -> str:
         planned = [s for s in suites if (store.suite_dir(s) / PLAN_FILE).is_file()]
         where = "" if Path(results).resolve() == Path("results").resolve() else f" --results {results}"
         return f"no runs in {results}" + "".join(
-            f"; {store.suite_dir(s) / PLAN_FILE} holds a sequential plan whose looks wait for their runs: "
+            f"\n{store.suite_dir(s) / PLAN_FILE} holds a sequential plan whose looks wait for their runs: "
             f"`python -m bench run --suite {s} --methods all{where}`, then the suite's `--until-decided` command in "
-            f"results/README.md (with the plan's --max-seeds), rebuild them" for s in planned)
+            f"results/README.md (with the plan's --max-seeds{', and' + where if where else ''}), rebuild them"
+            for s in planned)
     counts = Counter(r["status"] for r in rows).most_common()
     return tabulate(rows, headers="keys", tablefmt="github") + "\n" + ", ".join(f"{n} {k}" for k, n in counts)

@@ -7,6 +7,7 @@ from bench.cli import main
 from bench.errors import BenchError
 from bench.grid import expand
 from bench.report import check_epoch_rule, load_runs
+from bench.runs import UNKNOWN_SETTINGS
 from bench.store import ResultStore, new_record, write_json_atomic
 
 
@@ -271,9 +272,10 @@ def test_a_reference_model_is_one_row_wherever_its_results_directory_has_moved(t
 
 def test_a_run_whose_record_is_unreadable_counts_against_its_row(store, capsys):
     """One seed's run.json damaged (unparseable text; valid JSON the runner never writes): the run is placed in its
-    row by its directory name, so ihl+fila reads 2/4 with `2 corrupt` and is bold on nothing, as with a failed
-    run, never `2/2 ok`; a second setting of the method gets the damaged run listed too (it may be of either);
-    comparing a method none of whose runs finished says so, not "unknown method"."""
+    row by its directory name, whose hash is that of the method's spec at its seed, so ihl+fila reads 2/4 with
+    `2 corrupt` and is bold on nothing, as with a failed run, never `2/2 ok`; a second setting of the method does not
+    get them, nor does a run of settings no readable run has, which is a row of its own; comparing a method none of
+    whose runs finished says so, not "unknown method"."""
     for seed, damage in ((2, "text"), (3, "status")):
         [spec] = expand("tofu-mini", "ihl+fila", seeds=str(seed))
         if damage == "text":
@@ -291,16 +293,20 @@ def test_a_run_whose_record_is_unreadable_counts_against_its_row(store, capsys):
     assert "| 2/4 " in row and "2 corrupt" in row and "**" not in row
     ga = next(line for line in paper.splitlines() if line.startswith("| ga+lora-r4"))
     assert "| **0.1** " in ga  # MU: ihl+fila's higher mean no longer competes, so ga+lora's is the best
-    for seed in (0, 2):  # a second setting, which has a readable run of seed 2: the damaged seed 2 is not its own
-        [other] = expand("tofu-mini", "ihl+fila", seeds=str(seed), hparams={"epochs": "2"})
-        write_json_atomic(store.run_dir(other) / "run.json", tofu_record(other, [0.3, 0.2], [0.4, 0.4]))
+    [other] = expand("tofu-mini", "ihl+fila", seeds="0", hparams={"epochs": "2"})  # a second setting
+    write_json_atomic(store.run_dir(other) / "run.json", tofu_record(other, [0.3, 0.2], [0.4, 0.4]))
+    [pending] = expand("tofu-mini", "ihl+fila", seeds="3", hparams={"lr": "0.5"})  # settings of no readable run
+    store.run_dir(pending).mkdir(parents=True)
     runs = load_runs("tofu-mini", store)
-    listed = runs[runs["status"] == "corrupt"].dropna(subset=["method"])
-    assert sorted(zip(listed["seed"], listed["settings"])) == [(2, ""), (3, ""), (3, "epochs=2")]
+    listed = runs[runs["status"].isin(["corrupt", "pending"])].dropna(subset=["method"])
+    assert sorted(zip(listed["seed"], listed["settings"])) == [(2, ""), (3, ""), (3, UNKNOWN_SETTINGS)]
     capsys.readouterr()
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
-    # each damaged record named once, though seed 3's is listed under both settings (and the fixture's own one)
     assert sum(line.startswith("corrupt run record") for line in capsys.readouterr().err.splitlines()) == 3
+    paper = (store.suite_dir("tofu-mini") / "paper_table.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in paper.splitlines() if line.startswith("| ihl+fila")}
+    assert "| 2/4 " in rows["ihl+fila-r4 [defaults]"] and "| 1/1 " in rows["ihl+fila-r4 [epochs=2]"]
+    assert "| 0/1 " in rows[f"ihl+fila-r4 [{UNKNOWN_SETTINGS}]"]
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--compare", "npo+lora,ga+lora"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: method 'npo+lora' has no finished run in suite tofu-mini (1 failed;")

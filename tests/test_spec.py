@@ -43,3 +43,16 @@ def test_hyperparameter_overrides_are_typed_and_checked():
         Hyperparams().replace(lr="fast")
     with pytest.raises(BenchError, match="bad hyperparameter dtype='fp16'"):
         Hyperparams(dtype="fp16")
+
+
+def test_a_run_id_is_read_back_only_in_the_shape_run_id_writes():
+    """parse_run_id reads what RunSpec.run_id writes (split, method, model, seed, the spec hash's first 10 hex digits),
+    and nothing else: a copy's suffix, a negative seed or a short hash is no run id."""
+    from bench.grid import expand
+    from bench.spec import parse_run_id
+
+    [spec] = expand("tofu-mini", "ihl+fila", seeds="7")
+    assert parse_run_id(spec.run_id) == {"split": "forget10", "method": "ihl+fila-r4", "model": "tiny-llama",
+                                         "seed": 7, "hash": spec.hash[:10]}
+    for name in (spec.run_id + ".bak", spec.run_id.replace("__s7__", "__s-1__"), "forget10__ga__tiny-llama__s0__abc"):
+        assert parse_run_id(name) is None

@@ -287,5 +287,5 @@ def test_status_with_no_runs_says_whether_a_plan_waits_for_them(tmp_path):
     assert status_table("tofu-mini", str(tmp_path)) == f"no runs in {tmp_path}"
     write_json_atomic(tmp_path / "tofu-mini" / FILE, {"looks": {}})
     said = status_table(None, str(tmp_path))
-    assert said.startswith(f"no runs in {tmp_path}; {tmp_path / 'tofu-mini' / FILE} holds a sequential plan")
+    assert said.startswith(f"no runs in {tmp_path}\n{tmp_path / 'tofu-mini' / FILE} holds a sequential plan")
     assert f"`python -m bench run --suite tofu-mini --methods all --results {tmp_path}`, then" in said
