@@ -53,8 +53,8 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
               file=sys.stderr)
     if "replicate" not in runs:  # every record corrupt or not written yet (no readable record): nothing to tabulate
         raise BenchError(f"no readable run of suite {suite} in {store.root} ({len(runs)} corrupt or pending: `python -m "
-                         f"bench status --suite {suite}` names them): nothing to report; the next `python -m bench "
-                         f"run` of their specs recomputes them")
+                         f"bench status --suite {suite} --results {store.root}` names them): nothing to report; the "
+                         f"next `python -m bench run` of their specs recomputes them")
     comparisons = [compare_methods(suite, runs, *pair) for pair in pairs]
     other = None
     if against:

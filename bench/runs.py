@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from bench import robustness
 from bench.errors import BenchError, unknown
 from bench.sequential import label_base
-from bench.spec import Hyperparams, parse_run_id
-from bench.store import ResultStore
+from bench.spec import Hyperparams, parse_run_id, run_id_model
+from bench.store import UNKNOWN_SETTINGS, ResultStore
 from suites import SUITES
 
 if TYPE_CHECKING:  # pandas loads when a table is built, not for `bench status` (a CLI command under 1 s)
@@ -232,10 +232,6 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
     return _with_owners(pd.DataFrame(rows), specs)
 
 
-# the settings column of a run no readable run has the settings of: a row of its own, never pooled with another
-UNKNOWN_SETTINGS = "unknown: no readable record"
-
-
 def _respecified(spec: dict, split: str, seed: int) -> dict:
     """`spec` at another forget split and seed (every request of a sequence carries the seed; a sequence keeps its
     splits)."""
@@ -266,11 +262,14 @@ def _with_owners(frame: pd.DataFrame, specs: dict[str, dict]) -> pd.DataFrame:
     for run_id, method, config in frame.loc[readable, ["run_id", "method", "config"]].itertuples(index=False) \
             if readable.any() else ():
         by_method.setdefault(method, {}).setdefault(config, specs[run_id])
+    models: dict[str, set] = {}  # a model as run ids write it -> the models of readable runs written so
+    for model in frame.loc[readable, "model"].unique() if readable.any() else ():
+        models.setdefault(run_id_model(model), set()).add(model)
     placed = []
     for i in unknown_rows:
         row = frame.loc[i].dropna().to_dict()
         said = parse_run_id(str(row["run_id"]))
-        if said is None:
+        if said is None or row["run_id"] in specs:  # another shape, or a copy of a readable run's directory
             placed.append(row)
             continue
         owner = None
@@ -280,7 +279,7 @@ def _with_owners(frame: pd.DataFrame, specs: dict[str, dict]) -> pd.DataFrame:
             trial = _respecified(spec, said["split"], said["seed"])
             try:
                 same = RunSpec.from_dict(trial).hash[:10] == said["hash"]
-            except (TypeError, ValueError):  # a spec this checkout cannot build
+            except (KeyError, TypeError, ValueError, AttributeError, BenchError):  # a spec this checkout cannot build
                 continue
             if same:
                 owner = trial
@@ -288,8 +287,10 @@ def _with_owners(frame: pd.DataFrame, specs: dict[str, dict]) -> pd.DataFrame:
         if owner is not None:
             placed.append({**row, **_spec_columns(owner)})
         else:
-            placed.append({**row, **{k: said[k] for k in ("split", "method", "seed")}, "model": said["model"],
-                           "settings": UNKNOWN_SETTINGS})
+            known = models.get(said["model"], set())
+            placed.append({**row, **{k: said[k] for k in ("split", "method", "seed")},
+                           "model": next(iter(known)) if len(known) == 1 else said["model"],
+                           "settings": UNKNOWN_SETTINGS, "config": UNKNOWN_SETTINGS})
     together = pd.concat([frame.drop(index=unknown_rows), pd.DataFrame(placed)], ignore_index=True)
     return together.sort_values("run_id", kind="stable", ignore_index=True)  # directory order, as iter_records gives
 

@@ -270,6 +270,9 @@ class ResultStore:
 # what every reader of a record (status, tables, claims, resumption) relies on, as new_record writes it
 SPEC_KEYS = ("suite", "model", "split", "objective", "adapter", "rank", "seed", "hparams")
 RUN_STATUSES = ("pending", "running", "finished", "failed")  # what the runner writes into a record
+# the settings of a run whose record cannot be read and whose directory name matches no readable run's spec
+# (bench.runs._with_owners): a table row of its own, never pooled with another
+UNKNOWN_SETTINGS = "unknown: no readable record"
 
 
 def record_problem(record: Any) -> str:

@@ -13,6 +13,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench import stats
+from bench.store import UNKNOWN_SETTINGS
 
 # peak MB is the process's high-water RSS on CPU (in-process grids: the maximum so far), GPU memory on CUDA
 COST = {"wall_s": ("wall s", False), "trainable_params": ("trainable", False), "peak_mem_mb": ("peak MB", False)}
@@ -109,7 +110,8 @@ def row_labels(runs: pd.DataFrame, keys: list[str]) -> pd.Series:
     by = "settings" if "settings" in runs else "config"
     distinct = runs.groupby(keys)[by].transform("nunique")
     tag = runs[by].astype(str).replace("", "defaults")
-    return runs["method"].where(distinct <= 1, runs["method"] + " [" + tag + "]")
+    # runs whose settings no readable record gives (UNKNOWN_SETTINGS) always say so
+    return runs["method"].where((distinct <= 1) & (runs[by] != UNKNOWN_SETTINGS), runs["method"] + " [" + tag + "]")
 
 
 def epoch_cap(runs: pd.DataFrame) -> float | None:

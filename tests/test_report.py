@@ -7,8 +7,7 @@ from bench.cli import main
 from bench.errors import BenchError
 from bench.grid import expand
 from bench.report import check_epoch_rule, load_runs
-from bench.runs import UNKNOWN_SETTINGS
-from bench.store import ResultStore, new_record, write_json_atomic
+from bench.store import UNKNOWN_SETTINGS, ResultStore, new_record, write_json_atomic
 
 
 def tofu_record(spec, fq, mu, status="finished", reason=None):
@@ -358,3 +357,26 @@ def test_a_damaged_tdec_run_is_named_by_its_forget_set(tmp_path):
     assert "2/3" in next(line for line in paper.splitlines() if "ga+fila" in line)
     compare = (store.suite_dir("tdec-mini") / "compare.md").read_text()
     assert "ga+fila-r8 has 1 run not finished (1 corrupt: set1 seed 0), left out" in compare
+
+
+def test_an_unreadable_run_is_never_counted_twice_nor_read_as_default_settings(store):
+    """A damaged record next to a readable copy of its directory (`X.bak`, which carries X's run id) is not counted
+    again; a pending run of a method with no readable run is labelled as of unknown settings, alone in its row; a
+    readable record whose spec cannot be rebuilt (a damaged `previous`) does not stop the report."""
+    import shutil
+
+    [spec] = expand("tofu-mini", "ihl+fila", seeds="0")
+    shutil.copytree(store.run_dir(spec), store.run_dir(spec).with_name(spec.run_id + ".bak"))
+    (store.run_dir(spec) / "run.json").write_text("{")
+    [pending] = expand("tofu-mini", "rmu+lora", seeds="0")
+    store.run_dir(pending).mkdir(parents=True)
+    [odd] = expand("tofu-mini", "ga+lora", seeds="1")
+    write_json_atomic(store.run_dir(odd) / "run.json", {**tofu_record(odd, [0.1], [0.4]),
+                                                         "spec": {**odd.to_dict(), "previous": {}}})
+    [waiting] = expand("tofu-mini", "ga+lora", seeds="2", hparams={"epochs": "3"})
+    store.run_dir(waiting).mkdir(parents=True)
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
+    board = (store.suite_dir("tofu-mini") / "leaderboard.md").read_text()
+    ihl = [line for line in board.splitlines() if "| ihl+fila-r4" in line]
+    assert len(ihl) == 1 and "| 2/2 " in ihl[0]  # seed 0 from its readable copy, seed 1: no third run
+    assert any(f"| rmu+lora-r4 [{UNKNOWN_SETTINGS}]" in line and "| 0/1 " in line for line in board.splitlines())
