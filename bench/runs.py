@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from bench import robustness
 from bench.errors import BenchError, unknown
 from bench.sequential import label_base
-from bench.spec import Hyperparams, parse_run_id, run_id_model
+from bench.spec import Hyperparams, RunSpec, parse_run_id, run_id_model
 from bench.store import UNKNOWN_SETTINGS, ResultStore
 from suites import SUITES
 
@@ -248,11 +248,10 @@ def _with_owners(frame: pd.DataFrame, specs: dict[str, dict]) -> pd.DataFrame:
     row it belongs to. Its directory name (`bench.spec.parse_run_id`) gives its split, method, seed and the hash of
     its spec; the spec is the readable run's (`specs`, by run id) of that method whose spec, at this split and seed,
     hashes to it. So a method with one seed's record damaged reads `2/3` with `1 corrupt` and competes on nothing, as
-    with a failed run, rather than `2/2 ok`. A run of settings no readable run has is a row of its own
-    (settings UNKNOWN_SETTINGS); a directory name of another shape stays a row of no method."""
+    with a failed run, rather than `2/2 ok`. A run of settings no readable run has goes to the method's row of unknown
+    settings (UNKNOWN_SETTINGS); a copy of a readable run's directory (its run id is a readable record's) and a
+    directory name of another shape stay rows of no method."""
     import pandas as pd
-
-    from bench.spec import RunSpec
 
     readable = frame["method"].notna() if "method" in frame else pd.Series(False, index=frame.index)
     unknown_rows = frame.index[~readable]
