@@ -353,15 +353,15 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
     # in seed order, so that of two copies the earlier seed stays whatever seeds are added (directories sort s10
     # before s2), and a plan's look names its runs with integer seeds (a pending run's NaN makes the column float)
     matched = ra.merge(rb, on=KEYS, suffixes=("_a", "_b")).sort_values(KEYS, kind="stable")
-    keys = sorted(f"{m}/{s}/{int(seed)}" for m, s, seed in matched[KEYS].itertuples(index=False))
+    keys_of = lambda frame: [f"{m}/{s}/{int(seed)}" for m, s, seed in frame[KEYS].itertuples(index=False)]
+    keys = sorted(keys_of(matched))
     merged, repeats = distinct_pairs(matched)
     va = list(pd.to_numeric(merged[metric.name + "_a"], errors="coerce"))
     vb = list(pd.to_numeric(merged[metric.name + "_b"], errors="coerce"))
     # a count where a run that never forgot counts as its cap + 1: the value at which the cap cut a run off
     cut_at = (list(pd.to_numeric(merged["max_epochs_a"], errors="coerce") + metric.cap_offset)
               if metric.cap_offset == 1 and "max_epochs_a" in merged else [math.inf] * len(va))
-    pair_keys = [f"{m}/{s}/{int(seed)}" for m, s, seed in merged[KEYS].itertuples(index=False)]
-    rows = [(x, y, c, k) for x, y, c, k in zip(va, vb, cut_at, pair_keys) if pd.notna(x) and pd.notna(y)]
+    rows = [(x, y, c, k) for x, y, c, k in zip(va, vb, cut_at, keys_of(merged)) if pd.notna(x) and pd.notna(y)]
     if not rows:
         return Check(a, b, "no data"), PairKeys(keys, [])
     # a pair in which neither run forgot ties only because the cap cut both off: it says nothing about which

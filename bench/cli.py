@@ -420,18 +420,19 @@ def _until_decided(args, specs) -> int:
         spent = ("claims.md names the matched replicates each would need from the start of a plan (--max-seeds = "
                  f"that / {len(splits) * len({s.model for s in specs})}, the grid's splits x models); the looks taken "
                  f"here have spent the claims' 5 %, so only new data can decide them at that level")
-        lost = [k for r in results for k in r.checks if k.needed in (SETTINGS_NEEDED, CLAIM_NEEDED)]
-        lost = [f"{len(lost)} claim comparisons wait on the runs their plan looked at (runs of other settings, or of "
-                f"another family of the claim, are in the results now): claims.md names them and why"] if lost else []
+        # comparisons no seed decides: they wait on the settings or family of their looks, or on a larger --epochs
+        elsewhere = [k for r in results for k in r.checks if k.needed in (SETTINGS_NEEDED, CLAIM_NEEDED)]
+        elsewhere = [f"{len(elsewhere)} claim comparisons wait on the runs their plan looked at (runs of other settings, or of "
+                f"another family of the claim, are in the results now): claims.md names them and why"] if elsewhere else []
+        cut = [k for r in results for k in r.checks if k.verdict == "inconclusive" and k.needed == EPOCHS_NEEDED]
+        elsewhere += [f"{len(cut)} claim comparisons wait on a larger --epochs, not on seeds: a run that never forgot "
+                 f"within the epoch cap{f' ({args.epochs})' if args.epochs else ''} makes their difference a bound; "
+                 f"claims.md names them"] if cut else []
         if not undecided:
             stuck = undecided_methods(results)
-            cut = [k for r in results for k in r.checks if k.verdict == "inconclusive" and k.needed == EPOCHS_NEEDED]
             told = [f"no more seeds can decide the comparisons still inconclusive: every seed reproduces the runs of "
                     f"{', '.join(sorted(inert))} bit for bit, so no seed adds a pair; " + spent] if stuck else []
-            told += [f"{len(cut)} claim comparisons wait on a larger --epochs, not on seeds: a run that never forgot "
-                     f"within the epoch cap{f' ({args.epochs})' if args.epochs else ''} makes their difference a "
-                     f"bound; claims.md names them"] if cut else []
-            told += lost
+            told += elsewhere
             told += [f"{len(no_data)} claim comparisons have no data (no finished run of a method, or none that "
                      f"forgot, or only pairs the epoch cap tied): replicates of the same settings add no pair to them; "
                      f"claims.md names them"] if no_data else []
@@ -443,12 +444,9 @@ def _until_decided(args, specs) -> int:
             named = sorted({label_base(m) for m in undecided})  # a best claim labels A with its rank
             inconclusive = [k for r in results for k in r.checks if k.verdict == "inconclusive"]
             waiting = [k for k in inconclusive if k.needed == RUNS_NEEDED]
-            cut = [k for k in inconclusive if k.needed == EPOCHS_NEEDED]
             looked = [k for k in inconclusive
                       if k.needed not in (RUNS_NEEDED, SETTINGS_NEEDED, CLAIM_NEEDED, EPOCHS_NEEDED)]
-            told = ([spent] if looked else []) + lost
-            told += [f"{len(cut)} claim comparisons wait on a larger --epochs, not on seeds; claims.md names them"
-                     ] if cut else []
+            told = ([spent] if looked else []) + elsewhere
             # runs of a look that failed or never finished: the plan waits for them and has spent nothing on them
             told += [f"{len(waiting)} claim {'comparison waits' if len(waiting) == 1 else 'comparisons wait'} on runs "
                      f"of {'its' if len(waiting) == 1 else 'their'} plan's looks that are not finished (failed, "

@@ -334,6 +334,17 @@ def sweeps(store: ResultStore, suite: str) -> list[dict]:
     return sorted(found, key=lambda s: s["created"])
 
 
+def slurm_run_jobs(store: ResultStore, suite: str) -> dict[str, str]:
+    """{run id: SLURM job id} of the runs `suite`'s SLURM sweeps submitted (the newest sweep wins): whether such a
+    run lives is the scheduler's to say, not its lock's."""
+    return {j["run_id"]: j["job_id"] for sw in sweeps(store, suite) if sw["launcher"] == "slurm"
+            for j in sw["jobs"] if j["kind"] == "run"}
+
+
+# why a record saying `running` is interrupted: its process was killed, and none holds its lock
+INTERRUPTED = "no process holds it; the next `run` resumes it"
+
+
 def slurm_states(job_ids: Sequence[str]) -> dict[str, str]:
     """{job id: SLURM state} from sacct (empty where SLURM is not installed)."""
     if not job_ids:

@@ -203,13 +203,11 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
     in MiB) and its per-epoch `trajectory`. Unknown suite: BenchError with a did-you-mean."""
     import pandas as pd
 
-    from bench.dispatch import sweeps  # submitit loads when a table is built, not for `bench status`
+    from bench.dispatch import INTERRUPTED, slurm_run_jobs  # submitit loads when a table is built, not for `status`
 
     kind = SUITES[suite]
     direction = {m.name: m.higher_is_better for m in kind.metrics}
-    # runs of a SLURM sweep: whether their job lives is the scheduler's to say (`bench status` asks it), not a lock's
-    submitted = {j["run_id"] for sw in sweeps(store, suite) if sw["launcher"] == "slurm" for j in sw["jobs"]
-                 if j["kind"] == "run"}
+    submitted = slurm_run_jobs(store, suite)  # whether these live is SLURM's to say (`bench status` asks it)
     rows, specs = [], {}
     for run_dir, record, error in store.iter_records(suite):
         if error:
@@ -223,7 +221,7 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
             # a record says `running` also after its process was killed: as `bench status` does, no live process
             # holding its lock says it is interrupted
             if row["status"] == "running" and row["run_id"] not in submitted and not store.is_claimed(run_dir):
-                row.update(status="interrupted", reason="no process holds it; the next `run` resumes it")
+                row.update(status="interrupted", reason=INTERRUPTED)
             rows.append(row)
             specs[row["run_id"]] = record["spec"]
         except (KeyError, TypeError, ValueError, AttributeError) as e:  # JSON of another shape deeper than the store checks

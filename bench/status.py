@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from bench.dispatch import slurm_states, sweeps
+from bench.dispatch import INTERRUPTED, slurm_run_jobs, slurm_states
 from bench.runs import choose_epoch
 from bench.sequential import FILE as PLAN_FILE
 from bench.store import ResultStore
@@ -58,8 +58,7 @@ def status_table(suite: str | None, results: str) -> str:
     rows = []
     for s in suites:
         runs = stored_runs(s, store)
-        jobs = {j["run_id"]: j["job_id"] for sw in sweeps(store, s) if sw["launcher"] == "slurm"
-                for j in sw["jobs"] if j["kind"] == "run"}  # newest sweep wins
+        jobs = slurm_run_jobs(store, s)
         states = slurm_states(list(jobs.values()))
         seen = set()
         for r in runs:
@@ -67,7 +66,7 @@ def status_table(suite: str | None, results: str) -> str:
             job = jobs.get(r["run_id"])
             status = _status(r["status"], states.get(job))
             if status == "running" and not job and not store.is_claimed(store.suite_dir(s) / "runs" / r["run_id"]):
-                status, r["reason"] = "interrupted", "no process holds it; the next `run` resumes it"
+                status, r["reason"] = "interrupted", INTERRUPTED
             rows.append({"suite": s, "run": r["run_id"], "status": status,
                          "epoch": "" if r["epoch"] is None else r["epoch"],
                          "slurm": f"{job} {states.get(job, '')}".strip() if job else "",
