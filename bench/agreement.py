@@ -18,25 +18,31 @@ from bench.tables import epoch_cap, row_labels, without_repeats
 POOLED = "all sets"  # the split label of summaries pooled over forget sets
 
 
-def _summaries(runs: pd.DataFrame, metrics, pool_splits: bool = False) -> tuple[dict[tuple, stats.Summary], set]:
-    """(model, split, metric, method) -> the summary of the method's finished runs; and the keys of epoch counts
-    some of whose runs the cap cut off (cap + 1 is a bound, not a value: such a mean may be the larger count
-    of a pair, never the smaller)."""
+def _summaries(runs: pd.DataFrame, metrics, pool_splits: bool = False) -> tuple[dict[tuple, stats.Summary], set,
+                                                                               dict[tuple, stats.Summary]]:
+    """(model, split, metric, method) -> the summary of the method's finished runs that orders and separates
+    methods: the values', or for a metric with an ideal their distance to it, as the leaderboard ranks them
+    (Metric.ranked); the keys of epoch counts some of whose runs the cap cut off (cap + 1 is a bound, not a value:
+    such a mean may be the larger count of a pair, never the smaller); and the values' summaries, as shown."""
     finished = without_repeats(runs[runs["status"] == "finished"])  # copies of one run are no separation
     if pool_splits:  # the forget sets are replicates: one summary over sets and seeds, as the paper table's
         finished = finished.assign(split=POOLED)
     finished = finished.assign(method=row_labels(finished, ["model", "split", "method"]))  # unlike runs never pool
-    out, bounded = {}, set()
+    ranked, bounded, shown = {}, set(), {}
     for (model, split, method), group in finished.groupby(["model", "split", "method"]):
         for metric in metrics:
             if metric.name in group:
                 values, cap = pd.to_numeric(group[metric.name], errors="coerce"), epoch_cap(group)
                 s = metric.summarize(values, cap)
                 if s is not None:
-                    out[(model, split, metric.name, method)] = s
+                    key = (model, split, metric.name, method)
+                    refs = group.get(f"{metric.name}_ref")
+                    shown[key] = s
+                    ranked[key] = metric.ranked(values, None if refs is None else pd.to_numeric(refs, errors="coerce"),
+                                                cap)
                     if metric.cap_offset == 1 and cap is not None and (values >= cap + 1).any():
-                        bounded.add((model, split, metric.name, method))
-    return out, bounded
+                        bounded.add(key)
+    return ranked, bounded, shown
 
 
 def _separable(s: stats.Summary) -> bool:
@@ -52,8 +58,10 @@ def separated_pairs(runs_a: pd.DataFrame, runs_b: pd.DataFrame, metrics, pool_sp
     (one distinct run, a value on some runs only, or a smaller epoch count that the cap cut off in some runs, a
     bound). `pool_splits`: summarise each method over all forget
     sets and seeds (split `all sets`), for suites whose splits are replicates (Suite.splits_are_replicates)."""
-    (a, bounds_a), (b, bounds_b) = _summaries(runs_a, metrics, pool_splits), _summaries(runs_b, metrics, pool_splits)
-    direction = {m.name: m.higher_is_better for m in metrics}
+    (a, bounds_a, shown_a), (b, bounds_b, shown_b) = (_summaries(runs_a, metrics, pool_splits),
+                                                      _summaries(runs_b, metrics, pool_splits))
+    # a metric with an ideal is ordered by distances to it, the nearer better (Metric.ranked)
+    direction = {m.name: m.higher_is_better and m.ideal is None for m in metrics}
     groups: dict[tuple, list[str]] = {}
     for model, split, metric, method in a:
         groups.setdefault((model, split, metric), []).append(method)
@@ -80,10 +88,11 @@ def separated_pairs(runs_a: pd.DataFrame, runs_b: pd.DataFrame, metrics, pool_sp
                 else:
                     verdict = "reversed, separated" if reversed_ else "same, separated"
             rows.append({"model": model, "split": split, "metric": metric, "better": better, "worse": worse,
-                         "A": f"{stats.fmt_summary(a[(model, split, metric, better)])} vs "
-                              f"{stats.fmt_summary(a[(model, split, metric, worse)])}",
+                         "A": f"{stats.fmt_summary(shown_a[(model, split, metric, better)])} vs "
+                              f"{stats.fmt_summary(shown_a[(model, split, metric, worse)])}",
                          "B": "–" if verdict == "missing" else
-                              f"{stats.fmt_summary(sb_better)} vs {stats.fmt_summary(sb_worse)}",
+                              f"{stats.fmt_summary(shown_b[(model, split, metric, better)])} vs "
+                              f"{stats.fmt_summary(shown_b[(model, split, metric, worse)])}",
                          "in B": verdict})
     return rows
 
@@ -118,7 +127,8 @@ def write(suite: str, path: Path, pairs: list[dict], claims_a: list, claims_b: l
              "do not overlap in A, per metric, and what B says of it. A summary over some runs only (a value "
              "measured on the runs that forgot), over one distinct run, or a smaller epoch count that holds runs "
              "the cap cut off (a bound) separates nothing, in either set: `no interval in B` marks a pair B cannot "
-             "separate." + (
+             "separate. A metric with an ideal value (privleak 0, an attack AUC that of the calibrating model) is "
+             "ordered and separated by nearness to it, as the leaderboard ranks it; A and B show its values." + (
                  " The forget sets are replicates here: each method is summarised over all of them (split "
                  f"`{POOLED}`), as in the paper table." if any(p["split"] == POOLED for p in pairs) else ""), "",
              f"All metrics: {_count(pairs)}.", "",

@@ -325,6 +325,33 @@ def distinct_pairs(merged: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return merged[keep], "; ".join(repeats)
 
 
+class Compared(NamedTuple):
+    """A's and B's values of one metric over matched pairs (`a`, `b`, shown in tables) and what the test compares
+    (`test_a`, `test_b`): the values, or each run's distance to the metric's ideal, whose name is `label`."""
+    a: list[float]
+    b: list[float]
+    test_a: list[float]
+    test_b: list[float]
+    label: str | None  # `privleak (distance to 0)` where distances are tested, None where the values are
+    higher_is_better: bool  # of what is tested: distances are better lower
+
+
+def compared_values(merged: pd.DataFrame, metric) -> Compared:
+    """`metric` in the pairs `merged` (columns `<metric>_a`, `<metric>_b`) as a comparison tests it: the values, or
+    for a metric with an ideal (privleak 0, an attack AUC 0.5) each run's distance to it (Metric.distances, to
+    the run's calibrating value `<metric>_ref_a/b` where it has one), as the leaderboard ranks such a metric
+    by nearness: privleak 5 is better than -97, which the direction alone would call better."""
+    va = list(pd.to_numeric(merged[metric.name + "_a"], errors="coerce"))
+    vb = list(pd.to_numeric(merged[metric.name + "_b"], errors="coerce"))
+    if metric.ideal is None:
+        return Compared(va, vb, va, vb, None, metric.higher_is_better)
+    refs = {side: pd.to_numeric(merged[f"{metric.name}_ref_{side}"], errors="coerce")
+            for side in "ab" if f"{metric.name}_ref_{side}" in merged}
+    calibrated = metric.calibrated and any(r.notna().any() for r in refs.values())
+    return Compared(va, vb, metric.distances(va, refs.get("a")), metric.distances(vb, refs.get("b")),
+                    metric.distance_label(calibrated), False)
+
+
 class PairKeys(NamedTuple):
     """The runs a comparison drew on, as "model/split/seed" keys: `matched`, every pair of finished runs (copies
     and pairs the cap tied included), and `tested`, the pairs its test used."""
@@ -356,12 +383,13 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
     keys_of = lambda frame: [f"{m}/{s}/{int(seed)}" for m, s, seed in frame[KEYS].itertuples(index=False)]
     keys = sorted(keys_of(matched))
     merged, repeats = distinct_pairs(matched)
-    va = list(pd.to_numeric(merged[metric.name + "_a"], errors="coerce"))
-    vb = list(pd.to_numeric(merged[metric.name + "_b"], errors="coerce"))
+    values = compared_values(merged, metric)
+    va, vb = values.a, values.b
     # a count where a run that never forgot counts as its cap + 1: the value at which the cap cut a run off
     cut_at = (list(pd.to_numeric(merged["max_epochs_a"], errors="coerce") + metric.cap_offset)
               if metric.cap_offset == 1 and "max_epochs_a" in merged else [math.inf] * len(va))
-    rows = [(x, y, c, k) for x, y, c, k in zip(va, vb, cut_at, keys_of(merged)) if pd.notna(x) and pd.notna(y)]
+    rows = [(x, y, c, k) for x, y, c, k in zip(values.test_a, values.test_b, cut_at, keys_of(merged))
+            if pd.notna(x) and pd.notna(y)]
     if not rows:
         return Check(a, b, "no data"), PairKeys(keys, [])
     # a pair in which neither run forgot ties only because the cap cut both off: it says nothing about which
@@ -380,7 +408,7 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
         va, vb = [x for x, _ in pairs], [y for _, y in pairs]
     if log10:
         pairs = [(math.log10(max(x, stats.FLOOR)), math.log10(max(y, stats.FLOOR))) for x, y in pairs]
-    sign = 1 if metric.higher_is_better else -1  # A-better positive
+    sign = 1 if values.higher_is_better else -1  # A-better positive
     diffs = [sign * (x - y) for x, y in pairs]
     # runs that never forgot form no pair: more replicates add pairs only at the rate the matched ones did
     every = [_runs_of(runs, m, suite, False) for m in (a, b)] if only_forgotten else []
@@ -405,8 +433,10 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
             forgot += (f"; replicates needed counts replicates, which gave pairs at the rate of {len(pairs)} in "
                        f"{matched}")
     left = unfinished_runs(runs, every or [ra, rb])
-    reason = "; ".join(r for r in (repeats and f"bit-identical replicates dropped ({repeats})", result.reason, forgot,
-                                   at_cap, left) if r)
+    nearness = values.label and (f"tested as {values.label}, each run's distance to the metric's ideal: A - B is the "
+                                 f"difference of the distances, negative where A is nearer")
+    reason = "; ".join(r for r in (nearness, repeats and f"bit-identical replicates dropped ({repeats})", result.reason,
+                                   forgot, at_cap, left) if r)
     shown = lambda v: None if v is None else sign * v  # report A - B in the metric's own direction
     lo, hi = sorted((shown(result.lo), shown(result.hi))) if result.lo is not None else (None, None)
     return Check(a, b, result.verdict, stats.fmt_summary(metric.summarize(va, epoch_cap(ra))),

@@ -9,7 +9,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench import stats
-from bench.claims import KEYS, distinct_pairs, unfinished_runs
+from bench.claims import KEYS, compared_values, distinct_pairs, unfinished_runs
 from bench.errors import BenchError
 from bench.runs import first_requests, select_method, unlike_settings
 from bench.tables import epoch_cap
@@ -17,8 +17,10 @@ from suites import SUITES
 
 
 COMPARE_NOTE = ("A minus B over runs paired by (model, split, seed); 95% t-interval of the mean difference and the "
-                "paired t-test p-value (scipy.stats.ttest_rel); log-scale metrics compared as log10 ratios. A "
-                "verdict needs the interval to exclude 0.")
+                "paired t-test p-value (scipy.stats.ttest_rel); log-scale metrics compared as log10 ratios; a metric "
+                "with an ideal value (privleak 0, an attack AUC 0.5, or the calibrating model's AUC on the same items "
+                "where a run records it: `ref`) compared as each run's distance to it, `(distance to 0)`, so that "
+                "A - B < 0 means A is nearer. A verdict needs the interval to exclude 0.")
 
 
 def parse_compare(text: str) -> list[tuple[str, str]]:
@@ -74,16 +76,15 @@ def compare_methods(suite: str, runs: pd.DataFrame, a: str, b: str) -> Compariso
     for metric in kind.metrics:
         if metric.name not in ra or metric.name not in rb:
             continue
-        va = pd.to_numeric(merged[metric.name + "_a"], errors="coerce")
-        vb = pd.to_numeric(merged[metric.name + "_b"], errors="coerce")
-        result = stats.paired(list(va), list(vb), metric.log_scale)
+        values = compared_values(merged, metric)  # a metric with an ideal: each run's distance to it
+        result = stats.paired(values.test_a, values.test_b, metric.log_scale)
         if result is None:
             continue
-        verdict = result.verdict(metric.higher_is_better)
+        verdict = result.verdict(values.higher_is_better)
         verdict = {"A better": f"{a} better", "B better": f"{b} better"}.get(verdict, verdict)
-        rows.append({"metric": metric.name + (" (log10 ratio)" if metric.log_scale else ""),
-                     "a": stats.fmt_summary(metric.summarize(va, epoch_cap(ra))),
-                     "b": stats.fmt_summary(metric.summarize(vb, epoch_cap(rb))),
+        rows.append({"metric": values.label or metric.name + (" (log10 ratio)" if metric.log_scale else ""),
+                     "a": stats.fmt_summary(metric.summarize(values.a, epoch_cap(ra))),
+                     "b": stats.fmt_summary(metric.summarize(values.b, epoch_cap(rb))),
                      "diff": result.diff, "lo": result.lo, "hi": result.hi, "p": result.p_value, "n": result.n,
                      "verdict": verdict})
     said = [f"Bit-identical replicates counted once ({repeats}): a pair holding a copy of an earlier run is "

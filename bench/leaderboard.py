@@ -63,11 +63,12 @@ def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: 
             row[col] = s.mean if s else None
             if col in metric_cols:
                 row[col + "_lo"], row[col + "_hi"] = (s.lo, s.hi) if s else (None, None)
-            if col + "_ref" in done and metric_of.get(col) is not None and metric_of[col].calibrated:
-                ref = pd.to_numeric(done[col + "_ref"], errors="coerce")
-                if ref.notna().any():  # ranked by each run's distance to its own calibrating model's value
+            metric = metric_of.get(col)
+            if s and metric is not None and metric.ideal is not None:  # ranked by nearness to the ideal
+                ref = pd.to_numeric(done[col + "_ref"], errors="coerce") if col + "_ref" in done else None
+                if metric.calibrated and ref is not None and ref.notna().any():  # its own calibrating model's value
                     row[col + "_ref"] = float(ref.mean())
-                    sums[col + "_gap"] = stats.summarize(pd.to_numeric(done[col], errors="coerce") - ref)
+                sums[col + "_rank"] = metric.ranked(pd.to_numeric(done[col], errors="coerce"), ref)
         table.append(row)
         summaries.append(sums)
         # where runs stop when they forget, a run the cap stopped shows the cap's epoch, not a stopping epoch:
@@ -87,12 +88,11 @@ def leaderboard(suite_name: str, store: ResultStore, epoch: str = "last", runs: 
             capped = getattr(metric_of.get(col), "cap_offset", None) == 1
             # an epoch count with cap + 1 for a run that never forgot measures speed only when some run forgot
             out = [excluded[i]["capped"] if capped else excluded[i]["other"] for i in idx]
-            if any(summaries[i].get(col + "_gap") for i in idx):  # calibrated: nearest the calibrating model
-                tied = stats.best_and_tied([None if o else summaries[i].get(col + "_gap") for i, o in zip(idx, out)],
-                                           False, 0.0)
-            else:
-                tied = stats.best_and_tied([None if o else summaries[i][col] for i, o in zip(idx, out)],
-                                           direction[col], ideal.get(col))
+            ranks = [None if o else summaries[i].get(col + "_rank", summaries[i][col]) for i, o in zip(idx, out)]
+            if any(col + "_ref" in table[i] for i in idx):  # calibrated: a row without its model's value is apart
+                ranks = [r if col + "_ref" in table[i] else None for r, i in zip(ranks, idx)]
+            # a metric with an ideal is ranked by distances (Metric.ranked), nearest best
+            tied = stats.best_and_tied(ranks, direction[col] and ideal.get(col) is None)
             frame.loc[[idx[i] for i in tied], col + "_best"] = True
     refs = reference_rows(suite_name, store) if refs is None else refs
     if not refs.empty:  # one row per role, summarised like the methods when references vary by seed

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Iterable
 
-from bench.stats import Summary, summarize_metric
+from bench.stats import Summary, distance_to, summarize, summarize_metric
 
 UNIT = (0.0, 1.0)  # bounds of probabilities, accuracies, p-values, F1, ROUGE
 EPOCHS = (1.0, math.inf)  # bounds of an epoch count: a stopping rule is first checked after epoch 1
@@ -40,3 +40,36 @@ class Metric:
         """Mean and interval of `values` (one per seed) on this metric's scale and range, `cap` the runs'
         epoch cap (bench.stats.summarize_metric); None when there are none."""
         return summarize_metric(values, self, cap)
+
+    def distances(self, values: Iterable[float], refs: Iterable[float] | None = None) -> list[float]:
+        """|x - ideal| per run: how a pairwise comparison reads a metric with an `ideal` (a run nearer it is
+        better on whichever side it lies: privleak 5 beats -97). The ideal is the run's calibrating value where
+        `refs` (same length as `values`, NaN where unknown) gives one for a calibrated metric, else `ideal`.
+        NaN where the value is missing. ValueError for a metric without an ideal."""
+        if self.ideal is None:
+            raise ValueError(f"metric {self.name} has no ideal value to measure a distance to")
+        values = [float(v) for v in values]
+        refs = [float(r) for r in refs] if refs is not None and self.calibrated else [math.nan] * len(values)
+        return [abs(x - (self.ideal if math.isnan(r) else r)) for x, r in zip(values, refs)]
+
+    def distance_label(self, calibrated_runs: bool = False) -> str:
+        """The name under which a comparison reports `distances` (no `|`: it is a Markdown table cell):
+        `privleak (distance to 0)`, `mia_loss (distance to ref)` when runs give their calibrating value
+        (`calibrated_runs`)."""
+        return f"{self.name} (distance to {'ref' if calibrated_runs and self.calibrated else f'{self.ideal:g}'})"
+
+    def ranked(self, values: Iterable[float], refs: Iterable[float] | None = None, cap: int | None = None
+               ) -> Summary | None:
+        """The summary a table ranks runs of this metric by, better being higher where `higher_is_better` and there
+        is no ideal: the values' summary (`summarize`); for a metric with an ideal, lower being better, its
+        distance to it (bench.stats.distance_to), and for a calibrated metric whose runs give their calibrating
+        values `refs` the distance of the mean gap x - ref to 0. None when there are no values."""
+        if self.ideal is None:
+            return self.summarize(values, cap)
+        values = [float(v) for v in values]
+        refs = [float(r) for r in refs] if refs is not None and self.calibrated else []
+        if any(not math.isnan(r) for r in refs):  # nearest the calibrating model: the gap is what is ranked
+            gap = summarize([x - r for x, r in zip(values, refs)])
+            return gap and distance_to(gap, 0.0)
+        s = self.summarize(values, cap)
+        return s and distance_to(s, self.ideal)

@@ -103,17 +103,14 @@ def distance_to(s: Summary, ideal: float) -> Summary:
     return Summary(abs(s.mean - ideal), lo, max(ends), s.n, s.missing)
 
 
-def best_and_tied(summaries: Sequence[Summary | None], higher_is_better: bool, ideal: float | None = None) -> set[int]:
-    """Indices of the best mean and of every summary whose interval overlaps the best one's. With an
-    `ideal` value (an AUC of 0.5, a privleak of 0) best = nearest to it, compared as distances. A summary with
-    `missing` runs never competes: a mean over the runs that forgot would otherwise beat a method whose every run
-    was counted (2 survivors of 12 against 12 of 12)."""
+def best_and_tied(summaries: Sequence[Summary | None], higher_is_better: bool) -> set[int]:
+    """Indices of the best mean and of every summary whose interval overlaps the best one's. A metric with an
+    ideal value (an AUC of 0.5, a privleak of 0) is ranked on its distances to it, lower being better
+    (Metric.ranked). A summary with `missing` runs never competes: a mean over the runs that forgot would otherwise
+    beat a method whose every run was counted (2 survivors of 12 against 12 of 12)."""
     present = [(i, s) for i, s in enumerate(summaries) if s is not None and not s.missing]
     if not present:
         return set()
-    if ideal is not None:
-        present = [(i, distance_to(s, ideal)) for i, s in present]
-        higher_is_better = False
     sign = 1 if higher_is_better else -1
     best = max(present, key=lambda p: sign * p[1].mean)[1]
     return {i for i, s in present if s is best or s.overlaps(best)}

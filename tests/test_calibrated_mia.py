@@ -62,3 +62,50 @@ def test_the_null_spread_of_an_auc_matches_simulation():
     assert auc([0.9, 0.8], [0.1, 0.85]) == pytest.approx(0.75)  # the harness's AUC is the same statistic
     assert auc_null_halfwidth(2, 2) == pytest.approx(1.96 * math.sqrt(5 / 48))
     assert auc_null_halfwidth(0, 5) == math.inf
+
+
+def test_comparisons_claims_and_agreement_read_a_metric_with_an_ideal_by_nearness(tmp_path):
+    """privleak's ideal is 0 and an attack AUC's the retain-only model's AUC: a run at privleak 5 is better than
+    one at -97, which `higher_is_better` alone (privleak: lower) would call better. `--compare`, claims and
+    agreement.md compare each run's distance to the ideal, as the leaderboard ranks them."""
+    import pandas as pd
+
+    from bench import agreement, claims
+    from bench.compare import compare_methods
+    from suites import SUITES
+
+    store = ResultStore(tmp_path)
+    values = {"ga+lora": ((5.0, 0.77), (3.0, 0.79), (6.0, 0.80)),  # near both ideals
+              "npo+lora": ((-97.0, 0.51), (-95.0, 0.53), (-99.0, 0.52))}  # far below both
+    for method, per_seed in values.items():
+        for seed, (leak, mia) in enumerate(per_seed):
+            [spec] = expand("tofu-mini", method, seeds=str(seed))
+            r = record(spec, mia)
+            r["epochs"][0]["metrics"]["privleak"] = leak
+            write_json_atomic(store.run_dir(spec) / "run.json", r)
+    runs = load_runs("tofu-mini", store)
+    rows = {r["metric"]: r for r in compare_methods("tofu-mini", runs, "ga+lora", "npo+lora").rows}
+    leak = rows["privleak (distance to 0)"]
+    assert leak["verdict"] == "ga+lora-r4 better" and leak["diff"] == pytest.approx((-92 - 92 - 93) / 3)
+    assert leak["a"].startswith("4.67 ")  # the values as they are; the test is on their distances
+    mia = rows["mia_loss (distance to ref)"]  # distances to each run's retain-only AUC, 0.78
+    assert mia["verdict"] == "ga+lora-r4 better" and mia["diff"] == pytest.approx((-0.26 - 0.24 - 0.24) / 3)
+
+    path = tmp_path / "mine.yaml"
+    path.write_text("claims:\n  - id: ga-leaks-less\n    metric: privleak\n    better: ga+lora\n    than: npo+lora\n"
+                    "    margin: 1\n  - id: npo-leaks-less\n    metric: privleak\n    better: npo+lora\n"
+                    "    than: ga+lora\n    margin: 1\n")
+    ga, npo = claims.evaluate_file(path, "tofu-mini", runs)
+    assert (ga.verdict, npo.verdict) == ("holds", "does not hold")
+    assert ga.checks[0].diff == "-92.3" and "tested as privleak (distance to 0)" in ga.checks[0].reason
+
+    metrics = [m for m in SUITES["tofu-mini"].metrics if m.name in ("privleak", "mia_loss")]
+    pairs = {p["metric"]: p for p in agreement.separated_pairs(runs, runs, metrics)}
+    assert {m: (p["better"], p["in B"]) for m, p in pairs.items()} == {
+        "privleak": ("ga+lora-r4", "same, separated"), "mia_loss": ("ga+lora-r4", "same, separated")}
+    assert pairs["privleak"]["A"].startswith("4.67 ")  # shown as values, ordered by distances
+    # B finds NPO nearer 0 (npo at -1, ga at 50): reversed, though NPO is still the lower of the two
+    other = runs.assign(privleak=runs["method"].map({"ga+lora-r4": 50.0, "npo+lora-r4": -1.0})
+                        + pd.Series([0.0, 1.0, 2.0] * 2, index=runs.index))
+    [flipped] = [p for p in agreement.separated_pairs(runs, other, metrics) if p["metric"] == "privleak"]
+    assert flipped["in B"] == "reversed, separated"
