@@ -47,6 +47,8 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
         raise BenchError(f"no runs of suite {suite} in {store.root}: nothing to report (run `python -m bench run "
                          f"--suite {suite}` first, or pass --results DIR)")
     check_epoch_available(epoch, suite, store)
+    for why in store.strays(suite):  # a copy of a run's directory would count it twice: named, counted nowhere
+        print(why, file=sys.stderr)
     corrupt = runs[runs["status"] == "corrupt"].drop_duplicates("run_id")  # (a run may be listed in several rows)
     for reason in corrupt["reason"] if "reason" in corrupt else ():  # named, as `status` names them
         print(f"corrupt run record {reason} (listed as corrupt; the next `run` of its spec recomputes it)",

@@ -247,8 +247,8 @@ def _with_owners(frame: pd.DataFrame, specs: dict[str, dict]) -> pd.DataFrame:
     its spec; the spec is the readable run's (`specs`, by run id) of that method whose spec, at this split and seed,
     hashes to it. So a method with one seed's record damaged reads `2/3` with `1 corrupt` and competes on nothing, as
     with a failed run, rather than `2/2 ok`. A run of settings no readable run has goes to the method's row of unknown
-    settings (UNKNOWN_SETTINGS); a copy of a readable run's directory (its run id is a readable record's) and a
-    directory name of another shape stay rows of no method."""
+    settings (UNKNOWN_SETTINGS). (A copy of a run's directory and a directory name of another shape are no run's:
+    `ResultStore.iter_records` leaves them out.)"""
     import pandas as pd
 
     readable = frame["method"].notna() if "method" in frame else pd.Series(False, index=frame.index)
@@ -265,10 +265,7 @@ def _with_owners(frame: pd.DataFrame, specs: dict[str, dict]) -> pd.DataFrame:
     placed = []
     for i in unknown_rows:
         row = frame.loc[i].dropna().to_dict()
-        said = parse_run_id(str(row["run_id"]))
-        if said is None or row["run_id"] in specs:  # another shape, or a copy of a readable run's directory
-            placed.append(row)
-            continue
+        said = parse_run_id(str(row["run_id"]))  # a run id: the store leaves out directories of other names
         owner = None
         for spec in by_method.get(said["method"], {}).values():
             if (not spec.get("previous")) != ("@" not in said["split"]):  # a sequence's request, or not

@@ -77,6 +77,7 @@ def status_table(suite: str | None, results: str) -> str:
             if run_id not in seen:
                 rows.append({"suite": s, "run": run_id, "status": _status("pending", states.get(job)), "epoch": "",
                              "slurm": f"{job} {states.get(job, '')}".strip(), "reason": ""})
+    strays = "".join(f"\n{why}" for s in suites for why in store.strays(s))  # in runs/, no run's: never counted
     if not rows:
         # a fresh clone: the committed plan records looks at runs that are not here yet
         planned = [s for s in suites if (store.suite_dir(s) / PLAN_FILE).is_file()]
@@ -85,6 +86,7 @@ def status_table(suite: str | None, results: str) -> str:
             f"\n{store.suite_dir(s) / PLAN_FILE} holds a sequential plan whose looks wait for their runs: "
             f"`python -m bench run --suite {s} --methods all{where}`, then the suite's `--until-decided` command in "
             f"results/README.md (with the plan's --max-seeds{', and' + where if where else ''}), rebuild them"
-            for s in planned)
+            for s in planned) + strays
     counts = Counter(r["status"] for r in rows).most_common()
-    return tabulate(rows, headers="keys", tablefmt="github") + "\n" + ", ".join(f"{n} {k}" for k, n in counts)
+    return (tabulate(rows, headers="keys", tablefmt="github") + "\n" + ", ".join(f"{n} {k}" for k, n in counts)
+            + strays)

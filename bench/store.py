@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from bench.errors import BenchError
-from bench.spec import RunSpec
+from bench.spec import RunSpec, parse_run_id
 
 SCHEMA_VERSION = 1
 
@@ -45,6 +45,19 @@ def _json_safe(obj: Any) -> Any:
 
 _UMASK = os.umask(0)  # read once (os.umask can only be read by setting it), then restored
 os.umask(_UMASK)
+
+
+def stray_reason(run_dir: Path, record: dict | None) -> str | None:
+    """Why the directory `run_dir` of runs/ holds no run of its own, None when it does. A run lives in the directory
+    its run id names: a readable record naming another run is a copy (`X.bak`, a moved directory), which would count
+    that run twice; a directory with no readable record whose name is no run id (bench.spec.parse_run_id) belongs
+    to no run. A directory of a run's name whose record is damaged or not written yet is that run's."""
+    if record is not None:
+        named = record.get("run_id")
+        return None if named == run_dir.name else f"{run_dir}: not counted, its run.json is run {named}'s (a copy?)"
+    if parse_run_id(run_dir.name) is None:
+        return f"{run_dir}: not counted, its name is no run id and it holds no readable run.json"
+    return None
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -208,7 +221,17 @@ class ResultStore:
         return record["status"] if record else "missing"
 
     def iter_records(self, suite: str | None = None) -> Iterator[tuple[Path, dict | None, str | None]]:
-        """(run dir, record or None, error or None) for every run directory, sorted."""
+        """(run dir, record or None, error or None) for every run directory, sorted; a directory of runs/ that is no
+        run's (`stray_reason`: a copy, a name of another shape) is left out, and `strays` names it."""
+        for d, record, error in self._entries(suite):
+            if stray_reason(d, record) is None:
+                yield d, record, error
+
+    def strays(self, suite: str | None = None) -> list[str]:
+        """`stray_reason` of every directory of runs/ that `iter_records` leaves out, sorted."""
+        return [why for d, record, _ in self._entries(suite) if (why := stray_reason(d, record))]
+
+    def _entries(self, suite: str | None) -> Iterator[tuple[Path, dict | None, str | None]]:
         suites = [suite] if suite else sorted(p.name for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []
         for s in suites:
             runs = self.suite_dir(s) / "runs"

@@ -35,21 +35,21 @@ def store(tmp_path):
                       tofu_record(failed, [0.1], [0.4], status="failed", reason="loss is nan at epoch 2, step 1"))
     [running] = expand("tofu-mini", "kl+lora", seeds="0")
     write_json_atomic(store.run_dir(running) / "run.json", tofu_record(running, [], [], status="running"))
-    corrupt = store.suite_dir("tofu-mini") / "runs" / "forget10__broken"
-    corrupt.mkdir(parents=True)
-    (corrupt / "run.json").write_text("{not json")
+    [corrupt] = expand("tofu-mini", "npo+lora", seeds="1")
+    store.run_dir(corrupt).mkdir(parents=True)
+    (store.run_dir(corrupt) / "run.json").write_text("{not json")
     return store
 
 
 GOLDEN = """\
-| method      | runs   | status        | forgot   | forget10 FQ last       | forget10 MU last        | forget10 MU@forgot   | wall s          | trainable   | peak MB   |
-|-------------|--------|---------------|----------|------------------------|-------------------------|----------------------|-----------------|-------------|-----------|
-| (target)    |        | reference     |          | 1.00e-05               | 0.5                     | –                    | –               | –           | –         |
-| (retain)    |        | reference     |          | 1                      | 0.55                    | –                    | –               | –           | –         |
-| ga+lora-r4  | 1/1    | ok            | –        | **0.05**               | 0.1                     | –                    | **12**          | **1,000**   | **50**    |
-| ihl+fila-r4 | 2/2    | ok            | –        | **0.283 [0.00346, 1]** | **0.46 [0.333, 0.587]** | –                    | **12 [12, 12]** | **1,000**   | **50**    |
-| kl+lora-r4  | 0/1    | 1 interrupted | –        | –                      | –                       | –                    | –               | –           | –         |
-| npo+lora-r4 | 0/1    | 1 failed      | –        | –                      | –                       | –                    | –               | –           | –         |"""
+| method      | runs   | status              | forgot   | forget10 FQ last       | forget10 MU last        | forget10 MU@forgot   | wall s          | trainable   | peak MB   |
+|-------------|--------|---------------------|----------|------------------------|-------------------------|----------------------|-----------------|-------------|-----------|
+| (target)    |        | reference           |          | 1.00e-05               | 0.5                     | –                    | –               | –           | –         |
+| (retain)    |        | reference           |          | 1                      | 0.55                    | –                    | –               | –           | –         |
+| ga+lora-r4  | 1/1    | ok                  | –        | **0.05**               | 0.1                     | –                    | **12**          | **1,000**   | **50**    |
+| ihl+fila-r4 | 2/2    | ok                  | –        | **0.283 [0.00346, 1]** | **0.46 [0.333, 0.587]** | –                    | **12 [12, 12]** | **1,000**   | **50**    |
+| kl+lora-r4  | 0/1    | 1 interrupted       | –        | –                      | –                       | –                    | –               | –           | –         |
+| npo+lora-r4 | 0/2    | 1 corrupt, 1 failed | –        | –                      | –                       | –                    | –               | –           | –         |"""
 
 
 def test_paper_table_matches_the_golden_table(store):
@@ -76,7 +76,7 @@ def test_failed_running_and_corrupt_runs_are_shown_as_such(store):
     assert load_runs("tofu-mini", store).groupby("status")["run_id"].count().to_dict()["interrupted"] == 1
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
     board = (store.suite_dir("tofu-mini") / "leaderboard.md").read_text()
-    assert "| failed" in board and "| interrupted" in board and "| corrupt" in board
+    assert "| interrupted" in board and "| corrupt,failed" in board
     failed_line = next(l for l in board.splitlines() if "npo+lora" in l)
     assert " 0 " not in failed_line  # no metric shown as zero
 
@@ -209,7 +209,8 @@ def test_an_epoch_no_run_evaluated_a_self_comparison_and_a_corrupt_record_are_na
         assert err.startswith("error: bad --compare") and "\n" not in err
     assert main(["report", "--suite", "tofu-mini", "--results", str(root), "--epoch", "2"]) == 0
     corrupt = [l for l in capsys.readouterr().err.splitlines() if l.startswith("corrupt run record")]
-    assert corrupt == [f"corrupt run record {store.suite_dir('tofu-mini') / 'runs' / 'forget10__broken' / 'run.json'}: "
+    [spec] = expand("tofu-mini", "npo+lora", seeds="1")
+    assert corrupt == [f"corrupt run record {store.run_dir(spec) / 'run.json'}: "
                        "Expecting property name enclosed in double quotes: line 1 column 2 (char 1) (listed as "
                        "corrupt; the next `run` of its spec recomputes it)"]
 
@@ -283,7 +284,7 @@ def test_a_run_whose_record_is_unreadable_counts_against_its_row(store, capsys):
         else:
             write_json_atomic(store.run_dir(spec) / "run.json", {**tofu_record(spec, [0.9], [0.9]), "status": "done"})
     runs = load_runs("tofu-mini", store)
-    damaged = runs[runs["status"] == "corrupt"].set_index("run_id")
+    damaged = runs[(runs["status"] == "corrupt") & (runs["method"] != "npo+lora-r4")].set_index("run_id")  # (the fixture's)
     assert sorted(damaged["seed"].dropna().astype(int)) == [2, 3]
     assert set(damaged["method"].dropna()) == {"ihl+fila-r4"} and (damaged["lr"].dropna() == 1e-2).all()
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
@@ -297,7 +298,7 @@ def test_a_run_whose_record_is_unreadable_counts_against_its_row(store, capsys):
     [pending] = expand("tofu-mini", "ihl+fila", seeds="3", hparams={"lr": "0.5"})  # settings of no readable run
     store.run_dir(pending).mkdir(parents=True)
     runs = load_runs("tofu-mini", store)
-    listed = runs[runs["status"].isin(["corrupt", "pending"])].dropna(subset=["method"])
+    listed = runs[runs["status"].isin(["corrupt", "pending"]) & (runs["method"] != "npo+lora-r4")]
     assert sorted(zip(listed["seed"], listed["settings"])) == [(2, ""), (3, ""), (3, UNKNOWN_SETTINGS)]
     capsys.readouterr()
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
@@ -308,7 +309,7 @@ def test_a_run_whose_record_is_unreadable_counts_against_its_row(store, capsys):
     assert "| 0/1 " in rows[f"ihl+fila-r4 [{UNKNOWN_SETTINGS}]"]
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--compare", "npo+lora,ga+lora"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("error: method 'npo+lora' has no finished run in suite tofu-mini (1 failed;")
+    assert err.startswith("error: method 'npo+lora' has no finished run in suite tofu-mini (1 corrupt, 1 failed;")
 
 
 def test_a_comparison_names_the_runs_it_leaves_out_unfinished(store):
@@ -359,9 +360,37 @@ def test_a_damaged_tdec_run_is_named_by_its_forget_set(tmp_path):
     assert "ga+fila-r8 has 1 run not finished (1 corrupt: set1 seed 0), left out" in compare
 
 
+def test_a_copy_of_a_run_directory_is_counted_nowhere_and_named(store, capsys):
+    """A run directory copied (`X.bak`) or moved under another run's name carries X's run id in its run.json: it is
+    no run of its own, so tables, claims and `bench status` count X once, and the report and status name the copy;
+    so is a directory whose name is no run id and which holds no readable record."""
+    import shutil
+
+    from bench.status import status_table
+
+    [spec] = expand("tofu-mini", "ihl+fila", seeds="0")
+    copy = store.run_dir(spec).with_name(spec.run_id + ".bak")
+    shutil.copytree(store.run_dir(spec), copy)
+    [moved] = expand("tofu-mini", "ihl+fila", seeds="5")  # a name of the right shape, holding seed 0's record
+    shutil.copytree(store.run_dir(spec), store.run_dir(moved))
+    (store.suite_dir("tofu-mini") / "runs" / "scratch").mkdir()
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
+    err = capsys.readouterr().err
+    assert f"{copy}: not counted, its run.json is run {spec.run_id}'s (a copy?)" in err.splitlines()
+    assert f"{store.run_dir(moved)}: not counted, its run.json is run {spec.run_id}'s (a copy?)" in err.splitlines()
+    assert f"{store.suite_dir('tofu-mini') / 'runs' / 'scratch'}: not counted, its name is no run id" in err
+    board = (store.suite_dir("tofu-mini") / "leaderboard.md").read_text()
+    [ihl] = [line for line in board.splitlines() if "| ihl+fila-r4" in line]
+    assert "| 2/2 " in ihl and "distinct" not in ihl
+    status = status_table("tofu-mini", str(store.root))
+    assert sum(f"| {spec.run_id} " in line for line in status.splitlines()) == 1  # counted once, copies named
+    assert f"{copy}: not counted, its run.json is run {spec.run_id}'s (a copy?)" in status.splitlines()
+    assert "3 finished" in status and f"| {moved.run_id} " not in status
+
+
 def test_an_unreadable_run_is_never_counted_twice_nor_read_as_default_settings(store):
-    """A damaged record next to a readable copy of its directory (`X.bak`, which carries X's run id) is not counted
-    again; a pending run of a method with no readable run is labelled as of unknown settings, alone in its row; a
+    """A damaged record next to a readable copy of its directory (`X.bak`, which carries X's run id) is that run,
+    damaged: the copy is no run (bench.store.stray_reason) and never stands in for it; a pending run of a method with no readable run is labelled as of unknown settings, alone in its row; a
     readable record whose spec cannot be rebuilt (a damaged `previous`) does not stop the report."""
     import shutil
 
@@ -378,5 +407,5 @@ def test_an_unreadable_run_is_never_counted_twice_nor_read_as_default_settings(s
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
     board = (store.suite_dir("tofu-mini") / "leaderboard.md").read_text()
     ihl = [line for line in board.splitlines() if "| ihl+fila-r4" in line]
-    assert len(ihl) == 1 and "| 2/2 " in ihl[0]  # seed 0 from its readable copy, seed 1: no third run
+    assert len(ihl) == 1 and "| 1/2 " in ihl[0] and "| corrupt" in ihl[0]  # seed 0 damaged, seed 1: no third run
     assert any(f"| rmu+lora-r4 [{UNKNOWN_SETTINGS}]" in line and "| 0/1 " in line for line in board.splitlines())
