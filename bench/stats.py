@@ -107,13 +107,19 @@ def best_and_tied(summaries: Sequence[Summary | None], higher_is_better: bool) -
     """Indices of the best mean and of every summary whose interval overlaps the best one's. A metric with an
     ideal value (an AUC of 0.5, a privleak of 0) is ranked on its distances to it, lower being better
     (Metric.ranked). A summary with `missing` runs never competes: a mean over the runs that forgot would otherwise
-    beat a method whose every run was counted (2 survivors of 12 against 12 of 12)."""
+    beat a method whose every run was counted (2 survivors of 12 against 12 of 12). A summary of one run (no
+    interval) never sets the best where a summary has an interval, so it pushes no overlapping interval out; it is
+    marked when it lies in that best interval or beyond it (nothing shows it worse)."""
     present = [(i, s) for i, s in enumerate(summaries) if s is not None and not s.missing]
     if not present:
         return set()
     sign = 1 if higher_is_better else -1
-    best = max(present, key=lambda p: sign * p[1].mean)[1]
-    return {i for i, s in present if s is best or s.overlaps(best)}
+    # one run is no estimate to outrank an interval (agreement.md's rule too): the best is the best of the
+    # summaries with an interval where there are any; a single run is marked where nothing shows it worse
+    estimates = [p for p in present if p[1].has_interval] or present
+    best = max(estimates, key=lambda p: sign * p[1].mean)[1]
+    return {i for i, s in present if s is best or s.overlaps(best)
+            or (not s.has_interval and sign * s.mean >= sign * best.mean)}
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,23 @@ def test_every_interval_overlapping_the_best_is_tied_best():
     c = stats.Summary(0.44, 0.30, 0.46, 3)  # reaches a's interval: tied
     d = stats.Summary(0.20, None, None, 1)
     assert stats.best_and_tied([a, b, c, d, None], higher_is_better=True) == {0, 2}
-    assert stats.best_and_tied([a, b, c, d], higher_is_better=False) == {3}
+    assert stats.best_and_tied([a, b, c, d], higher_is_better=False) == {1, 2, 3}  # d: beyond b, shown worse by none
+
+
+def test_a_single_run_sets_no_best_over_intervals():
+    """One run (no interval) at 0.9 against two methods of twelve runs whose intervals overlap: before, the single
+    point was "best" and each interval, not reaching 0.9, lost its mark; the point is marked (nothing shows it
+    worse) and the best interval keeps its tie. Where no summary has an interval, the best point is the best."""
+    single = stats.Summary(0.9, None, None, 1)
+    x = stats.Summary(0.60, 0.55, 0.65, 12)
+    y = stats.Summary(0.57, 0.52, 0.62, 12)
+    z = stats.Summary(0.40, 0.35, 0.45, 12)
+    assert stats.best_and_tied([single, x, y, z], higher_is_better=True) == {0, 1, 2}
+    low = stats.Summary(0.3, None, None, 1)  # below the best interval: shown worse
+    assert stats.best_and_tied([low, x, y, z], higher_is_better=True) == {1, 2}
+    inside = stats.Summary(0.58, None, None, 1)
+    assert stats.best_and_tied([inside, x, z], higher_is_better=True) == {0, 1}
+    assert stats.best_and_tied([single, low, stats.Summary(0.9, None, None, 1)], higher_is_better=True) == {0, 2}
 
 
 def test_a_summary_over_some_of_its_runs_never_competes_for_best():
