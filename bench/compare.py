@@ -57,6 +57,14 @@ class Comparison:
                 + (f"\n\n{self.note}." if self.note else ""))
 
 
+def _label(runs: pd.DataFrame, chosen: pd.DataFrame) -> str:
+    """The chosen runs' method label, with their settings where the method has finished runs of other settings
+    too (`ihl+fila-r4 [defaults]`), as the tables label such rows."""
+    method, settings = chosen["method"].iloc[0], chosen["settings"].iloc[0]
+    finished = runs[(runs["status"] == "finished") & (runs["method"] == method)]
+    return method if finished["settings"].nunique() == 1 else f"{method} [{settings or 'defaults'}]"
+
+
 def compare_methods(suite: str, runs: pd.DataFrame, a: str, b: str) -> Comparison:
     """A minus B on every metric of the suite, over runs paired by (model, split, seed) without bit-identical
     replicates: mean difference, 95% t-interval and paired t-test p-value (scipy.stats.ttest_rel via
@@ -65,7 +73,7 @@ def compare_methods(suite: str, runs: pd.DataFrame, a: str, b: str) -> Compariso
     kind = SUITES[suite]
     runs = first_requests(runs)  # a later request of a sequence is no replicate of its split (bench/axes.py)
     ra, rb = select_method(runs, a, suite), select_method(runs, b, suite)
-    a, b = ra["method"].iloc[0], rb["method"].iloc[0]
+    a, b = (_label(runs, r) for r in (ra, rb))
     differ = unlike_settings(ra, rb)
     if differ:
         raise BenchError(f"cannot compare {a} with {b}: their runs differ in settings other than the method "

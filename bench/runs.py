@@ -335,24 +335,43 @@ def method_base(labels: pd.Series) -> pd.Series:
 
 def select_method(runs: pd.DataFrame, name: str, suite: str) -> pd.DataFrame:
     """Finished runs of the method `name`: a full label (`ihl+fila-r4`) or a method (`ihl+fila`, any rank)
-    that must then denote one configuration."""
+    that must then denote one configuration, optionally with its settings as the tables label them
+    (`ihl+fila[lr=0.5]`, `ihl+fila-r4 [defaults]`). Without settings, a method run at the suite's defaults and at
+    other settings means its runs at the defaults (what the suite's claims are about). BenchError when it has no
+    finished run, or names several ranks or several non-default settings."""
+    base, _, qualifier = name.partition("[")
+    base = base.strip()
+    wanted = None if not qualifier else _settings_key(qualifier.rstrip().removesuffix("]"))
     finished = runs[runs["status"] == "finished"]
-    chosen = finished[(finished["method"] == name) | (method_base(finished["method"]) == name)]
+    chosen = finished[(finished["method"] == base) | (method_base(finished["method"]) == base)]
     listed = runs[runs["method"].notna()] if "method" in runs else runs.iloc[0:0]
-    unfinished = listed[(listed["method"] == name) | (method_base(listed["method"]) == name)]
+    unfinished = listed[(listed["method"] == base) | (method_base(listed["method"]) == base)]
     if chosen.empty and len(unfinished):  # a method of the grid whose runs all failed, are running or unreadable
         once = unfinished.drop_duplicates("run_id")  # a run without a record may be listed under several settings
         counts = ", ".join(f"{n} {status}" for status, n in sorted(once["status"].value_counts().items()))
-        raise BenchError(f"method '{name}' has no finished run in suite {suite} ({counts}; `python -m bench status "
+        raise BenchError(f"method '{base}' has no finished run in suite {suite} ({counts}; `python -m bench status "
                          f"--suite {suite}` gives their reasons)")
     if chosen.empty:
-        raise unknown(f"method with finished runs in suite {suite}", name, sorted(set(finished["method"])))
+        raise unknown(f"method with finished runs in suite {suite}", base, sorted(set(finished["method"])))
     configs = sorted(set(zip(chosen["method"], chosen["settings"])))
+    shown = lambda c: f"{c[0]} [{c[1] or 'defaults'}]"
+    if wanted is not None:
+        chosen = chosen[chosen["settings"].map(_settings_key) == wanted]
+        if chosen.empty:
+            raise BenchError(f"'{name}': no finished run of {base} has the settings [{qualifier.rstrip(' ]') or 'defaults'}]"
+                             f" (it has: {', '.join(shown(c) for c in configs)})")
+        configs = sorted(set(zip(chosen["method"], chosen["settings"])))
+    elif len({m for m, _ in configs}) == 1 and sum(not c for _, c in configs) == 1:
+        chosen, configs = chosen[chosen["settings"] == ""], [(configs[0][0], "")]  # the defaults, as claims mean
     if len(configs) > 1:
-        listed = ", ".join(f"{m} [{c or 'defaults'}]" for m, c in configs)
         ranks = len({m for m, _ in configs}) > 1  # the rank tells them apart; otherwise only their settings do
-        raise BenchError(f"'{name}' matches {len(configs)} configurations ({listed}); "
+        raise BenchError(f"'{name}' matches {len(configs)} configurations ({', '.join(map(shown, configs))}); "
                          + (f"name one with its rank, e.g. {configs[0][0]}" if ranks else
-                            "they differ in settings, not rank: report the runs of one setting (--results DIR "
-                            "holding only them)"))
+                            f"name one with its settings, e.g. {base}[{configs[0][1] or 'defaults'}]"))
     return chosen
+
+
+def _settings_key(text: str) -> tuple[str, ...]:
+    """Settings as `run_settings` writes them, or as a user types them (`lr=0.5 epochs=2`, any order; `defaults`
+    or nothing for the suite's defaults), compared as a set."""
+    return tuple(sorted(t for t in str(text).split() if t != "defaults"))

@@ -127,8 +127,21 @@ def test_unlike_runs_are_never_compared_paired_or_pooled(store, tmp_path):
     rows, _ = tofu_rows(runs, runs.iloc[0:0])
     labels = sorted(r["method"] for r in rows if r["method"].startswith("ihl+fila"))
     assert labels == ["ihl+fila-r4 [defaults]", "ihl+fila-r4 [epochs=2]"]
-    with pytest.raises(BenchError, match=r"matches 2 configurations .*\[epochs=2\]"):
-        compare_methods("tofu-mini", runs, "ihl+fila", "ga+lora")
+    # a bare name means the defaults, what the suite's claims are about; settings name the other configuration
+    assert compare_methods("tofu-mini", runs, "ihl+fila", "ga+lora").a == "ihl+fila-r4 [defaults]"
+    [claim] = evaluate([{"id": "ihl-keeps-utility", "metric": "model_utility", "better": "ihl+fila", "than": "ga+lora",
+                         "margin": 0.02}], "tofu-mini", runs)  # a variant run leaves the claim on the defaults
+    assert claim.checks[0].pairs == 1 and claim.checks[0].a_value == "0.47"
+    with pytest.raises(BenchError, match=r"cannot compare ihl\+fila-r4 \[epochs=2\] with ga\+lora-r4: .*A: epochs=2"):
+        compare_methods("tofu-mini", runs, "ihl+fila[epochs=2]", "ga+lora")
+    with pytest.raises(BenchError, match=r"no finished run of ihl\+fila-r4 has the settings \[lr=2\] \(it has: "
+                                         r"ihl\+fila-r4 \[defaults\], ihl\+fila-r4 \[epochs=2\]\)"):
+        compare_methods("tofu-mini", runs, "ihl+fila-r4 [lr=2]", "ga+lora")
+    [slow_ihl] = expand("tofu-mini", "ihl+fila", hparams={"epochs": "3"}, seeds="0")  # two settings, neither default
+    write_json_atomic(store.run_dir(slow_ihl) / "run.json", tofu_record(slow_ihl, [0.9] * 3, [0.1] * 3))
+    ihl_only = load_runs("tofu-mini", store).query("settings != ''")
+    with pytest.raises(BenchError, match=r"matches 2 configurations .*name one with its settings, e.g. ihl\+fila\[epochs=2\]"):
+        compare_methods("tofu-mini", ihl_only, "ihl+fila", "ihl+fila[epochs=3]")
 
 
 def test_forget_sets_of_one_setting_pool_into_one_tdec_row(tmp_path):
