@@ -97,6 +97,17 @@ def separated_pairs(runs_a: pd.DataFrame, runs_b: pd.DataFrame, metrics, pool_sp
     return rows
 
 
+def unfinished(runs: pd.DataFrame) -> str:
+    """"k of n runs did not finish (1 corrupt, 2 failed), left out" for a result set, "" when every run finished:
+    agreement.md compares the finished runs only, and a damaged set must say so."""
+    once = runs.drop_duplicates("run_id") if "run_id" in runs else runs
+    left = once[once["status"] != "finished"]
+    if left.empty:
+        return ""
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(left["status"].value_counts().items()))
+    return f"{len(left)} of {len(once)} runs did not finish ({counts}), left out"
+
+
 def _count(pairs: list[dict]) -> str:
     counts = pd.Series([p["in B"] for p in pairs], dtype=object).value_counts().to_dict()
     return ", ".join(f"{n} {k}" for k, n in counts.items()) or "no separated pairs"
@@ -104,7 +115,7 @@ def _count(pairs: list[dict]) -> str:
 
 def write(suite: str, path: Path, pairs: list[dict], claims_a: list, claims_b: list, other: str,
           table_metrics: tuple[str, ...] = (), claims_a_fixed: list | None = None,
-          origins: list[dict] | None = None) -> Path:
+          origins: list[dict] | None = None, left: dict[str, str] | None = None) -> Path:
     """Write the agreement report of two result sets to `path` and return `path`.
 
     `pairs`: one row per method pair whose 95% intervals do not overlap in A (these results), with B's verdict;
@@ -112,7 +123,8 @@ def write(suite: str, path: Path, pairs: list[dict], claims_a: list, claims_b: l
     that level too, when `claims_a` were tested under a sequential plan (claims.md's verdicts): the two sets are
     then compared by the same test, and claims.md's column is shown beside them. `table_metrics`: the paper
     table's columns, counted apart. `origins`: where each set's runs came from (bench.report.provenance rows with
-    a `set` key, A or B: machine, CPU capability, threads, software), so that the file says what differed.
+    a `set` key, A or B: machine, CPU capability, threads, software), so that the file says what differed; `left`:
+    per set, its runs that did not finish (`unfinished`), which neither side's summaries hold.
     Markdown, overwritten if it exists.
     """
     verdicts_b = {c.id: c.verdict for c in claims_b}
@@ -135,7 +147,10 @@ def write(suite: str, path: Path, pairs: list[dict], claims_a: list, claims_b: l
              f"The paper table's columns ({', '.join(table_metrics)}): "
              f"{_count([p for p in pairs if p['metric'] in table_metrics])}.", ""]
     if origins:
-        lines += ["## Where each set came from", "", tabulate(origins, headers="keys", tablefmt="github"), ""]
+        lines += ["## Where each set came from", "", "Finished runs per machine and software.", "",
+                  tabulate(origins, headers="keys", tablefmt="github"), ""]
+    lines += [f"{name}: {text}." for name, text in (left or {}).items() if text]
+    lines += [""] if any((left or {}).values()) else []
     if claim_rows:
         lines += ["## Claims", ""]
         if claims_a_fixed is not None:

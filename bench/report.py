@@ -144,9 +144,17 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
         # B has no plan of A's looks: both sets are compared by the fixed-sample test
         fixed = claims.evaluate(claim_list, suite, runs) if claim_results and plan is not None else None
         pairs = agreement.separated_pairs(single, first_requests(other), kind.metrics, kind.splits_are_replicates)
-        origins = [{"set": name, **row} for name, frame in (("A", runs), ("B", other)) for row in provenance(frame)]
+        # where the finished runs came from; the runs that did not finish are left out, and said so
+        origins = [{"set": name, **row} for name, frame in (("A", runs), ("B", other))
+                   for row in provenance(frame[frame["status"] == "finished"])]
+        left = {name: agreement.unfinished(frame) for name, frame in (("A", runs), ("B", other))}
+        if left["B"]:  # A's are named above and in its tables; B's only here
+            print(f"--against {against}: {left['B']} (`python -m bench status --suite {suite} --results {against}` "
+                  f"names them)", file=sys.stderr)
+        for why in ResultStore(against).strays(suite):
+            print(f"--against {against}: {why}", file=sys.stderr)
         paths.append(agreement.write(suite, out / "agreement.md", pairs, claim_results, other_claims, against,
-                                     getattr(kind, "paper_columns", ()), fixed, origins))
+                                     getattr(kind, "paper_columns", ()), fixed, origins, left))
     if comparisons:
         text = "\n\n".join(c.markdown() for c in comparisons)
         print(text)

@@ -350,7 +350,7 @@ def select_method(runs: pd.DataFrame, name: str, suite: str) -> pd.DataFrame:
         once = unfinished.drop_duplicates("run_id")  # a run without a record may be listed under several settings
         counts = ", ".join(f"{n} {status}" for status, n in sorted(once["status"].value_counts().items()))
         raise BenchError(f"method '{base}' has no finished run in suite {suite} ({counts}; `python -m bench status "
-                         f"--suite {suite}` gives their reasons)")
+                         f"--suite {suite} --results DIR` gives their reasons)")
     if chosen.empty:
         raise unknown(f"method with finished runs in suite {suite}", base, sorted(set(finished["method"])))
     configs = sorted(set(zip(chosen["method"], chosen["settings"])))

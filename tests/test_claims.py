@@ -188,7 +188,7 @@ def test_html_leaderboard_reads_in_a_real_browser(store):
     assert order != [r[0][0] for r in rows] and order[0] == "ga+fila-r4"
 
 
-def test_agreement_between_two_result_sets(store, tmp_path):
+def test_agreement_between_two_result_sets(store, tmp_path, capsys):
     other = ResultStore(tmp_path / "other")
     flipped = {**RUNS, "ihl+fila": RUNS["ga+fila"], "ga+fila": RUNS["ihl+fila"]}  # another "machine" disagrees
     for method, seeds in flipped.items():
@@ -209,6 +209,17 @@ def test_agreement_between_two_result_sets(store, tmp_path):
     assert [line.split("|")[5].strip() for line in origins.splitlines() if line.startswith(("| A ", "| B "))] == \
         ["AVX2", "DEFAULT"]
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--against", str(tmp_path / "none")]) == 2
+    # a damaged B says so, on stderr and in the file: its summaries are over the runs that finished
+    [damaged] = expand("tofu-mini", "ga+fila", seeds="0", hparams={"epochs": 2})
+    (other.run_dir(damaged) / "run.json").write_text("{")
+    shutil.copytree(other.run_dir(damaged), other.run_dir(damaged).with_name("backup"))
+    capsys.readouterr()
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--against", str(other.root)]) == 0
+    err = capsys.readouterr().err
+    assert f"--against {other.root}: 1 of {sum(map(len, RUNS.values()))} runs did not finish (1 corrupt), left out" in err
+    assert f"--against {other.root}: {other.run_dir(damaged).with_name('backup')}: not counted" in err
+    text = (store.suite_dir("tofu-mini") / "agreement.md").read_text()
+    assert f"B: 1 of {sum(map(len, RUNS.values()))} runs did not finish (1 corrupt), left out." in text
 
 
 def test_bit_identical_replicates_are_one_observation(tmp_path):
