@@ -35,6 +35,15 @@ __all__ = ["write_report", "provenance", "leaderboard", "print_leaderboard", "co
            "check_epoch_rule", "method_base", "run_settings", "status_table"]
 
 
+def _suite_dir_hint(path: Path, suite: str, flag: str) -> str:
+    """A hint where `path` is a suite's own directory (it holds runs/) given for the results directory that holds
+    it, "" otherwise."""
+    if (path / "runs").is_dir() and not (path / suite).is_dir():
+        return (f" ({path} looks like a suite directory: pass the results directory that holds {suite}/, "
+                f"{flag} {path.parent})")
+    return ""
+
+
 def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: str | None = None,
                  claims_file: str | None = None, against: str | None = None) -> list[Path]:
     """Leaderboard (.md/.csv/.tex), paper-style table (.md/.tex), plots, claims, comparisons and the
@@ -44,8 +53,9 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
     runs = load_runs(suite, store, epoch)
     out = store.suite_dir(suite)
     if runs.empty:
-        raise BenchError(f"no runs of suite {suite} in {store.root}: nothing to report (run `python -m bench run "
-                         f"--suite {suite}` first, or pass --results DIR)")
+        hint = _suite_dir_hint(store.root, suite, "--results")
+        raise BenchError(f"no runs of suite {suite} in {store.root}: nothing to report" + (hint or (
+                         f" (run `python -m bench run --suite {suite}` first, or pass --results DIR)")))
     check_epoch_available(epoch, suite, store)
     for why in store.strays(suite):  # a copy of a run's directory would count it twice: named, counted nowhere
         print(why, file=sys.stderr)
@@ -62,7 +72,8 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
     if against:
         other = load_runs(suite, ResultStore(against), epoch)
         if other.empty or "status" not in other or not (other["status"] == "finished").any():
-            raise BenchError(f"--against {against}: no finished runs of suite {suite} there")
+            raise BenchError(f"--against {against}: no finished runs of suite {suite} there"
+                             f"{_suite_dir_hint(Path(against), suite, '--against')}")
     claims_path = Path(claims_file) if claims_file else claims.suite_claims_path(suite)
     # a sequential plan (bench run --until-decided) levels the suite's own claims, this report being one of its
     # looks; another claims file is a fixed-sample analysis that neither reads nor writes it

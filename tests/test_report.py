@@ -422,3 +422,15 @@ def test_an_unreadable_run_is_never_counted_twice_nor_read_as_default_settings(s
     ihl = [line for line in board.splitlines() if "| ihl+fila-r4" in line]
     assert len(ihl) == 1 and "| 1/2 " in ihl[0] and "| corrupt" in ihl[0]  # seed 0 damaged, seed 1: no third run
     assert any(f"| rmu+lora-r4 [{UNKNOWN_SETTINGS}]" in line and "| 0/1 " in line for line in board.splitlines())
+
+
+def test_a_suite_directory_given_for_the_results_directory_gets_a_hint(store, capsys):
+    """`--results results/tofu-mini` or `--against results/tofu-mini` (the suite's own directory) says which
+    directory to pass, not only that there are no runs."""
+    suite_dir = store.suite_dir("tofu-mini")
+    assert main(["report", "--suite", "tofu-mini", "--results", str(suite_dir)]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        f"({suite_dir} looks like a suite directory: pass the results directory that holds tofu-mini/, "
+        f"--results {store.root})")
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--against", str(suite_dir)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"--against {store.root})")
