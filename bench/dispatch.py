@@ -345,6 +345,18 @@ def slurm_run_jobs(store: ResultStore, suite: str) -> dict[str, str]:
 INTERRUPTED = "no process holds it; the next `run` resumes it"
 
 
+def slurm_status(stored: str, slurm: str | None) -> str:
+    """A run's status from its record's (`stored`) and its SLURM job's state: the store says what a run reached,
+    SLURM whether its job is still alive (a job killed at its time limit leaves a record saying running)."""
+    if slurm in ("CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED") and stored != "finished":
+        return slurm.lower()
+    if slurm == "FAILED" and stored != "finished":
+        return "failed"
+    if slurm in ("PENDING", "REQUEUED") and stored != "finished":
+        return "pending" if stored in ("pending", "missing") else f"{stored} (requeued)"
+    return stored
+
+
 def slurm_states(job_ids: Sequence[str]) -> dict[str, str]:
     """{job id: SLURM state} from sacct (empty where SLURM is not installed)."""
     if not job_ids:

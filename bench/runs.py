@@ -203,7 +203,8 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
     in MiB) and its per-epoch `trajectory`. Unknown suite: BenchError with a did-you-mean."""
     import pandas as pd
 
-    from bench.dispatch import INTERRUPTED, slurm_run_jobs  # submitit loads when a table is built, not for `status`
+    # submitit loads when a table is built, not for `status`
+    from bench.dispatch import INTERRUPTED, slurm_run_jobs, slurm_states, slurm_status
 
     kind = SUITES[suite]
     direction = {m.name: m.higher_is_better for m in kind.metrics}
@@ -227,6 +228,12 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
         except (KeyError, TypeError, ValueError, AttributeError) as e:  # JSON of another shape deeper than the store checks
             rows.append({"run_id": run_dir.name, "status": "corrupt",
                          "reason": f"{run_dir / 'run.json'}: not a run record ({type(e).__name__}: {e})"})
+    # a SLURM job killed at its time limit leaves a record saying running: as `bench status`, ask the scheduler
+    jobs = {r["run_id"]: submitted[r["run_id"]] for r in rows if r["run_id"] in submitted and r["status"] != "finished"}
+    states = slurm_states(sorted(set(jobs.values())))
+    for r in rows:
+        if r["run_id"] in jobs:
+            r["status"] = slurm_status(r["status"], states.get(jobs[r["run_id"]]))
     return _with_owners(pd.DataFrame(rows), specs)
 
 

@@ -8,24 +8,13 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from bench.dispatch import INTERRUPTED, slurm_run_jobs, slurm_states
+from bench.dispatch import INTERRUPTED, slurm_run_jobs, slurm_states, slurm_status
 from bench.runs import choose_epoch
 from bench.sequential import FILE as PLAN_FILE
 from bench.store import ResultStore
 from suites import SUITES
 
 log = logging.getLogger("bench")
-
-
-def _status(stored: str, slurm: str | None) -> str:
-    """The store says what a run reached; SLURM says whether its job is still alive."""
-    if slurm in ("CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED") and stored != "finished":
-        return slurm.lower()
-    if slurm == "FAILED" and stored != "finished":
-        return "failed"
-    if slurm in ("PENDING", "REQUEUED") and stored != "finished":
-        return "pending" if stored in ("pending", "missing") else f"{stored} (requeued)"
-    return stored
 
 
 def stored_runs(suite: str, store: ResultStore) -> list[dict]:
@@ -64,7 +53,7 @@ def status_table(suite: str | None, results: str) -> str:
         for r in runs:
             seen.add(r["run_id"])
             job = jobs.get(r["run_id"])
-            status = _status(r["status"], states.get(job))
+            status = slurm_status(r["status"], states.get(job))
             if status == "running" and not job and not store.is_claimed(store.suite_dir(s) / "runs" / r["run_id"]):
                 status, r["reason"] = "interrupted", INTERRUPTED
             rows.append({"suite": s, "run": r["run_id"], "status": status,
@@ -75,7 +64,7 @@ def status_table(suite: str | None, results: str) -> str:
                          if isinstance(r["reason"], str) else ""})
         for run_id, job in jobs.items():  # submitted, not started yet
             if run_id not in seen:
-                rows.append({"suite": s, "run": run_id, "status": _status("pending", states.get(job)), "epoch": "",
+                rows.append({"suite": s, "run": run_id, "status": slurm_status("pending", states.get(job)), "epoch": "",
                              "slurm": f"{job} {states.get(job, '')}".strip(), "reason": ""})
     strays = "".join(f"\n{why}" for s in suites for why in store.strays(s))  # in runs/, no run's: never counted
     if not rows:

@@ -289,3 +289,26 @@ def test_status_with_no_runs_says_whether_a_plan_waits_for_them(tmp_path):
     said = status_table(None, str(tmp_path))
     assert said.startswith(f"no runs in {tmp_path}\n{tmp_path / 'tofu-mini' / FILE} holds a sequential plan")
     assert f"`python -m bench run --suite tofu-mini --methods all --results {tmp_path}`, then" in said
+
+
+def test_tables_and_status_ask_slurm_about_a_run_its_job_left_saying_running(tmp_path, monkeypatch):
+    """A SLURM job killed at its time limit leaves a record saying running: `bench status` and the tables both
+    ask the scheduler (a fake `sacct` here saying TIMEOUT) and say `timeout`, never `running`."""
+    from bench.grid import expand
+    from bench.report import load_runs
+    from bench.status import status_table
+    from bench.store import new_record
+
+    store = ResultStore(tmp_path / "results")
+    [spec] = expand("tofu-mini", "ga+lora", seeds="0")
+    write_json_atomic(store.run_dir(spec) / "run.json", {**new_record(spec), "status": "running"})
+    write_json_atomic(store.suite_dir("tofu-mini") / "sweeps" / "s.json",
+                      {"sweep_id": "s", "suite": "tofu-mini", "launcher": "slurm", "created": 1.0,
+                       "jobs": [{"kind": "run", "job_id": "41", "run_id": spec.run_id}]})
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sacct").write_text("#!/bin/sh\necho '41|TIMEOUT'\n")
+    (bin_dir / "sacct").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    assert load_runs("tofu-mini", store).set_index("run_id").loc[spec.run_id, "status"] == "timeout"
+    assert f"| {spec.run_id} | timeout " in status_table("tofu-mini", str(store.root))
