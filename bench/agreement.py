@@ -18,17 +18,18 @@ from bench.tables import epoch_cap, row_labels, without_repeats
 POOLED = "all sets"  # the split label of summaries pooled over forget sets
 
 
-def _summaries(runs: pd.DataFrame, metrics, pool_splits: bool = False) -> tuple[dict[tuple, stats.Summary], set,
-                                                                               dict[tuple, stats.Summary]]:
+def _summaries(runs: pd.DataFrame, metrics, pool_splits: bool = False
+               ) -> tuple[dict[tuple, stats.Summary], set, dict[tuple, stats.Summary], set]:
     """(model, split, metric, method) -> the summary of the method's finished runs that orders and separates
     methods: the values', or for a metric with an ideal their distance to it, as the leaderboard ranks them
     (Metric.ranked); the keys of epoch counts some of whose runs the cap cut off (cap + 1 is a bound, not a value:
-    such a mean may be the larger count of a pair, never the smaller); and the values' summaries, as shown."""
+    such a mean may be the larger count of a pair, never the smaller); the values' summaries, as shown; and the keys
+    of calibrated metrics ranked against their runs' calibrating values (never ordered against one that is not)."""
     finished = without_repeats(runs[runs["status"] == "finished"])  # copies of one run are no separation
     if pool_splits:  # the forget sets are replicates: one summary over sets and seeds, as the paper table's
         finished = finished.assign(split=POOLED)
     finished = finished.assign(method=row_labels(finished, ["model", "split", "method"]))  # unlike runs never pool
-    ranked, bounded, shown = {}, set(), {}
+    ranked, bounded, shown, by_ref = {}, set(), {}, set()
     for (model, split, method), group in finished.groupby(["model", "split", "method"]):
         for metric in metrics:
             if metric.name in group:
@@ -38,11 +39,13 @@ def _summaries(runs: pd.DataFrame, metrics, pool_splits: bool = False) -> tuple[
                     key = (model, split, metric.name, method)
                     refs = group.get(f"{metric.name}_ref")
                     shown[key] = s
-                    ranked[key] = metric.ranked(values, None if refs is None else pd.to_numeric(refs, errors="coerce"),
-                                                cap)
+                    refs = None if refs is None else pd.to_numeric(refs, errors="coerce")
+                    ranked[key] = metric.ranked(values, refs, cap)
+                    if metric.calibrated and refs is not None and refs.notna().any():
+                        by_ref.add(key)  # ranked by its gap to its calibrating model, not by its distance to 0.5
                     if metric.cap_offset == 1 and cap is not None and (values >= cap + 1).any():
                         bounded.add(key)
-    return ranked, bounded, shown
+    return ranked, bounded, shown, by_ref
 
 
 def _separable(s: stats.Summary) -> bool:
@@ -58,8 +61,8 @@ def separated_pairs(runs_a: pd.DataFrame, runs_b: pd.DataFrame, metrics, pool_sp
     (one distinct run, a value on some runs only, or a smaller epoch count that the cap cut off in some runs, a
     bound). `pool_splits`: summarise each method over all forget
     sets and seeds (split `all sets`), for suites whose splits are replicates (Suite.splits_are_replicates)."""
-    (a, bounds_a, shown_a), (b, bounds_b, shown_b) = (_summaries(runs_a, metrics, pool_splits),
-                                                      _summaries(runs_b, metrics, pool_splits))
+    (a, bounds_a, shown_a, ref_a), (b, bounds_b, shown_b, ref_b) = (_summaries(runs_a, metrics, pool_splits),
+                                                                    _summaries(runs_b, metrics, pool_splits))
     # a metric with an ideal is ordered by distances to it, the nearer better (Metric.ranked)
     direction = {m.name: m.higher_is_better and m.ideal is None for m in metrics}
     groups: dict[tuple, list[str]] = {}
@@ -71,6 +74,8 @@ def separated_pairs(runs_a: pd.DataFrame, runs_b: pd.DataFrame, metrics, pool_sp
             sa_x, sa_y = a[(model, split, metric, x)], a[(model, split, metric, y)]
             if not (_separable(sa_x) and _separable(sa_y)) or sa_x.overlaps(sa_y):
                 continue
+            if ((model, split, metric, x) in ref_a) != ((model, split, metric, y) in ref_a):
+                continue  # a gap to a calibrating model and a distance to 0.5 are not one scale
             better, worse = (x, y) if (sa_x.mean > sa_y.mean) == direction[metric] else (y, x)
             if (model, split, metric, better) in bounds_a:  # fewer epochs only as a bound: the order is not shown
                 continue
@@ -81,7 +86,8 @@ def separated_pairs(runs_a: pd.DataFrame, runs_b: pd.DataFrame, metrics, pool_sp
                 reversed_ = (sb_better.mean > sb_worse.mean) != direction[metric] and sb_better.mean != sb_worse.mean
                 order = "reversed" if reversed_ else "same order"
                 ahead = (model, split, metric, worse if reversed_ else better)  # the side B finds better
-                if not (_separable(sb_better) and _separable(sb_worse)) or ahead in bounds_b:
+                unlike = ((model, split, metric, better) in ref_b) != ((model, split, metric, worse) in ref_b)
+                if not (_separable(sb_better) and _separable(sb_worse)) or ahead in bounds_b or unlike:
                     verdict = f"{order}, no interval in B"
                 elif sb_better.overlaps(sb_worse):
                     verdict = f"{order}, overlapping"
@@ -97,15 +103,18 @@ def separated_pairs(runs_a: pd.DataFrame, runs_b: pd.DataFrame, metrics, pool_sp
     return rows
 
 
-def unfinished(runs: pd.DataFrame) -> str:
-    """"k of n runs did not finish (1 corrupt, 2 failed), left out" for a result set, "" when every run finished:
-    agreement.md compares the finished runs only, and a damaged set must say so."""
+def unfinished(runs: pd.DataFrame, strays: list[str] = ()) -> str:
+    """"k of n runs did not finish (1 corrupt, 2 failed), left out" for a result set, with its directories that are
+    no run's (`strays`, ResultStore.strays: "1 directory of runs/ not counted: PATH"), "" when there is nothing to
+    say: agreement.md compares the finished runs only, and a damaged set must say so."""
     once = runs.drop_duplicates("run_id") if "run_id" in runs else runs
     left = once[once["status"] != "finished"]
-    if left.empty:
-        return ""
     counts = ", ".join(f"{n} {status}" for status, n in sorted(left["status"].value_counts().items()))
-    return f"{len(left)} of {len(once)} runs did not finish ({counts}), left out"
+    said = [f"{len(left)} of {len(once)} runs did not finish ({counts}), left out"] if len(left) else []
+    if strays:
+        said.append(f"{len(strays)} {'directory' if len(strays) == 1 else 'directories'} of runs/ not counted: "
+                    + "; ".join(why.split(":")[0] for why in strays))
+    return "; ".join(said)
 
 
 def _count(pairs: list[dict]) -> str:

@@ -253,19 +253,20 @@ def _pairs_of(c: dict, path: Path) -> list[tuple[str, str]]:
 
 
 def check_method(name: str, c: dict, path: Path) -> None:
-    """`name` is a method as runs are labelled (OBJECTIVE, OBJECTIVE+ADAPTER, or with a rank, ihl+fila-r4);
-    otherwise a one-line BenchError with a did-you-mean. A known method without runs is not an error: its
-    comparisons are `no data`."""
+    """`name` is a method as runs are labelled (OBJECTIVE, OBJECTIVE+ADAPTER, or with a rank, ihl+fila-r4), with
+    or without its settings as tables label them (`ihl+fila[lr=0.5]`, bench.runs.select_method); otherwise a
+    one-line BenchError with a did-you-mean. A known method without runs is not an error: its comparisons are
+    `no data`."""
     valid = list(OBJECTIVES.names()) + [f"{o}+{a}" for o in OBJECTIVES.names() for a in ADAPTERS.names() if a != "full"]
-    ranked = re.fullmatch(r"(.+\+.+)-r[1-9]\d*", str(name))
-    if (ranked.group(1) if ranked else str(name)) not in valid:
+    ranked = re.fullmatch(r"(.+\+.+)-r[1-9]\d*", str(name).partition("[")[0].strip())
+    if (ranked.group(1) if ranked else str(name).partition("[")[0].strip()) not in valid:
         raise unknown(f"method in claim {c.get('id')!r} ({path})", name, valid)
 
 
 def _runs_of(runs: pd.DataFrame, name: str, suite: str, only_forgotten: bool) -> pd.DataFrame:
     """Finished runs of `name` (empty when it has none); several configurations -> BenchError."""
-    finished = runs[runs["status"] == "finished"]
-    if not (method_base(finished["method"]).eq(name) | finished["method"].eq(name)).any():
+    finished, base = runs[runs["status"] == "finished"], name.partition("[")[0].strip()  # without its settings
+    if not (method_base(finished["method"]).eq(base) | finished["method"].eq(base)).any():
         return finished.iloc[0:0]
     chosen = select_method(runs, name, suite)
     if only_forgotten:
@@ -327,7 +328,8 @@ def distinct_pairs(merged: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 
 class Compared(NamedTuple):
     """A's and B's values of one metric over matched pairs (`a`, `b`, shown in tables) and what the test compares
-    (`test_a`, `test_b`): the values, or each run's distance to the metric's ideal, whose name is `label`."""
+    (`test_a`, `test_b`): the values, or each run's distance to the metric's ideal, whose name is `label` (shown
+    as distances too, so that the A and B columns and A - B tell one story)."""
     a: list[float]
     b: list[float]
     test_a: list[float]
@@ -346,10 +348,12 @@ def compared_values(merged: pd.DataFrame, metric) -> Compared:
     if metric.ideal is None:
         return Compared(va, vb, va, vb, None, metric.higher_is_better)
     refs = {side: pd.to_numeric(merged[f"{metric.name}_ref_{side}"], errors="coerce")
-            for side in "ab" if f"{metric.name}_ref_{side}" in merged}
+            if f"{metric.name}_ref_{side}" in merged else pd.Series(math.nan, index=merged.index) for side in "ab"}
+    # where any run gives its calibrating value, both sides are read against theirs (a run without one: no pair)
     calibrated = metric.calibrated and any(r.notna().any() for r in refs.values())
-    return Compared(va, vb, metric.distances(va, refs.get("a")), metric.distances(vb, refs.get("b")),
-                    metric.distance_label(calibrated), False)
+    da = metric.distances(va, refs["a"] if calibrated else None)
+    db = metric.distances(vb, refs["b"] if calibrated else None)
+    return Compared(da, db, da, db, metric.distance_label(calibrated), False)  # shown as tested: A - B adds up
 
 
 class PairKeys(NamedTuple):

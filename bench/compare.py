@@ -19,8 +19,9 @@ from suites import SUITES
 COMPARE_NOTE = ("A minus B over runs paired by (model, split, seed); 95% t-interval of the mean difference and the "
                 "paired t-test p-value (scipy.stats.ttest_rel); log-scale metrics compared as log10 ratios; a metric "
                 "with an ideal value (privleak 0, an attack AUC 0.5, or the calibrating model's AUC on the same items "
-                "where a run records it: `ref`) compared as each run's distance to it, `(distance to 0)`, so that "
-                "A - B < 0 means A is nearer. A verdict needs the interval to exclude 0.")
+                "where a run records it: `ref`) compared as each run's distance to it, `(distance to 0)`: its A and "
+                "B columns are those distances, and A - B < 0 means A is nearer. A verdict needs the interval to "
+                "exclude 0.")
 
 
 def parse_compare(text: str) -> list[tuple[str, str]]:
@@ -65,14 +66,18 @@ def _label(runs: pd.DataFrame, chosen: pd.DataFrame) -> str:
     return method if finished["settings"].nunique() == 1 else f"{method} [{settings or 'defaults'}]"
 
 
-def compare_methods(suite: str, runs: pd.DataFrame, a: str, b: str) -> Comparison:
+def compare_methods(suite: str, runs: pd.DataFrame, a: str, b: str, results: str | None = None) -> Comparison:
     """A minus B on every metric of the suite, over runs paired by (model, split, seed) without bit-identical
     replicates: mean difference, 95% t-interval and paired t-test p-value (scipy.stats.ttest_rel via
     bench.stats.paired; log-scale metrics as log10 ratios). BenchError when either method has no finished run,
-    matches several configurations, or when their runs differ in settings other than the method."""
+    matches several configurations, or when their runs differ in settings other than the method (`results`: the
+    results directory the hints name)."""
     kind = SUITES[suite]
     runs = first_requests(runs)  # a later request of a sequence is no replicate of its split (bench/axes.py)
-    ra, rb = select_method(runs, a, suite), select_method(runs, b, suite)
+    ra, rb = select_method(runs, a, suite, results), select_method(runs, b, suite, results)
+    if set(ra["run_id"]) == set(rb["run_id"]):  # one configuration under two spellings (`ihl+fila,ihl+fila-r4`)
+        raise BenchError(f"bad --compare '{a},{b}': both name the runs of {_label(runs, ra)}, a method compared with "
+                         f"itself (expected two methods, e.g. ihl+fila,ga+lora)")
     a, b = (_label(runs, r) for r in (ra, rb))
     differ = unlike_settings(ra, rb)
     if differ:

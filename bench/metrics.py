@@ -43,14 +43,17 @@ class Metric:
 
     def distances(self, values: Iterable[float], refs: Iterable[float] | None = None) -> list[float]:
         """|x - ideal| per run: how a pairwise comparison reads a metric with an `ideal` (a run nearer it is
-        better on whichever side it lies: privleak 5 beats -97). The ideal is the run's calibrating value where
-        `refs` (same length as `values`, NaN where unknown) gives one for a calibrated metric, else `ideal`.
-        NaN where the value is missing. ValueError for a metric without an ideal."""
+        better on whichever side it lies: privleak 5 beats -97). For a calibrated metric given `refs` (the runs'
+        calibrating values, same length as `values`), the ideal is each run's own, and a run without one (NaN)
+        has no distance: one measured from 0.5 is no match for one measured from its calibrating model (the
+        leaderboard sets such a row apart too). Otherwise the ideal is `ideal`. NaN where the value is missing.
+        ValueError for a metric without an ideal."""
         if self.ideal is None:
             raise ValueError(f"metric {self.name} has no ideal value to measure a distance to")
         values = [float(v) for v in values]
-        refs = [float(r) for r in refs] if refs is not None and self.calibrated else [math.nan] * len(values)
-        return [abs(x - (self.ideal if math.isnan(r) else r)) for x, r in zip(values, refs)]
+        if refs is None or not self.calibrated:
+            return [abs(x - self.ideal) for x in values]
+        return [abs(x - float(r)) for x, r in zip(values, refs)]
 
     def distance_label(self, calibrated_runs: bool = False) -> str:
         """The name under which a comparison reports `distances` (no `|`: it is a Markdown table cell):

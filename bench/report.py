@@ -27,21 +27,12 @@ from bench.runs import (check_epoch_available, check_epoch_rule, first_requests,
 from bench.sequential import Plan
 from bench.signal import SIGNAL_NOTE, signal_table
 from bench.status import status_table
-from bench.store import ResultStore
+from bench.store import ResultStore, suite_dir_hint
 from suites import SUITES
 
 # what bench/cli.py and the tests import from here; each lives in the module its import names
 __all__ = ["write_report", "provenance", "leaderboard", "print_leaderboard", "compare_methods", "load_runs",
            "check_epoch_rule", "method_base", "run_settings", "status_table"]
-
-
-def _suite_dir_hint(path: Path, suite: str, flag: str) -> str:
-    """A hint where `path` is a suite's own directory (it holds runs/) given for the results directory that holds
-    it, "" otherwise."""
-    if (path / "runs").is_dir() and not (path / suite).is_dir():
-        return (f" ({path} looks like a suite directory: pass the results directory that holds {suite}/, "
-                f"{flag} {path.parent})")
-    return ""
 
 
 def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: str | None = None,
@@ -52,13 +43,14 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
     pairs = parse_compare(compare) if compare else []  # a malformed --compare is refused before any run is read
     runs = load_runs(suite, store, epoch)
     out = store.suite_dir(suite)
+    strays = {"A": store.strays(suite)}
+    for why in strays["A"]:  # a copy of a run's directory would count it twice: named, counted nowhere
+        print(why, file=sys.stderr)
     if runs.empty:
-        hint = _suite_dir_hint(store.root, suite, "--results")
+        hint = suite_dir_hint(store.root, suite, "--results")
         raise BenchError(f"no runs of suite {suite} in {store.root}: nothing to report" + (hint or (
                          f" (run `python -m bench run --suite {suite}` first, or pass --results DIR)")))
     check_epoch_available(epoch, suite, store)
-    for why in store.strays(suite):  # a copy of a run's directory would count it twice: named, counted nowhere
-        print(why, file=sys.stderr)
     corrupt = runs[runs["status"] == "corrupt"].drop_duplicates("run_id")  # (a run may be listed in several rows)
     for reason in corrupt["reason"] if "reason" in corrupt else ():  # named, as `status` names them
         print(f"corrupt run record {reason} (listed as corrupt; the next `run` of its spec recomputes it)",
@@ -67,13 +59,22 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
         raise BenchError(f"no readable run of suite {suite} in {store.root} ({len(runs)} corrupt or pending: `python -m "
                          f"bench status --suite {suite} --results {store.root}` names them): nothing to report; the "
                          f"next `python -m bench run` of their specs recomputes them")
-    comparisons = [compare_methods(suite, runs, *pair) for pair in pairs]
+    comparisons = [compare_methods(suite, runs, *pair, results=str(store.root)) for pair in pairs]
+    seen: dict[frozenset, str] = {}
+    for (a, b), c in zip(pairs, comparisons):  # one pair under two spellings (`a,b;b[defaults],a`)
+        both = frozenset((c.a, c.b))
+        if both in seen:
+            raise BenchError(f"bad --compare {compare!r}: {seen[both]} and {a},{b} compare {c.a} with {c.b} twice")
+        seen[both] = f"{a},{b}"
     other = None
     if against:
         other = load_runs(suite, ResultStore(against), epoch)
+        strays["B"] = ResultStore(against).strays(suite)
+        for why in strays["B"]:
+            print(f"--against {against}: {why}", file=sys.stderr)
         if other.empty or "status" not in other or not (other["status"] == "finished").any():
             raise BenchError(f"--against {against}: no finished runs of suite {suite} there"
-                             f"{_suite_dir_hint(Path(against), suite, '--against')}")
+                             f"{suite_dir_hint(Path(against), suite, '--against')}")
     claims_path = Path(claims_file) if claims_file else claims.suite_claims_path(suite)
     # a sequential plan (bench run --until-decided) levels the suite's own claims, this report being one of its
     # looks; another claims file is a fixed-sample analysis that neither reads nor writes it
@@ -158,12 +159,10 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
         # where the finished runs came from; the runs that did not finish are left out, and said so
         origins = [{"set": name, **row} for name, frame in (("A", runs), ("B", other))
                    for row in provenance(frame[frame["status"] == "finished"])]
-        left = {name: agreement.unfinished(frame) for name, frame in (("A", runs), ("B", other))}
+        left = {name: agreement.unfinished(frame, strays[name]) for name, frame in (("A", runs), ("B", other))}
         if left["B"]:  # A's are named above and in its tables; B's only here
             print(f"--against {against}: {left['B']} (`python -m bench status --suite {suite} --results {against}` "
                   f"names them)", file=sys.stderr)
-        for why in ResultStore(against).strays(suite):
-            print(f"--against {against}: {why}", file=sys.stderr)
         paths.append(agreement.write(suite, out / "agreement.md", pairs, claim_results, other_claims, against,
                                      getattr(kind, "paper_columns", ()), fixed, origins, left))
     if comparisons:

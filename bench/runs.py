@@ -254,8 +254,8 @@ def _with_owners(frame: pd.DataFrame, specs: dict[str, dict]) -> pd.DataFrame:
     its spec; the spec is the readable run's (`specs`, by run id) of that method whose spec, at this split and seed,
     hashes to it. So a method with one seed's record damaged reads `2/3` with `1 corrupt` and competes on nothing, as
     with a failed run, rather than `2/2 ok`. A run of settings no readable run has goes to the method's row of unknown
-    settings (UNKNOWN_SETTINGS). (A copy of a run's directory and a directory name of another shape are no run's:
-    `ResultStore.iter_records` leaves them out.)"""
+    settings (UNKNOWN_SETTINGS). A copy of a run's directory and a directory of another name are no run's
+    (`ResultStore.iter_records` leaves them out)."""
     import pandas as pd
 
     readable = frame["method"].notna() if "method" in frame else pd.Series(False, index=frame.index)
@@ -272,7 +272,10 @@ def _with_owners(frame: pd.DataFrame, specs: dict[str, dict]) -> pd.DataFrame:
     placed = []
     for i in unknown_rows:
         row = frame.loc[i].dropna().to_dict()
-        said = parse_run_id(str(row["run_id"]))  # a run id: the store leaves out directories of other names
+        said = parse_run_id(str(row["run_id"]))
+        if said is None:  # not reached while the store leaves such directories out; a row of no method, no crash
+            placed.append(row)
+            continue
         owner = None
         for spec in by_method.get(said["method"], {}).values():
             if (not spec.get("previous")) != ("@" not in said["split"]):  # a sequence's request, or not
@@ -340,12 +343,13 @@ def method_base(labels: pd.Series) -> pd.Series:
     return labels.map(label_base)
 
 
-def select_method(runs: pd.DataFrame, name: str, suite: str) -> pd.DataFrame:
+def select_method(runs: pd.DataFrame, name: str, suite: str, results: str | None = None) -> pd.DataFrame:
     """Finished runs of the method `name`: a full label (`ihl+fila-r4`) or a method (`ihl+fila`, any rank)
     that must then denote one configuration, optionally with its settings as the tables label them
     (`ihl+fila[lr=0.5]`, `ihl+fila-r4 [defaults]`). Without settings, a method run at the suite's defaults and at
     other settings means its runs at the defaults (what the suite's claims are about). BenchError when it has no
-    finished run, or names several ranks or several non-default settings."""
+    finished run (its hint names `results`, the runs' results directory, where given), or names several ranks or
+    several non-default settings."""
     base, _, qualifier = name.partition("[")
     base = base.strip()
     wanted = None if not qualifier else _settings_key(qualifier.rstrip().removesuffix("]"))
@@ -357,7 +361,7 @@ def select_method(runs: pd.DataFrame, name: str, suite: str) -> pd.DataFrame:
         once = unfinished.drop_duplicates("run_id")  # a run without a record may be listed under several settings
         counts = ", ".join(f"{n} {status}" for status, n in sorted(once["status"].value_counts().items()))
         raise BenchError(f"method '{base}' has no finished run in suite {suite} ({counts}; `python -m bench status "
-                         f"--suite {suite} --results DIR` gives their reasons)")
+                         f"--suite {suite} --results {results or 'DIR'}` gives their reasons)")
     if chosen.empty:
         raise unknown(f"method with finished runs in suite {suite}", base, sorted(set(finished["method"])))
     configs = sorted(set(zip(chosen["method"], chosen["settings"])))

@@ -11,7 +11,7 @@ from tabulate import tabulate
 from bench.dispatch import INTERRUPTED, slurm_run_jobs, slurm_states, slurm_status
 from bench.runs import choose_epoch
 from bench.sequential import FILE as PLAN_FILE
-from bench.store import ResultStore
+from bench.store import ResultStore, suite_dir_hint
 from suites import SUITES
 
 log = logging.getLogger("bench")
@@ -71,7 +71,7 @@ def status_table(suite: str | None, results: str) -> str:
         # a fresh clone: the committed plan records looks at runs that are not here yet
         planned = [s for s in suites if (store.suite_dir(s) / PLAN_FILE).is_file()]
         where = "" if Path(results).resolve() == Path("results").resolve() else f" --results {results}"
-        return f"no runs in {results}" + "".join(
+        return f"no runs in {results}" + suite_dir_hint(Path(results), suite, "--results") + "".join(
             f"\n{store.suite_dir(s) / PLAN_FILE} holds a sequential plan whose looks wait for their runs: "
             f"`python -m bench run --suite {s} --methods all{where}`, then the suite's `--until-decided` command in "
             f"results/README.md (with the plan's --max-seeds{', and' + where if where else ''}), rebuild them"

@@ -49,15 +49,30 @@ os.umask(_UMASK)
 
 def stray_reason(run_dir: Path, record: dict | None) -> str | None:
     """Why the directory `run_dir` of runs/ holds no run of its own, None when it does. A run lives in the directory
-    its run id names: a readable record naming another run is a copy (`X.bak`, a moved directory), which would count
-    that run twice; a directory with no readable record whose name is no run id (bench.spec.parse_run_id) belongs
-    to no run. A directory of a run's name whose record is damaged or not written yet is that run's."""
-    if record is not None:
-        named = record.get("run_id")
-        return None if named == run_dir.name else f"{run_dir}: not counted, its run.json is run {named}'s (a copy?)"
-    if parse_run_id(run_dir.name) is None:
-        return f"{run_dir}: not counted, its name is no run id and it holds no readable run.json"
+    its run id names (bench.spec.parse_run_id): a directory of another name belongs to no run, and a readable record
+    naming another run, or another spec than its directory's name, is a copy (`X.bak`, a moved or edited directory),
+    which would count that run twice. A directory of a run's name whose record is damaged or not written yet is
+    that run's."""
+    said, named = parse_run_id(run_dir.name), (record or {}).get("run_id")
+    if record is not None and named != run_dir.name:
+        return (f"{run_dir}: not counted, its run.json is run {named}'s, which counts only in the directory of its "
+                f"run id (a copy, or a renamed directory to move back)")
+    if said is None:
+        return f"{run_dir}: not counted, its name is no run id"
+    spec_hash = (record or {}).get("spec_hash")
+    if isinstance(spec_hash, str) and not spec_hash.startswith(said["hash"]):  # a copy with its run id edited
+        return f"{run_dir}: not counted, its run.json's spec is not the one its run id names (an edited copy?)"
     return None
+
+
+def suite_dir_hint(path: Path, suite: str | None, flag: str) -> str:
+    """A hint where `path` is a suite's own directory (it holds runs/) given for the results directory that holds
+    it, "" otherwise."""
+    path = Path(path)
+    if (path / "runs").is_dir() and not (suite and (path / suite).is_dir()):
+        return (f" ({path} looks like a suite directory: pass the results directory that holds {suite or path.name}/, "
+                f"{flag} {path.parent})")
+    return ""
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

@@ -75,7 +75,7 @@ def test_comparisons_claims_and_agreement_read_a_metric_with_an_ideal_by_nearnes
     from suites import SUITES
 
     store = ResultStore(tmp_path)
-    values = {"ga+lora": ((5.0, 0.77), (3.0, 0.79), (6.0, 0.80)),  # near both ideals
+    values = {"ga+lora": ((5.0, 0.77), (-3.0, 0.79), (6.0, 0.80)),  # near both ideals, on both sides of 0
               "npo+lora": ((-97.0, 0.51), (-95.0, 0.53), (-99.0, 0.52))}  # far below both
     for method, per_seed in values.items():
         for seed, (leak, mia) in enumerate(per_seed):
@@ -87,7 +87,7 @@ def test_comparisons_claims_and_agreement_read_a_metric_with_an_ideal_by_nearnes
     rows = {r["metric"]: r for r in compare_methods("tofu-mini", runs, "ga+lora", "npo+lora").rows}
     leak = rows["privleak (distance to 0)"]
     assert leak["verdict"] == "ga+lora-r4 better" and leak["diff"] == pytest.approx((-92 - 92 - 93) / 3)
-    assert leak["a"].startswith("4.67 ")  # the values as they are; the test is on their distances
+    assert leak["a"].startswith("4.67 ")  # shown as tested: distances 5, 3, 6 (the values' mean is 2.67)
     mia = rows["mia_loss (distance to ref)"]  # distances to each run's retain-only AUC, 0.78
     assert mia["verdict"] == "ga+lora-r4 better" and mia["diff"] == pytest.approx((-0.26 - 0.24 - 0.24) / 3)
 
@@ -103,9 +103,31 @@ def test_comparisons_claims_and_agreement_read_a_metric_with_an_ideal_by_nearnes
     pairs = {p["metric"]: p for p in agreement.separated_pairs(runs, runs, metrics)}
     assert {m: (p["better"], p["in B"]) for m, p in pairs.items()} == {
         "privleak": ("ga+lora-r4", "same, separated"), "mia_loss": ("ga+lora-r4", "same, separated")}
-    assert pairs["privleak"]["A"].startswith("4.67 ")  # shown as values, ordered by distances
+    assert pairs["privleak"]["A"].startswith("2.67 ")  # shown as values, ordered by distances
     # B finds NPO nearer 0 (npo at -1, ga at 50): reversed, though NPO is still the lower of the two
     other = runs.assign(privleak=runs["method"].map({"ga+lora-r4": 50.0, "npo+lora-r4": -1.0})
                         + pd.Series([0.0, 1.0, 2.0] * 2, index=runs.index))
     [flipped] = [p for p in agreement.separated_pairs(runs, other, metrics) if p["metric"] == "privleak"]
     assert flipped["in B"] == "reversed, separated"
+
+
+def test_a_run_without_its_calibrating_value_is_no_match_for_one_with_it(tmp_path):
+    """Where some runs record their retain-only model's AUC and others do not, a distance to 0.5 is never tested
+    against a distance to the calibrating AUC: such pairs are left out, as the leaderboard sets the row apart."""
+    from bench.compare import compare_methods
+    from bench import agreement
+    from suites import SUITES
+
+    store = ResultStore(tmp_path)
+    for method, aucs in {"ga+lora": (0.77, 0.79, 0.80), "npo+lora": (0.51, 0.53, 0.52)}.items():
+        for seed, value in enumerate(aucs):
+            [spec] = expand("tofu-mini", method, seeds=str(seed))
+            r = record(spec, value)
+            if method == "npo+lora":  # measured from 0.5 it would look nearly ideal
+                del r["suite_records"]["reference_metrics"]["mia_loss"]
+            write_json_atomic(store.run_dir(spec) / "run.json", r)
+    runs = load_runs("tofu-mini", store)
+    rows = [r["metric"] for r in compare_methods("tofu-mini", runs, "ga+lora", "npo+lora").rows]
+    assert not any(m.startswith("mia_loss") for m in rows)
+    metrics = [m for m in SUITES["tofu-mini"].metrics if m.name == "mia_loss"]
+    assert agreement.separated_pairs(runs, runs, metrics) == []

@@ -219,7 +219,8 @@ def test_agreement_between_two_result_sets(store, tmp_path, capsys):
     assert f"--against {other.root}: 1 of {sum(map(len, RUNS.values()))} runs did not finish (1 corrupt), left out" in err
     assert f"--against {other.root}: {other.run_dir(damaged).with_name('backup')}: not counted" in err
     text = (store.suite_dir("tofu-mini") / "agreement.md").read_text()
-    assert f"B: 1 of {sum(map(len, RUNS.values()))} runs did not finish (1 corrupt), left out." in text
+    assert (f"B: 1 of {sum(map(len, RUNS.values()))} runs did not finish (1 corrupt), left out; 1 directory of runs/ "
+            f"not counted: {other.run_dir(damaged).with_name('backup')}.") in text
 
 
 def test_bit_identical_replicates_are_one_observation(tmp_path):

@@ -1,6 +1,8 @@
 """Reports from a fixed set of run.json files: golden tables; failed, running and corrupt runs are
 shown as such, never as zeros, never dropped."""
 
+import json
+
 import pytest
 
 from bench.cli import main
@@ -128,10 +130,19 @@ def test_unlike_runs_are_never_compared_paired_or_pooled(store, tmp_path):
     labels = sorted(r["method"] for r in rows if r["method"].startswith("ihl+fila"))
     assert labels == ["ihl+fila-r4 [defaults]", "ihl+fila-r4 [epochs=2]"]
     # a bare name means the defaults, what the suite's claims are about; settings name the other configuration
+    for same in (("ihl+fila", "ihl+fila[defaults]"), ("ihl+fila-r4", "ihl+fila [ ]")):
+        with pytest.raises(BenchError, match=r"both name the runs of ihl\+fila-r4 \[defaults\], a method compared"):
+            compare_methods("tofu-mini", runs, *same)
     assert compare_methods("tofu-mini", runs, "ihl+fila", "ga+lora").a == "ihl+fila-r4 [defaults]"
     [claim] = evaluate([{"id": "ihl-keeps-utility", "metric": "model_utility", "better": "ihl+fila", "than": "ga+lora",
                          "margin": 0.02}], "tofu-mini", runs)  # a variant run leaves the claim on the defaults
     assert claim.checks[0].pairs == 1 and claim.checks[0].a_value == "0.47"
+    named = tmp_path / "named.yaml"  # a claims file names a setting as --compare does
+    named.write_text("claims:\n  - id: fast-ihl\n    metric: model_utility\n    better: ihl+fila[epochs=2]\n"
+                     "    than: ga+lora\n    margin: 0.02\n")
+    from bench.claims import evaluate_file
+    [claim] = evaluate_file(named, "tofu-mini", runs)
+    assert claim.verdict == "not comparable" and "A: epochs=2 vs B: (defaults)" in claim.checks[0].verdict
     with pytest.raises(BenchError, match=r"cannot compare ihl\+fila-r4 \[epochs=2\] with ga\+lora-r4: .*A: epochs=2"):
         compare_methods("tofu-mini", runs, "ihl+fila[epochs=2]", "ga+lora")
     with pytest.raises(BenchError, match=r"no finished run of ihl\+fila-r4 has the settings \[lr=2\] \(it has: "
@@ -387,18 +398,31 @@ def test_a_copy_of_a_run_directory_is_counted_nowhere_and_named(store, capsys):
     [moved] = expand("tofu-mini", "ihl+fila", seeds="5")  # a name of the right shape, holding seed 0's record
     shutil.copytree(store.run_dir(spec), store.run_dir(moved))
     (store.suite_dir("tofu-mini") / "runs" / "scratch").mkdir()
+    [edited] = expand("tofu-mini", "ihl+fila", seeds="6")  # a copy whose run id was edited to its new name
+    record = json.loads((store.run_dir(spec) / "run.json").read_text())
+    write_json_atomic(store.run_dir(edited) / "run.json", {**record, "run_id": edited.run_id})
+    odd = store.suite_dir("tofu-mini") / "runs" / "mine"  # a name of no run, its record naming it
+    write_json_atomic(odd / "run.json", {**record, "run_id": "mine", "spec": {**record["spec"], "options": []}})
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
     err = capsys.readouterr().err
-    assert f"{copy}: not counted, its run.json is run {spec.run_id}'s (a copy?)" in err.splitlines()
-    assert f"{store.run_dir(moved)}: not counted, its run.json is run {spec.run_id}'s (a copy?)" in err.splitlines()
-    assert f"{store.suite_dir('tofu-mini') / 'runs' / 'scratch'}: not counted, its name is no run id" in err
+    assert f"{store.run_dir(edited)}: not counted, its run.json's spec is not the one its run id names" in err
+    assert f"{odd}: not counted, its name is no run id" in err.splitlines()
+    said = (f": not counted, its run.json is run {spec.run_id}'s, which counts only in the directory of its run id (a "
+            f"copy, or a renamed directory to move back)")
+    assert f"{copy}{said}" in err.splitlines() and f"{store.run_dir(moved)}{said}" in err.splitlines()
+    assert f"{store.suite_dir('tofu-mini') / 'runs' / 'scratch'}: not counted, its name is no run id" in err.splitlines()
     board = (store.suite_dir("tofu-mini") / "leaderboard.md").read_text()
     [ihl] = [line for line in board.splitlines() if "| ihl+fila-r4" in line]
     assert "| 2/2 " in ihl and "distinct" not in ihl
     status = status_table("tofu-mini", str(store.root))
     assert sum(f"| {spec.run_id} " in line for line in status.splitlines()) == 1  # counted once, copies named
-    assert f"{copy}: not counted, its run.json is run {spec.run_id}'s (a copy?)" in status.splitlines()
+    assert f"{copy}{said}" in status.splitlines()
     assert "3 finished" in status and f"| {moved.run_id} " not in status
+    alone = ResultStore(store.root / "alone")  # nothing but a copy: the error says why, the copy is named
+    shutil.copytree(copy, alone.suite_dir("tofu-mini") / "runs" / copy.name)
+    assert main(["report", "--suite", "tofu-mini", "--results", str(alone.root)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"{alone.suite_dir('tofu-mini') / 'runs' / copy.name}: not counted") and len(err) == 2
 
 
 def test_an_unreadable_run_is_never_counted_twice_nor_read_as_default_settings(store):
@@ -434,3 +458,5 @@ def test_a_suite_directory_given_for_the_results_directory_gets_a_hint(store, ca
         f"--results {store.root})")
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--against", str(suite_dir)]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"--against {store.root})")
+    from bench.status import status_table
+    assert status_table(None, str(suite_dir)).endswith(f"--results {store.root})")
