@@ -86,8 +86,9 @@ def separated_pairs(runs_a: pd.DataFrame, runs_b: pd.DataFrame, metrics, pool_sp
                 reversed_ = (sb_better.mean > sb_worse.mean) != direction[metric] and sb_better.mean != sb_worse.mean
                 order = "reversed" if reversed_ else "same order"
                 ahead = (model, split, metric, worse if reversed_ else better)  # the side B finds better
-                unlike = ((model, split, metric, better) in ref_b) != ((model, split, metric, worse) in ref_b)
-                if not (_separable(sb_better) and _separable(sb_worse)) or ahead in bounds_b or unlike:
+                if ((model, split, metric, better) in ref_b) != ((model, split, metric, worse) in ref_b):
+                    verdict = "not comparable in B"  # a gap to a calibrating model against a distance to 0.5
+                elif not (_separable(sb_better) and _separable(sb_worse)) or ahead in bounds_b:
                     verdict = f"{order}, no interval in B"
                 elif sb_better.overlaps(sb_worse):
                     verdict = f"{order}, overlapping"
@@ -113,7 +114,7 @@ def unfinished(runs: pd.DataFrame, strays: list[str] = ()) -> str:
     said = [f"{len(left)} of {len(once)} runs did not finish ({counts}), left out"] if len(left) else []
     if strays:
         said.append(f"{len(strays)} {'directory' if len(strays) == 1 else 'directories'} of runs/ not counted: "
-                    + "; ".join(why.split(":")[0] for why in strays))
+                    + "; ".join(why.split(": not counted")[0] for why in strays))
     return "; ".join(said)
 
 
@@ -148,7 +149,8 @@ def write(suite: str, path: Path, pairs: list[dict], claims_a: list, claims_b: l
              "do not overlap in A, per metric, and what B says of it. A summary over some runs only (a value "
              "measured on the runs that forgot), over one distinct run, or a smaller epoch count that holds runs "
              "the cap cut off (a bound) separates nothing, in either set: `no interval in B` marks a pair B cannot "
-             "separate. A metric with an ideal value (privleak 0, an attack AUC that of the calibrating model) is "
+             "separate, and `not comparable in B` an attack AUC that B measures against its calibrating model's for "
+             "one method and against 0.5 for the other. A metric with an ideal value (privleak 0, an attack AUC that of the calibrating model) is "
              "ordered and separated by nearness to it, as the leaderboard ranks it; A and B show its values." + (
                  " The forget sets are replicates here: each method is summarised over all of them (split "
                  f"`{POOLED}`), as in the paper table." if any(p["split"] == POOLED for p in pairs) else ""), "",

@@ -53,7 +53,7 @@ from tabulate import tabulate
 
 from bench import decide, stats
 from bench.errors import BenchError, unknown
-from bench.runs import first_requests, method_base, select_method, unlike_settings
+from bench.runs import first_requests, method_base, select_method, settings_key, unlike_settings
 from bench.tables import REPEAT_SCOPE, epoch_cap
 from methods import ADAPTERS, OBJECTIVES
 from suites import SUITES
@@ -97,6 +97,7 @@ class ClaimResult:
     source: str = ""
     margin: float | None = None
     note: str = ""  # what the verdict does not cover (a `best` claim whose family has objectives without runs)
+    values: str = "value"  # what the A and B columns hold: `distance` for a metric with an ideal (compared_values)
 
 
 # the keys every claim may have, and those of each kind (a key of the other kind is an error, not ignored)
@@ -258,9 +259,10 @@ def check_method(name: str, c: dict, path: Path) -> None:
     one-line BenchError with a did-you-mean. A known method without runs is not an error: its comparisons are
     `no data`."""
     valid = list(OBJECTIVES.names()) + [f"{o}+{a}" for o in OBJECTIVES.names() for a in ADAPTERS.names() if a != "full"]
-    ranked = re.fullmatch(r"(.+\+.+)-r[1-9]\d*", str(name).partition("[")[0].strip())
-    if (ranked.group(1) if ranked else str(name).partition("[")[0].strip()) not in valid:
-        raise unknown(f"method in claim {c.get('id')!r} ({path})", name, valid)
+    base = str(name).partition("[")[0].strip()  # without its settings
+    ranked = re.fullmatch(r"(.+\+.+)-r[1-9]\d*", base)
+    if (ranked.group(1) if ranked else base) not in valid:
+        raise unknown(f"method in claim {c.get('id')!r} ({path})", base, valid)
 
 
 def _runs_of(runs: pd.DataFrame, name: str, suite: str, only_forgotten: bool) -> pd.DataFrame:
@@ -336,6 +338,18 @@ class Compared(NamedTuple):
     test_b: list[float]
     label: str | None  # `privleak (distance to 0)` where distances are tested, None where the values are
     higher_is_better: bool  # of what is tested: distances are better lower
+    unpaired: int = 0  # pairs with both values but a run without its calibrating value: no distance, no pair
+
+    def summary(self, metric, values: list[float], cap: int | None = None) -> stats.Summary | None:
+        """`values` (of `a`, `b`) summarised as a table shows them: on the metric's scale and range, or as
+        distances (never below 0)."""
+        return metric.summarize(values, cap) if self.label is None else stats.summarize(values, bounds=(0.0, math.inf))
+
+    @property
+    def unpaired_note(self) -> str:
+        """What the missing calibrating values left out, "" when nothing."""
+        return (f"{self.unpaired} {'pair' if self.unpaired == 1 else 'pairs'} left out of {self.label}: a run without "
+                f"its calibrating value (ref), where others have one" if self.unpaired else "")
 
 
 def compared_values(merged: pd.DataFrame, metric) -> Compared:
@@ -353,7 +367,9 @@ def compared_values(merged: pd.DataFrame, metric) -> Compared:
     calibrated = metric.calibrated and any(r.notna().any() for r in refs.values())
     da = metric.distances(va, refs["a"] if calibrated else None)
     db = metric.distances(vb, refs["b"] if calibrated else None)
-    return Compared(da, db, da, db, metric.distance_label(calibrated), False)  # shown as tested: A - B adds up
+    unpaired = sum(pd.notna(x) and pd.notna(y) and not (pd.notna(u) and pd.notna(v))
+                   for x, y, u, v in zip(va, vb, da, db))
+    return Compared(da, db, da, db, metric.distance_label(calibrated), False, unpaired)  # shown as tested
 
 
 class PairKeys(NamedTuple):
@@ -378,6 +394,8 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
             PairKeys([], [])
     if metric.name not in ra or metric.name not in rb:
         return Check(a, b, "no data", reason=f"no run records {metric.name}"), PairKeys([], [])
+    if set(ra["run_id"]) == set(rb["run_id"]):  # one configuration under two spellings (`ga`, `ga[defaults]`)
+        return Check(a, b, "not comparable (A and B name the same runs)"), PairKeys([], [])
     differ = unlike_settings(ra, rb)
     if differ:  # a claim about methods must not rest on runs that differ in anything else
         return Check(a, b, f"not comparable ({differ})"), PairKeys([], [])
@@ -395,7 +413,7 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
     rows = [(x, y, c, k) for x, y, c, k in zip(values.test_a, values.test_b, cut_at, keys_of(merged))
             if pd.notna(x) and pd.notna(y)]
     if not rows:
-        return Check(a, b, "no data"), PairKeys(keys, [])
+        return Check(a, b, "no data", reason=values.unpaired_note), PairKeys(keys, [])
     # a pair in which neither run forgot ties only because the cap cut both off: it says nothing about which
     # method forgets faster, so it is no pair (as a pair of `only_forgotten` needs both runs to have forgotten)
     tied = [(x, y, c, k) for x, y, c, k in rows if x >= c and y >= c]
@@ -437,14 +455,15 @@ def _check(runs: pd.DataFrame, suite: str, a: str, b: str, metric, only_forgotte
             forgot += (f"; replicates needed counts replicates, which gave pairs at the rate of {len(pairs)} in "
                        f"{matched}")
     left = unfinished_runs(runs, every or [ra, rb])
-    nearness = values.label and (f"tested as {values.label}, each run's distance to the metric's ideal: A - B is the "
-                                 f"difference of the distances, negative where A is nearer")
+    nearness = values.label and "; ".join(r for r in (
+        f"tested as {values.label}, each run's distance to the metric's ideal (the A and B values too): A - B is the "
+        f"difference of the distances, negative where A is nearer", values.unpaired_note) if r)
     reason = "; ".join(r for r in (nearness, repeats and f"bit-identical replicates dropped ({repeats})", result.reason,
                                    forgot, at_cap, left) if r)
     shown = lambda v: None if v is None else sign * v  # report A - B in the metric's own direction
     lo, hi = sorted((shown(result.lo), shown(result.hi))) if result.lo is not None else (None, None)
-    return Check(a, b, result.verdict, stats.fmt_summary(metric.summarize(va, epoch_cap(ra))),
-                 stats.fmt_summary(metric.summarize(vb, epoch_cap(rb))),
+    return Check(a, b, result.verdict, stats.fmt_summary(values.summary(metric, va, epoch_cap(ra))),
+                 stats.fmt_summary(values.summary(metric, vb, epoch_cap(rb))),
                  stats.fmt(shown(result.diff)), "–" if lo is None else f"[{stats.fmt(lo)}, {stats.fmt(hi)}]",
                  stats.fmt(result.p_value), result.n, stats.fmt(margin), f"{level:.4g}", needed, reason), \
         PairKeys(keys, sorted(k for *_, k in rows), left)
@@ -508,12 +527,17 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None, sequ
         metric, only = metrics[c["metric"]], bool(c.get("only_forgotten", False))
         if c.get("kind", "better") == "best":
             among = c.get("among")  # the methods the claim's source compared: their objectives
-            others = [label for label, base in methods if c["method"] not in (label, base)
-                      and (among is None or base.split("+")[0] in among)]
-            pairs = [(c["method"], o) for o in others]
+            # a method named with its settings (`ga[lr=0.002]`) is best among the methods run at those settings
+            name, _, settings = str(c["method"]).partition("[")
+            name, at = name.strip(), settings and settings_key(settings.rstrip(" ]"))
+            run_at = {m for m, k in zip(labels, runs.loc[labels.index, "settings"].map(settings_key)) if k == at} \
+                if settings else None
+            others = [label for label, base in methods if name not in (label, base)
+                      and (among is None or base.split("+")[0] in among) and (run_at is None or label in run_at)]
+            pairs = [(c["method"], o + (f"[{settings}" if settings else "")) for o in others]
             # A is labelled as its runs are, like the B methods (ihl+fila-r4 against ga+lora-r4); the plan's keys
             # keep the claim's own name
-            own = [label for label, base in methods if c["method"] in (label, base)]
+            own = [label for label, base in methods if name in (label, base)]
             label_a = own[0] if len(own) == 1 else c["method"]
             # a partial grid shrinks the family: "best" against the methods run is not "best" of the paper's
             absent = [o for o in among or [] if not any(label.split("+")[0] == o for label in others)]
@@ -574,7 +598,8 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None, sequ
         if all(k.verdict.startswith("no data") for k in checks):
             note = ""  # compared with nothing: the verdict says so
         results.append(ClaimResult(c["id"], c.get("text", ""), c["metric"], overall([k.verdict for k in checks]),
-                                   checks, c.get("source", ""), c["margin"], note))
+                                   checks, c.get("source", ""), c["margin"], note,
+                                   "value" if metric.ideal is None else "distance"))
     return results
 
 
@@ -627,8 +652,8 @@ def write_markdown(results: list[ClaimResult], suite: str, path: Path) -> Path:
         lines += [f"## {r.id}: {shown_verdict(r)}", "", r.text, ""] + (
                  [f"Source: {r.source}", ""] if r.source else []) + (
                  [f"**Partial family:** {r.note}.", ""] if r.note else []) + [
-                  tabulate([{"A": k.a, "B": k.b, "A value": k.a_value, "B value": k.b_value, "A - B": k.diff,
-                             "interval": k.interval, "level": k.level, "margin": k.margin, "p": k.p,
+                  tabulate([{"A": k.a, "B": k.b, f"A {r.values}": k.a_value, f"B {r.values}": k.b_value,
+                             "A - B": k.diff, "interval": k.interval, "level": k.level, "margin": k.margin, "p": k.p,
                              "pairs": k.pairs, "verdict": k.verdict, "replicates needed": k.needed}
                             for k in r.checks], headers="keys", tablefmt="github"), ""]
         lines += [f"- {k.a} vs {k.b}: {k.reason}" for k in r.checks if k.reason]

@@ -85,23 +85,24 @@ def compare_methods(suite: str, runs: pd.DataFrame, a: str, b: str, results: str
                          f"({differ}); compare runs made with the same --lr/--epochs/--set/--option")
     # paired as claims pair them: in seed order, so the copy kept is the earliest seed's (bench.claims._check)
     merged, repeats = distinct_pairs(ra.merge(rb, on=KEYS, suffixes=("_a", "_b")).sort_values(KEYS, kind="stable"))
-    rows = []
+    rows, said = [], []
     for metric in kind.metrics:
         if metric.name not in ra or metric.name not in rb:
             continue
         values = compared_values(merged, metric)  # a metric with an ideal: each run's distance to it
         result = stats.paired(values.test_a, values.test_b, metric.log_scale)
+        said += [values.unpaired_note] if values.unpaired else []
         if result is None:
             continue
         verdict = result.verdict(values.higher_is_better)
         verdict = {"A better": f"{a} better", "B better": f"{b} better"}.get(verdict, verdict)
         rows.append({"metric": values.label or metric.name + (" (log10 ratio)" if metric.log_scale else ""),
-                     "a": stats.fmt_summary(metric.summarize(values.a, epoch_cap(ra))),
-                     "b": stats.fmt_summary(metric.summarize(values.b, epoch_cap(rb))),
+                     "a": stats.fmt_summary(values.summary(metric, values.a, epoch_cap(ra))),
+                     "b": stats.fmt_summary(values.summary(metric, values.b, epoch_cap(rb))),
                      "diff": result.diff, "lo": result.lo, "hi": result.hi, "p": result.p_value, "n": result.n,
                      "verdict": verdict})
-    said = [f"Bit-identical replicates counted once ({repeats}): a pair holding a copy of an earlier run is "
-            f"dropped"] if repeats else []
+    said += [f"Bit-identical replicates counted once ({repeats}): a pair holding a copy of an earlier run is "
+             f"dropped"] if repeats else []
     left = unfinished_runs(runs, [ra, rb])  # the pairs speak for the runs that finished: say which did not
     said += [left] if left else []
     return Comparison(a, b, rows, ". ".join(said))

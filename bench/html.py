@@ -97,8 +97,8 @@ def write_page(suite: str, path: Path, leaderboard: pd.DataFrame, rule: str, not
                               "margin": stats.fmt(c.margin), "statement": c.text, "source": c.source} for c in claims])
         parts += ["<h2>Claims</h2>", f"<p class=\"note\">{html.escape(CLAIMS_NOTE)}</p>", table(rows, "claims")]
         for c in claims:
-            checks = pd.DataFrame([{"A": k.a, "B": k.b, "A value": k.a_value, "B value": k.b_value, "A - B": k.diff,
-                                    "interval": k.interval, "level": k.level, "margin": k.margin, "p": k.p,
+            checks = pd.DataFrame([{"A": k.a, "B": k.b, f"A {c.values}": k.a_value, f"B {c.values}": k.b_value,
+                                    "A - B": k.diff, "interval": k.interval, "level": k.level, "margin": k.margin, "p": k.p,
                                     "pairs": k.pairs, "verdict": k.verdict, "replicates needed": k.needed, "why": k.reason}
                                    for k in c.checks])
             css = c.verdict.replace(" ", "-")

@@ -229,7 +229,8 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
             rows.append({"run_id": run_dir.name, "status": "corrupt",
                          "reason": f"{run_dir / 'run.json'}: not a run record ({type(e).__name__}: {e})"})
     # a SLURM job killed at its time limit leaves a record saying running: as `bench status`, ask the scheduler
-    jobs = {r["run_id"]: submitted[r["run_id"]] for r in rows if r["run_id"] in submitted and r["status"] != "finished"}
+    jobs = {r["run_id"]: submitted[r["run_id"]] for r in rows  # a damaged or failed record says more than its job
+            if r["run_id"] in submitted and r["status"] in ("running", "pending")}
     states = slurm_states(sorted(set(jobs.values())))
     for r in rows:
         if r["run_id"] in jobs:
@@ -352,7 +353,7 @@ def select_method(runs: pd.DataFrame, name: str, suite: str, results: str | None
     several non-default settings."""
     base, _, qualifier = name.partition("[")
     base = base.strip()
-    wanted = None if not qualifier else _settings_key(qualifier.rstrip().removesuffix("]"))
+    wanted = None if not qualifier else settings_key(qualifier.rstrip().removesuffix("]"))
     finished = runs[runs["status"] == "finished"]
     chosen = finished[(finished["method"] == base) | (method_base(finished["method"]) == base)]
     listed = runs[runs["method"].notna()] if "method" in runs else runs.iloc[0:0]
@@ -367,7 +368,7 @@ def select_method(runs: pd.DataFrame, name: str, suite: str, results: str | None
     configs = sorted(set(zip(chosen["method"], chosen["settings"])))
     shown = lambda c: f"{c[0]} [{c[1] or 'defaults'}]"
     if wanted is not None:
-        chosen = chosen[chosen["settings"].map(_settings_key) == wanted]
+        chosen = chosen[chosen["settings"].map(settings_key) == wanted]
         if chosen.empty:
             raise BenchError(f"'{name}': no finished run of {base} has the settings [{qualifier.rstrip(' ]') or 'defaults'}]"
                              f" (it has: {', '.join(shown(c) for c in configs)})")
@@ -382,7 +383,14 @@ def select_method(runs: pd.DataFrame, name: str, suite: str, results: str | None
     return chosen
 
 
-def _settings_key(text: str) -> tuple[str, ...]:
-    """Settings as `run_settings` writes them, or as a user types them (`lr=0.5 epochs=2`, any order; `defaults`
-    or nothing for the suite's defaults), compared as a set."""
-    return tuple(sorted(t for t in str(text).split() if t != "defaults"))
+def settings_key(text: str) -> tuple[str, ...]:
+    """Settings as `run_settings` writes them, or as a user types them (`lr=0.5 epochs=2`, any order, a number in
+    any spelling `run_settings` reads alike: 2e-3 is lr=0.002; `defaults` or nothing for the suite's defaults),
+    compared as a set."""
+    def token(t: str) -> str:
+        name, eq, value = t.partition("=")
+        try:
+            return f"{name}={float(value):g}" if eq else t  # run_settings writes numbers with :g
+        except ValueError:
+            return t
+    return tuple(sorted(token(t) for t in str(text).split() if t != "defaults"))

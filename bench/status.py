@@ -41,7 +41,7 @@ def status_table(suite: str | None, results: str) -> str:
         SUITES[suite]  # a named suite that does not exist: a one-line error with a did-you-mean
     else:  # every directory of `results` that is a suite; another directory (a backup, an unloaded plug-in's) is named
         unknown = [s for s in suites if s not in SUITES]
-        if unknown:
+        if unknown and not suite_dir_hint(Path(results), None, "--results"):  # a suite's own directory: hinted below
             log.warning(f"skipped {', '.join(unknown)} in {results}: not a suite (a plug-in's needs UNLEARNING_BENCH_PLUGINS)")
         suites = [s for s in suites if s in SUITES]
     rows = []

@@ -69,10 +69,12 @@ def suite_dir_hint(path: Path, suite: str | None, flag: str) -> str:
     """A hint where `path` is a suite's own directory (it holds runs/) given for the results directory that holds
     it, "" otherwise."""
     path = Path(path)
-    if (path / "runs").is_dir() and not (suite and (path / suite).is_dir()):
-        return (f" ({path} looks like a suite directory: pass the results directory that holds {suite or path.name}/, "
-                f"{flag} {path.parent})")
-    return ""
+    if not (path / "runs").is_dir() or (suite and (path / suite).is_dir()):
+        return ""
+    if suite in (None, path.name):
+        return f" ({path} looks like a suite directory: pass the results directory that holds it, {flag} {path.parent})"
+    return (f" ({path} looks like a suite directory: pass a results directory holding it under the name {suite}/, "
+            f"as `bench run --results DIR` writes it)")
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

@@ -98,6 +98,7 @@ def test_comparisons_claims_and_agreement_read_a_metric_with_an_ideal_by_nearnes
     ga, npo = claims.evaluate_file(path, "tofu-mini", runs)
     assert (ga.verdict, npo.verdict) == ("holds", "does not hold")
     assert ga.checks[0].diff == "-92.3" and "tested as privleak (distance to 0)" in ga.checks[0].reason
+    assert ga.values == "distance" and ga.checks[0].a_value.startswith("4.67 [")
 
     metrics = [m for m in SUITES["tofu-mini"].metrics if m.name in ("privleak", "mia_loss")]
     pairs = {p["metric"]: p for p in agreement.separated_pairs(runs, runs, metrics)}
@@ -127,7 +128,9 @@ def test_a_run_without_its_calibrating_value_is_no_match_for_one_with_it(tmp_pat
                 del r["suite_records"]["reference_metrics"]["mia_loss"]
             write_json_atomic(store.run_dir(spec) / "run.json", r)
     runs = load_runs("tofu-mini", store)
-    rows = [r["metric"] for r in compare_methods("tofu-mini", runs, "ga+lora", "npo+lora").rows]
-    assert not any(m.startswith("mia_loss") for m in rows)
+    compared = compare_methods("tofu-mini", runs, "ga+lora", "npo+lora")
+    assert not any(r["metric"].startswith("mia_loss") for r in compared.rows)
+    assert ("3 pairs left out of mia_loss (distance to ref): a run without its calibrating value (ref), where others "
+            "have one") in compared.note
     metrics = [m for m in SUITES["tofu-mini"].metrics if m.name == "mia_loss"]
     assert agreement.separated_pairs(runs, runs, metrics) == []

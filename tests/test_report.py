@@ -143,6 +143,14 @@ def test_unlike_runs_are_never_compared_paired_or_pooled(store, tmp_path):
     from bench.claims import evaluate_file
     [claim] = evaluate_file(named, "tofu-mini", runs)
     assert claim.verdict == "not comparable" and "A: epochs=2 vs B: (defaults)" in claim.checks[0].verdict
+    [same] = evaluate([{"id": "self", "metric": "model_utility", "better": "ga+lora", "than": "ga+lora[defaults]",
+                        "margin": 0.02}], "tofu-mini", runs)
+    assert same.checks[0].verdict == "not comparable (A and B name the same runs)"
+    [fast_ga] = expand("tofu-mini", "ga+lora", hparams={"epochs": "2"}, seeds="0")  # a best claim at one setting
+    write_json_atomic(store.run_dir(fast_ga) / "run.json", tofu_record(fast_ga, [0.5, 0.5], [0.2, 0.2]))
+    [best] = evaluate([{"id": "fast-best", "kind": "best", "metric": "model_utility", "method": "ihl+fila[epochs=2.0]",
+                        "margin": 0.02}], "tofu-mini", load_runs("tofu-mini", store))
+    assert [k.b for k in best.checks] == ["ga+lora-r4[epochs=2.0]"] and best.checks[0].pairs == 1
     with pytest.raises(BenchError, match=r"cannot compare ihl\+fila-r4 \[epochs=2\] with ga\+lora-r4: .*A: epochs=2"):
         compare_methods("tofu-mini", runs, "ihl+fila[epochs=2]", "ga+lora")
     with pytest.raises(BenchError, match=r"no finished run of ihl\+fila-r4 has the settings \[lr=2\] \(it has: "
@@ -454,9 +462,13 @@ def test_a_suite_directory_given_for_the_results_directory_gets_a_hint(store, ca
     suite_dir = store.suite_dir("tofu-mini")
     assert main(["report", "--suite", "tofu-mini", "--results", str(suite_dir)]) == 2
     assert capsys.readouterr().err.strip().endswith(
-        f"({suite_dir} looks like a suite directory: pass the results directory that holds tofu-mini/, "
-        f"--results {store.root})")
+        f"({suite_dir} looks like a suite directory: pass the results directory that holds it, --results {store.root})")
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--against", str(suite_dir)]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"--against {store.root})")
     from bench.status import status_table
     assert status_table(None, str(suite_dir)).endswith(f"--results {store.root})")
+    import shutil
+    renamed = shutil.copytree(suite_dir, store.root / "elsewhere" / "tofu-copy")  # not under the suite's name
+    assert main(["report", "--suite", "tofu-mini", "--results", str(renamed)]) == 2
+    assert capsys.readouterr().err.strip().endswith("holding it under the name tofu-mini/, as `bench run --results "
+                                                    "DIR` writes it)")
