@@ -370,8 +370,9 @@ def select_method(runs: pd.DataFrame, name: str, suite: str, results: str | None
     if wanted is not None:
         chosen = chosen[chosen["settings"].map(settings_key) == wanted]
         if chosen.empty:
-            raise BenchError(f"'{name}': no finished run of {base} has the settings [{qualifier.rstrip(' ]') or 'defaults'}]"
-                             f" (it has: {', '.join(shown(c) for c in configs)})")
+            asked = qualifier.rstrip(" ]") or "defaults"
+            raise BenchError(f"'{name}': no finished run of {base} has the settings [{asked}] (it has: "
+                             f"{', '.join(shown(c) for c in configs)})")
         configs = sorted(set(zip(chosen["method"], chosen["settings"])))
     elif len({m for m, _ in configs}) == 1 and sum(not c for _, c in configs) == 1:
         chosen, configs = chosen[chosen["settings"] == ""], [(configs[0][0], "")]  # the defaults, as claims mean
