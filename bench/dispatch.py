@@ -352,6 +352,8 @@ def slurm_status(stored: str, slurm: str | None) -> str:
         return slurm.lower()
     if slurm == "FAILED" and stored != "finished":
         return "failed"
+    if slurm == "COMPLETED" and stored == "running":  # its job ended without the run writing its end
+        return "interrupted"
     if slurm in ("PENDING", "REQUEUED") and stored != "finished":
         return "pending" if stored in ("pending", "missing") else f"{stored} (requeued)"
     return stored

@@ -312,3 +312,6 @@ def test_tables_and_status_ask_slurm_about_a_run_its_job_left_saying_running(tmp
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     assert load_runs("tofu-mini", store).set_index("run_id").loc[spec.run_id, "status"] == "timeout"
     assert f"| {spec.run_id} | timeout " in status_table("tofu-mini", str(store.root))
+    (bin_dir / "sacct").write_text("#!/bin/sh\necho '41|COMPLETED'\n")  # its job ended, the run never wrote its end
+    assert load_runs("tofu-mini", store).set_index("run_id").loc[spec.run_id, "status"] == "interrupted"
+    assert f"| {spec.run_id} | interrupted " in status_table("tofu-mini", str(store.root))
