@@ -86,8 +86,11 @@ def separated_pairs(runs_a: pd.DataFrame, runs_b: pd.DataFrame, metrics, pool_sp
                 reversed_ = (sb_better.mean > sb_worse.mean) != direction[metric] and sb_better.mean != sb_worse.mean
                 order = "reversed" if reversed_ else "same order"
                 ahead = (model, split, metric, worse if reversed_ else better)  # the side B finds better
-                if ((model, split, metric, better) in ref_b) != ((model, split, metric, worse) in ref_b):
-                    verdict = "not comparable in B"  # a gap to a calibrating model against a distance to 0.5
+                scales = {k in ref for k, ref in (((model, split, metric, better), ref_b),
+                                                  ((model, split, metric, worse), ref_b),
+                                                  ((model, split, metric, better), ref_a))}
+                if len(scales) > 1:  # a gap to a calibrating model against a distance to 0.5, within B or across sets
+                    verdict = "not comparable in B"
                 elif not (_separable(sb_better) and _separable(sb_worse)) or ahead in bounds_b:
                     verdict = f"{order}, no interval in B"
                 elif sb_better.overlaps(sb_worse):
@@ -150,7 +153,7 @@ def write(suite: str, path: Path, pairs: list[dict], claims_a: list, claims_b: l
              "measured on the runs that forgot), over one distinct run, or a smaller epoch count that holds runs "
              "the cap cut off (a bound) separates nothing, in either set: `no interval in B` marks a pair B cannot "
              "separate, and `not comparable in B` an attack AUC that B measures against its calibrating model's for "
-             "one method and against 0.5 for the other. A metric with an ideal value (privleak 0, an attack AUC "
+             "one method and against 0.5 for the other, or on another of these two scales than A. A metric with an ideal value (privleak 0, an attack AUC "
              "that of the calibrating model) is ordered and separated by nearness to it, as the leaderboard ranks it; "
              "A and B show its values." + (
                  " The forget sets are replicates here: each method is summarised over all of them (split "

@@ -369,7 +369,9 @@ def compared_values(merged: pd.DataFrame, metric) -> Compared:
     db = metric.distances(vb, refs["b"] if calibrated else None)
     unpaired = sum(pd.notna(x) and pd.notna(y) and not (pd.notna(u) and pd.notna(v))
                    for x, y, u, v in zip(va, vb, da, db))
-    return Compared(da, db, da, db, metric.distance_label(calibrated), False, unpaired)  # shown as tested
+    paired = [pd.notna(u) and pd.notna(v) for u, v in zip(da, db)]  # shown over the pairs tested: A - B adds up
+    shown = lambda d: [x if ok else math.nan for x, ok in zip(d, paired)]
+    return Compared(shown(da), shown(db), da, db, metric.distance_label(calibrated), False, unpaired)
 
 
 class PairKeys(NamedTuple):
@@ -525,6 +527,9 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None, sequ
         if c["metric"] not in metrics:
             raise unknown(f"metric of suite {suite} (claim {c['id']})", c["metric"], metrics)
         metric, only = metrics[c["metric"]], bool(c.get("only_forgotten", False))
+        if c.get("scale") == "log10" and metric.ideal is not None:  # its distances reach 0, where log10 is -inf
+            raise BenchError(f"claim {c['id']!r}: scale: log10 on {metric.name}, a metric read as distances to its "
+                             f"ideal (which can be 0); leave scale out")
         if c.get("kind", "better") == "best":
             among = c.get("among")  # the methods the claim's source compared: their objectives
             # a method named with its settings (`ga[lr=0.002]`) is best among the methods run at those settings
@@ -538,18 +543,20 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None, sequ
             # A is labelled as its runs are, like the B methods (ihl+fila-r4 against ga+lora-r4); the plan's keys
             # keep the claim's own name
             own = [label for label, base in methods if name in (label, base)]
-            label_a = own[0] if len(own) == 1 else c["method"]
+            label_a = own[0] + (f"[{settings}" if settings else "") if len(own) == 1 else c["method"]
             # a partial grid shrinks the family: "best" against the methods run is not "best" of the paper's
-            absent = [o for o in among or [] if not any(label.split("+")[0] == o for label in others)]
+            absent = [o for o in among or [] if not any(label.split("+")[0] == o for label in others + own)]
             note = (f"compared with {len(others)} method{'s' * (len(others) != 1)}; no finished run of "
                     f"{', '.join(absent)} (of among: {', '.join(among)}) was there to compare with, so the verdict "
                     f"covers only the methods compared" if absent and own and others else "")
+            alone = "" if others else (f"no other method has finished runs{f' at [{settings}' if settings else ''} "
+                                       f"to compare {c['method']} with")
         else:
-            pairs, label_a, note = c["pairs"], None, ""
+            pairs, label_a, note, alone = c["pairs"], None, "", ""
         # family-wise 95% over the claim's comparisons (Bonferroni): one lucky comparison of nine decides nothing
         alpha = (1 - stats.LEVEL) / max(len(pairs), 1)
         log10 = metric.log_scale or c.get("scale") == "log10"
-        checks = []
+        checks = [Check(label_a, "–", "no data", reason=alone)] if alone else []  # a best claim with no one to beat
         for a, b in pairs:
             key = comparison_key(c, a, b, len(pairs))
             if plan is not None:  # a plan written under the old keys keeps the looks taken for this comparison

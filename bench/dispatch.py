@@ -347,14 +347,17 @@ INTERRUPTED = "no process holds it; the next `run` resumes it"
 
 def slurm_status(stored: str, slurm: str | None) -> str:
     """A run's status from its record's (`stored`) and its SLURM job's state: the store says what a run reached,
-    SLURM whether its job is still alive (a job killed at its time limit leaves a record saying running)."""
-    if slurm in ("CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED") and stored != "finished":
-        return slurm.lower()
-    if slurm == "FAILED" and stored != "finished":
-        return "failed"
-    if slurm == "COMPLETED" and stored == "running":  # its job ended without the run writing its end
+    SLURM whether its job is still alive (a job killed at its time limit leaves a record saying running). A record
+    that says more (finished, failed, corrupt) keeps its status."""
+    if stored not in ("running", "pending", "missing"):
+        return stored
+    if slurm == "COMPLETED":  # its job ended without the run writing its end (or its start)
         return "interrupted"
-    if slurm in ("PENDING", "REQUEUED") and stored != "finished":
+    if slurm in ("CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED"):
+        return slurm.lower()
+    if slurm == "FAILED":
+        return "failed"
+    if slurm in ("PENDING", "REQUEUED"):
         return "pending" if stored in ("pending", "missing") else f"{stored} (requeued)"
     return stored
 

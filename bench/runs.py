@@ -235,6 +235,8 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
     for r in rows:
         if r["run_id"] in jobs:
             r["status"] = slurm_status(r["status"], states.get(jobs[r["run_id"]]))
+            if r["status"] == "interrupted":
+                r["reason"] = INTERRUPTED
     return _with_owners(pd.DataFrame(rows), specs)
 
 

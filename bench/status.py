@@ -55,7 +55,9 @@ def status_table(suite: str | None, results: str) -> str:
             job = jobs.get(r["run_id"])
             status = slurm_status(r["status"], states.get(job))
             if status == "running" and not job and not store.is_claimed(store.suite_dir(s) / "runs" / r["run_id"]):
-                status, r["reason"] = "interrupted", INTERRUPTED
+                status = "interrupted"
+            if status == "interrupted" and not r["reason"]:
+                r["reason"] = INTERRUPTED
             rows.append({"suite": s, "run": r["run_id"], "status": status,
                          "epoch": "" if r["epoch"] is None else r["epoch"],
                          "slurm": f"{job} {states.get(job, '')}".strip() if job else "",

@@ -57,6 +57,8 @@ def stray_reason(run_dir: Path, record: dict | None) -> str | None:
     if record is not None and named != run_dir.name:
         return (f"{run_dir}: not counted, its run.json is run {named}'s, which counts only in the directory of its "
                 f"run id (a copy, or a renamed directory to move back)")
+    if record is not None and record["spec"]["suite"] != run_dir.parent.parent.name:  # results/<suite>/runs/<run id>
+        return f"{run_dir}: not counted, its run.json is a run of suite {record['spec']['suite']}"
     if said is None:
         return f"{run_dir}: not counted, its name is no run id"
     spec_hash = (record or {}).get("spec_hash")
@@ -67,14 +69,27 @@ def stray_reason(run_dir: Path, record: dict | None) -> str | None:
 
 def suite_dir_hint(path: Path, suite: str | None, flag: str) -> str:
     """A hint where `path` is a suite's own directory (it holds runs/) given for the results directory that holds
-    it, "" otherwise."""
+    it, "" otherwise. Its runs' records say which suite it is (its name may be a copy's)."""
     path = Path(path)
     if not (path / "runs").is_dir() or (suite and (path / suite).is_dir()):
         return ""
-    if suite in (None, path.name):
+    owner = next((r["spec"]["suite"] for r in map(_readable, sorted((path / "runs").glob("*/run.json"))) if r), None)
+    owner = owner or suite or path.name
+    if suite and owner != suite:
+        return f" ({path} looks like the directory of suite {owner}'s runs, not {suite}'s)"
+    if owner == path.name:
         return f" ({path} looks like a suite directory: pass the results directory that holds it, {flag} {path.parent})"
-    return (f" ({path} looks like a suite directory: pass a results directory holding it under the name {suite}/, "
+    return (f" ({path} looks like a suite directory: pass a results directory holding it under the name {owner}/, "
             f"as `bench run --results DIR` writes it)")
+
+
+def _readable(path: Path) -> dict | None:
+    """The run record at `path`, None where it cannot be read as one."""
+    try:
+        record = read_json(path)
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+        return None
+    return None if record_problem(record) else record
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

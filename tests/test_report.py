@@ -151,6 +151,11 @@ def test_unlike_runs_are_never_compared_paired_or_pooled(store, tmp_path):
     [best] = evaluate([{"id": "fast-best", "kind": "best", "metric": "model_utility", "method": "ihl+fila[epochs=2.0]",
                         "margin": 0.02}], "tofu-mini", load_runs("tofu-mini", store))
     assert [k.b for k in best.checks] == ["ga+lora-r4[epochs=2.0]"] and best.checks[0].pairs == 1
+    assert best.checks[0].a == "ihl+fila-r4[epochs=2.0]"  # A is named with its setting, as B is
+    [alone] = evaluate([{"id": "lr-best", "kind": "best", "metric": "model_utility", "method": "ihl+fila[lr=3]",
+                         "margin": 0.02}], "tofu-mini", load_runs("tofu-mini", store))
+    assert alone.verdict == "no data" and alone.checks[0].reason == (
+        "no other method has finished runs at [lr=3] to compare ihl+fila[lr=3] with")
     with pytest.raises(BenchError, match=r"cannot compare ihl\+fila-r4 \[epochs=2\] with ga\+lora-r4: .*A: epochs=2"):
         compare_methods("tofu-mini", runs, "ihl+fila[epochs=2]", "ga+lora")
     with pytest.raises(BenchError, match=r"no finished run of ihl\+fila-r4 has the settings \[lr=2\] \(it has: "
@@ -472,3 +477,9 @@ def test_a_suite_directory_given_for_the_results_directory_gets_a_hint(store, ca
     assert main(["report", "--suite", "tofu-mini", "--results", str(renamed)]) == 2
     assert capsys.readouterr().err.strip().endswith("holding it under the name tofu-mini/, as `bench run --results "
                                                     "DIR` writes it)")
+    assert main(["report", "--suite", "muse-mini", "--results", str(renamed)]) == 2  # another suite's runs
+    assert capsys.readouterr().err.strip().endswith("looks like the directory of suite tofu-mini's runs, not muse-mini's)")
+    moved = shutil.copytree(suite_dir, store.root / "mixed" / "muse-mini")  # tofu-mini runs filed as muse-mini's
+    assert main(["report", "--suite", "muse-mini", "--results", str(moved.parent)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].endswith("not counted, its run.json is a run of suite tofu-mini") and err[-1].startswith("error: no readable run")
