@@ -527,9 +527,11 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None, sequ
         if c["metric"] not in metrics:
             raise unknown(f"metric of suite {suite} (claim {c['id']})", c["metric"], metrics)
         metric, only = metrics[c["metric"]], bool(c.get("only_forgotten", False))
-        if c.get("scale") == "log10" and metric.ideal is not None:  # its distances reach 0, where log10 is -inf
-            raise BenchError(f"claim {c['id']!r}: scale: log10 on {metric.name}, a metric read as distances to its "
-                             f"ideal (which can be 0); leave scale out")
+        positive = metric.ideal is None and metric.bounds is not None and metric.bounds[0] > 0
+        if c.get("scale") == "log10" and not (metric.log_scale or positive):  # log10 of 0 is -inf, clipped: nonsense
+            reach = "distances to its ideal" if metric.ideal is not None else f"values in {metric.bounds}"
+            raise BenchError(f"claim {c['id']!r}: scale: log10 on {metric.name}, whose {reach} can be 0 or below "
+                             f"(log10 needs positive values: perplexities); leave scale out")
         if c.get("kind", "better") == "best":
             among = c.get("among")  # the methods the claim's source compared: their objectives
             # a method named with its settings (`ga[lr=0.002]`) is best among the methods run at those settings
@@ -549,8 +551,14 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None, sequ
             note = (f"compared with {len(others)} method{'s' * (len(others) != 1)}; no finished run of "
                     f"{', '.join(absent)} (of among: {', '.join(among)}) was there to compare with, so the verdict "
                     f"covers only the methods compared" if absent and own and others else "")
-            alone = "" if others else (f"no other method has finished runs{f' at [{settings}' if settings else ''} "
-                                       f"to compare {c['method']} with")
+            at_text = f" at [{settings}" if settings else ""
+            if settings and not [label for label in own if label in run_at]:  # A itself never ran there
+                alone = f"no finished run of {name}{at_text} (a setting none of its runs has)"
+            elif not others:
+                who = f"of among ({', '.join(among)}) " if among else ""
+                alone = f"no other method {who}has finished runs{at_text} to compare {c['method']} with"
+            else:
+                alone = ""
         else:
             pairs, label_a, note, alone = c["pairs"], None, "", ""
         # family-wise 95% over the claim's comparisons (Bonferroni): one lucky comparison of nine decides nothing

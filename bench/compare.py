@@ -20,8 +20,8 @@ COMPARE_NOTE = ("A minus B over runs paired by (model, split, seed); 95% t-inter
                 "paired t-test p-value (scipy.stats.ttest_rel); log-scale metrics compared as log10 ratios; a metric "
                 "with an ideal value (privleak 0, an attack AUC 0.5, or the calibrating model's AUC on the same items "
                 "where a run records it: `ref`) compared as each run's distance to it, `(distance to 0)`: its A and "
-                "B columns are those distances, and A - B < 0 means A is nearer. A verdict needs the interval to "
-                "exclude 0.")
+                "B columns are those distances, and A - B < 0 means A is nearer. A, B and A - B are over the pairs "
+                "compared (both runs with a value). A verdict needs the interval to exclude 0.")
 
 
 def parse_compare(text: str) -> list[tuple[str, str]]:
@@ -90,6 +90,8 @@ def compare_methods(suite: str, runs: pd.DataFrame, a: str, b: str, results: str
         if metric.name not in ra or metric.name not in rb:
             continue
         values = compared_values(merged, metric)  # a metric with an ideal: each run's distance to it
+        tested = [pd.notna(x) and pd.notna(y) for x, y in zip(values.test_a, values.test_b)]
+        over_pairs = lambda v: [x for x, ok in zip(v, tested) if ok]  # A, B and A - B over the same pairs
         result = stats.paired(values.test_a, values.test_b, metric.log_scale)
         said += [values.unpaired_note] if values.unpaired else []
         if result is None:
@@ -97,8 +99,8 @@ def compare_methods(suite: str, runs: pd.DataFrame, a: str, b: str, results: str
         verdict = result.verdict(values.higher_is_better)
         verdict = {"A better": f"{a} better", "B better": f"{b} better"}.get(verdict, verdict)
         rows.append({"metric": values.label or metric.name + (" (log10 ratio)" if metric.log_scale else ""),
-                     "a": stats.fmt_summary(values.summary(metric, values.a, epoch_cap(ra))),
-                     "b": stats.fmt_summary(values.summary(metric, values.b, epoch_cap(rb))),
+                     "a": stats.fmt_summary(values.summary(metric, over_pairs(values.a), epoch_cap(ra))),
+                     "b": stats.fmt_summary(values.summary(metric, over_pairs(values.b), epoch_cap(rb))),
                      "diff": result.diff, "lo": result.lo, "hi": result.hi, "p": result.p_value, "n": result.n,
                      "verdict": verdict})
     said += [f"Bit-identical replicates counted once ({repeats}): a pair holding a copy of an earlier run is "

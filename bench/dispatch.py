@@ -353,7 +353,7 @@ def slurm_status(stored: str, slurm: str | None) -> str:
         return stored
     if slurm == "COMPLETED":  # its job ended without the run writing its end (or its start)
         return "interrupted"
-    if slurm in ("CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED"):
+    if slurm in ("CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "DEADLINE", "BOOT_FAIL"):
         return slurm.lower()
     if slurm == "FAILED":
         return "failed"

@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,8 +74,8 @@ def suite_dir_hint(path: Path, suite: str | None, flag: str) -> str:
     path = Path(path)
     if not (path / "runs").is_dir() or (suite and (path / suite).is_dir()):
         return ""
-    owner = next((r["spec"]["suite"] for r in map(_readable, sorted((path / "runs").glob("*/run.json"))) if r), None)
-    owner = owner or suite or path.name
+    suites = Counter(r["spec"]["suite"] for r in map(_readable, (path / "runs").glob("*/run.json")) if r)
+    owner = suites.most_common(1)[0][0] if suites else suite or path.name  # most runs' suite: a stray may differ
     if suite and owner != suite:
         return f" ({path} looks like the directory of suite {owner}'s runs, not {suite}'s)"
     if owner == path.name:

@@ -155,7 +155,14 @@ def test_unlike_runs_are_never_compared_paired_or_pooled(store, tmp_path):
     [alone] = evaluate([{"id": "lr-best", "kind": "best", "metric": "model_utility", "method": "ihl+fila[lr=3]",
                          "margin": 0.02}], "tofu-mini", load_runs("tofu-mini", store))
     assert alone.verdict == "no data" and alone.checks[0].reason == (
-        "no other method has finished runs at [lr=3] to compare ihl+fila[lr=3] with")
+        "no finished run of ihl+fila at [lr=3] (a setting none of its runs has)")
+    [none] = evaluate([{"id": "kl-best", "kind": "best", "metric": "model_utility", "method": "ihl+fila[epochs=2]",
+                        "among": ["kl"], "margin": 0.02}], "tofu-mini", load_runs("tofu-mini", store))
+    assert none.checks[0].reason == ("no other method of among (kl) has finished runs at [epochs=2] to compare "
+                                     "ihl+fila[epochs=2] with")
+    with pytest.raises(BenchError, match=r"scale: log10 on model_utility, whose values in \(0.0, 1.0\) can be 0"):
+        evaluate([{"id": "log-mu", "metric": "model_utility", "better": "ihl+fila", "than": "ga+lora", "margin": 0.1,
+                   "scale": "log10"}], "tofu-mini", runs)
     with pytest.raises(BenchError, match=r"cannot compare ihl\+fila-r4 \[epochs=2\] with ga\+lora-r4: .*A: epochs=2"):
         compare_methods("tofu-mini", runs, "ihl+fila[epochs=2]", "ga+lora")
     with pytest.raises(BenchError, match=r"no finished run of ihl\+fila-r4 has the settings \[lr=2\] \(it has: "
