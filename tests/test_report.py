@@ -2,6 +2,7 @@
 shown as such, never as zeros, never dropped."""
 
 import json
+import math
 
 import pytest
 
@@ -365,6 +366,20 @@ def test_a_comparison_names_the_runs_it_leaves_out_unfinished(store):
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--compare", "ihl+fila,ga+lora"]) == 0
     text = (store.suite_dir("tofu-mini") / "compare.md").read_text()
     assert "ihl+fila-r4 has 1 run not finished (1 failed: seed 2), left out." in text
+
+
+def test_a_comparison_shows_a_b_and_their_difference_over_the_same_pairs(store):
+    """fq_constrained exists only where some epoch kept 90 % of the target's utility: ga+lora's seed 0 never did, so
+    the one pair is seed 1's, and A is ihl+fila's seed-1 value (0.4), not its mean over both seeds (0.283)."""
+    from bench.report import compare_methods
+
+    [spec] = expand("tofu-mini", "ga+lora", seeds="1")
+    write_json_atomic(store.run_dir(spec) / "run.json", tofu_record(spec, [0.2, 0.3], [0.5, 0.5]))
+    rows = {r["metric"]: r for r in compare_methods("tofu-mini", load_runs("tofu-mini", store), "ihl+fila",
+                                                    "ga+lora").rows}
+    row = rows["fq_constrained (log10 ratio)"]
+    assert (row["a"], row["b"], row["n"]) == ("0.4", "0.3", 1)
+    assert row["diff"] == pytest.approx(math.log10(0.4 / 0.3))
 
 
 def test_a_damaged_later_request_is_no_run_of_its_split(store):
