@@ -537,15 +537,17 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None, sequ
             # a method named with its settings (`ga[lr=0.002]`) is best among the methods run at those settings
             name, _, settings = str(c["method"]).partition("[")
             name, at = name.strip(), settings and settings_key(settings.rstrip(" ]"))
-            run_at = {m for m, k in zip(labels, runs.loc[labels.index, "settings"].map(settings_key)) if k == at} \
-                if settings else None
+            # the methods run there, each with the settings as its rows label them (`[lr=0.002]` for `[lr=2e-3]`)
+            run_at = {m: f"[{text or 'defaults'}]" for m, text in zip(labels, runs.loc[labels.index, "settings"])
+                      if settings_key(text) == at} if settings else None
             others = [label for label, base in methods if name not in (label, base)
                       and (among is None or base.split("+")[0] in among) and (run_at is None or label in run_at)]
-            pairs = [(c["method"], o + (f"[{settings}" if settings else "")) for o in others]
+            pairs = [(c["method"], o + (run_at[o] if settings else "")) for o in others]
             # A is labelled as its runs are, like the B methods (ihl+fila-r4 against ga+lora-r4); the plan's keys
             # keep the claim's own name
             own = [label for label, base in methods if name in (label, base)]
-            label_a = own[0] + (f"[{settings}" if settings else "") if len(own) == 1 else c["method"]
+            label_a = (own[0] + (run_at.get(own[0], f"[{settings}") if settings else "")) if len(own) == 1 \
+                else c["method"]
             # a partial grid shrinks the family: "best" against the methods run is not "best" of the paper's
             absent = [o for o in among or [] if not any(label.split("+")[0] == o for label in others + own)]
             note = (f"compared with {len(others)} method{'s' * (len(others) != 1)}; no finished run of "

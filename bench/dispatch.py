@@ -343,6 +343,8 @@ def slurm_run_jobs(store: ResultStore, suite: str) -> dict[str, str]:
 
 # why a record saying `running` is interrupted: its process was killed, and none holds its lock
 INTERRUPTED = "no process holds it; the next `run` resumes it"
+# why a run whose SLURM job completed without its record is interrupted: nothing of it was written
+NEVER_STARTED = "its job ended before the run wrote its record; the next `run` starts it"
 
 
 def slurm_status(stored: str, slurm: str | None) -> str:

@@ -204,7 +204,7 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
     import pandas as pd
 
     # submitit loads when a table is built, not for `status`
-    from bench.dispatch import INTERRUPTED, slurm_run_jobs, slurm_states, slurm_status
+    from bench.dispatch import INTERRUPTED, NEVER_STARTED, slurm_run_jobs, slurm_states, slurm_status
 
     kind = SUITES[suite]
     direction = {m.name: m.higher_is_better for m in kind.metrics}
@@ -234,9 +234,9 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
     states = slurm_states(sorted(set(jobs.values())))
     for r in rows:
         if r["run_id"] in jobs:
-            r["status"] = slurm_status(r["status"], states.get(jobs[r["run_id"]]))
+            stored, r["status"] = r["status"], slurm_status(r["status"], states.get(jobs[r["run_id"]]))
             if r["status"] == "interrupted":
-                r["reason"] = INTERRUPTED
+                r["reason"] = NEVER_STARTED if stored == "pending" else INTERRUPTED
     return _with_owners(pd.DataFrame(rows), specs)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from bench.dispatch import INTERRUPTED, slurm_run_jobs, slurm_states, slurm_status
+from bench.dispatch import INTERRUPTED, NEVER_STARTED, slurm_run_jobs, slurm_states, slurm_status
 from bench.runs import choose_epoch
 from bench.sequential import FILE as PLAN_FILE
 from bench.store import ResultStore, suite_dir_hint
@@ -57,7 +57,7 @@ def status_table(suite: str | None, results: str) -> str:
             if status == "running" and not job and not store.is_claimed(store.suite_dir(s) / "runs" / r["run_id"]):
                 status = "interrupted"
             if status == "interrupted" and not r["reason"]:
-                r["reason"] = INTERRUPTED
+                r["reason"] = NEVER_STARTED if r["status"] == "pending" else INTERRUPTED
             rows.append({"suite": s, "run": r["run_id"], "status": status,
                          "epoch": "" if r["epoch"] is None else r["epoch"],
                          "slurm": f"{job} {states.get(job, '')}".strip() if job else "",
@@ -66,8 +66,10 @@ def status_table(suite: str | None, results: str) -> str:
                          if isinstance(r["reason"], str) else ""})
         for run_id, job in jobs.items():  # submitted, not started yet
             if run_id not in seen:
-                rows.append({"suite": s, "run": run_id, "status": slurm_status("pending", states.get(job)), "epoch": "",
-                             "slurm": f"{job} {states.get(job, '')}".strip(), "reason": ""})
+                status = slurm_status("pending", states.get(job))
+                rows.append({"suite": s, "run": run_id, "status": status, "epoch": "",
+                             "slurm": f"{job} {states.get(job, '')}".strip(),
+                             "reason": NEVER_STARTED if status == "interrupted" else ""})
     strays = "".join(f"\n{why}" for s in suites for why in store.strays(s))  # in runs/, no run's: never counted
     if not rows:
         # a fresh clone: the committed plan records looks at runs that are not here yet

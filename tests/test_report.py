@@ -151,8 +151,8 @@ def test_unlike_runs_are_never_compared_paired_or_pooled(store, tmp_path):
     write_json_atomic(store.run_dir(fast_ga) / "run.json", tofu_record(fast_ga, [0.5, 0.5], [0.2, 0.2]))
     [best] = evaluate([{"id": "fast-best", "kind": "best", "metric": "model_utility", "method": "ihl+fila[epochs=2.0]",
                         "margin": 0.02}], "tofu-mini", load_runs("tofu-mini", store))
-    assert [k.b for k in best.checks] == ["ga+lora-r4[epochs=2.0]"] and best.checks[0].pairs == 1
-    assert best.checks[0].a == "ihl+fila-r4[epochs=2.0]"  # A is named with its setting, as B is
+    assert [k.b for k in best.checks] == ["ga+lora-r4[epochs=2]"] and best.checks[0].pairs == 1
+    assert best.checks[0].a == "ihl+fila-r4[epochs=2]"  # A is named with its setting as the tables write it, as B is
     [alone] = evaluate([{"id": "lr-best", "kind": "best", "metric": "model_utility", "method": "ihl+fila[lr=3]",
                          "margin": 0.02}], "tofu-mini", load_runs("tofu-mini", store))
     assert alone.verdict == "no data" and alone.checks[0].reason == (

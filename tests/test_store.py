@@ -315,6 +315,13 @@ def test_tables_and_status_ask_slurm_about_a_run_its_job_left_saying_running(tmp
     (bin_dir / "sacct").write_text("#!/bin/sh\necho '41|COMPLETED'\n")  # its job ended, the run never wrote its end
     assert load_runs("tofu-mini", store).set_index("run_id").loc[spec.run_id, "status"] == "interrupted"
     assert f"| {spec.run_id} | interrupted " in status_table("tofu-mini", str(store.root))
+    [never] = expand("tofu-mini", "ga+lora", seeds="1")  # submitted, its job completed, nothing written
+    write_json_atomic(store.suite_dir("tofu-mini") / "sweeps" / "s.json",
+                      {"sweep_id": "s", "suite": "tofu-mini", "launcher": "slurm", "created": 1.0,
+                       "jobs": [{"kind": "run", "job_id": "41", "run_id": spec.run_id},
+                                {"kind": "run", "job_id": "41", "run_id": never.run_id}]})
+    assert (f"| {never.run_id} | interrupted |         | 41 COMPLETED | its job ended before the run wrote its "
+            f"record") in status_table("tofu-mini", str(store.root))
     # a record that says more than its job keeps its status, in both
     write_json_atomic(store.run_dir(spec) / "run.json", {**new_record(spec), "status": "failed", "reason": "nan loss"})
     (bin_dir / "sacct").write_text("#!/bin/sh\necho '41|TIMEOUT'\n")
