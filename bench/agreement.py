@@ -153,9 +153,9 @@ def write(suite: str, path: Path, pairs: list[dict], claims_a: list, claims_b: l
              "measured on the runs that forgot), over one distinct run, or a smaller epoch count that holds runs "
              "the cap cut off (a bound) separates nothing, in either set: `no interval in B` marks a pair B cannot "
              "separate, and `not comparable in B` an attack AUC that B measures against its calibrating model's for "
-             "one method and against 0.5 for the other, or on another of these two scales than A. A metric with an ideal value (privleak 0, an attack AUC "
-             "that of the calibrating model) is ordered and separated by nearness to it, as the leaderboard ranks it; "
-             "A and B show its values." + (
+             "one method and against 0.5 for the other, or on another of these two scales than A. A metric with an "
+             "ideal value (privleak 0, an attack AUC that of the calibrating model) is ordered and separated by "
+             "nearness to it, as the leaderboard ranks it; A and B show its values." + (
                  " The forget sets are replicates here: each method is summarised over all of them (split "
                  f"`{POOLED}`), as in the paper table." if any(p["split"] == POOLED for p in pairs) else ""), "",
              f"All metrics: {_count(pairs)}.", "",
