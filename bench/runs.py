@@ -20,6 +20,8 @@ from bench.store import UNKNOWN_SETTINGS, ResultStore
 from suites import SUITES
 
 if TYPE_CHECKING:  # pandas loads when a table is built, not for `bench status` (a CLI command under 1 s)
+    from pathlib import Path
+
     import pandas as pd
 
 
@@ -195,9 +197,17 @@ def _run_row(record: dict, kind, epoch: str, direction: dict) -> dict:
     }
 
 
+def absent_reason(copy: Path, run_id: str) -> str:
+    """Why a run reads `absent` (ResultStore.absent): its directory is gone and `copy` holds its record."""
+    return (f"its directory {copy.parent / run_id} is absent; {copy} holds its record (move it back, or the next "
+            f"`run` starts it anew)")
+
+
 def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFrame:
     """One row per run directory of `suite` in `store`: status (finished, failed, running, interrupted, pending,
-    corrupt with its reason; an unreadable one placed by `_with_owners`), the spec's keys (model, split, method label `objective[+adapter-rRANK]`, lr, seed, ...), the
+    corrupt with its reason; an unreadable one placed by `_with_owners`; `absent`, a run renamed away whose copy
+    `ResultStore.absent` finds), the spec's keys (model, split, method label `objective[+adapter-rRANK]`, lr, seed,
+    ...), the
     metrics of the epoch `epoch` chooses (`choose_epoch`) with the suite's derived and calibration columns and
     the robustness stages' screened values, the run's cost (wall_s in seconds, trainable_params, peak_mem_mb
     in MiB) and its per-epoch `trajectory`. Unknown suite: BenchError with a did-you-mean."""
@@ -228,6 +238,10 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
         except (KeyError, TypeError, ValueError, AttributeError) as e:  # JSON of another shape deeper than the store checks
             rows.append({"run_id": run_dir.name, "status": "corrupt",
                          "reason": f"{run_dir / 'run.json'}: not a run record ({type(e).__name__}: {e})"})
+    for run_id, (copy, record) in store.absent(suite).items():  # renamed away: its row counts it, as not present
+        rows.append({"run_id": run_id, "status": "absent", "reason": absent_reason(copy, run_id),
+                     **_spec_columns(record["spec"]), "replicate": replicate_key(record)})
+        specs[run_id] = record["spec"]
     # a SLURM job killed at its time limit leaves a record saying running: as `bench status`, ask the scheduler
     jobs = {r["run_id"]: submitted[r["run_id"]] for r in rows  # a damaged or failed record says more than its job
             if r["run_id"] in submitted and r["status"] in ("running", "pending")}

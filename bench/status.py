@@ -9,7 +9,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from bench.dispatch import INTERRUPTED, NEVER_STARTED, slurm_run_jobs, slurm_states, slurm_status
-from bench.runs import choose_epoch
+from bench.runs import absent_reason, choose_epoch
 from bench.sequential import FILE as PLAN_FILE
 from bench.store import ResultStore, suite_dir_hint
 from suites import SUITES
@@ -64,6 +64,10 @@ def status_table(suite: str | None, results: str) -> str:
                          # one table row per run: a reason's newlines and pipes would break the table
                          "reason": " ".join(r["reason"].replace("|", "/").split())
                          if isinstance(r["reason"], str) else ""})
+        for run_id, (copy, _) in store.absent(s).items():  # renamed away (`mv X X.bak`): listed, as not present
+            seen.add(run_id)
+            rows.append({"suite": s, "run": run_id, "status": "absent", "epoch": "", "slurm": "",
+                         "reason": absent_reason(copy, run_id)})
         for run_id, job in jobs.items():  # submitted, not started yet
             if run_id not in seen:
                 status = slurm_status("pending", states.get(job))

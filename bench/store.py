@@ -56,6 +56,10 @@ def stray_reason(run_dir: Path, record: dict | None) -> str | None:
     that run's."""
     said, named = parse_run_id(run_dir.name), (record or {}).get("run_id")
     if record is not None and named != run_dir.name:
+        if isinstance(named, str) and not (run_dir.parent / named).exists():  # renamed away: the run is absent
+            return (f"{run_dir}: not counted, its run.json is run {named}'s, whose own directory is absent: "
+                    f"`mv {run_dir} {run_dir.parent / named}` puts it back (its row counts it as absent; the next "
+                    f"`run` starts it anew)")
         return (f"{run_dir}: not counted, its run.json is run {named}'s, which counts only in the directory of its "
                 f"run id (a copy, or a renamed directory to move back)")
     if record is not None and record["spec"]["suite"] != run_dir.parent.parent.name:  # results/<suite>/runs/<run id>
@@ -263,6 +267,18 @@ class ResultStore:
     def strays(self, suite: str | None = None) -> list[str]:
         """`stray_reason` of every directory of runs/ that `iter_records` leaves out, sorted."""
         return [why for d, record, _ in self._entries(suite) if (why := stray_reason(d, record))]
+
+    def absent(self, suite: str) -> dict[str, tuple[Path, dict]]:
+        """Runs of `suite` whose own directory is gone while a stray holds their record (`mv X X.bak`): run id ->
+        (the first such directory, its record). Their rows count them as runs not present, status `absent`, so
+        that a renamed directory never leaves its row looking complete."""
+        out: dict[str, tuple[Path, dict]] = {}
+        for d, record, _ in self._entries(suite):
+            named = (record or {}).get("run_id")
+            if (isinstance(named, str) and named != d.name and parse_run_id(named) is not None
+                    and record["spec"]["suite"] == suite and not (d.parent / named).exists()):
+                out.setdefault(named, (d, record))
+        return out
 
     def _entries(self, suite: str | None) -> Iterator[tuple[Path, dict | None, str | None]]:
         suites = [suite] if suite else sorted(p.name for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []

@@ -453,11 +453,33 @@ def test_a_copy_of_a_run_directory_is_counted_nowhere_and_named(store, capsys):
     assert sum(f"| {spec.run_id} " in line for line in status.splitlines()) == 1  # counted once, copies named
     assert f"{copy}{said}" in status.splitlines()
     assert "3 finished" in status and f"| {moved.run_id} " not in status
-    alone = ResultStore(store.root / "alone")  # nothing but a copy: the error says why, the copy is named
-    shutil.copytree(copy, alone.suite_dir("tofu-mini") / "runs" / copy.name)
+    alone = ResultStore(store.root / "alone")  # nothing but a directory of no run: the error says why, names it
+    (alone.suite_dir("tofu-mini") / "runs" / "scratch").mkdir(parents=True)
     assert main(["report", "--suite", "tofu-mini", "--results", str(alone.root)]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert err[0].startswith(f"{alone.suite_dir('tofu-mini') / 'runs' / copy.name}: not counted") and len(err) == 2
+    assert err[0] == f"{alone.suite_dir('tofu-mini') / 'runs' / 'scratch'}: not counted, its name is no run id"
+    assert len(err) == 2
+
+
+def test_a_run_directory_renamed_away_counts_in_its_row_as_absent(store, capsys):
+    """`mv X X.bak` leaves run X absent: its row reads 1/2 with `1 absent` (never a complete `1/1 ok`) and competes
+    on nothing, `bench status` lists X as absent, and the copy's line says how to put it back."""
+    from bench.status import status_table
+
+    [spec] = expand("tofu-mini", "ihl+fila", seeds="0")
+    copy = store.run_dir(spec).with_name(spec.run_id + ".bak")
+    store.run_dir(spec).rename(copy)
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert (f"{copy}: not counted, its run.json is run {spec.run_id}'s, whose own directory is absent: `mv {copy} "
+            f"{store.run_dir(spec)}` puts it back (its row counts it as absent; the next `run` starts it anew)") in err
+    board = (store.suite_dir("tofu-mini") / "leaderboard.md").read_text()
+    [ihl] = [line for line in board.splitlines() if "| ihl+fila-r4" in line]
+    assert "| 1/2 " in ihl and "| absent" in ihl and "**" not in ihl
+    status = status_table("tofu-mini", str(store.root))
+    [line] = [line for line in status.splitlines() if f"| {spec.run_id} " in line]
+    assert "| absent " in line and f"{copy} holds its record" in line and "1 absent" in status.splitlines()[-2]
+    assert not store.run_dir(spec).exists()  # reading never moves anything back
 
 
 def test_an_unreadable_run_is_never_counted_twice_nor_read_as_default_settings(store):
