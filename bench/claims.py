@@ -192,7 +192,8 @@ def claim_errors(c, i: int, path: Path, margins: dict, seen: set, metrics: list[
     if "margin" not in c and "metric" in c:
         margin = margins.get(c["metric"]) if isinstance(c["metric"], str) else None
         if margin is None:
-            errors.append(f"{name}: margin None is not a number > 0 (give `margin:` or `margins: {{{c['metric']}: ...}}`)")
+            errors.append(f"{name}: no margin (a claim states its practical margin, a number > 0: give `margin:`, "
+                          f"or `margins: {{{c['metric']}: ...}}` for the file)")
         else:
             guard(_check_margin, margin, c, path)
     if not errors:
@@ -339,11 +340,12 @@ class Compared(NamedTuple):
     label: str | None  # `privleak (distance to 0)` where distances are tested, None where the values are
     higher_is_better: bool  # of what is tested: distances are better lower
     unpaired: int = 0  # pairs with both values but a run without its calibrating value: no distance, no pair
+    reach: tuple[float, float] = (0.0, math.inf)  # the distances' range (Metric.distance_bounds)
 
     def summary(self, metric, values: list[float], cap: int | None = None) -> stats.Summary | None:
         """`values` (of `a`, `b`) summarised as a table shows them: on the metric's scale and range, or as
-        distances (never below 0)."""
-        return metric.summarize(values, cap) if self.label is None else stats.summarize(values, bounds=(0.0, math.inf))
+        distances, within their range `reach`."""
+        return metric.summarize(values, cap) if self.label is None else stats.summarize(values, bounds=self.reach)
 
     @property
     def unpaired_note(self) -> str:
@@ -371,7 +373,8 @@ def compared_values(merged: pd.DataFrame, metric) -> Compared:
                    for x, y, u, v in zip(va, vb, da, db))
     paired = [pd.notna(u) and pd.notna(v) for u, v in zip(da, db)]  # shown over the pairs tested: A - B adds up
     shown = lambda d: [x if ok else math.nan for x, ok in zip(d, paired)]
-    return Compared(shown(da), shown(db), da, db, metric.distance_label(calibrated), False, unpaired)
+    return Compared(shown(da), shown(db), da, db, metric.distance_label(calibrated), False, unpaired,
+                    metric.distance_bounds(calibrated))
 
 
 class PairKeys(NamedTuple):

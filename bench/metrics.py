@@ -55,6 +55,15 @@ class Metric:
             return [abs(x - self.ideal) for x in values]
         return [abs(x - float(r)) for x, r in zip(values, refs)]
 
+    def distance_bounds(self, calibrated_runs: bool = False) -> tuple[float, float]:
+        """The range of `distances`: from 0 to the farthest a value within `bounds` lies from the ideal, or from any
+        value of the range where each run's calibrating value is its ideal (`calibrated_runs`): an attack AUC's
+        distance to 0.5 is at most 0.5, to its ref at most 1; privleak's (range -100 to +inf) has no upper end."""
+        if self.bounds is None:
+            return 0.0, math.inf
+        lo, hi = self.bounds
+        return 0.0, hi - lo if calibrated_runs and self.calibrated else max(self.ideal - lo, hi - self.ideal)
+
     def distance_label(self, calibrated_runs: bool = False) -> str:
         """The name under which a comparison reports `distances` (no `|`: it is a Markdown table cell):
         `privleak (distance to 0)`, `mia_loss (distance to ref)` when runs give their calibrating value

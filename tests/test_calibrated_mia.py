@@ -134,3 +134,23 @@ def test_a_run_without_its_calibrating_value_is_no_match_for_one_with_it(tmp_pat
             "have one") in compared.note
     metrics = [m for m in SUITES["tofu-mini"].metrics if m.name == "mia_loss"]
     assert agreement.separated_pairs(runs, runs, metrics) == []
+
+
+def test_distance_intervals_stay_within_the_range_distances_can_take():
+    """An attack AUC lies in [0, 1]: its distance to 0.5 is at most 0.5 and to a run's calibrating AUC at most 1,
+    and the interval shown for distances is clipped there (a t-interval of distances near the end would pass it).
+    Privleak ranges from -100 to +inf, so its distance has no upper end."""
+    import pandas as pd
+
+    from bench.claims import compared_values
+    from suites import SUITES
+
+    metric = {m.name: m for m in SUITES["tofu-mini"].metrics}
+    assert metric["mia_loss"].distance_bounds() == (0.0, 0.5)
+    assert metric["mia_loss"].distance_bounds(calibrated_runs=True) == (0.0, 1.0)
+    assert metric["privleak"].distance_bounds() == (0.0, math.inf)
+    far = pd.DataFrame({"mia_loss_a": [0.0, 0.02, 0.1], "mia_loss_b": [0.5, 0.5, 0.5]})
+    values = compared_values(far, metric["mia_loss"])
+    assert values.test_a == pytest.approx([0.5, 0.48, 0.4]) and values.reach == (0.0, 0.5)
+    shown = values.summary(metric["mia_loss"], values.a)
+    assert shown.hi == 0.5 and shown.mean == pytest.approx(0.46)  # unclipped: 0.46 + 4.30 * 0.0529 / sqrt(3) = 0.59

@@ -104,7 +104,8 @@ def test_bad_claims_files_are_one_line_errors(store, tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     for text, message in (("claims: [", "is not valid YAML"), ("other: 1", "has no list `claims`"),
                           ("claims:\n  - id: x\n    metric: model_utility\n", "claim 'x'"),
-                          ("claims:\n  - {id: x, metric: model_utility, better: a, than: b}\n", "margin None is not a number > 0"),
+                          ("claims:\n  - {id: x, metric: model_utility, better: a, than: b}\n",
+                           "no margin (a claim states its practical margin, a number > 0"),
                           ("claims:\n  - {id: x, metric: utility, better: ga, than: gd, margin: 0.02}\n", "did you mean 'model_utility'"),
                           ("claims: [hello]\n", "claim #1"),
                           ("claims:\n  - {id: x, metric: model_utility, better: '{objectiv}+lora', than: ga, margin: 0.02, "
@@ -605,7 +606,7 @@ def test_a_missing_margin_does_not_hide_the_other_errors(store, tmp_path, capsys
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--claims", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    named = [err.index(part) for part in ("claim 'x' in", "margin None is not a number > 0", "'ihl+filla'; did you mean "
+    named = [err.index(part) for part in ("claim 'x' in", "no margin (a claim states its practical margin", "'ihl+filla'; did you mean "
                                           "'ihl+fila'?", "unknown metric of claim 'z'", "did you mean 'model_utility'?")]
     assert named == sorted(named)
 
