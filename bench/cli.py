@@ -590,7 +590,7 @@ def _results_to_read(path: str) -> str:
 
 def cmd_status(args) -> int:
     """`bench status`: print the suite's run status table (finished / failed / running, SLURM jobs); return 0.
-    Raises BenchError for a --results path that is no directory."""
+    Raises BenchError for a --results path that is no directory, or a suite's own directory holding no suite."""
     from bench.status import status_table  # not bench.report: importing pandas alone takes most of a second
 
     print(status_table(args.suite, _results_to_read(args.results)))

@@ -29,8 +29,8 @@ def parse_compare(text: str) -> list[tuple[str, str]]:
     is a one-line BenchError."""
     pairs = []
     for item in text.split(";"):
-        names = [t.strip() for t in item.split(",") if t.strip()]
-        if len(names) != 2:
+        names = [t.strip() for t in item.split(",")]  # an empty name (`ga,,npo`, `ga,`) is a typo, never skipped
+        if len(names) != 2 or not all(names):
             raise BenchError(f"bad --compare '{item}' (expected two methods, e.g. ihl+fila,ga+lora)")
         if names[0] == names[1]:
             raise BenchError(f"bad --compare '{item}': a method compared with itself (expected two methods, e.g. "

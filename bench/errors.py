@@ -12,8 +12,11 @@ class BenchError(Exception):
 def unknown(kind: str, value, valid) -> BenchError:
     """`unknown model 'phi15'; did you mean 'phi-1.5'? (valid: ...)`"""
     valid = sorted(str(v) for v in valid)
-    close = difflib.get_close_matches(str(value), valid, n=1, cutoff=0.5)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
+    lower = {v.lower(): v for v in valid}  # `GA` is a typo of `ga`; `ga` of `ga+lora-r4` (a prefix, too short for difflib)
+    typed = str(value).lower()
+    close = difflib.get_close_matches(typed, list(lower), n=1, cutoff=0.5) or \
+        [k for k in lower if typed and k.startswith(typed)][:1]
+    hint = f"; did you mean '{lower[close[0]]}'?" if close else ""
     return BenchError(f"unknown {kind} '{value}'{hint} (valid: {', '.join(valid)})")
 
 

@@ -383,8 +383,9 @@ def select_method(runs: pd.DataFrame, name: str, suite: str, results: str | None
         raise unknown(f"method with finished runs in suite {suite}", base, sorted(set(finished["method"])))
     configs = sorted(set(zip(chosen["method"], chosen["settings"])))
     shown = lambda c: f"{c[0]} [{c[1] or 'defaults'}]"
-    if wanted is not None:
-        chosen = chosen[chosen["settings"].map(settings_key) == wanted]
+    if wanted is not None:  # a default typed out (`ga[lr=0.001]` where 0.001 is ga's) is what the runs leave unwritten
+        chosen = chosen[[settings_key(s) == _without_defaults(wanted, suite, m, o, ad) for s, m, o, ad in
+                         zip(chosen["settings"], chosen["model"], chosen["objective"], chosen["adapter"])]]
         if chosen.empty:
             asked = qualifier.rstrip(" ]") or "defaults"
             raise BenchError(f"'{name}': no finished run of {base} has the settings [{asked}] (it has: "
@@ -404,10 +405,27 @@ def settings_key(text: str) -> tuple[str, ...]:
     """Settings as `run_settings` writes them, or as a user types them (`lr=0.5 epochs=2`, any order, a number in
     any spelling `run_settings` reads alike: 2e-3 is lr=0.002; `defaults` or nothing for the suite's defaults),
     compared as a set."""
-    def token(t: str) -> str:
-        name, eq, value = t.partition("=")
-        try:
-            return f"{name}={float(value):g}" if eq else t  # run_settings writes numbers with :g
-        except ValueError:
-            return t
-    return tuple(sorted(token(t) for t in str(text).split() if t != "defaults"))
+    return tuple(sorted(_setting_token(t) for t in str(text).split() if t != "defaults"))
+
+
+def _setting_token(t: str) -> str:
+    """`name=value` with a number written as `run_settings` writes it (:g)."""
+    name, eq, value = t.partition("=")
+    try:
+        return f"{name}={float(value):g}" if eq else t
+    except ValueError:
+        return t
+
+
+def _without_defaults(key: tuple[str, ...], suite: str, model: str, objective: str, adapter: str) -> tuple[str, ...]:
+    """`key` (settings_key) without the settings that equal what `suite` gives `objective` with `adapter` on
+    `model`: `run_settings` leaves those out."""
+    kind = SUITES[suite]
+    try:
+        default = kind.objective_hparams(model, objective, adapter)
+    except Exception:  # an objective this checkout no longer has: as run_settings, every value counts as given
+        return key
+    given = {**dict(default.items()), **{k: v for k, v in kind.all_options().items() if k not in ADDS_ONLY}}
+    said = {_setting_token(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}")
+            for name, value in given.items()}
+    return tuple(t for t in key if t not in said)

@@ -9,6 +9,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from bench.dispatch import INTERRUPTED, NEVER_STARTED, slurm_run_jobs, slurm_states, slurm_status
+from bench.errors import BenchError
 from bench.runs import absent_reason, choose_epoch
 from bench.sequential import FILE as PLAN_FILE
 from bench.store import ResultStore, suite_dir_hint
@@ -79,7 +80,10 @@ def status_table(suite: str | None, results: str) -> str:
         # a fresh clone: the committed plan records looks at runs that are not here yet
         planned = [s for s in suites if (store.suite_dir(s) / PLAN_FILE).is_file()]
         where = "" if Path(results).resolve() == Path("results").resolve() else f" --results {results}"
-        return f"no runs in {results}" + suite_dir_hint(Path(results), suite, "--results") + "".join(
+        hint = suite_dir_hint(Path(results), suite, "--results")
+        if hint:  # a suite's own directory given for the results directory: an error, as `report` says it
+            raise BenchError(f"no runs in {results}{hint}" + strays)
+        return f"no runs in {results}" + "".join(
             f"\n{store.suite_dir(s) / PLAN_FILE} holds a sequential plan whose looks wait for their runs: "
             f"`python -m bench run --suite {s} --methods all{where}`, then the suite's `--until-decided` command in "
             f"results/README.md (with the plan's --max-seeds{', and' + where if where else ''}), rebuild them"

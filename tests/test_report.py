@@ -135,6 +135,12 @@ def test_unlike_runs_are_never_compared_paired_or_pooled(store, tmp_path):
         with pytest.raises(BenchError, match=r"both name the runs of ihl\+fila-r4 \[defaults\], a method compared"):
             compare_methods("tofu-mini", runs, *same)
     assert compare_methods("tofu-mini", runs, "ihl+fila", "ga+lora").a == "ihl+fila-r4 [defaults]"
+    from suites import SUITES
+    lr = SUITES["tofu-mini"].objective_hparams(fast_ihl.model, "ihl", "fila").lr  # a default typed out is the default
+    with pytest.raises(BenchError, match=r"both name the runs of ihl\+fila-r4 \[defaults\]"):
+        compare_methods("tofu-mini", runs, "ihl+fila", f"ihl+fila[lr={lr:e}]")
+    from bench.runs import select_method
+    assert list(select_method(runs, f"ihl+fila[epochs=2 lr={lr}]", "tofu-mini")["run_id"]) == [fast_ihl.run_id]
     [claim] = evaluate([{"id": "ihl-keeps-utility", "metric": "model_utility", "better": "ihl+fila", "than": "ga+lora",
                          "margin": 0.02}], "tofu-mini", runs)  # a variant run leaves the claim on the defaults
     assert claim.checks[0].pairs == 1 and claim.checks[0].a_value == "0.47"
@@ -248,10 +254,14 @@ def test_an_epoch_no_run_evaluated_a_self_comparison_and_a_corrupt_record_are_na
     assert capsys.readouterr().err.strip() == (
         "error: --epoch select:forget_rouge: no finished run of suite tofu-mini recorded forget_rouge per epoch (measured "
         "after the last epoch only, or not by these runs); select on one of: forget_quality, model_utility")
-    for compare in ("ga+lora,ga+lora", "ga+lora,ihl+fila;ihl+fila,ga+lora"):
+    for compare in ("ga+lora,ga+lora", "ga+lora,ihl+fila;ihl+fila,ga+lora", "ga+lora,,ihl+fila", "ga+lora,"):
         assert main(["report", "--suite", "tofu-mini", "--results", str(root), "--compare", compare]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: bad --compare") and "\n" not in err
+    for typed, meant in (("GA+LORA", "ga+lora-r4"), ("ihl", "ihl+fila-r4")):  # another case, a prefix: a suggestion
+        assert main(["report", "--suite", "tofu-mini", "--results", str(root), "--compare", f"{typed},npo+lora"]) == 2
+        assert f"unknown method with finished runs in suite tofu-mini '{typed}'; did you mean '{meant}'?" in \
+            capsys.readouterr().err
     assert main(["report", "--suite", "tofu-mini", "--results", str(root), "--epoch", "2"]) == 0
     corrupt = [l for l in capsys.readouterr().err.splitlines() if l.startswith("corrupt run record")]
     [spec] = expand("tofu-mini", "npo+lora", seeds="1")
@@ -514,8 +524,8 @@ def test_a_suite_directory_given_for_the_results_directory_gets_a_hint(store, ca
         f"({suite_dir} looks like a suite directory: pass the results directory that holds it, --results {store.root})")
     assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--against", str(suite_dir)]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"--against {store.root})")
-    from bench.status import status_table
-    assert status_table(None, str(suite_dir)).endswith(f"--results {store.root})")
+    assert main(["status", "--results", str(suite_dir)]) == 2  # `status` says so as an error, as `report` does
+    assert capsys.readouterr().err.strip().endswith(f"--results {store.root})")
     import shutil
     renamed = shutil.copytree(suite_dir, store.root / "elsewhere" / "tofu-copy")  # not under the suite's name
     assert main(["report", "--suite", "tofu-mini", "--results", str(renamed)]) == 2
