@@ -50,12 +50,14 @@ def points(runs: pd.DataFrame, axis) -> pd.DataFrame:
                          method=tables.row_labels(chosen, ["method"]))
 
 
-def _summary(frame: pd.DataFrame, metric: str, metric_of: dict) -> stats.Summary | None:
+def _summary(frame: pd.DataFrame, metric: str, metric_of: dict, how=tables.column_summary) -> stats.Summary | None:
+    """`how` (tables.column_summary, or column_ranked) of `metric` over `frame`'s runs, bit-identical replicates
+    once."""
     if frame.empty or metric not in frame:
         return None
     if "replicate" in frame:
         frame = frame.drop_duplicates("replicate")
-    return tables.column_summary(frame, metric, metric_of)
+    return how(frame, metric, metric_of)
 
 
 def _before(frame: pd.DataFrame, metric: str, metric_of: dict) -> stats.Summary | None:
@@ -99,6 +101,9 @@ def table(on_axis: pd.DataFrame, axis, base: str, metric: str, metric_of: dict) 
             counts = [str(len(group[group["point"] == k])) for k in names]
             row = {"model": model, "method": method, "runs": "/".join(counts)}
             row.update({f"p{k}": _summary(group[group["point"] == k], metric, metric_of) for k in names})
+            ranked = {f"p{k}": _summary(group[group["point"] == k], metric, metric_of, tables.column_ranked)
+                      for k in names}  # a metric with an ideal (privleak 0): best is nearest it
+            row["ranked"] = {col: s for col, s in ranked.items() if s is not None}
             rows.append(row)
     return rows, columns, ["model", "method", "runs"]
 

@@ -42,16 +42,20 @@ def left_out_note(columns: dict, shown: tuple[str, ...], runs: pd.DataFrame | No
 
 
 def cells(rows: list[dict], columns: dict[str, tuple[str, bool]], keys: list[str], tex: bool = False) -> list[dict]:
-    """rows: {key..., col: Summary | None, 'reference': bool, 'ineligible': set of cols, 'status': `row_status`};
-    columns: name -> (header, higher_is_better). Formatted cells, best and tied-best in bold; reference
-    rows, rows with runs that did not finish (their summaries speak for the runs that did) and ineligible
-    cells never compete."""
+    """rows: {key..., col: Summary | None, 'reference': bool, 'ineligible': set of cols, 'status': `row_status`,
+    'ranked': {col: Summary} for a column of a metric with an ideal (`column_ranked`)}; columns: name -> (header,
+    higher_is_better). Formatted cells, best and tied-best in bold: by `higher_is_better`, or where a competing row
+    gives its `ranked` summary, by nearness to the ideal (the lowest distance and every distance interval
+    overlapping it; a row without one then does not compete). Reference rows, rows with runs that did not finish
+    (their summaries speak for the runs that did) and ineligible cells never compete."""
     marked: dict[str, set[int]] = {}
     competing = [not r.get("reference") and r.get("status", "ok") == "ok" for r in rows]
     for col, (_, higher) in columns.items():
-        candidates = [r.get(col) if ok and col not in r.get("ineligible", ()) else None
-                      for r, ok in zip(rows, competing)]
-        marked[col] = stats.best_and_tied(candidates, higher)
+        eligible = [ok and col not in r.get("ineligible", ()) for r, ok in zip(rows, competing)]
+        by_distance = any(ok and col in r.get("ranked", {}) for r, ok in zip(rows, eligible))
+        candidates = [(r.get("ranked", {}).get(col) if by_distance else r.get(col)) if ok else None
+                      for r, ok in zip(rows, eligible)]
+        marked[col] = stats.best_and_tied(candidates, higher and not by_distance)
     table = []
     for i, r in enumerate(rows):
         line = {k: r[k] for k in keys}
@@ -132,6 +136,17 @@ def column_summary(frame: pd.DataFrame, col: str, metrics: dict | None = None):
         return metric.summarize(values, epoch_cap(frame))
     s = stats.summarize(values, bounds=(0.0, float("inf")))
     return s if s is None or col == "wall_s" else stats.Summary(s.mean, None, None, s.n, s.missing)
+
+
+def column_ranked(frame: pd.DataFrame, col: str, metrics: dict | None = None):
+    """What `cells` ranks column `col` by where its metric has an ideal (privleak 0, an attack AUC 0.5): the
+    distance summary `Metric.ranked` gives (against each run's calibrating value `<col>_ref` where the runs record
+    one); None for any other column."""
+    metric = (metrics or {}).get(col)
+    if col not in frame or metric is None or metric.ideal is None:
+        return None
+    refs = pd.to_numeric(frame[col + "_ref"], errors="coerce") if col + "_ref" in frame else None
+    return metric.ranked(pd.to_numeric(frame[col], errors="coerce"), refs, epoch_cap(frame))
 
 
 def forgot_share(done: pd.DataFrame) -> str:

@@ -11,8 +11,8 @@ import pandas as pd
 
 from bench import stats
 from bench.plots import error_bar, mean_trajectory, pyplot, save
-from bench.tables import (COST, PaperTable, column_summary, distinct_runs, forgot_share, left_out_note, row_labels,
-                          row_status)
+from bench.tables import (COST, PaperTable, column_ranked, column_summary, distinct_runs, forgot_share, left_out_note,
+                          row_labels, row_status)
 
 MUSE_CAPTION = (
     "Cells: mean over seeds and its 95% Student-t interval [lo, hi]; VerbMem and KnowMem are ROUGE-L F1 in [0, 1] "
@@ -23,12 +23,12 @@ MUSE_CAPTION = (
     "not finish never does); "
     "**last** = after the last epoch. PrivLeak = (s - r) / r x 100 with s, r = 1 - Min-K% AUC (forget vs holdout "
     "text) of the model and of the retrained model: 0 is as private as retraining, -100 fully exposed, > 0 "
-    "over-unlearned; nearest 0 is best, so its columns are not bolded. Bold: best mean and every interval "
-    "overlapping it (tied). Reference rows are single models and never compete. – = not measured.")
+    "over-unlearned; nearest 0 is best: its columns bold the row whose distance to 0 is least and every row whose "
+    "distance interval overlaps that one's. Bold: best mean and every interval overlapping it (tied). Reference "
+    "rows are single models and never compete. – = not measured.")
 
 MUSE_COLUMNS = {"verbmem_f": ("VerbMem D_f", False), "knowmem_f": ("KnowMem D_f", False),
                 "privleak": ("PrivLeak", False), "knowmem_r": ("KnowMem D_r", True)}
-NO_BEST = ("privleak",)  # best = nearest 0 (bench.tables.cells ranks by higher / lower only)
 
 
 def muse_rows(runs: pd.DataFrame, refs: pd.DataFrame, metrics=(), shown=tuple(MUSE_COLUMNS)) -> tuple[list[dict], dict]:
@@ -41,7 +41,6 @@ def muse_rows(runs: pd.DataFrame, refs: pd.DataFrame, metrics=(), shown=tuple(MU
             header, higher = MUSE_COLUMNS[metric]
             columns[f"{metric}{suffix}"] = (f"{header} {when}", higher)
     columns.update(COST)
-    no_best = {c for c in columns if c.removesuffix("_at_forget") in NO_BEST}
     rows = []
     splits = sorted(set(runs["split"].dropna())) if "split" in runs else []
     runs = runs.assign(method=row_labels(runs, ["split", "method"])) if not runs.empty else runs
@@ -61,13 +60,12 @@ def muse_rows(runs: pd.DataFrame, refs: pd.DataFrame, metrics=(), shown=tuple(MU
             runs_shown = f"{len(done)}/{len(group)}"
             done, distinct = distinct_runs(done)  # bit-identical replicates count once
             row = {"split": split, "method": method, "runs": runs_shown + distinct, "status": row_status(group),
-                   "reached": forgot_share(done), "ineligible": no_best}
+                   "reached": forgot_share(done), "ranked": {}}
             for col in columns:
                 row[col] = column_summary(done, col, metrics)
+                if (ranked := column_ranked(done, col, metrics)) is not None:  # privleak: nearest 0 is best
+                    row["ranked"][col] = ranked
             rows.append(row)
-    for row in rows:
-        if row.get("reference"):
-            row["ineligible"] = no_best
     return rows, columns
 
 

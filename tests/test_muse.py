@@ -321,13 +321,14 @@ def test_the_paper_table_puts_the_checkpoint_next_to_the_last_epoch():
     from bench.tables import cells
     from suites.muse_report import MUSE_CAPTION, muse_rows
 
-    def run(method, seed, knowmem_r, reached):
+    def run(method, seed, knowmem_r, reached, privleak):
         return {"status": "finished", "split": "news", "method": method, "settings": "", "config": "c", "seed": seed,
-                "knowmem_r": knowmem_r, "knowmem_f": 0.2, "verbmem_f": 0.1, "privleak": -5.0, "forgotten": reached,
+                "knowmem_r": knowmem_r, "knowmem_f": 0.2, "verbmem_f": 0.1, "privleak": privleak, "forgotten": reached,
                 "epochs_to_forget": 2 if reached else None, "knowmem_r_at_forget": knowmem_r + 0.1 if reached else None}
 
-    runs = pd.DataFrame([run("ga", 0, 0.1, True), run("ga", 1, 0.3, True), run("npo", 0, 0.5, True),
-                         run("npo", 1, 0.5, False)])
+    # PrivLeak: ga exposed (-60, -62), npo over-unlearned a little (3, 5): npo is nearer 0, the lower ga is not best
+    runs = pd.DataFrame([run("ga", 0, 0.1, True, -60.0), run("ga", 1, 0.3, True, -62.0),
+                         run("npo", 0, 0.5, True, 3.0), run("npo", 1, 0.5, False, 5.0)])
     refs = pd.DataFrame([{"split": "news", "method": "(target)", "knowmem_r": 0.6, "knowmem_f": 0.7},
                          {"split": "news", "method": "(retrained)", "knowmem_r": 0.55, "knowmem_f": 0.3}])
     rows, columns = muse_rows(runs, refs, SUITES["muse"].metrics)
@@ -336,12 +337,13 @@ def test_the_paper_table_puts_the_checkpoint_next_to_the_last_epoch():
     assert ga["knowmem_r"].mean == pytest.approx(0.2) and ga["knowmem_r_at_forget"].mean == pytest.approx(0.3)
     assert (ga["reached"], npo["reached"]) == ("2/2", "1/2")
     assert npo["knowmem_r_at_forget"].mean == pytest.approx(0.6)  # over the one run that reached the checkpoint
-    # npo did not reach it in every run: its checkpoint cells never compete; PrivLeak (best = nearest 0) never does
+    # npo did not reach it in every run: its checkpoint cells never compete; PrivLeak is ranked by distance to 0
     assert npo["knowmem_r_at_forget"].missing == 1 and npo["epochs_to_forget"].missing == 1
-    assert {"privleak", "privleak_at_forget"} <= npo["ineligible"]
+    assert npo["ranked"]["privleak"].mean == pytest.approx(4.0) and ga["ranked"]["privleak"].mean == pytest.approx(61)
     table = cells(rows, columns, ["method"])
     assert table[2]["KnowMem D_r @ckpt"].startswith("**") and not table[3]["KnowMem D_r @ckpt"].startswith("**")
-    assert not any(line["PrivLeak last"].startswith("**") for line in table)
+    assert [line["PrivLeak last"].startswith("**") for line in table] == [False, False, False, True]
+    assert table[2]["PrivLeak last"].startswith("-61 ")  # shown as values, ranked as distances
     assert rows[1]["knowmem_f"].mean == pytest.approx(0.3) and "first epoch whose KnowMem on D_f" in MUSE_CAPTION
 
 
