@@ -128,6 +128,9 @@ def load(path: Path, suite: str | None = None) -> list[dict]:
         margins = {}
     seen: set = set()
     metrics = None if suite is None else [m.name for m in SUITES[suite].metrics]
+    if metrics is not None:  # a typo under margins (`epochs_to_forget_or_cpa`) would leave its claims without one
+        errors += [str(unknown(f"metric under margins of claims file {path}", key, metrics))
+                   for key in margins if key not in metrics]
     for i, c in enumerate(claims):
         errors += claim_errors(c, i, path, margins, seen, metrics)
     if errors:
@@ -192,8 +195,9 @@ def claim_errors(c, i: int, path: Path, margins: dict, seen: set, metrics: list[
     if "margin" not in c and "metric" in c:
         margin = margins.get(c["metric"]) if isinstance(c["metric"], str) else None
         if margin is None:
-            errors.append(f"{name}: no margin (a claim states its practical margin, a number > 0: give `margin:`, "
-                          f"or `margins: {{{c['metric']}: ...}}` for the file)")
+            per_metric = f", or `margins: {{{c['metric']}: ...}}` for the file" if isinstance(c["metric"], str) else ""
+            errors.append(f"{name}: no margin (a claim states its practical margin, a number > 0: give `margin:`"
+                          f"{per_metric})")
         else:
             guard(_check_margin, margin, c, path)
     if not errors:

@@ -32,6 +32,8 @@ def parse_compare(text: str) -> list[tuple[str, str]]:
         names = [t.strip() for t in item.split(",")]  # an empty name (`ga,,npo`, `ga,`) is a typo, never skipped
         if len(names) != 2 or not all(names):
             raise BenchError(f"bad --compare '{item}' (expected two methods, e.g. ihl+fila,ga+lora)")
+        for name in names:
+            check_method_name(name)
         if names[0] == names[1]:
             raise BenchError(f"bad --compare '{item}': a method compared with itself (expected two methods, e.g. "
                              f"ihl+fila,ga+lora)")
@@ -39,6 +41,28 @@ def parse_compare(text: str) -> list[tuple[str, str]]:
             raise BenchError(f"bad --compare {text!r}: {names[0]} and {names[1]} are compared twice")
         pairs.append((names[0], names[1]))
     return pairs
+
+
+def check_method_name(name: str) -> None:
+    """A method as `--compare` names it: `label` or `label[setting=value ...]` (bench.runs.select_method), each
+    setting once, `[defaults]` alone. One-line BenchError otherwise."""
+    base, bracket, rest = name.partition("[")
+    inside, closed, after = rest.partition("]")
+    if "]" in base or (bracket and (not closed or after.strip() or "[" in inside)):
+        raise BenchError(f"bad --compare method '{name}' (expected a method, or a method and its settings in one pair of "
+                         f"brackets, e.g. ga+lora[lr=0.001 epochs=3])")
+    tokens = inside.split()
+    if "defaults" in tokens and len(tokens) > 1:
+        raise BenchError(f"bad --compare method '{name}': [defaults] with other settings (give one or the other)")
+    said: dict[str, str] = {}
+    for token in tokens:
+        key, eq, value = token.partition("=")
+        if token != "defaults" and (not eq or not key or not value):
+            raise BenchError(f"bad --compare method '{name}': setting '{token}' is not name=value (e.g. lr=0.001)")
+        if key in said:
+            raise BenchError(f"bad --compare method '{name}': {key} is given twice ({key}={said[key]} and {token}); "
+                             f"give it once")
+        said[key] = value
 
 
 @dataclass

@@ -11,6 +11,7 @@ never silently dropped.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -40,14 +41,17 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
     """Leaderboard (.md/.csv/.tex), paper-style table (.md/.tex), plots, claims, comparisons and the
     HTML page under results/<suite>/."""
     epoch = check_epoch_rule(epoch, suite)
-    pairs = parse_compare(compare) if compare else []  # a malformed --compare is refused before any run is read
-    runs = load_runs(suite, store, epoch)
     out = store.suite_dir(suite)
+    earlier = compare is None and given_compare(out / "compare.md")
+    if earlier:  # an earlier --compare's file is rewritten from the runs as they are now, never left stale
+        compare = earlier
+    pairs = parse_compare(compare) if compare is not None else []  # a malformed one ("" too) is refused before any run is read
+    runs = load_runs(suite, store, epoch)
     strays = {"A": store.strays(suite)}
     for why in strays["A"]:  # a copy of a run's directory would count it twice: named, counted nowhere
         print(why, file=sys.stderr)
     if runs.empty:
-        hint = suite_dir_hint(store.root, suite, "--results")
+        hint = suite_dir_hint(store.root, suite, "--results", SUITES)
         raise BenchError(f"no runs of suite {suite} in {store.root}: nothing to report" + (hint or (
                          f" (run `python -m bench run --suite {suite}` first, or pass --results DIR)")))
     check_epoch_available(epoch, suite, store)
@@ -59,13 +63,21 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
         raise BenchError(f"no readable run of suite {suite} in {store.root} ({len(runs)} corrupt or pending: `python -m "
                          f"bench status --suite {suite} --results {store.root}` names them): nothing to report; the "
                          f"next `python -m bench run` of their specs recomputes them")
-    comparisons = [compare_methods(suite, runs, *pair, results=str(store.root)) for pair in pairs]
-    seen: dict[frozenset, str] = {}
-    for (a, b), c in zip(pairs, comparisons):  # one pair under two spellings (`a,b;b[defaults],a`)
-        both = frozenset((c.a, c.b))
-        if both in seen:
-            raise BenchError(f"bad --compare {compare!r}: {seen[both]} and {a},{b} compare {c.a} with {c.b} twice")
-        seen[both] = f"{a},{b}"
+    try:
+        comparisons = [compare_methods(suite, runs, *pair, results=str(store.root)) for pair in pairs]
+        seen: dict[frozenset, str] = {}
+        for (a, b), c in zip(pairs, comparisons):  # one pair under two spellings (`a,b;b[defaults],a`)
+            both = frozenset((c.a, c.b))
+            if both in seen:
+                raise BenchError(f"bad --compare {compare!r}: {seen[both]} and {a},{b} compare {c.a} with {c.b} twice")
+            seen[both] = f"{a},{b}"
+    except BenchError as e:
+        if not earlier:
+            raise
+        (out / "compare.md").unlink()  # stale: its comparisons no longer run on these runs
+        print(f"{out / 'compare.md'} removed: its `--compare {earlier}` no longer runs on these runs ({e})",
+              file=sys.stderr)
+        comparisons = []
     other = None
     if against:
         other = load_runs(suite, ResultStore(against), epoch)
@@ -74,7 +86,7 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
             print(f"--against {against}: {why}", file=sys.stderr)
         if other.empty or "status" not in other or not (other["status"] == "finished").any():
             raise BenchError(f"--against {against}: no finished runs of suite {suite} there"
-                             f"{suite_dir_hint(Path(against), suite, '--against')}")
+                             f"{suite_dir_hint(Path(against), suite, '--against', SUITES)}")
     claims_path = Path(claims_file) if claims_file else claims.suite_claims_path(suite)
     # a sequential plan (bench run --until-decided) levels the suite's own claims, this report being one of its
     # looks; another claims file is a fixed-sample analysis that neither reads nor writes it
@@ -168,12 +180,31 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
     if comparisons:
         text = "\n\n".join(c.markdown() for c in comparisons)
         print(text)
-        (out / "compare.md").write_text(f"# {suite}: pairwise comparisons ({rule})\n\n{COMPARE_NOTE}\n\n{text}\n")
+        (out / "compare.md").write_text(f"# {suite}: pairwise comparisons ({rule})\n\n{GIVEN_COMPARE}{json.dumps(compare)}"
+                                        f"{GIVEN_COMPARE_END}\n\n{COMPARE_NOTE}\n\n{text}\n")
         paths.append(out / "compare.md")
     paths.append(html.write_page(suite, out / "index.html", shown, rule, note, table_md and paper.caption,
                                  paper and paper.rows and (paper.rows, paper.columns, paper.keys), figures,
                                  claim_results, comparisons, provenance(runs), robustness, axis_sections))
     return paths
+
+
+GIVEN_COMPARE = "Of `bench report --compare "  # compare.md names its comparisons, so that a later report redoes them
+GIVEN_COMPARE_END = "`; every later `report` rewrites it from the runs as they are then."
+
+
+def given_compare(path: Path) -> str | None:
+    """The `--compare` text that wrote the compare.md at `path` (its GIVEN_COMPARE line), None without one."""
+    if not path.is_file():
+        return None
+    for line in path.read_text().splitlines():
+        if line.startswith(GIVEN_COMPARE) and line.endswith(GIVEN_COMPARE_END):
+            try:
+                given = json.loads(line[len(GIVEN_COMPARE):-len(GIVEN_COMPARE_END)])
+            except json.JSONDecodeError:
+                return None
+            return given if isinstance(given, str) else None
+    return None
 
 
 def provenance(runs: pd.DataFrame) -> list[dict]:

@@ -16,12 +16,10 @@ from bench import robustness
 from bench.errors import BenchError, unknown
 from bench.sequential import label_base
 from bench.spec import Hyperparams, RunSpec, parse_run_id, run_id_model
-from bench.store import UNKNOWN_SETTINGS, ResultStore
+from bench.store import UNKNOWN_SETTINGS, Absent, ResultStore
 from suites import SUITES
 
 if TYPE_CHECKING:  # pandas loads when a table is built, not for `bench status` (a CLI command under 1 s)
-    from pathlib import Path
-
     import pandas as pd
 
 
@@ -197,10 +195,10 @@ def _run_row(record: dict, kind, epoch: str, direction: dict) -> dict:
     }
 
 
-def absent_reason(copy: Path, run_id: str) -> str:
-    """Why a run reads `absent` (ResultStore.absent): its directory is gone and `copy` holds its record."""
-    return (f"its directory {copy.parent / run_id} is absent; {copy} holds its record (move it back, or the next "
-            f"`run` starts it anew)")
+def absent_reason(away: Absent) -> str:
+    """Why a run reads `absent` (ResultStore.absent): its directory is gone and a copy holds it."""
+    return (f"its directory {away.home} is absent; {away.copy} holds it (`mv {away.copy} {away.home}` puts it back, "
+            f"or the next `run` starts it anew)")
 
 
 def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFrame:
@@ -238,10 +236,11 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
         except (KeyError, TypeError, ValueError, AttributeError) as e:  # JSON of another shape deeper than the store checks
             rows.append({"run_id": run_dir.name, "status": "corrupt",
                          "reason": f"{run_dir / 'run.json'}: not a run record ({type(e).__name__}: {e})"})
-    for run_id, (copy, record) in store.absent(suite).items():  # renamed away: its row counts it, as not present
-        rows.append({"run_id": run_id, "status": "absent", "reason": absent_reason(copy, run_id),
-                     **_spec_columns(record["spec"]), "replicate": replicate_key(record)})
-        specs[run_id] = record["spec"]
+    for run_id, away in store.absent(suite).items():  # moved away: its row counts it, as not present
+        rows.append({"run_id": run_id, "status": "absent", "reason": absent_reason(away)})
+        if away.record is not None:  # else `_with_owners` places it by its run id, as a damaged run
+            rows[-1].update(**_spec_columns(away.record["spec"]), replicate=replicate_key(away.record))
+            specs[run_id] = away.record["spec"]
     # a SLURM job killed at its time limit leaves a record saying running: as `bench status`, ask the scheduler
     jobs = {r["run_id"]: submitted[r["run_id"]] for r in rows  # a damaged or failed record says more than its job
             if r["run_id"] in submitted and r["status"] in ("running", "pending")}

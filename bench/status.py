@@ -37,12 +37,13 @@ def status_table(suite: str | None, results: str) -> str:
     """Every run of `suite` (or of every suite in `results`) with its status as the store and SLURM see it, its
     last epoch and its job, as a GitHub-Markdown table with counts per status."""
     store = ResultStore(results)
-    suites = [suite] if suite else sorted(p.name for p in Path(results).iterdir() if p.is_dir()) if Path(results).is_dir() else []
-    if suite:
-        SUITES[suite]  # a named suite that does not exist: a one-line error with a did-you-mean
+    suites = [suite] if suite is not None else \
+        sorted(p.name for p in Path(results).iterdir() if p.is_dir()) if Path(results).is_dir() else []
+    if suite is not None:
+        SUITES[suite]  # a named suite that does not exist (`--suite ""` too): a one-line error with a did-you-mean
     else:  # every directory of `results` that is a suite; another directory (a backup, an unloaded plug-in's) is named
         unknown = [s for s in suites if s not in SUITES]
-        if unknown and not suite_dir_hint(Path(results), None, "--results"):  # a suite's own directory: hinted below
+        if unknown and not suite_dir_hint(Path(results), None, "--results", SUITES):  # a suite's own directory: hinted below
             log.warning(f"skipped {', '.join(unknown)} in {results}: not a suite (a plug-in's needs UNLEARNING_BENCH_PLUGINS)")
         suites = [s for s in suites if s in SUITES]
     rows = []
@@ -65,10 +66,10 @@ def status_table(suite: str | None, results: str) -> str:
                          # one table row per run: a reason's newlines and pipes would break the table
                          "reason": " ".join(r["reason"].replace("|", "/").split())
                          if isinstance(r["reason"], str) else ""})
-        for run_id, (copy, _) in store.absent(s).items():  # renamed away (`mv X X.bak`): listed, as not present
+        for run_id, away in store.absent(s).items():  # moved away (`mv X X.bak`): listed, as not present
             seen.add(run_id)
             rows.append({"suite": s, "run": run_id, "status": "absent", "epoch": "", "slurm": "",
-                         "reason": absent_reason(copy, run_id)})
+                         "reason": absent_reason(away)})
         for run_id, job in jobs.items():  # submitted, not started yet
             if run_id not in seen:
                 status = slurm_status("pending", states.get(job))
@@ -80,7 +81,7 @@ def status_table(suite: str | None, results: str) -> str:
         # a fresh clone: the committed plan records looks at runs that are not here yet
         planned = [s for s in suites if (store.suite_dir(s) / PLAN_FILE).is_file()]
         where = "" if Path(results).resolve() == Path("results").resolve() else f" --results {results}"
-        hint = suite_dir_hint(Path(results), suite, "--results")
+        hint = suite_dir_hint(Path(results), suite, "--results", SUITES)
         if hint:  # a suite's own directory given for the results directory: an error, as `report` says it
             raise BenchError(f"no runs in {results}{hint}" + strays)
         return f"no runs in {results}" + "".join(

@@ -18,6 +18,7 @@ import fcntl
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -25,7 +26,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Collection, Iterator, NamedTuple
 
 from bench.errors import BenchError
 from bench.spec import RunSpec, parse_run_id
@@ -48,18 +49,38 @@ _UMASK = os.umask(0)  # read once (os.umask can only be read by setting it), the
 os.umask(_UMASK)
 
 
-def stray_reason(run_dir: Path, record: dict | None) -> str | None:
+def home_of(run_dir: Path, record: dict | None) -> Path | None:
+    """The directory `results/<suite>/runs/<run id>` of the run that `run_dir` (a directory of some suite's runs/)
+    holds: the one its readable record names, or, where its record cannot be read, the run whose id begins its name
+    (`X.bak`, `X-old`) in the same runs/; None where neither names a run. A run's own directory is its home."""
+    named = (record or {}).get("run_id")
+    if record is not None:
+        suite = (record.get("spec") or {}).get("suite")
+        if not isinstance(named, str) or parse_run_id(named) is None or not isinstance(suite, str):
+            return None
+        return run_dir.parent.parent.parent / suite / "runs" / named
+    begins = _RUN_ID_PREFIX.match(run_dir.name)
+    return run_dir.parent / begins.group(1) if begins and parse_run_id(begins.group(1)) else None
+
+
+_RUN_ID_PREFIX = re.compile(r"(.+__s\d{1,10}__[0-9a-f]{10})")  # a run id (bench.spec.parse_run_id) and a suffix
+
+
+def stray_reason(run_dir: Path, record: dict | None, error: str | None = None) -> str | None:
     """Why the directory `run_dir` of runs/ holds no run of its own, None when it does. A run lives in the directory
-    its run id names (bench.spec.parse_run_id): a directory of another name belongs to no run, and a readable record
-    naming another run, or another spec than its directory's name, is a copy (`X.bak`, a moved or edited directory),
-    which would count that run twice. A directory of a run's name whose record is damaged or not written yet is
-    that run's."""
+    its run id names (bench.spec.parse_run_id) under its suite: a directory of another name belongs to no run, and
+    a readable record naming another run, another suite, or another spec than its directory's name, is a copy
+    (`X.bak`, a moved or edited directory), which would count that run twice. A directory of a run's name whose
+    record is damaged (`error`) or not written yet is that run's. Where a copy's run has no directory of its own
+    (`home_of`), the line gives the `mv` that puts it back."""
     said, named = parse_run_id(run_dir.name), (record or {}).get("run_id")
+    home = home_of(run_dir, record)
+    if home is not None and home != run_dir and not home.exists():  # moved away: the run counts as absent
+        holds = (f"its run.json is run {named}'s" if record is not None else
+                 f"its name begins with run {home.name}'s id{f' and its run.json is damaged ({error})' if error else ''}")
+        return (f"{run_dir}: not counted, {holds}, whose own directory is absent: `mv {run_dir} {home}` puts it back "
+                f"(its row counts it as absent; the next `run` starts it anew)")
     if record is not None and named != run_dir.name:
-        if isinstance(named, str) and not (run_dir.parent / named).exists():  # renamed away: the run is absent
-            return (f"{run_dir}: not counted, its run.json is run {named}'s, whose own directory is absent: "
-                    f"`mv {run_dir} {run_dir.parent / named}` puts it back (its row counts it as absent; the next "
-                    f"`run` starts it anew)")
         return (f"{run_dir}: not counted, its run.json is run {named}'s, which counts only in the directory of its "
                 f"run id (a copy, or a renamed directory to move back)")
     if record is not None and record["spec"]["suite"] != run_dir.parent.parent.name:  # results/<suite>/runs/<run id>
@@ -72,11 +93,18 @@ def stray_reason(run_dir: Path, record: dict | None) -> str | None:
     return None
 
 
-def suite_dir_hint(path: Path, suite: str | None, flag: str) -> str:
-    """A hint where `path` is a suite's own directory (it holds runs/) given for the results directory that holds
-    it, "" otherwise. Its runs' records say which suite it is (its name may be a copy's)."""
+def suite_dir_hint(path: Path, suite: str | None, flag: str, suites: Collection[str] = ()) -> str:
+    """A hint where `path` is a suite's own directory (it holds runs/, or, as in a fresh clone, is named after a suite
+    and holds that suite's committed reports) or its runs/ directory, given for the results directory that holds it;
+    "" otherwise. `suites`: the names of the suites there are. Its runs' records say which suite it is (its name may
+    be a copy's)."""
     path = Path(path)
-    if not (path / "runs").is_dir() or (suite and (path / suite).is_dir()):
+    if path.name == "runs" and path.parent.name in suites and any(parse_run_id(d.name) for d in path.iterdir()
+                                                                  if d.is_dir()):
+        return f" ({path} looks like a suite's runs/ directory: pass the results directory that holds it, {flag} " \
+               f"{path.parent.parent})"
+    reports = path.name in suites and ((path / "sequential.json").is_file() or (path / "claims.md").is_file())
+    if not ((path / "runs").is_dir() or reports) or (suite and (path / suite).is_dir()):
         return ""
     suites = Counter(r["spec"]["suite"] for r in map(_readable, (path / "runs").glob("*/run.json")) if r)
     owner = suites.most_common(1)[0][0] if suites else suite or path.name  # most runs' suite: a stray may differ
@@ -198,6 +226,13 @@ class Run:
         write_json_atomic(self.dir / "run.json", self.record)
 
 
+class Absent(NamedTuple):
+    """A run whose directory is gone, held by a copy (`ResultStore.absent`)."""
+    copy: Path  # the directory holding it
+    record: dict | None  # the copy's record, None where it cannot be read
+    home: Path  # where the run belongs: `mv copy home` puts it back
+
+
 class ResultStore:
     """The results directory `root`: `<suite>/runs/<run-id>/` per run, `<suite>/artefacts/` shared by a suite's
     runs. Nothing is written until a run is claimed or an artefact built."""
@@ -266,18 +301,18 @@ class ResultStore:
 
     def strays(self, suite: str | None = None) -> list[str]:
         """`stray_reason` of every directory of runs/ that `iter_records` leaves out, sorted."""
-        return [why for d, record, _ in self._entries(suite) if (why := stray_reason(d, record))]
+        return [why for d, record, error in self._entries(suite) if (why := stray_reason(d, record, error))]
 
-    def absent(self, suite: str) -> dict[str, tuple[Path, dict]]:
-        """Runs of `suite` whose own directory is gone while a stray holds their record (`mv X X.bak`): run id ->
-        (the first such directory, its record). Their rows count them as runs not present, status `absent`, so
-        that a renamed directory never leaves its row looking complete."""
-        out: dict[str, tuple[Path, dict]] = {}
-        for d, record, _ in self._entries(suite):
-            named = (record or {}).get("run_id")
-            if (isinstance(named, str) and named != d.name and parse_run_id(named) is not None
-                    and record["spec"]["suite"] == suite and not (d.parent / named).exists()):
-                out.setdefault(named, (d, record))
+    def absent(self, suite: str) -> dict[str, Absent]:
+        """Runs of `suite` whose own directory is gone while a stray holds them (`mv X X.bak`, a move into another
+        suite's runs/, a damaged copy whose name begins with the run id; `home_of`): run id -> the first such copy.
+        Their rows count them as runs not present, status `absent`, so that a directory moved away never leaves its
+        row looking complete."""
+        out: dict[str, Absent] = {}
+        for d, record, _ in self._entries(None):  # every suite's runs/: a run may have been moved into another's
+            home = home_of(d, record)
+            if home is not None and home != d and home.parent.parent.name == suite and not home.exists():
+                out.setdefault(home.name, Absent(d, record, home))
         return out
 
     def _entries(self, suite: str | None) -> Iterator[tuple[Path, dict | None, str | None]]:

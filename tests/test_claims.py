@@ -114,6 +114,8 @@ def test_bad_claims_files_are_one_line_errors(store, tmp_path, capsys):
                            "non-empty list"),
                           ("claims:\n  - {id: x, metric: model_utility, better: ga, than: ga, margin: 1}\n", "with itself"),
                           ("claims:\n  - {id: x, metric: model_utility, better: ga, than: gd, marign: 1}\n", "did you mean 'margin'"),
+                          ("margins: {model_utilty: 0.02}\nclaims:\n  - {id: x, metric: model_utility, better: ga, than: gd}\n",
+                           "unknown metric under margins of claims file"),
                           ("claims:\n  - {id: x, metric: model_utility, better: ga, than: gd, margin: 1}\n"
                            "  - {id: x, metric: model_utility, better: gd, than: ga, margin: 1}\n", "appears twice")):
         bad.write_text(text)

@@ -254,7 +254,9 @@ def test_an_epoch_no_run_evaluated_a_self_comparison_and_a_corrupt_record_are_na
     assert capsys.readouterr().err.strip() == (
         "error: --epoch select:forget_rouge: no finished run of suite tofu-mini recorded forget_rouge per epoch (measured "
         "after the last epoch only, or not by these runs); select on one of: forget_quality, model_utility")
-    for compare in ("ga+lora,ga+lora", "ga+lora,ihl+fila;ihl+fila,ga+lora", "ga+lora,,ihl+fila", "ga+lora,"):
+    for compare in ("ga+lora,ga+lora", "ga+lora,ihl+fila;ihl+fila,ga+lora", "ga+lora,,ihl+fila", "ga+lora,", "",
+                    "ga+lora[lr=0.005 lr=0.001],ihl+fila", "ga+lora[defaults lr=0.001],ihl+fila", "ga+lora[lr=0.005,ihl+fila",
+                    "ga+lora]lr=0.001[,ihl+fila", "ga+lora[lr=0.001]x,ihl+fila", "ga+lora[lr],ihl+fila"):
         assert main(["report", "--suite", "tofu-mini", "--results", str(root), "--compare", compare]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: bad --compare") and "\n" not in err
@@ -378,6 +380,26 @@ def test_a_comparison_names_the_runs_it_leaves_out_unfinished(store):
     assert "ihl+fila-r4 has 1 run not finished (1 failed: seed 2), left out." in text
 
 
+def test_a_later_report_rewrites_compare_md_from_the_runs_as_they_are(store, capsys):
+    """compare.md is never left stale: a `report` without --compare redoes the comparisons that wrote it (a run
+    failed since reads so), and removes it, saying why, when they no longer run (the method's runs are gone)."""
+    compare_md = store.suite_dir("tofu-mini") / "compare.md"
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--compare", "ihl+fila,ga+lora"]) == 0
+    assert "left out" not in compare_md.read_text()
+    [spec] = expand("tofu-mini", "ihl+fila", seeds="2")
+    write_json_atomic(store.run_dir(spec) / "run.json",
+                      tofu_record(spec, [0.1], [0.4], status="failed", reason="loss is nan at epoch 2, step 1"))
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
+    assert "ihl+fila-r4 has 1 run not finished (1 failed: seed 2), left out." in compare_md.read_text()
+    import shutil
+    for run_dir in (store.suite_dir("tofu-mini") / "runs").glob("*ihl+fila*"):
+        shutil.rmtree(run_dir)
+    capsys.readouterr()
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
+    assert not compare_md.exists()
+    assert f"{compare_md} removed: its `--compare ihl+fila,ga+lora` no longer runs on these runs" in capsys.readouterr().err
+
+
 def test_a_comparison_shows_a_b_and_their_difference_over_the_same_pairs(store):
     """fq_constrained exists only where some epoch kept 90 % of the target's utility: ga+lora's seed 0 never did, so
     the one pair is seed 1's, and A is ihl+fila's seed-1 value (0.4), not its mean over both seeds (0.283)."""
@@ -488,8 +510,40 @@ def test_a_run_directory_renamed_away_counts_in_its_row_as_absent(store, capsys)
     assert "| 1/2 " in ihl and "| absent" in ihl and "**" not in ihl
     status = status_table("tofu-mini", str(store.root))
     [line] = [line for line in status.splitlines() if f"| {spec.run_id} " in line]
-    assert "| absent " in line and f"{copy} holds its record" in line and "1 absent" in status.splitlines()[-2]
+    assert "| absent " in line and f"`mv {copy} {store.run_dir(spec)}` puts it back" in line
+    assert "1 absent" in status.splitlines()[-2]
     assert not store.run_dir(spec).exists()  # reading never moves anything back
+
+
+@pytest.mark.parametrize("away", ["other-suite.bak", "other-suite", "damaged.bak"])
+def test_a_run_moved_into_another_suite_or_damaged_on_the_way_counts_as_absent(store, capsys, away):
+    """A run moved into another suite's runs/ (under its own name or as X.bak), or renamed X.bak with its run.json
+    damaged, is absent from its row all the same (never `1/1 ok`), and the copy's line gives the `mv` back into its
+    own suite's runs/."""
+    from bench.status import status_table
+
+    [spec] = expand("tofu-mini", "ihl+fila", seeds="0")
+    home = store.run_dir(spec)
+    if away == "damaged.bak":
+        copy = home.with_name(spec.run_id + ".bak")
+        home.rename(copy)
+        (copy / "run.json").write_text((copy / "run.json").read_text()[:300])  # cut short: no record to read
+    else:
+        copy = store.suite_dir("tdec-mini") / "runs" / (spec.run_id + (".bak" if away.endswith(".bak") else ""))
+        copy.parent.mkdir(parents=True)
+        home.rename(copy)
+    assert main(["report", "--suite", "tofu-mini", "--results", str(store.root)]) == 0
+    board = (store.suite_dir("tofu-mini") / "leaderboard.md").read_text()
+    [ihl] = [line for line in board.splitlines() if "| ihl+fila-r4" in line]
+    assert "| 1/2 " in ihl and "| absent" in ihl and "**" not in ihl
+    status = status_table(None, str(store.root))
+    assert f"`mv {copy} {home}` puts it back" in status
+    [line] = [line for line in status.splitlines() if f"| {spec.run_id} " in line]
+    assert "| tofu-mini " in line and "| absent " in line
+    if away == "damaged.bak":
+        assert "its run.json is damaged" in status
+    copy.rename(home)  # the printed mv restores the run (a damaged one then reads corrupt, in its own row)
+    assert "absent" not in status_table("tofu-mini", str(store.root))
 
 
 def test_an_unreadable_run_is_never_counted_twice_nor_read_as_default_settings(store):
@@ -526,6 +580,14 @@ def test_a_suite_directory_given_for_the_results_directory_gets_a_hint(store, ca
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"--against {store.root})")
     assert main(["status", "--results", str(suite_dir)]) == 2  # `status` says so as an error, as `report` does
     assert capsys.readouterr().err.strip().endswith(f"--results {store.root})")
+    assert main(["status", "--results", str(suite_dir / "runs")]) == 2  # its runs/ directory
+    assert capsys.readouterr().err.strip().endswith(f"looks like a suite's runs/ directory: pass the results directory "
+                                                    f"that holds it, --results {store.root})")
+    fresh = store.root / "clone" / "tofu-mini"  # as a fresh clone has it: committed reports, no runs/
+    fresh.mkdir(parents=True)
+    (fresh / "claims.md").write_text("# tofu-mini: claims\n")
+    assert main(["status", "--results", str(fresh)]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"--results {fresh.parent})")
     import shutil
     renamed = shutil.copytree(suite_dir, store.root / "elsewhere" / "tofu-copy")  # not under the suite's name
     assert main(["report", "--suite", "tofu-mini", "--results", str(renamed)]) == 2
@@ -536,4 +598,5 @@ def test_a_suite_directory_given_for_the_results_directory_gets_a_hint(store, ca
     moved = shutil.copytree(suite_dir, store.root / "mixed" / "muse-mini")  # tofu-mini runs filed as muse-mini's
     assert main(["report", "--suite", "muse-mini", "--results", str(moved.parent)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[0].endswith("not counted, its run.json is a run of suite tofu-mini") and err[-1].startswith("error: no readable run")
+    assert "whose own directory is absent" in err[0] and f"{moved.parent / 'tofu-mini' / 'runs'}" in err[0]  # the mv back
+    assert err[-1].startswith("error: no readable run")
