@@ -54,6 +54,7 @@ from tabulate import tabulate
 from bench import decide, stats
 from bench.errors import BenchError, unknown
 from bench.runs import first_requests, method_base, select_method, settings_key, unlike_settings
+from bench.sequential import other_values
 from bench.tables import REPEAT_SCOPE, epoch_cap
 from methods import ADAPTERS, OBJECTIVES
 from suites import SUITES
@@ -381,6 +382,11 @@ def compared_values(merged: pd.DataFrame, metric) -> Compared:
                     metric.distance_bounds(calibrated))
 
 
+def _numbers(check: Check) -> tuple[str, ...]:
+    """What a check's numbers say (its values, A - B, interval and p), without its labels."""
+    return check.a_value, check.b_value, check.diff, check.interval, check.p
+
+
 class PairKeys(NamedTuple):
     """The runs a comparison drew on, as "model/split/seed" keys: `matched`, every pair of finished runs (copies
     and pairs the cap tied included), and `tested`, the pairs its test used."""
@@ -588,13 +594,25 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None, sequ
                 # new claim, comparison_key)
                 siblings = tuple(comparison_key(c, a, b, k) for k in range(1, MAX_FAMILY + 1)
                                  if k != len(pairs)) if c.get("kind") == "best" else ()
+                # the pairs with both runs finished, usable or not (a run that did not forget gives none)
+                present = _check(runs, suite, a, b, metric, False, 1 - alpha, c["margin"], log10, planned)[1].matched \
+                    if only else drawn.matched
                 needs, stale = plan.stale(key, check.pairs, _basis(runs, suite, a, b, only), drawn.matched,
-                                          siblings)
+                                          siblings, present)
                 if stale:
                     checks.append(Check(label_a or a, b, "inconclusive", pairs=check.pairs, needed=needs,
                                         reason="; ".join(r for r in (stale, drawn.unfinished) if r)))
                     continue
                 frozen = plan.decided(key)
+                level = plan.level_at(key, check.pairs) if frozen is not None else None
+                again = level and _check(runs, suite, a, b, metric, only, level, c["margin"], log10, planned)[0]
+                if again and frozen["pairs"] == check.pairs and _numbers(again) != _numbers(Check(**frozen)):
+                    # the runs it was decided on give other numbers here: that verdict is not these runs'
+                    detail = (f"A - B {again.diff} {again.interval} at its deciding look's level, not {frozen['diff']} "
+                              f"{frozen['interval']}")
+                    checks.append(Check(label_a or a, b, "inconclusive", pairs=check.pairs, needed=decide.PLAN_NEEDED,
+                                        reason=other_values(plan.path, detail)))
+                    continue
                 if frozen is not None:
                     said = "" if frozen["pairs"] == check.pairs else (
                         f"decided at its plan's look at {frozen['pairs']} pairs, whose numbers these are; the runs "

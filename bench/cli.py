@@ -21,7 +21,7 @@ from bench.models import MODELS, recipe_of
 from bench.pool import auto_workers, run_grid_parallel
 from bench.preflight import check_device, check_grid, check_specs
 from bench.quiet import quiet_libraries
-from bench.decide import CLAIM_NEEDED, EPOCHS_NEEDED, RUNS_NEEDED, SETTINGS_NEEDED
+from bench.decide import CLAIM_NEEDED, EPOCHS_NEEDED, PLAN_NEEDED, RUNS_NEEDED, SETTINGS_NEEDED
 from bench.sequential import Plan, label_base, seed_inert, undecided_methods
 from bench.spec import LOOP
 from bench.store import ResultStore
@@ -424,6 +424,10 @@ def _until_decided(args, specs) -> int:
         elsewhere = [k for r in results for k in r.checks if k.needed in (SETTINGS_NEEDED, CLAIM_NEEDED)]
         elsewhere = [f"{len(elsewhere)} claim comparisons wait on the runs their plan looked at (runs of other settings, or of "
                 f"another family of the claim, are in the results now): claims.md names them and why"] if elsewhere else []
+        other = [k for r in results for k in r.checks if k.needed == PLAN_NEEDED]
+        elsewhere += [f"{len(other)} claim comparisons were looked at by their plan on other values of these runs (runs "
+                      f"rebuilt on another machine or software): move {ctx.store.suite_dir(args.suite) / 'sequential.json'} "
+                      f"aside and rerun this command to decide them on these runs; claims.md names them"] if other else []
         cut = [k for r in results for k in r.checks if k.verdict == "inconclusive" and k.needed == EPOCHS_NEEDED]
         elsewhere += [f"{len(cut)} claim comparisons wait on a larger --epochs, not on seeds: a run that never forgot "
                  f"within the epoch cap{f' ({args.epochs})' if args.epochs else ''} makes their difference a bound; "
@@ -445,7 +449,7 @@ def _until_decided(args, specs) -> int:
             inconclusive = [k for r in results for k in r.checks if k.verdict == "inconclusive"]
             waiting = [k for k in inconclusive if k.needed == RUNS_NEEDED]
             looked = [k for k in inconclusive
-                      if k.needed not in (RUNS_NEEDED, SETTINGS_NEEDED, CLAIM_NEEDED, EPOCHS_NEEDED)]
+                      if k.needed not in (RUNS_NEEDED, SETTINGS_NEEDED, CLAIM_NEEDED, EPOCHS_NEEDED, PLAN_NEEDED)]
             told = ([spent] if looked else []) + elsewhere
             # runs of a look that failed or never finished: the plan waits for them and has spent nothing on them
             told += [f"{len(waiting)} claim {'comparison waits' if len(waiting) == 1 else 'comparisons wait'} on runs "

@@ -69,7 +69,10 @@ SETTINGS_NEEDED = "the settings of its looks"
 # ... and of one whose plan looked at the same two methods in a family of another size (a best claim whose other
 # methods with runs changed): a look in this family would look at them again at a fresh level
 CLAIM_NEEDED = "the family its plan looked at"
-NOT_A_COUNT = (EPOCHS_NEEDED, RUNS_NEEDED, SETTINGS_NEEDED, CLAIM_NEEDED)
+# ... and of one whose plan looked at other values of the same runs (runs rebuilt on another machine or software:
+# float rounding differs): its looks and verdict are about those runs; only a plan of these runs' own decides it
+PLAN_NEEDED = "a plan of these runs' own"
+NOT_A_COUNT = (EPOCHS_NEEDED, RUNS_NEEDED, SETTINGS_NEEDED, CLAIM_NEEDED, PLAN_NEEDED)
 
 
 @dataclass(frozen=True)

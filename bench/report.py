@@ -20,7 +20,7 @@ from tabulate import tabulate
 
 from bench import agreement, axes, claims, html, plots, tables
 from bench.compare import COMPARE_NOTE, compare_methods, parse_compare
-from bench.decide import CLAIM_NEEDED, RUNS_NEEDED, SETTINGS_NEEDED
+from bench.decide import CLAIM_NEEDED, PLAN_NEEDED, RUNS_NEEDED, SETTINGS_NEEDED
 from bench.errors import BenchError
 from bench.leaderboard import format_leaderboard, leaderboard, leaderboard_note, print_leaderboard
 from bench.runs import (check_epoch_available, check_epoch_rule, first_requests, load_runs, method_base, reference_rows,
@@ -105,7 +105,9 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
                                       "since; rerunning their seeds, or `--until-decided`, restores them)"),
                         (SETTINGS_NEEDED, "runs of other settings than their plan looked at"),
                         (CLAIM_NEEDED, "their plan looked at them in a family of another size (the claim's other methods "
-                                       "with runs changed)")):
+                                       "with runs changed)"),
+                        (PLAN_NEEDED, "their plan looked at other values of these runs (runs rebuilt on another machine "
+                                      "or software): move the plan aside to decide on these with a plan of their own")):
         stale = [f"{k.a} vs {k.b}" for r in claim_results for k in r.checks if k.needed == needed]
         if stale:  # said where it is seen, as corrupt runs are
             print(f"{len(stale)} claim comparison{'s' * (len(stale) > 1)} left undecided, no look taken: {why} "

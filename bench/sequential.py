@@ -28,7 +28,7 @@ import re
 from dataclasses import asdict
 from pathlib import Path
 
-from bench.decide import CLAIM_NEEDED, EPOCHS_NEEDED, RUNS_NEEDED, SETTINGS_NEEDED, spent_level
+from bench.decide import CLAIM_NEEDED, EPOCHS_NEEDED, PLAN_NEEDED, RUNS_NEEDED, SETTINGS_NEEDED, spent_level
 from bench.errors import BenchError
 from bench.store import read_json, write_json_atomic
 
@@ -59,6 +59,14 @@ def _read_plan(path: Path) -> dict:
                 isinstance(e, dict) and isinstance(e.get("looks", []), list) for e in entries.values()):
             raise BenchError(f"{path}: {part} is not a mapping of comparisons to their looks; {fix}")
     return data
+
+
+def other_values(path: Path, detail: str) -> str:
+    """Why a comparison waits for PLAN_NEEDED: the runs the plan at `path` looked at give other values now."""
+    return (f"the runs its plan {path} looked at give other values here ({detail}): runs rebuilt on another machine "
+            f"or software, whose float rounding differs (docs/statistics.md); its looks and verdict are about those "
+            f"runs, not these: to decide on these, move the plan aside (`mv {path} {path}.other`) and rerun the "
+            f"suite's `--until-decided` command, which starts a plan of these runs' own")
 
 
 class Plan:
@@ -111,8 +119,8 @@ class Plan:
         self.comparisons[key] = self.legacy.pop(legacy_key)
         return True
 
-    def stale(self, key: str, n: int, basis: str, matched: list[str], siblings: tuple[str, ...] = ()
-              ) -> tuple[str, str]:
+    def stale(self, key: str, n: int, basis: str, matched: list[str], siblings: tuple[str, ...] = (),
+              present: list[str] | None = None) -> tuple[str, str]:
         """Whether comparison `key` may take a look: ("", "") when it may, else what it waits for (a
         bench.decide constant) and why. It may not, as its looks and verdict are about other runs and a look now
         would reuse or respend a level on data already looked at, when:
@@ -120,6 +128,8 @@ class Plan:
           has: CLAIM_NEEDED;
         - a run its last look matched is not in `matched` ("model/split/seed" keys; a look recorded before looks
           kept their runs: `n`, its usable pairs now, is below the look's): RUNS_NEEDED, rerunning restores it;
+          but where every such pair is in `present` (both runs finished, usable or not: a run that did not forget
+          here), the runs give other values than at the look: PLAN_NEEDED;
         - its runs' settings digest to another `basis` than the one recorded at its first look: SETTINGS_NEEDED."""
         entry = self.comparisons.get(key)
         if not entry or not entry.get("looks"):  # no look yet: the looks to come are about these runs...
@@ -147,6 +157,16 @@ class Plan:
                 f"error control of its looks)")
         last = entry["looks"][-1]
         missing = sorted(set(last["keys"]) - set(matched)) if "keys" in last else []
+        if missing and present is not None and set(missing) <= set(present):
+            return PLAN_NEEDED, other_values(self.path, (
+                f"{len(missing)} of the pairs its last look matched ({', '.join(missing[:3])}"
+                f"{', ...' if len(missing) > 3 else ''}) are finished runs that give no usable pair now, e.g. a run "
+                f"that did not forget here{verdict}"))
+        if "keys" not in last and present is not None and n < last["n"] <= len(present):  # a look that kept no keys
+            return PLAN_NEEDED, other_values(self.path, (
+                f"{n} matched replicates are usable, fewer than the {last['n']} its last look had, though {len(present)} "
+                f"pairs of finished runs are here{verdict}; its look kept no run keys, so runs it looked at may instead "
+                f"have been deleted and others added since: then restore those"))
         if missing or n < last["n"]:
             gone = (f"{len(missing)} of the {len(last['keys'])} runs its plan {self.path} last looked at "
                     f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}) are not among its finished runs"
@@ -156,6 +176,10 @@ class Plan:
                 f"{gone}{verdict}: runs were deleted, failed or are unfinished since; no look taken: restore them "
                 f"(rerun their seeds; `--until-decided` adds seeds in order until they are back); {AGAIN}")
         return "", ""
+
+    def level_at(self, key: str, n: int) -> float | None:
+        """The level of comparison `key`'s look at `n` matched replicates, None without one."""
+        return next((look["level"] for look in self.comparisons.get(key, {}).get("looks", []) if look["n"] == n), None)
 
     def decided(self, key: str) -> dict | None:
         """The stored check of a comparison decided at an earlier look (its verdict is final)."""
@@ -227,5 +251,5 @@ def undecided_methods(results, inert: set[str] = frozenset()) -> set[str]:
     neither side `inert` (a method, without rank, whose new seeds reproduce its runs bit for bit: a pair with
     one of its copies is dropped, so no seed adds a pair to such a comparison)."""
     return {m for r in results for k in r.checks if k.verdict == "inconclusive"
-            and k.needed not in (EPOCHS_NEEDED, SETTINGS_NEEDED, CLAIM_NEEDED)
+            and k.needed not in (EPOCHS_NEEDED, SETTINGS_NEEDED, CLAIM_NEEDED, PLAN_NEEDED)
             and not {label_base(k.a), label_base(k.b)} & inert for m in (k.a, k.b)}

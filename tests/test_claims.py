@@ -775,6 +775,38 @@ def test_a_verdict_decided_at_an_earlier_look_says_its_numbers_are_that_looks(st
     assert "decided at its plan's look at 3 pairs, whose numbers these are; the runs now give 4" in check.reason
 
 
+def test_a_plan_that_looked_at_other_values_of_the_same_runs_is_not_theirs(store):
+    """The same runs rebuilt on another machine (same run ids, other float rounding, so other values): a verdict the
+    plan decided on the old values is not shown for them, and a pair its look used that is now unusable (a run that
+    no longer forgets) is not waited for as if deleted; both read `a plan of these runs' own` with the `mv` that
+    starts one, and no look is taken."""
+    from bench.decide import PLAN_NEEDED
+    from bench.sequential import Plan
+
+    decided = {"id": "mu", "metric": "model_utility", "better": "ihl+fila", "than": "ga+fila", "margin": 0.02}
+    forgot = {"id": "eq", "metric": "mu_at_forget", "better": "ihl+fila", "than": "ga+fila", "margin": 0.02,
+              "only_forgotten": True}
+    plan = Plan.open(store.suite_dir("tofu-mini"), n_max=10)
+    first = claims.evaluate([decided, forgot], "tofu-mini", load_runs("tofu-mini", store), plan)
+    assert first[0].verdict == "holds" and first[1].checks[0].pairs == 3
+    looks = json.dumps(plan.comparisons, sort_keys=True)
+    for seed, epochs in enumerate(RUNS["ihl+fila"]):  # rebuilt elsewhere: utility a little lower, seed 2 never forgets
+        [spec] = expand("tofu-mini", "ihl+fila", seeds=str(seed), hparams={"epochs": 2})
+        rouge = (lambda r: 0.99) if seed == 2 else (lambda r: r)
+        write_json_atomic(store.run_dir(spec) / "run.json",
+                          record(spec, [(fq, mu * 0.97, rouge(r)) for fq, mu, r in epochs]))
+    mu, eq = claims.evaluate([decided, forgot], "tofu-mini", load_runs("tofu-mini", store), plan)
+    for result in (mu, eq):
+        check = result.checks[0]
+        assert (result.verdict, check.needed) == ("inconclusive", PLAN_NEEDED)
+        assert "give other values here" in check.reason and f"`mv {plan.path} {plan.path}.other`" in check.reason
+    assert "at its deciding look's level, not " + first[0].checks[0].diff in mu.checks[0].reason
+    assert "tiny-llama/forget10/2" in eq.checks[0].reason and "did not forget here" in eq.checks[0].reason
+    assert json.dumps(plan.comparisons, sort_keys=True) == looks  # no look taken, none recorded
+    from bench.sequential import undecided_methods
+    assert not undecided_methods([mu, eq])  # no seed decides them: `--until-decided` adds none
+
+
 def test_a_look_is_never_retaken_on_other_runs_or_in_another_family(store):
     """A plan's look names the runs it matched: the same count of other runs (seeds replaced), no run left of a
     method (no data), or a best claim whose family shrank when a method's runs went are each undecided with the
