@@ -606,7 +606,8 @@ def evaluate(claims: list[dict], suite: str, runs: pd.DataFrame, plan=None, sequ
                 frozen = plan.decided(key)
                 level = plan.level_at(key, check.pairs) if frozen is not None else None
                 again = level and _check(runs, suite, a, b, metric, only, level, c["margin"], log10, planned)[0]
-                if again and frozen["pairs"] == check.pairs and _numbers(again) != _numbers(Check(**frozen)):
+                if again and frozen["pairs"] == check.pairs and plan.tested_at_last_look(key, drawn.tested) \
+                        and _numbers(again) != _numbers(Check(**frozen)):
                     # the runs it was decided on give other numbers here: that verdict is not these runs'
                     detail = (f"A - B {again.diff} {again.interval} at its deciding look's level, not {frozen['diff']} "
                               f"{frozen['interval']}")
