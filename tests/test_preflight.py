@@ -90,7 +90,10 @@ def test_a_failed_final_stage_completes_on_the_next_run_without_retraining(tmp_p
     assert done["status"] == "finished" and done["epochs"] == trained_epochs
     assert done["timings"]["train"] == pytest.approx(failed["timings"]["train"])
     for name in ("ppl_heldout", "reasoning_acc", "lm_eval/toy_extra", "epochs_to_forget"):
-        assert done["final_metrics"][name] == pytest.approx(expected["final_metrics"][name], rel=1e-6), name
+        # epochs_to_forget is None where two epochs did not reach the thresholds: GA on set0 sits within one token's
+        # MA of the threshold at epoch 2, on either side depending on the CPU's kernels; what matters is that it agrees
+        want = expected["final_metrics"][name]
+        assert done["final_metrics"][name] == (want if want is None else pytest.approx(want, rel=1e-6)), name
     # limits on every list: 3 items of each suite task and of the extra task (10 rows)
     assert {k: v for k, v in done["final_metrics"].items() if k.startswith("lm_eval_items/")} == \
         {"lm_eval_items/mini_phrase": 3, "lm_eval_items/mini_order": 3, "lm_eval_items/toy_extra": 3}

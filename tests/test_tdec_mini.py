@@ -122,7 +122,8 @@ def test_until_decided_adds_seeds_only_where_they_decide_something(tdec_mini_art
     be added first, are taken out of it here.)"""
     monkeypatch.setattr(SUITES["tdec-mini"], "splits", ("set0",))
     root = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path)
-    assert main(["-q", "run", "--suite", "tdec-mini", "--splits", "set0", "--methods", "ga,ga+lora", "--ranks", "8", "--epochs", "2",
+    # 3 epochs: at epoch 2 GA on set0 is within one token's MA of the threshold, on either side depending on the CPU
+    assert main(["-q", "run", "--suite", "tdec-mini", "--splits", "set0", "--methods", "ga,ga+lora", "--ranks", "8", "--epochs", "3",
                  "--seeds", "0", "--until-decided", "--max-seeds", "3", "--results", str(root)]) == 0
     out = capsys.readouterr().out
     assert "no more seeds can decide the comparisons still inconclusive: every seed reproduces the runs of ga " in out
