@@ -333,6 +333,7 @@ def cmd_run(args) -> int:
     log.info(f"{len(specs)} runs in suite {args.suite}; results in {ctx.store.suite_dir(args.suite)}"
              + (f"; {distributed.world_size()} processes" if distributed.active() else ""))
     outcome = _run_local(args, specs, ctx)
+    distributed.finish()
     if not distributed.is_main():
         return 1 if outcome.failed else 0
     print(f"{len(outcome.finished)} finished, {len(outcome.skipped)} already done, {len(outcome.busy)} busy elsewhere, "

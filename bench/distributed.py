@@ -91,6 +91,22 @@ def init() -> None:
         dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_seconds()))
 
 
+def finish() -> None:
+    """Leave the process group once every rank is done (a no-op when not distributed), instead of leaving the group
+    to the interpreter's exit: CI saw one rank of a finished grid abort there once, under load ("terminate called
+    without an active exception"), which made a finished torchrun fail. Raises RankLost when a rank is gone."""
+    if not active():
+        return
+    # torch loads when this runs, not when the CLI imports bench.distributed
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        return
+    with _collective("the end of the grid"):
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def share(obj: Any) -> Any:
     """Rank 0's `obj` on every rank (picklable; `obj` itself when not distributed)."""
     if not active():
