@@ -89,7 +89,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--methods", default="all",
                        help="comma-separated OBJECTIVE[+ADAPTER] (ihl+fila, gd+lora, npo), `all` (every objective "
                             "with the suite's default adapters), `paper` (GA, GD, IHL x full, LoRA, FILA) or "
-                            "`baselines` (the literature's ten objectives, full fine-tuning)")
+                            "`baselines` (the literature's ten objectives, full fine-tuning); entries add up, each "
+                            "method once (`all,ga` = all and GA with full fine-tuning)")
         p.add_argument("--models", help="comma-separated registry names, hub ids or directories; NAME=DIR gives a "
                                         "directory the registry recipe of NAME, e.g. phi-1.5=/models/phi-1_5 "
                                         "(default: the suite's)")

@@ -30,6 +30,9 @@ def parse_compare(text: str) -> list[tuple[str, str]]:
     pairs = []
     for item in text.split(";"):
         names = [t.strip() for t in item.split(",")]  # an empty name (`ga,,npo`, `ga,`) is a typo, never skipped
+        if not item.strip():  # `npo,ga;` or `;;`: the piece is empty, so name the whole value
+            raise BenchError(f"bad --compare {text!r}: an empty pair between semicolons (expected pairs separated "
+                             f"by ';', e.g. ihl+fila,ga+lora;ihl+lora,ga+lora)")
         if len(names) != 2 or not all(names):
             raise BenchError(f"bad --compare '{item}' (expected two methods, e.g. ihl+fila,ga+lora)")
         for name in names:

@@ -63,6 +63,12 @@ def cpu_info() -> dict:
             "cpu_flags": [f for f in ISA_FLAGS if f in flags], "cpu_count": os.cpu_count()}
 
 
+def machine_name() -> str:
+    """The CPU model and the kernels torch dispatches to, e.g. "AMD EPYC, AVX2": what a wall time depends on."""
+    cpu = cpu_info()
+    return f"{cpu['cpu_model']}, {cpu['cpu_capability']}"
+
+
 def gpu_info(device: str) -> dict:
     """Name, compute capability, memory (MiB), CUDA / cuDNN and driver version of a cuda `device`; {} for CPU."""
     if not device.startswith("cuda"):

@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from bench.data import paired_batches
-from bench.environment import environment
+from bench.environment import environment, machine_name
 from bench.errors import BenchError
 from bench import checkpoint, distributed, fingerprint, lm_eval_bridge, phases, robustness
 from bench.fingerprint import digest, model_fingerprint
@@ -77,13 +77,13 @@ def record_grid(store, suite: str, started: float, outcome: GridOutcome, workers
     """Append this `bench run`'s wall time to results/<suite>/grids.json: what `bench perf` reports as a
     sweep's time, cold (with the shared artefacts built: `built` names them, `artefact_entries`) and without
     building them. `grid` (a digest of the sorted run ids) says which grid it was: perf counts only the
-    suite's default sweep."""
+    suite's default sweep. `machine`: the CPU and torch's kernels (hosts of one kind differ up to 2x by them)."""
     path = store.suite_dir(suite) / "grids.json"
     grids = read_json(path) if path.exists() else []
     grids.append({"grid": digest(sorted(run_ids)), "runs": len(run_ids), "started_at": started,
                   "finished_at": time.time(), "workers": workers,
                   "finished": len(outcome.finished), "skipped": len(outcome.skipped), "failed": len(outcome.failed),
-                  "artefact_seconds": outcome.artefact_seconds, "built": sorted(built)})
+                  "artefact_seconds": outcome.artefact_seconds, "built": sorted(built), "machine": machine_name()})
     write_json_atomic(path, grids)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from bench.data import collate, qa_example
+from bench.environment import machine_name
 from bench.spec import Hyperparams
 
 
@@ -259,7 +260,8 @@ def sweep_times(results: Path) -> list[Row]:
         when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(c["started_at"]))
         value = f"{wall(c):.1f} min" + (f" / {cached:.1f} min" if cached is not None else " / – (no cached rerun)")
         rows.append(Row(f"6. {suite} sweep wall time", value, target, ok,
-                        f"`bench run` of {when} UTC: {c['finished']} runs, {c['workers']} worker process(es), references "
+                        f"`bench run` of {when} UTC on {c.get('machine', 'a machine grids.json does not name')}: "
+                        f"{c['finished']} runs, {c['workers']} worker process(es), references "
                         f"built within its first {c['artefact_seconds'] / 60:.1f} min"
                         + (f"; cached: a rerun with them built ({warm[-1]['finished']} runs)" if warm else "")))
     return rows
@@ -396,8 +398,10 @@ def write(rows: list[Row], path: Path, quick: bool) -> str:
     table = tabulate([{"benchmark": r.name, "value": r.value, "target": r.target,
                        "met": "" if r.ok is None else ("yes" if r.ok else "NO"), "detail": r.detail} for r in rows],
                      headers="keys", tablefmt="github")
+    # the CPU and its kernels: hosts of one kind differ up to 2x by them (AVX2 vs AVX512)
     header = (f"# Performance ({'--quick smoke run, not a measurement' if quick else 'median of 5 repetitions'})\n\n"
-              f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s), "
+              f"Machine: {machine_name()} kernels ({platform.machine()}), "
+              f"{torch.get_num_threads()} torch thread(s), "
               f"torch {torch.__version__}. Ratios of two paths timed side by side in one run.\n\n")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + table + "\n")

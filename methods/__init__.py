@@ -66,7 +66,9 @@ def parse_method(text: str) -> tuple[str, str]:
 
 def expand_methods(text: str, default_adapters: tuple[str, ...]) -> list[tuple[str, str]]:
     """`all` = every objective with the suite's default adapters; `paper` = the paper's 3x3 grid;
-    `baselines` = the literature's objectives with full fine-tuning; otherwise a comma-separated list."""
+    `baselines` = the literature's objectives with full fine-tuning; otherwise a comma-separated list. Entries
+    are united in order, each method once (`all,ga`: every objective with the default adapters, then GA with full
+    fine-tuning, which `all` leaves out where full is no default adapter)."""
     out: list[tuple[str, str]] = []
     items = [t.strip() for t in text.split(",")]
     if len(items) > 1 and not all(items):  # "ga+lora," is a typo, not a one-method grid

@@ -71,6 +71,10 @@ def test_sweep_rows_read_the_wall_time_of_the_bench_run_that_built_the_reference
     cold = (grid["finished_at"] - grid["started_at"]) / 60
     assert row.value == f"{cold:.1f} min / – (no cached rerun)" and row.ok is False
     assert "references built within its first 4.0 min" in row.detail
+    from bench.environment import machine_name
+
+    # the CPU and its kernels: one kind of host differs up to 2x by them, so a sweep's time names where it ran
+    assert grid["machine"] == machine_name() and f"UTC on {machine_name()}: 72 runs" in row.detail
     # cached: it built nothing, though preparing (reading references, recomputing their evaluations) took time
     record_grid(store, "tofu-mini", grid["finished_at"] - 300, GridOutcome(finished=["a"] * 72, artefact_seconds=13.0), 2,
                 sweep)

@@ -260,6 +260,8 @@ def test_an_epoch_no_run_evaluated_a_self_comparison_and_a_corrupt_record_are_na
         assert main(["report", "--suite", "tofu-mini", "--results", str(root), "--compare", compare]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: bad --compare") and "\n" not in err
+    assert main(["report", "--suite", "tofu-mini", "--results", str(root), "--compare", "ga+lora,ihl+fila;"]) == 2
+    assert "bad --compare 'ga+lora,ihl+fila;': an empty pair between semicolons" in capsys.readouterr().err  # the value
     for typed, meant in (("GA+LORA", "ga+lora-r4"), ("ihl", "ihl+fila-r4")):  # another case, a prefix: a suggestion
         assert main(["report", "--suite", "tofu-mini", "--results", str(root), "--compare", f"{typed},npo+lora"]) == 2
         assert f"unknown method with finished runs in suite tofu-mini '{typed}'; did you mean '{meant}'?" in \
