@@ -489,7 +489,7 @@ def _run_local(args, specs, ctx):
                                     show_progress=not args.quiet)
     if distributed.is_main():
         record_grid(ctx.store, args.suite, started, outcome, workers, [s.run_id for s in specs],
-                    sorted(artefact_entries(ctx.store, args.suite) - before))
+                    sorted(artefact_entries(ctx.store, args.suite) - before), device=ctx.device)
     return outcome
 
 

@@ -28,17 +28,20 @@ def parse_compare(text: str) -> list[tuple[str, str]]:
     """`--compare` text (`a,b;c,d`) -> [(a, b), (c, d)]; a pair that is not two distinct methods, or one given twice,
     is a one-line BenchError."""
     pairs = []
+    if not text.strip():
+        raise BenchError(f"bad --compare {text!r}: no pair given (expected two methods, e.g. ihl+fila,ga+lora)")
     for item in text.split(";"):
         names = [t.strip() for t in item.split(",")]  # an empty name (`ga,,npo`, `ga,`) is a typo, never skipped
-        if not item.strip():  # `npo,ga;` or `;;`: the piece is empty, so name the whole value
+        if not item.strip():  # `npo,ga;` or `;;`: the piece is empty, so the whole value is named
             raise BenchError(f"bad --compare {text!r}: an empty pair between semicolons (expected pairs separated "
                              f"by ';', e.g. ihl+fila,ga+lora;ihl+lora,ga+lora)")
+        piece = f"{text!r}: pair '{item}'" if ";" in text else f"'{item}'"  # in a list, name the list and the pair
         if len(names) != 2 or not all(names):
-            raise BenchError(f"bad --compare '{item}' (expected two methods, e.g. ihl+fila,ga+lora)")
+            raise BenchError(f"bad --compare {piece} (expected two methods, e.g. ihl+fila,ga+lora)")
         for name in names:
             check_method_name(name)
         if names[0] == names[1]:
-            raise BenchError(f"bad --compare '{item}': a method compared with itself (expected two methods, e.g. "
+            raise BenchError(f"bad --compare {piece}: a method compared with itself (expected two methods, e.g. "
                              f"ihl+fila,ga+lora)")
         if tuple(names) in pairs or tuple(names[::-1]) in pairs:
             raise BenchError(f"bad --compare {text!r}: {names[0]} and {names[1]} are compared twice")

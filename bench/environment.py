@@ -63,10 +63,12 @@ def cpu_info() -> dict:
             "cpu_flags": [f for f in ISA_FLAGS if f in flags], "cpu_count": os.cpu_count()}
 
 
-def machine_name() -> str:
-    """The CPU model and the kernels torch dispatches to, e.g. "AMD EPYC, AVX2": what a wall time depends on."""
+def machine_name(device: str = "cpu") -> str:
+    """What a wall time depends on: the CPU model and the kernels torch dispatches to ("AMD EPYC, AVX2"), and on a
+    cuda `device` the GPU ("AMD EPYC, AVX2, NVIDIA A100-SXM4-80GB")."""
     cpu = cpu_info()
-    return f"{cpu['cpu_model']}, {cpu['cpu_capability']}"
+    gpu = gpu_info(device).get("gpu_name")
+    return f"{cpu['cpu_model']}, {cpu['cpu_capability']}" + (f", {gpu}" if gpu else "")
 
 
 def gpu_info(device: str) -> dict:

@@ -73,17 +73,18 @@ def artefact_entries(store, suite: str) -> set[str]:
 
 
 def record_grid(store, suite: str, started: float, outcome: GridOutcome, workers: int, run_ids: Sequence[str],
-                built: Sequence[str] = ()) -> None:
+                built: Sequence[str] = (), device: str = "cpu") -> None:
     """Append this `bench run`'s wall time to results/<suite>/grids.json: what `bench perf` reports as a
     sweep's time, cold (with the shared artefacts built: `built` names them, `artefact_entries`) and without
     building them. `grid` (a digest of the sorted run ids) says which grid it was: perf counts only the
-    suite's default sweep. `machine`: the CPU and torch's kernels (hosts of one kind differ up to 2x by them)."""
+    suite's default sweep. `machine`: the CPU and torch's kernels, and the GPU on `device` cuda (CPU hosts of one kind
+    differ by 1.5-2x between AVX2 and AVX512 kernels)."""
     path = store.suite_dir(suite) / "grids.json"
     grids = read_json(path) if path.exists() else []
     grids.append({"grid": digest(sorted(run_ids)), "runs": len(run_ids), "started_at": started,
                   "finished_at": time.time(), "workers": workers,
                   "finished": len(outcome.finished), "skipped": len(outcome.skipped), "failed": len(outcome.failed),
-                  "artefact_seconds": outcome.artefact_seconds, "built": sorted(built), "machine": machine_name()})
+                  "artefact_seconds": outcome.artefact_seconds, "built": sorted(built), "machine": machine_name(device)})
     write_json_atomic(path, grids)
 
 

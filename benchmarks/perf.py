@@ -247,13 +247,14 @@ def sweep_times(results: Path) -> list[Row]:
         # built references took 4 s and recomputing their stored evaluations 13 s (measured)
         built = lambda g: bool(g["built"]) if "built" in g else g["artefact_seconds"] >= 60.0
         cold = [g for g in grids if built(g)]
-        warm = [g for g in grids if not built(g)]
         if not cold:
             rows.append(Row(f"6. {suite} sweep wall time", "–", "reported", None,
                             f"no `bench run --suite {suite} --methods all` (default splits and seeds) in {results / suite} "
                             f"built its references; run it from an empty results directory"))
             continue
         c = cold[-1]
+        # the cached figure from the cold one's machine: a host of another kind is up to 2x slower or faster
+        warm = [g for g in grids if not built(g) and g.get("machine") == c.get("machine")]
         cached = wall(warm[-1]) if warm else None
         target = f"<= {cold_limit:g} min cold" + (f", <= {cached_limit:g} cached" if cached_limit else "")
         ok = wall(c) <= cold_limit and (cached_limit is None or (cached is not None and cached <= cached_limit))
@@ -398,11 +399,12 @@ def write(rows: list[Row], path: Path, quick: bool) -> str:
     table = tabulate([{"benchmark": r.name, "value": r.value, "target": r.target,
                        "met": "" if r.ok is None else ("yes" if r.ok else "NO"), "detail": r.detail} for r in rows],
                      headers="keys", tablefmt="github")
-    # the CPU and its kernels: hosts of one kind differ up to 2x by them (AVX2 vs AVX512)
+    # the CPU and its kernels: CPU hosts of one kind differ by 1.5-2x between AVX2 and AVX512 kernels
     header = (f"# Performance ({'--quick smoke run, not a measurement' if quick else 'median of 5 repetitions'})\n\n"
               f"Machine: {machine_name()} kernels ({platform.machine()}), "
               f"{torch.get_num_threads()} torch thread(s), "
-              f"torch {torch.__version__}. Ratios of two paths timed side by side in one run.\n\n")
+              f"torch {torch.__version__}. Ratios of two paths timed side by side in one run. Row 6 reads each "
+              f"suite's grids.json and names the machine of the sweep it reports, where the sweep recorded it.\n\n")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + table + "\n")
     return table

@@ -81,6 +81,12 @@ def test_sweep_rows_read_the_wall_time_of_the_bench_run_that_built_the_reference
     record_grid(store, "tofu-mini", 0.0, GridOutcome(finished=["a"], artefact_seconds=0.1), 2, sweep[:1])  # ignored
     [row] = [r for r in perf.sweep_times(tmp_path) if "tofu-mini" in r.name]
     assert row.value.endswith("/ 5.0 min") and "a rerun with them built (72 runs)" in row.detail
+    # a later cached rerun on another kind of host is not this cold sweep's cached figure
+    entries = json.loads((tmp_path / "tofu-mini" / "grids.json").read_text())
+    other = {**entries[2], "started_at": entries[2]["started_at"] + 100, "machine": "Another CPU, AVX512"}
+    (tmp_path / "tofu-mini" / "grids.json").write_text(json.dumps(entries + [other]))
+    [row] = [r for r in perf.sweep_times(tmp_path) if "tofu-mini" in r.name]
+    assert row.value.endswith("/ 5.0 min")
     assert row.ok is False  # the cold grid's 'wall time' here is the age of the test's clock: far over 12 minutes
     [missing] = [r for r in perf.sweep_times(tmp_path) if "tdec-mini" in r.name]
     assert missing.value == "–" and "built its references" in missing.detail

@@ -262,6 +262,10 @@ def test_an_epoch_no_run_evaluated_a_self_comparison_and_a_corrupt_record_are_na
         assert err.startswith("error: bad --compare") and "\n" not in err
     assert main(["report", "--suite", "tofu-mini", "--results", str(root), "--compare", "ga+lora,ihl+fila;"]) == 2
     assert "bad --compare 'ga+lora,ihl+fila;': an empty pair between semicolons" in capsys.readouterr().err  # the value
+    for compare, message in (("", "bad --compare '': no pair given"), (" ", "bad --compare ' ': no pair given"),
+                             ("ga+lora,ihl+fila;ga+lora", "bad --compare 'ga+lora,ihl+fila;ga+lora': pair 'ga+lora' (")):
+        assert main(["report", "--suite", "tofu-mini", "--results", str(root), "--compare", compare]) == 2
+        assert message in capsys.readouterr().err
     for typed, meant in (("GA+LORA", "ga+lora-r4"), ("ihl", "ihl+fila-r4")):  # another case, a prefix: a suggestion
         assert main(["report", "--suite", "tofu-mini", "--results", str(root), "--compare", f"{typed},npo+lora"]) == 2
         assert f"unknown method with finished runs in suite tofu-mini '{typed}'; did you mean '{meant}'?" in \
