@@ -35,7 +35,7 @@ def parse_compare(text: str) -> list[tuple[str, str]]:
         if not item.strip():  # `npo,ga;` or `;;`: the piece is empty, so the whole value is named
             raise BenchError(f"bad --compare {text!r}: an empty pair between semicolons (expected pairs separated "
                              f"by ';', e.g. ihl+fila,ga+lora;ihl+lora,ga+lora)")
-        piece = f"{text!r}: pair '{item}'" if ";" in text else f"'{item}'"  # in a list, name the list and the pair
+        piece = f"{text!r}: pair {item!r}" if ";" in text else repr(item)  # in a list, the list and the pair; repr: one line
         if len(names) != 2 or not all(names):
             raise BenchError(f"bad --compare {piece} (expected two methods, e.g. ihl+fila,ga+lora)")
         for name in names:

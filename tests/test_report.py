@@ -263,7 +263,8 @@ def test_an_epoch_no_run_evaluated_a_self_comparison_and_a_corrupt_record_are_na
     assert main(["report", "--suite", "tofu-mini", "--results", str(root), "--compare", "ga+lora,ihl+fila;"]) == 2
     assert "bad --compare 'ga+lora,ihl+fila;': an empty pair between semicolons" in capsys.readouterr().err  # the value
     for compare, message in (("", "bad --compare '': no pair given"), (" ", "bad --compare ' ': no pair given"),
-                             ("ga+lora,ihl+fila;ga+lora", "bad --compare 'ga+lora,ihl+fila;ga+lora': pair 'ga+lora' (")):
+                             ("ga+lora,ihl+fila;ga+lora", "bad --compare 'ga+lora,ihl+fila;ga+lora': pair 'ga+lora' ("),
+                             ("ga+lora,ihl+fila;c\nd", "pair 'c\\nd' (")):  # a newline in the value: still one line
         assert main(["report", "--suite", "tofu-mini", "--results", str(root), "--compare", compare]) == 2
         assert message in capsys.readouterr().err
     for typed, meant in (("GA+LORA", "ga+lora-r4"), ("ihl", "ihl+fila-r4")):  # another case, a prefix: a suggestion
