@@ -576,7 +576,19 @@ def cmd_finetune(args) -> int:
 
     check_device(ctx.device)
     ctx.store.check_writable()
-    out = suite.finetune(args.model, args.split, ctx, args.seed, overrides)
+    # under torchrun every rank trains its share of each step (DDP) and rank 0 saves; joining the group here
+    # puts BENCH_DIST_TIMEOUT on every collective, so a rank that dies or hangs stops the others with an error
+    distributed.init()
+    try:
+        out = suite.finetune(args.model, args.split, ctx, args.seed, overrides)
+    except RuntimeError as e:  # under torchrun: a collective that failed or timed out, or this rank's own error
+        if not distributed.active() or isinstance(e, RankLost):
+            raise
+        raise RankLost(f"fine-tuning stopped on rank {distributed.rank()} of {distributed.world_size()}: "
+                       f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from e
+    distributed.finish()  # the others wait until rank 0 has published the model
+    if not distributed.is_main():
+        return 0
     print(f"{args.split} model of {args.model}: {out}")
     if overrides:  # runs look for the default recipe's model; name this one
         role = "target" if args.split == "full" else "reference"

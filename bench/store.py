@@ -174,6 +174,18 @@ def publish(path: Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+def publish_once(path: Path, write: Callable[[Path], None]) -> Path:
+    """`publish(path, write)` by rank 0 alone under torchrun (every rank holds the same weights after DDP: one
+    copy is written, not one per rank); every rank returns once `path` is there. Outside torchrun: `publish`.
+    Raises RankLost when rank 0 does not get there within BENCH_DIST_TIMEOUT."""
+    from bench import distributed
+
+    if distributed.is_main():
+        publish(path, write)
+    distributed.share(None)  # the other ranks read `path` only after rank 0 has published it
+    return Path(path)
+
+
 def artefact(path: Path, write: Callable[[Path], None], ready: str | None = None) -> Path:
     """`path` if the artefact is there, else built by `write(tmp)` and published (`publish`).
 

@@ -34,7 +34,7 @@ from bench.metrics import EPOCHS, UNIT, Metric
 from bench.models import hub_reachable, is_local, load_model, load_tokenizer, on_meta, resolve, same_tokenizer
 from bench.phases import phase
 from bench.spec import Hyperparams, RunSpec
-from bench.store import artefact, json_artefact, publish, read_json, write_json_atomic
+from bench.store import artefact, json_artefact, publish_once, read_json, write_json_atomic
 from suites.base import Axis, Context, Evaluation, Prepared, Suite
 from suites.muse_data import FOLDER, HUB, load_rows, local_files
 from suites.privacy import ATTACK_NAMES, auc, privleak, teacher_forced_scores, token_stats
@@ -344,7 +344,7 @@ class Muse(Suite):
             write_json_atomic(tmp / "recipe.json", {"model": model, "split": split, "hparams": hp.record(), "seed": seed,
                                                     "data": data, "max_length": max_length})
 
-        return publish(out, save)
+        return publish_once(out, save)
 
     # -- what a run reads (fingerprinted into run.json) ----------------------------------------------------------
     evaluator_modules = ("suites.muse", "suites.privacy", "suites.tofu_eval", "methods.losses", "bench.data")

@@ -24,7 +24,7 @@ from bench.metrics import EPOCHS, UNIT, Metric
 from bench.models import hub_reachable, load_model, load_tokenizer, recipe_of, same_tokenizer
 from bench.phases import phase
 from bench.spec import Hyperparams, RunSpec
-from bench.store import json_artefact, publish, read_json, write_json_atomic
+from bench.store import json_artefact, publish_once, read_json, write_json_atomic
 from suites.base import LATE_OPTIONS, Context, Evaluation, MissingReference, Prepared, Robustness, Suite
 from bench.robustness import parse, robustness_metrics
 from suites.privacy import ATTACKS, attack_metrics, memorisation_metrics, privleak, reference_auc
@@ -424,7 +424,7 @@ class Tofu(Suite):
             write_json_atomic(tmp / "recipe.json", {"model": model, "split": split, "hparams": hp.record(), "seed": seed,
                                                     "data": data})
 
-        return publish(out, save)
+        return publish_once(out, save)
 
     def evaluation_key(self, model_path: str, spec: RunSpec, sets, privacy) -> str:
         """What a stored evaluation was computed from: the model's weights, every item it scored, the

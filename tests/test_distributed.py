@@ -124,3 +124,63 @@ def test_a_rank_that_dies_or_hangs_stops_the_others_with_an_error(mode, tmp_path
     assert time.time() - start < 300
     record = only_record(results)
     assert record["status"] == "failed" and record["reason"]  # not left "running"
+
+
+def test_finetune_under_torchrun_trains_on_both_ranks_and_rank_0_alone_saves_and_reports(tokenizer, tmp_path):
+    """`torchrun --nproc_per_node 2 -m bench finetune`: the ranks split each step (the model equals the one-process
+    fine-tune up to float rounding: rank 0 alone would have taken half the gradient), one copy of the model is
+    written, no staging directory is left, and the command prints its result once."""
+    from tests.test_hints import save_tiny, tofu_dir
+
+    model, data = save_tiny(tokenizer, tmp_path / "tiny-model"), tofu_dir(tmp_path / "TOFU")
+    args = ["-m", "bench", "finetune", "--suite", "tofu", "--model", model, "--split", "full", "--data-dir", data,
+            "--epochs", "2", "--lr", "1e-3"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+                "--master_port", str(free_port())]
+    two = subprocess.run(torchrun + args + ["--results", str(tmp_path / "two")], capture_output=True, text=True,
+                         timeout=600, env=offline_env(BENCH_DIST_TIMEOUT="120"))
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert two.stdout.count("full model of") == 1, two.stdout
+    one = subprocess.run([sys.executable] + args + ["--results", str(tmp_path / "one")], capture_output=True,
+                         text=True, timeout=600, env=offline_env())
+    assert one.returncode == 0, one.stderr[-2000:]
+    [made] = (tmp_path / "two" / "tofu" / "artefacts" / "models").glob("*/full")
+    assert not [p for p in made.parent.iterdir() if p.name.startswith(".")]  # no staging directory left behind
+    [alone] = (tmp_path / "one" / "tofu" / "artefacts" / "models").glob("*/full")
+    from safetensors.torch import load_file
+
+    a, b = load_file(made / "model.safetensors"), load_file(alone / "model.safetensors")
+    start = load_file(Path(model) / "model.safetensors")
+    assert a.keys() == b.keys()
+    mean_abs = lambda x, y: sum(float((x[k] - y[k]).abs().sum()) for k in x) / sum(x[k].numel() for k in x)
+    # Adam moves each weight by about lr per step whatever the gradient's size, so half a gradient (one rank's
+    # share) would move many weights another way; float rounding between the groupings moves a few (measured:
+    # 6e-6 against 1e-3 of training)
+    assert mean_abs(a, b) < 0.02 * mean_abs(a, start)
+
+
+def test_finetune_stops_with_a_one_line_error_when_the_other_rank_dies(tokenizer, tmp_path):
+    """Rank 1 of a `bench finetune` exits as training starts: rank 0 ends at its next collective with one error
+    line naming the rank and the cause, exit 1, and no model (or staging directory) left behind."""
+    from tests.test_hints import save_tiny, tofu_dir
+
+    repo = Path(__file__).parent.parent
+    model, data = save_tiny(tokenizer, tmp_path / "tiny-model"), tofu_dir(tmp_path / "TOFU")
+    args = ["finetune", "--suite", "tofu", "--model", model, "--split", "full", "--data-dir", data, "--epochs", "2",
+            "--results", str(tmp_path / "r")]
+    port = str(free_port())
+    env = lambda rank: {**offline_env(BENCH_DIST_TIMEOUT="60"), "WORLD_SIZE": "2", "RANK": str(rank),
+                        "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
+    one = subprocess.Popen([sys.executable, str(Path(__file__).parent / "helpers" / "cli_rank.py"), "die", *args],
+                           cwd=repo, env=env(1), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        zero = subprocess.run([sys.executable, "-m", "bench", *args], cwd=repo, env=env(0), capture_output=True,
+                              text=True, timeout=300)
+    finally:
+        one.kill()
+        one.wait(timeout=60)
+    assert zero.returncode == 1
+    [line] = [l for l in zero.stderr.splitlines() if l.startswith("error:")]
+    assert line.startswith("error: fine-tuning stopped on rank 0 of 2: ") and "Traceback" not in zero.stderr
+    assert not list((tmp_path / "r" / "tofu" / "artefacts").rglob("config.json"))
+    assert not list((tmp_path / "r" / "tofu" / "artefacts").rglob(".full.*"))

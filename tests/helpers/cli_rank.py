@@ -1,4 +1,4 @@
-"""One rank of a distributed `python -m bench run` that fails on purpose, for tests/test_distributed.py:
+"""One rank of a distributed `python -m bench run` or `finetune` that fails on purpose, for tests/test_distributed.py:
 `cli_rank.py die|hang ARGS...` runs the real CLI, but when training starts this rank exits (die) or
 stops answering (hang), as a crashed or stuck worker would."""
 
@@ -6,6 +6,7 @@ import os
 import sys
 import time
 
+import bench.finetune
 import bench.runner
 from bench.cli import main
 
@@ -18,5 +19,5 @@ def broken_train(*args, **kwargs):
     time.sleep(3600)
 
 
-bench.runner.train = broken_train
+bench.runner.train = bench.finetune.train = broken_train
 sys.exit(main(argv))
