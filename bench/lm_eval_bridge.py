@@ -9,6 +9,8 @@ dataset fails the run at once instead of after its last epoch.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 from pathlib import Path
@@ -84,13 +86,26 @@ def write_choice_task(directory: Path, name: str, rows: Sequence[dict]) -> None:
     (directory / f"{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
+def _without_bar(bar):
+    """`bar` (tqdm) that draws nothing, whatever `disable` its caller passes (lm-eval passes disable=False)."""
+    @functools.wraps(bar)
+    def silent(*args, **kwargs):
+        return bar(*args, **{**kwargs, "disable": True})
+
+    return silent
+
+
 def run_tasks(model, tokenizer, tasks: Sequence[str], include_path: str | None = None,
               include_defaults: bool = True, limit: int | None = None, batch_size: int = 32,
               device: str = "cpu", metric: str = "auto", items: dict | None = None) -> dict[str, float]:
     """{task: score}: `metric` if given, else acc_norm where a task reports it, else acc, else its first metric.
     `limit`: items per task (None = all). `items`, if given, receives {task: items evaluated}."""
     # datasets, lm_eval load when this runs, not when the CLI imports bench.lm_eval_bridge
+    import lm_eval.api.model
+    import lm_eval.api.task
     import lm_eval.evaluator
+    import lm_eval.models.huggingface
+    import tqdm
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
 
@@ -98,7 +113,6 @@ def run_tasks(model, tokenizer, tasks: Sequence[str], include_path: str | None =
 
     datasets.disable_progress_bars()
     was_training = model.training
-    quiet, os.environ["TQDM_DISABLE"] = os.environ.get("TQDM_DISABLE"), "1"  # lm-eval's per-request bars
     # under torchrun lm-eval returns results on LOCAL_RANK 0 only; each rank here evaluates its own copy
     # of the model alone (an in-memory model: lm-eval's world size is 1), so each must get them
     local_rank, os.environ["LOCAL_RANK"] = os.environ.get("LOCAL_RANK"), "0"
@@ -107,17 +121,22 @@ def run_tasks(model, tokenizer, tasks: Sequence[str], include_path: str | None =
         manager = task_manager(include_path, include_defaults)
         # lm-eval describes the environment in every result (torch's collect_env: about a dozen subprocesses,
         # 0.9 s per call, more than the tasks of a mini suite); run.json records the environment itself
+        # lm-eval's per-request bars (three per task) would bury the grid's own lines: tqdm reads TQDM_DISABLE
+        # only when it is first imported, so the bars are turned off where lm-eval calls them
+        silent = [mock.patch.object(module, "tqdm", _without_bar(tqdm.tqdm))
+                  for module in (lm_eval.api.model, lm_eval.api.task, lm_eval.models.huggingface)]
         with mock.patch.object(lm_eval.evaluator, "add_env_info", lambda results: None), \
-                mock.patch.object(lm_eval.evaluator, "get_git_commit_hash", lambda: None):
+                mock.patch.object(lm_eval.evaluator, "get_git_commit_hash", lambda: None), contextlib.ExitStack() as bars:
+            for patch in silent:
+                bars.enter_context(patch)
             out = simple_evaluate(model=lm, tasks=list(tasks), task_manager=manager, limit=limit,
                                   log_samples=False, bootstrap_iters=0, verbosity="ERROR")
     finally:
         model.train(was_training)  # HFLM switches the model to eval mode
-        for name, value in (("TQDM_DISABLE", quiet), ("LOCAL_RANK", local_rank)):
-            if value is None:
-                del os.environ[name]
-            else:
-                os.environ[name] = value
+        if local_rank is None:
+            del os.environ["LOCAL_RANK"]
+        else:
+            os.environ["LOCAL_RANK"] = local_rank
     if items is not None:
         items.update({task: int(n["effective"]) for task, n in out.get("n-samples", {}).items()})
     scores = {}

@@ -217,10 +217,14 @@ def run_stages(stages: tuple[str, ...], model, tokenizer, prepared, spec, ctx, t
             finetune(attacked, examples, hp, pad_id=tokenizer.pad_token_id, seed=spec.seed)
             evaluation = prepared.evaluate(attacked.eval(), tokenizer)
             out.update({f"{variant}/{k}": v for k, v in keep(evaluation.metrics).items()})
-            held = lambda values: _mean_at(values, held_out)
-            out[f"{variant}/recovery"] = recovery(held(suite.recovery_items(evaluation)),
-                                                  held(suite.recovery_items(base_eval)), held(target_items))
+            after = suite.recovery_items(evaluation)
+            # the evaluation scores forget example i as its item i, but a capped one (TOFU's max_items) only the
+            # first items: the recovery reads the held-out examples it scored
+            scored = [i for i in held_out if i < len(after or [])]
+            held = lambda values: _mean_at(values, scored)
+            out[f"{variant}/recovery"] = recovery(held(after), held(suite.recovery_items(base_eval)), held(target_items))
         out["relearn/examples"] = len(trained)
+        out["relearn/held_out_scored"] = len(scored)
         timings["relearn"] = time.perf_counter() - t0
     if "quant" in stages:
         t0 = time.perf_counter()
@@ -255,6 +259,6 @@ def describe(stages: tuple[str, ...], spec, prepared) -> dict:
 
 
 def _mean_at(values: list[float] | None, idx: list[int]) -> float | None:
-    if not values:
+    if not values or not idx:
         return None
     return sum(values[i] for i in idx) / len(idx)

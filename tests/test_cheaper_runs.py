@@ -8,7 +8,7 @@ import pytest
 
 from bench.cli import main
 from suites.tofu_eval import FORMATS, EvalSet, evaluate_sets, privacy_scores
-from tests.conftest import tiny, with_tdec_mini_artefacts
+from tests.conftest import TDEC_MINI_LEAN_ARGS, tiny, with_tdec_mini_artefacts
 
 ITEMS = [{"question": f"Who is {name}?", "answer": f"{name} is a kalo mine", "paraphrased_answer": f"{name} is kalo",
           "perturbed_answer": [f"{name} is a sa ne", f"{name} is a lo mi"]} for name in ("Ruto", "Sapequa", "Dorfen")]
@@ -97,7 +97,7 @@ def test_the_attacks_are_computed_at_the_epoch_a_run_ends_and_equal_every_epoch_
 @pytest.mark.slow
 def test_two_worker_processes_give_the_records_of_one(tdec_mini_artefacts, tmp_path):
     common = ["-q", "run", "--suite", "tdec-mini", "--splits", "set0,set1", "--seeds", "0", "--methods", "ga,gd+lora",
-              "--epochs", "2"]
+              "--epochs", "2", *TDEC_MINI_LEAN_ARGS]
     one = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path / "one")
     two = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path / "two")
     assert main(common + ["--workers", "1", "--results", str(one)]) == 0

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from bench.cli import main
-from tests.conftest import with_tdec_mini_artefacts
+from tests.conftest import TDEC_MINI_LEAN_ARGS, with_tdec_mini_artefacts
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +18,8 @@ def test_two_processes_on_overlapping_grids_compute_each_run_once(tdec_mini_arte
     results = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path)
     grids = ["ga,gd,npo,ihl+lora", "ihl+lora,npo,gd,ga+fila"]  # 3 runs in common, in another order
     procs = [subprocess.Popen([sys.executable, "-m", "bench", "-q", "run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--methods", g,
-                               "--epochs", "3", "--results", str(results)], stdout=subprocess.PIPE, text=True)
+                               "--epochs", "3", "--results", str(results), *TDEC_MINI_LEAN_ARGS], stdout=subprocess.PIPE,
+                              text=True)
              for g in grids]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs

@@ -71,13 +71,21 @@ def test_perplexity_by_hand(tokenizer):
     assert perplexity(model, seqs, pad_id=1) == pytest.approx(torch.tensor(nll / n).exp().item(), rel=1e-5)
 
 
-def test_lm_eval_bridge_scores_the_live_model_on_a_local_task(tokenizer, tmp_path):
+def test_lm_eval_bridge_scores_the_live_model_on_a_local_task(tokenizer, tmp_path, capfd):
+    import tqdm
+
     model = tiny("llama", tokenizer, seed=1).eval()
     rows = [{"context": f"kalo {w}", "choices": [" mine", " ruto sa", " gil", " dor fen"], "label": i % 4}
             for i, w in enumerate(["mi", "ne", "to", "vi", "zu", "pe"])]
     write_choice_task(tmp_path, "toy_choice", rows)
+    capfd.readouterr()
     got = run_tasks(model, tokenizer, ["toy_choice"], str(tmp_path), include_defaults=False, metric="acc")
     assert got == {"toy_choice": pytest.approx(choice_accuracy_by_hand(model, tokenizer, rows))}
+    # lm-eval's per-request progress bars stay off (they would bury the grid's lines); tqdm itself is untouched
+    err = capfd.readouterr().err
+    assert "loglikelihood requests" not in err and "Tokenizing inputs" not in err and "it/s]" not in err, err
+    list(tqdm.tqdm(range(3), desc="still on"))
+    assert "still on" in capfd.readouterr().err
 
 
 def test_unigram_f1_with_parlai_normalisation():

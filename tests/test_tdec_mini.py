@@ -10,7 +10,7 @@ from bench.cli import main
 from bench.grid import expand
 from bench.store import ResultStore
 from suites import SUITES, Context
-from tests.conftest import with_tdec_mini_artefacts
+from tests.conftest import TDEC_MINI_LEAN, TDEC_MINI_LEAN_ARGS, with_tdec_mini_artefacts
 
 pytestmark = pytest.mark.slow
 
@@ -81,7 +81,8 @@ def test_every_new_objective_runs_with_full_fine_tuning_and_lowers_memorisation(
 
     ctx = Context(store=ResultStore(results), log=lambda msg: None)
     objectives = ("simnpo", "idkdpo", "rmu", "undial", "wga", "satimp", "ceu")
-    for spec in expand("tdec-mini", ",".join(objectives), hparams={"epochs": 2}, splits="set0", seeds="0"):
+    for spec in expand("tdec-mini", ",".join(objectives), hparams={"epochs": 2}, splits="set0", seeds="0",
+                       options=TDEC_MINI_LEAN):
         assert run_one(spec, ctx) == "finished", ctx.store.reason(spec)
         r = record(results, spec.method)
         assert r["epochs"][-1]["metrics"]["ma"] < r["epochs"][0]["metrics"]["ma"], spec.objective
@@ -124,7 +125,7 @@ def test_until_decided_adds_seeds_only_where_they_decide_something(tdec_mini_art
     root = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path)
     # 3 epochs: at epoch 2 GA on set0 is within one token's MA of the threshold, on either side depending on the CPU
     assert main(["-q", "run", "--suite", "tdec-mini", "--splits", "set0", "--methods", "ga,ga+lora", "--ranks", "8", "--epochs", "3",
-                 "--seeds", "0", "--until-decided", "--max-seeds", "3", "--results", str(root)]) == 0
+                 "--seeds", "0", "--until-decided", "--max-seeds", "3", "--results", str(root), *TDEC_MINI_LEAN_ARGS]) == 0
     out = capsys.readouterr().out
     assert "no more seeds can decide the comparisons still inconclusive: every seed reproduces the runs of ga " in out
     seeds = sorted((p.parent.name.split("__")[1], json.loads(p.read_text())["spec"]["seed"])
@@ -144,7 +145,7 @@ def test_until_decided_says_when_claims_have_no_data_rather_than_calling_them_de
     monkeypatch.setattr(SUITES["tdec-mini"], "splits", ("set0",))
     root = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path)
     assert main(["-q", "run", "--suite", "tdec-mini", "--splits", "set0", "--methods", "ihl+lora,ga+lora", "--ranks", "8",
-                 "--epochs", "2", "--until-decided", "--max-seeds", "2", "--results", str(root)]) == 0
+                 "--epochs", "2", "--until-decided", "--max-seeds", "2", "--results", str(root), *TDEC_MINI_LEAN_ARGS]) == 0
     out = capsys.readouterr().out
     assert "every claim comparison is decided" not in out
     assert "claim comparisons have no data (no finished run of a method, or none that forgot, or only pairs the " \
@@ -159,7 +160,8 @@ def test_until_decided_adds_the_suites_other_forget_sets_before_any_seed(tdec_mi
     root = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path)
     # ga+fila forgets within the 2 epochs on every set, so no pair with ga+lora is one the epoch cap tied
     assert main(["-q", "run", "--suite", "tdec-mini", "--splits", "set0", "--methods", "ga+fila,ga+lora,gd", "--ranks",
-                 "8", "--epochs", "2", "--until-decided", "--max-seeds", "1", "--results", str(root)]) == 0
+                 "8", "--epochs", "2", "--until-decided", "--max-seeds", "1", "--results", str(root),
+                 *TDEC_MINI_LEAN_ARGS]) == 0
     out = capsys.readouterr().out
     runs = sorted((p.parent.name.split("__")[0], p.parent.name.split("__")[1], json.loads(p.read_text())["spec"]["seed"])
                   for p in root.glob("tdec-mini/runs/*/run.json"))
@@ -179,7 +181,8 @@ def test_until_decided_adds_the_suites_other_forget_sets_before_any_seed(tdec_mi
     for d in [*root.glob("tdec-mini/runs/set1__*"), *root.glob("tdec-mini/runs/set2__*")]:
         shutil.rmtree(d)
     assert main(["-q", "run", "--suite", "tdec-mini", "--splits", "set0", "--methods", "ga+fila,ga+lora,gd", "--ranks",
-                 "8", "--epochs", "2", "--until-decided", "--max-seeds", "1", "--results", str(root)]) == 0
+                 "8", "--epochs", "2", "--until-decided", "--max-seeds", "1", "--results", str(root),
+                 *TDEC_MINI_LEAN_ARGS]) == 0
     assert "left undecided, no look taken: runs their plan's last look matched are missing" in capsys.readouterr().err
     assert sorted((p.parent.name.split("__")[0], p.parent.name.split("__")[1], json.loads(p.read_text())["spec"]["seed"])
                   for p in root.glob("tdec-mini/runs/*/run.json")) == runs
