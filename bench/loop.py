@@ -54,6 +54,22 @@ def steps_per_epoch(n_forget: int, hp: Hyperparams) -> int:
     return math.ceil(n_forget / hp.effective_batch)
 
 
+def share_of_step(step_items: Sequence[int], batch_size: int, rank: int, world: int) -> list[list[int]]:
+    """The micro-batches (lists of example indices) that process `rank` of `world` computes of one optimiser step.
+
+    One process: the step in micro-batches of `batch_size`. Several: whole one-process micro-batches dealt out in
+    turn when the step has at least one per process, so each micro-batch averages its loss over the same examples
+    (and tokens) as in one process and the summed update is the one-process update up to float rounding, whatever
+    the objective; otherwise (a step of a single micro-batch) the step's examples dealt out one by one, so that
+    each process's micro-batch averages over other examples than one process's: with examples of different
+    lengths a token-mean loss then weighs them differently (docs/methods.md)."""
+    whole = [list(step_items[i:i + batch_size]) for i in range(0, len(step_items), batch_size)]
+    if world == 1 or len(whole) >= world:
+        return whole[rank::world]
+    mine = list(step_items[rank::world])
+    return [mine[i:i + batch_size] for i in range(0, len(mine), batch_size)]
+
+
 def make_optimizer(model: torch.nn.Module, hp: Hyperparams, n_forget: int):
     """AdamW over the trainable parameters (lr, weight decay from `hp`) and its schedule: (optimizer, scheduler).
 
@@ -113,8 +129,8 @@ def train(model: torch.nn.Module, objective: Objective, forget: Sequence[Example
         losses, parts_sum, n_steps = [], {}, 0
         for step_start in range(0, len(forget), hp.effective_batch):
             step_items = order[step_start:step_start + hp.effective_batch]
-            mine = step_items[rank::world]  # this process's share of the optimiser step
-            chunks = [mine[i:i + hp.batch_size] for i in range(0, len(mine), hp.batch_size)]
+            chunks = share_of_step(step_items, hp.batch_size, rank, world)
+            mine = [i for chunk in chunks for i in chunk]  # this process's share of the optimiser step
             step_loss, step_parts, non_finite = 0.0, {}, None
             for k, idx in enumerate(chunks):
                 weight = len(idx) / len(step_items) * world  # DDP averages over processes

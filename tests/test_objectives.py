@@ -160,3 +160,16 @@ def test_a_step_too_small_to_split_across_processes_is_a_one_line_error(tokenize
     hp = Hyperparams(epochs=1, batch_size=2, effective_batch=4)  # steps of 4 and 1 example
     with pytest.raises(BenchError, match=r"an optimiser step of 1 forget examples cannot be split across 4 processes"):
         train(tiny("llama", tokenizer), OBJECTIVES["ga"], forget, [], hp, pad_id=0, seed=0, accelerator=four_processes)
+
+
+def test_each_rank_takes_whole_one_process_micro_batches_when_a_step_has_enough():
+    from bench.loop import share_of_step
+
+    step = list(range(10, 18))  # 8 examples, micro-batches of 2: [10, 11] [12, 13] [14, 15] [16, 17]
+    assert share_of_step(step, 2, 0, 1) == [[10, 11], [12, 13], [14, 15], [16, 17]]
+    assert share_of_step(step, 2, 0, 2) == [[10, 11], [14, 15]] and share_of_step(step, 2, 1, 2) == [[12, 13], [16, 17]]
+    assert share_of_step(step, 2, 2, 3) == [[14, 15]]  # 4 micro-batches over 3 ranks: rank 0 computes two
+    # one micro-batch per step (batch_size = effective batch): its examples dealt out, every rank some
+    assert share_of_step(step, 8, 0, 2) == [[10, 12, 14, 16]] and share_of_step(step, 8, 1, 2) == [[11, 13, 15, 17]]
+    for world in (1, 2, 3, 4):  # every example of the step is computed exactly once
+        assert sorted(i for r in range(world) for chunk in share_of_step(step, 2, r, world) for i in chunk) == step

@@ -16,7 +16,9 @@ out = sys.argv[1]
 torch.set_num_threads(1)
 words = ["kalo", "mine", "ruto", "sapequa", "dorfen", "gil", "zupe", "nesa", "tovi", "lomi"]
 tokenizer = train_tokenizer([" ".join(words[i:] + words[:i]) for i in range(10)] * 20, vocab_size=300)
-forget = [qa_example(tokenizer, f"Question: who is {w}?\nAnswer:", f" {w} is a kalo mine", 64) for w in words[:8]]
+# answers of different lengths: a micro-batch's token-mean loss depends on which examples it groups
+forget = [qa_example(tokenizer, f"Question: who is {w}?\nAnswer:", f" {w} is a kalo mine" + " gil zupe" * (i % 4), 64)
+          for i, w in enumerate(words[:8])]
 retain = [qa_example(tokenizer, f"Question: where is {w}?\nAnswer:", f" in {w} vi", 64) for w in words]
 model = build_tiny("llama", tokenizer, TinyShape(hidden=32, layers=2, heads=2, intermediate=64), seed=0)
 accelerator = Accelerator(cpu=True)
