@@ -205,8 +205,13 @@ def _check_runtime(args, specs=()) -> None:
     """Runtime flags that nothing of this command would read are errors, not silent no-ops."""
     if getattr(args, "data_dir", None) and not SUITES[args.suite].reads_data_dir:
         raise BenchError(f"--data-dir is read by no run of suite {args.suite} (it generates its own data)")
-    if getattr(args, "lm_eval_include", None) and not any(s.option("lm_eval_extra") for s in specs):
-        raise BenchError("--lm-eval-include is read only with --lm-eval-tasks (the tasks it defines)")
+    if getattr(args, "lm_eval_include", None) and not any(SUITES[s.suite].reads_lm_eval_include_for(s) for s in specs):
+        readers = ", ".join(n for n, suite in SUITES.items() if suite.reads_lm_eval_include)
+        raise BenchError(f"--lm-eval-include is read only with --lm-eval-tasks (the tasks it defines), or by the lm-eval "
+                         f"tasks of suite {readers} (option lm_eval_tasks)")
+    if getattr(args, "data_dir", None) and not Path(args.data_dir).is_dir():
+        what = "not a directory" if Path(args.data_dir).exists() else "no such directory"
+        raise BenchError(f"bad --data-dir {args.data_dir!r}: {what} (expected the directory of the suite's local data files)")
     if getattr(args, "profile", None) and getattr(args, "launcher", "local") == "local":
         raise BenchError("--profile is read only by --launcher slurm or local-jobs")
     if getattr(args, "max_seeds", None) is not None:  # errors quote the text typed
@@ -528,6 +533,7 @@ def cmd_perf(args) -> int:
     # the benchmarks live beside the package (benchmarks/) and import torch: loaded only for this command
     from benchmarks import perf
 
+    ResultStore(args.results).check_writable()  # before minutes of measuring, not at the end
     if args.real_data is not None:
         from benchmarks import perf_real
 
@@ -631,6 +637,18 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _remove_if_empty(results: str | None) -> None:
+    """A results directory this command created and a failure left without a file: removed, with its empty
+    subdirectories (a bad input leaves nothing behind). Anything holding a file stays."""
+    if results is None or not os.path.isdir(results):
+        return
+    for path in sorted(Path(results).rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+            path.rmdir()
+    if not any(Path(results).iterdir()):
+        Path(results).rmdir()
+
+
 def main(argv=None) -> int:
     """The `bench` command: parse `argv` (default sys.argv), run the subcommand, return the exit code.
 
@@ -647,15 +665,19 @@ def main(argv=None) -> int:
     quiet_libraries(verbose=getattr(args, "verbose", False))
     handler = {"list": cmd_list, "show-config": cmd_show_config, "run": cmd_run, "finetune": cmd_finetune,
                "status": cmd_status, "cancel": cmd_cancel, "perf": cmd_perf, "report": cmd_report}[args.command]
+    results = getattr(args, "results", None)
+    new_results = results is not None and not os.path.lexists(results)
     try:
         return handler(args)
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)
+        _remove_if_empty(results if new_results else None)
         return e.exit_code
     except RuntimeError as e:
         if not isinstance(e, RankLost):
             raise
         print(f"error: {e}", file=sys.stderr)
+        _remove_if_empty(results if new_results else None)
         return 1
     except KeyboardInterrupt:
         print("interrupted; finished runs are kept, unfinished ones resume on the next `run`", file=sys.stderr)

@@ -19,6 +19,7 @@ from typing import Any
 from bench.errors import BenchError
 
 DEFAULT_TIMEOUT_S = 1800.0
+MAX_TIMEOUT_S = 1e7  # about 116 days: longer than any job a scheduler runs
 
 
 class RankLost(RuntimeError):
@@ -30,6 +31,8 @@ def _collective(what: str):
     def guard():
         try:
             yield
+        except BenchError:
+            raise
         except Exception as e:
             raise RankLost(f"another process of this distributed run stopped or did not answer within "
                            f"{timeout_seconds():g} s (BENCH_DIST_TIMEOUT) during {what}: "
@@ -68,8 +71,8 @@ def timeout_seconds() -> float:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if not value > 0:
-        raise BenchError(f"bad BENCH_DIST_TIMEOUT={raw!r} (expected seconds, a positive number)")
+    if not 0 < value <= MAX_TIMEOUT_S:  # inf and NaN too: torch takes the timeout as whole milliseconds
+        raise BenchError(f"bad BENCH_DIST_TIMEOUT={raw!r} (expected seconds, a number > 0 and <= {MAX_TIMEOUT_S:g})")
     return value
 
 
@@ -87,8 +90,9 @@ def init() -> None:
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         backend = "nccl"
+    timeout = datetime.timedelta(seconds=timeout_seconds())  # a bad value is the user's error, not a lost rank
     with _collective("start-up"):
-        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_seconds()))
+        dist.init_process_group(backend, timeout=timeout)
 
 
 def finish() -> None:

@@ -145,6 +145,8 @@ class Suite(ABC):
     # the tables' name for the model trained without the forget set: TOFU's retain-only model, MUSE's retrained one
     reference_role: str = "retain"
     reads_data_dir: bool = True  # False: the suite builds its own data and never reads --data-dir
+    # True: the suite's own lm-eval tasks (option lm_eval_tasks) are looked up in --lm-eval-include first (tdec)
+    reads_lm_eval_include: bool = False
     # True: the forget splits are replicates of one task (TDEC's five sets, which the paper averages), so
     # summaries across result sets (agreement.md) pool them; False: each split is its own task (TOFU's 1/5/10 %)
     splits_are_replicates: bool = False
@@ -216,7 +218,7 @@ class Suite(ABC):
         """Build data, make sure references exist (or fail naming the command that makes them)."""
 
     # the code that turns a model into this suite's numbers: its fingerprint goes into every run.json
-    evaluator_modules: tuple[str, ...] = ("methods.losses", "bench.data")
+    evaluator_modules: tuple[str, ...] = ("methods.losses", "bench.data", "bench.truncation")
 
     def input_files(self, spec: RunSpec, ctx: Context) -> dict[str, Path]:
         """The data files a run of `spec` reads, by name (none for data from the hub)."""
@@ -226,6 +228,26 @@ class Suite(ABC):
         """The models a run of `spec` reads, by role: the one it unlearns and every reference."""
         return {}
 
+    @staticmethod
+    def context_limit(model: str, ctx: Context) -> int | None:
+        """The model's positional limit in tokens (its config's max_position_embeddings / n_positions / n_ctx); None
+        when its config cannot be read here (offline without a copy: the model's own loading says what to pass)."""
+        # transformers loads when this runs, not when the CLI imports the suite
+        from transformers import AutoConfig
+
+        source, revision = resolve(model)
+        try:
+            config = AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=ctx.trust_remote_code)
+        except Exception:  # offline without a cached copy, or not a model
+            return None
+        return next((v for v in (getattr(config, n, None) for n in ("max_position_embeddings", "n_positions", "n_ctx"))
+                     if isinstance(v, int) and v > 0), None)
+
+    def reads_lm_eval_include_for(self, spec: RunSpec) -> bool:
+        """True when a run of `spec` looks tasks up in --lm-eval-include: its extra tasks (--lm-eval-tasks), or the
+        suite's own lm-eval tasks where the suite reads the directory for them (`reads_lm_eval_include`)."""
+        return bool(spec.option("lm_eval_extra")) or (self.reads_lm_eval_include and bool(spec.option("lm_eval_tasks", "")))
+
     def inputs(self, spec: RunSpec, ctx: Context) -> dict[str, str]:
         """Fingerprints of everything a run of `spec` reads besides its spec: data files (SHA-256), model
         weights (bench.fingerprint.model_fingerprint) and the evaluator's code. run.json records them;
@@ -233,7 +255,7 @@ class Suite(ABC):
         files = dict(self.input_files(spec, ctx))
         if OBJECTIVES[spec.objective].needs_alternate:
             files["idk_answers"] = Path(spec.option("idk_answers", "") or SHIPPED)
-        if spec.option("lm_eval_extra") and ctx.lm_eval_include:
+        if self.reads_lm_eval_include_for(spec) and ctx.lm_eval_include:
             files.update({f"lm_eval_include/{p.name}": p for p in sorted(Path(ctx.lm_eval_include).glob("*"))
                           if p.is_file()})
         out = {f"data/{name}": file_fingerprint(path) for name, path in files.items()}

@@ -347,7 +347,8 @@ class Muse(Suite):
         return publish_once(out, save)
 
     # -- what a run reads (fingerprinted into run.json) ----------------------------------------------------------
-    evaluator_modules = ("suites.muse", "suites.privacy", "suites.tofu_eval", "methods.losses", "bench.data")
+    evaluator_modules = ("suites.muse", "suites.privacy", "suites.tofu_eval", "methods.losses", "bench.data",
+                         "bench.truncation")
 
     def sources(self, spec: RunSpec) -> list[tuple[str, str]]:
         """Every (config, split) of the corpus a run of `spec` reads."""
@@ -487,21 +488,6 @@ class Muse(Suite):
 
         stored = json_artefact(ctx.store.artefact_dir(self.name) / "evals" / f"{key}.json", compute)
         return Evaluation(stored["metrics"], stored["items"])
-
-    @staticmethod
-    def context_limit(model: str, ctx: Context) -> int | None:
-        """The model's positional limit in tokens (its config's max_position_embeddings / n_positions / n_ctx); None
-        when its config cannot be read here (offline without a copy: the model's own loading says what to pass)."""
-        # transformers loads when this runs, not when the CLI imports suites.muse
-        from transformers import AutoConfig
-
-        source, revision = resolve(model)
-        try:
-            config = AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=ctx.trust_remote_code)
-        except Exception:  # offline without a cached copy, or not a model
-            return None
-        return next((v for v in (getattr(config, n, None) for n in ("max_position_embeddings", "n_positions", "n_ctx"))
-                     if isinstance(v, int) and v > 0), None)
 
     def check_context(self, model: str, max_length: int, ctx: Context) -> None:
         """Raises BenchError when `max_length` (training sequences and privleak texts) exceeds the model's

@@ -153,6 +153,7 @@ class Tdec(Suite):
     # the paper table's quality columns; every metric stays in run.json and the leaderboard
     paper_columns = ("epochs_to_forget", "reasoning_acc", "dialogue_f1", "ppl_pile", "ppl_heldout")
     metrics = METRICS
+    reads_lm_eval_include = True  # local copies of the reasoning tasks (docs/suites.md, Offline)
     robustness_columns = ("ma", "el10", "forgotten")  # robustness.md, first one plotted
     recovery_metric = "ma"  # what the relearning recovery is a share of
     headline = ("epochs_to_forget", "reasoning_acc", "ppl_heldout", "ma", "el10")
@@ -226,7 +227,7 @@ class Tdec(Suite):
 
     # -- what a run reads (fingerprinted into run.json) ---------------------------------------------
     evaluator_modules = ("suites.tdec", "suites.extraction", "suites.privacy", "suites.dialogue",
-                         "bench.lm_eval_bridge", "methods.losses", "bench.data")
+                         "bench.lm_eval_bridge", "methods.losses", "bench.data", "bench.truncation")
 
     def input_files(self, spec: RunSpec, ctx: Context) -> dict[str, Path]:
         """See Suite.input_files. The forget CSV of the split (downloaded artefact, or located in --data-dir flat or in
@@ -597,6 +598,10 @@ class Tdec(Suite):
         from suites.extraction import extraction_scores, forgotten
 
         model_path = self.model_path(spec, ctx)
+        limit, seq_len = self.context_limit(model_path, ctx), int(spec.option("seq_len"))
+        if limit is not None and seq_len > limit:  # else the position embeddings fail at the first forward pass
+            raise BenchError(f"bad option seq_len={seq_len}: the model '{spec.model}' reads at most {limit} tokens "
+                             f"(expected seq_len <= {limit})")
         local = f"{spec.model}=DIR" if recipe_of(spec.model)[1] == "registry name" else "DIR"
         tokenizer = load_tokenizer(model_path, ctx.trust_remote_code,
                                    offline_hint=f"download it elsewhere and pass --models {local}")

@@ -56,6 +56,7 @@ class TdecMini(Tdec):
                "retain_size": 256}
     objective_overrides = MINI_OBJECTIVE_OVERRIDES
     reads_data_dir = False  # generated data, cached under the results directory
+    reads_lm_eval_include = False  # its own tasks are generated; --lm-eval-include serves --lm-eval-tasks only
     evaluator_modules = Tdec.evaluator_modules + ("suites.tdec_mini", "suites.tdec_mini_tasks")
 
     def input_files(self, spec: RunSpec, ctx: Context) -> dict[str, Path]:

@@ -321,7 +321,8 @@ class Tofu(Suite):
         return (members[:cap], non_members[:cap]) if cap else (members, non_members)
 
     # -- what a run reads (fingerprinted into run.json) ---------------------------------------------
-    evaluator_modules = ("suites.tofu", "suites.tofu_eval", "suites.privacy", "methods.losses", "bench.data")
+    evaluator_modules = ("suites.tofu", "suites.tofu_eval", "suites.privacy", "methods.losses", "bench.data",
+                         "bench.truncation")
 
     def run_configs(self, spec: RunSpec) -> tuple[str, ...]:
         """Every config a run of `spec` reads: training sets, evaluation sets, membership non-members."""

@@ -113,3 +113,23 @@ def test_messages_quote_the_value_typed_and_say_what_is_valid(argv, expected, ca
     assert main(["run", "--suite", "tdec-mini", "--methods", "ga+fila,ga+lora", "--results", str(results), *argv]) == 2
     assert capsys.readouterr().err.strip() == expected
     assert not results.exists()  # refused before anything is written
+
+
+@pytest.mark.parametrize("argv", [
+    ["finetune", "--suite", "tofu", "--model", "phi-1.5", "--split", "bogus"],
+    ["run", "--suite", "tdec-mini", "--methods", "ga+lora", "--ranks", "100000", "--seeds", "0", "--splits", "set0"],
+    ["run", "--suite", "tdec-mini", "--methods", "rmu", "--set", "rmu_layer=50", "--seeds", "0", "--splits", "set0"],
+])
+def test_a_bad_input_found_after_the_results_directory_was_made_leaves_no_directory(argv, tmp_path, capsys):
+    results = tmp_path / "new" / "results"
+    assert main([*argv, "--results", str(results)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: ")
+    assert not results.exists()
+
+
+def test_perf_on_a_results_path_that_is_a_file_is_a_one_line_error(tmp_path, capsys):
+    path = tmp_path / "file"
+    path.write_text("keep")
+    assert main(["perf", "--quick", "--results", str(path)]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: results directory '{path}' is not writable") and path.read_text() == "keep"

@@ -187,3 +187,14 @@ def test_finetune_stops_with_a_one_line_error_when_the_other_rank_dies(tokenizer
     assert line.startswith("error: fine-tuning stopped on rank 0 of 2: ") and "Traceback" not in zero.stderr
     assert not list((tmp_path / "r" / "tofu" / "artefacts").rglob("config.json"))
     assert not list((tmp_path / "r" / "tofu" / "artefacts").rglob(".full.*"))
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "abc", "inf", "nan", "1e15"])
+def test_a_bad_dist_timeout_is_a_one_line_error_before_the_process_group_starts(value, monkeypatch):
+    from bench import distributed
+    from bench.errors import BenchError
+
+    monkeypatch.setenv("BENCH_DIST_TIMEOUT", value)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(BenchError, match=rf"^bad BENCH_DIST_TIMEOUT='{value}' \(expected seconds, a number > 0 and <= 1e\+07\)$"):
+        distributed.init()

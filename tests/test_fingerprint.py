@@ -198,3 +198,12 @@ def test_a_reference_fine_tuned_on_other_data_is_never_reused(tokenizer, tmp_pat
         suite.reference_model(spec, "reference", "retain90", ctx)
     with pytest.raises(BenchError, match="delete that directory to fine-tune it again"):
         suite.finetune(base, "retain90", ctx)
+
+
+def test_every_suites_run_fingerprint_covers_the_truncation_code_its_evaluation_reads():
+    """bench.data (every evaluator reads it) cuts prompts with bench.truncation, and TOFU's cached reference
+    evaluations are keyed by it: a change there must recompute finished runs too, not the references alone."""
+    from suites import SUITES
+
+    for name, suite in SUITES.items():
+        assert {"bench.data", "bench.truncation"} <= set(suite.evaluator_modules), name

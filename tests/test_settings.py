@@ -130,6 +130,15 @@ def test_options_apply_only_to_the_runs_that_read_them():
      "--profile is read only by --launcher slurm or local-jobs"),
     (["finetune", "--suite", "tofu-mini", "--model", "tiny-llama", "--split", "full", "--lm-eval-include", "."],
      "--lm-eval-include is read only with --lm-eval-tasks"),
+    # tdec-mini generates its own tasks; tdec's reasoning tasks are looked up in the directory (below)
+    (["run", "--suite", "tdec-mini", "--methods", "ga", "--lm-eval-include", "."],
+     "--lm-eval-include is read only with --lm-eval-tasks (the tasks it defines), or by the lm-eval tasks of suite tdec"),
+    (["run", "--suite", "tdec", "--methods", "ga", "--lm-eval-include", ".", "--option", "lm_eval_tasks="],
+     "--lm-eval-include is read only with --lm-eval-tasks"),
+    (["run", "--suite", "tofu", "--methods", "ga+lora", "--data-dir", "/nonexistent/TOFU"],
+     "bad --data-dir '/nonexistent/TOFU': no such directory (expected the directory of the suite's local data files)"),
+    (["finetune", "--suite", "tofu", "--model", "phi-1.5", "--split", "full", "--data-dir", "/nonexistent/TOFU"],
+     "bad --data-dir '/nonexistent/TOFU': no such directory"),
 ])
 def test_unread_runtime_flags_are_errors_and_leave_nothing(argv, message, tmp_path, capsys):
     assert main([*argv, "--results", str(tmp_path / "results")]) == 2
@@ -377,3 +386,24 @@ def test_every_number_option_says_what_is_valid_for_text_as_for_a_value_out_of_r
                     suite.check_options({key: text})
                 assert str(err.value).startswith(f"bad option {key}=") and str(err.value).endswith(f" (expected {valid})"), \
                     (suite.name, key, text, str(err.value))
+
+
+def test_lm_eval_include_serves_tdecs_own_tasks_and_is_fingerprinted(tmp_path):
+    """docs/suites.md's offline TDEC command passes --lm-eval-include without --lm-eval-tasks: the directory holds
+    local copies of the reasoning tasks, so it is read, and its files are among a run's inputs (an edited task file
+    recomputes the run)."""
+    from bench.cli import _check_runtime, _parser, _specs
+    from bench.store import ResultStore
+    from suites import SUITES, Context
+
+    (tmp_path / "piqa.yaml").write_text("task: piqa\n")
+    args = _parser().parse_args(["run", "--suite", "tdec", "--methods", "ga", "--seeds", "0", "--splits", "set0",
+                                 "--lm-eval-include", str(tmp_path)])
+    specs = _specs(args)
+    _check_runtime(args, specs)  # accepted
+    ctx = Context(store=ResultStore(tmp_path / "r"), log=lambda m: None, lm_eval_include=str(tmp_path))
+    files = lambda: {k: v for k, v in SUITES["tdec"].inputs(specs[0], ctx).items() if k.startswith("data/lm_eval_include")}
+    before = files()
+    assert list(before) == ["data/lm_eval_include/piqa.yaml"]
+    (tmp_path / "piqa.yaml").write_text("task: piqa\ndataset_path: json\n")
+    assert files() != before

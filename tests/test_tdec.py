@@ -132,3 +132,18 @@ def test_tdec_lora_and_fila_use_the_papers_fixed_learning_rate():
     assert lr == {("full", 0): 5e-5, ("lora", 4): 2e-4, ("lora", 32): 2e-4, ("fila", 4): 2e-4, ("fila", 32): 2e-4}
     assert {s.adapter: s.hparams.lr for s in expand("tdec-mini", "ga,ga+lora,ga+fila", splits="set0", seeds="0")} == \
         {"full": 1e-3, "lora": 5e-3, "fila": 5e-3}
+
+
+def test_a_seq_len_beyond_the_models_positions_is_a_one_line_error_before_anything_runs(tokenizer, tmp_path, capsys):
+    """A GPT-Neo with 128 positions and TDEC's seq_len of 200: refused before any data is read or the model runs
+    (it used to fail inside the position embeddings after loading, leaving a failed run)."""
+    from bench.cli import main
+    from tests.test_hints import save_tiny
+
+    model = save_tiny(tokenizer, tmp_path / "neo", arch="gpt-neo")
+    assert main(["run", "--suite", "tdec", "--models", model, "--splits", "set0", "--seeds", "0", "--methods", "ga",
+                 "--data-dir", str(tmp_path), "--option", "lm_eval_tasks=", "--option", "mia_reference=none",
+                 "--results", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == f"error: bad option seq_len=200: the model '{model}' reads at most 128 tokens (expected seq_len <= 128)"
+    assert not list((tmp_path / "results").rglob("run.json"))
