@@ -14,6 +14,7 @@ which `status` and `cancel` read.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import time
 import uuid
@@ -21,7 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import submitit
+# submitit's import runs logging.config.dictConfig, which closes every handler already configured: absl's
+# (rouge-score's) closes the sys.stderr it was given, so a program that imported rouge first lost its stderr
+os.environ.setdefault("SUBMITIT_LOG_LEVEL", "NOCONFIG")
+import submitit  # noqa: E402  (after the line above)
 import yaml
 
 from bench.errors import BenchError, unknown

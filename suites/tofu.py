@@ -334,6 +334,16 @@ class Tofu(Suite):
         paths = {f"{c}.json": self.config_path(c, ctx) for c in self.run_configs(spec)}
         return {name: path for name, path in paths.items() if path is not None}
 
+    def inputs(self, spec: RunSpec, ctx: Context) -> dict[str, str]:
+        """See Suite.inputs. Also raises BenchError (check_fine_tuned) when a reference this harness fine-tuned was
+        trained on other data than the data directory holds now, as a run that would build on it does: a finished
+        run on that reference is not reused either."""
+        for role, split in (("target", "full"), ("reference", self.reference_split(spec))):
+            path = Path(self.reference_location(spec, role, split, ctx))
+            if (path / "recipe.json").exists():
+                self.check_fine_tuned(path, split, ctx)
+        return super().inputs(spec, ctx)
+
     def input_models(self, spec: RunSpec, ctx: Context) -> dict[str, str]:
         """See Suite.input_models: where the target and the retain-only model are (not built here)."""
         # where they are, not built: fingerprinting must not train (under torchrun rank 0 does it alone)

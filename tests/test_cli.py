@@ -133,3 +133,19 @@ def test_perf_on_a_results_path_that_is_a_file_is_a_one_line_error(tmp_path, cap
     assert main(["perf", "--quick", "--results", str(path)]) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"error: results directory '{path}' is not writable") and path.read_text() == "keep"
+
+
+def test_importing_the_cli_after_rouge_leaves_stderr_and_logging_alone():
+    """submitit configured logging on import (logging.config.dictConfig), which closed every existing handler; absl's
+    (imported by rouge-score) closed the sys.stderr it held. The CLI imports submitit: a process that scored ROUGE
+    first (a notebook, a test session) kept a closed stderr."""
+    import subprocess
+    import sys
+
+    # absl's handler keeps the stream that was sys.stderr when absl loaded; a test runner swaps sys.stderr after
+    code = ("import io, sys, logging; first = sys.stderr = io.StringIO(); import rouge_score.rouge_scorer, absl.logging; "
+            "absl.logging.use_absl_handler(); handlers = list(logging.root.handlers); sys.stderr = io.StringIO(); "
+            "import bench.cli; assert not first.closed, 'stderr closed'; assert logging.root.handlers == handlers; "
+            "print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -198,6 +198,9 @@ def test_a_reference_fine_tuned_on_other_data_is_never_reused(tokenizer, tmp_pat
         suite.reference_model(spec, "reference", "retain90", ctx)
     with pytest.raises(BenchError, match="delete that directory to fine-tune it again"):
         suite.finetune(base, "retain90", ctx)
+    # what decides whether a finished run on it is reused: refused alike, not "finished already, skipped"
+    with pytest.raises(BenchError, match=r"the retain90 model at .* was fine-tuned on other data"):
+        suite.inputs(spec, ctx)
 
 
 def test_every_suites_run_fingerprint_covers_the_truncation_code_its_evaluation_reads():
