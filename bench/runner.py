@@ -230,8 +230,9 @@ def _decide(spec: RunSpec, ctx: Context, run: Run | None, force: bool, keep_mode
         if changed:
             ctx.log(f"{spec.run_id}: finished, but from other inputs than today's ({', '.join(changed)}); recomputing")
             return {"status": "run", "resume_from": None}
-        if keep_model and not final_model(ctx.store.run_dir(spec)):
-            ctx.log(f"{spec.run_id}: finished, but a later request starts from its model, which was not kept; recomputing")
+        if (keep_model or ctx.save_models) and not final_model(ctx.store.run_dir(spec)):
+            why = "a later request starts from its model" if keep_model else "--save-models asks for its model"
+            ctx.log(f"{spec.run_id}: finished, but {why}, which was not kept; recomputing")
             return {"status": "run", "resume_from": None}
         ctx.log(f"{spec.run_id}: finished already, skipped ({run.dir}; --force recomputes)")
         return {"status": "skipped"}

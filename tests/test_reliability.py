@@ -44,3 +44,23 @@ def test_bad_input_is_one_line_and_keeps_earlier_results(tdec_mini_artefacts, tm
     blocker.write_text("x")
     assert main(["run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--results", str(blocker / "r")]) == 2
     assert "is not writable" in capsys.readouterr().err
+
+
+def test_save_models_on_a_finished_run_without_its_model_recomputes_it_with_the_model(tdec_mini_artefacts, tmp_path, capsys):
+    """--save-models used to say "finished already, skipped" and export nothing: the model the user asked for never
+    appeared. A finished run without it is recomputed (same numbers: fixed seed), then skipped while it is there."""
+    results = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path)
+    argv = ["run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--methods", "ga", "--epochs", "1",
+            "--results", str(results), *TDEC_MINI_LEAN_ARGS]
+    assert main(argv) == 0
+    [path] = results.glob("tdec-mini/runs/*/run.json")
+    first = json.loads(path.read_text())
+    assert not (path.parent / "model").exists()
+    capsys.readouterr()
+    assert main(argv + ["--save-models"]) == 0
+    assert "1 finished, 0 already done" in capsys.readouterr().out
+    assert (path.parent / "model" / "config.json").is_file()
+    again = json.loads(path.read_text())
+    assert again["final_metrics"] == first["final_metrics"]
+    assert main(argv + ["--save-models"]) == 0
+    assert "0 finished, 1 already done" in capsys.readouterr().out
