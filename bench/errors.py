@@ -17,7 +17,8 @@ def unknown(kind: str, value, valid) -> BenchError:
     close = difflib.get_close_matches(typed, list(lower), n=1, cutoff=0.5) or \
         [k for k in lower if typed and k.startswith(typed)][:1]
     hint = f"; did you mean '{lower[close[0]]}'?" if close else ""
-    return BenchError(f"unknown {kind} '{value}'{hint} (valid: {', '.join(valid)})")
+    return BenchError(f"unknown {kind} '{value}'{hint} (valid: {', '.join(valid)})" if valid else
+                      f"unknown {kind} '{value}' (there is none)")
 
 
 def parse_list(text: str | None, kind: str = "value") -> list[str]:

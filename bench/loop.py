@@ -113,9 +113,10 @@ def train(model: torch.nn.Module, objective: Objective, forget: Sequence[Example
     world, rank = accelerator.num_processes, accelerator.process_index
     smallest = min(min(hp.effective_batch, len(forget) - s) for s in range(0, len(forget), hp.effective_batch))
     if world > 1 and smallest < world:  # a rank without examples would skip DDP's gradient sync: a hang
-        raise BenchError(f"an optimiser step of {smallest} forget examples cannot be split across {world} processes "
-                         f"(effective_batch={hp.effective_batch}, {len(forget)} forget examples); use at most "
-                         f"{smallest} processes")
+        examples = lambda n: f"{n} forget example" + ("" if n == 1 else "s")
+        raise BenchError(f"an optimiser step of {examples(smallest)} cannot be split across {world} processes "
+                         f"(effective_batch={hp.effective_batch}, {examples(len(forget))}); use at most {smallest} "
+                         f"process{'' if smallest == 1 else 'es'}")
     ddp_model = accelerator.prepare_model(model)
     if state is None:  # after wrapping: FSDP replaces the parameters the optimiser must hold
         state = LoopState(*make_optimizer(ddp_model, hp, len(forget)))

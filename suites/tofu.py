@@ -140,8 +140,12 @@ class Tofu(Suite):
         kind, _, limit = generation.partition(":")
         if kind not in ("new", "total") or not limit.isdigit() or int(limit) < 1:
             raise BenchError(f"bad option generation={generation!r} (expected new:N or total:N with N >= 1)")
-        # values read only once references are being evaluated: checked here, before any is built
+        # one spelling per setting (new:03 and new:3 are one run), as integer options are
         values = dict(options)
+        if "generation" in values:
+            values["generation"] = f"{kind}:{int(limit)}"
+            options = tuple(sorted(values.items()))
+        # values read only once references are being evaluated: checked here, before any is built
         if values["reference_split"] != "standard" and values["reference_split"] not in FINETUNE_SPLITS[1:]:
             raise BenchError(f"bad option reference_split={values['reference_split']!r} (expected standard, "
                              f"{', '.join(FINETUNE_SPLITS[1:])})")
@@ -382,6 +386,20 @@ class Tofu(Suite):
         self.check_fine_tuned(path, split, ctx)
         return str(path)
 
+    def check_prompt_of_references(self, spec: RunSpec, prompt: str, paths: dict[str, str], tokenizer) -> None:
+        """Raises BenchError when a reference this harness fine-tuned learnt its answers in another prompt format than
+        the run's (option `prompt`): it would be scored, and unlearned, on prompts it never saw. Its recipe.json
+        names the format; one without the field was fine-tuned in the model's `auto` format."""
+        for role, path in paths.items():
+            recipe = Path(path) / "recipe.json"
+            if spec.option(role, "") or not recipe.exists():  # a model the user named: its format is theirs to know
+                continue
+            learnt = read_json(recipe).get("prompt") or self.qa_format(spec.model, tokenizer).name
+            if learnt != prompt:
+                raise BenchError(f"option prompt={spec.option('prompt', 'auto')} scores in the {prompt} format, but the "
+                                 f"{role} model at {path} was fine-tuned in the {learnt} format; leave prompt at auto, or "
+                                 f"pass --option {role}=DIR with a model fine-tuned in the {prompt} format")
+
     def reference_location(self, spec: RunSpec, role: str, split: str, ctx: Context) -> str:
         """Where `reference_model` finds the model, without building or checking it (for fingerprints)."""
         named = spec.option(role, "")
@@ -433,7 +451,7 @@ class Tofu(Suite):
             net.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
             write_json_atomic(tmp / "recipe.json", {"model": model, "split": split, "hparams": hp.record(), "seed": seed,
-                                                    "data": data})
+                                                    "data": data, "prompt": fmt.name})
 
         return publish_once(out, save)
 
@@ -494,6 +512,7 @@ class Tofu(Suite):
             ref_eval = self.evaluation_of(reference, spec, ctx)
         ref_ratios = ref_eval.items["forget"]["truth_ratio"]
         fmt = self.qa_format(spec.model, tokenizer, spec.option("prompt", "auto"))
+        self.check_prompt_of_references(spec, fmt.name, {"target": target, "reference": reference}, tokenizer)
         max_length = int(spec.option("max_length"))
 
         def encode(items):

@@ -210,3 +210,26 @@ def test_every_suites_run_fingerprint_covers_the_truncation_code_its_evaluation_
 
     for name, suite in SUITES.items():
         assert {"bench.data", "bench.truncation"} <= set(suite.evaluator_modules), name
+
+
+def test_a_run_in_another_prompt_format_than_its_fine_tuned_references_is_refused(tokenizer, tmp_path):
+    """--option prompt=llama2-chat with the target this harness fine-tuned in Q/A form would score (and unlearn) it on
+    [INST] prompts it never learnt: refused in one line. A recipe.json without the field means the auto format; a
+    model the user named (--option target=DIR) is theirs to know."""
+    from bench.errors import BenchError
+
+    suite = Tofu()
+    paths = {}
+    for role, recorded in (("target", {"prompt": "qa"}), ("reference", {})):
+        (tmp_path / role).mkdir()
+        (tmp_path / role / "recipe.json").write_text(json.dumps({"split": "full", **recorded}))
+        paths[role] = str(tmp_path / role)
+    spec = lambda **opts: RunSpec("tofu", "my-model", "forget10", "ga", "full", 0, 0, Hyperparams(), suite.check_options(opts))
+    suite.check_prompt_of_references(spec(), "qa", paths, tokenizer)  # auto is qa for this tokenizer: both agree
+    suite.check_prompt_of_references(spec(prompt="qa"), "qa", paths, tokenizer)
+    with pytest.raises(BenchError, match=r"^option prompt=llama2-chat scores in the llama2-chat format, but the target "
+                                         r"model at .* was fine-tuned in the qa format; leave prompt at auto"):
+        suite.check_prompt_of_references(spec(prompt="llama2-chat"), "llama2-chat", paths, tokenizer)
+    with pytest.raises(BenchError, match="the reference model at"):  # no field: the auto format (qa)
+        suite.check_prompt_of_references(spec(prompt="llama2-chat", target=paths["target"]), "llama2-chat", paths,
+                                         tokenizer)

@@ -158,7 +158,7 @@ def test_a_step_too_small_to_split_across_processes_is_a_one_line_error(tokenize
     forget = [qa_example(tokenizer, "Question: who?\nAnswer:", f" {w}", 32) for w in ("ka", "lo", "mi", "ne", "ru")]
     four_processes = SimpleNamespace(num_processes=4, process_index=0)
     hp = Hyperparams(epochs=1, batch_size=2, effective_batch=4)  # steps of 4 and 1 example
-    with pytest.raises(BenchError, match=r"an optimiser step of 1 forget examples cannot be split across 4 processes"):
+    with pytest.raises(BenchError, match=r"an optimiser step of 1 forget example cannot be split across 4 processes .*; use at most 1 process$"):
         train(tiny("llama", tokenizer), OBJECTIVES["ga"], forget, [], hp, pad_id=0, seed=0, accelerator=four_processes)
 
 

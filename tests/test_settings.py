@@ -407,3 +407,11 @@ def test_lm_eval_include_serves_tdecs_own_tasks_and_is_fingerprinted(tmp_path):
     assert list(before) == ["data/lm_eval_include/piqa.yaml"]
     (tmp_path / "piqa.yaml").write_text("task: piqa\ndataset_path: json\n")
     assert files() != before
+
+
+def test_spellings_of_one_generation_length_are_one_run():
+    from bench.grid import expand
+
+    run_id = lambda g: expand("tofu-mini", "ga", seeds="0", options={"generation": g})[0].run_id
+    assert run_id("new:32") == run_id("new:032") == run_id("new:\u0663\u0662") == expand("tofu-mini", "ga", seeds="0")[0].run_id
+    assert run_id("new:16") != run_id("new:32") != run_id("total:32")
