@@ -124,6 +124,14 @@ def check_model_name(name: str) -> None:
         raise unknown("model", name, MODELS.names())
 
 
+def check_model_option(key: str, value: str) -> None:
+    """An option naming a model (`--option target=...`): a value written as a path (starting with '.', '/' or '~') must
+    be a directory here, or the run would fail later with a hub or tokenizer error that names the option to pass."""
+    if value.startswith((".", "/", "~")) and not Path(value).expanduser().is_dir():
+        what = "not a directory" if Path(value).expanduser().exists() else "no such directory"
+        raise BenchError(f"bad option {key}={value!r}: {what} (expected a model directory or a hub id)")
+
+
 def resolve(name_or_path: str) -> tuple[str, str | None]:
     """(hub id or local path, revision)."""
     if name_or_path in MODELS:

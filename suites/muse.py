@@ -31,7 +31,7 @@ from bench import fingerprint
 from bench.errors import BenchError, unknown
 from bench.fingerprint import digest, model_fingerprint
 from bench.metrics import EPOCHS, UNIT, Metric
-from bench.models import hub_reachable, is_local, load_model, load_tokenizer, on_meta, resolve, same_tokenizer
+from bench.models import check_model_option, hub_reachable, is_local, load_model, load_tokenizer, on_meta, resolve, same_tokenizer
 from bench.phases import phase
 from bench.spec import Hyperparams, RunSpec
 from bench.store import artefact, json_artefact, publish_once, read_json, write_json_atomic
@@ -228,6 +228,8 @@ class Muse(Suite):
         for key in ("max_length", "verbmem_tokens", "knowmem_tokens"):
             if int(values[key]) < 2:
                 raise BenchError(f"bad option {key}={values[key]} (expected an integer >= 2)")
+        for key in ("target", "retrained"):
+            check_model_option(key, str(values.get(key, "")))
         return options
 
     def hparams(self, model: str) -> Hyperparams:

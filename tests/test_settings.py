@@ -415,3 +415,17 @@ def test_spellings_of_one_generation_length_are_one_run():
     run_id = lambda g: expand("tofu-mini", "ga", seeds="0", options={"generation": g})[0].run_id
     assert run_id("new:32") == run_id("new:032") == run_id("new:\u0663\u0662") == expand("tofu-mini", "ga", seeds="0")[0].run_id
     assert run_id("new:16") != run_id("new:32") != run_id("total:32")
+
+
+@pytest.mark.parametrize("suite, option, message", [
+    ("tofu-mini", "max_length=0", "bad option max_length=0 (expected an integer >= 2)"),
+    ("tofu", "target=/nonexistent/model", "bad option target='/nonexistent/model': no such directory (expected a model "
+                                          "directory or a hub id)"),
+    ("tofu-mini", "reference=./gone", "bad option reference='./gone': no such directory"),
+    ("muse-mini", "retrained=~/no-such-model", "bad option retrained='~/no-such-model': no such directory"),
+])
+def test_show_config_refuses_what_run_would(suite, option, message, capsys):
+    """show-config checks a grid as `run` does before any work: a value run refuses is refused here too."""
+    assert main(["show-config", "--suite", suite, "--methods", "ga", "--seeds", "0", "--option", option]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: {message}")
