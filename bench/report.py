@@ -46,9 +46,6 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
     if earlier:  # an earlier --compare's file is rewritten from the runs as they are now, never left stale
         compare = earlier
     pairs = parse_compare(compare) if compare is not None else []  # a malformed one ("" too) is refused before any run is read
-    if against and Path(against).resolve() == store.root.resolve():
-        raise BenchError(f"--against {against} is the results directory being reported (expected the results of a rerun "
-                         f"elsewhere, e.g. on another machine)")
     runs = load_runs(suite, store, epoch)
     strays = {"A": store.strays(suite)}
     for why in strays["A"]:  # a copy of a run's directory would count it twice: named, counted nowhere

@@ -608,11 +608,3 @@ def test_a_suite_directory_given_for_the_results_directory_gets_a_hint(store, ca
     assert "whose own directory is absent" in err[0] and f"{moved.parent / 'tofu-mini' / 'runs'}" in err[0]  # the mv back
     assert err[-1].startswith("error: no readable run")
 
-
-def test_against_the_results_directory_itself_is_a_one_line_error(tmp_path, capsys):
-    """agreement.md compares two result sets; the same directory twice agrees with itself by construction."""
-    (tmp_path / "r").mkdir()
-    assert main(["report", "--suite", "tdec-mini", "--results", str(tmp_path / "r"), "--against", str(tmp_path / "r/.")]) == 2
-    [line] = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith(f"error: --against {tmp_path / 'r/.'} is the results directory being reported")
-    assert list((tmp_path / "r").iterdir()) == []
