@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import logging
@@ -585,12 +586,15 @@ def cmd_finetune(args) -> int:
     # under torchrun every rank trains its share of each step (DDP) and rank 0 saves; joining the group here
     # puts BENCH_DIST_TIMEOUT on every collective, so a rank that dies or hangs stops the others with an error
     distributed.init()
+    if not distributed.is_main():  # rank 0 reports; the others train alongside it quietly
+        logging.getLogger().setLevel(logging.WARNING)
     try:
         out = suite.finetune(args.model, args.split, ctx, args.seed, overrides)
     except RuntimeError as e:  # under torchrun: a collective that failed or timed out, or this rank's own error
         if not distributed.active() or isinstance(e, RankLost):
             raise
-        raise RankLost(f"fine-tuning stopped on rank {distributed.rank()} of {distributed.world_size()}: "
+        raise RankLost(f"fine-tuning stopped on rank {distributed.rank()} of {distributed.world_size()} "
+                       f"(collectives wait BENCH_DIST_TIMEOUT={distributed.timeout_seconds():g} s): "
                        f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from e
     distributed.finish()  # the others wait until rank 0 has published the model
     if not distributed.is_main():
@@ -637,16 +641,34 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _remove_if_empty(results: str | None) -> None:
-    """A results directory this command created and a failure left without a file: removed, with its empty
-    subdirectories (a bad input leaves nothing behind). Anything holding a file stays."""
-    if results is None or not os.path.isdir(results):
+def _missing_dirs(results: str | None) -> list[Path]:
+    """The directories the `--results` path names that do not exist yet, outermost first, on the normalised path
+    (`a/../b` is `b`: a `..` never makes an existing directory look new)."""
+    missing: list[Path] = []
+    if results is None:
+        return missing
+    path = Path(os.path.normpath(os.path.abspath(results)))
+    while not os.path.lexists(path) and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing[::-1]
+
+
+def _remove_if_empty(created: list[Path]) -> None:
+    """The directories of `created` (`_missing_dirs` before the command ran) that the failed command left without
+    a file, and the empty subdirectories it made inside them: removed, so a bad input leaves nothing behind.
+    Anything holding a file stays; a path another process removed first is skipped."""
+    if not created:
         return
-    for path in sorted(Path(results).rglob("*"), key=lambda p: len(p.parts), reverse=True):
-        if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+    inner = created[-1]
+    if inner.is_dir() and not inner.is_symlink():
+        for path in sorted(inner.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            if path.is_dir() and not path.is_symlink():
+                with contextlib.suppress(OSError):  # not empty, or gone already
+                    path.rmdir()
+    for path in reversed(created):
+        with contextlib.suppress(OSError):
             path.rmdir()
-    if not any(Path(results).iterdir()):
-        Path(results).rmdir()
 
 
 def main(argv=None) -> int:
@@ -665,19 +687,18 @@ def main(argv=None) -> int:
     quiet_libraries(verbose=getattr(args, "verbose", False))
     handler = {"list": cmd_list, "show-config": cmd_show_config, "run": cmd_run, "finetune": cmd_finetune,
                "status": cmd_status, "cancel": cmd_cancel, "perf": cmd_perf, "report": cmd_report}[args.command]
-    results = getattr(args, "results", None)
-    new_results = results is not None and not os.path.lexists(results)
+    created = _missing_dirs(getattr(args, "results", None))
     try:
         return handler(args)
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)
-        _remove_if_empty(results if new_results else None)
+        _remove_if_empty(created)
         return e.exit_code
     except RuntimeError as e:
         if not isinstance(e, RankLost):
             raise
         print(f"error: {e}", file=sys.stderr)
-        _remove_if_empty(results if new_results else None)
+        _remove_if_empty(created)
         return 1
     except KeyboardInterrupt:
         print("interrupted; finished runs are kept, unfinished ones resume on the next `run`", file=sys.stderr)

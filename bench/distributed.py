@@ -20,6 +20,7 @@ from bench.errors import BenchError
 
 DEFAULT_TIMEOUT_S = 1800.0
 MAX_TIMEOUT_S = 1e7  # about 116 days: longer than any job a scheduler runs
+MIN_TIMEOUT_S = 1e-3  # torch counts the timeout in whole milliseconds: less is 0, an immediate failure
 
 
 class RankLost(RuntimeError):
@@ -71,8 +72,9 @@ def timeout_seconds() -> float:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if not 0 < value <= MAX_TIMEOUT_S:  # inf and NaN too: torch takes the timeout as whole milliseconds
-        raise BenchError(f"bad BENCH_DIST_TIMEOUT={raw!r} (expected seconds, a number > 0 and <= {MAX_TIMEOUT_S:g})")
+    if not MIN_TIMEOUT_S <= value <= MAX_TIMEOUT_S:  # inf and NaN too
+        raise BenchError(f"bad BENCH_DIST_TIMEOUT={raw!r} (expected seconds, a number >= {MIN_TIMEOUT_S:g} and "
+                         f"<= {MAX_TIMEOUT_S:g})")
     return value
 
 

@@ -598,10 +598,15 @@ class Tdec(Suite):
         from suites.extraction import extraction_scores, forgotten
 
         model_path = self.model_path(spec, ctx)
-        limit, seq_len = self.context_limit(model_path, ctx), int(spec.option("seq_len"))
-        if limit is not None and seq_len > limit:  # else the position embeddings fail at the first forward pass
-            raise BenchError(f"bad option seq_len={seq_len}: the model '{spec.model}' reads at most {limit} tokens "
-                             f"(expected seq_len <= {limit})")
+        seq_len = int(spec.option("seq_len"))
+        reference = str(spec.option("mia_reference", self.late_options["mia_reference"]))
+        for role, path in (("model", model_path), ("Reference attack's model", reference)):
+            if path in ("none", "trained"):  # no model, or one built on the same shape
+                continue
+            limit = self.context_limit(path, ctx)
+            if limit is not None and seq_len > limit:  # else the position embeddings fail at the first forward pass
+                raise BenchError(f"bad option seq_len={seq_len}: the {role} '{spec.model if role == 'model' else path}' "
+                                 f"reads at most {limit} tokens (expected seq_len <= {limit})")
         local = f"{spec.model}=DIR" if recipe_of(spec.model)[1] == "registry name" else "DIR"
         tokenizer = load_tokenizer(model_path, ctx.trust_remote_code,
                                    offline_hint=f"download it elsewhere and pass --models {local}")

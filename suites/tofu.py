@@ -235,6 +235,9 @@ class Tofu(Suite):
             choice = {"phi": "qa", "llama2-chat": "llama2-chat"}.get(family) or (
                 "chat-template" if getattr(tokenizer, "chat_template", None) else "qa")
         if choice == "chat-template":
+            if not getattr(tokenizer, "chat_template", None):
+                raise BenchError(f"bad option prompt=chat-template: the tokenizer of '{model}' has no chat template "
+                                 f"(expected auto, qa or llama2-chat for it)")
             return QAFormat("chat-template", "", " {a}", chat_tokenizer=tokenizer)
         if choice not in FORMATS:
             raise BenchError(f"bad prompt format '{choice}' (expected auto, qa, llama2-chat or chat-template)")
@@ -348,7 +351,13 @@ class Tofu(Suite):
         run on that reference is not reused either."""
         for role, split in (("target", "full"), ("reference", self.reference_split(spec))):
             path = Path(self.reference_location(spec, role, split, ctx))
-            if (path / "recipe.json").exists():
+            if not (path / "recipe.json").exists():
+                continue
+            made_on = read_json(path / "recipe.json").get("split", split)
+            if spec.option(role, "") and made_on != split:  # a model the user named: is it one of the right kind?
+                raise BenchError(f"option {role}={spec.option(role)} names a model this harness fine-tuned on {made_on} "
+                                 f"(its recipe.json), not on {split} (expected the {split} model)")
+            if not spec.option(role, ""):
                 self.check_fine_tuned(path, split, ctx)
         return super().inputs(spec, ctx)
 
@@ -512,11 +521,11 @@ class Tofu(Suite):
             raise BenchError(f"the retain-only model '{reference}' has another tokenizer than the target '{target}'; "
                              f"the Reference attack compares NLLs of the same token ids: pass --option reference=DIR "
                              f"with a model fine-tuned from the same base")
+        fmt = self.qa_format(spec.model, tokenizer, spec.option("prompt", "auto"))  # before minutes of evaluation
+        self.check_prompt_of_references(spec, fmt.name, {"target": target, "reference": reference}, tokenizer)
         with phase("reference_evaluation"):  # stored: computed by the first run that needs it
             ref_eval = self.evaluation_of(reference, spec, ctx)
         ref_ratios = ref_eval.items["forget"]["truth_ratio"]
-        fmt = self.qa_format(spec.model, tokenizer, spec.option("prompt", "auto"))
-        self.check_prompt_of_references(spec, fmt.name, {"target": target, "reference": reference}, tokenizer)
         max_length = int(spec.option("max_length"))
 
         def encode(items):

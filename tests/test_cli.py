@@ -124,7 +124,13 @@ def test_a_bad_input_found_after_the_results_directory_was_made_leaves_no_direct
     results = tmp_path / "new" / "results"
     assert main([*argv, "--results", str(results)]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: ")
-    assert not results.exists()
+    assert not (tmp_path / "new").exists()  # the parent it made too
+    # a directory that existed is never removed, even empty, even named through a `..` past a new one
+    (tmp_path / "exist" / "a" / "b").mkdir(parents=True)
+    assert main([*argv, "--results", str(tmp_path / "typo" / ".." / "exist")]) == 2
+    assert (tmp_path / "exist" / "a" / "b").is_dir()
+    assert main([*argv, "--results", str(tmp_path / "exist" / "newsub" / "..")]) == 2
+    assert (tmp_path / "exist" / "a" / "b").is_dir()
 
 
 def test_perf_on_a_results_path_that_is_a_file_is_a_one_line_error(tmp_path, capsys):

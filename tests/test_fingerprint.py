@@ -233,3 +233,19 @@ def test_a_run_in_another_prompt_format_than_its_fine_tuned_references_is_refuse
     with pytest.raises(BenchError, match="the reference model at"):  # no field: the auto format (qa)
         suite.check_prompt_of_references(spec(prompt="llama2-chat", target=paths["target"]), "llama2-chat", paths,
                                          tokenizer)
+
+
+def test_a_harness_model_of_another_split_named_as_target_is_refused_as_such(tmp_path, tofu_data):
+    """--option target=<the retain90 model this harness made>: the error says it is the retain90 model, not that
+    its data changed (which would have advised deleting a valid model)."""
+    from bench.errors import BenchError
+
+    suite = Tofu()
+    made = tmp_path / "models" / "m" / "retain90"
+    made.mkdir(parents=True)
+    (made / "recipe.json").write_text(json.dumps({"split": "retain90", "data": {"retain90.json": "x"}}))
+    ctx = Context(store=ResultStore(tmp_path / "results"), log=lambda msg: None, data_dir=str(tofu_data))
+    spec = RunSpec("tofu", "m", "forget10", "ga", "full", 0, 0, Hyperparams(), suite.check_options({"target": str(made)}))
+    with pytest.raises(BenchError, match=r"^option target=.*/retain90 names a model this harness fine-tuned on retain90 "
+                                         r"\(its recipe.json\), not on full \(expected the full model\)$"):
+        suite.inputs(spec, ctx)

@@ -147,3 +147,20 @@ def test_a_seq_len_beyond_the_models_positions_is_a_one_line_error_before_anythi
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == f"error: bad option seq_len=200: the model '{model}' reads at most 128 tokens (expected seq_len <= 128)"
     assert not list((tmp_path / "results").rglob("run.json"))
+
+
+def test_a_reference_attack_model_shorter_than_seq_len_is_refused_too(tokenizer, tmp_path, capsys):
+    from bench.cli import main
+    from bench.tiny import TinyShape, build_tiny
+    from tests.test_hints import save_tiny
+
+    long = build_tiny("gpt-neo", tokenizer, TinyShape(hidden=32, layers=2, heads=2, intermediate=64, max_positions=256))
+    long.save_pretrained(tmp_path / "neo256")
+    tokenizer.save_pretrained(tmp_path / "neo256")
+    short = save_tiny(tokenizer, tmp_path / "neo128", arch="gpt-neo")
+    assert main(["run", "--suite", "tdec", "--models", str(tmp_path / "neo256"), "--splits", "set0", "--seeds", "0",
+                 "--methods", "ga", "--data-dir", str(tmp_path), "--option", "lm_eval_tasks=", "--option",
+                 f"mia_reference={short}", "--results", str(tmp_path / "results")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: bad option seq_len=200: the Reference attack's model '{short}' reads at most 128 tokens "
+        f"(expected seq_len <= 128)")
