@@ -184,7 +184,7 @@ class Suite(ABC):
                 valid = self.option_valid.get(key) or ("an integer >= 0" if type(merged[key]) is int else "a number")
                 raise BenchError(f"bad option {key}={value!r} (expected {valid})") from None
             if type(merged[key]) is int and merged[key] < 0:  # counts and lengths: a negative one would slice from the end
-                raise BenchError(f"bad option {key}={value!r} (expected an integer >= 0)")
+                raise BenchError(f"bad option {key}={value!r} (expected {self.option_valid.get(key) or 'an integer >= 0'})")
         if merged.get("epoch_metrics", "read") not in ("read", "all"):
             raise BenchError(f"bad option epoch_metrics={merged['epoch_metrics']!r} (expected read or all)")
 

@@ -205,6 +205,7 @@ class Muse(Suite):
     paper_columns = ("verbmem_f", "knowmem_f", "privleak", "knowmem_r")
     metrics = METRICS + DERIVED
     headline = ("knowmem_f", "knowmem_r", "verbmem_f", "privleak")
+    option_valid = {**Suite.option_valid, **{k: "an integer >= 2" for k in ("max_length", "verbmem_tokens", "knowmem_tokens")}}
     options = {
         "target": "",  # "" = the corpus's published target (muse-bench/MUSE-<corpus>_target); or a directory / hub id
         "retrained": "",  # "" = the published retrained model (..._retrain); or a directory / hub id
@@ -227,7 +228,7 @@ class Muse(Suite):
             raise BenchError(f"bad option stop={values['stop']!r} (expected none or checkpoint)")
         for key in ("max_length", "verbmem_tokens", "knowmem_tokens"):
             if int(values[key]) < 2:
-                raise BenchError(f"bad option {key}={values[key]} (expected an integer >= 2)")
+                raise BenchError(f"bad option {key}={values[key]} (expected {self.option_valid[key]})")
         for key in ("target", "retrained"):
             check_model_option(key, str(values.get(key, "")))
         return options

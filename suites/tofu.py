@@ -125,6 +125,7 @@ class Tofu(Suite):
         # models are fine-tuned with the run's seed, so intervals also cover how the references vary
         "reference_seed": "shared",
     }
+    option_valid = {**Suite.option_valid, "max_length": "an integer >= 2"}
     # privleak's attack: one of suites.privacy.ATTACKS; eval_limit: items per task of --lm-eval-tasks (0 = all)
     late_options = {**LATE_OPTIONS, "privleak_attack": "min_k", "eval_limit": 0}
 
@@ -154,7 +155,7 @@ class Tofu(Suite):
         if values["reference_seed"] not in ("shared", "run"):
             raise BenchError(f"bad option reference_seed={values['reference_seed']!r} (expected shared or run)")
         if int(values["max_length"]) < 2:  # a prompt token and an answer token at least
-            raise BenchError(f"bad option max_length={values['max_length']} (expected an integer >= 2)")
+            raise BenchError(f"bad option max_length={values['max_length']} (expected {self.option_valid['max_length']})")
         for key in ("target", "reference"):
             check_model_option(key, str(values[key]))
         return options

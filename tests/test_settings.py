@@ -371,14 +371,16 @@ def test_every_number_option_says_what_is_valid_for_text_as_for_a_value_out_of_r
     from bench.errors import BenchError
     from suites import SUITES
 
-    out_of_range = {"relearn_fraction": "1.5", "relearn_epochs": "0", "seq_len": "8"}  # the options narrower than their type
+    out_of_range = {"relearn_fraction": "1.5", "relearn_epochs": "0", "seq_len": "8",  # the options narrower than their type
+                    "max_length": "1", "verbmem_tokens": "1", "knowmem_tokens": "1"}
     for _, suite in SUITES.items():
         assert set(suite.option_valid) <= set(out_of_range)
         for key, default in suite.all_options().items():
             if type(default) not in (int, float):
                 continue
             valid = suite.option_valid.get(key) or ("an integer >= 0" if type(default) is int else "a number")
-            bad = {"abc": "'abc'", out_of_range.get(key, "-5" if type(default) is int else None): None}
+            bad = {"abc": "'abc'", out_of_range.get(key, "-5" if type(default) is int else None): None,
+                   "-5" if type(default) is int else None: None}  # a negative count: the option's own bound too
             for text, shown in bad.items():
                 if text is None:
                     continue
@@ -429,3 +431,4 @@ def test_show_config_refuses_what_run_would(suite, option, message, capsys):
     assert main(["show-config", "--suite", suite, "--methods", "ga", "--seeds", "0", "--option", option]) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"error: {message}")
+
