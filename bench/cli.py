@@ -642,22 +642,26 @@ def cmd_report(args) -> int:
 
 
 def _missing_dirs(results: str | None) -> list[Path]:
-    """The directories the `--results` path names that do not exist yet, outermost first, on the normalised path
-    (`a/../b` is `b`: a `..` never makes an existing directory look new)."""
+    """The directories the `--results` path would create that do not exist yet: every prefix of the path as typed
+    (`new/../exist` makes `new`), normalised, so a `..` never makes an existing directory look new. The results
+    directory itself, when new, comes last."""
     missing: list[Path] = []
     if results is None:
         return missing
-    path = Path(os.path.normpath(os.path.abspath(results)))
-    while not os.path.lexists(path) and path != path.parent:
-        missing.append(path)
-        path = path.parent
-    return missing[::-1]
+    parts = Path(os.getcwd(), results).parts  # as typed: abspath would drop the `..`
+    prefix = Path(parts[0])
+    for part in parts[1:]:
+        prefix = prefix / part
+        path = Path(os.path.normpath(prefix))
+        if not os.path.lexists(path) and path not in missing:
+            missing.append(path)
+    return missing
 
 
 def _remove_if_empty(created: list[Path]) -> None:
     """The directories of `created` (`_missing_dirs` before the command ran) that the failed command left without
-    a file, and the empty subdirectories it made inside them: removed, so a bad input leaves nothing behind.
-    Anything holding a file stays; a path another process removed first is skipped."""
+    a file, and the empty subdirectories it made inside a new results directory: removed, deepest first, so a bad
+    input leaves nothing behind. Anything holding a file stays; a path another process removed first is skipped."""
     if not created:
         return
     inner = created[-1]
@@ -666,7 +670,7 @@ def _remove_if_empty(created: list[Path]) -> None:
             if path.is_dir() and not path.is_symlink():
                 with contextlib.suppress(OSError):  # not empty, or gone already
                     path.rmdir()
-    for path in reversed(created):
+    for path in sorted(created, key=lambda p: len(p.parts), reverse=True):
         with contextlib.suppress(OSError):
             path.rmdir()
 

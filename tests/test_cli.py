@@ -131,6 +131,7 @@ def test_a_bad_input_found_after_the_results_directory_was_made_leaves_no_direct
     assert (tmp_path / "exist" / "a" / "b").is_dir()
     assert main([*argv, "--results", str(tmp_path / "exist" / "newsub" / "..")]) == 2
     assert (tmp_path / "exist" / "a" / "b").is_dir()
+    assert not (tmp_path / "typo").exists() and not (tmp_path / "exist" / "newsub").exists()  # what the `..` made
 
 
 def test_perf_on_a_results_path_that_is_a_file_is_a_one_line_error(tmp_path, capsys):
