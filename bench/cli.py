@@ -18,7 +18,7 @@ from bench.dispatch import Runtime, cancel, load_profile, submit
 from bench.distributed import RankLost
 from bench.errors import BenchError
 from bench.grid import add_setting, expand, parse_assignments
-from bench.models import MODELS, recipe_of
+from bench.models import MODELS, canonical_model, recipe_of
 from bench.pool import auto_workers, run_grid_parallel
 from bench.preflight import check_device, check_grid, check_specs
 from bench.quiet import quiet_libraries
@@ -572,6 +572,7 @@ def cmd_finetune(args) -> int:
     suite = SUITES[args.suite]
     if not hasattr(suite, "finetune"):
         raise BenchError(f"suite {args.suite} has no reference models to fine-tune")
+    args.model = canonical_model(args.model)  # the reference's directory is keyed by it: `./m` and `m/` are one model
     suite.check_model(args.model)
     _check_runtime(args)
     overrides = _hparam_overrides(args)

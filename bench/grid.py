@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 from bench import settings
 from bench.errors import BenchError, parse_list, unknown
+from bench.models import canonical_model
 from bench.spec import RunSpec, setting_names
 from methods import ADAPTERS, OBJECTIVES, expand_methods, refusals
 from suites import SUITES
@@ -96,7 +97,10 @@ def expand(suite_name: str, methods: str = "all", models: str | None = None, spl
     does read it; a run that does not read a setting others read gets the spec it has without it.
     """
     suite = SUITES[suite_name]
-    model_list = parse_list(models, "model") or list(suite.models)
+    model_list = [canonical_model(m) for m in parse_list(models, "model")] or list(suite.models)
+    twice = next((m for i, m in enumerate(model_list) if m in model_list[:i]), None)
+    if twice is not None:  # `./m,m/`: one model written twice would name each of its runs twice
+        raise BenchError(f"model {twice!r} appears twice in --models {models!r} (two spellings of one directory)")
     chains = axis_chains(suite, axis, splits)
     rank_list = parse_ints(ranks, "rank") or list(suite.default_ranks)
     for r in rank_list:

@@ -61,10 +61,23 @@ def check_tasks(tasks: Sequence[str], include_path: str | None, include_defaults
             manager.load([task])
         except Exception as e:  # datasets raises ConnectionError, FileNotFoundError, ... when data cannot be read
             first = str(e).splitlines()[0] if str(e) else ""
-            raise BenchError(f"lm-eval task '{task}' cannot load its data ({type(e).__name__}: {first}); offline, write "
-                             f"a local task YAML named {task} (data_files on this machine) into a directory and pass "
-                             f"--lm-eval-include DIR (it overrides lm-eval's own {task}; the run id stays the same)") from None
+            raise BenchError(f"lm-eval task '{task}' cannot load its data ({type(e).__name__}: {first}); "
+                             f"{_offline_way(task, manager, include_path)}") from None
         _CHECKED.add(key)
+
+
+def _offline_way(task: str, manager, include_path: str | None) -> str:
+    """How to give `task` data on this machine: a local YAML in the include directory, or a fix to the one there."""
+    entry = manager.task_index.get(task)
+    source = Path(getattr(entry, "yaml_path", "") or "")
+    if include_path and Path(os.path.abspath(include_path)) in Path(os.path.abspath(source)).parents:
+        return f"its YAML {source} in --lm-eval-include names data this machine cannot read (expected data_files here)"
+    override = f"(it overrides lm-eval's own {task}; the run id stays the same)"
+    if include_path:
+        return (f"--lm-eval-include {include_path} has no task {task}: offline, write a local task YAML named {task} "
+                f"(data_files on this machine) there {override}")
+    return (f"offline, write a local task YAML named {task} (data_files on this machine) into a directory and pass "
+            f"--lm-eval-include DIR {override}")
 
 
 def write_choice_task(directory: Path, name: str, rows: Sequence[dict]) -> None:

@@ -124,12 +124,39 @@ def check_model_name(name: str) -> None:
         raise unknown("model", name, MODELS.names())
 
 
-def check_model_option(key: str, value: str) -> None:
-    """An option naming a model (`--option target=...`): a value written as a path (starting with '.', '/' or '~') must
-    be a directory here, or the run would fail later with a hub or tokenizer error that names the option to pass."""
-    if value.startswith((".", "/", "~")) and not Path(value).expanduser().is_dir():
-        what = "not a directory" if Path(value).expanduser().exists() else "no such directory"
+def local_model_path(value: str) -> str | None:
+    """The absolute, normalised path of `value` when it names a local path (written as one, starting with '.', '/'
+    or '~', or existing here), else None (a hub id or a keyword). `./m`, `m/` and `/abs/m` are one model, so one
+    run id; `~` is expanded, as from_pretrained does not."""
+    if value.startswith((".", "/", "~")) or (value and Path(value).exists()):
+        return os.path.abspath(os.path.expanduser(value))
+    return None
+
+
+def canonical_model(model: str) -> str:
+    """`--models` / `--model` in the one spelling run ids and reference models are keyed by: a local directory as
+    `local_model_path` gives it (in `NAME=DIR`, the DIR), a registry name or hub id as given."""
+    named, path = split_named(model)
+    local = None if model in MODELS else local_model_path(path)
+    if local is None:
+        return model
+    return f"{named}={local}" if named else local
+
+
+def canonical_model_option(key: str, value: str, keywords: tuple[str, ...] = ()) -> str:
+    """An option naming a model (`--option target=...`), in the one spelling its run id uses: a local path as
+    `local_model_path` gives it, a hub id or one of `keywords` as given. Raises BenchError for a local path that is
+    not a directory holding config.json, as the run would fail later with a hub or tokenizer error."""
+    path = None if value in keywords else local_model_path(value)
+    if path is None:
+        return value
+    if not Path(path).is_dir():
+        what = "not a directory" if Path(path).exists() else "no such directory"
         raise BenchError(f"bad option {key}={value!r}: {what} (expected a model directory or a hub id)")
+    if not (Path(path) / "config.json").is_file():
+        raise BenchError(f"bad option {key}={value!r}: {path} holds no config.json (expected a model directory "
+                         f"written by save_pretrained, or a hub id)")
+    return path
 
 
 def resolve(name_or_path: str) -> tuple[str, str | None]:

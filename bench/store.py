@@ -271,8 +271,10 @@ class ResultStore:
             fd, probe = tempfile.mkstemp(dir=self.root, prefix=".probe.")
             os.close(fd)
             os.unlink(probe)
-        except OSError as e:
-            raise BenchError(f"results directory '{self.root}' is not writable ({e.strerror}); "
+        except OSError as e:  # a file on the way reads as "File exists" or "Not a directory": say which
+            file = next((p for p in (self.root, *self.root.parents) if p.exists() and not p.is_dir()), None)
+            why = f"'{file}' is a file, not a directory" if file else e.strerror
+            raise BenchError(f"results directory '{self.root}' is not writable ({why}); "
                              "choose another with --results DIR") from None
 
     def load(self, run_dir: Path) -> dict | None:

@@ -11,7 +11,7 @@ from bench import fingerprint
 from bench.errors import BenchError, parse_list, unknown
 from bench.fingerprint import file_fingerprint, model_fingerprint
 from bench.metrics import UNIT, Metric  # the kernel's metric definitions; suites import them from bench.metrics
-from bench.models import check_model_name, on_meta, resolve
+from bench.models import canonical_model_option, check_model_name, on_meta, resolve
 from bench.robustness import RECIPE_VALID, canonical, check_recipe, parse
 from bench.spec import Hyperparams, RunSpec
 from bench.store import ResultStore
@@ -140,6 +140,9 @@ class Suite(ABC):
     # what an option with a narrower range than its type's accepts: text that is no value of the type gets the
     # words its range check uses (relearn_epochs=abc and relearn_epochs=0 both expect "a positive integer")
     option_valid: dict[str, str] = RECIPE_VALID
+    # options that name a model, each with the words it takes that are not one (`none`): a local path is checked
+    # and written one way (bench.models.canonical_model_option), so `./m` and `m/` are one run
+    model_options: dict[str, tuple[str, ...]] = {}
     robustness_columns: tuple[str, ...] = ()  # robustness.md's metrics (bench/robustness.py)
     recovery_metric: str | None = None  # what the relearning recovery is a share of
     # the tables' name for the model trained without the forget set: TOFU's retain-only model, MUSE's retrained one
@@ -192,6 +195,9 @@ class Suite(ABC):
             if str(merged.get(key, "")) not in ("", "auto", "none"):
                 parse_list(str(merged[key]), f"option {key} name")
 
+        for key, keywords in self.model_options.items():
+            if key in merged:
+                merged[key] = canonical_model_option(key, str(merged[key]), keywords)
         if "robustness" in merged:  # a bad stage name fails before any run; one spelling per stage set
             merged["robustness"] = canonical(merged["robustness"])
         check_recipe(merged)

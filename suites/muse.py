@@ -31,7 +31,7 @@ from bench import fingerprint
 from bench.errors import BenchError, unknown
 from bench.fingerprint import digest, model_fingerprint
 from bench.metrics import EPOCHS, UNIT, Metric
-from bench.models import check_model_option, hub_reachable, is_local, load_model, load_tokenizer, on_meta, resolve, same_tokenizer
+from bench.models import hub_reachable, is_local, load_model, load_tokenizer, on_meta, resolve, same_tokenizer
 from bench.phases import phase
 from bench.spec import Hyperparams, RunSpec
 from bench.store import artefact, json_artefact, publish_once, read_json, write_json_atomic
@@ -206,6 +206,7 @@ class Muse(Suite):
     metrics = METRICS + DERIVED
     headline = ("knowmem_f", "knowmem_r", "verbmem_f", "privleak")
     option_valid = {**Suite.option_valid, **{k: "an integer >= 2" for k in ("max_length", "verbmem_tokens", "knowmem_tokens")}}
+    model_options = {"target": (), "retrained": ()}
     options = {
         "target": "",  # "" = the corpus's published target (muse-bench/MUSE-<corpus>_target); or a directory / hub id
         "retrained": "",  # "" = the published retrained model (..._retrain); or a directory / hub id
@@ -229,8 +230,6 @@ class Muse(Suite):
         for key in ("max_length", "verbmem_tokens", "knowmem_tokens"):
             if int(values[key]) < 2:
                 raise BenchError(f"bad option {key}={values[key]} (expected {self.option_valid[key]})")
-        for key in ("target", "retrained"):
-            check_model_option(key, str(values.get(key, "")))
         return options
 
     def hparams(self, model: str) -> Hyperparams:

@@ -173,6 +173,7 @@ class Tdec(Suite):
                     "ppl_tokens": 512,  # Pile perplexity: each document's first N tokens (the reference's input_length)
                     # the first N forget sequences of the set (0 = all 32): a bounded run (`bench perf --real-data`)
                     "max_sequences": 0}
+    model_options = {"mia_reference": ("none",)}
     option_valid = {**Suite.option_valid, "seq_len": f"an integer >= {MIN_SEQ_LEN}: EL_10 needs a prefix and a 10-gram"}
 
     def check_options(self, given: dict) -> tuple:

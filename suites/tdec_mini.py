@@ -76,6 +76,7 @@ class TdecMini(Tdec):
     # the Reference attack's model: `trained` = the base model's recipe on the general chunks only (it never
     # sees a forget set), built once; or a directory, or `none`
     late_options = {**LATE_OPTIONS, "mia_reference": "trained"}
+    model_options = {"mia_reference": ("none", "trained")}
 
     def check_options(self, given: dict) -> tuple:
         """See Tdec.check_options. Also raises BenchError for `dialogue` other than auto / none (its one set is

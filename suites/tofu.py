@@ -21,7 +21,7 @@ from bench import fingerprint
 from bench.errors import BenchError, unknown
 from bench.fingerprint import digest, file_fingerprint, model_fingerprint
 from bench.metrics import EPOCHS, UNIT, Metric
-from bench.models import check_model_option, hub_reachable, load_model, load_tokenizer, recipe_of, same_tokenizer
+from bench.models import hub_reachable, load_model, load_tokenizer, recipe_of, same_tokenizer
 from bench.phases import phase
 from bench.spec import Hyperparams, RunSpec
 from bench.store import json_artefact, publish_once, read_json, write_json_atomic
@@ -126,6 +126,7 @@ class Tofu(Suite):
         "reference_seed": "shared",
     }
     option_valid = {**Suite.option_valid, "max_length": "an integer >= 2"}
+    model_options = {"target": ("published",), "reference": ("published",)}
     # privleak's attack: one of suites.privacy.ATTACKS; eval_limit: items per task of --lm-eval-tasks (0 = all)
     late_options = {**LATE_OPTIONS, "privleak_attack": "min_k", "eval_limit": 0}
 
@@ -156,8 +157,6 @@ class Tofu(Suite):
             raise BenchError(f"bad option reference_seed={values['reference_seed']!r} (expected shared or run)")
         if int(values["max_length"]) < 2:  # a prompt token and an answer token at least
             raise BenchError(f"bad option max_length={values['max_length']} (expected {self.option_valid['max_length']})")
-        for key in ("target", "reference"):
-            check_model_option(key, str(values[key]))
         return options
 
     def derived_metrics(self, record: dict) -> dict:

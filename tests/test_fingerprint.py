@@ -223,6 +223,7 @@ def test_a_run_in_another_prompt_format_than_its_fine_tuned_references_is_refuse
     for role, recorded in (("target", {"prompt": "qa"}), ("reference", {})):
         (tmp_path / role).mkdir()
         (tmp_path / role / "recipe.json").write_text(json.dumps({"split": "full", **recorded}))
+        (tmp_path / role / "config.json").write_text("{}")  # a model directory: --option target= names it
         paths[role] = str(tmp_path / role)
     spec = lambda **opts: RunSpec("tofu", "my-model", "forget10", "ga", "full", 0, 0, Hyperparams(), suite.check_options(opts))
     suite.check_prompt_of_references(spec(), "qa", paths, tokenizer)  # auto is qa for this tokenizer: both agree
@@ -244,6 +245,7 @@ def test_a_harness_model_of_another_split_named_as_target_is_refused_as_such(tmp
     made = tmp_path / "models" / "m" / "retain90"
     made.mkdir(parents=True)
     (made / "recipe.json").write_text(json.dumps({"split": "retain90", "data": {"retain90.json": "x"}}))
+    (made / "config.json").write_text("{}")
     ctx = Context(store=ResultStore(tmp_path / "results"), log=lambda msg: None, data_dir=str(tofu_data))
     spec = RunSpec("tofu", "m", "forget10", "ga", "full", 0, 0, Hyperparams(), suite.check_options({"target": str(made)}))
     with pytest.raises(BenchError, match=r"^option target=.*/retain90 names a model this harness fine-tuned on retain90 "

@@ -28,6 +28,11 @@ def test_an_offline_suite_task_fails_before_training_and_a_local_copy_of_it_is_u
     once; a local task YAML of the same name in --lm-eval-include DIR overrides lm-eval's own (same run id)."""
     with pytest.raises(BenchError, match=r"lm-eval task 'piqa' cannot load its data .*--lm-eval-include DIR"):
         check_tasks(["piqa"], None)
+    # an include directory without piqa: the error names it, not "pass --lm-eval-include DIR" again
+    write_choice_task(tmp_path / "other", "mini_other", ROWS)
+    with pytest.raises(BenchError, match=rf"--lm-eval-include {tmp_path / 'other'} has no task piqa: offline, write a "
+                                         r"local task YAML named piqa \(data_files on this machine\) there"):
+        check_tasks(["piqa"], str(tmp_path / "other"))
     write_choice_task(tmp_path / "tasks", "piqa", ROWS)
     check_tasks(["piqa"], str(tmp_path / "tasks"))  # no error: the local definition wins
     from suites import SUITES, Context
@@ -49,6 +54,7 @@ def test_bad_extra_tasks_fail_before_the_first_step(tmp_path, tdec_mini_artefact
     assert main(base + ["--lm-eval-tasks", "gone", "--lm-eval-include", str(tmp_path / "tasks")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: lm-eval task 'gone' cannot load its data") and "\n" not in err
+    assert f"its YAML {tmp_path / 'tasks'}" in err and "in --lm-eval-include names data this machine cannot read" in err
     assert not list(root.glob("tdec-mini/runs/*/run.json"))
 
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from bench.cli import main
+from bench.errors import BenchError
 from bench.grid import expand
 from bench.spec import LOOP, Hyperparams, setting_names
 from methods import OBJECTIVES, LossInputs
@@ -432,3 +433,43 @@ def test_show_config_refuses_what_run_would(suite, option, message, capsys):
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"error: {message}")
 
+
+
+@pytest.mark.parametrize("suite, option", [("tofu-mini", "target"), ("tofu", "reference"), ("muse-mini", "retrained"),
+                                           ("tdec", "mia_reference"), ("tdec-mini", "mia_reference")])
+def test_spellings_of_one_model_directory_are_one_run_and_a_directory_without_a_model_is_refused(suite, option, tmp_path,
+                                                                                              monkeypatch, capsys):
+    """`./m`, `m`, `m/`, `/abs/m/` and `/abs/x/../m` are one model, so one run id, written as the absolute path (a job
+    on another node, or a report run elsewhere, finds it); `~` is expanded (from_pretrained does not). A directory
+    without config.json, or a file, is a one-line error before any work."""
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file").write_text("")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    methods = "ga"
+    spec = lambda value: expand(suite, methods, seeds="0", options={option: value})[0]
+    spellings = ["./m", "m", "m/", f"{tmp_path}/m/", f"{tmp_path}/empty/../m", "~/m"]
+    assert len({spec(v).run_id for v in spellings}) == 1
+    assert spec("m").option(option) == str(tmp_path / "m")
+    assert spec("m").run_id != expand(suite, methods, seeds="0")[0].run_id
+    for bad, what in (("./empty", f"{tmp_path / 'empty'} holds no config.json"), ("file", "not a directory")):
+        assert main(["show-config", "--suite", suite, "--methods", methods, "--seeds", "0", "--option",
+                     f"{option}={bad}"]) == 2
+        [line] = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith(f"error: bad option {option}={bad!r}: {what}"), line
+
+
+def test_spellings_of_one_model_directory_given_to_models_are_one_model(tmp_path, monkeypatch):
+    """--models (and NAME=DIR's DIR) as the model options: one directory is one model, whatever the spelling; two
+    spellings of it in one list are one model named twice."""
+    (tmp_path / "m").mkdir()
+    monkeypatch.chdir(tmp_path)
+    runs = lambda models: [s.run_id for s in expand("tofu", "ga", models=models, seeds="0")]
+    assert runs("./m") == runs("m/") == runs(f"{tmp_path}/m") == runs(f"{tmp_path}/x/../m")
+    assert expand("tofu", "ga", models="m", seeds="0")[0].model == str(tmp_path / "m")
+    assert expand("tofu", "ga", models="phi-1.5=./m", seeds="0")[0].model == f"phi-1.5={tmp_path / 'm'}"
+    assert expand("tofu", "ga", models="phi-1.5", seeds="0")[0].model == "phi-1.5"
+    with pytest.raises(BenchError, match=r"model '.*/m' appears twice in --models './m,m/' \(two spellings"):
+        expand("tofu", "ga", models="./m,m/", seeds="0")
