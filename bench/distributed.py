@@ -79,7 +79,9 @@ def timeout_seconds() -> float:
 
 
 def init() -> None:
-    """Join the process group (gloo on CPU, nccl on GPUs) with the timeout, before Accelerate does."""
+    """Join the process group (gloo on CPU, nccl on GPUs) with the timeout, before Accelerate does. Raises BenchError
+    for a bad BENCH_DIST_TIMEOUT in one process too: a value set is checked where it is given, not on the cluster."""
+    seconds = timeout_seconds()
     if not active():
         return
     # torch loads when this runs, not when the CLI imports bench.distributed
@@ -92,7 +94,7 @@ def init() -> None:
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         backend = "nccl"
-    timeout = datetime.timedelta(seconds=timeout_seconds())  # a bad value is the user's error, not a lost rank
+    timeout = datetime.timedelta(seconds=seconds)  # a bad value is the user's error, not a lost rank
     with _collective("start-up"):
         dist.init_process_group(backend, timeout=timeout)
 

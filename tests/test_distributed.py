@@ -190,12 +190,14 @@ def test_finetune_stops_with_a_one_line_error_when_the_other_rank_dies(tokenizer
     assert not list((tmp_path / "r" / "tofu" / "artefacts").rglob(".full.*"))
 
 
+@pytest.mark.parametrize("world", ["2", "1"])
 @pytest.mark.parametrize("value", ["0", "-5", "abc", "inf", "nan", "1e15", "0.0004"])
-def test_a_bad_dist_timeout_is_a_one_line_error_before_the_process_group_starts(value, monkeypatch):
+def test_a_bad_dist_timeout_is_a_one_line_error_before_the_process_group_starts(value, world, monkeypatch):
+    """Under torchrun, and in one process too (the value set is checked where it is given)."""
     from bench import distributed
     from bench.errors import BenchError
 
     monkeypatch.setenv("BENCH_DIST_TIMEOUT", value)
-    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("WORLD_SIZE", world)
     with pytest.raises(BenchError, match=rf"^bad BENCH_DIST_TIMEOUT='{value}' \(expected seconds, a number >= 0.001 and <= 1e\+07\)$"):
         distributed.init()
