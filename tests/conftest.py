@@ -23,13 +23,12 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
-def grids_in_this_process(request, monkeypatch):
+def grids_in_this_process(monkeypatch):
     """`bench run` called here (`main([...])`) with `--workers auto` runs its grid in the test's own process. A worker
     process imports torch, transformers, peft and lm-eval again (8-9 CPU-seconds measured), more than a small test
     grid costs; under `pytest -n 2` two of them also compete with the other test for the two cores. The pool is
-    tested where a test asks for it: `--workers N`, a `bench` subprocess, or the marker `auto_workers`."""
-    if request.node.get_closest_marker("auto_workers") is None:
-        monkeypatch.setattr("bench.cli.auto_workers", lambda *args, **kwargs: 1)
+    tested where a test asks for it: `--workers N`, or a `bench` subprocess (which keeps `auto`)."""
+    monkeypatch.setattr("bench.cli.auto_workers", lambda *args, **kwargs: 1)
 
 
 @pytest.fixture(scope="session")
