@@ -127,6 +127,7 @@ def expand(suite_name: str, methods: str = "all", models: str | None = None, spl
     specs = []
     for model in model_list:
         suite.check_model(model)
+        model_opts = suite.options_for_model(model, opts)
         for chain in chains:
             for objective, adapter in method_list:
                 base = suite.objective_hparams(model, objective, adapter)
@@ -140,7 +141,8 @@ def expand(suite_name: str, methods: str = "all", models: str | None = None, spl
                     for seed in seed_list:
                         previous = None
                         for split in chain:
-                            spec = RunSpec(suite.name, model, split, objective, adapter, rank, seed, hp, opts, previous)
+                            spec = RunSpec(suite.name, model, split, objective, adapter, rank, seed, hp, model_opts,
+                                           previous)
                             unread = {k: suite.unread_option(k, spec) for k in given_opts}
                             unread = {k: why for k, why in unread.items() if why}
                             why_unread.update(unread)
@@ -149,7 +151,7 @@ def expand(suite_name: str, methods: str = "all", models: str | None = None, spl
                             if unread:  # as without them
                                 kept = {k: v for k, v in given_opts.items() if k not in unread}
                                 spec = RunSpec(suite.name, model, split, objective, adapter, rank, seed, hp,
-                                               suite.check_options(kept), previous)
+                                               suite.options_for_model(model, suite.check_options(kept)), previous)
                             specs.append(spec)
                             previous = spec
     grid_objectives = ", ".join(dict.fromkeys(o for o, _ in method_list))

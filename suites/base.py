@@ -204,6 +204,11 @@ class Suite(ABC):
         late = self.late_options
         return tuple(sorted((k, v) for k, v in merged.items() if k not in late or v != late[k]))
 
+    def options_for_model(self, model: str, options: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
+        """`options` (check_options' sorted pairs) as the runs of `model` record them: a value that means, for this
+        model, what the default means is written as the default, so both are one run id. The default: unchanged."""
+        return options
+
     def unread_option(self, name: str, spec: RunSpec) -> str | None:
         """Why a run of `spec` does not read option `name`, or None when it does. A --option that no run
         of a grid reads is an error; a run that does not read it keeps the spec (and id) it has without it."""

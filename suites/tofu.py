@@ -97,6 +97,12 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name.rstrip("/").split("/")[-1])
 
 
+def _recipe_prompt(model: str) -> str | None:
+    """The prompt format `model`'s registry recipe fixes (phi: qa, llama2-chat), None where the tokenizer decides."""
+    info = recipe_of(model)[0]
+    return {"phi": "qa", "llama2-chat": "llama2-chat"}.get(info.family if info else None)
+
+
 class Tofu(Suite):
     name = "tofu"
     summary = "TOFU forget 1/5/10 % on Phi-1.5 and Llama-2-7B-chat (GPU)"
@@ -224,16 +230,25 @@ class Tofu(Suite):
             raise BenchError(f"bad reference_split '{choice}' (expected standard, retain99, retain95 or retain90)")
         return choice
 
+    def auto_prompt(self, model: str, options: dict | None = None) -> str | None:
+        """The format `prompt=auto` picks for `model` (with the run's `options`) when its recipe decides it (phi: qa,
+        llama2-chat), else None: it then depends on the tokenizer's chat template (qa_format)."""
+        return _recipe_prompt(model)
+
+    def options_for_model(self, model: str, options: tuple) -> tuple:
+        """See Suite.options_for_model: `prompt=qa` for a model whose auto format is qa is `prompt=auto`."""
+        values = dict(options)
+        if values.get("prompt", "auto") != "auto" and values["prompt"] == self.auto_prompt(model, values):
+            return tuple(sorted({**values, "prompt": "auto"}.items()))
+        return options
+
     def qa_format(self, model: str, tokenizer, choice: str = "auto") -> QAFormat:
         """The prompt format of `model` (registry family, else the tokenizer's chat template, else Q/A)."""
         # scipy, torch load when this runs, not when the CLI imports suites.tofu
         from suites.tofu_eval import FORMATS, QAFormat
 
         if choice == "auto":
-            info = recipe_of(model)[0]
-            family = info.family if info else None
-            choice = {"phi": "qa", "llama2-chat": "llama2-chat"}.get(family) or (
-                "chat-template" if getattr(tokenizer, "chat_template", None) else "qa")
+            choice = _recipe_prompt(model) or ("chat-template" if getattr(tokenizer, "chat_template", None) else "qa")
         if choice == "chat-template":
             if not getattr(tokenizer, "chat_template", None):
                 raise BenchError(f"bad option prompt=chat-template: the tokenizer of '{model}' has no chat template "

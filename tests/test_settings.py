@@ -473,3 +473,18 @@ def test_spellings_of_one_model_directory_given_to_models_are_one_model(tmp_path
     assert expand("tofu", "ga", models="phi-1.5", seeds="0")[0].model == "phi-1.5"
     with pytest.raises(BenchError, match=r"model '.*/m' appears twice in --models './m,m/' \(two spellings"):
         expand("tofu", "ga", models="./m,m/", seeds="0")
+
+
+def test_a_prompt_format_that_is_the_models_auto_format_is_one_run_with_auto(tmp_path):
+    """`prompt=qa` on phi-1.5 (whose recipe fixes qa) or on tofu-mini's tiny models (their tokenizer has no chat
+    template) computes what `auto` does: one run id. Where the tokenizer decides (a target the user names), the
+    format given stays in the spec."""
+    run = lambda suite, model=None, **opts: expand(suite, "ga", models=model, seeds="0", options=opts)[0]
+    assert run("tofu", "phi-1.5", prompt="qa").run_id == run("tofu", "phi-1.5").run_id
+    assert run("tofu", "llama2-7b", prompt="llama2-chat").run_id == run("tofu", "llama2-7b").run_id
+    assert run("tofu", "llama2-7b", prompt="qa").run_id != run("tofu", "llama2-7b").run_id
+    assert run("tofu-mini", prompt="qa").run_id == run("tofu-mini").run_id
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    named = run("tofu-mini", prompt="qa", target=str(tmp_path / "m"))
+    assert named.option("prompt") == "qa" and named.run_id != run("tofu-mini", target=str(tmp_path / "m")).run_id
