@@ -83,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
         return p
 
     def results(p):
-        p.add_argument("--results", default="results", metavar="DIR", help="results directory (default: results/)")
+        p.add_argument("--results", default="results", metavar="DIR", type=_results_dir,
+                       help="results directory (default: results/)")
 
     def grid(p):
         p.add_argument("--suite", required=True, help="suite name (see `list`)")
@@ -238,6 +239,13 @@ def _check_runtime(args, specs=()) -> None:
             raise BenchError(f"bad --device {args.device!r} (expected cpu, cuda, cuda:N, mps)") from None
 
 
+def _results_dir(text: str) -> str:
+    """--results as typed; an empty one (`--results ""`, an unset variable) would write into the working directory."""
+    if not text.strip():
+        raise BenchError(f"bad --results {text!r} (expected a directory)")
+    return text
+
+
 def _context(args):
     # torch loads when this runs, not when the CLI imports bench.cli
     import torch
@@ -315,6 +323,7 @@ def cmd_run(args) -> int:
     Returns the exit code: 0 when every run finished or was already done, 1 when any failed. Raises BenchError
     for a bad grid, bad --workers, or a launcher combination that cannot work, before any run starts.
     """
+    distributed.timeout_seconds()  # a bad BENCH_DIST_TIMEOUT fails here, before anything is written or submitted
     specs = _specs(args)
     _check_runtime(args, specs)
     if args.workers != "auto" and (not args.workers.isdigit() or int(args.workers) < 1):
@@ -572,8 +581,9 @@ def cmd_finetune(args) -> int:
     suite = SUITES[args.suite]
     if not hasattr(suite, "finetune"):
         raise BenchError(f"suite {args.suite} has no reference models to fine-tune")
-    args.model = canonical_model(args.model)  # the reference's directory is keyed by it: `./m` and `m/` are one model
+    distributed.timeout_seconds()  # a bad BENCH_DIST_TIMEOUT fails here, before anything is written
     suite.check_model(args.model)
+    args.model = canonical_model(args.model, suite.models)  # the reference is keyed by it: `./m` and `m/` are one model
     _check_runtime(args)
     overrides = _hparam_overrides(args)
     unread = sorted(set(overrides) - set(LOOP))

@@ -67,7 +67,7 @@ def timeout_seconds() -> float:
 
     Raises BenchError when the variable is not a positive number.
     """
-    raw = os.environ.get("BENCH_DIST_TIMEOUT", str(DEFAULT_TIMEOUT_S))
+    raw = os.environ.get("BENCH_DIST_TIMEOUT") or str(DEFAULT_TIMEOUT_S)  # set empty: unset
     try:
         value = float(raw)
     except ValueError:
@@ -80,7 +80,7 @@ def timeout_seconds() -> float:
 
 def init() -> None:
     """Join the process group (gloo on CPU, nccl on GPUs) with the timeout, before Accelerate does. Raises BenchError
-    for a bad BENCH_DIST_TIMEOUT in one process too: a value set is checked where it is given, not on the cluster."""
+    for a bad BENCH_DIST_TIMEOUT (`bench run` and `finetune` check it first, on every launcher)."""
     seconds = timeout_seconds()
     if not active():
         return

@@ -97,7 +97,11 @@ def expand(suite_name: str, methods: str = "all", models: str | None = None, spl
     does read it; a run that does not read a setting others read gets the spec it has without it.
     """
     suite = SUITES[suite_name]
-    model_list = [canonical_model(m) for m in parse_list(models, "model")] or list(suite.models)
+    model_list = []
+    for typed in parse_list(models, "model"):
+        suite.check_model(typed)  # errors quote the model as typed
+        model_list.append(canonical_model(typed, suite.models))
+    model_list = model_list or list(suite.models)
     twice = next((m for i, m in enumerate(model_list) if m in model_list[:i]), None)
     if twice is not None:  # `./m,m/`: one model written twice would name each of its runs twice
         raise BenchError(f"model {twice!r} appears twice in --models {models!r} (two spellings of one directory)")

@@ -70,7 +70,7 @@ def _offline_way(task: str, manager, include_path: str | None) -> str:
     """How to give `task` data on this machine: a local YAML in the include directory, or a fix to the one there."""
     entry = manager.task_index.get(task)
     source = Path(getattr(entry, "yaml_path", "") or "")
-    if include_path and Path(os.path.abspath(include_path)) in Path(os.path.abspath(source)).parents:
+    if include_path and Path(os.path.realpath(include_path)) in Path(os.path.realpath(source)).parents:
         return f"its YAML {source} in --lm-eval-include names data this machine cannot read (expected data_files here)"
     override = f"(it overrides lm-eval's own {task}; the run id stays the same)"
     if include_path:

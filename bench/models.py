@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from bench.errors import BenchError, unknown
 from bench.registry import Registry
@@ -107,37 +109,62 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def check_model_name(name: str) -> None:
-    """A model is a registry name, an existing directory, or a hub id `org/name`."""
-
+    """A model is a registry name, a model directory (written as a path, existing here, or `NAME=DIR`), or a hub id
+    `org/name`. Raises BenchError quoting the name as typed."""
     named, path = split_named(name)
     if named and not path:
         raise BenchError(f"model '{name}' names no directory (expected {named}=DIR)")
-    if named and not is_local(path):
-        raise BenchError(f"model directory '{path}' (named {named}) does not exist")
-    if name in MODELS or is_local(name) or named:
+    if name in MODELS:
         return
-    if "=" in name:
+    if "=" in name and not named:
         raise unknown("registry recipe of NAME=DIR", name.partition("=")[0], MODELS.names())
-    if name.startswith((".", "/", "~")) or os.sep in name and Path(name).parent.exists():
-        raise BenchError(f"model directory '{name}' does not exist")
+    local = Path(path).expanduser()
+    if named or path.startswith((".", "/", "~")) or local.exists() or (os.sep in path and local.parent.exists()):
+        check_model_dir(path, f"model directory '{path}'" + (f" (named {named})" if named else ""))
+        return
     if name.count("/") != 1:
         raise unknown("model", name, MODELS.names())
 
 
+def check_model_dir(path: str, what: str, valid: str = "a model directory written by save_pretrained") -> None:
+    """Raises BenchError, `what` saying what was given, unless `path` is a directory holding config.json: anything
+    else fails later in from_pretrained with a hub or tokenizer error that names neither."""
+    directory = Path(path).expanduser()
+    if not directory.exists():
+        problem = "does not exist"
+    elif not directory.is_dir():
+        problem = "is not a directory"
+    elif not (directory / "config.json").is_file():
+        problem = "holds no config.json"
+    else:
+        return
+    raise BenchError(f"{what} {problem} (expected {valid})")
+
+
+# a hub id as from_pretrained takes it (`org/name`): kept as written even where a directory of that name exists here
+# (from_pretrained then reads it, as it would have); only a value written as a path is made a path
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
 def local_model_path(value: str) -> str | None:
-    """The absolute, normalised path of `value` when it names a local path (written as one, starting with '.', '/'
-    or '~', or existing here), else None (a hub id or a keyword). `./m`, `m/` and `/abs/m` are one model, so one
-    run id; `~` is expanded, as from_pretrained does not."""
-    if value.startswith((".", "/", "~")) or (value and Path(value).exists()):
-        return os.path.abspath(os.path.expanduser(value))
+    """The real path of `value` (absolute, symbolic links and `..` resolved, as the operating system opens it) when it
+    names a local path: written as one (starting with '.', '/' or '~', or with a '/' but not shaped like a hub id), or
+    existing here and not shaped like a hub id; else None (a hub id or a keyword). `./m`, `m/`, `/abs/x/../m` and a symlinked working directory's `$PWD/m`
+    are one model, so one run id; `~` is expanded, as from_pretrained does not."""
+    if value.startswith((".", "/", "~")) or (value and ("/" in value or Path(value).exists())
+                                             and not HUB_ID.fullmatch(value)):
+        return os.path.realpath(os.path.expanduser(value))
     return None
 
 
-def canonical_model(model: str) -> str:
+def canonical_model(model: str, names: Sequence[str] = ()) -> str:
     """`--models` / `--model` in the one spelling run ids and reference models are keyed by: a local directory as
-    `local_model_path` gives it (in `NAME=DIR`, the DIR), a registry name or hub id as given."""
+    `local_model_path` gives it (in `NAME=DIR`, the DIR); a registry name, one of `names` (the suite's own models)
+    or a hub id as given."""
+    if model in MODELS or model in names:
+        return model
     named, path = split_named(model)
-    local = None if model in MODELS else local_model_path(path)
+    local = local_model_path(path)
     if local is None:
         return model
     return f"{named}={local}" if named else local
@@ -146,17 +173,18 @@ def canonical_model(model: str) -> str:
 def canonical_model_option(key: str, value: str, keywords: tuple[str, ...] = ()) -> str:
     """An option naming a model (`--option target=...`), in the one spelling its run id uses: a local path as
     `local_model_path` gives it, a hub id or one of `keywords` as given. Raises BenchError for a local path that is
-    not a directory holding config.json, as the run would fail later with a hub or tokenizer error."""
-    path = None if value in keywords else local_model_path(value)
-    if path is None:
+    not a directory holding config.json (the run would fail later with a hub or tokenizer error), and for an empty
+    value where "" is no keyword."""
+    words = [k for k in keywords if k]  # "" is the default: the harness's own model
+    valid = "a model directory written by save_pretrained, a hub id" + "".join(f" or {k}" for k in words)
+    if value in keywords:
         return value
-    if not Path(path).is_dir():
-        what = "not a directory" if Path(path).exists() else "no such directory"
-        raise BenchError(f"bad option {key}={value!r}: {what} (expected a model directory or a hub id)")
-    if not (Path(path) / "config.json").is_file():
-        raise BenchError(f"bad option {key}={value!r}: {path} holds no config.json (expected a model directory "
-                         f"written by save_pretrained, or a hub id)")
-    return path
+    if not value.strip():
+        raise BenchError(f"bad option {key}={value!r} (expected {valid})")
+    path = local_model_path(value)
+    if path is not None:
+        check_model_dir(path, f"bad option {key}={value!r}:" + (f" {path}" if path != value else ""), valid)
+    return path or value
 
 
 def resolve(name_or_path: str) -> tuple[str, str | None]:

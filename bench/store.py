@@ -273,7 +273,7 @@ class ResultStore:
             os.unlink(probe)
         except OSError as e:  # a file on the way reads as "File exists" or "Not a directory": say which
             file = next((p for p in (self.root, *self.root.parents) if p.exists() and not p.is_dir()), None)
-            why = f"'{file}' is a file, not a directory" if file else e.strerror
+            why = f"'{file}' is not a directory" if file else e.strerror
             raise BenchError(f"results directory '{self.root}' is not writable ({why}); "
                              "choose another with --results DIR") from None
 

@@ -195,8 +195,8 @@ class Suite(ABC):
             if str(merged.get(key, "")) not in ("", "auto", "none"):
                 parse_list(str(merged[key]), f"option {key} name")
 
-        for key, keywords in self.model_options.items():
-            if key in merged:
+        for key, keywords in self.model_options.items():  # given values only: a default means what it says
+            if key in given:
                 merged[key] = canonical_model_option(key, str(merged[key]), keywords)
         if "robustness" in merged:  # a bad stage name fails before any run; one spelling per stage set
             merged["robustness"] = canonical(merged["robustness"])

@@ -206,7 +206,7 @@ class Muse(Suite):
     metrics = METRICS + DERIVED
     headline = ("knowmem_f", "knowmem_r", "verbmem_f", "privleak")
     option_valid = {**Suite.option_valid, **{k: "an integer >= 2" for k in ("max_length", "verbmem_tokens", "knowmem_tokens")}}
-    model_options = {"target": (), "retrained": ()}
+    model_options = {"target": ("",), "retrained": ("",)}
     options = {
         "target": "",  # "" = the corpus's published target (muse-bench/MUSE-<corpus>_target); or a directory / hub id
         "retrained": "",  # "" = the published retrained model (..._retrain); or a directory / hub id

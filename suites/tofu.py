@@ -132,7 +132,7 @@ class Tofu(Suite):
         "reference_seed": "shared",
     }
     option_valid = {**Suite.option_valid, "max_length": "an integer >= 2"}
-    model_options = {"target": ("published",), "reference": ("published",)}
+    model_options = {"target": ("", "published"), "reference": ("", "published")}
     # privleak's attack: one of suites.privacy.ATTACKS; eval_limit: items per task of --lm-eval-tasks (0 = all)
     late_options = {**LATE_OPTIONS, "privleak_attack": "min_k", "eval_limit": 0}
 

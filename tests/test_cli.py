@@ -139,7 +139,7 @@ def test_perf_on_a_results_path_that_is_a_file_is_a_one_line_error(tmp_path, cap
     path.write_text("keep")
     assert main(["perf", "--quick", "--results", str(path)]) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith(f"error: results directory '{path}' is not writable ('{path}' is a file, not a directory)")
+    assert line.startswith(f"error: results directory '{path}' is not writable ('{path}' is not a directory)")
     assert path.read_text() == "keep"
 
 

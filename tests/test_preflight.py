@@ -33,6 +33,12 @@ def test_an_offline_suite_task_fails_before_training_and_a_local_copy_of_it_is_u
     with pytest.raises(BenchError, match=rf"--lm-eval-include {tmp_path / 'other'} has no task piqa: offline, write a "
                                          r"local task YAML named piqa \(data_files on this machine\) there"):
         check_tasks(["piqa"], str(tmp_path / "other"))
+    # a task YAML there whose data is gone, the directory given through a symbolic link: the YAML is named, not missed
+    write_choice_task(tmp_path / "broken", "gone", ROWS)
+    (tmp_path / "broken" / "gone.jsonl").unlink()
+    (tmp_path / "link").symlink_to(tmp_path / "broken")
+    with pytest.raises(BenchError, match=r"its YAML .*gone.* in --lm-eval-include names data this machine cannot read"):
+        check_tasks(["gone"], str(tmp_path / "link"))
     write_choice_task(tmp_path / "tasks", "piqa", ROWS)
     check_tasks(["piqa"], str(tmp_path / "tasks"))  # no error: the local definition wins
     from suites import SUITES, Context

@@ -4,7 +4,9 @@ What each objective reads is found here by a different path than its declaration
 loss and `prepare` touch on the hyperparameters is traced while the loss runs."""
 
 import copy
+import os
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -422,10 +424,10 @@ def test_spellings_of_one_generation_length_are_one_run():
 
 @pytest.mark.parametrize("suite, option, message", [
     ("tofu-mini", "max_length=0", "bad option max_length=0 (expected an integer >= 2)"),
-    ("tofu", "target=/nonexistent/model", "bad option target='/nonexistent/model': no such directory (expected a model "
-                                          "directory or a hub id)"),
-    ("tofu-mini", "reference=./gone", "bad option reference='./gone': no such directory"),
-    ("muse-mini", "retrained=~/no-such-model", "bad option retrained='~/no-such-model': no such directory"),
+    ("tofu", "target=/nonexistent/model", "bad option target='/nonexistent/model': does not exist (expected a model "
+                                          "directory written by save_pretrained, a hub id or published)"),
+    ("tofu-mini", "reference=./gone", "bad option reference='./gone': "),
+    ("muse-mini", "retrained=~/no-such-model", "bad option retrained='~/no-such-model': "),
 ])
 def test_show_config_refuses_what_run_would(suite, option, message, capsys):
     """show-config checks a grid as `run` does before any work: a value run refuses is refused here too."""
@@ -434,45 +436,84 @@ def test_show_config_refuses_what_run_would(suite, option, message, capsys):
     assert line.startswith(f"error: {message}")
 
 
+def model_dir(path):
+    """A directory that loads as a model as far as the checks before any work look: config.json."""
+    path.mkdir(parents=True)
+    (path / "config.json").write_text("{}")
+    return path
+
 
 @pytest.mark.parametrize("suite, option", [("tofu-mini", "target"), ("tofu", "reference"), ("muse-mini", "retrained"),
                                            ("tdec", "mia_reference"), ("tdec-mini", "mia_reference")])
 def test_spellings_of_one_model_directory_are_one_run_and_a_directory_without_a_model_is_refused(suite, option, tmp_path,
                                                                                               monkeypatch, capsys):
-    """`./m`, `m`, `m/`, `/abs/m/` and `/abs/x/../m` are one model, so one run id, written as the absolute path (a job
-    on another node, or a report run elsewhere, finds it); `~` is expanded (from_pretrained does not). A directory
-    without config.json, or a file, is a one-line error before any work."""
-    (tmp_path / "m").mkdir()
-    (tmp_path / "m" / "config.json").write_text("{}")
-    (tmp_path / "empty").mkdir()
-    (tmp_path / "file").write_text("")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    methods = "ga"
-    spec = lambda value: expand(suite, methods, seeds="0", options={option: value})[0]
-    spellings = ["./m", "m", "m/", f"{tmp_path}/m/", f"{tmp_path}/empty/../m", "~/m"]
+    """`./m`, `m`, `m/`, `/abs/m/`, `/abs/x/../m`, `~/m` and, from a symlinked working directory, `$PWD/m` are one model,
+    so one run id, written as the real path (what the system opens: `link/../m` is the m beside the link's target,
+    not beside the link). A directory without config.json, a file, a missing path or an empty value is a one-line
+    error quoting the value as typed, before any work."""
+    root = Path(os.path.realpath(tmp_path))
+    model_dir(root / "m")
+    (root / "empty").mkdir()
+    (root / "file").write_text("")
+    (root / "elsewhere" / "sub").mkdir(parents=True)
+    model_dir(root / "elsewhere" / "m2")
+    (root / "link").symlink_to(root / "elsewhere" / "sub")
+    (tmp_path.parent / f"{tmp_path.name}-cwd-link").symlink_to(root)
+    monkeypatch.chdir(tmp_path.parent / f"{tmp_path.name}-cwd-link")
+    monkeypatch.setenv("HOME", str(root))
+    monkeypatch.setenv("PWD", str(tmp_path.parent / f"{tmp_path.name}-cwd-link"))
+    spec = lambda value: expand(suite, "ga", seeds="0", options={option: value})[0]
+    spellings = ["./m", "m", "m/", f"{root}/m/", f"{root}/empty/../m", "~/m", f"{os.environ['PWD']}/m"]
     assert len({spec(v).run_id for v in spellings}) == 1
-    assert spec("m").option(option) == str(tmp_path / "m")
-    assert spec("m").run_id != expand(suite, methods, seeds="0")[0].run_id
-    for bad, what in (("./empty", f"{tmp_path / 'empty'} holds no config.json"), ("file", "not a directory")):
-        assert main(["show-config", "--suite", suite, "--methods", methods, "--seeds", "0", "--option",
+    assert spec("m").option(option) == str(root / "m")
+    assert spec("m").run_id != expand(suite, "ga", seeds="0")[0].run_id
+    assert spec("link/../m2").option(option) == str(root / "elsewhere" / "m2")  # the operating system's `..`
+    for bad, what in (("./empty", f"{root / 'empty'} holds no config.json"), ("file", f"{root / 'file'} is not a directory"),
+                      ("link/../m", f"{root / 'elsewhere' / 'm'} does not exist")) + \
+            ((("", "(expected a model directory written by save_pretrained, a hub id or none"),) if "tdec" in suite else ()):
+        assert main(["show-config", "--suite", suite, "--methods", "ga", "--seeds", "0", "--option",
                      f"{option}={bad}"]) == 2
         [line] = capsys.readouterr().err.strip().splitlines()
-        assert line.startswith(f"error: bad option {option}={bad!r}: {what}"), line
+        assert line.startswith(f"error: bad option {option}={bad!r}") and what in line, line
 
 
-def test_spellings_of_one_model_directory_given_to_models_are_one_model(tmp_path, monkeypatch):
-    """--models (and NAME=DIR's DIR) as the model options: one directory is one model, whatever the spelling; two
-    spellings of it in one list are one model named twice."""
-    (tmp_path / "m").mkdir()
+def test_a_default_or_a_hub_id_is_never_rewritten_by_what_the_working_directory_holds(tmp_path, monkeypatch, capsys):
+    """`openai-community/gpt2` (tdec's default Reference-attack model) downloaded with `--local-dir` into the working
+    directory: the default runs keep their ids, and a hub id given stays one (from_pretrained reads the local copy,
+    as it did); a directory named like a mini suite's model does not shadow it."""
     monkeypatch.chdir(tmp_path)
+    before = expand("tdec", "ga", seeds="0")[0].run_id
+    (tmp_path / "openai-community" / "gpt2").mkdir(parents=True)
+    assert expand("tdec", "ga", seeds="0")[0].run_id == before
+    given = expand("tdec", "ga", seeds="0", options={"mia_reference": "openai-community/gpt2"})[0]
+    assert given.run_id == before  # the default given: as not given
+    (tmp_path / "tiny-llama").mkdir()
+    assert expand("tofu-mini", "ga", models="tiny-llama", seeds="0")[0].model == "tiny-llama"
+    assert main(["show-config", "--suite", "tdec-mini", "--methods", "ga", "--seeds", "0", "--option", "mia_reference=none"]) == 0
+    (tmp_path / "none").mkdir()  # a keyword stays a keyword; `./none` would be the directory
+    assert expand("tdec-mini", "ga", seeds="0", options={"mia_reference": "none"})[0].option("mia_reference") == "none"
+
+
+def test_spellings_of_one_model_directory_given_to_models_are_one_model(tmp_path, monkeypatch, capsys):
+    """--models (and NAME=DIR's DIR) as the model options: one directory is one model, whatever the spelling; two
+    spellings of it in one list are one model named twice; a path that is no model directory is refused as typed."""
+    root = Path(os.path.realpath(tmp_path))
+    model_dir(root / "m")
+    (root / "empty").mkdir()
+    (root / "file").write_text("")
+    monkeypatch.chdir(root)
     runs = lambda models: [s.run_id for s in expand("tofu", "ga", models=models, seeds="0")]
-    assert runs("./m") == runs("m/") == runs(f"{tmp_path}/m") == runs(f"{tmp_path}/x/../m")
-    assert expand("tofu", "ga", models="m", seeds="0")[0].model == str(tmp_path / "m")
-    assert expand("tofu", "ga", models="phi-1.5=./m", seeds="0")[0].model == f"phi-1.5={tmp_path / 'm'}"
+    assert runs("./m") == runs("m/") == runs(f"{root}/m") == runs(f"{root}/empty/../m")
+    assert expand("tofu", "ga", models="m", seeds="0")[0].model == str(root / "m")
+    assert expand("tofu", "ga", models="phi-1.5=./m", seeds="0")[0].model == f"phi-1.5={root / 'm'}"
     assert expand("tofu", "ga", models="phi-1.5", seeds="0")[0].model == "phi-1.5"
     with pytest.raises(BenchError, match=r"model '.*/m' appears twice in --models './m,m/' \(two spellings"):
         expand("tofu", "ga", models="./m,m/", seeds="0")
+    for bad, problem in (("empty", "holds no config.json"), ("file", "is not a directory"), ("./gone", "does not exist"),
+                         ("phi-1.5=file", "is not a directory")):
+        assert main(["show-config", "--suite", "tofu", "--models", bad, "--methods", "ga", "--seeds", "0"]) == 2
+        [line] = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith(f"error: model directory '{bad.split('=')[-1]}'") and problem in line, line
 
 
 def test_a_prompt_format_that_is_the_models_auto_format_is_one_run_with_auto(tmp_path):
@@ -488,3 +529,28 @@ def test_a_prompt_format_that_is_the_models_auto_format_is_one_run_with_auto(tmp
     (tmp_path / "m" / "config.json").write_text("{}")
     named = run("tofu-mini", prompt="qa", target=str(tmp_path / "m"))
     assert named.option("prompt") == "qa" and named.run_id != run("tofu-mini", target=str(tmp_path / "m")).run_id
+
+
+def test_bad_model_directories_timeouts_and_results_paths_stop_finetune_and_run_before_anything_is_written(
+        tmp_path, monkeypatch, capsys):
+    """`bench finetune --model DIR` without config.json (what `run`'s missing-reference hint prints for such a DIR), a
+    bad BENCH_DIST_TIMEOUT on any launcher, and an empty --results: one line, exit 2, no --results directory made.
+    BENCH_DIST_TIMEOUT set empty reads as unset."""
+    (tmp_path / "nocfg").mkdir()
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    finetune = ["finetune", "--suite", "tofu", "--model", "nocfg", "--split", "full", "--results", str(out)]
+    assert main(finetune) == 2
+    assert "error: model directory 'nocfg' holds no config.json" in capsys.readouterr().err and not out.exists()
+    run = ["run", "--suite", "tdec-mini", "--methods", "ga", "--seeds", "0", "--results", str(out)]
+    for launcher in ("local", "slurm"):
+        monkeypatch.setenv("BENCH_DIST_TIMEOUT", "abc")
+        assert main(run + ["--launcher", launcher]) == 2
+        [line] = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith("error: bad BENCH_DIST_TIMEOUT='abc'") and not out.exists()
+    monkeypatch.setenv("BENCH_DIST_TIMEOUT", "")
+    from bench import distributed
+
+    assert distributed.timeout_seconds() == distributed.DEFAULT_TIMEOUT_S
+    assert main(["status", "--suite", "tdec-mini", "--results", ""]) == 2
+    assert capsys.readouterr().err.strip() == "error: bad --results '' (expected a directory)"

@@ -56,8 +56,8 @@ def test_corrupt_run_json_is_named_not_fatal(tmp_path):
 def test_results_directory_that_is_not_writable(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    with pytest.raises(BenchError, match=f"results directory '{blocker}/results' is not writable \\('{blocker}' is a file, "
-                                         "not a directory\\)"):
+    with pytest.raises(BenchError, match=f"results directory '{blocker}/results' is not writable \\('{blocker}' is not a "
+                                         "directory\\)"):
         ResultStore(blocker / "results").check_writable()
 
 
