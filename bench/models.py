@@ -149,8 +149,9 @@ HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 def local_model_path(value: str) -> str | None:
     """The real path of `value` (absolute, symbolic links and `..` resolved, as the operating system opens it) when it
     names a local path: written as one (starting with '.', '/' or '~', or with a '/' but not shaped like a hub id), or
-    existing here and not shaped like a hub id; else None (a hub id or a keyword). `./m`, `m/`, `/abs/x/../m` and a symlinked working directory's `$PWD/m`
-    are one model, so one run id; `~` is expanded, as from_pretrained does not."""
+    existing here and not shaped like a hub id; else None (a hub id or a keyword). `./m`, `m/`, `/abs/x/../m` and,
+    in a symlinked working directory, `$PWD/m` are one model, so one run id; `~` is expanded (from_pretrained does
+    not expand it)."""
     if value.startswith((".", "/", "~")) or (value and ("/" in value or Path(value).exists())
                                              and not HUB_ID.fullmatch(value)):
         return os.path.realpath(os.path.expanduser(value))
