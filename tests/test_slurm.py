@@ -15,10 +15,11 @@ from bench.grid import expand
 from bench.runner import run_one
 from bench.store import ResultStore
 from suites import Context
-from tests.conftest import with_tdec_mini_artefacts
+from tests.conftest import TDEC_MINI_LEAN, TDEC_MINI_LEAN_ARGS, with_tdec_mini_artefacts
 
 pytestmark = pytest.mark.slow
 PROFILE = "slurm/local.yaml"
+# these runs test dispatch, not the twin: without the utility tasks and the Reference attack (TDEC_MINI_LEAN)
 
 
 def cluster_up() -> bool:
@@ -61,7 +62,7 @@ def results(tmp_path_factory, tdec_mini_artefacts):
 @needs_cluster
 def test_a_grid_goes_through_sbatch_and_lands_in_the_results(results, capsys):
     assert main(["run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--methods", "ga,gd,ihl+fila,npo+lora", "--epochs", "3",
-                 "--launcher", "slurm", "--profile", PROFILE, "--results", str(results)]) == 0
+                 "--launcher", "slurm", "--profile", PROFILE, "--results", str(results), *TDEC_MINI_LEAN_ARGS]) == 0
     [sweep] = sweeps(ResultStore(results), "tdec-mini")
     assert [j["kind"] for j in sweep["jobs"]] == ["prepare", "run", "run", "run", "run"]
     wait_for(lambda: len(run_records(results)) == 4 and all(r["status"] == "finished" for r in run_records(results).values()),
@@ -70,7 +71,7 @@ def test_a_grid_goes_through_sbatch_and_lands_in_the_results(results, capsys):
     wait_for(lambda: all("COMPLETED" in row for row in status_rows(results).values()), timeout=60, what="sacct")
     # asking again submits nothing: every run is finished
     assert main(["run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--methods", "ga,gd,ihl+fila,npo+lora", "--epochs", "3",
-                 "--launcher", "slurm", "--profile", PROFILE, "--results", str(results)]) == 0
+                 "--launcher", "slurm", "--profile", PROFILE, "--results", str(results), *TDEC_MINI_LEAN_ARGS]) == 0
     assert "0 run jobs submitted (4 already finished)" in capsys.readouterr().out
 
 
@@ -78,12 +79,12 @@ def test_a_grid_goes_through_sbatch_and_lands_in_the_results(results, capsys):
 def test_failed_and_cancelled_runs_show_in_status(results):
     before = len(sweeps(ResultStore(results), "tdec-mini"))
     assert main(["run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--methods", "gd", "--set", "retain_weight=1e39", "--epochs", "3",
-                 "--launcher", "slurm", "--profile", PROFILE, "--results", str(results)]) == 0
+                 "--launcher", "slurm", "--profile", PROFILE, "--results", str(results), *TDEC_MINI_LEAN_ARGS]) == 0
     assert main(["run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--methods", "ihl+lora", "--epochs", "400",
-                 "--launcher", "slurm", "--profile", PROFILE, "--results", str(results)]) == 0
+                 "--launcher", "slurm", "--profile", PROFILE, "--results", str(results), *TDEC_MINI_LEAN_ARGS]) == 0
     assert len(sweeps(ResultStore(results), "tdec-mini")) == before + 2  # one sweep per submission
-    failing = expand("tdec-mini", "gd", hparams={"retain_weight": 1e39, "epochs": 3}, splits="set0", seeds="0")[0].run_id  # loss overflows
-    long = expand("tdec-mini", "ihl+lora", hparams={"epochs": 400}, splits="set0", seeds="0")[0].run_id
+    failing = expand("tdec-mini", "gd", hparams={"retain_weight": 1e39, "epochs": 3}, splits="set0", seeds="0", options=TDEC_MINI_LEAN)[0].run_id  # loss overflows
+    long = expand("tdec-mini", "ihl+lora", hparams={"epochs": 400}, splits="set0", seeds="0", options=TDEC_MINI_LEAN)[0].run_id
     wait_for(lambda: run_records(results).get(long, {}).get("epochs"), what="the long run to start")
     assert main(["cancel", "--suite", "tdec-mini", "--results", str(results)]) == 0
     wait_for(lambda: "| cancelled" in status_rows(results).get(long, ""), timeout=120, what="cancelled in status")
@@ -96,11 +97,11 @@ def test_a_job_at_its_time_limit_is_requeued_and_resumes_to_the_same_result(resu
     import submitit
 
     argv = ["run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--methods", "kl+lora", "--epochs", "20", "--launcher", "slurm",
-            "--profile", PROFILE, "--results", str(results)]
+            "--profile", PROFILE, "--results", str(results), *TDEC_MINI_LEAN_ARGS]
     assert main(argv) == 0
     sweep = sweeps(ResultStore(results), "tdec-mini")[-1]
     [job] = [j for j in sweep["jobs"] if j["kind"] == "run"]
-    spec = expand("tdec-mini", "kl+lora", hparams={"epochs": 20}, splits="set0", seeds="0")[0]
+    spec = expand("tdec-mini", "kl+lora", hparams={"epochs": 20}, splits="set0", seeds="0", options=TDEC_MINI_LEAN)[0]
     wait_for(lambda: len(run_records(results).get(spec.run_id, {}).get("epochs", [])) >= 4, what="a few epochs")
     folder = results / "tdec-mini" / "jobs" / sweep["sweep_id"] / "%j"
     # the signal SLURM sends signal_delay_s before the time limit: submitit checkpoints and requeues
@@ -154,7 +155,7 @@ def test_a_submission_the_cluster_refuses_is_a_one_line_error(tmp_path, capsys):
 def test_local_jobs_launcher_runs_the_grid_as_parallel_processes(tdec_mini_artefacts, tmp_path):
     results = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path)
     assert main(["run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--methods", "ga,ihl+fila", "--epochs", "2", "--launcher", "local-jobs",
-                 "--results", str(results)]) == 0
+                 "--results", str(results), *TDEC_MINI_LEAN_ARGS]) == 0
     wait_for(lambda: len(run_records(results)) == 2 and all(r["status"] == "finished" for r in run_records(results).values()),
              timeout=300, what="2 finished runs")
     assert {r["pid"] for r in run_records(results).values()}.isdisjoint({__import__("os").getpid()})
