@@ -241,8 +241,8 @@ def _check_runtime(args, specs=()) -> None:
 
 def _results_dir(text: str) -> str:
     """--results as typed; an empty one (`--results ""`, an unset variable) would write into the working directory."""
-    if not text.strip():
-        raise BenchError(f"bad --results {text!r} (expected a directory)")
+    if not text:
+        raise BenchError("bad --results '' (expected a directory; empty would write into the working directory)")
     return text
 
 

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bench.models import resolve
+from bench.models import is_local, resolve, split_named
 from bench.store import read_json, write_json_atomic
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
@@ -62,6 +62,21 @@ def model_fingerprint(name_or_path: str) -> str:
 
 _FILE_HASHES: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> SHA-256, per process
 
+
+
+def base_record(base: str) -> dict | None:
+    """{path, fingerprint} of a fine-tune's base model when it is a local directory (`NAME=DIR`'s DIR too), for the
+    fine-tuned model's recipe.json; None for a hub id, whose revision is pinned."""
+    path = split_named(base)[1]
+    return {"path": path, "fingerprint": model_fingerprint(path)} if is_local(path) else None
+
+
+def base_changed(record: dict | None) -> str | None:
+    """The base directory of `record` (base_record) when its weights are not the ones recorded any more (another
+    checkpoint saved at the same path), else None (unchanged, gone, or no local base)."""
+    if record and is_local(record["path"]) and model_fingerprint(record["path"]) != record["fingerprint"]:
+        return record["path"]
+    return None
 
 def file_fingerprint(path: str | os.PathLike) -> str:
     """SHA-256 of one data file ("missing" if there is none), hashed once per process while its size

@@ -97,14 +97,16 @@ def expand(suite_name: str, methods: str = "all", models: str | None = None, spl
     does read it; a run that does not read a setting others read gets the spec it has without it.
     """
     suite = SUITES[suite_name]
-    model_list = []
+    model_list, typed_as = [], {}
     for typed in parse_list(models, "model"):
         suite.check_model(typed)  # errors quote the model as typed
-        model_list.append(canonical_model(typed, suite.models))
+        model = canonical_model(typed, suite.models)
+        if model in typed_as:  # `./m,m/`: one model written twice would name each of its runs twice
+            raise BenchError(f"--models {models!r} names one directory twice: {typed_as[model]!r} and {typed!r} are both "
+                             f"{model}")
+        typed_as[model] = typed
+        model_list.append(model)
     model_list = model_list or list(suite.models)
-    twice = next((m for i, m in enumerate(model_list) if m in model_list[:i]), None)
-    if twice is not None:  # `./m,m/`: one model written twice would name each of its runs twice
-        raise BenchError(f"model {twice!r} appears twice in --models {models!r} (two spellings of one directory)")
     chains = axis_chains(suite, axis, splits)
     rank_list = parse_ints(ranks, "rank") or list(suite.default_ranks)
     for r in rank_list:

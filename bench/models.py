@@ -116,10 +116,11 @@ def check_model_name(name: str) -> None:
         raise BenchError(f"model '{name}' names no directory (expected {named}=DIR)")
     if name in MODELS:
         return
-    if "=" in name and not named:
+    written_as_path = path.startswith((".", "/", "~")) or _exists(path)
+    if "=" in name and not named and not written_as_path:  # `epoch=3-step=100/` is a directory, not NAME=DIR
         raise unknown("registry recipe of NAME=DIR", name.partition("=")[0], MODELS.names())
     local = Path(path).expanduser()
-    if named or path.startswith((".", "/", "~")) or local.exists() or (os.sep in path and local.parent.exists()):
+    if named or written_as_path or (os.sep in path and _exists(str(local.parent))):
         check_model_dir(path, f"model directory '{path}'" + (f" (named {named})" if named else ""))
         return
     if name.count("/") != 1:
@@ -130,7 +131,7 @@ def check_model_dir(path: str, what: str, valid: str = "a model directory writte
     """Raises BenchError, `what` saying what was given, unless `path` is a directory holding config.json: anything
     else fails later in from_pretrained with a hub or tokenizer error that names neither."""
     directory = Path(path).expanduser()
-    if not directory.exists():
+    if not _exists(path):
         problem = "does not exist"
     elif not directory.is_dir():
         problem = "is not a directory"
@@ -141,19 +142,25 @@ def check_model_dir(path: str, what: str, valid: str = "a model directory writte
     raise BenchError(f"{what} {problem} (expected {valid})")
 
 
-# a hub id as from_pretrained takes it (`org/name`): kept as written even where a directory of that name exists here
-# (from_pretrained then reads it, as it would have); only a value written as a path is made a path
+# a hub id as from_pretrained takes it (`org/name`): a value of this shape that is no path here stays a hub id
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def _exists(path: str) -> bool:
+    """Path.exists, False for a name the system refuses outright (too long, NUL) rather than OSError."""
+    try:
+        return Path(path).expanduser().exists()
+    except (OSError, ValueError):
+        return False
 
 
 def local_model_path(value: str) -> str | None:
     """The real path of `value` (absolute, symbolic links and `..` resolved, as the operating system opens it) when it
-    names a local path: written as one (starting with '.', '/' or '~', or with a '/' but not shaped like a hub id), or
-    existing here and not shaped like a hub id; else None (a hub id or a keyword). `./m`, `m/`, `/abs/x/../m` and,
-    in a symlinked working directory, `$PWD/m` are one model, so one run id; `~` is expanded (from_pretrained does
-    not expand it)."""
-    if value.startswith((".", "/", "~")) or (value and ("/" in value or Path(value).exists())
-                                             and not HUB_ID.fullmatch(value)):
+    names a local path: existing here (from_pretrained reads a local directory before the hub, whatever its name's
+    shape), written as one (starting with '.', '/' or '~'), or with a '/' but not shaped like a hub id; else None (a
+    hub id or a keyword). `./m`, `m/`, `models/m`, `/abs/x/../m` and, in a symlinked working directory, `$PWD/m` are
+    one model, so one run id; `~` is expanded (from_pretrained does not expand it)."""
+    if value and (_exists(value) or value.startswith((".", "/", "~")) or ("/" in value and not HUB_ID.fullmatch(value))):
         return os.path.realpath(os.path.expanduser(value))
     return None
 
@@ -165,10 +172,9 @@ def canonical_model(model: str, names: Sequence[str] = ()) -> str:
     if model in MODELS or model in names:
         return model
     named, path = split_named(model)
-    local = local_model_path(path)
-    if local is None:
-        return model
-    return f"{named}={local}" if named else local
+    if named:  # DIR is a directory by the form's definition
+        return f"{named}={os.path.realpath(os.path.expanduser(path))}"
+    return local_model_path(model) or model
 
 
 def canonical_model_option(key: str, value: str, keywords: tuple[str, ...] = ()) -> str:
@@ -176,8 +182,8 @@ def canonical_model_option(key: str, value: str, keywords: tuple[str, ...] = ())
     `local_model_path` gives it, a hub id or one of `keywords` as given. Raises BenchError for a local path that is
     not a directory holding config.json (the run would fail later with a hub or tokenizer error), and for an empty
     value where "" is no keyword."""
-    words = [k for k in keywords if k]  # "" is the default: the harness's own model
-    valid = "a model directory written by save_pretrained, a hub id" + "".join(f" or {k}" for k in words)
+    kinds = ["a model directory written by save_pretrained", "a hub id"] + [k for k in keywords if k]  # "": the default
+    valid = ", ".join(kinds[:-1]) + f" or {kinds[-1]}"
     if value in keywords:
         return value
     if not value.strip():

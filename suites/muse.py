@@ -29,7 +29,7 @@ from pathlib import Path
 
 from bench import fingerprint
 from bench.errors import BenchError, unknown
-from bench.fingerprint import digest, model_fingerprint
+from bench.fingerprint import base_changed, base_record, digest, model_fingerprint
 from bench.metrics import EPOCHS, UNIT, Metric
 from bench.models import hub_reachable, is_local, load_model, load_tokenizer, on_meta, resolve, same_tokenizer
 from bench.phases import phase
@@ -327,14 +327,19 @@ class Muse(Suite):
         out = self.finetune_path(model, split, ctx, seed, hp)
         data = self.finetune_data(split, ctx)
         if (out / "config.json").exists():
-            recorded = read_json(out / "recipe.json").get("data") if (out / "recipe.json").exists() else None
-            if recorded is not None and recorded != data:
+            recipe = read_json(out / "recipe.json") if (out / "recipe.json").exists() else {}
+            if recipe.get("data") is not None and recipe["data"] != data:
                 raise BenchError(f"the {split} model at {out} was fine-tuned on other data than the data directory holds "
                                  f"now; delete that directory to fine-tune it again on the current data")
+            changed = base_changed(recipe.get("base"))
+            if changed:
+                raise BenchError(f"the {split} model at {out} was fine-tuned from other weights than {changed} holds "
+                                 f"now; delete that directory to fine-tune it again from them")
             return out
         # MUSE's 2048 tokens, or fewer where the model reads fewer
         max_length = min(int(self.options["max_length"]), self.context_limit(model, ctx) or math.inf)
         texts = self.finetune_texts(split, ctx)  # a bad or missing file fails before the model loads
+        started_from = base_record(model)  # checked whenever it is reused, as the data are
         net, tokenizer = load_model(model, dtype=hp.dtype, trust_remote_code=ctx.trust_remote_code, device=ctx.device)
         examples = [{"input_ids": s, "labels": s} for s in chunks(texts, tokenizer, max_length)]
         ctx.log(f"fine-tuning {model} on {self.name}/{split}: {len(examples)} sequences, {hp.epochs} epochs")
@@ -344,7 +349,7 @@ class Muse(Suite):
             net.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
             write_json_atomic(tmp / "recipe.json", {"model": model, "split": split, "hparams": hp.record(), "seed": seed,
-                                                    "data": data, "max_length": max_length})
+                                                    "data": data, "max_length": max_length, "base": started_from})
 
         return publish_once(out, save)
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from bench import fingerprint
 from bench.errors import BenchError, unknown
-from bench.fingerprint import digest, file_fingerprint, model_fingerprint
+from bench.fingerprint import base_changed, base_record, digest, file_fingerprint, model_fingerprint
 from bench.metrics import EPOCHS, UNIT, Metric
 from bench.models import hub_reachable, load_model, load_tokenizer, recipe_of, same_tokenizer
 from bench.phases import phase
@@ -331,12 +331,16 @@ class Tofu(Suite):
         return {name: file_fingerprint(path) for name, path in paths.items() if path is not None}
 
     def check_fine_tuned(self, out: Path, split: str, ctx: Context) -> None:
-        """A reference fine-tuned on other data than the data directory holds now is never reused."""
-        recipe = out / "recipe.json"
-        recorded = read_json(recipe).get("data") if recipe.exists() else None
-        if recorded is not None and recorded != self.finetune_data(split, ctx):
+        """A reference fine-tuned on other data than the data directory holds now, or from a local base model whose
+        weights have changed since (another checkpoint saved at the same path), is never reused."""
+        recipe = read_json(out / "recipe.json") if (out / "recipe.json").exists() else {}
+        if recipe.get("data") is not None and recipe["data"] != self.finetune_data(split, ctx):
             raise BenchError(f"the {split} model at {out} was fine-tuned on other data than the data directory holds "
                              f"now; delete that directory to fine-tune it again on the current data")
+        changed = base_changed(recipe.get("base"))
+        if changed:
+            raise BenchError(f"the {split} model at {out} was fine-tuned from other weights than {changed} holds now; "
+                             f"delete that directory to fine-tune it again from them")
 
     def privacy_items(self, spec: RunSpec, ctx: Context) -> tuple[list[dict], list[dict]]:
         """Members and non-members of the membership attacks: the forget split's QA pairs and the matching
@@ -468,7 +472,9 @@ class Tofu(Suite):
             self.check_fine_tuned(out, split, ctx)
             return out
         data = self.finetune_data(split, ctx)  # what it is trained on, checked whenever it is reused
-        net, tokenizer = load_model(self.base_model(model, ctx), trust_remote_code=ctx.trust_remote_code, device=ctx.device)
+        base = self.base_model(model, ctx)
+        started_from = base_record(base)  # checked whenever it is reused, as the data are
+        net, tokenizer = load_model(base, trust_remote_code=ctx.trust_remote_code, device=ctx.device)
         fmt = self.qa_format(model, tokenizer)
         examples = [fmt.example(tokenizer, it["question"], it["answer"], int(self.options["max_length"]))
                     for it in self.finetune_items(split, ctx)]
@@ -479,7 +485,7 @@ class Tofu(Suite):
             net.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
             write_json_atomic(tmp / "recipe.json", {"model": model, "split": split, "hparams": hp.record(), "seed": seed,
-                                                    "data": data, "prompt": fmt.name})
+                                                    "data": data, "prompt": fmt.name, "base": started_from})
 
         return publish_once(out, save)
 

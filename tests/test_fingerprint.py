@@ -203,6 +203,27 @@ def test_a_reference_fine_tuned_on_other_data_is_never_reused(tokenizer, tmp_pat
         suite.inputs(spec, ctx)
 
 
+def test_a_reference_fine_tuned_from_a_base_replaced_in_place_is_never_reused(tokenizer, tmp_path, tofu_data):
+    """Another checkpoint saved at the base model's path (a new download, `save_pretrained` over it): the references
+    fine-tuned from the old weights are refused, by `finetune`, by a run and by the reuse of a finished run."""
+    from bench.errors import BenchError
+
+    suite = Tofu()
+    ctx = Context(store=ResultStore(tmp_path / "results"), log=lambda msg: None, data_dir=str(tofu_data))
+    base = save(tiny("llama", tokenizer, seed=0), tokenizer, tmp_path / "base")
+    suite.finetune_hparams = lambda model: Hyperparams(lr=1e-3, epochs=1, batch_size=8, effective_batch=8)
+    out = suite.finetune(base, "retain90", ctx)
+    assert json.loads((out / "recipe.json").read_text())["base"] == {"path": base, "fingerprint": fingerprint.model_fingerprint(base)}
+    assert suite.finetune(base, "retain90", ctx) == out  # same weights: reused
+    save(tiny("llama", tokenizer, seed=1), tokenizer, tmp_path / "base")
+    spec = RunSpec("tofu", base, "forget10", "ga", "full", 0, 0, Hyperparams(), suite.check_options({}))
+    message = rf"^the retain90 model at {out} was fine-tuned from other weights than {base} holds now; delete that directory"
+    for refusal in (lambda: suite.finetune(base, "retain90", ctx), lambda: suite.reference_model(spec, "reference", "retain90", ctx),
+                    lambda: suite.inputs(spec, ctx)):
+        with pytest.raises(BenchError, match=message):
+            refusal()
+
+
 def test_every_suites_run_fingerprint_covers_the_truncation_code_its_evaluation_reads():
     """bench.data (every evaluator reads it) cuts prompts with bench.truncation, and TOFU's cached reference
     evaluations are keyed by it: a change there must recompute finished runs too, not the references alone."""

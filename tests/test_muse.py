@@ -380,6 +380,7 @@ def test_bench_finetune_makes_the_reference_models_from_the_train_config(tmp_pat
             return sum(model(torch.tensor([s]), labels=torch.tensor([s])).loss.item() for s in seqs) / len(seqs)
 
     assert nll(out) < nll(base) - 1.0  # it learned the text it was fine-tuned on
+    assert recipe["base"]["path"] == str(base)  # a base replaced at that path: refused (tests/test_fingerprint.py)
     # other training text in the data directory now: the stored model is refused, not silently reused
     pd.DataFrame([{"text": "changed"}]).to_parquet(tmp_path / "data" / "MUSE-News" / "train" / "retain2-00000-of-00001.parquet")
     with pytest.raises(BenchError, match="was fine-tuned on other data than the data directory holds now"):

@@ -470,24 +470,32 @@ def test_spellings_of_one_model_directory_are_one_run_and_a_directory_without_a_
     assert spec("link/../m2").option(option) == str(root / "elsewhere" / "m2")  # the operating system's `..`
     for bad, what in (("./empty", f"{root / 'empty'} holds no config.json"), ("file", f"{root / 'file'} is not a directory"),
                       ("link/../m", f"{root / 'elsewhere' / 'm'} does not exist")) + \
-            ((("", "(expected a model directory written by save_pretrained, a hub id or none"),) if "tdec" in suite else ()):
+            ((("", "(expected a model directory written by save_pretrained, a hub id"),) if "tdec" in suite else ()):
         assert main(["show-config", "--suite", suite, "--methods", "ga", "--seeds", "0", "--option",
                      f"{option}={bad}"]) == 2
         [line] = capsys.readouterr().err.strip().splitlines()
         assert line.startswith(f"error: bad option {option}={bad!r}") and what in line, line
 
 
-def test_a_default_or_a_hub_id_is_never_rewritten_by_what_the_working_directory_holds(tmp_path, monkeypatch, capsys):
+def test_a_default_is_never_rewritten_and_a_hub_id_shaped_directory_here_is_the_directory(tmp_path, monkeypatch, capsys):
     """`openai-community/gpt2` (tdec's default Reference-attack model) downloaded with `--local-dir` into the working
-    directory: the default runs keep their ids, and a hub id given stays one (from_pretrained reads the local copy,
-    as it did); a directory named like a mini suite's model does not shadow it."""
-    monkeypatch.chdir(tmp_path)
+    directory: the default runs keep their ids; given, it is the directory from_pretrained reads, so its real path
+    (`models/r` in two working directories is two models, never one run id). A hub id that is no path here stays
+    one; a directory named like a mini suite's model does not shadow it."""
+    root = Path(os.path.realpath(tmp_path))
+    monkeypatch.chdir(root)
     before = expand("tdec", "ga", seeds="0")[0].run_id
-    (tmp_path / "openai-community" / "gpt2").mkdir(parents=True)
+    model_dir(root / "openai-community" / "gpt2")
     assert expand("tdec", "ga", seeds="0")[0].run_id == before
     given = expand("tdec", "ga", seeds="0", options={"mia_reference": "openai-community/gpt2"})[0]
-    assert given.run_id == before  # the default given: as not given
-    (tmp_path / "tiny-llama").mkdir()
+    assert given.option("mia_reference") == str(root / "openai-community" / "gpt2")
+    assert expand("tdec", "ga", seeds="0", options={"mia_reference": "EleutherAI/gpt-neo-125M"})[0].option(
+        "mia_reference") == "EleutherAI/gpt-neo-125M"
+    assert len({s.model for m in ("openai-community/gpt2", "openai-community/gpt2/", "./openai-community/gpt2")
+                for s in expand("tofu", "ga", models=m, seeds="0")}) == 1
+    assert expand("tofu", "ga", models="phi-1.5=openai-community/gpt2", seeds="0")[0].model == \
+        f"phi-1.5={root / 'openai-community' / 'gpt2'}"
+    (root / "tiny-llama").mkdir()
     assert expand("tofu-mini", "ga", models="tiny-llama", seeds="0")[0].model == "tiny-llama"
     assert main(["show-config", "--suite", "tdec-mini", "--methods", "ga", "--seeds", "0", "--option", "mia_reference=none"]) == 0
     (tmp_path / "none").mkdir()  # a keyword stays a keyword; `./none` would be the directory
@@ -507,8 +515,13 @@ def test_spellings_of_one_model_directory_given_to_models_are_one_model(tmp_path
     assert expand("tofu", "ga", models="m", seeds="0")[0].model == str(root / "m")
     assert expand("tofu", "ga", models="phi-1.5=./m", seeds="0")[0].model == f"phi-1.5={root / 'm'}"
     assert expand("tofu", "ga", models="phi-1.5", seeds="0")[0].model == "phi-1.5"
-    with pytest.raises(BenchError, match=r"model '.*/m' appears twice in --models './m,m/' \(two spellings"):
+    with pytest.raises(BenchError, match=rf"^--models './m,m/' names one directory twice: './m' and 'm/' are both "
+                                         rf"{root / 'm'}$"):
         expand("tofu", "ga", models="./m,m/", seeds="0")
+    model_dir(root / "ckpt" / "epoch=3-step=100")  # a checkpoint directory's '=' is no NAME=DIR
+    assert expand("tofu", "ga", models="ckpt/epoch=3-step=100", seeds="0")[0].model == str(root / "ckpt" / "epoch=3-step=100")
+    assert main(["show-config", "--suite", "tofu", "--option", "target=" + "a" * 300, "--methods", "ga"]) == 0  # a hub id
+    capsys.readouterr()
     for bad, problem in (("empty", "holds no config.json"), ("file", "is not a directory"), ("./gone", "does not exist"),
                          ("phi-1.5=file", "is not a directory")):
         assert main(["show-config", "--suite", "tofu", "--models", bad, "--methods", "ga", "--seeds", "0"]) == 2
@@ -553,4 +566,5 @@ def test_bad_model_directories_timeouts_and_results_paths_stop_finetune_and_run_
 
     assert distributed.timeout_seconds() == distributed.DEFAULT_TIMEOUT_S
     assert main(["status", "--suite", "tdec-mini", "--results", ""]) == 2
-    assert capsys.readouterr().err.strip() == "error: bad --results '' (expected a directory)"
+    assert capsys.readouterr().err.strip() == ("error: bad --results '' (expected a directory; empty would write into "
+                                               "the working directory)")
