@@ -63,7 +63,6 @@ def model_fingerprint(name_or_path: str) -> str:
 _FILE_HASHES: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> SHA-256, per process
 
 
-
 def base_record(base: str) -> dict | None:
     """{path, fingerprint} of a fine-tune's base model when it is a local directory (`NAME=DIR`'s DIR too), for the
     fine-tuned model's recipe.json; None for a hub id, whose revision is pinned."""
@@ -77,6 +76,7 @@ def base_changed(record: dict | None) -> str | None:
     if record and is_local(record["path"]) and model_fingerprint(record["path"]) != record["fingerprint"]:
         return record["path"]
     return None
+
 
 def file_fingerprint(path: str | os.PathLike) -> str:
     """SHA-256 of one data file ("missing" if there is none), hashed once per process while its size
