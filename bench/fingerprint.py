@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from bench.errors import BenchError
 from bench.models import is_local, resolve, split_named
 from bench.store import read_json, write_json_atomic
 
@@ -70,12 +71,18 @@ def base_record(base: str) -> dict | None:
     return {"path": path, "fingerprint": model_fingerprint(path)} if is_local(path) else None
 
 
-def base_changed(record: dict | None) -> str | None:
-    """The base directory of `record` (base_record) when its weights are not the ones recorded any more (another
-    checkpoint saved at the same path), else None (unchanged, gone, or no local base)."""
-    if record and is_local(record["path"]) and model_fingerprint(record["path"]) != record["fingerprint"]:
-        return record["path"]
-    return None
+def check_fine_tune(out: Path, split: str, data: dict[str, str]) -> None:
+    """Raises BenchError when the model a suite fine-tuned at `out` was trained, as its recipe.json records, on other
+    data than `data` (the fingerprints of the files it would read now) or from a local base model whose weights have
+    changed since (another checkpoint saved at the same path): such a model is never reused."""
+    recipe = read_json(out / "recipe.json") if (out / "recipe.json").exists() else {}
+    if recipe.get("data") is not None and recipe["data"] != data:
+        raise BenchError(f"the {split} model at {out} was fine-tuned on other data than the data directory holds now; "
+                         f"delete that directory to fine-tune it again on the current data")
+    base = recipe.get("base")  # base_record's; a hub id's revision is pinned
+    if base and is_local(base["path"]) and model_fingerprint(base["path"]) != base["fingerprint"]:
+        raise BenchError(f"the {split} model at {out} was fine-tuned from other weights than {base['path']} holds now; "
+                         f"delete that directory to fine-tune it again from them")
 
 
 def file_fingerprint(path: str | os.PathLike) -> str:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from bench import fingerprint
 from bench.errors import BenchError, unknown
-from bench.fingerprint import base_changed, base_record, digest, model_fingerprint
+from bench.fingerprint import base_record, check_fine_tune, digest, model_fingerprint
 from bench.metrics import EPOCHS, UNIT, Metric
 from bench.models import hub_reachable, is_local, load_model, load_tokenizer, on_meta, resolve, same_tokenizer
 from bench.phases import phase
@@ -327,14 +327,7 @@ class Muse(Suite):
         out = self.finetune_path(model, split, ctx, seed, hp)
         data = self.finetune_data(split, ctx)
         if (out / "config.json").exists():
-            recipe = read_json(out / "recipe.json") if (out / "recipe.json").exists() else {}
-            if recipe.get("data") is not None and recipe["data"] != data:
-                raise BenchError(f"the {split} model at {out} was fine-tuned on other data than the data directory holds "
-                                 f"now; delete that directory to fine-tune it again on the current data")
-            changed = base_changed(recipe.get("base"))
-            if changed:
-                raise BenchError(f"the {split} model at {out} was fine-tuned from other weights than {changed} holds "
-                                 f"now; delete that directory to fine-tune it again from them")
+            check_fine_tune(out, split, data)
             return out
         # MUSE's 2048 tokens, or fewer where the model reads fewer
         max_length = min(int(self.options["max_length"]), self.context_limit(model, ctx) or math.inf)

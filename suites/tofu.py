@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from bench import fingerprint
 from bench.errors import BenchError, unknown
-from bench.fingerprint import base_changed, base_record, digest, file_fingerprint, model_fingerprint
+from bench.fingerprint import base_record, check_fine_tune, digest, file_fingerprint, model_fingerprint
 from bench.metrics import EPOCHS, UNIT, Metric
 from bench.models import hub_reachable, load_model, load_tokenizer, recipe_of, same_tokenizer
 from bench.phases import phase
@@ -333,14 +333,7 @@ class Tofu(Suite):
     def check_fine_tuned(self, out: Path, split: str, ctx: Context) -> None:
         """A reference fine-tuned on other data than the data directory holds now, or from a local base model whose
         weights have changed since (another checkpoint saved at the same path), is never reused."""
-        recipe = read_json(out / "recipe.json") if (out / "recipe.json").exists() else {}
-        if recipe.get("data") is not None and recipe["data"] != self.finetune_data(split, ctx):
-            raise BenchError(f"the {split} model at {out} was fine-tuned on other data than the data directory holds "
-                             f"now; delete that directory to fine-tune it again on the current data")
-        changed = base_changed(recipe.get("base"))
-        if changed:
-            raise BenchError(f"the {split} model at {out} was fine-tuned from other weights than {changed} holds now; "
-                             f"delete that directory to fine-tune it again from them")
+        check_fine_tune(out, split, self.finetune_data(split, ctx))
 
     def privacy_items(self, spec: RunSpec, ctx: Context) -> tuple[list[dict], list[dict]]:
         """Members and non-members of the membership attacks: the forget split's QA pairs and the matching

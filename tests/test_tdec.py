@@ -1,4 +1,5 @@
 import hashlib
+import os
 
 import pytest
 import torch
@@ -162,5 +163,5 @@ def test_a_reference_attack_model_shorter_than_seq_len_is_refused_too(tokenizer,
                  "--methods", "ga", "--data-dir", str(tmp_path), "--option", "lm_eval_tasks=", "--option",
                  f"mia_reference={short}", "--results", str(tmp_path / "results")]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"error: bad option seq_len=200: the Reference attack's model '{short}' reads at most 128 tokens "
+        f"error: bad option seq_len=200: the Reference attack's model '{os.path.realpath(short)}' reads at most 128 tokens "
         f"(expected seq_len <= 128)")
