@@ -43,6 +43,9 @@ def model_fingerprint(name_or_path: str) -> str:
     files = sorted(p for p in directory.iterdir() if p.is_file()
                    and (p.suffix in WEIGHT_SUFFIXES or p.name in CONFIG_FILES))
     stamp = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    memo = (str(directory.resolve()), json.dumps(stamp))
+    if memo in _MODEL_HASHES:  # a directory it cannot write its record into is hashed once per process, not per check
+        return _MODEL_HASHES[memo]
     record_path = directory / RECORD
     if record_path.exists():
         try:
@@ -55,13 +58,14 @@ def model_fingerprint(name_or_path: str) -> str:
     for p in files:
         h.update(p.name.encode())
         h.update(_sha256_file(p).encode())
-    value = h.hexdigest()
+    value = _MODEL_HASHES[memo] = h.hexdigest()
     if os.access(directory, os.W_OK):
         write_json_atomic(record_path, {"sha256": value, "files": stamp})
     return value
 
 
 _FILE_HASHES: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> SHA-256, per process
+_MODEL_HASHES: dict[tuple[str, str], str] = {}  # (directory, its files' names, sizes, mtimes) -> model_fingerprint
 
 
 def base_record(base: str) -> dict | None:
@@ -76,6 +80,10 @@ def check_fine_tune(out: Path, split: str, data: dict[str, str]) -> None:
     data than `data` (the fingerprints of the files it would read now) or from a local base model whose weights have
     changed since (another checkpoint saved at the same path): such a model is never reused."""
     recipe = read_json(out / "recipe.json") if (out / "recipe.json").exists() else {}
+    if recipe.get("data") and not data:  # local files then, the hub's data now: the model may well be right
+        raise BenchError(f"the {split} model at {out} was fine-tuned on local data files ({', '.join(recipe['data'])}) "
+                         f"and this command reads the hub's data; pass --data-dir with the directory it was "
+                         f"fine-tuned on")
     if recipe.get("data") is not None and recipe["data"] != data:
         raise BenchError(f"the {split} model at {out} was fine-tuned on other data than the data directory holds now; "
                          f"delete that directory to fine-tune it again on the current data")

@@ -224,6 +224,37 @@ def test_a_reference_fine_tuned_from_a_base_replaced_in_place_is_never_reused(to
             refusal()
 
 
+def test_a_reference_fine_tuned_on_local_files_asked_for_with_hub_data_names_the_data_dir(tokenizer, tmp_path, tofu_data):
+    """Fine-tuned with --data-dir, then a command without it: the advice is to pass it, not to delete a valid model."""
+    from bench.errors import BenchError
+
+    suite = Tofu()
+    base = save(tiny("llama", tokenizer, seed=0), tokenizer, tmp_path / "base")
+    suite.finetune_hparams = lambda model: Hyperparams(lr=1e-3, epochs=1, batch_size=8, effective_batch=8)
+    local = Context(store=ResultStore(tmp_path / "results"), log=lambda msg: None, data_dir=str(tofu_data))
+    out = suite.finetune(base, "retain90", local)
+    hub = Context(store=ResultStore(tmp_path / "results"), log=lambda msg: None)
+    with pytest.raises(BenchError, match=r"fine-tuned on local data files \(retain90.json\) and this command reads "
+                                         r"the hub's data; pass --data-dir"):
+        suite.check_fine_tuned(out, "retain90", hub)
+
+
+def test_a_model_directory_it_cannot_write_its_record_into_is_hashed_once_per_process(tokenizer, tmp_path, monkeypatch):
+    """Read-only shared storage: the fingerprint cannot be recorded beside the weights; checking it again in the same
+    process (inputs, then the references, target and retain-only) reads no weight file again, until one changes."""
+    model = save(tiny("llama", tokenizer, seed=0), tokenizer, tmp_path / "ro")
+    monkeypatch.setattr(fingerprint.os, "access", lambda path, mode: False)
+    reads = []
+    real = fingerprint._sha256_file
+    monkeypatch.setattr(fingerprint, "_sha256_file", lambda p, *a: reads.append(p) or real(p, *a))
+    first = fingerprint.model_fingerprint(model)
+    count = len(reads)
+    assert count and fingerprint.model_fingerprint(model) == first and len(reads) == count
+    assert not (tmp_path / "ro" / fingerprint.RECORD).exists()
+    save(tiny("llama", tokenizer, seed=1), tokenizer, tmp_path / "ro")  # another checkpoint at the same path
+    assert fingerprint.model_fingerprint(model) != first
+
+
 def test_every_suites_run_fingerprint_covers_the_truncation_code_its_evaluation_reads():
     """bench.data (every evaluator reads it) cuts prompts with bench.truncation, and TOFU's cached reference
     evaluations are keyed by it: a change there must recompute finished runs too, not the references alone."""
