@@ -1,8 +1,8 @@
 """Cache keys that cannot go stale: fingerprints of what a cached artefact was computed from.
 
 A cached evaluation, threshold or Fisher tensor is keyed by the content of its inputs, never by a
-path: the model's weights (a SHA-256 of its weight and config files, computed once and stored beside
-them in `fingerprint.json`, recomputed when a file's size or modification time changes), all the
+path: the model's weights (a SHA-256 of its weight and config files, computed once and recorded in the
+user's cache, `record_path`, recomputed when a file's size or modification time changes), all the
 data it read, its options, and the source code of the modules that computed it (so an evaluator
 change invalidates old numbers without anyone remembering to bump a version).
 """
@@ -22,7 +22,17 @@ from bench.store import read_json, write_json_atomic
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 CONFIG_FILES = ("config.json", "generation_config.json", "adapter_config.json")
-RECORD = "fingerprint.json"
+
+
+def record_path(directory: Path) -> Path:
+    """Where `model_fingerprint` records a model directory's SHA-256: <cache>/fingerprints/<digest of its real
+    path>.json, <cache> = $UNLEARNING_BENCH_CACHE, else $XDG_CACHE_HOME/unlearning-bench, else
+    ~/.cache/unlearning-bench. Never inside the model directory: it may be the user's own, or a snapshot of the hub
+    cache, which must hold only what the hub wrote."""
+    root = os.environ.get("UNLEARNING_BENCH_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "unlearning-bench")
+    key = hashlib.sha256(os.path.realpath(directory).encode()).hexdigest()[:32]
+    return Path(root) / "fingerprints" / f"{key}.json"
 
 
 def _sha256_file(path: Path, chunk: int = 1 << 22) -> str:
@@ -43,24 +53,26 @@ def model_fingerprint(name_or_path: str) -> str:
     files = sorted(p for p in directory.iterdir() if p.is_file()
                    and (p.suffix in WEIGHT_SUFFIXES or p.name in CONFIG_FILES))
     stamp = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
-    memo = (str(directory.resolve()), json.dumps(stamp))
-    if memo in _MODEL_HASHES:  # a directory it cannot write its record into is hashed once per process, not per check
+    real = os.path.realpath(directory)
+    memo = (real, json.dumps(stamp))
+    if memo in _MODEL_HASHES:  # without a writable cache, a directory is still hashed once per process, not per check
         return _MODEL_HASHES[memo]
-    record_path = directory / RECORD
-    if record_path.exists():
-        try:
-            record = read_json(record_path)
-            if record.get("files") == stamp:
-                return record["sha256"]
-        except (OSError, ValueError, KeyError):
-            pass  # unreadable record: recompute it
+    record = record_path(directory)
+    try:
+        stored = read_json(record)
+        if stored.get("directory") == real and stored.get("files") == stamp:
+            return stored["sha256"]
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass  # no record, or an unreadable one: recompute it
     h = hashlib.sha256()
     for p in files:
         h.update(p.name.encode())
         h.update(_sha256_file(p).encode())
     value = _MODEL_HASHES[memo] = h.hexdigest()
-    if os.access(directory, os.W_OK):
-        write_json_atomic(record_path, {"sha256": value, "files": stamp})
+    try:
+        write_json_atomic(record, {"directory": real, "sha256": value, "files": stamp})
+    except OSError:
+        pass  # a read-only cache: the process memo above still spares a second hash
     return value
 
 

@@ -111,9 +111,14 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 def check_model_name(name: str) -> None:
     """A model is a registry name, a model directory (written as a path, existing here, or `NAME=DIR`), or a hub id
     `org/name`. Raises BenchError quoting the name as typed."""
+    if not name.strip():  # Path("") is the working directory: never a model anyone meant
+        raise BenchError(f"bad model {name!r} (expected a registry name, a model directory or a hub id)")
     named, path = split_named(name)
     if named and not path:
         raise BenchError(f"model '{name}' names no directory (expected {named}=DIR)")
+    if named and _exists(name):  # both readings are real: say which one to write
+        raise BenchError(f"model '{name}' is both NAME=DIR ({named}'s recipe for '{path}') and a directory here; "
+                         f"write {named}=./{path} for the first or ./{name} for the second")
     if name in MODELS:
         return
     written_as_path = path.startswith((".", "/", "~")) or _exists(path)
@@ -148,6 +153,8 @@ HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 def _exists(path: str) -> bool:
     """Path.exists, False for a name the system refuses outright (too long, NUL) rather than OSError."""
+    if not path:  # Path("") is ".": an empty name names nothing
+        return False
     try:
         return Path(path).expanduser().exists()
     except (OSError, ValueError):

@@ -10,6 +10,7 @@ with `--option target=...` / `--option reference=...` (a directory, a hub id, or
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -21,7 +22,7 @@ from bench import fingerprint
 from bench.errors import BenchError, unknown
 from bench.fingerprint import base_record, check_fine_tune, digest, file_fingerprint, model_fingerprint
 from bench.metrics import EPOCHS, UNIT, Metric
-from bench.models import hub_reachable, load_model, load_tokenizer, recipe_of, same_tokenizer
+from bench.models import hub_reachable, load_model, load_tokenizer, local_model_path, recipe_of, same_tokenizer
 from bench.phases import phase
 from bench.spec import Hyperparams, RunSpec
 from bench.store import json_artefact, publish_once, read_json, write_json_atomic
@@ -101,6 +102,21 @@ def _recipe_prompt(model: str) -> str | None:
     """The prompt format `model`'s registry recipe fixes (phi: qa, llama2-chat), None where the tokenizer decides."""
     info = recipe_of(model)[0]
     return {"phi": "qa", "llama2-chat": "llama2-chat"}.get(info.family if info else None)
+
+
+@functools.lru_cache(maxsize=None)
+def _tokenizer_prompt(source: str) -> str | None:
+    """The format `qa_format` picks from the tokenizer of a local model directory `source` (chat-template where it has
+    a chat template, else qa); None for anything else (a hub id, a keyword, a directory without a loadable
+    tokenizer): the run reads it when it starts, and a format given for it stays as given."""
+    path = local_model_path(source)
+    if not path or not (Path(path) / "config.json").is_file():
+        return None
+    try:
+        tokenizer = load_tokenizer(path)
+    except (BenchError, OSError, ValueError):
+        return None
+    return "chat-template" if getattr(tokenizer, "chat_template", None) else "qa"
 
 
 class Tofu(Suite):
@@ -231,9 +247,12 @@ class Tofu(Suite):
         return choice
 
     def auto_prompt(self, model: str, options: dict | None = None) -> str | None:
-        """The format `prompt=auto` picks for `model` (with the run's `options`) when its recipe decides it (phi: qa,
-        llama2-chat), else None: it then depends on the tokenizer's chat template (qa_format)."""
-        return _recipe_prompt(model)
+        """The format `prompt=auto` picks for `model` (with the run's `options`), as qa_format does: its recipe's (phi:
+        qa, llama2-chat), else that of the tokenizer the run reads -- the target's the user names (`--option
+        target=DIR`), else `model`'s, from which the target is fine-tuned -- when it is a local directory; None where
+        this cannot be known before the run (a hub id)."""
+        target = str((options or {}).get("target") or "")
+        return _recipe_prompt(model) or _tokenizer_prompt(model if target in self.model_options["target"] else target)
 
     def options_for_model(self, model: str, options: tuple) -> tuple:
         """See Suite.options_for_model: `prompt=qa` for a model whose auto format is qa is `prompt=auto`."""

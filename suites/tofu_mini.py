@@ -60,8 +60,8 @@ class TofuMini(Tofu):
 
     def auto_prompt(self, model: str, options: dict | None = None) -> str | None:
         """See Tofu.auto_prompt: qa, as the tokenizer trained here (bench.tiny.train_tokenizer) has no chat template;
-        None for a target the user names (`--option target=DIR`): its tokenizer decides."""
-        return None if (options or {}).get("target") else "qa"
+        for a target the user names (`--option target=DIR`), its tokenizer's."""
+        return super().auto_prompt(model, options) if (options or {}).get("target") else "qa"
 
     def hparams(self, model: str) -> Hyperparams:
         """See Suite.hparams: lr 1e-2 chosen by a 3-seed sweep (docs/suites.md), 5 epochs, batch 32, one warm-up

@@ -12,6 +12,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 if "HF_DATASETS_CACHE" not in os.environ:
     os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="bench-tests-datasets-")
     atexit.register(shutil.rmtree, os.environ["HF_DATASETS_CACHE"], True)
+# the model fingerprints' records (bench.fingerprint.record_path) too: a test's model directories are its own
+os.environ["UNLEARNING_BENCH_CACHE"] = tempfile.mkdtemp(prefix="bench-tests-cache-")
+atexit.register(shutil.rmtree, os.environ["UNLEARNING_BENCH_CACHE"], True)
 
 import fcntl
 import random

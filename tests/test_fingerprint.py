@@ -2,6 +2,7 @@
 changed evaluator each miss the cache; the same inputs hit it."""
 
 import json
+import os
 
 import pytest
 
@@ -23,8 +24,10 @@ def save(model, tokenizer, path):
 
 def test_model_fingerprint_follows_the_weights_not_the_path(tokenizer, tmp_path):
     path = save(tiny("llama", tokenizer, seed=0), tokenizer, tmp_path / "m")
+    saved = sorted(os.listdir(path))
     first = fingerprint.model_fingerprint(path)
-    assert json.loads((tmp_path / "m" / "fingerprint.json").read_text())["sha256"] == first  # stored beside them
+    assert json.loads(fingerprint.record_path(tmp_path / "m").read_text())["sha256"] == first  # in the user's cache
+    assert sorted(os.listdir(path)) == saved  # nothing written into the model directory
     assert fingerprint.model_fingerprint(path) == first
     save(tiny("llama", tokenizer, seed=1), tokenizer, tmp_path / "m")  # retrained in place
     assert fingerprint.model_fingerprint(path) != first
@@ -239,18 +242,19 @@ def test_a_reference_fine_tuned_on_local_files_asked_for_with_hub_data_names_the
         suite.check_fine_tuned(out, "retain90", hub)
 
 
-def test_a_model_directory_it_cannot_write_its_record_into_is_hashed_once_per_process(tokenizer, tmp_path, monkeypatch):
-    """Read-only shared storage: the fingerprint cannot be recorded beside the weights; checking it again in the same
-    process (inputs, then the references, target and retain-only) reads no weight file again, until one changes."""
+def test_without_a_writable_cache_a_model_directory_is_hashed_once_per_process(tokenizer, tmp_path, monkeypatch):
+    """A read-only cache: the fingerprint cannot be recorded; checking it again in the same process (inputs, then
+    the references, target and retain-only) reads no weight file again, until one changes."""
     model = save(tiny("llama", tokenizer, seed=0), tokenizer, tmp_path / "ro")
-    monkeypatch.setattr(fingerprint.os, "access", lambda path, mode: False)
+    (tmp_path / "cache").write_text("a file where the cache directory would be")
+    monkeypatch.setenv("UNLEARNING_BENCH_CACHE", str(tmp_path / "cache"))
     reads = []
     real = fingerprint._sha256_file
     monkeypatch.setattr(fingerprint, "_sha256_file", lambda p, *a: reads.append(p) or real(p, *a))
     first = fingerprint.model_fingerprint(model)
     count = len(reads)
     assert count and fingerprint.model_fingerprint(model) == first and len(reads) == count
-    assert not (tmp_path / "ro" / fingerprint.RECORD).exists()
+    assert not any(p.name.startswith("fingerprint") for p in (tmp_path / "ro").iterdir())
     save(tiny("llama", tokenizer, seed=1), tokenizer, tmp_path / "ro")  # another checkpoint at the same path
     assert fingerprint.model_fingerprint(model) != first
 

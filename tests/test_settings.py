@@ -544,6 +544,43 @@ def test_a_prompt_format_that_is_the_models_auto_format_is_one_run_with_auto(tmp
     assert named.option("prompt") == "qa" and named.run_id != run("tofu-mini", target=str(tmp_path / "m")).run_id
 
 
+def test_a_prompt_format_that_a_local_models_tokenizer_makes_auto_is_one_run_with_auto(tokenizer, tmp_path):
+    """A local model without a registry recipe: `auto` is what its tokenizer makes it (qa_format: chat-template with a
+    chat template, else qa), read before the run, so giving that format is the same run id; another format is not.
+    For tofu the tokenizer is the model's (the target is fine-tuned from it) or that of the target the user names."""
+    plain = tmp_path / "plain"
+    tiny("llama", tokenizer).save_pretrained(plain)
+    tokenizer.save_pretrained(plain)
+    chat = tmp_path / "chat"
+    tiny("llama", tokenizer).save_pretrained(chat)
+    with_template = copy.deepcopy(tokenizer)
+    with_template.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    with_template.save_pretrained(chat)
+    run = lambda suite, model=None, **opts: expand(suite, "ga", models=model, seeds="0", options=opts)[0]
+    for model, auto, other in ((plain, "qa", "llama2-chat"), (chat, "chat-template", "qa")):
+        assert run("tofu", str(model), prompt=auto).run_id == run("tofu", str(model)).run_id
+        assert run("tofu", str(model), prompt=other).run_id != run("tofu", str(model)).run_id
+        assert run("tofu-mini", prompt=auto, target=str(model)).run_id == run("tofu-mini", target=str(model)).run_id
+        assert run("tofu-mini", prompt=other, target=str(model)).option("prompt") == other
+    # the target's tokenizer decides, not the model's: a chat target of a plain base
+    assert run("tofu", str(plain), prompt="chat-template", target=str(chat)).run_id == \
+        run("tofu", str(plain), target=str(chat)).run_id
+
+
+def test_an_empty_model_and_a_name_that_reads_two_ways_are_refused(tmp_path, monkeypatch, capsys):
+    """`--model ""` is not the working directory; `phi-1.5=x` where a directory of that name is here could be either
+    NAME=DIR or that directory: the error says how to write each."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "phi-1.5=x").mkdir()
+    assert main(["finetune", "--suite", "tofu", "--model", "", "--split", "full", "--results", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.strip() == "error: bad model '' (expected a registry name, a model directory or a hub id)"
+    assert main(["show-config", "--suite", "tofu", "--models", "phi-1.5=x", "--methods", "ga"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: model 'phi-1.5=x' is both NAME=DIR (phi-1.5's recipe for 'x') and a directory here; "
+        "write phi-1.5=./x for the first or ./phi-1.5=x for the second")
+    assert not (tmp_path / "r").exists()
+
+
 def test_bad_model_directories_timeouts_and_results_paths_stop_finetune_and_run_before_anything_is_written(
         tmp_path, monkeypatch, capsys):
     """`bench finetune --model DIR` without config.json (what `run`'s missing-reference hint prints for such a DIR), a
