@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -120,12 +121,16 @@ def file_fingerprint(path: str | os.PathLike) -> str:
 
 
 def code_fingerprint(*modules: str) -> str:
-    """SHA-256 of the source files of `modules` (dotted names)."""
+    """SHA-256 of the source files of `modules` (dotted names), found without running them: `bench status` compares
+    finished runs' evaluator code with this checkout's without importing torch. ModuleNotFoundError for a name that
+    is no module."""
     h = hashlib.sha256()
     for name in modules:
-        path = importlib.import_module(name).__file__
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.origin:
+            raise ModuleNotFoundError(f"no module named {name!r}", name=name)
         h.update(name.encode())
-        h.update(Path(path).read_bytes())
+        h.update(Path(spec.origin).read_bytes())
     return h.hexdigest()
 
 

@@ -55,6 +55,12 @@ def write_report(suite: str, store: ResultStore, epoch: str = "last", compare: s
         raise BenchError(f"no runs of suite {suite} in {store.root}: nothing to report" + (hint or (
                          f" (run `python -m bench run --suite {suite}` first, or pass --results DIR)")))
     check_epoch_available(epoch, suite, store)
+    if "other_code" in runs and runs["other_code"].eq(True).any():  # numbers of another checkout: said, not hidden
+        n = runs.loc[runs["other_code"].eq(True), "run_id"].nunique()
+        print(f"{n} finished run{'s were' if n > 1 else ' was'} evaluated by other code than this checkout's: the "
+              f"tables show {'their' if n > 1 else 'its'} numbers as computed then; `python -m bench status --suite "
+              f"{suite} --results {store.root}` names {'them' if n > 1 else 'it'}, and the next `run` of the grid recomputes "
+              f"{'them' if n > 1 else 'it'}", file=sys.stderr)
     corrupt = runs[runs["status"] == "corrupt"].drop_duplicates("run_id")  # (a run may be listed in several rows)
     for reason in corrupt["reason"] if "reason" in corrupt else ():  # named, as `status` names them
         print(f"corrupt run record {reason} (listed as corrupt; the next `run` of its spec recomputes it)",

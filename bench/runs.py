@@ -201,6 +201,24 @@ def absent_reason(away: Absent) -> str:
             f"or the next `run` starts it anew)")
 
 
+OTHER_CODE = "evaluated by other code than this checkout's (its inputs' code/evaluator); the next `run` of its spec " \
+             "recomputes it"
+
+
+def evaluated_by_other_code(record: dict) -> bool:
+    """Whether a finished run's record names another evaluator code fingerprint than this checkout's for its spec
+    (Suite.evaluator_code): its numbers are the old code's, and `bench run` would recompute it (bench.runner
+    changed_inputs). False for a record without one (from before fingerprints) or of an unreadable spec."""
+    recorded = (record.get("inputs") or {}).get("code/evaluator")
+    if record.get("status") != "finished" or not recorded:
+        return False
+    try:
+        spec = RunSpec.from_dict(record["spec"])
+        return SUITES[spec.suite].evaluator_code(spec) != recorded
+    except (KeyError, TypeError, ValueError, AttributeError, BenchError, ModuleNotFoundError):
+        return False
+
+
 def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFrame:
     """One row per run directory of `suite` in `store`: status (finished, failed, running, interrupted, pending,
     corrupt with its reason; an unreadable one placed by `_with_owners`; `absent`, a run renamed away whose copy
@@ -227,6 +245,7 @@ def load_runs(suite: str, store: ResultStore, epoch: str = "last") -> pd.DataFra
             continue
         try:
             row = _run_row(record, kind, epoch, direction)
+            row["other_code"] = evaluated_by_other_code(record)
             # a record says `running` also after its process was killed: as `bench status` does, no live process
             # holding its lock says it is interrupted
             if row["status"] == "running" and row["run_id"] not in submitted and not store.is_claimed(run_dir):

@@ -10,7 +10,7 @@ from tabulate import tabulate
 
 from bench.dispatch import INTERRUPTED, NEVER_STARTED, slurm_run_jobs, slurm_states, slurm_status
 from bench.errors import BenchError
-from bench.runs import absent_reason, choose_epoch
+from bench.runs import OTHER_CODE, absent_reason, choose_epoch, evaluated_by_other_code
 from bench.sequential import FILE as PLAN_FILE
 from bench.store import ResultStore, suite_dir_hint
 from suites import SUITES
@@ -29,7 +29,8 @@ def stored_runs(suite: str, store: ResultStore) -> list[dict]:
                          "reason": error})
             continue
         rows.append({"run_id": record["run_id"], "status": record["status"],
-                     "epoch": choose_epoch(record, "last", {})[0], "reason": record.get("reason")})
+                     "epoch": choose_epoch(record, "last", {})[0],
+                     "reason": OTHER_CODE if evaluated_by_other_code(record) else record.get("reason")})
     return rows
 
 

@@ -271,13 +271,18 @@ class Suite(ABC):
                           if p.is_file()})
         out = {f"data/{name}": file_fingerprint(path) for name, path in files.items()}
         out.update({f"model/{role}": model_fingerprint(path) for role, path in self.input_models(spec, ctx).items()})
+        out["code/evaluator"] = self.evaluator_code(spec)
+        return out
+
+    def evaluator_code(self, spec: RunSpec) -> str:
+        """`inputs`' code/evaluator: the fingerprint of the source of every module that evaluates a run of `spec`
+        (bench.fingerprint.code_fingerprint; nothing is imported, so `bench status` can compare it)."""
         modules = list(self.evaluator_modules)
         if spec.option("lm_eval_extra"):
             modules.append("bench.lm_eval_bridge")
         if parse(spec.option("robustness", LATE_OPTIONS["robustness"])):
             modules.append("bench.robustness")
-        out["code/evaluator"] = fingerprint.code_fingerprint(*dict.fromkeys(modules))
-        return out
+        return fingerprint.code_fingerprint(*dict.fromkeys(modules))
 
     # per-objective settings of this suite over the objective's own defaults, e.g. {"rmu": {"lr": 1e-3}}
     objective_overrides: dict[str, dict[str, Any]] = {}

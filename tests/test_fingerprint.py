@@ -8,7 +8,9 @@ import pytest
 
 from bench import fingerprint
 from bench.runner import fisher_key
+from bench.runs import OTHER_CODE, load_runs
 from bench.spec import Hyperparams, RunSpec
+from bench.status import status_table
 from bench.store import ResultStore
 from suites import Context, Prepared
 from suites.tofu import Tofu
@@ -158,9 +160,14 @@ def test_a_finished_run_is_reused_only_while_everything_it_read_is_unchanged(tok
     real = fingerprint.code_fingerprint
     monkeypatch.setattr(fingerprint, "code_fingerprint",
                         lambda *m: real(*m) + ("changed" if "suites.tofu_eval" in m else ""))  # evaluator code
+    # before anything recomputes it, status names the run and the report's rows mark it (the report says so)
+    assert OTHER_CODE in status_table("tofu", str(results))
+    assert load_runs("tofu", ResultStore(results))["other_code"].tolist() == [True]
     finished, log = run_and_count()
     assert finished == "1" and "code/evaluator" in log
     assert run_and_count()[0] == "0"
+    assert OTHER_CODE not in status_table("tofu", str(results))
+    assert load_runs("tofu", ResultStore(results))["other_code"].tolist() == [False]
 
     # an input that is gone: a one-line refusal, and the finished run stays as it was
     kept = (results / "tofu" / "runs").glob("*/run.json").__next__().read_bytes()
