@@ -22,7 +22,8 @@ from bench import fingerprint
 from bench.errors import BenchError, unknown
 from bench.fingerprint import base_record, check_fine_tune, digest, file_fingerprint, model_fingerprint
 from bench.metrics import EPOCHS, UNIT, Metric
-from bench.models import hub_reachable, load_model, load_tokenizer, local_model_path, recipe_of, same_tokenizer
+from bench.models import (hub_reachable, load_model, load_tokenizer, local_model_path, recipe_of, same_tokenizer,
+                          split_named)
 from bench.phases import phase
 from bench.spec import Hyperparams, RunSpec
 from bench.store import json_artefact, publish_once, read_json, write_json_atomic
@@ -252,7 +253,8 @@ class Tofu(Suite):
         target=DIR`), else `model`'s, from which the target is fine-tuned -- when it is a local directory; None where
         this cannot be known before the run (a hub id)."""
         target = str((options or {}).get("target") or "")
-        return _recipe_prompt(model) or _tokenizer_prompt(model if target in self.model_options["target"] else target)
+        source = split_named(model)[1] if target in self.model_options["target"] else target
+        return _recipe_prompt(model) or _tokenizer_prompt(source)
 
     def options_for_model(self, model: str, options: tuple) -> tuple:
         """See Suite.options_for_model: `prompt=qa` for a model whose auto format is qa is `prompt=auto`."""
