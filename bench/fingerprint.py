@@ -23,6 +23,25 @@ from bench.store import read_json, write_json_atomic
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 CONFIG_FILES = ("config.json", "generation_config.json", "adapter_config.json")
+# what a tokenizer reads besides `tokenizer*` files (transformers' names; sentencepiece's models): a changed
+# vocabulary, special token or chat template changes every prompt a run scores
+TOKENIZER_FILES = ("special_tokens_map.json", "added_tokens.json", "vocab.json", "vocab.txt", "merges.txt",
+                   "spiece.model", "sentencepiece.bpe.model", "chat_template.json")
+CHAT_TEMPLATES = "additional_chat_templates"  # transformers 5: one .jinja file per named template
+
+
+def model_files(directory: Path) -> list[Path]:
+    """The files of a model directory its fingerprint covers, sorted: weights (WEIGHT_SUFFIXES), configuration
+    (CONFIG_FILES) and everything the tokenizer reads (`tokenizer*`, TOKENIZER_FILES, chat templates)."""
+    def counted(p: Path) -> bool:
+        return (p.suffix in WEIGHT_SUFFIXES or p.name in CONFIG_FILES or p.name in TOKENIZER_FILES
+                or p.name.startswith("tokenizer") or p.suffix == ".jinja")
+
+    files = [p for p in directory.iterdir() if p.is_file() and counted(p)]
+    templates = directory / CHAT_TEMPLATES
+    if templates.is_dir():
+        files += [p for p in templates.iterdir() if p.is_file()]
+    return sorted(files)
 
 
 def record_path(directory: Path) -> Path:
@@ -45,15 +64,14 @@ def _sha256_file(path: Path, chunk: int = 1 << 22) -> str:
 
 
 def model_fingerprint(name_or_path: str) -> str:
-    """SHA-256 over a local model directory's weight and config files; for a hub id, the id and the
-    revision it resolves to (a hub snapshot is immutable once its commit is fixed)."""
+    """SHA-256 over a local model directory's weight, config and tokenizer files (`model_files`); for a hub id, the
+    id and the revision it resolves to (a hub snapshot is immutable once its commit is fixed)."""
     directory = Path(name_or_path)
     if not directory.is_dir():
         source, revision = resolve(name_or_path)
         return digest(["hub", source, revision or "main"])
-    files = sorted(p for p in directory.iterdir() if p.is_file()
-                   and (p.suffix in WEIGHT_SUFFIXES or p.name in CONFIG_FILES))
-    stamp = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    files = model_files(directory)
+    stamp = [[str(p.relative_to(directory)), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
     real = os.path.realpath(directory)
     memo = (real, json.dumps(stamp))
     if memo in _MODEL_HASHES:  # without a writable cache, a directory is still hashed once per process, not per check
@@ -67,7 +85,7 @@ def model_fingerprint(name_or_path: str) -> str:
         pass  # no record, or an unreadable one: recompute it
     h = hashlib.sha256()
     for p in files:
-        h.update(p.name.encode())
+        h.update(str(p.relative_to(directory)).encode())
         h.update(_sha256_file(p).encode())
     value = _MODEL_HASHES[memo] = h.hexdigest()
     try:

@@ -37,6 +37,23 @@ def test_model_fingerprint_follows_the_weights_not_the_path(tokenizer, tmp_path)
     assert fingerprint.model_fingerprint(copy) == first  # same weights, another path: same key
 
 
+def test_model_fingerprint_follows_the_tokenizer_and_its_chat_templates(tokenizer, tmp_path):
+    """Every prompt is tokenised by the directory's tokenizer: a changed vocabulary, special token or chat template is
+    another model to score with, as changed weights are; a file no model reads is not."""
+    path = save(tiny("llama", tokenizer, seed=0), tokenizer, tmp_path / "m")
+    seen = {fingerprint.model_fingerprint(path)}
+    (tmp_path / "m" / "README.md").write_text("notes")
+    assert fingerprint.model_fingerprint(path) in seen
+    for name, text in (("tokenizer_config.json", None), ("chat_template.jinja", "{{ messages }}"),
+                       ("additional_chat_templates/tool.jinja", "{{ tools }}"), ("tokenizer.json", None)):
+        target = tmp_path / "m" / name
+        target.parent.mkdir(exist_ok=True)
+        target.write_text(text if text is not None else target.read_text() + " ")
+        value = fingerprint.model_fingerprint(path)
+        assert value not in seen, name
+        seen.add(value)
+
+
 @pytest.fixture
 def tofu_data(tmp_path):
     data = tmp_path / "data"
