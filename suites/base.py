@@ -122,6 +122,12 @@ LIST_OPTIONS = ("lm_eval_tasks", "lm_eval_extra", "dialogue")
 # mini suites let RMU train what the adapter trains (-> 0.65 LoRA / 0.23 FILA; 3 seeds, docs/methods.md)
 MINI_OBJECTIVE_OVERRIDES: dict[str, dict[str, Any]] = {"rmu": {"rmu_params": "all"}}
 
+# the modules every suite's evaluation computes its numbers with (scoring, generation, attacks, extraction, the
+# model's body / head split, prompt building and cutting): part of each suite's `evaluator_modules`, so a change
+# in any of them recomputes finished runs (tests/test_fingerprint.py checks what evaluators import is covered)
+SCORING_MODULES = ("suites.tofu_eval", "suites.privacy", "suites.extraction", "methods.losses", "bench.data",
+                   "bench.truncation", "bench.models", "bench.tokenizer")
+
 
 class Suite(ABC):
     name: str

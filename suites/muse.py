@@ -35,7 +35,7 @@ from bench.models import hub_reachable, is_local, load_model, load_tokenizer, on
 from bench.phases import phase
 from bench.spec import Hyperparams, RunSpec
 from bench.store import artefact, json_artefact, publish_once, read_json, write_json_atomic
-from suites.base import Axis, Context, Evaluation, Prepared, Suite
+from suites.base import SCORING_MODULES, Axis, Context, Evaluation, Prepared, Suite
 from suites.muse_data import FOLDER, HUB, load_rows, local_files
 from suites.privacy import ATTACK_NAMES, auc, privleak, teacher_forced_scores, token_stats
 
@@ -347,8 +347,7 @@ class Muse(Suite):
         return publish_once(out, save)
 
     # -- what a run reads (fingerprinted into run.json) ----------------------------------------------------------
-    evaluator_modules = ("suites.muse", "suites.privacy", "suites.tofu_eval", "methods.losses", "bench.data",
-                         "bench.truncation")
+    evaluator_modules = ("suites.muse", "suites.muse_data", "suites.tofu_data") + SCORING_MODULES
 
     def sources(self, spec: RunSpec) -> list[tuple[str, str]]:
         """Every (config, split) of the corpus a run of `spec` reads."""

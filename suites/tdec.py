@@ -30,7 +30,7 @@ from bench.spec import Hyperparams, RunSpec
 from bench.store import json_artefact
 from bench.robustness import robustness_metrics
 from methods import OBJECTIVES
-from suites.base import LATE_OPTIONS, Context, Prepared, Robustness, Suite, Evaluation
+from suites.base import LATE_OPTIONS, SCORING_MODULES, Context, Prepared, Robustness, Suite, Evaluation
 from suites.dialogue import dialogue_f1
 from suites.privacy import attack_metrics, auc, metrics_of, model_scores, token_stats
 from suites.tdec_data import (DIALOGUE_SETS, FORGET_PATH, download, local_file, read_dialogues, read_documents,
@@ -227,8 +227,7 @@ class Tdec(Suite):
         return plots(self, runs, refs, out_dir)
 
     # -- what a run reads (fingerprinted into run.json) ---------------------------------------------
-    evaluator_modules = ("suites.tdec", "suites.extraction", "suites.privacy", "suites.dialogue",
-                         "bench.lm_eval_bridge", "methods.losses", "bench.data", "bench.truncation")
+    evaluator_modules = ("suites.tdec", "suites.tdec_data", "suites.dialogue", "bench.lm_eval_bridge") + SCORING_MODULES
 
     def input_files(self, spec: RunSpec, ctx: Context) -> dict[str, Path]:
         """See Suite.input_files. The forget CSV of the split (downloaded artefact, or located in --data-dir flat or in
@@ -390,7 +389,7 @@ class Tdec(Suite):
             raise BenchError(f"bad thresholds '{spec.option('thresholds')}' (expected jang or measured)")
 
         seqs = self.unseen_sequences(spec, tokenizer, ctx)
-        key = digest([model_fingerprint(model_path), seqs, fingerprint.code_fingerprint("suites.extraction")])
+        key = digest([model_fingerprint(model_path), seqs, fingerprint.code_fingerprint("suites.extraction", "bench.models")])
 
         def compute() -> dict:
             # torch loads when this runs, not when the CLI imports suites.tdec
@@ -438,7 +437,7 @@ class Tdec(Suite):
             raise BenchError(f"the Reference attack's model '{name}' has another tokenizer than the unlearned model "
                              f"'{spec.model}' (it must score the same token ids); pass --option mia_reference=DIR with "
                              f"a model sharing the tokenizer, or --option mia_reference=none")
-        key = digest([model_fingerprint(name), sequences, fingerprint.code_fingerprint("suites.privacy")])
+        key = digest([model_fingerprint(name), sequences, fingerprint.code_fingerprint("suites.privacy", "bench.models", "bench.truncation")])
 
         def compute() -> dict:
             model, tok = load_model(name, trust_remote_code=ctx.trust_remote_code, device=ctx.device, offline_hint=hint)

@@ -27,7 +27,8 @@ from bench.models import (hub_reachable, load_model, load_tokenizer, local_model
 from bench.phases import phase
 from bench.spec import Hyperparams, RunSpec
 from bench.store import json_artefact, publish_once, read_json, write_json_atomic
-from suites.base import LATE_OPTIONS, Context, Evaluation, MissingReference, Prepared, Robustness, Suite
+from suites.base import (LATE_OPTIONS, SCORING_MODULES, Context, Evaluation, MissingReference, Prepared, Robustness,
+                         Suite)
 from bench.robustness import parse, robustness_metrics
 from suites.privacy import ATTACKS, attack_metrics, memorisation_metrics, privleak, reference_auc
 from suites.tofu_data import check_rows, read_config_file
@@ -365,8 +366,7 @@ class Tofu(Suite):
         return (members[:cap], non_members[:cap]) if cap else (members, non_members)
 
     # -- what a run reads (fingerprinted into run.json) ---------------------------------------------
-    evaluator_modules = ("suites.tofu", "suites.tofu_eval", "suites.privacy", "methods.losses", "bench.data",
-                         "bench.truncation")
+    evaluator_modules = ("suites.tofu", "suites.tofu_data") + SCORING_MODULES
 
     def run_configs(self, spec: RunSpec) -> tuple[str, ...]:
         """Every config a run of `spec` reads: training sets, evaluation sets, membership non-members."""
@@ -509,8 +509,7 @@ class Tofu(Suite):
         options = {k: v for k, v in spec.options if k in ("max_items", "generation", "max_length", "prompt")}
         return digest([model_fingerprint(model_path), spec.model, options, [(s.name, list(s.items), s.base, s.normalised_probability)
                                                                            for s in sets], privacy,
-                       fingerprint.code_fingerprint("suites.tofu_eval", "suites.privacy", "methods.losses", "bench.data",
-                                        "bench.truncation")])
+                       fingerprint.code_fingerprint(*SCORING_MODULES)])
 
     def evaluation_of(self, model_path: str, spec: RunSpec, ctx: Context) -> Evaluation:
         """Evaluation of a fixed model on this spec's eval sets, computed once and stored as JSON."""

@@ -331,3 +331,48 @@ def test_a_harness_model_of_another_split_named_as_target_is_refused_as_such(tmp
     with pytest.raises(BenchError, match=r"^option target=.*/retain90 names a model this harness fine-tuned on retain90 "
                                          r"\(its recipe.json\), not on full \(expected the full model\)$"):
         suite.inputs(spec, ctx)
+
+
+# project modules an evaluator imports that compute none of a run's numbers, and why they need no fingerprint
+NOT_COMPUTING = {
+    "bench": "the package", "bench.errors": "error messages", "bench.phases": "timings", "bench.registry": "name lookups",
+    "bench.spec": "run specs: the run id covers them", "bench.store": "result storage", "bench.fingerprint": "cache keys",
+    "bench.metrics": "metric definitions for the tables", "suites.base": "the suite interface: options are in the spec",
+    "bench.finetune": "reference fine-tuning: a reference is fingerprinted by its weights",
+    "bench.robustness": "fingerprinted when the run has robustness stages (Suite.evaluator_code)",
+    "bench.tiny": "the mini suites' models: their artefacts' digests name it",
+    "suites.tofu_mini_data": "a generator: its data files are fingerprinted",
+    "suites.tdec_mini_data": "a generator: its data files are fingerprinted",
+    "suites.muse_mini_data": "a generator: its data files are fingerprinted",
+    "suites.tofu_report": "tables", "suites.tdec_report": "tables", "suites.muse_report": "tables",
+    "methods": "the objectives' registry: training code is not fingerprinted (README)",
+}
+
+
+def _project_imports(module: str) -> set[str]:
+    """The bench / suites / methods modules `module`'s source imports anywhere (function-level imports too)."""
+    import ast
+    import importlib.util
+
+    found = set()
+    for node in ast.walk(ast.parse(open(importlib.util.find_spec(module).origin).read())):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names
+                                     if importlib.util.find_spec(node.module).submodule_search_locations
+                                     and importlib.util.find_spec(f"{node.module}.{a.name}")]
+        found.update(n for n in names if n.split(".")[0] in ("bench", "suites", "methods"))
+    return found
+
+
+@pytest.mark.parametrize("suite", ["tofu", "tofu-mini", "tdec", "tdec-mini", "muse", "muse-mini"])
+def test_every_module_a_suites_evaluation_computes_with_is_in_its_fingerprint(suite):
+    """A finished run is recomputed when its evaluator's code changes only if the fingerprint covers every module
+    the evaluation runs: suites.privacy's exact memorisation lives in suites.extraction, scoring splits the model with
+    bench.models, TDEC generates with suites.tofu_eval. Whatever an evaluator module imports is fingerprinted too
+    or is named above as computing none of a run's numbers."""
+    from suites import SUITES
+
+    covered = set(SUITES[suite].evaluator_modules)
+    missing = {(m, dep) for m in covered for dep in _project_imports(m) if dep not in covered | NOT_COMPUTING.keys()}
+    assert not missing, sorted(missing)
