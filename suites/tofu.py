@@ -488,7 +488,7 @@ class Tofu(Suite):
         data = self.finetune_data(split, ctx)  # what it is trained on, checked whenever it is reused
         base = self.base_model(model, ctx)
         started_from = base_record(base)  # checked whenever it is reused, as the data are
-        net, tokenizer = load_model(base, trust_remote_code=ctx.trust_remote_code, device=ctx.device)
+        net, tokenizer = load_model(base, dtype=hp.dtype, trust_remote_code=ctx.trust_remote_code, device=ctx.device)
         fmt = self.qa_format(model, tokenizer)
         examples = [fmt.example(tokenizer, it["question"], it["answer"], int(self.options["max_length"]))
                     for it in self.finetune_items(split, ctx)]

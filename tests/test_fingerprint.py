@@ -230,6 +230,21 @@ def test_a_reference_fine_tuned_on_other_data_is_never_reused(tokenizer, tmp_pat
         suite.inputs(spec, ctx)
 
 
+def test_a_reference_fine_tuned_in_bf16_is_trained_and_saved_in_bf16(tokenizer, tmp_path, tofu_data):
+    """`bench finetune --set dtype=bf16` is read: the recipe says bf16 and so do the weights (it was recorded and
+    ignored: the model trained and saved in fp32)."""
+    from safetensors import safe_open
+
+    suite = Tofu()
+    suite.finetune_hparams = lambda model: Hyperparams(lr=1e-3, epochs=1, batch_size=8, effective_batch=8)
+    base = save(tiny("llama", tokenizer, seed=0), tokenizer, tmp_path / "base")
+    ctx = Context(store=ResultStore(tmp_path / "results"), log=lambda msg: None, data_dir=str(tofu_data))
+    out = suite.finetune(base, "retain90", ctx, overrides={"dtype": "bf16"})
+    assert json.loads((out / "recipe.json").read_text())["hparams"]["dtype"] == "bf16"
+    with safe_open(out / "model.safetensors", "pt") as f:
+        assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.bfloat16"}
+
+
 def test_a_reference_fine_tuned_from_a_base_replaced_in_place_is_never_reused(tokenizer, tmp_path, tofu_data):
     """Another checkpoint saved at the base model's path (a new download, `save_pretrained` over it): the references
     fine-tuned from the old weights are refused, by `finetune`, by a run and by the reuse of a finished run."""
