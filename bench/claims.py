@@ -117,6 +117,10 @@ def load(path: Path, suite: str | None = None) -> list[dict]:
         data = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
         raise BenchError(f"claims file {path} not found") from None
+    except UnicodeDecodeError as e:
+        raise BenchError(f"claims file {path} is not UTF-8 text ({e.reason} at byte {e.start}; expected a YAML file)") from None
+    except OSError as e:  # a directory, an unreadable file
+        raise BenchError(f"claims file {path} cannot be read ({e.strerror}; expected a YAML file)") from None
     except yaml.YAMLError as e:
         raise BenchError(f"claims file {path} is not valid YAML ({str(e).splitlines()[0]})") from None
     claims = (data or {}).get("claims") if isinstance(data, dict) else None

@@ -122,6 +122,11 @@ def test_bad_claims_files_are_one_line_errors(store, tmp_path, capsys):
         assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--claims", str(bad)]) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1
+    bad.write_bytes(b"\xff\xfe")  # not text, and a directory: one line each, not a traceback
+    for path, message in ((bad, f"claims file {bad} is not UTF-8 text"), (tmp_path, f"claims file {tmp_path} cannot be read")):
+        assert main(["report", "--suite", "tofu-mini", "--results", str(store.root), "--claims", str(path)]) == 2
+        [line] = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith(f"error: {message}"), line
 
 
 def test_pairwise_comparison_pairs_seeds(store):
