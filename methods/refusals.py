@@ -23,7 +23,12 @@ def load(path: str = "") -> list[str]:
     file = Path(path) if path else SHIPPED
     if not file.is_file():
         raise BenchError(f"bad option idk_answers={path!r} (expected a text file with one refusal per line)")
-    answers = [line.strip() for line in file.read_text().splitlines() if line.strip()]
+    try:
+        text = file.read_text()
+    except UnicodeDecodeError as e:
+        raise BenchError(f"bad option idk_answers={path!r} (not UTF-8 text: {e.reason} at byte {e.start}; expected a text "
+                         f"file with one refusal per line)") from None
+    answers = [line.strip() for line in text.splitlines() if line.strip()]
     if not answers:
         raise BenchError(f"bad option idk_answers={path!r} (the file has no non-empty line)")
     return answers

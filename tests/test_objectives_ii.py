@@ -218,6 +218,9 @@ def test_a_missing_refusal_file_is_a_one_line_error(tmp_path):
 
     with pytest.raises(BenchError, match="bad option idk_answers="):
         expand("tofu-mini", "idkdpo+lora", options={"idk_answers": str(tmp_path / "nope.txt")})
+    (tmp_path / "binary.txt").write_bytes(b"\xff\xfe")
+    with pytest.raises(BenchError, match=r"bad option idk_answers=.* \(not UTF-8 text"):
+        expand("tofu-mini", "idkdpo+lora", options={"idk_answers": str(tmp_path / "binary.txt")})
     with pytest.raises(BenchError, match="read by no run of this grid"):  # GA reads no refusal file
         expand("tofu-mini", "ga+lora", options={"idk_answers": str(tmp_path / "nope.txt")})
 
