@@ -103,13 +103,16 @@ def train(model: torch.nn.Module, objective: Objective, forget: Sequence[Example
     `on_epoch_end(stats, state)` runs after each epoch (evaluate, checkpoint) and returns True to stop.
     """
     # accelerate loads when this runs, not on import of bench.loop
-    from accelerate import Accelerator
+    from accelerate import Accelerator, DistributedDataParallelKwargs
 
     # every example counts at least one token, so no micro-batch loss is a mean over nothing (0, no gradient)
     require_counted(forget, "forget example")
     require_counted(retain, "retain example")
     require_counted(alternate or [], "alternate example")
-    accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+    # an objective may leave trainable parameters out of its loss (RMU reads a middle block's hidden state, so the
+    # blocks above it get no gradient): DDP must then not wait for their gradients, or it stops at the second step
+    accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available(),
+                                             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     world, rank = accelerator.num_processes, accelerator.process_index
     smallest = min(min(hp.effective_batch, len(forget) - s) for s in range(0, len(forget), hp.effective_batch))
     if world > 1 and smallest < world:  # a rank without examples would skip DDP's gradient sync: a hang

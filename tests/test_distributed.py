@@ -18,11 +18,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_end_with_identical_parameters(tmp_path):
+@pytest.mark.parametrize("objective", ["gd", "rmu"])  # RMU's loss leaves the blocks above its layer without gradient
+def test_two_processes_end_with_identical_parameters(objective, tmp_path):
     script = Path(__file__).parent / "helpers" / "ddp_unlearn.py"
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                 "--master_addr", "127.0.0.1", "--master_port", str(free_port())]
-    done = subprocess.run(torchrun + [str(script), str(tmp_path)], capture_output=True, text=True, timeout=300,
+    done = subprocess.run(torchrun + [str(script), str(tmp_path), objective], capture_output=True, text=True, timeout=300,
                           env=offline_env())
     assert done.returncode == 0, done.stderr[-2000:]
     first = torch.load(tmp_path / "params-0.pt")
@@ -32,7 +33,7 @@ def test_two_processes_end_with_identical_parameters(tmp_path):
 
     single = tmp_path / "single"
     single.mkdir()
-    subprocess.run([sys.executable, str(script), str(single)], check=True, capture_output=True, timeout=300,
+    subprocess.run([sys.executable, str(script), str(single), objective], check=True, capture_output=True, timeout=300,
                    env=offline_env())
     alone = torch.load(single / "params-0.pt")
     # Each rank takes whole one-process micro-batches (4 of 2 examples per step of 8), so every token-mean loss

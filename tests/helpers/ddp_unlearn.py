@@ -1,11 +1,12 @@
 """Run by tests/test_distributed.py under `accelerate launch --cpu --num_processes 2`:
-a short GD unlearning of a tiny model; each process writes its final parameters."""
+a short unlearning of a tiny model (GD, or the objective named by argv[2]); each process writes its final
+parameters. The loop builds its own Accelerator, as a `bench run` does."""
 
+import copy
+import os
 import sys
 
 import torch
-from accelerate import Accelerator
-
 from bench.data import qa_example
 from bench.loop import train
 from bench.spec import Hyperparams
@@ -20,8 +21,14 @@ tokenizer = train_tokenizer([" ".join(words[i:] + words[:i]) for i in range(10)]
 forget = [qa_example(tokenizer, f"Question: who is {w}?\nAnswer:", f" {w} is a kalo mine" + " gil zupe" * (i % 4), 64)
           for i, w in enumerate(words[:8])]
 retain = [qa_example(tokenizer, f"Question: where is {w}?\nAnswer:", f" in {w} vi", 64) for w in words]
-model = build_tiny("llama", tokenizer, TinyShape(hidden=32, layers=2, heads=2, intermediate=64), seed=0)
-accelerator = Accelerator(cpu=True)
-hp = Hyperparams(lr=1e-3, epochs=2, batch_size=2, effective_batch=8, warmup_epochs=0)
-train(model, OBJECTIVES["gd"], forget, retain, hp, pad_id=tokenizer.pad_token_id, seed=0, accelerator=accelerator)
-torch.save({n: p.detach().clone() for n, p in model.named_parameters()}, f"{out}/params-{accelerator.process_index}.pt")
+objective = OBJECTIVES[sys.argv[2] if len(sys.argv) > 2 else "gd"]
+model = build_tiny("llama", tokenizer, TinyShape(hidden=32, layers=4 if objective.name == "rmu" else 2, heads=2,
+                                                 intermediate=64), seed=0)
+hp = Hyperparams(lr=1e-3, epochs=2, batch_size=2, effective_batch=8, warmup_epochs=0).replace(**objective.defaults)
+if sys.argv[2:] == ["rmu"]:  # all parameters trainable: the blocks above RMU's layer get no gradient
+    hp = hp.replace(rmu_params="all", rmu_layer=1)
+reference = copy.deepcopy(model).eval().requires_grad_(False) if objective.wants_reference(hp) else None
+if objective.prepare is not None:
+    objective.prepare(model, hp)
+train(model, objective, forget, retain, hp, pad_id=tokenizer.pad_token_id, seed=0, reference=reference)
+torch.save({n: p.detach().clone() for n, p in model.named_parameters()}, f"{out}/params-{os.environ.get('RANK', '0')}.pt")
