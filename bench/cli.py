@@ -24,7 +24,7 @@ from bench.preflight import check_device, check_grid, check_specs
 from bench.quiet import quiet_libraries
 from bench.decide import CLAIM_NEEDED, EPOCHS_NEEDED, PLAN_NEEDED, RUNS_NEEDED, SETTINGS_NEEDED
 from bench.sequential import Plan, label_base, seed_inert, undecided_methods
-from bench.spec import LOOP
+from bench.spec import LOOP, fit_micro_batch
 from bench.store import ResultStore
 from methods import ADAPTERS, OBJECTIVES
 from suites import SUITES, Context
@@ -589,7 +589,7 @@ def cmd_finetune(args) -> int:
     unread = sorted(set(overrides) - set(LOOP))
     if unread:  # fine-tuning is next-token training: no unlearning objective's setting applies
         raise BenchError(f"--set {unread[0]} is not read by fine-tuning (it reads {', '.join(LOOP)})")
-    recipe = suite.finetune_hparams(args.model).replace(**overrides)  # a bad value fails before any loading
+    recipe = fit_micro_batch(suite.finetune_hparams(args.model).replace(**overrides), overrides)  # fails before loading
     ctx = _context(args)
 
     check_device(ctx.device)

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 from bench import settings
 from bench.errors import BenchError, parse_list, unknown
 from bench.models import canonical_model
-from bench.spec import RunSpec, setting_names
+from bench.spec import RunSpec, fit_micro_batch, setting_names
 from methods import ADAPTERS, OBJECTIVES, expand_methods, refusals
 from suites import SUITES
 
@@ -140,15 +140,15 @@ def expand(suite_name: str, methods: str = "all", models: str | None = None, spl
                 every = base.replace(**given_hp)  # checks every name and value, read or not
                 grid_reads.update(n for n in OBJECTIVES[objective].uses if OBJECTIVES[objective].reads_hparam(n, every))
                 read = {k: v for k, v in given_hp.items() if OBJECTIVES[objective].reads_hparam(k, every)}
-                hp = base.replace(**read)
+                hp = fit_micro_batch(base.replace(**read), given_hp)
                 for name in read:
                     hp_readers[name].add(objective)
                 for rank in (rank_list if ADAPTERS[adapter].uses_rank else [0]):
                     for seed in seed_list:
                         previous = None
                         for split in chain:
-                            spec = RunSpec(suite.name, model, split, objective, adapter, rank, seed, hp, model_opts,
-                                           previous)
+                            spec = RunSpec(suite.name, model, split, objective, adapter, rank, seed, hp,
+                                           suite.options_for_split(split, model_opts), previous)
                             unread = {k: suite.unread_option(k, spec) for k in given_opts}
                             unread = {k: why for k, why in unread.items() if why}
                             why_unread.update(unread)
@@ -157,7 +157,8 @@ def expand(suite_name: str, methods: str = "all", models: str | None = None, spl
                             if unread:  # as without them
                                 kept = {k: v for k, v in given_opts.items() if k not in unread}
                                 spec = RunSpec(suite.name, model, split, objective, adapter, rank, seed, hp,
-                                               suite.options_for_model(model, suite.check_options(kept)), previous)
+                                               suite.options_for_split(split, suite.options_for_model(
+                                                   model, suite.check_options(kept))), previous)
                             specs.append(spec)
                             previous = spec
     grid_objectives = ", ".join(dict.fromkeys(o for o, _ in method_list))

@@ -114,6 +114,22 @@ class Hyperparams:
         return Hyperparams(**{**dict(self.items()), **typed})
 
 
+def fit_micro_batch(hp: Hyperparams, given: dict[str, Any]) -> Hyperparams:
+    """`hp` with its micro-batch no larger than an optimiser step (bench/loop.py cuts micro-batches out of a step, so
+    batch_size > effective_batch computes what batch_size = effective_batch does): lowered to effective_batch when
+    that comes from a smaller `--set effective_batch`, a one-line BenchError when `given` (the `--set` values) names
+    the larger batch_size itself."""
+    from bench.errors import BenchError
+
+    if hp.batch_size <= hp.effective_batch:
+        return hp
+    if "batch_size" in given:
+        raise BenchError(f"bad --set batch_size={given['batch_size']}: larger than effective_batch={hp.effective_batch}, the "
+                         f"examples of one optimiser step, so it would change nothing (expected batch_size <= "
+                         f"{hp.effective_batch}, or a larger effective_batch)")
+    return hp.replace(batch_size=hp.effective_batch)
+
+
 def _rebuild(items: tuple[tuple[str, Any], ...]) -> Hyperparams:
     return Hyperparams(**dict(items))
 

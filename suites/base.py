@@ -197,9 +197,14 @@ class Suite(ABC):
         if merged.get("epoch_metrics", "read") not in ("read", "all"):
             raise BenchError(f"bad option epoch_metrics={merged['epoch_metrics']!r} (expected read or all)")
 
+        defaults = self.all_options()
         for key in LIST_OPTIONS:  # a repeated or empty entry is a typo, and would give the same runs another id
-            if str(merged.get(key, "")) not in ("", "auto", "none"):
-                parse_list(str(merged[key]), f"option {key} name")
+            if key in given and str(merged[key]) not in ("", "auto", "none"):
+                # one spelling per set of names (each is evaluated on its own, whatever the order): the default's
+                # when it is the default's set, else sorted
+                names, default = parse_list(str(merged[key]), f"option {key} name"), str(defaults.get(key, ""))
+                same = sorted(names) == sorted(default.split(","))
+                merged[key] = default if same else ",".join(sorted(names))
 
         for key, keywords in self.model_options.items():  # given values only: a default means what it says
             if key in given:
@@ -213,6 +218,10 @@ class Suite(ABC):
     def options_for_model(self, model: str, options: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
         """`options` (check_options' sorted pairs) as the runs of `model` record them: a value that means, for this
         model, what the default means is written as the default, so both are one run id. The default: unchanged."""
+        return options
+
+    def options_for_split(self, split: str, options: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
+        """As `options_for_model`, for what a value means on forget split `split`. The default: unchanged."""
         return options
 
     def unread_option(self, name: str, spec: RunSpec) -> str | None:

@@ -33,7 +33,7 @@ from bench.fingerprint import base_record, check_fine_tune, digest, model_finger
 from bench.metrics import EPOCHS, UNIT, Metric
 from bench.models import hub_reachable, is_local, load_model, load_tokenizer, on_meta, resolve, same_tokenizer
 from bench.phases import phase
-from bench.spec import Hyperparams, RunSpec
+from bench.spec import Hyperparams, RunSpec, fit_micro_batch
 from bench.store import artefact, json_artefact, publish_once, read_json, write_json_atomic
 from suites.base import SCORING_MODULES, Axis, Context, Evaluation, Prepared, Suite
 from suites.muse_data import FOLDER, HUB, load_rows, local_files
@@ -323,7 +323,7 @@ class Muse(Suite):
 
         if split not in FINETUNE_SPLITS:
             raise unknown("fine-tune split of suite muse", split, FINETUNE_SPLITS)
-        hp = self.finetune_hparams(model).replace(**(overrides or {}))
+        hp = fit_micro_batch(self.finetune_hparams(model).replace(**(overrides or {})), overrides or {})
         out = self.finetune_path(model, split, ctx, seed, hp)
         data = self.finetune_data(split, ctx)
         if (out / "config.json").exists():

@@ -25,7 +25,7 @@ from bench.metrics import EPOCHS, UNIT, Metric
 from bench.models import (hub_reachable, load_model, load_tokenizer, local_model_path, recipe_of, same_tokenizer,
                           split_named)
 from bench.phases import phase
-from bench.spec import Hyperparams, RunSpec
+from bench.spec import Hyperparams, RunSpec, fit_micro_batch
 from bench.store import json_artefact, publish_once, read_json, write_json_atomic
 from suites.base import (LATE_OPTIONS, SCORING_MODULES, Context, Evaluation, MissingReference, Prepared, Robustness,
                          Suite)
@@ -257,6 +257,14 @@ class Tofu(Suite):
         source = split_named(model)[1] if target in self.model_options["target"] else target
         return _recipe_prompt(model) or _tokenizer_prompt(source)
 
+    def options_for_split(self, split: str, options: tuple) -> tuple:
+        """See Suite.options_for_split: `reference_split` naming the split's standard retain set (retain90 on
+        forget10) is `standard`."""
+        values = dict(options)
+        if values.get("reference_split") == RETAIN_OF.get(split):
+            return tuple(sorted({**values, "reference_split": "standard"}.items()))
+        return options
+
     def options_for_model(self, model: str, options: tuple) -> tuple:
         """See Suite.options_for_model: `prompt=qa` for a model whose auto format is qa is `prompt=auto`."""
         values = dict(options)
@@ -480,7 +488,7 @@ class Tofu(Suite):
 
         if split not in FINETUNE_SPLITS:
             raise unknown("fine-tune split", split, FINETUNE_SPLITS)
-        hp = self.finetune_hparams(model).replace(**(overrides or {}))
+        hp = fit_micro_batch(self.finetune_hparams(model).replace(**(overrides or {})), overrides or {})
         out = self.artefact_model_dir(model, split, ctx, seed, hp)
         if (out / "config.json").exists():
             self.check_fine_tuned(out, split, ctx)

@@ -422,6 +422,37 @@ def test_spellings_of_one_generation_length_are_one_run():
     assert run_id("new:16") != run_id("new:32") != run_id("total:32")
 
 
+def test_a_micro_batch_larger_than_a_step_is_refused_or_fitted(capsys, tmp_path):
+    """The loop cuts micro-batches out of one optimiser step: `batch_size` above `effective_batch` changes nothing, so
+    naming it is an error, and a smaller `effective_batch` alone brings the suite's micro-batch down with it (the spec
+    records what runs)."""
+    for argv in (["run", "--suite", "tofu-mini", "--methods", "ga+lora", "--set", "batch_size=64"],
+                 ["finetune", "--suite", "tofu-mini", "--model", "tiny-llama", "--split", "full", "--set", "batch_size=64"]):
+        assert main(argv + ["--results", str(tmp_path / "r")]) == 2
+        assert capsys.readouterr().err.strip() == (
+            "error: bad --set batch_size=64: larger than effective_batch=32, the examples of one optimiser step, so it "
+            "would change nothing (expected batch_size <= 32, or a larger effective_batch)")
+    assert not (tmp_path / "r").exists()
+    [spec] = expand("tofu-mini", "ga+lora", seeds="0", hparams={"effective_batch": "16"})
+    assert (spec.hparams.batch_size, spec.hparams.effective_batch) == (16, 16)
+    [spec] = expand("tofu-mini", "ga+lora", seeds="0", hparams={"effective_batch": "64", "batch_size": "64"})
+    assert (spec.hparams.batch_size, spec.hparams.effective_batch) == (64, 64)
+
+
+def test_a_reference_split_that_is_the_splits_standard_one_and_a_reordered_task_list_are_one_run():
+    """`reference_split=retain90` on forget10 is what `standard` means there; a list option's order changes no
+    number (each task or set is evaluated on its own): one run id each, and one leaderboard row."""
+    run = lambda suite, split, **opts: expand(suite, "ga", seeds="0", splits=split, options=opts)[0]
+    assert run("tofu-mini", "forget10", reference_split="retain90").run_id == run("tofu-mini", "forget10").run_id
+    assert run("tofu", "forget05", reference_split="retain95").run_id == run("tofu", "forget05").run_id
+    assert run("tofu-mini", "forget10", reference_split="retain95").option("reference_split") == "retain95"
+    default = run("tdec-mini", "set0")
+    assert run("tdec-mini", "set0", lm_eval_tasks="mini_order,mini_phrase").run_id == default.run_id
+    assert run("tdec-mini", "set0", lm_eval_tasks=" mini_phrase , mini_order").run_id == default.run_id
+    assert run("tdec-mini", "set0", lm_eval_tasks="mini_phrase").run_id != default.run_id
+    assert run("tdec", "set0", lm_eval_tasks="piqa,hellaswag").option("lm_eval_tasks") == "hellaswag,piqa"
+
+
 @pytest.mark.parametrize("suite, option, message", [
     ("tofu-mini", "max_length=0", "bad option max_length=0 (expected an integer >= 2)"),
     ("tofu", "target=/nonexistent/model", "bad option target='/nonexistent/model': does not exist (expected a model "
