@@ -30,7 +30,7 @@ from bench.models import count_parameters, load_model
 from bench.preflight import check_stages
 from bench.spec import RunSpec, in_request_order, kept_models
 from bench.store import Run, new_record, publish, read_json, write_json_atomic
-from methods import ADAPTERS, OBJECTIVES, AdapterInputs, fila, refusals
+from methods import ADAPTERS, OBJECTIVES, AdapterInputs, fila, refusals, training_code
 from methods.lora import target_linear_names
 from suites import SUITES, Context
 from suites.base import LATE_OPTIONS
@@ -267,6 +267,7 @@ def run_inputs(spec: RunSpec, ctx: Context) -> dict[str, str]:
     """Fingerprints of what a run of `spec` reads besides its spec (Suite.inputs), and for a request of a sequence
     the weights of the model it starts from: a recomputed earlier request with other weights invalidates it."""
     inputs = SUITES[spec.suite].inputs(spec, ctx)
+    inputs["code/training"] = training_code(spec.objective, spec.adapter)  # an edited objective is another run
     if spec.previous is not None:
         start = final_model(ctx.store.run_dir(spec.previous))
         inputs["model/previous_request"] = model_fingerprint(start) if start else "missing"

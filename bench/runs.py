@@ -17,6 +17,7 @@ from bench.errors import BenchError, unknown
 from bench.sequential import label_base
 from bench.spec import Hyperparams, RunSpec, parse_run_id, run_id_model
 from bench.store import UNKNOWN_SETTINGS, Absent, ResultStore
+from methods import training_code
 from suites import SUITES
 
 if TYPE_CHECKING:  # pandas loads when a table is built, not for `bench status` (a CLI command under 1 s)
@@ -201,20 +202,23 @@ def absent_reason(away: Absent) -> str:
             f"or the next `run` starts it anew)")
 
 
-OTHER_CODE = "evaluated by other code than this checkout's (its inputs' code/evaluator); the next `run` of its spec " \
-             "recomputes it"
+OTHER_CODE = "computed by other code than this checkout's (its inputs' code/evaluator or code/training); the next " \
+             "`run` of its spec recomputes it"
 
 
 def evaluated_by_other_code(record: dict) -> bool:
-    """Whether a finished run's record names another evaluator code fingerprint than this checkout's for its spec
-    (Suite.evaluator_code): its numbers are the old code's, and `bench run` would recompute it (bench.runner
-    changed_inputs). False for a record without one (from before fingerprints) or of an unreadable spec."""
-    recorded = (record.get("inputs") or {}).get("code/evaluator")
-    if record.get("status") != "finished" or not recorded:
+    """Whether a finished run's record names other code fingerprints than this checkout's for its spec: the
+    evaluator's (Suite.evaluator_code) or the method's training code (methods.training_code). Its numbers are the old
+    code's, and `bench run` would recompute it (bench.runner.changed_inputs). False for a record without them (from
+    before fingerprints) or of an unreadable spec, objective or adapter."""
+    recorded = record.get("inputs") or {}
+    if record.get("status") != "finished" or not recorded.get("code/evaluator"):
         return False
     try:
         spec = RunSpec.from_dict(record["spec"])
-        return SUITES[spec.suite].evaluator_code(spec) != recorded
+        if SUITES[spec.suite].evaluator_code(spec) != recorded["code/evaluator"]:
+            return True
+        return "code/training" in recorded and training_code(spec.objective, spec.adapter) != recorded["code/training"]
     except (KeyError, TypeError, ValueError, AttributeError, BenchError, ModuleNotFoundError):
         return False
 

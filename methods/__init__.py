@@ -4,7 +4,12 @@ Users type `ihl+fila`, `gd+lora`, `npo` (full fine-tuning when no adapter is nam
 
 from __future__ import annotations
 
-from bench import settings
+import ast
+import functools
+import importlib.util
+from pathlib import Path
+
+from bench import fingerprint, settings
 from bench.errors import BenchError
 from bench.registry import Registry
 from methods import ceu, fila, full, ga, gd, idkdpo, ihl, kl, lora, npo, rmu, satimp, simnpo, undial, wga
@@ -30,6 +35,45 @@ class ObjectiveRegistry(Registry[Objective]):
 
 OBJECTIVES = ObjectiveRegistry("objective")
 ADAPTERS: Registry[Adapter] = Registry("adapter")
+
+
+# what trains any method: the loop, its batches and losses' shared parts, the adapters' base, and the merge of the
+# adapters into the copy each epoch evaluates (bench.checkpoint)
+TRAINING_MODULES = ("bench.loop", "bench.data", "bench.truncation", "bench.objective", "bench.checkpoint",
+                    "methods.losses", "methods.objective", "methods.adapter")
+
+
+@functools.lru_cache(maxsize=None)
+def _with_method_imports(module: str) -> tuple[str, ...]:
+    """`module` and every `methods.*` module it imports, transitively (FILA builds on LoRA, the objectives on the
+    retain term of methods.objective), found in the source without running it."""
+    seen, todo = [], [module]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.append(name)
+        for node in ast.walk(ast.parse(Path(importlib.util.find_spec(name).origin).read_text())):
+            if isinstance(node, ast.ImportFrom) and not node.level and node.module == "methods":  # not the registry
+                todo += [f"methods.{a.name}" for a in node.names if importlib.util.find_spec(f"methods.{a.name}")]
+            elif isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith("methods."):
+                todo.append(node.module)
+            elif isinstance(node, ast.Import):
+                todo += [a.name for a in node.names if a.name.startswith("methods.")]
+    return tuple(sorted(seen))
+
+
+def training_code(objective: str, adapter: str) -> str:
+    """The fingerprint of the code that trains method `objective`+`adapter` (bench.fingerprint.code_fingerprint, read
+    without importing anything): TRAINING_MODULES and the modules of its loss, its `prepare` and its adapter, with the
+    `methods.*` modules they import. A run records it among its inputs (`code/training`): an edited objective, a
+    plug-in's included, recomputes its finished runs instead of reusing the old code's numbers."""
+    item, wrapper = OBJECTIVES[objective], ADAPTERS[adapter]
+    own = [f.__module__ for f in (item.loss, item.prepare, wrapper.apply) if f is not None]
+    modules = list(TRAINING_MODULES) + [m for name in own for m in _with_method_imports(name)]
+    if item.needs_alternate:
+        modules.append("methods.refusals")
+    return fingerprint.code_fingerprint(*dict.fromkeys(modules))
 
 
 def register(objective: Objective) -> Objective:

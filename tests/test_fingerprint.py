@@ -185,6 +185,15 @@ def test_a_finished_run_is_reused_only_while_everything_it_read_is_unchanged(tok
     assert run_and_count()[0] == "0"
     assert OTHER_CODE not in status_table("tofu", str(results))
     assert load_runs("tofu", ResultStore(results))["other_code"].tolist() == [False]
+    assert set(the_run(results)["inputs"]["code/training"]) <= set("0123456789abcdef")
+    # the objective's own code (a method under development, a plug-in's alike): named, then recomputed
+    monkeypatch.setattr(fingerprint, "code_fingerprint",
+                        lambda *m: real(*m) + ("changed" if "suites.tofu_eval" in m else "")
+                        + ("edited" if "methods.ga" in m else ""))
+    assert OTHER_CODE in status_table("tofu", str(results))
+    finished, log = run_and_count()
+    assert finished == "1" and "code/training" in log
+    assert run_and_count()[0] == "0"
 
     # an input that is gone: a one-line refusal, and the finished run stays as it was
     kept = (results / "tofu" / "runs").glob("*/run.json").__next__().read_bytes()
