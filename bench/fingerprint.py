@@ -148,8 +148,21 @@ def code_fingerprint(*modules: str) -> str:
         if spec is None or not spec.origin:
             raise ModuleNotFoundError(f"no module named {name!r}", name=name)
         h.update(name.encode())
-        h.update(Path(spec.origin).read_bytes())
+        h.update(_source(Path(spec.origin)))
     return h.hexdigest()
+
+
+def _source(path: Path) -> bytes:
+    """A source file's bytes, read once per process while its size and modification time stay (`bench status`
+    compares hundreds of runs' code against the same few files)."""
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _SOURCES:
+        _SOURCES[key] = path.read_bytes()
+    return _SOURCES[key]
+
+
+_SOURCES: dict[tuple[str, int, int], bytes] = {}
 
 
 def digest(obj: Any, length: int = 16) -> str:
