@@ -14,6 +14,7 @@ import importlib
 import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -144,11 +145,15 @@ def code_fingerprint(*modules: str) -> str:
     is no module."""
     h = hashlib.sha256()
     for name in modules:
-        spec = importlib.util.find_spec(name)
-        if spec is None or not spec.origin:
-            raise ModuleNotFoundError(f"no module named {name!r}", name=name)
+        try:
+            spec = importlib.util.find_spec(name)
+        except ValueError:  # a loaded module without a spec: `__main__` of a script that registers an objective
+            spec = None
+        origin = spec.origin if spec is not None else getattr(sys.modules.get(name), "__file__", None)
+        if not origin or not Path(origin).is_file():
+            raise ModuleNotFoundError(f"no module named {name!r} with a source file", name=name)
         h.update(name.encode())
-        h.update(_source(Path(spec.origin)))
+        h.update(_source(Path(origin)))
     return h.hexdigest()
 
 
