@@ -9,12 +9,15 @@ change invalidates old numbers without anyone remembering to bump a version).
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import importlib
 import importlib.util
 import json
 import os
 import sys
+import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -31,21 +34,22 @@ TOKENIZER_FILES = ("special_tokens_map.json", "added_tokens.json", "vocab.json",
 CHAT_TEMPLATES = "additional_chat_templates"  # transformers 5: one .jinja file per named template
 
 
-def model_files(directory: Path) -> list[Path]:
+def model_files(directory: Path, tokenizer: bool = True) -> list[Path]:
     """The files of a model directory its fingerprint covers, sorted: weights (WEIGHT_SUFFIXES), configuration
-    (CONFIG_FILES) and everything the tokenizer reads (`tokenizer*`, TOKENIZER_FILES, chat templates)."""
+    (CONFIG_FILES) and, with `tokenizer`, everything the tokenizer reads (`tokenizer*`, TOKENIZER_FILES, chat
+    templates)."""
     def counted(p: Path) -> bool:
-        return (p.suffix in WEIGHT_SUFFIXES or p.name in CONFIG_FILES or p.name in TOKENIZER_FILES
-                or p.name.startswith("tokenizer") or p.suffix == ".jinja")
+        return p.suffix in WEIGHT_SUFFIXES or p.name in CONFIG_FILES or tokenizer and (
+            p.name in TOKENIZER_FILES or p.name.startswith("tokenizer") or p.suffix == ".jinja")
 
     files = [p for p in directory.iterdir() if p.is_file() and counted(p)]
     templates = directory / CHAT_TEMPLATES
-    if templates.is_dir():
+    if tokenizer and templates.is_dir():
         files += [p for p in templates.iterdir() if p.is_file()]
     return sorted(files)
 
 
-def record_path(directory: Path) -> Path:
+def record_path(directory: Path, tokenizer: bool = True) -> Path:
     """Where `model_fingerprint` records a model directory's SHA-256: <cache>/fingerprints/<digest of its real
     path>.json, <cache> = $UNLEARNING_BENCH_CACHE, else $XDG_CACHE_HOME/unlearning-bench, else
     ~/.cache/unlearning-bench. Never inside the model directory: it may be the user's own, or a snapshot of the hub
@@ -53,7 +57,7 @@ def record_path(directory: Path) -> Path:
     root = os.environ.get("UNLEARNING_BENCH_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "unlearning-bench")
     key = hashlib.sha256(os.path.realpath(directory).encode()).hexdigest()[:32]
-    return Path(root) / "fingerprints" / f"{key}.json"
+    return Path(root) / "fingerprints" / f"{key}{'' if tokenizer else '-weights'}.json"
 
 
 def _sha256_file(path: Path, chunk: int = 1 << 22) -> str:
@@ -64,20 +68,21 @@ def _sha256_file(path: Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def model_fingerprint(name_or_path: str) -> str:
+def model_fingerprint(name_or_path: str, tokenizer: bool = True) -> str:
     """SHA-256 over a local model directory's weight, config and tokenizer files (`model_files`); for a hub id, the
-    id and the revision it resolves to (a hub snapshot is immutable once its commit is fixed)."""
+    id and the revision it resolves to (a hub snapshot is immutable once its commit is fixed). `tokenizer=False`: the
+    weights and config alone, the definition before 2026-12-03, which base models' records of that time hold."""
     directory = Path(name_or_path)
     if not directory.is_dir():
         source, revision = resolve(name_or_path)
         return digest(["hub", source, revision or "main"])
-    files = model_files(directory)
+    files = model_files(directory, tokenizer)
     stamp = [[str(p.relative_to(directory)), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
     real = os.path.realpath(directory)
-    memo = (real, json.dumps(stamp))
+    memo = (real, tokenizer, json.dumps(stamp))
     if memo in _MODEL_HASHES:  # without a writable cache, a directory is still hashed once per process, not per check
         return _MODEL_HASHES[memo]
-    record = record_path(directory)
+    record = record_path(directory, tokenizer)
     try:
         stored = read_json(record)
         if stored.get("directory") == real and stored.get("files") == stamp:
@@ -97,14 +102,16 @@ def model_fingerprint(name_or_path: str) -> str:
 
 
 _FILE_HASHES: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> SHA-256, per process
-_MODEL_HASHES: dict[tuple[str, str], str] = {}  # (directory, its files' names, sizes, mtimes) -> model_fingerprint
+_MODEL_HASHES: dict[tuple[str, bool, str], str] = {}  # (directory, tokenizer, its files' stamps) -> model_fingerprint
 
 
 def base_record(base: str) -> dict | None:
-    """{path, fingerprint} of a fine-tune's base model when it is a local directory (`NAME=DIR`'s DIR too), for the
-    fine-tuned model's recipe.json; None for a hub id, whose revision is pinned."""
+    """{path, fingerprint, covers} of a fine-tune's base model when it is a local directory (`NAME=DIR`'s DIR too), for
+    the fine-tuned model's recipe.json; None for a hub id, whose revision is pinned. `covers` says the fingerprint
+    includes the tokenizer: a record without it was written under the weights-only definition."""
     path = split_named(base)[1]
-    return {"path": path, "fingerprint": model_fingerprint(path)} if is_local(path) else None
+    return {"path": path, "fingerprint": model_fingerprint(path), "covers": "weights, config, tokenizer"} \
+        if is_local(path) else None
 
 
 def check_fine_tune(out: Path, split: str, data: dict[str, str]) -> None:
@@ -120,7 +127,8 @@ def check_fine_tune(out: Path, split: str, data: dict[str, str]) -> None:
         raise BenchError(f"the {split} model at {out} was fine-tuned on other data than the data directory holds now; "
                          f"delete that directory to fine-tune it again on the current data")
     base = recipe.get("base")  # base_record's; a hub id's revision is pinned
-    if base and is_local(base["path"]) and model_fingerprint(base["path"]) != base["fingerprint"]:
+    # compared under the definition the record was written with: a reference of before 2026-12-03 stays valid
+    if base and is_local(base["path"]) and model_fingerprint(base["path"], "covers" in base) != base["fingerprint"]:
         raise BenchError(f"the {split} model at {out} was fine-tuned from other weights than {base['path']} holds now; "
                          f"delete that directory to fine-tune it again from them")
 
@@ -168,6 +176,61 @@ def _source(path: Path) -> bytes:
 
 
 _SOURCES: dict[tuple[str, int, int], bytes] = {}
+
+
+# modules of this project that compute none of a run's numbers, and why: `code_closure` neither fingerprints them
+# nor follows their imports (else every edit of the CLI's plumbing would recompute every finished run)
+NOT_COMPUTING = {
+    "bench": "the package", "bench.errors": "error messages", "bench.phases": "timings", "bench.registry": "name lookups",
+    "bench.spec": "run specs: the run id covers them", "bench.store": "result storage", "bench.fingerprint": "cache keys",
+    "bench.settings": "setting declarations: the spec holds the values", "bench.metrics": "metric definitions for tables",
+    "bench.environment": "the machine's description", "bench.plugins": "plug-in loading",
+    "suites": "the suites' registry", "suites.base": "the suite interface: options are in the spec",
+    "methods": "the methods' registry", "bench.tiny": "the mini suites' models: their artefacts' digests name it",
+    "suites.tofu_mini_data": "a generator: its data files are fingerprinted",
+    "suites.tdec_mini_data": "a generator: its data files are fingerprinted",
+    "suites.muse_mini_data": "a generator: its data files are fingerprinted",
+    "suites.tofu_report": "tables", "suites.tdec_report": "tables", "suites.muse_report": "tables",
+    "bench.tables": "tables", "bench.plots": "figures",
+}
+_LIBRARIES = tuple({os.path.realpath(sysconfig.get_paths()[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib")})
+
+
+def _origin(name: str) -> str | None:
+    """The source file of module `name`, None for a library's (the standard library, site-packages), a built-in one
+    or a name that is no module."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    origin = spec.origin if spec is not None else None
+    if not origin or not origin.endswith(".py") or os.path.realpath(origin).startswith(_LIBRARIES):
+        return None
+    return origin
+
+
+@functools.lru_cache(maxsize=None)
+def code_closure(*modules: str) -> tuple[str, ...]:
+    """`modules` and every module of this project or a plug-in that they import, transitively (function-level and
+    relative imports included, found in the source without running it), except NOT_COMPUTING and libraries: what
+    `code_fingerprint` must cover for the numbers `modules` compute. Sorted."""
+    seen: set[str] = set()
+    todo = list(modules)
+    while todo:
+        name = todo.pop()
+        origin = _origin(name)
+        if name in seen or origin is None or name in NOT_COMPUTING and name not in modules:
+            continue
+        seen.add(name)
+        package = name if origin.endswith("__init__.py") else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(_source(Path(origin)))):
+            if isinstance(node, ast.Import):
+                todo += [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = importlib.util.resolve_name("." * node.level + (node.module or ""), package) if node.level \
+                    else node.module
+                todo += [base] + [f"{base}.{a.name}" for a in node.names]  # `from pkg import module`
+    return tuple(sorted(seen))
 
 
 def digest(obj: Any, length: int = 16) -> str:

@@ -140,7 +140,7 @@ def expand(suite_name: str, methods: str = "all", models: str | None = None, spl
                 every = base.replace(**given_hp)  # checks every name and value, read or not
                 grid_reads.update(n for n in OBJECTIVES[objective].uses if OBJECTIVES[objective].reads_hparam(n, every))
                 read = {k: v for k, v in given_hp.items() if OBJECTIVES[objective].reads_hparam(k, every)}
-                hp = fit_micro_batch(base.replace(**read), given_hp)
+                hp = fit_micro_batch(base.replace(**read), given_hp, fisher=ADAPTERS[adapter].name == "fila")
                 for name in read:
                     hp_readers[name].add(objective)
                 for rank in (rank_list if ADAPTERS[adapter].uses_rank else [0]):

@@ -116,9 +116,11 @@ def check_model_name(name: str) -> None:
     named, path = split_named(name)
     if named and not path:
         raise BenchError(f"model '{name}' names no directory (expected {named}=DIR)")
-    if named and _exists(name):  # both readings are real: say which one to write
-        raise BenchError(f"model '{name}' is both NAME=DIR ({named}'s recipe for '{path}') and a directory here; "
-                         f"write {named}=./{path} for the first or ./{name} for the second")
+    if named and _exists(name):  # a directory of that name here: say how to write each reading
+        first = f"write {named}=./{path} for the first or " if _exists(path) else \
+            f"'{path}' does not exist here; write "
+        raise BenchError(f"model '{name}' reads as NAME=DIR ({named}'s recipe for '{path}') and is a directory here; "
+                         f"{first}./{name} for the directory")
     if name in MODELS:
         return
     written_as_path = path.startswith((".", "/", "~")) or _exists(path)

@@ -114,19 +114,19 @@ class Hyperparams:
         return Hyperparams(**{**dict(self.items()), **typed})
 
 
-def fit_micro_batch(hp: Hyperparams, given: dict[str, Any]) -> Hyperparams:
+def fit_micro_batch(hp: Hyperparams, given: dict[str, Any], fisher: bool = False) -> Hyperparams:
     """`hp` with its micro-batch no larger than an optimiser step (bench/loop.py cuts micro-batches out of a step, so
-    batch_size > effective_batch computes what batch_size = effective_batch does): lowered to effective_batch when
-    that comes from a smaller `--set effective_batch`, a one-line BenchError when `given` (the `--set` values) names
-    the larger batch_size itself."""
+    batch_size > effective_batch trains as batch_size = effective_batch does): lowered to effective_batch when that
+    comes from a smaller `--set effective_batch`, a one-line BenchError when `given` (the `--set` values) names the
+    larger batch_size itself. `fisher`: the run's FILA Fisher pass batches by batch_size too, so it stays as given."""
     from bench.errors import BenchError
 
-    if hp.batch_size <= hp.effective_batch:
+    if hp.batch_size <= hp.effective_batch or fisher:
         return hp
     if "batch_size" in given:
         raise BenchError(f"bad --set batch_size={given['batch_size']}: larger than effective_batch={hp.effective_batch}, the "
-                         f"examples of one optimiser step, so it would change nothing (expected batch_size <= "
-                         f"{hp.effective_batch}, or a larger effective_batch)")
+                         f"examples of one optimiser step, so it would train as {hp.effective_batch} does (expected "
+                         f"batch_size <= {hp.effective_batch}, or a larger effective_batch; FILA's Fisher pass reads it)")
     return hp.replace(batch_size=hp.effective_batch)
 
 

@@ -4,11 +4,6 @@ Users type `ihl+fila`, `gd+lora`, `npo` (full fine-tuning when no adapter is nam
 
 from __future__ import annotations
 
-import ast
-import functools
-import importlib.util
-from pathlib import Path
-
 from bench import fingerprint, settings
 from bench.errors import BenchError
 from bench.registry import Registry
@@ -43,37 +38,22 @@ TRAINING_MODULES = ("bench.loop", "bench.data", "bench.truncation", "bench.objec
                     "methods.losses", "methods.objective", "methods.adapter")
 
 
-@functools.lru_cache(maxsize=None)
-def _with_method_imports(module: str) -> tuple[str, ...]:
-    """`module` and every `methods.*` module it imports, transitively (FILA builds on LoRA, the objectives on the
-    retain term of methods.objective), found in the source without running it."""
-    seen, todo = [], [module]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.append(name)
-        for node in ast.walk(ast.parse(Path(importlib.util.find_spec(name).origin).read_text())):
-            if isinstance(node, ast.ImportFrom) and not node.level and node.module == "methods":  # not the registry
-                todo += [f"methods.{a.name}" for a in node.names if importlib.util.find_spec(f"methods.{a.name}")]
-            elif isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith("methods."):
-                todo.append(node.module)
-            elif isinstance(node, ast.Import):
-                todo += [a.name for a in node.names if a.name.startswith("methods.")]
-    return tuple(sorted(seen))
+def _module_of(function) -> str:
+    """The module that defines `function`: a functools.partial's function's, a callable object's class's."""
+    function = getattr(function, "func", function)
+    return getattr(function, "__module__", None) or type(function).__module__
 
 
 def training_code(objective: str, adapter: str) -> str:
     """The fingerprint of the code that trains method `objective`+`adapter` (bench.fingerprint.code_fingerprint, read
-    without importing anything): TRAINING_MODULES and the modules of its loss, its `prepare` and its adapter, with the
-    `methods.*` modules they import. A run records it among its inputs (`code/training`): an edited objective, a
-    plug-in's included, recomputes its finished runs instead of reusing the old code's numbers."""
+    without importing anything): TRAINING_MODULES and the modules of its loss, its `prepare` and its adapter, with
+    every module of the project or a plug-in they import (bench.fingerprint.code_closure). A run records it among its
+    inputs (`code/training`): an edited objective, a plug-in's and its helpers included, recomputes its finished runs
+    instead of reusing the old code's numbers."""
     item, wrapper = OBJECTIVES[objective], ADAPTERS[adapter]
-    own = [f.__module__ for f in (item.loss, item.prepare, wrapper.apply) if f is not None]
-    modules = list(TRAINING_MODULES) + [m for name in own for m in _with_method_imports(name)]
-    if item.needs_alternate:
-        modules.append("methods.refusals")
-    return fingerprint.code_fingerprint(*dict.fromkeys(modules))
+    own = [_module_of(f) for f in (item.loss, item.prepare, wrapper.apply) if f is not None]
+    extra = ["methods.refusals"] if item.needs_alternate else []
+    return fingerprint.code_fingerprint(*fingerprint.code_closure(*dict.fromkeys([*TRAINING_MODULES, *own, *extra])))
 
 
 def register(objective: Objective) -> Objective:

@@ -290,14 +290,15 @@ class Suite(ABC):
         return out
 
     def evaluator_code(self, spec: RunSpec) -> str:
-        """`inputs`' code/evaluator: the fingerprint of the source of every module that evaluates a run of `spec`
-        (bench.fingerprint.code_fingerprint; nothing is imported, so `bench status` can compare it)."""
+        """`inputs`' code/evaluator: the fingerprint of the source of every module that evaluates a run of `spec`, with
+        every module of the project they import (bench.fingerprint.code_closure: the robustness stages' relearning
+        trains with bench.finetune and bench.loop); nothing is imported, so `bench status` can compare it."""
         modules = list(self.evaluator_modules)
         if spec.option("lm_eval_extra"):
             modules.append("bench.lm_eval_bridge")
         if parse(spec.option("robustness", LATE_OPTIONS["robustness"])):
             modules.append("bench.robustness")
-        return fingerprint.code_fingerprint(*dict.fromkeys(modules))
+        return fingerprint.code_fingerprint(*fingerprint.code_closure(*dict.fromkeys(modules)))
 
     # per-objective settings of this suite over the objective's own defaults, e.g. {"rmu": {"lr": 1e-3}}
     objective_overrides: dict[str, dict[str, Any]] = {}

@@ -249,13 +249,25 @@ class Tofu(Suite):
         return choice
 
     def auto_prompt(self, model: str, options: dict | None = None) -> str | None:
-        """The format `prompt=auto` picks for `model` (with the run's `options`), as qa_format does: its recipe's (phi:
-        qa, llama2-chat), else that of the tokenizer the run reads -- the target's the user names (`--option
-        target=DIR`), else `model`'s, from which the target is fine-tuned -- when it is a local directory; None where
-        this cannot be known before the run (a hub id)."""
-        target = str((options or {}).get("target") or "")
-        source = split_named(model)[1] if target in self.model_options["target"] else target
-        return _recipe_prompt(model) or _tokenizer_prompt(source)
+        """The format `prompt=auto` picks for every model a run of `model` (with the run's `options`) scores, as
+        qa_format does: its recipe's (phi: qa, llama2-chat), else that of the tokenizers of the target and the
+        retain-only model -- those the user names (`--option target=DIR`, `reference=DIR`), else the suite's own
+        (own_reference_prompt) -- when they agree; None where they differ or cannot be known before the run (a hub
+        id)."""
+        recipe = _recipe_prompt(model)
+        if recipe:
+            return recipe
+        # `auto` resolves per model scored (qa_format on each one's tokenizer): the target and the retain-only model,
+        # each the user's named one or else fine-tuned from `model` (its tokenizer); one format only if they agree
+        sources = {str((options or {}).get(role) or "") for role in ("target", "reference")}
+        formats = {self.own_reference_prompt(model) if source in self.model_options["target"] else _tokenizer_prompt(source)
+                   for source in sources}
+        return formats.pop() if len(formats) == 1 else None
+
+    def own_reference_prompt(self, model: str) -> str | None:
+        """The `auto` format of a target or retain-only model this suite fine-tunes from `model`: its tokenizer's,
+        when `model` is a local directory (None for a hub id: known when the run starts)."""
+        return _tokenizer_prompt(split_named(model)[1])
 
     def options_for_split(self, split: str, options: tuple) -> tuple:
         """See Suite.options_for_split: `reference_split` naming the split's standard retain set (retain90 on

@@ -58,10 +58,10 @@ class TofuMini(Tofu):
         if model not in ARCH_OF:
             raise unknown(f"model of suite {self.name}", model, ARCH_OF)
 
-    def auto_prompt(self, model: str, options: dict | None = None) -> str | None:
-        """See Tofu.auto_prompt: qa, as the tokenizer trained here (bench.tiny.train_tokenizer) has no chat template;
-        for a target the user names (`--option target=DIR`), its tokenizer's."""
-        return super().auto_prompt(model, options) if (options or {}).get("target") else "qa"
+    def own_reference_prompt(self, model: str) -> str | None:
+        """See Tofu.own_reference_prompt: qa, as the tokenizer trained here (bench.tiny.train_tokenizer) has no chat
+        template."""
+        return "qa"
 
     def hparams(self, model: str) -> Hyperparams:
         """See Suite.hparams: lr 1e-2 chosen by a 3-seed sweep (docs/suites.md), 5 epochs, batch 32, one warm-up

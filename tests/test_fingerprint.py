@@ -264,8 +264,16 @@ def test_a_reference_fine_tuned_from_a_base_replaced_in_place_is_never_reused(to
     base = save(tiny("llama", tokenizer, seed=0), tokenizer, tmp_path / "base")
     suite.finetune_hparams = lambda model: Hyperparams(lr=1e-3, epochs=1, batch_size=8, effective_batch=8)
     out = suite.finetune(base, "retain90", ctx)
-    assert json.loads((out / "recipe.json").read_text())["base"] == {"path": base, "fingerprint": fingerprint.model_fingerprint(base)}
+    assert json.loads((out / "recipe.json").read_text())["base"] == {
+        "path": base, "fingerprint": fingerprint.model_fingerprint(base), "covers": "weights, config, tokenizer"}
     assert suite.finetune(base, "retain90", ctx) == out  # same weights: reused
+    # a reference recorded before the fingerprint covered the tokenizer (no `covers`, the weights-only value): still
+    # the same base, so reused, not refused for "other weights"
+    recipe = json.loads((out / "recipe.json").read_text())
+    legacy = {"path": base, "fingerprint": fingerprint.model_fingerprint(base, tokenizer=False)}
+    assert legacy["fingerprint"] != recipe["base"]["fingerprint"]
+    (out / "recipe.json").write_text(json.dumps({**recipe, "base": legacy}))
+    assert suite.finetune(base, "retain90", ctx) == out
     save(tiny("llama", tokenizer, seed=1), tokenizer, tmp_path / "base")
     spec = RunSpec("tofu", base, "forget10", "ga", "full", 0, 0, Hyperparams(), suite.check_options({}))
     message = rf"^the retain90 model at {out} was fine-tuned from other weights than {base} holds now; delete that directory"
@@ -357,46 +365,43 @@ def test_a_harness_model_of_another_split_named_as_target_is_refused_as_such(tmp
         suite.inputs(spec, ctx)
 
 
-# project modules an evaluator imports that compute none of a run's numbers, and why they need no fingerprint
-NOT_COMPUTING = {
-    "bench": "the package", "bench.errors": "error messages", "bench.phases": "timings", "bench.registry": "name lookups",
-    "bench.spec": "run specs: the run id covers them", "bench.store": "result storage", "bench.fingerprint": "cache keys",
-    "bench.metrics": "metric definitions for the tables", "suites.base": "the suite interface: options are in the spec",
-    "bench.finetune": "reference fine-tuning: a reference is fingerprinted by its weights",
-    "bench.robustness": "fingerprinted when the run has robustness stages (Suite.evaluator_code)",
-    "bench.tiny": "the mini suites' models: their artefacts' digests name it",
-    "suites.tofu_mini_data": "a generator: its data files are fingerprinted",
-    "suites.tdec_mini_data": "a generator: its data files are fingerprinted",
-    "suites.muse_mini_data": "a generator: its data files are fingerprinted",
-    "suites.tofu_report": "tables", "suites.tdec_report": "tables", "suites.muse_report": "tables",
-    "methods": "the objectives' registry: training code is not fingerprinted (README)",
-}
-
-
-def _project_imports(module: str) -> set[str]:
-    """The bench / suites / methods modules `module`'s source imports anywhere (function-level imports too)."""
-    import ast
-    import importlib.util
-
-    found = set()
-    for node in ast.walk(ast.parse(open(importlib.util.find_spec(module).origin).read())):
-        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
-        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names
-                                     if importlib.util.find_spec(node.module).submodule_search_locations
-                                     and importlib.util.find_spec(f"{node.module}.{a.name}")]
-        found.update(n for n in names if n.split(".")[0] in ("bench", "suites", "methods"))
-    return found
-
-
-@pytest.mark.parametrize("suite", ["tofu", "tofu-mini", "tdec", "tdec-mini", "muse", "muse-mini"])
-def test_every_module_a_suites_evaluation_computes_with_is_in_its_fingerprint(suite):
+@pytest.mark.parametrize("suite, modules", [
+    ("tofu", {"suites.extraction", "bench.models", "suites.tofu_data"}), ("muse", {"suites.extraction", "bench.models"}),
+    ("tdec", {"suites.tofu_eval", "bench.models", "suites.tdec_data"}), ("tofu-mini", {"suites.extraction"}),
+    ("tdec-mini", {"suites.tofu_eval"}), ("muse-mini", {"suites.tofu_data"})])
+def test_every_module_a_suites_evaluation_computes_with_is_in_its_fingerprint(suite, modules, monkeypatch):
     """A finished run is recomputed when its evaluator's code changes only if the fingerprint covers every module
     the evaluation runs: suites.privacy's exact memorisation lives in suites.extraction, scoring splits the model with
-    bench.models, TDEC generates with suites.tofu_eval. Whatever an evaluator module imports is fingerprinted too
-    or is named above as computing none of a run's numbers."""
+    bench.models, TDEC generates with suites.tofu_eval, the relearning attack trains with bench.finetune. The
+    fingerprint follows the evaluator's imports (code_closure), stopping only at NOT_COMPUTING."""
     from suites import SUITES
 
-    covered = set(SUITES[suite].evaluator_modules)
-    missing = {(m, dep) for m in covered for dep in _project_imports(m) if dep not in covered | NOT_COMPUTING.keys()}
-    assert not missing, sorted(missing)
+    closure = set(fingerprint.code_closure(*SUITES[suite].evaluator_modules))
+    assert set(SUITES[suite].evaluator_modules) | modules <= closure
+    assert not closure & (set(fingerprint.NOT_COMPUTING) - set(SUITES[suite].evaluator_modules))
+    if suite.startswith("muse"):  # MUSE has no robustness stages
+        return
+    spec = RunSpec(suite, "m", SUITES[suite].splits[0], "ga", "full", 0, 0, Hyperparams(),
+                   SUITES[suite].check_options({"robustness": "relearn"}))
+    seen = []
+    monkeypatch.setattr(fingerprint, "code_fingerprint", lambda *m: seen.extend(m) or "x")
+    SUITES[suite].evaluator_code(spec)
+    assert {"bench.robustness", "bench.finetune", "bench.loop"} <= set(seen)
+
+
+def test_a_plug_in_objectives_helpers_are_part_of_its_training_code(tmp_path, monkeypatch):
+    """`code/training` follows a plug-in objective's own imports (absolute and relative, in a function too): an edit
+    of a helper its loss calls recomputes its runs, as an edit of the loss does."""
+    package = tmp_path / "myplug"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "helpers.py").write_text("SCALE = 1.0\n")
+    (package / "deep.py").write_text("OFFSET = 0.0\n")
+    (package / "method.py").write_text("from . import helpers\n\ndef loss(x):\n    from myplug.deep import OFFSET\n"
+                                       "    return helpers.SCALE + OFFSET\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    closure = fingerprint.code_closure("myplug.method")
+    assert {"myplug.method", "myplug.helpers", "myplug.deep"} <= set(closure)
+    first = fingerprint.code_fingerprint(*closure)
+    (package / "deep.py").write_text("OFFSET = 10.0\n")
+    assert fingerprint.code_fingerprint(*closure) != first

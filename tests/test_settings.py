@@ -431,12 +431,14 @@ def test_a_micro_batch_larger_than_a_step_is_refused_or_fitted(capsys, tmp_path)
         assert main(argv + ["--results", str(tmp_path / "r")]) == 2
         assert capsys.readouterr().err.strip() == (
             "error: bad --set batch_size=64: larger than effective_batch=32, the examples of one optimiser step, so it "
-            "would change nothing (expected batch_size <= 32, or a larger effective_batch)")
+            "would train as 32 does (expected batch_size <= 32, or a larger effective_batch; FILA's Fisher pass reads it)")
     assert not (tmp_path / "r").exists()
     [spec] = expand("tofu-mini", "ga+lora", seeds="0", hparams={"effective_batch": "16"})
     assert (spec.hparams.batch_size, spec.hparams.effective_batch) == (16, 16)
     [spec] = expand("tofu-mini", "ga+lora", seeds="0", hparams={"effective_batch": "64", "batch_size": "64"})
     assert (spec.hparams.batch_size, spec.hparams.effective_batch) == (64, 64)
+    [spec] = expand("tofu-mini", "ga+fila", seeds="0", hparams={"batch_size": "64"})  # its Fisher pass batches by it
+    assert (spec.hparams.batch_size, spec.hparams.effective_batch) == (64, 32)
 
 
 def test_a_reference_split_that_is_the_splits_standard_one_and_a_reordered_task_list_are_one_run():
@@ -591,11 +593,18 @@ def test_a_prompt_format_that_a_local_models_tokenizer_makes_auto_is_one_run_wit
     for model, auto, other in ((plain, "qa", "llama2-chat"), (chat, "chat-template", "qa")):
         assert run("tofu", str(model), prompt=auto).run_id == run("tofu", str(model)).run_id
         assert run("tofu", str(model), prompt=other).run_id != run("tofu", str(model)).run_id
-        assert run("tofu-mini", prompt=auto, target=str(model)).run_id == run("tofu-mini", target=str(model)).run_id
+        assert run("tofu-mini", prompt=auto, target=str(model), reference=str(model)).run_id == \
+            run("tofu-mini", target=str(model), reference=str(model)).run_id
         assert run("tofu-mini", prompt=other, target=str(model)).option("prompt") == other
-    # the target's tokenizer decides, not the model's: a chat target of a plain base
-    assert run("tofu", str(plain), prompt="chat-template", target=str(chat)).run_id == \
-        run("tofu", str(plain), target=str(chat)).run_id
+    # tofu-mini's own retain-only model is qa: with a plain named target, qa is auto; with a chat one, no format is
+    assert run("tofu-mini", prompt="qa", target=str(plain)).run_id == run("tofu-mini", target=str(plain)).run_id
+    assert run("tofu-mini", prompt="chat-template", target=str(chat)).option("prompt") == "chat-template"
+    # the tokenizers of the models scored decide, not the model's: a chat target and retain-only model of a plain base
+    assert run("tofu", str(plain), prompt="chat-template", target=str(chat), reference=str(chat)).run_id == \
+        run("tofu", str(plain), target=str(chat), reference=str(chat)).run_id
+    # auto scores each model in its own tokenizer's format: a chat retain-only model next to a plain target is not qa
+    assert run("tofu-mini", prompt="qa", target=str(plain), reference=str(chat)).option("prompt") == "qa"
+    assert run("tofu", str(plain), prompt="qa", reference=str(chat)).option("prompt") == "qa"
 
 
 def test_an_empty_model_and_a_name_that_reads_two_ways_are_refused(tmp_path, monkeypatch, capsys):
@@ -607,8 +616,13 @@ def test_an_empty_model_and_a_name_that_reads_two_ways_are_refused(tmp_path, mon
     assert capsys.readouterr().err.strip() == "error: bad model '' (expected a registry name, a model directory or a hub id)"
     assert main(["show-config", "--suite", "tofu", "--models", "phi-1.5=x", "--methods", "ga"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "error: model 'phi-1.5=x' is both NAME=DIR (phi-1.5's recipe for 'x') and a directory here; "
-        "write phi-1.5=./x for the first or ./phi-1.5=x for the second")
+        "error: model 'phi-1.5=x' reads as NAME=DIR (phi-1.5's recipe for 'x') and is a directory here; "
+        "'x' does not exist here; write ./phi-1.5=x for the directory")
+    (tmp_path / "x").mkdir()
+    assert main(["show-config", "--suite", "tofu", "--models", "phi-1.5=x", "--methods", "ga"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: model 'phi-1.5=x' reads as NAME=DIR (phi-1.5's recipe for 'x') and is a directory here; "
+        "write phi-1.5=./x for the first or ./phi-1.5=x for the directory")
     assert not (tmp_path / "r").exists()
 
 
