@@ -14,6 +14,7 @@ which `status` and `cancel` read.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import subprocess
 import time
@@ -68,23 +69,57 @@ class Profile:
         return self.models.get(info.name, self.default) if info else self.default
 
 
-def _resources(raw: Any, where: str) -> Resources:
+# what each profile value must be, and how an error says it: (check, "what is valid")
+_INTEGER = {0: (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"),
+            1: (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1")}
+_VALID = {
+    "partition": (lambda v: isinstance(v, str) and v.strip() != "", "a non-empty name"),
+    "account": (lambda v: isinstance(v, str) and v.strip() != "", "a non-empty name"),
+    "qos": (lambda v: isinstance(v, str) and v.strip() != "", "a non-empty name"),
+    "constraint": (lambda v: isinstance(v, str) and v.strip() != "", "a non-empty name"),
+    "setup": (lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v), "a list of shell commands"),
+    "array_parallelism": _INTEGER[1],
+    "signal_delay_s": _INTEGER[0],
+    # resources: sbatch would truncate 1.7 CPUs to 1, or refuse 0, only after the sweep was set up
+    "gpus": _INTEGER[0],
+    "cpus": _INTEGER[1],
+    "mem_gb": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0,
+               "a number > 0"),
+    "time_min": _INTEGER[1],
+}
+# what `--launcher local-jobs` reads of a profile: submitit's local executor takes a job's time limit and setup lines
+# (not its memory, GPUs or signal delay), and a job's CPUs are its torch threads; SLURM's queue and account keys
+# mean nothing on this machine
+LOCAL_JOBS_KEYS = ("setup", "cpus", "time_min")
+
+
+def _checked(path: str, where: str, value: Any) -> Any:
+    """`value` of the profile key `where` (`cpus` of `default.cpus`), or a BenchError naming key, value and what is
+    valid."""
+    valid, expected = _VALID[where.rsplit(".", 1)[-1]]
+    if not valid(value):
+        shown = repr(value) if isinstance(value, str) else value
+        raise BenchError(f"profile '{path}': bad {where} {shown} (expected {expected})")
+    return value
+
+
+def _resources(path: str, raw: Any, where: str) -> Resources:
     if not isinstance(raw, dict):
-        raise BenchError(f"profile: '{where}' must be a mapping of {', '.join(sorted(RESOURCE_KEYS))}")
+        raise BenchError(f"profile '{path}': '{where}' must be a mapping of {', '.join(sorted(RESOURCE_KEYS))}")
     bad = set(raw) - RESOURCE_KEYS
     if bad:
-        raise BenchError(f"profile: unknown key(s) {', '.join(sorted(bad))} in '{where}' (valid: {', '.join(sorted(RESOURCE_KEYS))})")
-    try:
-        return Resources(**{k: (float if k == "mem_gb" else int)(v) for k, v in raw.items()})
-    except (TypeError, ValueError):
-        raise BenchError(f"profile: '{where}' needs numbers for {', '.join(sorted(raw))}") from None
+        raise BenchError(f"profile '{path}': unknown key(s) {', '.join(sorted(bad))} in '{where}' "
+                         f"(valid: {', '.join(sorted(RESOURCE_KEYS))})")
+    return Resources(**{k: _checked(path, f"{where}.{k}", v) for k, v in raw.items()})
 
 
-def load_profile(path: str) -> Profile:
-    """Read a SLURM profile (YAML: partition, account, resources per model, setup commands, ...).
+def load_profile(path: str, launcher: str = "slurm") -> Profile:
+    """Read a SLURM profile (YAML: partition, account, resources per model, setup commands, ...) for `launcher`
+    (slurm or local-jobs).
 
-    Raises BenchError when the file is missing, not YAML, not a mapping, has an unknown key, or a malformed
-    `models` / `setup` / resources entry.
+    Raises BenchError when the file is missing, not YAML, not a mapping, has an unknown key, a value of the wrong
+    type or range (`cpus: 0`, `array_parallelism: lots`: the error names key, value and what is valid), or, for
+    local-jobs, a key that local-jobs does not read (LOCAL_JOBS_KEYS).
     """
     p = Path(path)
     if not p.is_file():
@@ -101,15 +136,17 @@ def load_profile(path: str) -> Profile:
     models = raw.get("models") or {}
     if not isinstance(models, dict):
         raise BenchError(f"profile '{path}': 'models' must map model names to resources")
-    setup = raw.get("setup") or []
-    if isinstance(setup, str) or not all(isinstance(s, str) for s in setup):
-        raise BenchError(f"profile '{path}': 'setup' must be a list of shell commands")
-    return Profile(name=p.stem, partition=raw.get("partition"), account=raw.get("account"), qos=raw.get("qos"),
-                   constraint=raw.get("constraint"), setup=tuple(setup),
-                   array_parallelism=int(raw.get("array_parallelism", 64)),
-                   signal_delay_s=int(raw.get("signal_delay_s", 120)),
-                   default=_resources(raw.get("default", {}), "default"),
-                   models={m: _resources(r, f"models.{m}") for m, r in models.items()})
+    plain = {k: _checked(path, k, v) for k, v in raw.items() if k not in ("default", "models") and v is not None}
+    given = [k for k in plain] + [f"default.{k}" for k in raw.get("default") or {}] \
+        + [f"models.{m}.{k}" for m, r in models.items() if isinstance(r, dict) for k in r]
+    profile = Profile(name=p.stem, **{k: tuple(v) if k == "setup" else v for k, v in plain.items()},
+                      default=_resources(path, raw.get("default") or {}, "default"),
+                      models={m: _resources(path, r, f"models.{m}") for m, r in models.items()})
+    unread = [k for k in given if k.rsplit(".", 1)[-1] not in LOCAL_JOBS_KEYS]
+    if launcher == "local-jobs" and unread:  # never silently ignored: the user would think them honoured
+        raise BenchError(f"profile '{path}': --launcher local-jobs does not read {', '.join(unread)} (it reads "
+                         f"{', '.join(LOCAL_JOBS_KEYS)}; the others are for --launcher slurm)")
+    return profile
 
 
 @dataclass
@@ -201,14 +238,14 @@ def _executor(launcher: str, folder: Path, profile: Profile | None, model: str, 
     ex = submitit.AutoExecutor(folder=str(folder / "%j"), cluster="slurm" if launcher == "slurm" else "local")
     res = profile.resources(model) if profile else Resources()
     params: dict[str, Any] = dict(name=name, timeout_min=res.time_min, cpus_per_task=res.cpus, mem_gb=res.mem_gb)
+    if profile and profile.setup:
+        params["slurm_setup" if launcher == "slurm" else "local_setup"] = list(profile.setup)
     if launcher == "slurm":
         params.update(gpus_per_node=res.gpus, slurm_array_parallelism=profile.array_parallelism,
                       slurm_signal_delay_s=profile.signal_delay_s)
         for key in ("partition", "account", "qos", "constraint"):
             if getattr(profile, key):
                 params[f"slurm_{key}"] = getattr(profile, key)
-        if profile.setup:
-            params["slurm_setup"] = list(profile.setup)
         if dependency:
             params["slurm_dependency"] = dependency
     ex.update_parameters(**params)

@@ -132,7 +132,7 @@ def test_profile_errors_name_the_bad_keys(tmp_path):
     with pytest.raises(BenchError, match="unknown key\\(s\\) memory in 'default'"):
         load_profile(str(bad))
     bad.write_text("default: {gpus: lots}\n")
-    with pytest.raises(BenchError, match="needs numbers"):
+    with pytest.raises(BenchError, match="bad default.gpus 'lots' \\(expected an integer >= 0\\)"):
         load_profile(str(bad))
     bad.write_text("partition: [unclosed\n")
     with pytest.raises(BenchError, match="not valid YAML"):
@@ -154,8 +154,11 @@ def test_a_submission_the_cluster_refuses_is_a_one_line_error(tmp_path, capsys):
 
 def test_local_jobs_launcher_runs_the_grid_as_parallel_processes(tdec_mini_artefacts, tmp_path):
     results = with_tdec_mini_artefacts(tdec_mini_artefacts, tmp_path)
+    profile = tmp_path / "local-jobs.yaml"  # what local-jobs reads of a profile: setup, time_min, cpus
+    profile.write_text(f'setup: ["touch {tmp_path}/setup-ran"]\ndefault: {{cpus: 1, time_min: 20}}\n')
     assert main(["run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "0", "--methods", "ga,ihl+fila", "--epochs", "2", "--launcher", "local-jobs",
-                 "--results", str(results), *TDEC_MINI_LEAN_ARGS]) == 0
+                 "--profile", str(profile), "--results", str(results), *TDEC_MINI_LEAN_ARGS]) == 0
     wait_for(lambda: len(run_records(results)) == 2 and all(r["status"] == "finished" for r in run_records(results).values()),
              timeout=300, what="2 finished runs")
     assert {r["pid"] for r in run_records(results).values()}.isdisjoint({__import__("os").getpid()})
+    assert (tmp_path / "setup-ran").exists()  # the profile's setup ran before the jobs
