@@ -530,7 +530,8 @@ def _dispatch(args, specs, profile) -> int:
     runtime = _runtime(args, args.threads or (profile.resources(specs[0].model).cpus if profile else 1))
     sweep = submit(specs, runtime, args.launcher, profile, force=args.force)
     runs = [j for j in sweep["jobs"] if j["kind"] == "run"]
-    print(f"sweep {sweep['sweep_id']}: {len(runs)} run jobs submitted ({sweep['skipped_finished']} already finished); "
+    busy = f", {sweep['skipped_busy']} queued or running already" if sweep["skipped_busy"] else ""
+    print(f"sweep {sweep['sweep_id']}: {len(runs)} run jobs submitted ({sweep['skipped_finished']} already finished{busy}); "
           f"follow with: python -m bench status --suite {args.suite} --results {args.results}")
     return 0
 

@@ -13,9 +13,11 @@ which `status` and `cancel` read.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -32,7 +34,7 @@ import yaml
 from bench.errors import BenchError, unknown
 from bench.models import recipe_of
 from bench.spec import RunSpec, in_request_order, kept_models
-from bench.store import ResultStore, read_json, write_json_atomic
+from bench.store import CorruptRun, ResultStore, read_json, write_json_atomic
 from suites import Context
 
 PROFILE_KEYS = {"partition", "account", "qos", "constraint", "setup", "array_parallelism", "default", "models",
@@ -182,10 +184,12 @@ def _job_logging() -> None:
 class RunJob(submitit.helpers.Checkpointable):
     """One run. On preemption / timeout submitit calls checkpoint() (inherited: resubmit the same
     call) and requeues; run_one then resumes from the last epoch checkpoint. `keep_model`: a later request of
-    a sequence starts from this run's final model (bench.runner.run_one)."""
+    a sequence starts from this run's final model (bench.runner.run_one). `force` (`run --force`): the job starts
+    the run anew, even a finished one; the submission itself changes no record, so a refused one leaves them all
+    as they were."""
 
-    def __init__(self, spec: dict, runtime: Runtime, keep_model: bool = False):
-        self.spec, self.runtime, self.keep_model = spec, runtime, keep_model
+    def __init__(self, spec: dict, runtime: Runtime, keep_model: bool = False, force: bool = False):
+        self.spec, self.runtime, self.keep_model, self.force = spec, runtime, keep_model, force
 
     def __call__(self) -> str:
         # torch loads when this runs, not when the CLI imports bench.dispatch
@@ -193,10 +197,24 @@ class RunJob(submitit.helpers.Checkpointable):
 
         _job_logging()
         spec = RunSpec.from_dict(self.spec)
-        status = run_one(spec, self.runtime.context(), keep_model=self.keep_model)
+        status = run_one(spec, self.runtime.context(), force=self.force and not self._started_by_this_job(spec),
+                         keep_model=self.keep_model)
         if status == "failed":  # so SLURM and sacct say FAILED too
             raise RuntimeError(f"run failed: {ResultStore(self.runtime.results).reason(spec)}")
         return status
+
+    def _started_by_this_job(self, spec: RunSpec) -> bool:
+        """Whether an earlier attempt of this job (requeued: same SLURM job id) started the run already: then it
+        resumes from its checkpoint rather than start anew a second time."""
+        # torch loads when this runs, not when the CLI imports bench.dispatch
+        from bench.environment import slurm_job_id
+
+        job = slurm_job_id()
+        try:
+            record = ResultStore(self.runtime.results).load(ResultStore(self.runtime.results).run_dir(spec))
+        except CorruptRun:
+            return False
+        return bool(job) and record is not None and str(record.get("slurm_job_id")) == job
 
 
 class PrepareJob(submitit.helpers.Checkpointable):
@@ -241,8 +259,9 @@ def _executor(launcher: str, folder: Path, profile: Profile | None, model: str, 
     if profile and profile.setup:
         params["slurm_setup" if launcher == "slurm" else "local_setup"] = list(profile.setup)
     if launcher == "slurm":
+        # held until every job of the sweep is accepted (`submit`): a refused one leaves none to run
         params.update(gpus_per_node=res.gpus, slurm_array_parallelism=profile.array_parallelism,
-                      slurm_signal_delay_s=profile.signal_delay_s)
+                      slurm_signal_delay_s=profile.signal_delay_s, slurm_additional_parameters={"hold": True})
         for key in ("partition", "account", "qos", "constraint"):
             if getattr(profile, key):
                 params[f"slurm_{key}"] = getattr(profile, key)
@@ -276,39 +295,45 @@ def dependency(prepared_by: str | None, after: str | None = None) -> str | None:
 
 
 def submit(specs: Sequence[RunSpec], runtime: Runtime, launcher: str, profile: Profile | None, force: bool = False) -> dict:
-    """Submit every unfinished run; returns the sweep record (also written to disk)."""
+    """Submit every run that is not finished (with `force`, every run) and not queued or running already (a job of
+    an earlier sweep still alive in SLURM, or a live process holding its lock); returns the sweep record (also
+    written to disk).
+
+    Raises BenchError for --launcher slurm without a profile, a results directory that is not writable, or a job that
+    SLURM refuses. SLURM jobs are submitted held and released once all are accepted: after a refusal the accepted
+    ones are cancelled before any started, the sweep's job folder is removed and no run record has changed.
+    """
     if launcher == "slurm" and profile is None:
         raise BenchError("--launcher slurm needs --profile slurm/<cluster>.yaml (see slurm/README.md)")
     store = ResultStore(runtime.results)
     store.check_writable()
     keep = kept_models(specs)
     specs = in_request_order(specs)
-    todo, submitted = [], set()
+    suite = specs[0].suite if specs else "none"
+    live = live_run_jobs(store, suite)
+    todo, submitted, busy = [], set(), {}
     for s in specs:  # in request order: a request after one that is submitted again runs again (it starts from it)
-        if force or not _done(s, store, runtime, s.run_id in keep) or (s.previous and s.previous.run_id in submitted):
-            todo.append(s)
-            submitted.add(s.run_id)
+        if not (force or not _done(s, store, runtime, s.run_id in keep) or (s.previous and s.previous.run_id in submitted)):
+            continue
+        if s.run_id in live or store.is_claimed(store.run_dir(s)):  # a second job would find it busy and end at once
+            busy[s.run_id] = f"job {live[s.run_id]}" if s.run_id in live else "a live process holds its lock"
+            continue
+        todo.append(s)
+        submitted.add(s.run_id)
+    if busy:
+        logging.getLogger("bench").info(f"{len(busy)} runs not submitted again, queued or running already: "
+                                        + ", ".join(f"{run} ({where})" for run, where in busy.items()))
     # a request runs after the job of the request it starts from (when that one is submitted too): on SLURM by a
     # dependency of its own, with --launcher local-jobs (no dependencies) by waiting for that job here
     chained = [s for s in todo if s.previous is not None and s.previous.run_id in submitted]
     chained_ids = {s.run_id for s in chained}
     job_of: dict[str, Any] = {}
     prep_of: dict[tuple, str] = {}
-    suite = specs[0].suite if specs else "none"
     sweep_id = time.strftime("%Y%m%d-%H%M%S") + f"-{uuid.uuid4().hex[:6]}"
     folder = store.suite_dir(suite) / "jobs" / sweep_id
     sweep = {"sweep_id": sweep_id, "suite": suite, "launcher": launcher, "profile": profile.name if profile else None,
-             "created": time.time(), "skipped_finished": len(specs) - len(todo), "jobs": []}
-    if force:
-        # torch loads when this runs, not when the CLI imports bench.dispatch
-        from bench import checkpoint
-
-        for s in todo:  # --force: start again, even from a finished run
-            with store.claim(s) as run:
-                if run is not None and run.status == "finished":
-                    checkpoint.remove_all(run.dir)
-                    run.record.update(status="pending", epochs=[])
-                    run.save()
+             "created": time.time(), "skipped_finished": len(specs) - len(todo) - len(busy), "skipped_busy": len(busy),
+             "jobs": []}
     try:
         for (s_name, model, split), group in _groups(todo).items():
             prep_ex = _executor(launcher, folder, profile, model, f"prep-{s_name}-{split}")
@@ -323,7 +348,7 @@ def submit(specs: Sequence[RunSpec], runtime: Runtime, launcher: str, profile: P
             run_ex = _executor(launcher, folder, profile, model, f"{s_name}-{split}",
                                dependency=dependency(prep.job_id) if launcher == "slurm" else None)
             with run_ex.batch():
-                jobs = [run_ex.submit(RunJob(s.to_dict(), runtime, s.run_id in keep)) for s in free]
+                jobs = [run_ex.submit(RunJob(s.to_dict(), runtime, s.run_id in keep, force)) for s in free]
             for s, job in zip(free, jobs):
                 job_of[s.run_id] = job
                 sweep["jobs"].append({"kind": "run", "job_id": job.job_id, "run_id": s.run_id})
@@ -334,18 +359,41 @@ def submit(specs: Sequence[RunSpec], runtime: Runtime, launcher: str, profile: P
             ex = _executor(launcher, folder, profile, s.model, f"{s.suite}-{s.split}@{s.request}",
                            dependency=dependency(prep_of[(s.suite, s.model, s.split)], before.job_id)
                            if launcher == "slurm" else None)
-            job_of[s.run_id] = ex.submit(RunJob(s.to_dict(), runtime, s.run_id in keep))
+            job_of[s.run_id] = ex.submit(RunJob(s.to_dict(), runtime, s.run_id in keep, force))
             sweep["jobs"].append({"kind": "run", "job_id": job_of[s.run_id].job_id, "run_id": s.run_id,
                                   "after": before.job_id})
-    except submitit.core.utils.FailedJobError as e:
-        _record(store, sweep)  # what was submitted stays visible to `status` and `cancel`
+    except BaseException as e:  # Ctrl-C too: held jobs would wait in the queue for ever
+        if launcher == "slurm":
+            _withdraw(sweep, folder)
+        else:
+            _record(store, sweep)  # local jobs start at once: what was submitted stays visible to `status`
+        if not isinstance(e, submitit.core.utils.FailedJobError):
+            raise
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         detail = next((line for line in lines if "error" in line.lower() and "sbatch" in line.lower()),
                       lines[-1] if lines else type(e).__name__)
         raise BenchError(f"the submission failed: {detail} (check the profile's partition, account and resources "
                          f"against this cluster; see slurm/README.md)") from None
     _record(store, sweep)
+    if launcher == "slurm" and sweep["jobs"]:
+        held = sorted({j["job_id"].split("_")[0] for j in sweep["jobs"]})  # an array's id releases all its jobs
+        done = subprocess.run(["scontrol", "release", *held], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise BenchError(f"the sweep's jobs were submitted held and could not be released "
+                             f"({(done.stderr.strip().splitlines() or ['scontrol failed'])[-1]}): "
+                             f"`scontrol release {' '.join(held)}` starts them, `bench cancel` cancels them")
     return sweep
+
+
+def _withdraw(sweep: dict, folder: Path) -> None:
+    """Undo a SLURM submission that failed part-way: cancel the jobs it got accepted (held, so none has started)
+    and remove its job folder (submission scripts, pickled jobs), leaving nothing of the sweep."""
+    ids = [j["job_id"] for j in sweep["jobs"]]
+    if ids:
+        subprocess.run(["scancel", *ids], check=False, capture_output=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.suppress(OSError):  # jobs/ of the suite, if this sweep was its first
+        folder.parent.rmdir()
 
 
 def _record(store: ResultStore, sweep: dict) -> None:
@@ -376,10 +424,55 @@ def sweeps(store: ResultStore, suite: str) -> list[dict]:
 
 
 def slurm_run_jobs(store: ResultStore, suite: str) -> dict[str, str]:
-    """{run id: SLURM job id} of the runs `suite`'s SLURM sweeps submitted (the newest sweep wins): whether such a
-    run lives is the scheduler's to say, not its lock's."""
-    return {j["run_id"]: j["job_id"] for sw in sweeps(store, suite) if sw["launcher"] == "slurm"
-            for j in sw["jobs"] if j["kind"] == "run"}
+    """{run id: SLURM job id} of the runs `suite`'s SLURM sweeps submitted: whether such a run lives is the
+    scheduler's to say, not its lock's. A run submitted by several sweeps (a duplicate finds it busy and ends at once)
+    is the job's that SLURM still has queued or running, else the one's that its record says ran it last, else the
+    newest one's."""
+    submitted: dict[str, list[str]] = {}  # run id -> its jobs, oldest first
+    for sw in sweeps(store, suite):
+        if sw["launcher"] == "slurm":
+            for j in sw["jobs"]:
+                if j["kind"] == "run":
+                    submitted.setdefault(j["run_id"], []).append(j["job_id"])
+    # the scheduler is asked only where there is a choice: `report` reads this for every run
+    live = _live_jobs([job for jobs in submitted.values() if len(jobs) > 1 for job in jobs])
+    chosen = {}
+    for run, jobs in submitted.items():
+        alive = [job for job in jobs if job in live]
+        recorded = _recorded_job(store, suite, run) if len(jobs) > 1 and not alive else None
+        chosen[run] = alive[-1] if alive else recorded if recorded in jobs else jobs[-1]
+    return chosen
+
+
+def _recorded_job(store: ResultStore, suite: str, run_id: str) -> str | None:
+    """The SLURM job that the run's record says ran it last (bench.environment.slurm_job_id), None without one."""
+    try:
+        record = store.load(store.suite_dir(suite) / "runs" / run_id) or {}
+    except CorruptRun:
+        return None
+    return str(record["slurm_job_id"]) if record.get("slurm_job_id") else None
+
+
+def live_run_jobs(store: ResultStore, suite: str) -> dict[str, str]:
+    """{run id: SLURM job id} of the runs of `suite` whose job SLURM still has queued or running."""
+    jobs = slurm_run_jobs(store, suite)
+    live = _live_jobs(list(jobs.values()))
+    return {run: job for run, job in jobs.items() if job in live}
+
+
+def _live_jobs(job_ids: Sequence[str]) -> dict[str, str]:
+    """{job id: state} of the jobs of `job_ids` that SLURM still has (queued, running, requeued, completing), from
+    squeue: sacct lags behind a submission by seconds, and names a pending array's jobs only as one range
+    (`168_[0-3]`). Empty where SLURM is not installed."""
+    if not job_ids:
+        return {}
+    try:  # an id SLURM has forgotten is left out; where none is known squeue fails, with nothing to read
+        out = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join(job_ids)],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    wanted = set(job_ids)
+    return {job: state for job, _, state in (line.partition("|") for line in out.stdout.split()) if job in wanted}
 
 
 # why a record saying `running` is interrupted: its process was killed, and none holds its lock
@@ -406,24 +499,25 @@ def slurm_status(stored: str, slurm: str | None) -> str:
 
 
 def slurm_states(job_ids: Sequence[str]) -> dict[str, str]:
-    """{job id: SLURM state} from sacct (empty where SLURM is not installed)."""
+    """{job id: SLURM state} from sacct, and squeue for the jobs it still has (empty where SLURM is not installed)."""
     if not job_ids:
         return {}
+    states = {}
     try:
         out = subprocess.run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(job_ids)],
-                             capture_output=True, text=True, timeout=30)
+                             capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.TimeoutExpired):
-        return {}
-    states = {}
-    for line in out.stdout.splitlines():
+        out = ""
+    for line in out.splitlines():
         if "|" in line:
             job, state = line.split("|", 1)
             states[job] = state.split()[0]
-    return states
+    return {**states, **_live_jobs(job_ids)}
 
 
 def cancel(store: ResultStore, suite: str, sweep_id: str | None = None) -> list[str]:
-    """scancel the SLURM jobs of sweep `sweep_id` (default: the latest sweep of the suite); return their job ids.
+    """scancel the SLURM jobs of sweep `sweep_id` (default: the latest sweep of the suite), and the job that runs each
+    of its runs where an earlier sweep's job does (`slurm_run_jobs`); return the job ids.
 
     Raises BenchError (via `unknown`) when `sweep_id` names no sweep of the suite. Local sweeps have no jobs.
     """
@@ -431,7 +525,10 @@ def cancel(store: ResultStore, suite: str, sweep_id: str | None = None) -> list[
     chosen = [s for s in known if s["sweep_id"] == sweep_id] if sweep_id else known[-1:]
     if sweep_id and not chosen:
         raise unknown(f"sweep of suite {suite}", sweep_id, [s["sweep_id"] for s in sweeps(store, suite)])
-    ids = [j["job_id"] for s in chosen if s["launcher"] == "slurm" for j in s["jobs"]]
+    chosen = [s for s in chosen if s["launcher"] == "slurm"]
+    runs = slurm_run_jobs(store, suite) if chosen else {}
+    ids = list(dict.fromkeys([j["job_id"] for s in chosen for j in s["jobs"]]
+                             + [runs[j["run_id"]] for s in chosen for j in s["jobs"] if j["kind"] == "run"]))
     if ids:
         subprocess.run(["scancel", *ids], check=False)
     return ids
