@@ -74,11 +74,9 @@ class Profile:
 # what each profile value must be, and how an error says it: (check, "what is valid")
 _INTEGER = {0: (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"),
             1: (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1")}
+_NAME = (lambda v: isinstance(v, str) and v.strip() != "", "a non-empty name")
 _VALID = {
-    "partition": (lambda v: isinstance(v, str) and v.strip() != "", "a non-empty name"),
-    "account": (lambda v: isinstance(v, str) and v.strip() != "", "a non-empty name"),
-    "qos": (lambda v: isinstance(v, str) and v.strip() != "", "a non-empty name"),
-    "constraint": (lambda v: isinstance(v, str) and v.strip() != "", "a non-empty name"),
+    "partition": _NAME, "account": _NAME, "qos": _NAME, "constraint": _NAME,
     "setup": (lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v), "a list of shell commands"),
     "array_parallelism": _INTEGER[1],
     "signal_delay_s": _INTEGER[0],
