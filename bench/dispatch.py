@@ -374,13 +374,18 @@ def submit(specs: Sequence[RunSpec], runtime: Runtime, launcher: str, profile: P
                          f"against this cluster; see slurm/README.md)") from None
     _record(store, sweep)
     if launcher == "slurm" and sweep["jobs"]:
-        held = sorted({j["job_id"].split("_")[0] for j in sweep["jobs"]})  # an array's id releases all its jobs
-        done = subprocess.run(["scontrol", "release", *held], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise BenchError(f"the sweep's jobs were submitted held and could not be released "
-                             f"({(done.stderr.strip().splitlines() or ['scontrol failed'])[-1]}): "
-                             f"`scontrol release {' '.join(held)}` starts them, `bench cancel` cancels them")
+        _release(sorted({j["job_id"].split("_")[0] for j in sweep["jobs"]}))  # an array's id releases all its jobs
     return sweep
+
+
+def _release(held: list[str]) -> None:
+    """Let the held jobs `held` of a sweep start; a BenchError saying how to start or cancel them where SLURM
+    refuses."""
+    done = subprocess.run(["scontrol", "release", *held], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise BenchError(f"the sweep's jobs were submitted held and could not be released "
+                         f"({(done.stderr.strip().splitlines() or ['scontrol failed'])[-1]}): "
+                         f"`scontrol release {' '.join(held)}` starts them, `bench cancel` cancels them")
 
 
 def _withdraw(sweep: dict, folder: Path) -> None:
