@@ -332,6 +332,8 @@ def cmd_run(args) -> int:
         raise BenchError(f"--workers is read by --launcher local only; --launcher {args.launcher} runs one job per run")
     if args.until_decided:
         _check_until_decided(args, specs)
+    # before anything is written: a bad value, or a key this launcher does not read, stops the command here
+    profile = load_profile(args.profile, args.launcher) if args.profile else None
 
     # ranks, RMU's layer, lm-eval tasks, the device: before any reference, base model or run is built
     ctx = _context(args)
@@ -342,7 +344,7 @@ def cmd_run(args) -> int:
     if args.launcher != "local":
         if distributed.active():
             raise BenchError(f"--launcher {args.launcher} submits jobs; under torchrun use --launcher local")
-        return _dispatch(args, specs)
+        return _dispatch(args, specs, profile)
     distributed.init()
     if not distributed.is_main():  # rank 0 reports; the others train alongside it quietly
         logging.getLogger().setLevel(logging.WARNING)
@@ -524,12 +526,12 @@ def _recipe_text(info, why: str) -> str:
     return f"{info.name} ({why})" if info else why
 
 
-def _dispatch(args, specs) -> int:
-    profile = load_profile(args.profile) if args.profile else None
+def _dispatch(args, specs, profile) -> int:
     runtime = _runtime(args, args.threads or (profile.resources(specs[0].model).cpus if profile else 1))
     sweep = submit(specs, runtime, args.launcher, profile, force=args.force)
     runs = [j for j in sweep["jobs"] if j["kind"] == "run"]
-    print(f"sweep {sweep['sweep_id']}: {len(runs)} run jobs submitted ({sweep['skipped_finished']} already finished); "
+    busy = f", {sweep['skipped_busy']} queued or running already" if sweep["skipped_busy"] else ""
+    print(f"sweep {sweep['sweep_id']}: {len(runs)} run jobs submitted ({sweep['skipped_finished']} already finished{busy}); "
           f"follow with: python -m bench status --suite {args.suite} --results {args.results}")
     return 0
 

@@ -13,8 +13,11 @@ which `status` and `cancel` read.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -31,7 +34,7 @@ import yaml
 from bench.errors import BenchError, unknown
 from bench.models import recipe_of
 from bench.spec import RunSpec, in_request_order, kept_models
-from bench.store import ResultStore, read_json, write_json_atomic
+from bench.store import CorruptRun, ResultStore, read_json, write_json_atomic
 from suites import Context
 
 PROFILE_KEYS = {"partition", "account", "qos", "constraint", "setup", "array_parallelism", "default", "models",
@@ -68,23 +71,55 @@ class Profile:
         return self.models.get(info.name, self.default) if info else self.default
 
 
-def _resources(raw: Any, where: str) -> Resources:
+# what each profile value must be, and how an error says it: (check, "what is valid")
+_INTEGER = {0: (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"),
+            1: (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1")}
+_NAME = (lambda v: isinstance(v, str) and v.strip() != "", "a non-empty name")
+_VALID = {
+    "partition": _NAME, "account": _NAME, "qos": _NAME, "constraint": _NAME,
+    "setup": (lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v), "a list of shell commands"),
+    "array_parallelism": _INTEGER[1],
+    "signal_delay_s": _INTEGER[0],
+    # resources: sbatch would truncate 1.7 CPUs to 1, or refuse 0, only after the sweep was set up
+    "gpus": _INTEGER[0],
+    "cpus": _INTEGER[1],
+    "mem_gb": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0,
+               "a number > 0"),
+    "time_min": _INTEGER[1],
+}
+# what `--launcher local-jobs` reads of a profile: submitit's local executor takes a job's time limit and setup lines
+# (not its memory, GPUs or signal delay), and a job's CPUs are its torch threads; SLURM's queue and account keys
+# mean nothing on this machine
+LOCAL_JOBS_KEYS = ("setup", "cpus", "time_min")
+
+
+def _checked(path: str, where: str, value: Any) -> Any:
+    """`value` of the profile key `where` (`cpus` of `default.cpus`), or a BenchError naming key, value and what is
+    valid."""
+    valid, expected = _VALID[where.rsplit(".", 1)[-1]]
+    if not valid(value):
+        shown = repr(value) if isinstance(value, str) else value
+        raise BenchError(f"profile '{path}': bad {where} {shown} (expected {expected})")
+    return value
+
+
+def _resources(path: str, raw: Any, where: str) -> Resources:
     if not isinstance(raw, dict):
-        raise BenchError(f"profile: '{where}' must be a mapping of {', '.join(sorted(RESOURCE_KEYS))}")
+        raise BenchError(f"profile '{path}': '{where}' must be a mapping of {', '.join(sorted(RESOURCE_KEYS))}")
     bad = set(raw) - RESOURCE_KEYS
     if bad:
-        raise BenchError(f"profile: unknown key(s) {', '.join(sorted(bad))} in '{where}' (valid: {', '.join(sorted(RESOURCE_KEYS))})")
-    try:
-        return Resources(**{k: (float if k == "mem_gb" else int)(v) for k, v in raw.items()})
-    except (TypeError, ValueError):
-        raise BenchError(f"profile: '{where}' needs numbers for {', '.join(sorted(raw))}") from None
+        raise BenchError(f"profile '{path}': unknown key(s) {', '.join(sorted(bad))} in '{where}' "
+                         f"(valid: {', '.join(sorted(RESOURCE_KEYS))})")
+    return Resources(**{k: _checked(path, f"{where}.{k}", v) for k, v in raw.items()})
 
 
-def load_profile(path: str) -> Profile:
-    """Read a SLURM profile (YAML: partition, account, resources per model, setup commands, ...).
+def load_profile(path: str, launcher: str = "slurm") -> Profile:
+    """Read a SLURM profile (YAML: partition, account, resources per model, setup commands, ...) for `launcher`
+    (slurm or local-jobs).
 
-    Raises BenchError when the file is missing, not YAML, not a mapping, has an unknown key, or a malformed
-    `models` / `setup` / resources entry.
+    Raises BenchError when the file is missing, not YAML, not a mapping, has an unknown key, a value of the wrong
+    type or range (`cpus: 0`, `array_parallelism: lots`: the error names key, value and what is valid), or, for
+    local-jobs, a key that local-jobs does not read (LOCAL_JOBS_KEYS).
     """
     p = Path(path)
     if not p.is_file():
@@ -101,15 +136,17 @@ def load_profile(path: str) -> Profile:
     models = raw.get("models") or {}
     if not isinstance(models, dict):
         raise BenchError(f"profile '{path}': 'models' must map model names to resources")
-    setup = raw.get("setup") or []
-    if isinstance(setup, str) or not all(isinstance(s, str) for s in setup):
-        raise BenchError(f"profile '{path}': 'setup' must be a list of shell commands")
-    return Profile(name=p.stem, partition=raw.get("partition"), account=raw.get("account"), qos=raw.get("qos"),
-                   constraint=raw.get("constraint"), setup=tuple(setup),
-                   array_parallelism=int(raw.get("array_parallelism", 64)),
-                   signal_delay_s=int(raw.get("signal_delay_s", 120)),
-                   default=_resources(raw.get("default", {}), "default"),
-                   models={m: _resources(r, f"models.{m}") for m, r in models.items()})
+    plain = {k: _checked(path, k, v) for k, v in raw.items() if k not in ("default", "models") and v is not None}
+    given = [k for k in plain] + [f"default.{k}" for k in raw.get("default") or {}] \
+        + [f"models.{m}.{k}" for m, r in models.items() if isinstance(r, dict) for k in r]
+    profile = Profile(name=p.stem, **{k: tuple(v) if k == "setup" else v for k, v in plain.items()},
+                      default=_resources(path, raw.get("default") or {}, "default"),
+                      models={m: _resources(path, r, f"models.{m}") for m, r in models.items()})
+    unread = [k for k in given if k.rsplit(".", 1)[-1] not in LOCAL_JOBS_KEYS]
+    if launcher == "local-jobs" and unread:  # never silently ignored: the user would think them honoured
+        raise BenchError(f"profile '{path}': --launcher local-jobs does not read {', '.join(unread)} (it reads "
+                         f"{', '.join(LOCAL_JOBS_KEYS)}; the others are for --launcher slurm)")
+    return profile
 
 
 @dataclass
@@ -145,10 +182,12 @@ def _job_logging() -> None:
 class RunJob(submitit.helpers.Checkpointable):
     """One run. On preemption / timeout submitit calls checkpoint() (inherited: resubmit the same
     call) and requeues; run_one then resumes from the last epoch checkpoint. `keep_model`: a later request of
-    a sequence starts from this run's final model (bench.runner.run_one)."""
+    a sequence starts from this run's final model (bench.runner.run_one). `force` (`run --force`): the job starts
+    the run anew, even a finished one; the submission itself changes no record, so a refused one leaves them all
+    as they were."""
 
-    def __init__(self, spec: dict, runtime: Runtime, keep_model: bool = False):
-        self.spec, self.runtime, self.keep_model = spec, runtime, keep_model
+    def __init__(self, spec: dict, runtime: Runtime, keep_model: bool = False, force: bool = False):
+        self.spec, self.runtime, self.keep_model, self.force = spec, runtime, keep_model, force
 
     def __call__(self) -> str:
         # torch loads when this runs, not when the CLI imports bench.dispatch
@@ -156,10 +195,24 @@ class RunJob(submitit.helpers.Checkpointable):
 
         _job_logging()
         spec = RunSpec.from_dict(self.spec)
-        status = run_one(spec, self.runtime.context(), keep_model=self.keep_model)
+        status = run_one(spec, self.runtime.context(), force=self.force and not self._started_by_this_job(spec),
+                         keep_model=self.keep_model)
         if status == "failed":  # so SLURM and sacct say FAILED too
             raise RuntimeError(f"run failed: {ResultStore(self.runtime.results).reason(spec)}")
         return status
+
+    def _started_by_this_job(self, spec: RunSpec) -> bool:
+        """Whether an earlier attempt of this job (requeued: same SLURM job id) started the run already: then it
+        resumes from its checkpoint rather than start anew a second time."""
+        # torch loads when this runs, not when the CLI imports bench.dispatch
+        from bench.environment import slurm_job_id
+
+        job = slurm_job_id()
+        try:
+            record = ResultStore(self.runtime.results).load(ResultStore(self.runtime.results).run_dir(spec))
+        except CorruptRun:
+            return False
+        return bool(job) and record is not None and str(record.get("slurm_job_id")) == job
 
 
 class PrepareJob(submitit.helpers.Checkpointable):
@@ -201,14 +254,15 @@ def _executor(launcher: str, folder: Path, profile: Profile | None, model: str, 
     ex = submitit.AutoExecutor(folder=str(folder / "%j"), cluster="slurm" if launcher == "slurm" else "local")
     res = profile.resources(model) if profile else Resources()
     params: dict[str, Any] = dict(name=name, timeout_min=res.time_min, cpus_per_task=res.cpus, mem_gb=res.mem_gb)
+    if profile and profile.setup:
+        params["slurm_setup" if launcher == "slurm" else "local_setup"] = list(profile.setup)
     if launcher == "slurm":
+        # held until every job of the sweep is accepted (`submit`): a refused one leaves none to run
         params.update(gpus_per_node=res.gpus, slurm_array_parallelism=profile.array_parallelism,
-                      slurm_signal_delay_s=profile.signal_delay_s)
+                      slurm_signal_delay_s=profile.signal_delay_s, slurm_additional_parameters={"hold": True})
         for key in ("partition", "account", "qos", "constraint"):
             if getattr(profile, key):
                 params[f"slurm_{key}"] = getattr(profile, key)
-        if profile.setup:
-            params["slurm_setup"] = list(profile.setup)
         if dependency:
             params["slurm_dependency"] = dependency
     ex.update_parameters(**params)
@@ -239,39 +293,45 @@ def dependency(prepared_by: str | None, after: str | None = None) -> str | None:
 
 
 def submit(specs: Sequence[RunSpec], runtime: Runtime, launcher: str, profile: Profile | None, force: bool = False) -> dict:
-    """Submit every unfinished run; returns the sweep record (also written to disk)."""
+    """Submit every run that is not finished (with `force`, every run) and not queued or running already (a job of
+    an earlier sweep still alive in SLURM, or a live process holding its lock); returns the sweep record (also
+    written to disk).
+
+    Raises BenchError for --launcher slurm without a profile, a results directory that is not writable, or a job that
+    SLURM refuses. SLURM jobs are submitted held and released once all are accepted: after a refusal the accepted
+    ones are cancelled before any started, the sweep's job folder is removed and no run record has changed.
+    """
     if launcher == "slurm" and profile is None:
         raise BenchError("--launcher slurm needs --profile slurm/<cluster>.yaml (see slurm/README.md)")
     store = ResultStore(runtime.results)
     store.check_writable()
     keep = kept_models(specs)
     specs = in_request_order(specs)
-    todo, submitted = [], set()
+    suite = specs[0].suite if specs else "none"
+    live = live_run_jobs(store, suite)
+    todo, submitted, busy = [], set(), {}
     for s in specs:  # in request order: a request after one that is submitted again runs again (it starts from it)
-        if force or not _done(s, store, runtime, s.run_id in keep) or (s.previous and s.previous.run_id in submitted):
-            todo.append(s)
-            submitted.add(s.run_id)
+        if not (force or not _done(s, store, runtime, s.run_id in keep) or (s.previous and s.previous.run_id in submitted)):
+            continue
+        if s.run_id in live or store.is_claimed(store.run_dir(s)):  # a second job would find it busy and end at once
+            busy[s.run_id] = f"job {live[s.run_id]}" if s.run_id in live else "a live process holds its lock"
+            continue
+        todo.append(s)
+        submitted.add(s.run_id)
+    if busy:
+        logging.getLogger("bench").info(f"{len(busy)} runs not submitted again, queued or running already: "
+                                        + ", ".join(f"{run} ({where})" for run, where in busy.items()))
     # a request runs after the job of the request it starts from (when that one is submitted too): on SLURM by a
     # dependency of its own, with --launcher local-jobs (no dependencies) by waiting for that job here
     chained = [s for s in todo if s.previous is not None and s.previous.run_id in submitted]
     chained_ids = {s.run_id for s in chained}
     job_of: dict[str, Any] = {}
     prep_of: dict[tuple, str] = {}
-    suite = specs[0].suite if specs else "none"
     sweep_id = time.strftime("%Y%m%d-%H%M%S") + f"-{uuid.uuid4().hex[:6]}"
     folder = store.suite_dir(suite) / "jobs" / sweep_id
     sweep = {"sweep_id": sweep_id, "suite": suite, "launcher": launcher, "profile": profile.name if profile else None,
-             "created": time.time(), "skipped_finished": len(specs) - len(todo), "jobs": []}
-    if force:
-        # torch loads when this runs, not when the CLI imports bench.dispatch
-        from bench import checkpoint
-
-        for s in todo:  # --force: start again, even from a finished run
-            with store.claim(s) as run:
-                if run is not None and run.status == "finished":
-                    checkpoint.remove_all(run.dir)
-                    run.record.update(status="pending", epochs=[])
-                    run.save()
+             "created": time.time(), "skipped_finished": len(specs) - len(todo) - len(busy), "skipped_busy": len(busy),
+             "jobs": []}
     try:
         for (s_name, model, split), group in _groups(todo).items():
             prep_ex = _executor(launcher, folder, profile, model, f"prep-{s_name}-{split}")
@@ -286,7 +346,7 @@ def submit(specs: Sequence[RunSpec], runtime: Runtime, launcher: str, profile: P
             run_ex = _executor(launcher, folder, profile, model, f"{s_name}-{split}",
                                dependency=dependency(prep.job_id) if launcher == "slurm" else None)
             with run_ex.batch():
-                jobs = [run_ex.submit(RunJob(s.to_dict(), runtime, s.run_id in keep)) for s in free]
+                jobs = [run_ex.submit(RunJob(s.to_dict(), runtime, s.run_id in keep, force)) for s in free]
             for s, job in zip(free, jobs):
                 job_of[s.run_id] = job
                 sweep["jobs"].append({"kind": "run", "job_id": job.job_id, "run_id": s.run_id})
@@ -297,18 +357,46 @@ def submit(specs: Sequence[RunSpec], runtime: Runtime, launcher: str, profile: P
             ex = _executor(launcher, folder, profile, s.model, f"{s.suite}-{s.split}@{s.request}",
                            dependency=dependency(prep_of[(s.suite, s.model, s.split)], before.job_id)
                            if launcher == "slurm" else None)
-            job_of[s.run_id] = ex.submit(RunJob(s.to_dict(), runtime, s.run_id in keep))
+            job_of[s.run_id] = ex.submit(RunJob(s.to_dict(), runtime, s.run_id in keep, force))
             sweep["jobs"].append({"kind": "run", "job_id": job_of[s.run_id].job_id, "run_id": s.run_id,
                                   "after": before.job_id})
-    except submitit.core.utils.FailedJobError as e:
-        _record(store, sweep)  # what was submitted stays visible to `status` and `cancel`
+    except BaseException as e:  # Ctrl-C too: held jobs would wait in the queue for ever
+        if launcher == "slurm":
+            _withdraw(sweep, folder)
+        else:
+            _record(store, sweep)  # local jobs start at once: what was submitted stays visible to `status`
+        if not isinstance(e, submitit.core.utils.FailedJobError):
+            raise
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         detail = next((line for line in lines if "error" in line.lower() and "sbatch" in line.lower()),
                       lines[-1] if lines else type(e).__name__)
         raise BenchError(f"the submission failed: {detail} (check the profile's partition, account and resources "
                          f"against this cluster; see slurm/README.md)") from None
     _record(store, sweep)
+    if launcher == "slurm" and sweep["jobs"]:
+        _release(sorted({j["job_id"].split("_")[0] for j in sweep["jobs"]}))  # an array's id releases all its jobs
     return sweep
+
+
+def _release(held: list[str]) -> None:
+    """Let the held jobs `held` of a sweep start; a BenchError saying how to start or cancel them where SLURM
+    refuses."""
+    done = subprocess.run(["scontrol", "release", *held], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise BenchError(f"the sweep's jobs were submitted held and could not be released "
+                         f"({(done.stderr.strip().splitlines() or ['scontrol failed'])[-1]}): "
+                         f"`scontrol release {' '.join(held)}` starts them, `bench cancel` cancels them")
+
+
+def _withdraw(sweep: dict, folder: Path) -> None:
+    """Undo a SLURM submission that failed part-way: cancel the jobs it got accepted (held, so none has started)
+    and remove its job folder (submission scripts, pickled jobs), leaving nothing of the sweep."""
+    ids = [j["job_id"] for j in sweep["jobs"]]
+    if ids:
+        subprocess.run(["scancel", *ids], check=False, capture_output=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.suppress(OSError):  # jobs/ of the suite, if this sweep was its first
+        folder.parent.rmdir()
 
 
 def _record(store: ResultStore, sweep: dict) -> None:
@@ -339,10 +427,55 @@ def sweeps(store: ResultStore, suite: str) -> list[dict]:
 
 
 def slurm_run_jobs(store: ResultStore, suite: str) -> dict[str, str]:
-    """{run id: SLURM job id} of the runs `suite`'s SLURM sweeps submitted (the newest sweep wins): whether such a
-    run lives is the scheduler's to say, not its lock's."""
-    return {j["run_id"]: j["job_id"] for sw in sweeps(store, suite) if sw["launcher"] == "slurm"
-            for j in sw["jobs"] if j["kind"] == "run"}
+    """{run id: SLURM job id} of the runs `suite`'s SLURM sweeps submitted: whether such a run lives is the
+    scheduler's to say, not its lock's. A run submitted by several sweeps (a duplicate finds it busy and ends at once)
+    is the job's that SLURM still has queued or running, else the one's that its record says ran it last, else the
+    newest one's."""
+    submitted: dict[str, list[str]] = {}  # run id -> its jobs, oldest first
+    for sw in sweeps(store, suite):
+        if sw["launcher"] == "slurm":
+            for j in sw["jobs"]:
+                if j["kind"] == "run":
+                    submitted.setdefault(j["run_id"], []).append(j["job_id"])
+    # the scheduler is asked only where there is a choice: `report` reads this for every run
+    live = _live_jobs([job for jobs in submitted.values() if len(jobs) > 1 for job in jobs])
+    chosen = {}
+    for run, jobs in submitted.items():
+        alive = [job for job in jobs if job in live]
+        recorded = _recorded_job(store, suite, run) if len(jobs) > 1 and not alive else None
+        chosen[run] = alive[-1] if alive else recorded if recorded in jobs else jobs[-1]
+    return chosen
+
+
+def _recorded_job(store: ResultStore, suite: str, run_id: str) -> str | None:
+    """The SLURM job that the run's record says ran it last (bench.environment.slurm_job_id), None without one."""
+    try:
+        record = store.load(store.suite_dir(suite) / "runs" / run_id) or {}
+    except CorruptRun:
+        return None
+    return str(record["slurm_job_id"]) if record.get("slurm_job_id") else None
+
+
+def live_run_jobs(store: ResultStore, suite: str) -> dict[str, str]:
+    """{run id: SLURM job id} of the runs of `suite` whose job SLURM still has queued or running."""
+    jobs = slurm_run_jobs(store, suite)
+    live = _live_jobs(list(jobs.values()))
+    return {run: job for run, job in jobs.items() if job in live}
+
+
+def _live_jobs(job_ids: Sequence[str]) -> dict[str, str]:
+    """{job id: state} of the jobs of `job_ids` that SLURM still has (queued, running, requeued, completing), from
+    squeue: sacct lags behind a submission by seconds, and names a pending array's jobs only as one range
+    (`168_[0-3]`). Empty where SLURM is not installed."""
+    if not job_ids:
+        return {}
+    try:  # an id SLURM has forgotten is left out; where none is known squeue fails, with nothing to read
+        out = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join(job_ids)],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    wanted = set(job_ids)
+    return {job: state for job, _, state in (line.partition("|") for line in out.stdout.split()) if job in wanted}
 
 
 # why a record saying `running` is interrupted: its process was killed, and none holds its lock
@@ -369,24 +502,25 @@ def slurm_status(stored: str, slurm: str | None) -> str:
 
 
 def slurm_states(job_ids: Sequence[str]) -> dict[str, str]:
-    """{job id: SLURM state} from sacct (empty where SLURM is not installed)."""
+    """{job id: SLURM state} from sacct, and squeue for the jobs it still has (empty where SLURM is not installed)."""
     if not job_ids:
         return {}
+    states = {}
     try:
         out = subprocess.run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(job_ids)],
-                             capture_output=True, text=True, timeout=30)
+                             capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.TimeoutExpired):
-        return {}
-    states = {}
-    for line in out.stdout.splitlines():
+        out = ""
+    for line in out.splitlines():
         if "|" in line:
             job, state = line.split("|", 1)
             states[job] = state.split()[0]
-    return states
+    return {**states, **_live_jobs(job_ids)}
 
 
 def cancel(store: ResultStore, suite: str, sweep_id: str | None = None) -> list[str]:
-    """scancel the SLURM jobs of sweep `sweep_id` (default: the latest sweep of the suite); return their job ids.
+    """scancel the SLURM jobs of sweep `sweep_id` (default: the latest sweep of the suite), and the job that runs each
+    of its runs where an earlier sweep's job does (`slurm_run_jobs`); return the job ids.
 
     Raises BenchError (via `unknown`) when `sweep_id` names no sweep of the suite. Local sweeps have no jobs.
     """
@@ -394,7 +528,10 @@ def cancel(store: ResultStore, suite: str, sweep_id: str | None = None) -> list[
     chosen = [s for s in known if s["sweep_id"] == sweep_id] if sweep_id else known[-1:]
     if sweep_id and not chosen:
         raise unknown(f"sweep of suite {suite}", sweep_id, [s["sweep_id"] for s in sweeps(store, suite)])
-    ids = [j["job_id"] for s in chosen if s["launcher"] == "slurm" for j in s["jobs"]]
+    chosen = [s for s in chosen if s["launcher"] == "slurm"]
+    runs = slurm_run_jobs(store, suite) if chosen else {}
+    ids = list(dict.fromkeys([j["job_id"] for s in chosen for j in s["jobs"]]
+                             + [runs[j["run_id"]] for s in chosen for j in s["jobs"] if j["kind"] == "run"]))
     if ids:
         subprocess.run(["scancel", *ids], check=False)
     return ids

@@ -17,6 +17,13 @@ PACKAGES = ("torch", "transformers", "peft", "accelerate", "datasets", "lm_eval"
 CODE_PATHS = ("bench", "methods", "suites", "pyproject.toml")
 
 
+def slurm_job_id() -> str | None:
+    """This process's SLURM job as squeue, sacct and the sweep records name it: `<array job>_<task>` for a job of an
+    array (whose SLURM_JOB_ID is a number of its own, found nowhere else), else SLURM_JOB_ID; None outside SLURM."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    return f"{array}_{task}" if array and task else os.environ.get("SLURM_JOB_ID")
+
+
 def git_commit() -> str | None:
     """The harness's git commit, with `-dirty` when the code under CODE_PATHS differs from it; None without git."""
     root = Path(__file__).resolve().parent.parent

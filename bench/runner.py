@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from bench.data import paired_batches
-from bench.environment import environment, machine_name
+from bench.environment import environment, machine_name, slurm_job_id
 from bench.errors import BenchError
 from bench import checkpoint, distributed, fingerprint, lm_eval_bridge, phases, robustness
 from bench.fingerprint import digest, model_fingerprint
@@ -175,7 +175,7 @@ def run_one(spec: RunSpec, ctx: Context, force: bool = False, keep_model: bool =
                 ctx.log(f"{spec.run_id}: resuming after epoch {resume_from[0]} ({resume_from[1]})")
                 run.record.setdefault("resumed_after_epoch", []).append(resume_from[0])
             run.record.update(status="running", reason=None, host=socket.gethostname(), pid=os.getpid(),
-                              slurm_job_id=os.environ.get("SLURM_JOB_ID"), world_size=distributed.world_size())
+                              slurm_job_id=slurm_job_id(), world_size=distributed.world_size())
             run.save()
         shared = distributed.share(run if main else None)
         if not main:  # trains alongside rank 0; the store is rank 0's

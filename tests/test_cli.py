@@ -157,3 +157,29 @@ def test_importing_the_cli_after_rouge_leaves_stderr_and_logging_alone():
             "print('ok')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("launcher, profile, message", [
+    ("slurm", "partition: debug\narray_parallelism: lots\n", "bad array_parallelism 'lots' (expected an integer >= 1)"),
+    ("slurm", "signal_delay_s: [1]\n", "bad signal_delay_s [1] (expected an integer >= 0)"),
+    ("slurm", "default: {gpus: 0, cpus: 0, mem_gb: 2}\n", "bad default.cpus 0 (expected an integer >= 1)"),
+    ("slurm", "default: {cpus: 1.7}\n", "bad default.cpus 1.7 (expected an integer >= 1)"),  # was truncated to 1
+    ("slurm", "models: {tiny-gpt-neo: {mem_gb: -2}}\n", "bad models.tiny-gpt-neo.mem_gb -2 (expected a number > 0)"),
+    ("slurm", "partition: ''\n", "bad partition '' (expected a non-empty name)"),
+    ("slurm", "setup: touch x\n", "bad setup 'touch x' (expected a list of shell commands)"),
+    # local-jobs honours setup, time_min and cpus (its torch threads); SLURM's keys would be ignored without a word
+    ("local-jobs", "partition: nosuchpartition\naccount: nobody\nsetup: [\"exit 3\"]\narray_parallelism: 1\n"
+                   "default: {gpus: 4, cpus: 1, mem_gb: 2, time_min: 30}\n",
+     "--launcher local-jobs does not read partition, account, array_parallelism, default.gpus, default.mem_gb "
+     "(it reads setup, cpus, time_min; the others are for --launcher slurm)"),
+])
+def test_a_bad_profile_is_one_line_naming_the_key_and_value_before_anything_is_written(launcher, profile, message,
+                                                                                       tmp_path, capsys):
+    path = tmp_path / "profile.yaml"
+    path.write_text(profile)
+    results = tmp_path / "new" / "results"
+    assert main(["run", "--suite", "tdec-mini", "--methods", "ga", "--seeds", "0", "--splits", "set0", "--launcher",
+                 launcher, "--profile", str(path), "--results", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: profile '{path}': ") and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "new").exists()

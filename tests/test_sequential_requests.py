@@ -261,6 +261,8 @@ def test_slurm_jobs_of_a_sequence_wait_for_the_request_they_start_from(chain, tm
     log = []
     monkeypatch.setattr(dispatch, "_executor", lambda launcher, folder, profile, model, name, dependency=None:
                         FakeExecutor(log, dependency))
+    monkeypatch.setattr(dispatch, "_release", lambda held: None)  # no real SLURM holds these jobs
+    monkeypatch.setattr(dispatch, "_live_jobs", lambda job_ids: {})
     specs = expand("chain-toy", "ga", seeds="0", axis="sust")
     runtime = dispatch.Runtime(results=str(tmp_path / "results"))
     profile = dispatch.Profile(name="test")
