@@ -116,8 +116,10 @@ def test_failed_and_cancelled_runs_show_in_status(results):
 
 @needs_cluster
 def test_a_run_queued_or_running_is_not_submitted_again_and_status_and_cancel_follow_its_live_job(results, capsys):
+    # a learning rate at which it never reaches the forgetting thresholds: it runs until cancelled (at the default
+    # one, the stopping rule could end it before the cancel arrives)
     argv = ["run", "--suite", "tdec-mini", "--splits", "set0", "--seeds", "1", "--methods", "ga+lora", "--epochs", "400",
-            "--launcher", "slurm", "--profile", PROFILE, "--results", str(results), *TDEC_MINI_LEAN_ARGS]
+            "--lr", "1e-9", "--launcher", "slurm", "--profile", PROFILE, "--results", str(results), *TDEC_MINI_LEAN_ARGS]
     store = ResultStore(results)
     assert main(argv) == 0
     first = sweeps(store, "tdec-mini")[-1]
@@ -127,7 +129,8 @@ def test_a_run_queued_or_running_is_not_submitted_again_and_status_and_cancel_fo
     assert main(argv) == 0  # at once: its job is still queued
     assert "0 run jobs submitted (0 already finished, 1 queued or running already)" in capsys.readouterr().out
     assert sweeps(store, "tdec-mini")[-1]["sweep_id"] == first["sweep_id"]  # no second sweep, no duplicate job
-    run = expand("tdec-mini", "ga+lora", hparams={"epochs": 400}, splits="set0", seeds="1", options=TDEC_MINI_LEAN)[0].run_id
+    run = expand("tdec-mini", "ga+lora", hparams={"epochs": 400, "lr": 1e-9}, splits="set0", seeds="1",
+                 options=TDEC_MINI_LEAN)[0].run_id
     wait_for(lambda: run_records(results).get(run, {}).get("epochs"), what="the run to start")
     # a newer sweep naming the run with a job that has ended (a duplicate an earlier version submitted, which found
     # the run busy and ended at once): the run is still its live job's, for status as for cancel
